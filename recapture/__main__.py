@@ -1,0 +1,5 @@
+import sys
+
+from recapture.cli import main
+
+sys.exit(main())

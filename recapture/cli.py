@@ -1,0 +1,150 @@
+"""The ``recapture`` command: a thin layer over the library.
+
+Each subcommand parses its options and calls one public function; whatever the CLI does a
+user can do in Python. User errors (bad file, option or config key) print one line naming
+what is at fault and exit with status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from recapture import __version__, progress
+from recapture.errors import RecaptureError
+
+EXIT_USER_ERROR = 2
+
+# Each subcommand registers (add_arguments, run) here, in the order shown by --help.
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable]] = {}
+
+
+def command(name: str, help_text: str):
+    """Register ``add_arguments`` for a subcommand; the decorated function runs it."""
+
+    def register(run: Callable[[argparse.Namespace], int | None]):
+        def decorator(add_arguments: Callable[[argparse.ArgumentParser], None]):
+            _COMMANDS[name] = (help_text, add_arguments, run)
+            return add_arguments
+
+        return decorator
+
+    return register
+
+
+# ----------------------------------------------------------------------------- simulate
+def _run_simulate(args: argparse.Namespace) -> int:
+    raise NotImplementedError("simulate")
+
+
+@command("simulate", "simulate a registration world with known truth")(_run_simulate)
+def _add_simulate(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+# ----------------------------------------------------------------------------- validate
+def _run_validate(args: argparse.Namespace) -> int:
+    raise NotImplementedError("validate")
+
+
+@command("validate", "validate and standardise raw extracts into records.parquet")(_run_validate)
+def _add_validate(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+# ----------------------------------------------------------------------------- link
+def _run_link(args: argparse.Namespace) -> int:
+    raise NotImplementedError("link")
+
+
+@command("link", "deduplicate and link records into persons (Fellegi–Sunter)")(_run_link)
+def _add_link(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+# ----------------------------------------------------------------------------- estimate
+def _run_estimate(args: argparse.Namespace) -> int:
+    raise NotImplementedError("estimate")
+
+
+@command("estimate", "fit population-size estimators to persons.parquet")(_run_estimate)
+def _add_estimate(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+# ----------------------------------------------------------------------------- run
+def _run_run(args: argparse.Namespace) -> int:
+    raise NotImplementedError("run")
+
+
+@command("run", "run the whole pipeline from a pipeline.toml")(_run_run)
+def _add_run(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+# ----------------------------------------------------------------------------- report
+def _run_report(args: argparse.Namespace) -> int:
+    raise NotImplementedError("report")
+
+
+@command("report", "write HTML reports for a run directory")(_run_report)
+def _add_report(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+# ----------------------------------------------------------------------------- demo
+def _run_demo(args: argparse.Namespace) -> int:
+    raise NotImplementedError("demo")
+
+
+@command("demo", "simulate a default world, run the pipeline and compare with the truth")(_run_demo)
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+# ----------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recapture",
+        description="Population-size estimation from linked administrative registrations.",
+    )
+    parser.add_argument("--version", action="version", version=f"recapture {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, add_arguments, run) in _COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    progress.set_quiet(args.quiet)
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("recapture: interrupted", file=sys.stderr)
+        return 130
+    except (RecaptureError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        if args.debug:
+            raise
+        print(f"recapture {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError | IsADirectoryError | PermissionError) and exc.filename:
+        return f"{Path(exc.filename)}: {exc.strerror}"
+    return " ".join(str(exc).split("\n")[0:1]) or type(exc).__name__
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

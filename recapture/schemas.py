@@ -1,0 +1,178 @@
+"""Pandera models of every artifact: the one source of truth for their schemas.
+
+Each model validates its artifact when it is written and when it is read, and
+``docs/artifacts.md`` is checked against these models by a test. Field descriptions
+here are the documentation a downstream analyst reads.
+
+Bump an artifact's ``SCHEMA_VERSIONS`` entry when its columns change incompatibly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Optional
+
+import pandera.polars as pa
+import polars as pl
+
+#: Version of each artifact's schema, written into its Parquet metadata.
+SCHEMA_VERSIONS: dict[str, str] = {
+    "records": "1",
+    "quarantine": "1",
+    "pairs": "1",
+    "clusters": "1",
+    "persons": "1",
+}
+
+#: Region groups of nationality (ISO 3166-1 alpha-3 → region in ``recapture.reference``).
+REGIONS: tuple[str, ...] = (
+    "North Africa",
+    "Sub-Saharan Africa",
+    "Middle East",
+    "Turkey",
+    "Eastern Europe",
+    "Asia",
+    "Latin America and Caribbean",
+    "Other",
+)
+
+#: Canonical sex codes.
+SEX_CODES: tuple[str, ...] = ("M", "F")
+
+#: Canonical quality classes of a recorded birth date.
+BIRTH_DATE_QUALITY: tuple[str, ...] = ("full", "default", "month_year", "year_only", "missing")
+
+#: Canonical reasons of a police apprehension.
+APPREHENSION_REASONS: tuple[str, ...] = ("immigration_check", "criminal_offence", "other")
+
+
+# --------------------------------------------------------------------------------------
+# records.parquet — one row per accepted registration, all sources stacked
+# --------------------------------------------------------------------------------------
+class RecordSchema(pa.DataFrameModel):
+    """records.parquet: one accepted, standardised registration per row (all sources)."""
+
+    record_id: int = pa.Field(ge=0, unique=True, description="Unique id of the registration across all sources.")
+    source: str = pa.Field(description="Source name from the source definition, e.g. 'police' or 'iom'.")
+    source_file: str = pa.Field(description="Path of the extract the row was read from.")
+    source_row: int = pa.Field(ge=1, description="1-based data row number in that extract (header not counted).")
+    source_key: Optional[str] = pa.Field(nullable=True, description="The extract's own registration id, if any.")
+    event_date: dt.date = pa.Field(description="Date of the registration: apprehension date (police) or departure date (IOM).")
+    family_name_raw: Optional[str] = pa.Field(nullable=True, description="Family name as recorded.")
+    given_name_raw: Optional[str] = pa.Field(nullable=True, description="Given names as recorded.")
+    family_name: Optional[str] = pa.Field(nullable=True, description="Standardised family name: ASCII lower case, tokens separated by one space.")
+    given_name: Optional[str] = pa.Field(nullable=True, description="Standardised given names: ASCII lower case, tokens separated by one space.")
+    family_name_key: Optional[str] = pa.Field(nullable=True, description="Transliteration-aware key of the family name (variants of one name coincide).")
+    given_name_key: Optional[str] = pa.Field(nullable=True, description="Transliteration-aware key of the first given name.")
+    birth_date: Optional[dt.date] = pa.Field(nullable=True, description="Birth date when day, month and year are known and valid (default 1 January dates included).")
+    birth_year: Optional[int] = pa.Field(nullable=True, ge=1800, le=2100, description="Birth year when known (also for partial dates).")
+    birth_month: Optional[int] = pa.Field(nullable=True, ge=1, le=12, description="Birth month when known.")
+    birth_day: Optional[int] = pa.Field(nullable=True, ge=1, le=31, description="Birth day when known.")
+    birth_date_raw: Optional[str] = pa.Field(nullable=True, description="Birth date as recorded.")
+    birth_date_quality: str = pa.Field(isin=list(BIRTH_DATE_QUALITY), description="full, default (1 January), month_year, year_only or missing.")
+    sex: Optional[str] = pa.Field(nullable=True, isin=list(SEX_CODES), description="M or F; null when unknown.")
+    sex_raw: Optional[str] = pa.Field(nullable=True, description="Sex as recorded.")
+    nationality_iso3: Optional[str] = pa.Field(nullable=True, str_length={"min_value": 3, "max_value": 3}, description="ISO 3166-1 alpha-3 code; null when unknown or unrecognised.")
+    nationality_region: Optional[str] = pa.Field(nullable=True, isin=list(REGIONS), description="Region group of the nationality; null when unknown.")
+    nationality_raw: Optional[str] = pa.Field(nullable=True, description="Nationality as recorded.")
+    v_number: Optional[str] = pa.Field(nullable=True, description="V-number (vreemdelingennummer) in canonical form, when present and well-formed.")
+    v_number_raw: Optional[str] = pa.Field(nullable=True, description="V-number as recorded.")
+    police_unit: Optional[str] = pa.Field(nullable=True, description="Police unit of the apprehension (police only).")
+    reason: Optional[str] = pa.Field(nullable=True, isin=list(APPREHENSION_REASONS), description="Reason of the apprehension (police only).")
+    client_category: Optional[str] = pa.Field(nullable=True, description="IOM client category (IOM only).")
+    in_target: bool = pa.Field(description="False for registrations of people outside the target population (e.g. IOM clients with a pending procedure).")
+    warnings: Optional[list[str]] = pa.Field(nullable=True, description="Codes of the warnings raised on this row (flagged, not quarantined).")
+
+    class Config:
+        strict = False  # source definitions may carry extra passthrough columns
+        coerce = False
+
+
+# --------------------------------------------------------------------------------------
+# quarantine.parquet — every input row that was not accepted, with all its reasons
+# --------------------------------------------------------------------------------------
+class QuarantineSchema(pa.DataFrameModel):
+    """quarantine.parquet: one rejected input row per row, with every reason."""
+
+    source: str = pa.Field(description="Source name from the source definition.")
+    source_file: str = pa.Field(description="Path of the extract the row was read from.")
+    source_row: int = pa.Field(ge=1, description="1-based data row number in that extract (header not counted).")
+    source_key: Optional[str] = pa.Field(nullable=True, description="The extract's own registration id, if readable.")
+    original: str = pa.Field(description="The row's original values as a JSON object (column → text as read).")
+    reasons: list[str] = pa.Field(description="Codes of every error found on the row (e.g. 'birth_date.impossible').")
+    columns: list[str] = pa.Field(description="Canonical column each reason refers to, aligned with 'reasons'.")
+    messages: list[str] = pa.Field(description="Human-readable message per reason, aligned with 'reasons'.")
+
+    class Config:
+        strict = True
+        coerce = False
+
+
+# --------------------------------------------------------------------------------------
+# pairs.parquet — every scored candidate pair
+# --------------------------------------------------------------------------------------
+class PairsSchema(pa.DataFrameModel):
+    """pairs.parquet: one scored candidate record pair per row (record_id_l < record_id_r)."""
+
+    record_id_l: int = pa.Field(ge=0, description="record_id of the first record (the smaller id).")
+    record_id_r: int = pa.Field(ge=0, description="record_id of the second record.")
+    blocking_rule: str = pa.Field(description="Name of the first blocking rule (in configured order) that produced the pair.")
+    gamma: Optional[int] = pa.Field(
+        nullable=True,
+        alias="gamma_.+",
+        regex=True,
+        description="gamma_<comparison>: comparison level per field (0 = lowest agreement level; -1 = a value missing, neutral).",
+    )
+    match_weight: float = pa.Field(description="log2 posterior odds of a match: log2(λ/(1−λ)) + Σ log2(m/u), with term-frequency adjustment.")
+    match_probability: float = pa.Field(ge=0.0, le=1.0, description="Posterior probability that the pair is a match.")
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+# --------------------------------------------------------------------------------------
+# clusters.parquet — record → person
+# --------------------------------------------------------------------------------------
+class ClusterSchema(pa.DataFrameModel):
+    """clusters.parquet: the person (cluster) each record was assigned to."""
+
+    record_id: int = pa.Field(ge=0, unique=True, description="record_id from records.parquet.")
+    source: str = pa.Field(description="Source of the record.")
+    person_id: int = pa.Field(ge=0, description="Pseudonymous person id (cluster id); stable within a run only.")
+    cluster_size: int = pa.Field(ge=1, description="Number of records in the person's cluster.")
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+# --------------------------------------------------------------------------------------
+# persons.parquet — capture histories, the contract estimators read
+# --------------------------------------------------------------------------------------
+class PersonSchema(pa.DataFrameModel):
+    """persons.parquet: one row per person and period; no names, birth dates or V-numbers."""
+
+    person_id: int = pa.Field(ge=0, description="Pseudonymous person id.")
+    period: str = pa.Field(description="Label of the reference period, e.g. '2017-07-01/2018-06-30'.")
+    n_source: int = pa.Field(
+        ge=0,
+        alias="n_.+",
+        regex=True,
+        description="n_<source>: number of registrations of the person in that source within the period.",
+    )
+    in_source: int = pa.Field(
+        isin=[0, 1],
+        alias="in_.+",
+        regex=True,
+        description="in_<source>: capture indicator, 1 if n_<source> > 0.",
+    )
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+def validate(df: pl.DataFrame, model: type[pa.DataFrameModel]) -> pl.DataFrame:
+    """Validate a polars frame lazily (collect every failure) and return it unchanged."""
+    return model.validate(df, lazy=True)
