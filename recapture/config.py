@@ -1,0 +1,238 @@
+"""Pipeline configuration: a TOML file → typed, validated objects.
+
+Every key is checked on load; an unknown or mistyped key is an error naming the key, so a
+typo never silently falls back to a default. Relative paths are resolved against the
+config file's folder, so a run directory and its config can be moved together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from recapture.errors import ConfigError
+from recapture.pipelines.capture_histories import CaptureHistoryRules, Period
+
+
+@dataclass
+class SourceConfig:
+    """One raw extract and the source definition that reads it."""
+
+    name: str
+    path: Path
+    definition: str  # a built-in definition name ('police', 'iom') or a TOML path
+
+
+@dataclass
+class LinkageConfig:
+    #: Optional linkage settings TOML; the built-in registration settings when absent.
+    settings: Path | None = None
+    #: Match-probability threshold for clustering; the settings' own when absent.
+    threshold: float | None = None
+
+
+@dataclass
+class EstimatorConfig:
+    """One estimator to fit on persons.parquet for each period."""
+
+    name: str
+    model: str
+    formula: str | None = None
+    count: str | None = None
+    lists: list[str] | None = None
+    variance: str = "analytic"
+    interval: str | None = None
+    replicates: int = 0
+    seed: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineConfig:
+    run_dir: Path
+    sources: list[SourceConfig]
+    periods: list[Period]
+    estimators: list[EstimatorConfig]
+    linkage: LinkageConfig = field(default_factory=LinkageConfig)
+    persons: CaptureHistoryRules = field(default_factory=CaptureHistoryRules)
+    seed: int = 20170701
+    reports: bool = True
+    path: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def source_names(self) -> list[str]:
+        return [s.name for s in self.sources]
+
+
+def _check_keys(table: dict, allowed: set[str], where: str, file: str | None) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown key (allowed: {', '.join(sorted(allowed))})", file=file, key=f"{where}{key}"
+            )
+
+
+def _require(table: dict, key: str, kind: type | tuple, where: str, file: str | None) -> Any:
+    if key not in table:
+        raise ConfigError("missing required key", file=file, key=f"{where}{key}")
+    return _typed(table[key], kind, f"{where}{key}", file)
+
+
+def _typed(value: Any, kind: type | tuple, key: str, file: str | None) -> Any:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if bool in kinds or not isinstance(value, bool):
+        if isinstance(value, kinds):
+            return value
+    names = " or ".join(k.__name__ for k in kinds)
+    raise ConfigError(f"expected {names}, got {type(value).__name__} {value!r}", file=file, key=key)
+
+
+def _path(value: Any, base: Path, key: str, file: str | None) -> Path:
+    p = Path(_typed(value, str, key, file)).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def _date(value: Any, key: str, file: str | None) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"expected a date (YYYY-MM-DD), got {value!r}", file=file, key=key)
+
+
+def parse_config(data: dict[str, Any], *, base_dir: Path, file: str | None = None) -> PipelineConfig:
+    """Validate a parsed TOML mapping into a :class:`PipelineConfig`."""
+    _check_keys(data, {"run", "sources", "linkage", "periods", "persons", "estimators", "reports"}, "", file)
+    run = data.get("run", {})
+    _check_keys(run, {"dir", "seed"}, "run.", file)
+    run_dir = _path(run.get("dir", "run"), base_dir, "run.dir", file)
+    seed = _typed(run.get("seed", 20170701), int, "run.seed", file)
+
+    raw_sources = data.get("sources")
+    if not raw_sources:
+        raise ConfigError("at least one [[sources]] entry is required", file=file, key="sources")
+    sources = []
+    for i, src in enumerate(_typed(raw_sources, list, "sources", file)):
+        where = f"sources[{i}]."
+        _check_keys(src, {"name", "path", "definition"}, where, file)
+        name = _require(src, "name", str, where, file)
+        sources.append(
+            SourceConfig(
+                name=name,
+                path=_path(_require(src, "path", str, where, file), base_dir, f"{where}path", file),
+                definition=str(src.get("definition", name)),
+            )
+        )
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"source names must be unique, got {names}", file=file, key="sources")
+
+    link = data.get("linkage", {})
+    _check_keys(link, {"settings", "threshold"}, "linkage.", file)
+    threshold = link.get("threshold")
+    if threshold is not None:
+        threshold = float(_typed(threshold, (int, float), "linkage.threshold", file))
+        if not 0.0 < threshold < 1.0:
+            raise ConfigError("must be a probability strictly between 0 and 1", file=file, key="linkage.threshold")
+    linkage = LinkageConfig(
+        settings=_path(link["settings"], base_dir, "linkage.settings", file) if "settings" in link else None,
+        threshold=threshold,
+    )
+
+    periods = []
+    for i, per in enumerate(_typed(data.get("periods", []), list, "periods", file)):
+        where = f"periods[{i}]."
+        _check_keys(per, {"start", "end", "label"}, where, file)
+        start = _date(_require(per, "start", (str, dt.date), where, file), f"{where}start", file)
+        end = _date(_require(per, "end", (str, dt.date), where, file), f"{where}end", file)
+        if end < start:
+            raise ConfigError(f"period ends ({end}) before it starts ({start})", file=file, key=f"{where}end")
+        periods.append(Period(start, end, str(per.get("label", ""))))
+    if not periods:
+        periods = [Period.year_from_july(2017)]
+    labels = [p.label for p in periods]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"period labels must be unique, got {labels}", file=file, key="periods")
+
+    persons_table = data.get("persons", {})
+    allowed_rules = {f.name for f in fields(CaptureHistoryRules)}
+    _check_keys(persons_table, allowed_rules, "persons.", file)
+    rules = CaptureHistoryRules()
+    if "age_breaks" in persons_table:
+        breaks = _typed(persons_table["age_breaks"], list, "persons.age_breaks", file)
+        if not breaks or any(not isinstance(b, int) for b in breaks) or breaks != sorted(set(breaks)):
+            raise ConfigError("must be a non-empty increasing list of integers", file=file, key="persons.age_breaks")
+        rules.age_breaks = tuple(breaks)
+    if "exclude_out_of_target" in persons_table:
+        rules.exclude_out_of_target = _typed(persons_table["exclude_out_of_target"], bool, "persons.exclude_out_of_target", file)
+    for key in ("departure_source", "primary_source"):
+        if key in persons_table:
+            setattr(rules, key, _typed(persons_table[key], str, f"persons.{key}", file))
+
+    estimators = []
+    allowed_est = {f.name for f in fields(EstimatorConfig)}
+    for i, est in enumerate(_typed(data.get("estimators", []), list, "estimators", file)):
+        where = f"estimators[{i}]."
+        _check_keys(est, allowed_est, where, file)
+        model = _require(est, "model", str, where, file)
+        lists = est.get("lists")
+        if lists is not None:
+            lists = _typed(lists, list, f"{where}lists", file)
+            unknown = [x for x in lists if x not in names]
+            if unknown:
+                raise ConfigError(f"unknown sources {unknown} (configured: {names})", file=file, key=f"{where}lists")
+        estimators.append(
+            EstimatorConfig(
+                name=str(est.get("name", model if not any(e.name == model for e in estimators) else f"{model}_{i}")),
+                model=model,
+                formula=est.get("formula"),
+                count=est.get("count"),
+                lists=lists,
+                variance=_typed(est.get("variance", "analytic"), str, f"{where}variance", file),
+                interval=est.get("interval"),
+                replicates=_typed(est.get("replicates", 0), int, f"{where}replicates", file),
+                seed=_typed(est.get("seed", seed), int, f"{where}seed", file),
+                options=_typed(est.get("options", {}), dict, f"{where}options", file),
+            )
+        )
+    est_names = [e.name for e in estimators]
+    if len(set(est_names)) != len(est_names):
+        raise ConfigError(f"estimator names must be unique, got {est_names}", file=file, key="estimators")
+
+    reports = data.get("reports", {})
+    _check_keys(reports, {"enabled"}, "reports.", file)
+    return PipelineConfig(
+        run_dir=run_dir,
+        sources=sources,
+        periods=periods,
+        estimators=estimators,
+        linkage=linkage,
+        persons=rules,
+        seed=seed,
+        reports=_typed(reports.get("enabled", True), bool, "reports.enabled", file),
+        path=Path(file) if file else None,
+        raw=data,
+    )
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a pipeline TOML file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("config file not found", file=str(path)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
+    return parse_config(data, base_dir=path.resolve().parent, file=str(path))
