@@ -1,0 +1,126 @@
+"""Shared plumbing of the linkage benchmarks: machine facts, isolated tool runs, docs sections.
+
+Each tool (recapture, Splink, recordlinkage) runs in its own subprocess so that its
+peak memory (``ru_maxrss`` of that process) and wall time are its own and a crash or
+timeout of one peer does not lose the others. Peers can run under another interpreter
+(``--peer-python`` or ``RECAPTURE_BENCH_PEER_PYTHON``), e.g. a separate venv, if
+installing them next to recapture ever conflicts with its pins. This module uses the
+standard library only, because peer workers import it too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
+
+
+def machine() -> dict:
+    """CPU model, cores, RAM, OS and date of this run."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        ram = float("nan")
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "ram_gib": round(ram, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def machine_line(info: dict | None = None, shared: bool = True) -> str:
+    info = info or machine()
+    note = " The machine was shared with other work during the run." if shared else ""
+    return (
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB RAM, "
+        f"{info['os']}, Python {info['python']}. Date: {info['date']}.{note}"
+    )
+
+
+def peak_rss_gib() -> float:
+    """Peak resident memory of this process so far (Linux ru_maxrss is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def peer_python(cli_value: str | None) -> str:
+    return cli_value or os.environ.get("RECAPTURE_BENCH_PEER_PYTHON") or sys.executable
+
+
+def run_worker(python: str, script: Path, args: list[str], timeout: float | None = None) -> dict:
+    """Run ``python script --worker ...`` and return the JSON it wrote (plus status)."""
+    fd, out = tempfile.mkstemp(suffix=".json", prefix="bench_worker_")
+    os.close(fd)
+    cmd = [python, str(script), "--worker", *args, "--result", out]
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        Path(out).unlink(missing_ok=True)
+        return {"status": "timeout", "timeout_s": timeout, "process_wall_s": time.perf_counter() - start}
+    wall = time.perf_counter() - start
+    try:
+        result = json.loads(Path(out).read_text()) if Path(out).stat().st_size else {}
+    finally:
+        Path(out).unlink(missing_ok=True)
+    if proc.returncode != 0 or not result:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
+        return {"status": "failed", "returncode": proc.returncode, "error": "\n".join(tail), "process_wall_s": wall}
+    result.setdefault("status", "ok")
+    result["process_wall_s"] = wall
+    return result
+
+
+def finish_worker(result_path: str, payload: dict) -> None:
+    """Called by a worker at its end: add its own peak memory and write the JSON."""
+    payload["peak_rss_gib"] = peak_rss_gib()
+    Path(result_path).write_text(json.dumps(payload, default=float))
+
+
+def write_section(key: str, markdown: str, path: Path = BENCHMARKS_MD) -> None:
+    """Replace (or append) the section between ``<!-- bench:key -->`` markers."""
+    begin, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
+    block = f"{begin}\n{markdown.strip()}\n{end}\n"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "–"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) if not isinstance(v, str) else v for v in row) + " |" for row in rows]
+    return "\n".join(lines)
