@@ -1,0 +1,116 @@
+"""Population-size estimators.
+
+Every estimator returns a :class:`PopulationEstimate`. ``MODELS`` maps a model name (the
+``--model`` of ``recapture estimate``) to an :class:`EstimatorEntry` whose ``run(data,
+**options)`` fits it; :func:`estimate` is the one function the CLI calls. Other estimator
+modules add themselves with :func:`register_model` when imported (see the end of this file).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from recapture.errors import ConfigError
+from recapture.estimators.count_models import (
+    MODEL_CLASSES as _COUNT_MODEL_CLASSES,
+)
+from recapture.estimators.count_models import (
+    Chao,
+    CountModel,
+    OneInflatedZeroTruncated,
+    Zelterman,
+    ZeroTruncatedGeometric,
+    ZeroTruncatedNegativeBinomial,
+    ZeroTruncatedOneInflated,
+    ZeroTruncatedPoisson,
+)
+from recapture.estimators.result import PopulationEstimate
+
+__all__ = [
+    "MODELS",
+    "Chao",
+    "CountModel",
+    "EstimatorEntry",
+    "OneInflatedZeroTruncated",
+    "PopulationEstimate",
+    "Zelterman",
+    "ZeroTruncatedGeometric",
+    "ZeroTruncatedNegativeBinomial",
+    "ZeroTruncatedOneInflated",
+    "ZeroTruncatedPoisson",
+    "estimate",
+    "register_model",
+]
+
+
+@dataclass(frozen=True)
+class EstimatorEntry:
+    """A named estimator: ``run(data, **options) -> PopulationEstimate``.
+
+    ``options`` holds every option the caller set (the CLI passes its parsed options, with
+    None for those not given); ``run`` uses those it knows and must reject, with a
+    :class:`ConfigError`, a set option it does not support.
+    """
+
+    name: str
+    kind: str  # "single-source" or "multiple-systems"
+    description: str
+    run: Callable[..., PopulationEstimate]
+
+
+MODELS: dict[str, EstimatorEntry] = {}
+
+
+def register_model(name: str, run: Callable[..., PopulationEstimate], *, kind: str, description: str) -> None:
+    MODELS[name] = EstimatorEntry(name=name, kind=kind, description=description, run=run)
+
+
+def estimate(data: Any, model: str, **options: Any) -> PopulationEstimate:
+    """Fit the estimator named ``model`` to ``data`` (a frame or a Parquet/CSV path)."""
+    if model not in MODELS:
+        raise ConfigError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}", key="model")
+    return MODELS[model].run(data, **options)
+
+
+# ------------------------------------------------------------------------------ single-source
+_COUNT_CONSTRUCT = ("formula", "reference", "offset", "information", "strata", "absurd_ratio", "dfpopsize", "omega_formula", "alpha_formula")
+_COUNT_FIT = ("count", "weights", "variance", "bootstrap_type", "replicates", "seed", "workers", "interval", "bootstrap_penalty")
+
+
+def _count_runner(name: str) -> Callable[..., PopulationEstimate]:
+    def run(data: Any, **options: Any) -> PopulationEstimate:
+        given = {k: v for k, v in options.items() if v is not None}
+        unknown = sorted(set(given) - set(_COUNT_CONSTRUCT) - set(_COUNT_FIT))
+        if unknown:
+            raise ConfigError(f"option(s) not supported by --model {name}: {', '.join(unknown)}", key=unknown[0])
+        construct = {k: given[k] for k in _COUNT_CONSTRUCT if k in given}
+        fit = {k: given[k] for k in _COUNT_FIT if k in given}
+        if "count" not in fit:
+            raise ConfigError("single-source models need the count column (--count-col)", key="count")
+        formula = construct.pop("formula", "~ 1")
+        return _COUNT_MODEL_CLASSES[name](formula, **construct).fit(data, **fit)
+
+    return run
+
+
+for _name in _COUNT_MODEL_CLASSES:
+    register_model(
+        _name,
+        _count_runner(_name),
+        kind="single-source",
+        description=_COUNT_MODEL_CLASSES[_name]("~ 1").family.description,
+    )
+
+# ------------------------------------------------------------------------------ other modules
+# Modules that define further estimators call register_model() when imported.
+for _module in ("recapture.estimators.loglinear", "recapture.estimators.mse", "recapture.estimators.dse"):
+    if importlib.util.find_spec(_module) is not None:
+        try:
+            importlib.import_module(_module)
+        except Exception as _exc:  # a broken optional module must not take the others down
+            warnings.warn(f"estimators from {_module} unavailable: {_exc}", RuntimeWarning, stacklevel=1)

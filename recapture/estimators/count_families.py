@@ -1,0 +1,429 @@
+"""Truncated count distributions used by the single-source estimators.
+
+Each family gives, for a vector of counts ``y ≥ 1`` and linear predictors ``eta`` (one
+column per distribution parameter: λ first, then ω or α), the zero-truncated log pmf, its
+first and second derivatives in ``eta``, and the probability ``p`` of being observed at all
+(one minus the untruncated probability of zero) that the Horvitz–Thompson estimator divides
+by. Parameterisations follow singleRcapture (Tyszka, Beręsewicz & Chlebicki) so results can
+be compared number for number:
+
+* λ is the untruncated mean with a log link; ω (one-inflation) has a logit link; α (negative
+  binomial dispersion, variance λ + αλ²) has a log link.
+* ``oizt*`` — one-inflated, then zero-truncated (Godwin & Böhning 2017): the extra ones are
+  part of the untruncated distribution, so ``p = 1 − (1 − ω)·P(0)``.
+* ``ztoi*`` — zero-truncated, then one-inflated: the extra ones are added after truncation,
+  so ``p = 1 − P(0)`` as in the plain truncated model.
+
+Log-likelihoods are written with complex-safe numpy/scipy functions so that families without
+hand-written derivatives get exact first derivatives by complex-step differentiation and
+second derivatives by central differences of those (error about 1e-10).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import gammaln, loggamma
+
+_CSTEP = 1e-20  # complex step
+_FSTEP = 1e-5  # finite-difference step for second derivatives
+
+
+def _expit(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _log1mexp(x):
+    """log(1 − e^{−x}) for x > 0, complex-safe."""
+    return np.log(-np.expm1(-x))
+
+
+class CountFamily:
+    """A zero-truncated count distribution with one or two linear predictors."""
+
+    name: str = ""
+    description: str = ""
+    predictors: tuple[str, ...] = ("lambda",)
+    #: True when the family's likelihood uses every count (False: Zelterman/Chao use 1 and 2)
+    uses_all_counts: bool = True
+
+    # ---------------------------------------------------------------- to implement
+    def loglik(self, y: np.ndarray, eta: np.ndarray) -> np.ndarray:
+        """Log pmf of y under the zero-truncated model, per unit (complex-safe in eta)."""
+        raise NotImplementedError
+
+    def p_observed(self, eta: np.ndarray) -> np.ndarray:
+        """P(Y > 0) under the untruncated model (complex-safe in eta)."""
+        raise NotImplementedError
+
+    def start(self, y: np.ndarray, w: np.ndarray) -> list[float]:
+        """Starting intercepts, one per predictor."""
+        ybar = float(np.sum(w * y) / np.sum(w))
+        return [np.log(max(2.0 * (ybar - 1.0), 0.05))] + [0.0] * (len(self.predictors) - 1)
+
+    # ---------------------------------------------------------------- generic machinery
+    def fit_mask(self, y: np.ndarray) -> np.ndarray:
+        return np.ones(len(y), dtype=bool)
+
+    def lambda_(self, eta: np.ndarray) -> np.ndarray:
+        return np.exp(eta[:, 0])
+
+    def parameters(self, eta: np.ndarray) -> dict[str, np.ndarray]:
+        """Natural parameters for reporting."""
+        return {"lambda": self.lambda_(eta)}
+
+    def evaluate(self, y, eta):
+        """(loglik, gradient (n,k), Hessian (n,k,k)) per unit in eta."""
+        ll = np.real(self.loglik(y, eta))
+        grad = self._grad(y, eta)
+        k = eta.shape[1]
+        hess = np.empty((len(y), k, k))
+        for col in range(k):
+            up = eta.copy()
+            up[:, col] += _FSTEP
+            down = eta.copy()
+            down[:, col] -= _FSTEP
+            hess[:, :, col] = (self._grad(y, up) - self._grad(y, down)) / (2 * _FSTEP)
+        hess = 0.5 * (hess + hess.transpose(0, 2, 1))
+        return ll, grad, hess
+
+    def _grad(self, y, eta):
+        k = eta.shape[1]
+        out = np.empty((len(y), k))
+        for col in range(k):
+            shifted = eta.astype(complex)
+            shifted[:, col] += 1j * _CSTEP
+            out[:, col] = np.imag(self.loglik(y, shifted)) / _CSTEP
+        return out
+
+    def population_terms(self, y, eta):
+        """Horvitz–Thompson terms per unit: N_i, dN_i/deta (n,k) and Var term (1−p)/p²."""
+        p = np.real(self.p_observed(eta))
+        k = eta.shape[1]
+        dp = np.empty((len(y), k))
+        for col in range(k):
+            shifted = eta.astype(complex)
+            shifted[:, col] += 1j * _CSTEP
+            dp[:, col] = np.imag(self.p_observed(shifted)) / _CSTEP
+        return 1.0 / p, -dp / p[:, None] ** 2, (1.0 - p) / p**2
+
+    def population_size_terms(self, y, eta):
+        """N_i only (fast path for the bootstrap)."""
+        return 1.0 / np.real(self.p_observed(eta))
+
+    def truncated_pmf(self, k: np.ndarray, eta: np.ndarray) -> np.ndarray:
+        """P(Y = k | Y > 0) for every unit (rows) and count (columns)."""
+        n = eta.shape[0]
+        kk = np.broadcast_to(np.asarray(k, dtype=float)[None, :], (n, len(k)))
+        rep = np.repeat(eta, len(k), axis=0)
+        return np.exp(np.real(self.loglik(kk.reshape(-1), rep))).reshape(n, len(k))
+
+    def info_weight(self, eta: np.ndarray) -> np.ndarray | None:
+        """Expected information per unit in eta (single-predictor families), for Firth."""
+        return None
+
+    #: families whose likelihood depends on each pattern's counts only through a few sums
+    #: implement ``sufficient`` and ``evaluate_patterns`` (the fast path of the fitter)
+    def sufficient(self, y, w, pattern, n_patterns):
+        return None
+
+    def evaluate_patterns(self, stats, eta_p):
+        raise NotImplementedError
+
+
+# ------------------------------------------------------------------------------ Poisson
+class ZTPoisson(CountFamily):
+    name = "ztpoisson"
+    description = "zero-truncated Poisson"
+
+    def loglik(self, y, eta):
+        lam = np.exp(eta[:, 0])
+        return y * eta[:, 0] - lam - _log1mexp(lam) - gammaln(y + 1)
+
+    def p_observed(self, eta):
+        return -np.expm1(-np.exp(eta[:, 0]))
+
+    @staticmethod
+    def _mean_var(lam):
+        p = -np.expm1(-lam)
+        mu = lam / p
+        small = lam < 1e-4
+        excess = np.where(small, lam / 2 - lam**2 / 12, 1.0 + lam - mu)
+        return mu, mu * excess
+
+    def evaluate(self, y, eta):
+        e = eta[:, 0]
+        lam = np.exp(e)
+        mu, var = self._mean_var(lam)
+        ll = y * e - lam - np.log(-np.expm1(-lam)) - gammaln(y + 1)
+        return ll, (y - mu)[:, None], (-var)[:, None, None]
+
+    def info_weight(self, eta):
+        return self._mean_var(np.exp(eta[:, 0]))[1]
+
+    def sufficient(self, y, w, pattern, n_patterns):
+        W = np.bincount(pattern, weights=w, minlength=n_patterns)
+        S = np.bincount(pattern, weights=w * y, minlength=n_patterns)
+        return W, S, float(np.sum(w * gammaln(y + 1)))
+
+    def evaluate_patterns(self, stats, eta_p):
+        W, S, const = stats
+        e = eta_p[:, 0]
+        lam = np.exp(e)
+        mu, var = self._mean_var(lam)
+        ll = float(S @ e - W @ (lam + np.log(-np.expm1(-lam)))) - const
+        return ll, S - W * mu, -W * var
+
+    def population_terms(self, y, eta):
+        lam = np.exp(eta[:, 0])
+        p = -np.expm1(-lam)
+        # dN/deta = −(dp/deta)/p², dp/deta = λ e^{−λ}
+        return 1.0 / p, (-lam * np.exp(-lam) / p**2)[:, None], np.exp(-lam) / p**2
+
+
+# ------------------------------------------------------------------------------ geometric
+class ZTGeometric(CountFamily):
+    name = "ztgeom"
+    description = "zero-truncated geometric"
+
+    def start(self, y, w):
+        ybar = float(np.sum(w * y) / np.sum(w))
+        return [np.log(max(ybar - 1.0, 0.05))]
+
+    def loglik(self, y, eta):
+        return (y - 1) * eta[:, 0] - y * np.log1p(np.exp(eta[:, 0]))
+
+    def p_observed(self, eta):
+        return _expit(eta[:, 0])
+
+    def evaluate(self, y, eta):
+        e = eta[:, 0]
+        lam = np.exp(e)
+        ll = (y - 1) * e - y * np.log1p(lam)
+        return ll, ((y - 1) - y * lam / (1 + lam))[:, None], (-y * lam / (1 + lam) ** 2)[:, None, None]
+
+    def info_weight(self, eta):
+        lam = np.exp(eta[:, 0])
+        return lam / (1 + lam)
+
+    def sufficient(self, y, w, pattern, n_patterns):
+        W = np.bincount(pattern, weights=w, minlength=n_patterns)
+        S = np.bincount(pattern, weights=w * y, minlength=n_patterns)
+        return W, S
+
+    def evaluate_patterns(self, stats, eta_p):
+        W, S = stats
+        e = eta_p[:, 0]
+        lam = np.exp(e)
+        ll = float((S - W) @ e - S @ np.log1p(lam))
+        return ll, (S - W) - S * lam / (1 + lam), -S * lam / (1 + lam) ** 2
+
+
+# ------------------------------------------------------------------------------ negative binomial
+class ZTNegBin(CountFamily):
+    name = "ztnegbin"
+    description = "zero-truncated negative binomial"
+    predictors = ("lambda", "alpha")
+
+    def parameters(self, eta):
+        return {"lambda": np.exp(eta[:, 0]), "alpha": np.exp(eta[:, 1])}
+
+    def loglik(self, y, eta):
+        lam = np.exp(eta[:, 0])
+        alpha = np.exp(eta[:, 1])
+        inv = 1.0 / alpha
+        al = alpha * lam
+        log_p0 = -inv * np.log1p(al)
+        untrunc = (
+            loggamma(y + inv) - loggamma(inv) - gammaln(y + 1) + log_p0 + y * (np.log(al) - np.log1p(al))
+        )
+        return untrunc - np.log(-np.expm1(log_p0))
+
+    def p_observed(self, eta):
+        lam = np.exp(eta[:, 0])
+        alpha = np.exp(eta[:, 1])
+        return -np.expm1(-np.log1p(alpha * lam) / alpha)
+
+
+# ------------------------------------------------------------------------------ one-inflated
+class _OneInflated(CountFamily):
+    predictors = ("lambda", "omega")
+    base: str = "poisson"
+    truncate_first: bool = False  # True: ztoi (truncate, then inflate)
+
+    def start(self, y, w):
+        ybar = float(np.sum(w * y) / np.sum(w))
+        share1 = float(np.sum(w * (y == 1)) / np.sum(w))
+        lam = np.log(max(2.0 * (ybar - 1.0), 0.05)) if self.base == "poisson" else np.log(max(ybar - 1, 0.05))
+        omega = np.log(max(share1 * 0.3, 0.01) / (1 - max(share1 * 0.3, 0.01)))
+        return [lam, omega]
+
+    def parameters(self, eta):
+        return {"lambda": np.exp(eta[:, 0]), "omega": _expit(eta[:, 1])}
+
+    def _base_logpmf(self, y, eta):
+        """Untruncated log pmf of the base distribution and its log P(0)."""
+        lam = np.exp(eta[:, 0])
+        if self.base == "poisson":
+            return y * eta[:, 0] - lam - gammaln(y + 1), -lam
+        log1p_lam = np.log1p(lam)
+        return y * eta[:, 0] - (y + 1) * log1p_lam, -log1p_lam
+
+    def loglik(self, y, eta):
+        omega = _expit(eta[:, 1])
+        log_f, log_p0 = self._base_logpmf(y, eta)
+        is_one = y == 1
+        if self.truncate_first:
+            # ω·1{y=1} + (1 − ω)·f(y)/(1 − f(0))
+            trunc = log_f - np.log(-np.expm1(log_p0))
+            rest = np.log(1 - omega) + trunc
+            one = np.log(omega + (1 - omega) * np.exp(trunc))
+        else:
+            # (ω·1{y=1} + (1 − ω)·f(y)) / (1 − (1 − ω)·f(0))
+            denom = np.log(1 - (1 - omega) * np.exp(log_p0))
+            rest = np.log(1 - omega) + log_f - denom
+            one = np.log(omega + (1 - omega) * np.exp(log_f)) - denom
+        return np.where(is_one, one, rest)
+
+    def p_observed(self, eta):
+        _, log_p0 = self._base_logpmf(np.zeros(eta.shape[0]), eta)
+        if self.truncate_first:
+            return -np.expm1(log_p0)
+        omega = _expit(eta[:, 1])
+        return 1 - (1 - omega) * np.exp(log_p0)
+
+
+class OIZTPoisson(_OneInflated):
+    name = "oiztpoisson"
+    description = "one-inflated zero-truncated Poisson (inflate, then truncate)"
+
+
+class ZTOIPoisson(_OneInflated):
+    name = "ztoipoisson"
+    description = "zero-truncated one-inflated Poisson (truncate, then inflate)"
+    truncate_first = True
+
+
+class OIZTGeometric(_OneInflated):
+    name = "oiztgeom"
+    description = "one-inflated zero-truncated geometric (inflate, then truncate)"
+    base = "geometric"
+
+
+class ZTOIGeometric(_OneInflated):
+    name = "ztoigeom"
+    description = "zero-truncated one-inflated geometric (truncate, then inflate)"
+    base = "geometric"
+    truncate_first = True
+
+
+# ------------------------------------------------------------------------------ Zelterman / Chao
+class _OneTwoLogistic(CountFamily):
+    """Binomial likelihood of y = 2 among units with y ∈ {1, 2}; λ = 2·exp(eta).
+
+    Under a Poisson with mean λ, P(y = 2 | y ∈ {1, 2}) = (λ/2)/(1 + λ/2): a logistic
+    regression with logit = log(λ/2) (Böhning & van der Heijden 2009).
+    """
+
+    uses_all_counts = False
+
+    def start(self, y, w):
+        in12 = (y == 1) | (y == 2)
+        f1 = np.sum(w[y == 1]) + 0.5
+        f2 = np.sum(w[y == 2]) + 0.5
+        del in12
+        return [float(np.log(f2 / f1))]
+
+    def fit_mask(self, y):
+        return (y == 1) | (y == 2)
+
+    def lambda_(self, eta):
+        return 2.0 * np.exp(eta[:, 0])
+
+    def loglik(self, y, eta):
+        z = (y == 2).astype(float)
+        return np.where((y == 1) | (y == 2), z * eta[:, 0] - np.log1p(np.exp(eta[:, 0])), 0.0)
+
+    def evaluate(self, y, eta):
+        e = eta[:, 0]
+        inside = ((y == 1) | (y == 2)).astype(float)
+        z = (y == 2).astype(float)
+        pi = _expit(e)
+        ll = inside * (z * e - np.logaddexp(0.0, e))
+        return ll, (inside * (z - pi))[:, None], (-inside * pi * (1 - pi))[:, None, None]
+
+    def info_weight(self, eta):
+        pi = _expit(eta[:, 0])
+        return pi * (1 - pi)
+
+    def sufficient(self, y, w, pattern, n_patterns):
+        W12 = np.bincount(pattern, weights=w * ((y == 1) | (y == 2)), minlength=n_patterns)
+        T = np.bincount(pattern, weights=w * (y == 2), minlength=n_patterns)
+        return W12, T
+
+    def evaluate_patterns(self, stats, eta_p):
+        W12, T = stats
+        e = eta_p[:, 0]
+        pi = _expit(e)
+        ll = float(T @ e - W12 @ np.logaddexp(0.0, e))
+        return ll, T - W12 * pi, -W12 * pi * (1 - pi)
+
+    def truncated_pmf(self, k, eta):
+        """Zero-truncated Poisson pmf with the fitted λ (for fitted frequencies)."""
+        lam = self.lambda_(eta)[:, None]
+        kk = np.asarray(k, dtype=float)[None, :]
+        return np.exp(kk * np.log(lam) - lam - gammaln(kk + 1) - np.log(-np.expm1(-lam)))
+
+    def p_observed(self, eta):
+        return -np.expm1(-2.0 * np.exp(eta[:, 0]))
+
+
+class Zelterman(_OneTwoLogistic):
+    """Zelterman regression: λ from the 1-2 logistic fit, HT sum over every observed unit."""
+
+    name = "zelterman"
+    description = "Zelterman regression (Horvitz–Thompson with λ fitted on counts 1 and 2)"
+
+    def population_terms(self, y, eta):
+        lam = self.lambda_(eta)
+        p = -np.expm1(-lam)
+        return 1.0 / p, (-lam * np.exp(-lam) / p**2)[:, None], np.exp(-lam) / p**2
+
+
+class Chao(_OneTwoLogistic):
+    """Generalised Chao lower bound (Böhning et al. 2013): n + Σ_{y∈{1,2}} 1/(λ + λ²/2)."""
+
+    name = "chao"
+    description = "generalised Chao lower bound (Böhning et al. 2013)"
+
+    def population_terms(self, y, eta):
+        lam = self.lambda_(eta)
+        in12 = ((y == 1) | (y == 2)).astype(float)
+        denom = lam + lam**2 / 2
+        n_i = 1.0 + in12 / denom
+        # d/deta of 1/(λ + λ²/2) with dλ/deta = λ
+        d_n = -in12 * lam * (1 + lam) / denom**2
+        # singleRcapture's variance term: (1 − P)(1 + e^{−λ}/P)² with P = P(y ∈ {1,2})
+        prob = lam * np.exp(-lam) + lam**2 * np.exp(-lam) / 2
+        var = in12 * (1 - prob) * (1 + np.exp(-lam) / prob) ** 2
+        return n_i, d_n[:, None], var
+
+    def population_size_terms(self, y, eta):
+        lam = self.lambda_(eta)
+        in12 = ((y == 1) | (y == 2)).astype(float)
+        return 1.0 + in12 / (lam + lam**2 / 2)
+
+
+FAMILIES: dict[str, type[CountFamily]] = {
+    cls.name: cls
+    for cls in (
+        ZTPoisson,
+        ZTGeometric,
+        ZTNegBin,
+        OIZTPoisson,
+        ZTOIPoisson,
+        OIZTGeometric,
+        ZTOIGeometric,
+        Zelterman,
+        Chao,
+    )
+}

@@ -1,0 +1,547 @@
+"""Single-source estimators: truncated count regression with Horvitz–Thompson N̂.
+
+Usage::
+
+    from recapture.estimators import ZeroTruncatedPoisson
+    est = ZeroTruncatedPoisson("~ gender + age + reason + nation").fit(persons, count="capture")
+    est.population_size, est.se, est.confint("lognormal"), print(est.summary())
+
+Every model returns a :class:`~recapture.estimators.result.PopulationEstimate`. Problems
+the fit notices (non-convergence, a parameter at a boundary, a covariate level without
+repeated captures, an N̂ absurd relative to n) are put in ``warnings`` — never hidden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.special import gammaln, lambertw
+
+from recapture.errors import ConfigError
+from recapture.estimators import count_families as fams
+from recapture.estimators.count_bootstrap import run_bootstrap
+from recapture.estimators.count_fit import (
+    CountProblem,
+    FitResult,
+    expected_hessian,
+    fit_ml,
+    population_estimate,
+    population_size,
+    prepare,
+)
+from recapture.estimators.result import PopulationEstimate
+
+VARIANCE_METHODS = ("analytic", "bootstrap")
+INTERVALS = ("normal", "lognormal", "bootstrap")
+#: above this many cells the leave-one-out change in N̂ is linearised instead of refitted
+DFPOPSIZE_EXACT_MAX_CELLS = 400
+
+
+class CountModel:
+    """Base of the single-source models; subclasses set ``family``."""
+
+    family_class: type[fams.CountFamily] = fams.ZTPoisson
+    second_formula_name: str | None = None  # "omega" or "alpha"
+
+    def __init__(
+        self,
+        formula: str = "~ 1",
+        *,
+        reference: Mapping[str, str] | None = None,
+        offset: str | None = None,
+        information: str = "observed",
+        strata: Sequence[str] | None = None,
+        absurd_ratio: float = 50.0,
+        dfpopsize: bool = True,
+        **second: str,
+    ):
+        if information not in ("observed", "expected"):
+            raise ConfigError("information must be 'observed' or 'expected'", key="information")
+        formula = formula.strip()
+        if not formula.startswith("~"):
+            # allow "capture ~ x": the response is given by ``count`` in fit()
+            formula = "~" + formula.split("~", 1)[1] if "~" in formula else "~ " + formula
+        self.formula = formula
+        self.reference = dict(reference or {})
+        self.offset = offset
+        self.information = information
+        self.strata = list(strata) if strata is not None else None
+        self.absurd_ratio = absurd_ratio
+        self.dfpopsize = dfpopsize
+        self.family = self.family_class()
+        self.extra_formulas: dict[str, str] = {}
+        for key, value in second.items():
+            name = key.removesuffix("_formula")
+            if name not in self.family.predictors[1:]:
+                raise ConfigError(f"unknown option {key!r} for {self.family.name}", key=key)
+            self.extra_formulas[name] = value
+        for name in self.family.predictors[1:]:
+            self.extra_formulas.setdefault(name, "~ 1")
+
+    # ------------------------------------------------------------------------ API
+    def fit(
+        self,
+        data: Any,
+        count: str = "capture",
+        weights: str | None = None,
+        *,
+        variance: str = "analytic",
+        bootstrap_type: str = "parametric",
+        replicates: int = 1000,
+        seed: int | None = None,
+        workers: int = 1,
+        interval: str | None = None,
+        bootstrap_penalty: str | None = "firth",
+    ) -> PopulationEstimate:
+        """Fit by maximum likelihood and estimate N by Horvitz–Thompson.
+
+        ``data``: polars/pandas frame (or a Parquet/CSV path), one row per person, or one
+        row per (covariates, count) with a frequency column named by ``weights``.
+        ``variance="bootstrap"`` replaces the SE by the bootstrap SD and makes the
+        percentile interval the default one; the analytic SE is kept in
+        ``variance_components``.
+        """
+        if variance not in VARIANCE_METHODS:
+            raise ConfigError(f"unknown variance {variance!r} (analytic or bootstrap)", key="variance")
+        if interval is not None and interval not in INTERVALS:
+            raise ConfigError(f"unknown interval {interval!r} ({', '.join(INTERVALS)})", key="interval")
+        if interval == "bootstrap" and variance != "bootstrap":
+            raise ConfigError("a bootstrap interval needs variance='bootstrap'", key="interval")
+        problem, notes = prepare(
+            data,
+            family=self.family,
+            formula=self.formula,
+            count=count,
+            weights=weights,
+            offset=self.offset,
+            reference=self.reference,
+            extra_formulas={k: v for k, v in self.extra_formulas.items()},
+            strata=self.strata,
+        )
+        fit = fit_ml(problem)
+        result = self._result(problem, fit, notes)
+        if variance == "bootstrap":
+            reps, info = run_bootstrap(
+                problem,
+                fit.beta,
+                result.population_size,
+                kind=bootstrap_type,
+                replicates=replicates,
+                seed=seed,
+                workers=workers,
+                penalty=bootstrap_penalty,
+            )
+            result.bootstrap_replicates = reps
+            result.bootstrap_info = info
+            result.variance_components["analytic_se"] = result.se
+            result.se = info["sd"]
+            result.default_interval = "bootstrap"
+            if info["n_failed"]:
+                result.warnings.append(f"{info['n_failed']} of {replicates} bootstrap replicates failed and were left out")
+            if info["share_flagged"] > 0:
+                result.warnings.append(
+                    f"{info['share_flagged']:.1%} of bootstrap replicates diverged under ML "
+                    f"(separation or non-convergence) and were refitted with a {info['penalty']} penalty"
+                    if info["penalty"] != "none"
+                    else f"{info['share_flagged']:.1%} of bootstrap replicates diverged under ML and were kept as they are"
+                )
+        if interval is not None:
+            result.default_interval = interval
+        return result
+
+    @classmethod
+    def fit_frequencies(cls, frequencies: Mapping[int, float] | Sequence[float], **fit_options) -> PopulationEstimate:
+        """Covariate-free fit from a frequency table: ``{k: f_k}`` or ``[f_1, f_2, …]``."""
+        if isinstance(frequencies, Mapping):
+            ks, fs = zip(*sorted(frequencies.items()), strict=True)
+        else:
+            fs = tuple(frequencies)
+            ks = tuple(range(1, len(fs) + 1))
+        table = pd.DataFrame({"count": np.asarray(ks, dtype=np.int64), "freq": np.asarray(fs, dtype=float)})
+        return cls("~ 1").fit(table, count="count", weights="freq", **fit_options)
+
+    # ------------------------------------------------------------------------ internals
+    def _covariance(self, problem: CountProblem, fit: FitResult) -> tuple[np.ndarray, list[str]]:
+        warnings: list[str] = []
+        q = len(fit.beta)
+        a = fit.active
+        hess = fit.hessian if self.information == "observed" else expected_hessian(problem, fit.beta)
+        cov = np.full((q, q), np.nan)
+        info = -hess[np.ix_(a, a)]
+        try:
+            eig = np.linalg.eigvalsh(info)
+            if eig.min() <= 1e-10 * max(1.0, eig.max()):
+                warnings.append(
+                    "the information matrix is (nearly) singular: some coefficients are not identified and the SE is unreliable"
+                )
+            sub = np.linalg.inv(info)
+            cov[np.ix_(a, a)] = sub
+        except np.linalg.LinAlgError:
+            warnings.append("the information matrix cannot be inverted: no analytic standard error")
+        return cov, warnings
+
+    def _result(self, problem: CountProblem, fit: FitResult, notes: dict[str, Any]) -> PopulationEstimate:
+        fam = problem.family
+        warnings: list[str] = []
+        cov, cov_warnings = self._covariance(problem, fit)
+        warnings.extend(cov_warnings)
+        n_obs = float(problem.w.sum())
+        n_hat, grad, var_sampling = population_estimate(problem, fit.beta)
+        a = fit.active
+        var_est = float(grad[a] @ cov[np.ix_(a, a)] @ grad[a])
+        se = float(np.sqrt(var_sampling + var_est)) if np.isfinite(var_est) else float("nan")
+
+        # ---- coefficients
+        ses = np.sqrt(np.clip(np.diag(cov), 0, None))
+        ses[~np.isfinite(np.diag(cov))] = np.nan
+        coefficients = []
+        for i, name in enumerate(problem.names):
+            z = fit.beta[i] / ses[i] if ses[i] > 0 else np.nan
+            coefficients.append(
+                {
+                    "term": name,
+                    "predictor": problem.predictor_of[i],
+                    "estimate": float(fit.beta[i]) if a[i] else float("nan"),
+                    "se": float(ses[i]),
+                    "z": float(z),
+                    "p_value": float(2 * stats.norm.sf(abs(z))) if np.isfinite(z) else float("nan"),
+                }
+            )
+
+        # ---- fit statistics
+        mask = fam.fit_mask(problem.y)
+        n_fit = float(np.sum(problem.w * mask))
+        k_par = int(a.sum())
+        loglik = float(fit.loglik)
+        aic = -2 * loglik + 2 * k_par
+        bic = -2 * loglik + k_par * np.log(n_fit)
+        deviance = self._deviance(problem, fit)
+
+        # ---- honest failure
+        if not fit.converged:
+            warnings.append(f"the fit did not converge in {fit.iterations} iterations: estimates are not reliable")
+        if not a.all():
+            dropped = [problem.names[i] for i in np.where(~a)[0]]
+            warnings.append(f"coefficients without data, fixed at 0: {', '.join(dropped)}")
+        warnings.extend(self._boundary_warnings(problem, fit))
+        if not np.isfinite(n_hat):
+            warnings.append("N̂ is not finite: the model runs to a boundary (see the other warnings)")
+        elif n_hat > self.absurd_ratio * n_obs:
+            warnings.append(
+                f"N̂ = {n_hat:,.0f} is {n_hat / n_obs:,.0f} times the observed n = {n_obs:,.0f}: "
+                "absurd for this kind of data; the model is not supported by the data"
+            )
+        if np.isfinite(se) and np.isfinite(n_hat) and se > n_hat - n_obs and n_hat > n_obs:
+            warnings.append("the standard error exceeds the estimated number of unobserved: the interval is uninformative")
+
+        # ---- diagnostics
+        fitted, gof = self._frequencies(problem, fit, k_par)
+        diagnostics: dict[str, Any] = {
+            "goodness_of_fit": gof,
+            "iterations": fit.iterations,
+            "information": self.information,
+            **notes,
+        }
+        params = fam.parameters(problem.eta_patterns(fit.beta))
+        pw = np.bincount(problem.pattern, weights=problem.w, minlength=problem.n_patterns)
+        diagnostics["parameters"] = {
+            name: {
+                "min": float(np.min(v)),
+                "max": float(np.max(v)),
+                "mean": float(np.sum(pw * v) / pw.sum()),
+            }
+            for name, v in params.items()
+        }
+        if self.dfpopsize:
+            diagnostics.update(self._dfpopsize(problem, fit, n_hat, grad, cov))
+
+        strata = self._strata(problem, fit, cov)
+        result = PopulationEstimate(
+            model=fam.name,
+            population_size=n_hat,
+            se=se,
+            n_observed=int(round(n_obs)),
+            formula=problem.formula,
+            description=fam.description,
+            coefficients=coefficients,
+            loglik=loglik,
+            aic=float(aic),
+            bic=float(bic),
+            deviance=deviance,
+            df_residual=float(n_fit - k_par),
+            converged=fit.converged,
+            variance_components={
+                "sampling": var_sampling,
+                "estimation": var_est,
+                "information": self.information,
+            },
+            fitted_frequencies=fitted,
+            strata=strata,
+            diagnostics=diagnostics,
+            warnings=warnings,
+            extra={
+                "family": fam.name,
+                "parameterisation": self._parameterisation(),
+                "offset": self.offset,
+                "reference": self.reference,
+                "formulas": {"lambda": problem.formula, **self.extra_formulas},
+            },
+        )
+        return result
+
+    def _parameterisation(self) -> str:
+        return {
+            "ztpoisson": "P(y|y>0) = Pois(y; λ)/(1 − e^{−λ}); log λ = xβ + offset; N̂ = Σ 1/(1 − e^{−λ})",
+            "ztgeom": "P(y|y>0) = λ^{y−1}/(1+λ)^y; log λ = xβ + offset; N̂ = Σ (1+λ)/λ",
+            "ztnegbin": "NB with mean λ and variance λ + αλ², truncated at 0; N̂ = Σ 1/(1 − (1+αλ)^{−1/α})",
+            "oiztpoisson": "one-inflated then zero-truncated Poisson: (ω·1{y=1} + (1−ω)Pois(y))/(1 − (1−ω)e^{−λ}); N̂ = Σ 1/(1 − (1−ω)e^{−λ})",
+            "ztoipoisson": "zero-truncated then one-inflated Poisson: ω·1{y=1} + (1−ω)Pois(y)/(1−e^{−λ}); N̂ = Σ 1/(1 − e^{−λ})",
+            "oiztgeom": "one-inflated then zero-truncated geometric; N̂ = Σ 1/(1 − (1−ω)/(1+λ))",
+            "ztoigeom": "zero-truncated then one-inflated geometric; N̂ = Σ (1+λ)/λ",
+            "zelterman": "logit P(y=2 | y∈{1,2}) = log(λ/2) = xβ + offset; N̂ = Σ_all 1/(1 − e^{−λ})",
+            "chao": "logit P(y=2 | y∈{1,2}) = log(λ/2) = xβ + offset; N̂ = n + Σ_{y∈{1,2}} 1/(λ + λ²/2)",
+        }[self.family.name]
+
+    def _boundary_warnings(self, problem: CountProblem, fit: FitResult) -> list[str]:
+        fam = problem.family
+        out = []
+        X = problem.X[0]
+        repeat = (problem.y == 2) if not fam.uses_all_counts else (problem.y >= 2)
+        mask = fam.fit_mask(problem.y)
+        W = np.bincount(problem.pattern, weights=problem.w * mask, minlength=problem.n_patterns)
+        R = np.bincount(problem.pattern, weights=problem.w * repeat, minlength=problem.n_patterns)
+        what = "a count of 2" if not fam.uses_all_counts else "repeated captures"
+        q0 = X.shape[1]
+        for c in range(q0):
+            col = X[:, c]
+            if np.all(col == 1) or not np.all((col == 0) | (col == 1)):
+                continue
+            if (col @ W) > 0 and (col @ R) == 0:
+                out.append(
+                    f"no one with {problem.names[c]} has {what}: its coefficient runs to −∞ "
+                    "(boundary) and N̂ for this group is unbounded; merge the level or drop the covariate"
+                )
+        big = np.where(fit.active[:q0] & (np.abs(fit.beta[:q0]) > 10))[0]
+        for c in big:
+            if not any(problem.names[c] in w for w in out):
+                out.append(f"coefficient {problem.names[c]} = {fit.beta[c]:.1f} is diverging (near-separation)")
+        params = fam.parameters(problem.eta_patterns(fit.beta))
+        if "alpha" in params:
+            alpha = params["alpha"]
+            if np.max(alpha) > 1e3:
+                out.append(
+                    f"dispersion α = {np.max(alpha):.3g} runs to +∞ (boundary): the negative binomial "
+                    "puts almost all mass at zero and N̂ is not identified"
+                )
+            if np.min(alpha) < 1e-4:
+                out.append(
+                    f"dispersion α = {np.min(alpha):.3g} runs to 0 (boundary): the negative binomial reduces "
+                    "to the Poisson; use ztpoisson"
+                )
+        if "omega" in params:
+            omega = params["omega"]
+            if np.min(omega) < 1e-5:
+                out.append("one-inflation ω runs to 0 (boundary): the model reduces to its non-inflated form")
+            if np.max(omega) > 1 - 1e-5:
+                out.append("one-inflation ω runs to 1 (boundary): every unit is a one; N̂ is not identified")
+        return out
+
+    def _deviance(self, problem: CountProblem, fit: FitResult) -> float | None:
+        name = problem.family.name
+        y, w = problem.y, problem.w
+        eta = problem.eta_patterns(fit.beta)[problem.pattern]
+        if name == "ztpoisson":
+            lam_s = np.where(y > 1, y + np.real(lambertw(-y * np.exp(-y))), 1.0)
+            ll_sat = np.where(y > 1, y * np.log(lam_s) - lam_s - np.log(-np.expm1(-lam_s)) - gammaln(y + 1), 0.0)
+        elif name == "ztgeom":
+            ym1 = np.maximum(y - 1, 1e-300)
+            ll_sat = np.where(y > 1, (y - 1) * np.log(ym1) - y * np.log(y), 0.0)
+        elif name in ("zelterman", "chao"):
+            ll_sat = np.zeros_like(y)
+        else:
+            return None
+        ll = problem.family.evaluate(y, eta)[0]
+        return float(2 * np.sum(w * (ll_sat - ll)))
+
+    def _frequencies(self, problem: CountProblem, fit: FitResult, k_par: int):
+        fam = problem.family
+        eta_p = problem.eta_patterns(fit.beta)
+        pw = np.bincount(problem.pattern, weights=problem.w, minlength=problem.n_patterns)
+        k_max = int(problem.y.max())
+        ks = np.arange(1, k_max + 1, dtype=float)
+        pmf = fam.truncated_pmf(ks, eta_p)
+        expected = pw @ pmf
+        observed = np.bincount(problem.y.astype(int), weights=problem.w, minlength=k_max + 1)[1:]
+        n = pw.sum()
+        rows = [{"k": int(k), "observed": float(o), "fitted": float(e)} for k, o, e in zip(ks, observed, expected, strict=True)]
+        rows.append({"k": f">{k_max}", "observed": 0.0, "fitted": float(max(n - expected.sum(), 0.0))})
+        # group the tail until every expected frequency is at least 5
+        obs_g = list(observed)
+        exp_g = list(expected[:-1]) + [n - expected[:-1].sum()]  # last group: ≥ k_max
+        labels = [str(int(k)) for k in ks[:-1]] + [f"≥{k_max}"]
+        while len(exp_g) > 1 and exp_g[-1] < 5:
+            e, o = exp_g.pop(), obs_g.pop()
+            labels.pop()
+            exp_g[-1] += e
+            obs_g[-1] += o
+            labels[-1] = "≥" + labels[-1].lstrip("≥")
+        obs_a, exp_a = np.array(obs_g), np.array(exp_g)
+        chi2 = float(np.sum((obs_a - exp_a) ** 2 / exp_a))
+        df = len(exp_a) - 1 - k_par
+        gof = {
+            "chi2": chi2,
+            "df": df,
+            "p_value": float(stats.chi2.sf(chi2, df)) if df > 0 else float("nan"),
+            "groups": [{"k": lab, "observed": float(o), "fitted": float(e)} for lab, o, e in zip(labels, obs_a, exp_a, strict=True)],
+        }
+        if df <= 0:
+            gof["note"] = "no degrees of freedom left after grouping the tail: the test is not available"
+        return rows, gof
+
+    def _strata(self, problem: CountProblem, fit: FitResult, cov: np.ndarray) -> list[dict[str, Any]]:
+        out = []
+        z = stats.norm.ppf(0.975)
+        a = fit.active
+        cov_a = cov[np.ix_(a, a)]
+        cell_frame = problem.patterns.iloc[problem.pattern]
+        for var in problem.strata_columns:
+            values = cell_frame[var].astype(str).to_numpy()
+            for level in sorted(set(values)):
+                sel = values == level
+                n_s, g_s, v_s = population_estimate(problem, fit.beta, cells=sel)
+                obs = float(problem.w[sel].sum())
+                var_s = v_s + float(g_s[a] @ cov_a @ g_s[a])
+                se = float(np.sqrt(var_s)) if var_s >= 0 else float("nan")
+                row = {
+                    "variable": var,
+                    "level": level,
+                    "observed": obs,
+                    "population_size": n_s,
+                    "se": se,
+                    "observed_share": obs / n_s if n_s > 0 else float("nan"),
+                    "normal_lower": n_s - z * se,
+                    "normal_upper": n_s + z * se,
+                }
+                f0 = n_s - obs
+                if f0 > 0 and np.isfinite(se):
+                    c = np.exp(z * np.sqrt(np.log1p(se**2 / f0**2)))
+                    row["lognormal_lower"], row["lognormal_upper"] = obs + f0 / c, obs + f0 * c
+                out.append(row)
+        return out
+
+    def _dfpopsize(self, problem: CountProblem, fit: FitResult, n_hat: float, grad: np.ndarray, cov: np.ndarray) -> dict[str, Any]:
+        """Change in N̂ when one person of each (pattern, count) cell is left out: N̂ − N̂₍₋ᵢ₎."""
+        C = len(problem.w)
+        fam = problem.family
+        eta = problem.eta_patterns(fit.beta)[problem.pattern]
+        n_i = fam.population_size_terms(problem.y, eta)
+        if C <= DFPOPSIZE_EXACT_MAX_CELLS:
+            method = "exact refit"
+            values = np.empty(C)
+            for c in range(C):
+                w = problem.w.copy()
+                w[c] -= min(1.0, w[c])
+                refit = fit_ml(problem, w, fit.beta, max_iter=50)
+                values[c] = n_hat - population_size(problem, refit.beta, w)
+        else:
+            method = "one-step (linearised) approximation"
+            a = fit.active
+            _, g, _ = fam.evaluate(problem.y, eta)
+            # score of one unit of each cell in beta, active coefficients only
+            blocks = [problem.X[j][problem.pattern] * g[:, [j]] for j in range(g.shape[1])]
+            score = np.concatenate(blocks, axis=1)[:, a]
+            delta = -(score @ cov[np.ix_(a, a)])  # β₍₋ᵢ₎ − β̂ ≈ −I⁻¹ sᵢ
+            values = -(delta @ grad[a]) + n_i
+        order = np.argsort(-np.abs(values))[:20]
+        top = []
+        for c in order:
+            row = {k: _plain(v) for k, v in problem.patterns.iloc[problem.pattern[c]].items() if not str(k).startswith("__")}
+            row.update({"count": int(problem.y[c]), "weight": float(problem.w[c]), "dfpopsize": float(values[c])})
+            top.append(row)
+        return {
+            "dfpopsize_method": method,
+            "dfpopsize_max_abs": float(np.max(np.abs(values))),
+            "dfpopsize_top": top,
+            **({"dfpopsize_values": values.tolist()} if C <= 500 else {}),
+        }
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v if isinstance(v, str | int | float | bool) or v is None else str(v)
+
+
+# ------------------------------------------------------------------------------ models
+class ZeroTruncatedPoisson(CountModel):
+    """Zero-truncated Poisson regression (van der Heijden et al. 2003)."""
+
+    family_class = fams.ZTPoisson
+
+
+class ZeroTruncatedGeometric(CountModel):
+    """Zero-truncated geometric regression (unobserved exponential heterogeneity)."""
+
+    family_class = fams.ZTGeometric
+
+
+class ZeroTruncatedNegativeBinomial(CountModel):
+    """Zero-truncated negative binomial; ``alpha_formula`` (default ``~ 1``) for log α."""
+
+    family_class = fams.ZTNegBin
+
+
+class OneInflatedZeroTruncated(CountModel):
+    """One-inflated *then* zero-truncated model (Godwin & Böhning 2017), ``base`` poisson or
+    geometric. N̂ = Σ 1/(1 − (1−ω)·P(0)): the extra ones are part of the population
+    model, so fewer people are missed than under :class:`ZeroTruncatedOneInflated`."""
+
+    def __init__(self, formula: str = "~ 1", *, base: str = "poisson", **options):
+        self.family_class = {"poisson": fams.OIZTPoisson, "geometric": fams.OIZTGeometric}.get(base)  # type: ignore[assignment]
+        if self.family_class is None:
+            raise ConfigError("base must be 'poisson' or 'geometric'", key="base")
+        super().__init__(formula, **options)
+
+
+class ZeroTruncatedOneInflated(CountModel):
+    """Zero-truncated *then* one-inflated model: ω·1{y=1} + (1−ω)·f(y|y>0). It fits the
+    observed counts as well as :class:`OneInflatedZeroTruncated` but treats the extra ones
+    as a behavioural response after the first capture, so N̂ = Σ 1/(1 − P(0)) as in the
+    non-inflated model."""
+
+    def __init__(self, formula: str = "~ 1", *, base: str = "poisson", **options):
+        self.family_class = {"poisson": fams.ZTOIPoisson, "geometric": fams.ZTOIGeometric}.get(base)  # type: ignore[assignment]
+        if self.family_class is None:
+            raise ConfigError("base must be 'poisson' or 'geometric'", key="base")
+        super().__init__(formula, **options)
+
+
+class Zelterman(CountModel):
+    """Zelterman regression (Böhning & van der Heijden 2009): logistic fit on counts 1–2,
+    then the Horvitz–Thompson sum over all observed units with λ = 2·exp(xγ)."""
+
+    family_class = fams.Zelterman
+
+
+class Chao(CountModel):
+    """Generalised Chao lower bound (Böhning et al. 2013): n + Σ_{y∈{1,2}} 1/(λ + λ²/2);
+    without covariates n + f1²/(2 f2)."""
+
+    family_class = fams.Chao
+
+
+MODEL_CLASSES: dict[str, Any] = {
+    "ztpoisson": ZeroTruncatedPoisson,
+    "ztgeom": ZeroTruncatedGeometric,
+    "ztnegbin": ZeroTruncatedNegativeBinomial,
+    "oiztpoisson": lambda formula="~ 1", **kw: OneInflatedZeroTruncated(formula, base="poisson", **kw),
+    "ztoipoisson": lambda formula="~ 1", **kw: ZeroTruncatedOneInflated(formula, base="poisson", **kw),
+    "oiztgeom": lambda formula="~ 1", **kw: OneInflatedZeroTruncated(formula, base="geometric", **kw),
+    "ztoigeom": lambda formula="~ 1", **kw: ZeroTruncatedOneInflated(formula, base="geometric", **kw),
+    "zelterman": Zelterman,
+    "chao": Chao,
+}
