@@ -56,12 +56,39 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- link
 def _run_link(args: argparse.Namespace) -> int:
-    raise NotImplementedError("link")
+    from recapture.linkage import LinkageSettings, link_records, write_linkage
+    from recapture.linkage.engine import read_records
+
+    settings = LinkageSettings.from_toml(args.settings) if args.settings else LinkageSettings.default()
+    if args.threshold is not None:
+        settings.threshold = args.threshold
+        settings.check()
+    result = link_records(read_records(args.records), settings)
+    paths = write_linkage(result, args.out)
+    m = result.metrics
+    progress.info(
+        f"{m['records']:,} records → {m['clustering']['clusters']:,} persons; "
+        f"{m['candidate_pairs']:,} pairs scored, {m['links']:,} links at p ≥ {result.threshold:.3g}; "
+        f"written to {paths['pairs'].parent}"
+    )
+    return 0
 
 
 @command("link", "deduplicate and link records into persons (Fellegi–Sunter)")(_run_link)
 def _add_link(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("records", type=Path, help="records.parquet from 'recapture validate'")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--settings", type=Path, help="linkage settings TOML (default: built-in settings)")
+    p.add_argument("--threshold", type=_threshold_arg, help="match-probability threshold, or 'auto'")
+
+
+def _threshold_arg(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a probability between 0 and 1, or 'auto'") from None
 
 
 # ----------------------------------------------------------------------------- estimate

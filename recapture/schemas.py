@@ -117,14 +117,16 @@ class PairsSchema(pa.DataFrameModel):
     record_id_l: int = pa.Field(ge=0, description="record_id of the first record (the smaller id).")
     record_id_r: int = pa.Field(ge=0, description="record_id of the second record.")
     blocking_rule: str = pa.Field(description="Name of the first blocking rule (in configured order) that produced the pair.")
-    gamma: Optional[int] = pa.Field(
-        nullable=True,
+    gamma: pl.Int8 = pa.Field(
         alias="gamma_.+",
         regex=True,
-        description="gamma_<comparison>: comparison level per field (0 = lowest agreement level; -1 = a value missing, neutral).",
+        ge=-1,
+        description="gamma_<comparison>: comparison level per field (0 = lowest agreement level, highest = exact; -1 = a value missing, neutral). Level names per comparison are in linkage_model.json.",
     )
+    names_swapped: bool = pa.Field(description="True when given and family names were compared swapped (they agree clearly better that way).")
     match_weight: float = pa.Field(description="log2 posterior odds of a match: log2(λ/(1−λ)) + Σ log2(m/u), with term-frequency adjustment.")
     match_probability: float = pa.Field(ge=0.0, le=1.0, description="Posterior probability that the pair is a match.")
+    linked: bool = pa.Field(description="True when the pair is a link used by the clustering (at or above the threshold, kept by the chaining guard and the one-to-one constraint).")
 
     class Config:
         strict = False

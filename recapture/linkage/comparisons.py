@@ -1,0 +1,321 @@
+"""Comparison levels of record pairs, computed vectorised over arrays of pairs.
+
+Records are encoded once: every string column becomes integer codes into a vocabulary, so a
+comparison of millions of pairs gathers codes with numpy and calls the C string-similarity
+kernels of rapidfuzz (``process.cpdist``) only on the *distinct* pairs of values, which are
+far fewer than the pairs of records (namesakes, repeated registrations of one person).
+
+A comparison returns ``gamma`` (int8): the level index, 0 = least agreement, the highest
+index = exact agreement, and -1 when a value is missing on either side (neutral in the
+model). String comparisons with ``tf`` also return the term-frequency adjustment in bits
+for pairs at the ``exact`` and ``key`` levels (see :mod:`recapture.linkage.model`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA, JaroWinkler
+
+from recapture.linkage.settings import Comparison, LinkageSettings
+
+MISSING = np.int8(-1)
+QUALITY_CODES = {"full": 0, "default": 1, "month_year": 2, "year_only": 3, "missing": 4}
+#: Names whose alignment is clearly better swapped (sum of two Jaro–Winkler scores).
+SWAP_MARGIN = 0.15
+
+
+@dataclass
+class Vocabulary:
+    """Distinct strings of one or more columns and derived forms, indexed by code."""
+
+    values: np.ndarray  # object array of str
+    compact: np.ndarray  # int32 code of the value without spaces/hyphens/apostrophes
+    sorted_tokens: np.ndarray  # int32 code of the value with its tokens sorted
+    sorted_values: np.ndarray  # object array: value with tokens sorted
+
+    @classmethod
+    def build(cls, series: list[pl.Series]) -> Vocabulary:
+        values = pl.concat([s.cast(pl.String) for s in series]).drop_nulls().unique().sort()
+        frame = pl.DataFrame({"v": values}).with_columns(
+            pl.col("v").str.replace_all(r"[\s\-']", "").alias("compact"),
+            pl.col("v").str.split(" ").list.sort().list.join(" ").alias("sorted"),
+        )
+        compact = frame["compact"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int32)
+        sorted_codes = frame["sorted"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int32)
+        return cls(
+            values=np.asarray(frame["v"].to_list(), dtype=object),
+            compact=compact,
+            sorted_tokens=sorted_codes,
+            sorted_values=np.asarray(frame["sorted"].to_list(), dtype=object),
+        )
+
+    def encode(self, s: pl.Series) -> np.ndarray:
+        """int32 codes of a column (-1 for missing or empty)."""
+        s = s.cast(pl.String)
+        s = pl.select(pl.when(s.str.len_chars() > 0).then(s).otherwise(None)).to_series()
+        codes = s.cast(pl.Enum(self.values.tolist())).to_physical().cast(pl.Int32)
+        return codes.fill_null(-1).to_numpy()
+
+
+@dataclass
+class PreparedRecords:
+    """Records encoded once for comparing any set of pairs."""
+
+    n: int
+    settings: LinkageSettings
+    codes: dict[str, np.ndarray] = field(default_factory=dict)
+    vocab_of: dict[str, Vocabulary] = field(default_factory=dict)
+    ints: dict[str, np.ndarray] = field(default_factory=dict)
+    tf: dict[str, np.ndarray] = field(default_factory=dict)  # column → frequency per code
+    tf_sq: dict[str, float] = field(default_factory=dict)  # column → Σ frequency²
+
+    @classmethod
+    def build(cls, records: pl.DataFrame, settings: LinkageSettings) -> PreparedRecords:
+        prep = cls(n=records.height, settings=settings)
+        string_cols: list[list[str]] = []
+        swap = settings.name_swap or []
+        swap_keys = _swap_key_columns(settings)
+        if swap:
+            string_cols.append(list(swap))
+            if swap_keys:
+                string_cols.append(list(swap_keys))
+        grouped = {c for group in string_cols for c in group}
+        for comp in settings.comparisons:
+            if comp.kind == "date":
+                continue
+            for col in (comp.column, comp.key_column, comp.group_column):
+                if col and col not in grouped:
+                    string_cols.append([col])
+                    grouped.add(col)
+        for group in string_cols:
+            vocab = Vocabulary.build([records[c] for c in group])
+            for col in group:
+                prep.vocab_of[col] = vocab
+                prep.codes[col] = vocab.encode(records[col])
+        for comp in settings.comparisons:
+            if comp.kind == "date":
+                for col in (comp.year, comp.month, comp.day):
+                    if col and col not in prep.ints:
+                        prep.ints[col] = records[col].cast(pl.Int32).fill_null(-1).to_numpy()
+                if comp.quality:
+                    q = records[comp.quality].cast(pl.String).replace_strict(
+                        QUALITY_CODES, default=QUALITY_CODES["missing"], return_dtype=pl.Int8
+                    )
+                    prep.ints[comp.quality] = q.to_numpy()
+            if comp.tf:
+                for col in (comp.column, comp.key_column):
+                    if col and col not in prep.tf:
+                        prep.tf[col], prep.tf_sq[col] = _frequencies(prep.codes[col], len(prep.vocab_of[col].values))
+        return prep
+
+
+def _frequencies(codes: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    valid = codes[codes >= 0]
+    counts = np.bincount(valid, minlength=size).astype(np.float64)
+    total = max(valid.size, 1)
+    freq = counts / total
+    return np.maximum(freq, 1.0 / total), float(np.sum(freq**2))
+
+
+def _swap_key_columns(settings: LinkageSettings) -> list[str] | None:
+    """Key columns of the two swappable name comparisons, in the same (given, family) order."""
+    if not settings.name_swap:
+        return None
+    keys = {c.column: c.key_column for c in settings.comparisons if c.kind == "string"}
+    given, family = settings.name_swap
+    if keys.get(given) and keys.get(family):
+        return [keys[given], keys[family]]
+    return None
+
+
+# ------------------------------------------------------------------ string kernels
+def pair_scores(cl: np.ndarray, cr: np.ndarray, forms: np.ndarray, scorer, workers: int = -1,
+                fill: float = 0.0) -> np.ndarray:
+    """scorer(forms[cl], forms[cr]) for aligned code arrays, computed once per distinct pair."""
+    out = np.full(cl.shape, fill, dtype=np.float32)
+    valid = (cl >= 0) & (cr >= 0)
+    if not valid.any():
+        return out
+    lo = np.minimum(cl[valid], cr[valid]).astype(np.int64)
+    hi = np.maximum(cl[valid], cr[valid]).astype(np.int64)
+    size = np.int64(len(forms) + 1)
+    uniq, inverse = np.unique(lo * size + hi, return_inverse=True)
+    a = forms[uniq // size]
+    b = forms[uniq % size]
+    scores = process.cpdist(a, b, scorer=scorer, workers=workers, dtype=np.float32)
+    out[valid] = scores[inverse.ravel()]
+    return out
+
+
+def name_swap_mask(prep: PreparedRecords, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Pairs whose given and family names agree clearly better when one side is swapped."""
+    settings = prep.settings
+    if not settings.name_swap:
+        return np.zeros(i.shape, dtype=bool)
+    given, family = settings.name_swap
+    forms = prep.vocab_of[given].values
+    g, f = prep.codes[given], prep.codes[family]
+    gl, gr, fl, fr = g[i], g[j], f[i], f[j]
+    full = (gl >= 0) & (gr >= 0) & (fl >= 0) & (fr >= 0)
+    differ = full & ((gl != gr) | (fl != fr))
+    idx = np.flatnonzero(differ)
+    swap = np.zeros(i.shape, dtype=bool)
+    if idx.size == 0:
+        return swap
+    jw = JaroWinkler.normalized_similarity
+    w = settings.workers
+    straight = pair_scores(gl[idx], gr[idx], forms, jw, w) + pair_scores(fl[idx], fr[idx], forms, jw, w)
+    cross = pair_scores(gl[idx], fr[idx], forms, jw, w) + pair_scores(fl[idx], gr[idx], forms, jw, w)
+    swap[idx] = cross > straight + SWAP_MARGIN
+    return swap
+
+
+# ------------------------------------------------------------------ comparisons
+def compare_string(comp: Comparison, prep: PreparedRecords, i, j, swap, partner: dict[str, str]):
+    """Levels exact / key / Jaro–Winkler bands / else, and TF bits at exact and key levels."""
+    col = comp.column
+    vocab = prep.vocab_of[col]
+    cl = prep.codes[col][i]
+    cr = _right_codes(prep, col, j, swap, partner)
+    n_levels = comp.n_levels
+    gamma = np.zeros(i.shape, dtype=np.int8)
+    missing = (cl < 0) | (cr < 0)
+    exact = ~missing & (
+        (cl == cr)
+        | (vocab.compact[np.maximum(cl, 0)] == vocab.compact[np.maximum(cr, 0)])
+        | (vocab.sorted_tokens[np.maximum(cl, 0)] == vocab.sorted_tokens[np.maximum(cr, 0)])
+    )
+    done = exact | missing
+    tf_bits = np.zeros(i.shape, dtype=np.float32) if comp.tf else None
+    level = n_levels - 1
+    gamma[exact] = level
+    if comp.tf:
+        tf_bits[exact] = _tf_bits(prep, col, cl[exact], cr[exact])
+    level -= 1
+    if comp.key_column:
+        kl = prep.codes[comp.key_column][i]
+        kr = _right_codes(prep, comp.key_column, j, swap, partner)
+        key_eq = ~done & (kl >= 0) & (kl == kr)
+        gamma[key_eq] = level
+        if comp.tf:
+            tf_bits[key_eq] = _tf_bits(prep, comp.key_column, kl[key_eq], kr[key_eq])
+        done |= key_eq
+        level -= 1
+    rest = np.flatnonzero(~done)
+    if rest.size:
+        a, b = cl[rest], cr[rest]
+        w = prep.settings.workers
+        sim = pair_scores(a, b, vocab.values, JaroWinkler.normalized_similarity, w)
+        sim = np.maximum(sim, pair_scores(a, b, vocab.sorted_values, JaroWinkler.normalized_similarity, w))
+        subset = pair_scores(a, b, vocab.values, fuzz.token_set_ratio, w) >= 99.999
+        sim[subset] = np.maximum(sim[subset], comp.thresholds[0])
+        sub = np.zeros(rest.shape, dtype=np.int8)
+        for k, t in enumerate(comp.thresholds[::-1]):
+            sub[sim >= t] = k + 1
+        gamma[rest] = sub
+    gamma[missing] = MISSING
+    return gamma, tf_bits
+
+
+def _right_codes(prep, col, j, swap, partner):
+    codes = prep.codes[col][j]
+    other = partner.get(col)
+    if other is not None and swap.any():
+        codes = np.where(swap, prep.codes[other][j], codes)
+    return codes
+
+
+def _tf_bits(prep: PreparedRecords, col: str, cl: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """log2(Σf² / f(value)): positive for a rare value, negative for a common one."""
+    freq = np.maximum(prep.tf[col][cl], prep.tf[col][cr])
+    bits = np.log2(prep.tf_sq[col] / freq)
+    limit = prep.settings.tf_max_bits
+    return np.clip(bits, -limit, limit).astype(np.float32)
+
+
+def compare_date(comp: Comparison, prep: PreparedRecords, i, j):
+    """exact / day–month swapped / one component off / partial same year / same year / ±1 year / else."""
+    y, m, d = (prep.ints[c] if c else np.full(prep.n, -1, np.int32) for c in (comp.year, comp.month, comp.day))
+    if comp.quality:
+        q = prep.ints[comp.quality]
+    else:
+        q = np.where(d >= 0, 0, np.where(m >= 0, 2, np.where(y >= 0, 3, 4))).astype(np.int8)
+    yl, yr, ml, mr, dl, dr = y[i], y[j], m[i], m[j], d[i], d[j]
+    full = (q[i] == 0) & (q[j] == 0) & (dl >= 0) & (dr >= 0) & (ml >= 0) & (mr >= 0)
+    names = comp.level_names()
+    lv = {name: np.int8(k) for k, name in enumerate(names)}
+    gamma = np.full(i.shape, lv["else"], dtype=np.int8)
+    same_y = yl == yr
+    year_near = np.abs(yl - yr) == 1
+    gamma[year_near] = lv["year_off_by_one"]
+    gamma[same_y] = lv["same_year"]
+    partial = ~full & same_y & ((ml < 0) | (mr < 0) | (ml == mr) | (q[i] == 1) | (q[j] == 1))
+    gamma[partial] = lv["partial_same_year"]
+    n_equal = same_y.astype(np.int8) + (ml == mr) + (dl == dr)
+    gamma[full & (n_equal == 2)] = lv["one_component_off"]
+    gamma[full & same_y & (ml == dr) & (dl == mr) & (ml != dl)] = lv["day_month_swapped"]
+    gamma[full & (n_equal == 3)] = lv["exact"]
+    gamma[(yl < 0) | (yr < 0)] = MISSING
+    return gamma
+
+
+def compare_exact(comp: Comparison, prep: PreparedRecords, i, j):
+    c = prep.codes[comp.column]
+    cl, cr = c[i], c[j]
+    names = comp.level_names()
+    gamma = np.full(i.shape, names.index("else"), dtype=np.int8)
+    if comp.group_column:
+        g = prep.codes[comp.group_column]
+        gl, gr = g[i], g[j]
+        gamma[(gl >= 0) & (gl == gr)] = names.index("same_group")
+    gamma[cl == cr] = names.index("exact")
+    gamma[(cl < 0) | (cr < 0)] = MISSING
+    return gamma
+
+
+def compare_id(comp: Comparison, prep: PreparedRecords, i, j):
+    """Identifiers: exact, one edit (typing error), else."""
+    c = prep.codes[comp.column]
+    cl, cr = c[i], c[j]
+    gamma = np.zeros(i.shape, dtype=np.int8)
+    both = (cl >= 0) & (cr >= 0)
+    rest = np.flatnonzero(both & (cl != cr))
+    if rest.size:
+        dist = pair_scores(cl[rest], cr[rest], prep.vocab_of[comp.column].values, OSA.distance,
+                           prep.settings.workers)
+        gamma[rest[dist <= 1]] = 1
+    gamma[both & (cl == cr)] = 2
+    gamma[~both] = MISSING
+    return gamma
+
+
+def compare_pairs(prep: PreparedRecords, i: np.ndarray, j: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """Gamma per comparison, TF bits per TF comparison, and the name-swap flag, for pairs (i, j)."""
+    settings = prep.settings
+    swap = name_swap_mask(prep, i, j)
+    partner: dict[str, str] = {}
+    if settings.name_swap:
+        g, f = settings.name_swap
+        partner = {g: f, f: g}
+        keys = _swap_key_columns(settings)
+        if keys:
+            partner.update({keys[0]: keys[1], keys[1]: keys[0]})
+    gammas: dict[str, np.ndarray] = {}
+    tfs: dict[str, np.ndarray] = {}
+    for comp in settings.comparisons:
+        if comp.kind == "string":
+            gamma, tf_bits = compare_string(comp, prep, i, j, swap, partner)
+            if tf_bits is not None:
+                tfs[comp.name] = tf_bits
+        elif comp.kind == "date":
+            gamma = compare_date(comp, prep, i, j)
+        elif comp.kind == "exact":
+            gamma = compare_exact(comp, prep, i, j)
+        else:
+            gamma = compare_id(comp, prep, i, j)
+        gammas[comp.name] = gamma
+    return gammas, tfs, swap

@@ -1,0 +1,291 @@
+"""Linkage settings: blocking rules, comparisons, model and clustering options.
+
+Settings are plain dataclasses so that a run can be reproduced from the copy written into
+``linkage_model.json``; they load from a dict or a TOML file and are checked on load, so a
+typo in a key is a :class:`~recapture.errors.ConfigError` naming the key, not a crash later.
+The defaults are tuned for the canonical registration records of ``records.parquet``;
+:func:`recapture.linkage.febrl.febrl_settings` shows the same engine on other field names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recapture.errors import ConfigError
+
+#: Blocking-key transforms: ``first3(family_name)``, ``last2(x)``, ``token1(x)``, ``compact(x)``.
+KEY_TRANSFORM = re.compile(r"^(?P<fn>first|last)(?P<n>\d+)\((?P<col>\w+)\)$|^(?P<fn2>token1|compact|sorted)\((?P<col2>\w+)\)$")
+
+COMPARISON_KINDS = ("string", "date", "exact", "id")
+
+
+@dataclass
+class BlockingRule:
+    """Candidate pairs are record pairs equal on every key (left keys vs right keys).
+
+    ``right_keys`` lets a rule compare different columns, e.g. given/family swapped.
+    """
+
+    name: str
+    keys: list[str]
+    right_keys: list[str] | None = None
+
+    def key_columns(self) -> set[str]:
+        cols = set()
+        for key in self.keys + (self.right_keys or []):
+            cols.add(parse_key(key)[1])
+        return cols
+
+
+@dataclass
+class Comparison:
+    """One field comparison and its agreement levels.
+
+    kinds:
+      * ``string``: levels ``exact`` (also equal after removing spaces or sorting tokens),
+        ``key`` (equal ``key_column``, e.g. the transliteration key), then one level per
+        Jaro–Winkler threshold (on the best of the plain, token-sorted and token-subset
+        forms), then ``else``. Term-frequency adjustment on ``exact`` and ``key`` when ``tf``.
+      * ``date``: ``exact``, ``day_month_swapped``, ``one_component_off``,
+        ``partial_same_year`` (a default/partial date of the same year), ``same_year``,
+        ``year_off_by_one``, ``else``; columns ``year``/``month``/``day``/``quality``.
+      * ``exact``: ``exact``, optionally ``same_group`` (equal ``group_column``), ``else``.
+      * ``id``: ``exact``, ``one_edit`` (one substitution, insertion, deletion or adjacent
+        transposition), ``else``.
+    A missing value on either side gives level -1, which is neutral in the model.
+    """
+
+    name: str
+    kind: str
+    column: str | None = None
+    key_column: str | None = None
+    thresholds: list[float] = field(default_factory=lambda: [0.92, 0.85])
+    tf: bool = False
+    group_column: str | None = None
+    year: str | None = None
+    month: str | None = None
+    day: str | None = None
+    quality: str | None = None
+
+    def level_names(self) -> list[str]:
+        """Names of levels 0..L-1, lowest agreement first (level index = gamma value)."""
+        if self.kind == "string":
+            names = ["exact"] + (["key"] if self.key_column else [])
+            names += [f"jw_{t:g}" for t in self.thresholds] + ["else"]
+        elif self.kind == "date":
+            names = ["exact", "day_month_swapped", "one_component_off", "partial_same_year",
+                     "same_year", "year_off_by_one", "else"]
+        elif self.kind == "exact":
+            names = ["exact"] + (["same_group"] if self.group_column else []) + ["else"]
+        else:
+            names = ["exact", "one_edit", "else"]
+        return names[::-1]
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.level_names())
+
+    def columns(self) -> list[str]:
+        cols = [self.column, self.key_column, self.group_column, self.year, self.month,
+                self.day, self.quality]
+        return [c for c in cols if c]
+
+
+@dataclass
+class LinkageSettings:
+    """Everything that determines a linkage run (see docs/linkage.md, settings reference)."""
+
+    blocking_rules: list[BlockingRule]
+    comparisons: list[Comparison]
+    #: (given, family) name columns whose values are swapped on a pair before comparing,
+    #: when the swapped alignment is clearly more similar; None to disable.
+    name_swap: list[str] | None = None
+    #: A blocking-key value held by more records than this is skipped for that rule (reported).
+    max_block_size: int = 1000
+    #: Random record pairs drawn to estimate u probabilities.
+    u_sample_pairs: int = 1_000_000
+    #: "fixed_u": u from random pairs kept fixed, m and the match rate λ among all record
+    #: pairs by EM; "candidates": m, u and λ all by EM among the candidate pairs.
+    em_mode: str = "fixed_u"
+    em_max_iter: int = 200
+    em_tol: float = 1e-6
+    #: Pseudo-count added to every level when estimating probabilities (avoids 0 and 1).
+    smoothing: float = 0.5
+    #: Upper bound (bits) of the term-frequency adjustment of one comparison.
+    tf_max_bits: float = 8.0
+    #: Match-probability threshold for clustering, or "auto": the one maximising the
+    #: model-expected F1 (chosen without truth).
+    threshold: float | str = 0.5
+    #: Chaining guard: a cluster holding a scored pair below this probability is split by
+    #: raising the threshold inside it (see ``chaining_steps``); "report" only reports.
+    conflict_probability: float = 0.01
+    chaining_action: str = "split"
+    chaining_steps: list[float] = field(default_factory=lambda: [0.8, 0.9, 0.95, 0.99, 0.999])
+    #: Keep only mutual-best links between records of different sources.
+    one_to_one: bool = False
+    #: Compare only pairs of records from different sources (no deduplication within a source).
+    link_only: bool = False
+    record_id: str = "record_id"
+    source: str | None = "source"
+    seed: int = 20240501
+    #: Threads for the string-similarity kernels (-1 = all cores).
+    workers: int = -1
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def default(cls) -> LinkageSettings:
+        """Settings for canonical registration records (records.parquet)."""
+        return cls.from_dict(DEFAULT_SETTINGS)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> LinkageSettings:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            exc.file = str(path)
+            raise
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LinkageSettings:
+        """Build settings from a dict; keys absent fall back to :data:`DEFAULT_SETTINGS`."""
+        data = dict(data)
+        merged = dict(DEFAULT_SETTINGS)
+        merged.update(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in merged:
+            if key not in known:
+                raise ConfigError(f"unknown setting (known: {', '.join(sorted(known))})", key=key)
+        rules = [_build(BlockingRule, r, f"blocking_rules[{i}]") for i, r in enumerate(merged["blocking_rules"])]
+        comps = [_build(Comparison, c, f"comparisons[{i}]") for i, c in enumerate(merged["comparisons"])]
+        rest = {k: v for k, v in merged.items() if k not in ("blocking_rules", "comparisons")}
+        settings = cls(blocking_rules=rules, comparisons=comps, **rest)
+        settings.check()
+        return settings
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def check(self) -> None:
+        if not self.blocking_rules:
+            raise ConfigError("at least one blocking rule is needed", key="blocking_rules")
+        if not self.comparisons:
+            raise ConfigError("at least one comparison is needed", key="comparisons")
+        names = [r.name for r in self.blocking_rules]
+        if len(set(names)) != len(names):
+            raise ConfigError("blocking rule names must be unique", key="blocking_rules")
+        for i, rule in enumerate(self.blocking_rules):
+            if not rule.keys:
+                raise ConfigError("a rule needs at least one key", key=f"blocking_rules[{i}].keys")
+            if rule.right_keys is not None and len(rule.right_keys) != len(rule.keys):
+                raise ConfigError("right_keys must have as many entries as keys", key=f"blocking_rules[{i}].right_keys")
+            for k in rule.keys + (rule.right_keys or []):
+                parse_key(k, f"blocking_rules[{i}]")
+        cnames = [c.name for c in self.comparisons]
+        if len(set(cnames)) != len(cnames):
+            raise ConfigError("comparison names must be unique", key="comparisons")
+        for i, comp in enumerate(self.comparisons):
+            where = f"comparisons[{i}]"
+            if comp.kind not in COMPARISON_KINDS:
+                raise ConfigError(f"kind must be one of {COMPARISON_KINDS}", key=f"{where}.kind")
+            if comp.kind == "date":
+                if not comp.year:
+                    raise ConfigError("a date comparison needs 'year' (and month, day)", key=f"{where}.year")
+            elif not comp.column:
+                raise ConfigError("this comparison needs 'column'", key=f"{where}.column")
+            if comp.kind == "string" and sorted(comp.thresholds, reverse=True) != list(comp.thresholds):
+                raise ConfigError("thresholds must be in decreasing order", key=f"{where}.thresholds")
+        if self.name_swap is not None and len(self.name_swap) != 2:
+            raise ConfigError("name_swap is [given_column, family_column]", key="name_swap")
+        if self.em_mode not in ("candidates", "fixed_u"):
+            raise ConfigError("em_mode must be 'candidates' or 'fixed_u'", key="em_mode")
+        if self.chaining_action not in ("split", "report"):
+            raise ConfigError("chaining_action must be 'split' or 'report'", key="chaining_action")
+        if isinstance(self.threshold, str):
+            if self.threshold != "auto":
+                raise ConfigError("threshold must be a probability or 'auto'", key="threshold")
+        elif not 0.0 < float(self.threshold) < 1.0:
+            raise ConfigError("threshold must be strictly between 0 and 1", key="threshold")
+        if self.max_block_size < 2:
+            raise ConfigError("max_block_size must be at least 2", key="max_block_size")
+
+    def required_columns(self) -> set[str]:
+        cols = {self.record_id}
+        if self.source:
+            cols.add(self.source)
+        for rule in self.blocking_rules:
+            cols |= rule.key_columns()
+        for comp in self.comparisons:
+            cols |= set(comp.columns())
+        if self.name_swap:
+            cols |= set(self.name_swap)
+        return cols
+
+
+def parse_key(key: str, where: str | None = None) -> tuple[str | None, str, int]:
+    """Split a blocking key into (transform, column, n)."""
+    m = KEY_TRANSFORM.match(key)
+    if m is None:
+        if not re.fullmatch(r"\w+", key):
+            raise ConfigError(
+                f"bad blocking key {key!r}: a column, firstN(col), lastN(col), token1(col), compact(col) or sorted(col)",
+                key=where,
+            )
+        return None, key, 0
+    if m.group("fn"):
+        return m.group("fn"), m.group("col"), int(m.group("n"))
+    return m.group("fn2"), m.group("col2"), 0
+
+
+def _build(cls, data: Any, where: str):
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError("must be a table", key=where)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"unknown key (known: {', '.join(sorted(known))})", key=f"{where}.{key}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ConfigError(str(exc), key=where) from None
+
+
+#: Defaults for records.parquet (RecordSchema). Every key may be overridden.
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "blocking_rules": [
+        {"name": "v_number", "keys": ["v_number"]},
+        {"name": "family_key_birth_year", "keys": ["family_name_key", "birth_year"]},
+        {"name": "given_key_birth_date", "keys": ["given_name_key", "birth_date"]},
+        {"name": "family_key_given_key", "keys": ["family_name_key", "given_name_key"]},
+        {"name": "names_swapped", "keys": ["given_name_key", "family_name_key"],
+         "right_keys": ["family_name_key", "given_name_key"]},
+        {"name": "family_key_birth_date", "keys": ["family_name_key", "birth_date"]},
+        {"name": "given_key_birth_year_nationality", "keys": ["given_name_key", "birth_year", "nationality_iso3"]},
+        {"name": "name_prefixes_birth_year", "keys": ["first2(family_name)", "first2(given_name)", "birth_year"]},
+        {"name": "birth_date_sex_nationality", "keys": ["birth_date", "sex", "nationality_iso3"]},
+    ],
+    "comparisons": [
+        {"name": "family_name", "kind": "string", "column": "family_name",
+         "key_column": "family_name_key", "thresholds": [0.92, 0.85], "tf": True},
+        {"name": "given_name", "kind": "string", "column": "given_name",
+         "key_column": "given_name_key", "thresholds": [0.92, 0.85], "tf": True},
+        {"name": "birth_date", "kind": "date", "year": "birth_year", "month": "birth_month",
+         "day": "birth_day", "quality": "birth_date_quality"},
+        {"name": "sex", "kind": "exact", "column": "sex"},
+        {"name": "nationality", "kind": "exact", "column": "nationality_iso3",
+         "group_column": "nationality_region"},
+        {"name": "v_number", "kind": "id", "column": "v_number"},
+    ],
+    "name_swap": ["given_name", "family_name"],
+}
