@@ -67,15 +67,28 @@ def prepare(workdir: Path) -> dict:
 def worker_recapture(task: str, inputs: list[str], out: Path) -> dict:
     import polars as pl
 
-    from recapture.linkage import link_records
-
+    try:
+        from recapture.linkage import link_records
+    except ImportError:
+        from recapture.linkage.engine import link_records
     try:
         from recapture.linkage.febrl import febrl_settings
     except ImportError as exc:  # pragma: no cover - depends on the engine version
         raise SystemExit(f"recapture.linkage.febrl not available: {exc}") from exc
 
     start = time.perf_counter()
-    records = pl.concat([pl.read_parquet(p) for p in inputs])
+    dob = pl.col("date_of_birth")
+    records = pl.concat([pl.read_parquet(p) for p in inputs]).with_columns(
+        dob.str.slice(0, 4).cast(pl.Int32, strict=False).alias("birth_year"),
+        dob.str.slice(4, 2).cast(pl.Int32, strict=False).alias("birth_month"),
+        dob.str.slice(6, 2).cast(pl.Int32, strict=False).alias("birth_day"),
+    )
+    valid = pl.col("birth_month").is_between(1, 12) & pl.col("birth_day").is_between(1, 31)
+    records = records.with_columns(
+        pl.when(valid).then(pl.col("birth_month")).alias("birth_month"),
+        pl.when(valid).then(pl.col("birth_day")).alias("birth_day"),
+        pl.when(pl.col("birth_year").is_between(1800, 2100)).then(pl.col("birth_year")).alias("birth_year"),
+    )
     settings = febrl_settings(link_only=(task == "febrl4")) if _accepts(febrl_settings, "link_only") else febrl_settings()
     result = link_records(records, settings)
     wall = time.perf_counter() - start
@@ -99,7 +112,7 @@ def _threshold(result, settings) -> float:
     return 0.5
 
 
-def splink_settings(link_type: str):
+def splink_settings(link_type: str, blocks=None):
     import splink.comparison_library as cl
     from splink import SettingsCreator, block_on
 
@@ -108,7 +121,7 @@ def splink_settings(link_type: str):
         link_type=link_type,
         unique_id_column_name="record_id",
         blocking_rules_to_generate_predictions=[
-            *(block_on(*keys) for keys in BLOCKS),
+            *(block_on(*keys) for keys in (blocks or BLOCKS)),
         ],
         comparisons=[
             cl.NameComparison("given_name").configure(**tf),
