@@ -348,3 +348,37 @@ def test_threshold_sensitivity_is_monotone_when_duplicates_score_moderately():
     est = attach_threshold_sensitivity(Chao().fit(build_persons(records, clusters, PERIOD)[0]), table)
     assert est.extra["threshold_sensitivity"] == table
     assert est.population_size == pytest.approx(table[1]["population_size"])
+
+
+# ----------------------------------------------------------------------------- pipeline API
+def test_linkage_aware_estimate_with_a_registry_model_and_config_checks():
+    from recapture.errors import ConfigError
+    from recapture.uncertainty import RegistryEstimator, UncertaintyOptions, linkage_aware_estimate
+
+    records, pairs, _ = _world(n_people=1500, seed=21)
+    graph = prepare_pairs(records["record_id"], pairs)
+    clusters = labels_to_clusters(graph, threshold_labels(graph, 0.5))
+    persons, _ = build_persons(records, clusters, PERIOD, sources=["police", "iom"])
+    estimator = RegistryEstimator("ztpoisson", {"formula": "~ 1", "count": "n_police"})
+    plug_in = estimator.fit(persons)  # persons never seen by the police are left out by the model
+
+    options = UncertaintyOptions.from_dict({"imputations": 4, "workers": 1, "thresholds": [0.3, 0.9]})
+    out = linkage_aware_estimate(plug_in, estimator=estimator, records=records, pairs=pairs,
+                                 clusters=clusters, persons=persons, period=PERIOD, options=options,
+                                 threshold=0.5, seed=3)
+    aware = out.extra["linkage_aware"]
+    assert aware["method"] == "multiple_imputation" and aware["M"] == 4
+    assert [r["threshold"] for r in out.extra["threshold_sensitivity"]] == [0.3, 0.5, 0.9]
+    assert out.extra["threshold_sensitivity"][1]["population_size"] == pytest.approx(plug_in.population_size)
+
+    dse = linkage_aware_estimate(Petersen().fit(persons), estimator=Petersen(), records=records, pairs=pairs,
+                                 clusters=clusters, persons=persons, period=PERIOD,
+                                 options=UncertaintyOptions(), lists=["police", "iom"])
+    assert dse.extra["linkage_aware"]["method"] == "di_consiglio_tuoto"
+
+    with pytest.raises(ConfigError, match="imputation"):
+        UncertaintyOptions.from_dict({"imputation": 5})
+    with pytest.raises(ConfigError):
+        UncertaintyOptions.from_dict({"imputations": 1})
+    with pytest.raises(ConfigError):
+        UncertaintyOptions.from_dict({"thresholds": [0.5, 1.0]})
