@@ -109,6 +109,56 @@ class QuarantineSchema(pa.DataFrameModel):
 
 
 # --------------------------------------------------------------------------------------
+# Raw extracts after column mapping (input of the validation stage, not artifacts):
+# text per canonical field, before standardising. Optional columns may be absent from a
+# layout; a failure of a check here quarantines the row ("<column>.missing" for
+# not_nullable, "source_key.format" for the definition's registration-id pattern).
+# --------------------------------------------------------------------------------------
+class PoliceExtractSchema(pa.DataFrameModel):
+    """A police (PSH-v) extract mapped to canonical field names, values as text."""
+
+    source_key: Optional[str] = pa.Field(nullable=False, description="Registration id (registratienummer); must be present when the layout has one.")
+    family_name: Optional[str] = pa.Field(nullable=True, description="Family name as recorded.")
+    given_name: Optional[str] = pa.Field(nullable=True, description="Given names as recorded.")
+    birth_date: Optional[str] = pa.Field(nullable=True, description="Birth date text in one of the definition's formats.")
+    sex: Optional[str] = pa.Field(nullable=True, description="Sex code of the definition's code list.")
+    nationality: Optional[str] = pa.Field(nullable=True, description="Nationality as a name, adjective or ISO code.")
+    v_number: Optional[str] = pa.Field(nullable=True, description="V-number as recorded.")
+    event_date: str = pa.Field(nullable=False, description="Apprehension date; required.")
+    police_unit: Optional[str] = pa.Field(nullable=True, description="Police unit.")
+    reason: Optional[str] = pa.Field(nullable=True, description="Reason code of the definition's code list.")
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+class IomExtractSchema(pa.DataFrameModel):
+    """An IOM assisted-return extract mapped to canonical field names, values as text."""
+
+    source_key: Optional[str] = pa.Field(nullable=False, description="IOM case number; must be present when the layout has one.")
+    family_name: Optional[str] = pa.Field(nullable=True, description="Family name as recorded.")
+    given_name: Optional[str] = pa.Field(nullable=True, description="Given names as recorded.")
+    birth_date: Optional[str] = pa.Field(nullable=True, description="Birth date text in one of the definition's formats.")
+    sex: Optional[str] = pa.Field(nullable=True, description="Sex code of the definition's code list.")
+    nationality: Optional[str] = pa.Field(nullable=True, description="Nationality as a name, adjective or ISO code.")
+    v_number: Optional[str] = pa.Field(nullable=True, description="V-number as recorded.")
+    event_date: str = pa.Field(nullable=False, description="Departure date; required.")
+    client_category: str = pa.Field(nullable=False, description="IOM client category; required (decides in_target).")
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+#: The mapped-extract model of each kind of source definition.
+EXTRACT_MODELS: dict[str, type[pa.DataFrameModel]] = {
+    "police": PoliceExtractSchema,
+    "iom": IomExtractSchema,
+}
+
+
+# --------------------------------------------------------------------------------------
 # pairs.parquet — every scored candidate pair
 # --------------------------------------------------------------------------------------
 class PairsSchema(pa.DataFrameModel):
