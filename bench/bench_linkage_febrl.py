@@ -211,6 +211,7 @@ def evaluate(task: str, tool: str, workdir: Path, res: dict) -> dict:
     import polars as pl
 
     from recapture.linkage.evaluation import (
+        blocking_metrics,
         expected_calibration_error,
         label_pairs,
         pairwise_metrics,
@@ -225,6 +226,7 @@ def evaluate(task: str, tool: str, workdir: Path, res: dict) -> dict:
     row = {"tool": tool, "task": task, **pm.to_dict(), "wall_s": res["wall_s"], "peak_rss_gib": res["peak_rss_gib"], "threshold": t}
     labelled = label_pairs(pairs, truth)
     row["ece"] = expected_calibration_error(labelled["match_probability"], labelled["is_match"])
+    row["pair_completeness"] = blocking_metrics(pairs, truth).pair_completeness
     if (out / "clusters.parquet").exists():
         clusters = pl.read_parquet(out / "clusters.parquet")
         row["cluster_f1"] = pairwise_metrics_from_clusters(clusters, truth).f1
@@ -274,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 print(
                     f"{task:7s} {tool:14s} F1 {row['f1']:.4f}  P {row['precision']:.4f}  R {row['recall']:.4f}  "
-                    f"cluster-F1 {common.fmt(row.get('cluster_f1'))}  ECE {row['ece']:.4f}  {row['wall_s']:.1f} s  {row['peak_rss_gib']:.2f} GiB",
+                    f"cluster-F1 {common.fmt(row.get('cluster_f1'))}  PC {row['pair_completeness']:.4f}  ECE {row['ece']:.4f}  {row['wall_s']:.1f} s  {row['peak_rss_gib']:.2f} GiB",
                     flush=True,
                 )
     if not args.no_docs:
@@ -301,7 +303,7 @@ def render(rows: list[dict], failures: list, info: dict, argv) -> str:
         "",
         "FEBRL4: link 5,000 × 5,000 records (5,000 true pairs). FEBRL3: dedupe 5,000 records "
         "(6,538 true pairs). Pairwise precision/recall/F1 of the scored pairs at the tool's threshold; "
-        "cluster F1 counts every pair inside a predicted cluster as a link. ECE: expected calibration "
+        "cluster F1 counts every pair inside a predicted cluster as a link. PC: pair completeness (share of true pairs among the scored candidates). ECE: expected calibration "
         "error of the match probabilities over all scored candidate pairs (10 equal-width bins). "
         "Peers: Splink with name/date/address comparisons, TF adjustment on names, u by random "
         "sampling, EM on two blocking rules; recordlinkage ECM on binary agreement features over "
@@ -311,9 +313,9 @@ def render(rows: list[dict], failures: list, info: dict, argv) -> str:
         "Targets for recapture: FEBRL4 F1 ≥ 0.999, FEBRL3 F1 ≥ 0.995.",
         "",
         common.table(
-            ["task", "tool", "threshold", "precision", "recall", "F1", "cluster F1", "ECE", "wall s", "peak GiB"],
+            ["task", "tool", "threshold", "precision", "recall", "F1", "cluster F1", "PC", "ECE", "wall s", "peak GiB"],
             [
-                [r["task"], r["tool"], r["threshold"], r["precision"], r["recall"], r["f1"], r.get("cluster_f1"), r["ece"], f"{r['wall_s']:.1f}", f"{r['peak_rss_gib']:.2f}"]
+                [r["task"], r["tool"], r["threshold"], r["precision"], r["recall"], r["f1"], r.get("cluster_f1"), r["pair_completeness"], r["ece"], f"{r['wall_s']:.1f}", f"{r['peak_rss_gib']:.2f}"]
                 for r in rows
             ],
         ),

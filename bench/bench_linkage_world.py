@@ -1,0 +1,426 @@
+"""Linkage on the simulator's default world: accuracy, calibration and what errors do to N̂.
+
+    python bench/bench_linkage_world.py [--seed 1] [--tools recapture,splink] [--peer-python PY]
+
+simulate (recapture.synthetic, default config) → write the raw extracts → validate
+(recapture.validation) → link all records with recapture and with Splink 5 configured
+as closely as the two engines allow (same blocking keys, same fields, TF adjustment on
+names, EM on two blocking rules). Each tool's threshold is chosen without the truth:
+recapture's own rule, and for Splink both its customary 0.5 and the threshold that
+maximises its own model-expected F1. Reported, against the simulator's truth:
+
+* police deduplication F1 and police × IOM linkage F1 of the links the clusters induce;
+* calibration of the match probabilities over all scored candidate pairs (ECE, Brier,
+  reliability table);
+* the covariate-free truncated Poisson, Chao and Chapman estimates computed from each
+  tool's clusters and from the true persons (target: within 3%).
+
+Results go to the ``linkage-world`` section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_linkage_common as common  # noqa: E402
+
+#: Columns of records.parquet that the Splink model sees.
+SPLINK_COLUMNS = [
+    "record_id", "source", "family_name", "given_name", "family_name_key", "given_name_key",
+    "birth_date", "birth_year", "sex", "nationality_iso3", "nationality_region", "v_number",
+]
+
+
+# ------------------------------------------------------------------------ the world
+def build_world(workdir: Path, *, seed: int = 1, police_target: int | None = None, sources=("police", "iom")):
+    """Simulate, write and validate a world; return (records, truth, note).
+
+    ``truth`` has record_id, source and the true person_id. ``police_target`` scales
+    the population so that the police source holds about that many registrations.
+    """
+    import polars as pl
+
+    from recapture import synthetic, validation
+
+    config = synthetic.SimulationConfig(seed=seed)
+    note = "World: the simulator's default configuration"
+    if police_target:
+        probe = synthetic.simulate_world(config)
+        scale = police_target / max(_police_count(probe), 1)
+        config = _scaled(config, scale)
+        note += f", population scaled ×{scale:.1f} to about {police_target:,} police registrations"
+    world = synthetic.simulate_world(config)
+    raw_dir = workdir / "raw"
+    synthetic.write_world(world, raw_dir)
+    records = validation.validate_world_extracts(raw_dir, workdir / "validated") if hasattr(validation, "validate_world_extracts") else _validate(raw_dir, workdir)
+    truth = _truth(world, records)
+    if sources != ("police", "iom"):
+        records = records.filter(pl.col("source").is_in(list(sources)))
+        truth = truth.filter(pl.col("source").is_in(list(sources)))
+    return records, truth, f"{note} (seed {seed}): {records.height:,} validated records."
+
+
+def _police_count(world) -> int:  # adapted to the simulator's result object below
+    return int(world.police.height)
+
+
+def _scaled(config, scale: float):
+    import dataclasses
+
+    pop = dataclasses.replace(config.population, size=int(round(config.population.size * scale)))
+    return dataclasses.replace(config, population=pop)
+
+
+def _validate(raw_dir: Path, workdir: Path):
+    raise NotImplementedError
+
+
+def _truth(world, records):
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- Splink
+def splink_frame(pdf):
+    """records.parquet columns as Splink sees them (birth date as ISO text)."""
+    import pandas as pd
+
+    out = pdf[[c for c in SPLINK_COLUMNS if c in pdf.columns]].copy()
+    out["birth_date"] = pd.to_datetime(out["birth_date"]).dt.strftime("%Y-%m-%d")
+    return out
+
+
+def splink_settings(link_type: str):
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+    from splink import SettingsCreator, block_on
+
+    tf = {"term_frequency_adjustments": True}
+    nationality = cl.CustomComparison(
+        output_column_name="nationality",
+        comparison_levels=[
+            cll.NullLevel("nationality_iso3"),
+            cll.ExactMatchLevel("nationality_iso3"),
+            cll.ExactMatchLevel("nationality_region"),
+            cll.ElseLevel(),
+        ],
+    )
+    return SettingsCreator(
+        link_type=link_type,
+        unique_id_column_name="record_id",
+        blocking_rules_to_generate_predictions=[
+            block_on("v_number"),
+            block_on("family_name_key", "birth_year"),
+            block_on("given_name_key", "birth_date"),
+            "l.given_name_key = r.family_name_key and l.family_name_key = r.given_name_key",
+        ],
+        comparisons=[
+            cl.NameComparison("family_name").configure(**tf),
+            cl.NameComparison("given_name").configure(**tf),
+            cl.DateOfBirthComparison("birth_date", input_is_string=True),
+            cl.ExactMatch("sex"),
+            nationality,
+            cl.LevenshteinAtThresholds("v_number", [1]),
+        ],
+        retain_intermediate_calculation_columns=False,
+        retain_matching_columns=False,
+    )
+
+
+def _splink_rules():
+    from splink import block_on
+
+    deterministic = [block_on("v_number"), block_on("family_name", "given_name", "birth_date")]
+    em = [block_on("family_name_key", "given_name_key"), block_on("birth_date")]
+    return deterministic, em
+
+
+def __getattr__(name):  # lazy so that importing this module does not import splink
+    if name == "SPLINK_DETERMINISTIC":
+        return _splink_rules()[0]
+    if name == "SPLINK_EM_RULES":
+        return _splink_rules()[1]
+    raise AttributeError(name)
+
+
+# --------------------------------------------------------------------------- workers
+def worker_splink(inputs: list[str], out: Path) -> dict:
+    import pandas as pd
+    from splink import DuckDBAPI, Linker
+
+    start = time.perf_counter()
+    db = DuckDBAPI()
+    df = splink_frame(pd.read_parquet(inputs[0]))
+    by_source = [db.register(g.drop(columns=["source"]), dataset_display_name=str(s)) for s, g in df.groupby("source", sort=True)]
+    link_type = "link_and_dedupe" if len(by_source) > 1 else "dedupe_only"
+    linker = Linker(by_source if len(by_source) > 1 else by_source[0], splink_settings(link_type), log_level=logging.WARNING)
+    deterministic, em_rules = _splink_rules()
+    linker.training.estimate_probability_two_random_records_match(deterministic, recall=0.7)
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e7, seed=1)
+    for rule in em_rules:
+        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    pred = linker.inference.predict()
+    pairs = pred.as_pandas_dataframe()[["record_id_l", "record_id_r", "match_probability"]]
+    pairs.to_parquet(out / "pairs.parquet")
+    wall = time.perf_counter() - start
+    return {"wall_s": wall, "n_pairs": len(pairs)}
+
+
+def worker_recapture(inputs: list[str], out: Path) -> dict:
+    import polars as pl
+
+    try:
+        from recapture.linkage import LinkageSettings, link_records
+    except ImportError:
+        from recapture.linkage.engine import link_records
+        from recapture.linkage.settings import LinkageSettings
+
+    start = time.perf_counter()
+    records = pl.read_parquet(inputs[0])
+    result = link_records(records, LinkageSettings.default())
+    result.pairs.select("record_id_l", "record_id_r", "match_probability").write_parquet(out / "pairs.parquet")
+    result.clusters.select("record_id", "person_id").write_parquet(out / "clusters.parquet")
+    wall = time.perf_counter() - start
+    return {"wall_s": wall, "n_pairs": result.pairs.height, "threshold": float(result.threshold)}
+
+
+WORKERS = {"recapture": worker_recapture, "splink": worker_splink}
+
+
+# ------------------------------------------------------------------------ estimators
+def truncated_poisson(counts) -> float:
+    """Covariate-free zero-truncated Poisson N̂ = n/(1 − e^{−λ}), λ from mean = λ/(1 − e^{−λ})."""
+    import numpy as np
+    from scipy.optimize import brentq
+
+    y = np.asarray(counts, dtype=float)
+    n, mean = y.size, y.mean()
+    if mean <= 1.0:
+        return float("inf")
+    lam = brentq(lambda x: x / -math.expm1(-x) - mean, 1e-10, mean + 50)
+    return n / -math.expm1(-lam)
+
+
+def chao(counts) -> float:
+    """Chao's lower bound n + f1²/(2 f2)."""
+    import numpy as np
+
+    y = np.asarray(counts)
+    f1, f2 = int((y == 1).sum()), int((y == 2).sum())
+    return y.size + (f1 * f1 / (2 * f2) if f2 else float("inf"))
+
+
+def chapman(n1: int, n2: int, m: int) -> float:
+    return (n1 + 1) * (n2 + 1) / (m + 1) - 1
+
+
+def estimates(assign, records) -> dict:
+    """The three estimates from a record → person assignment (police counts; IOM in target)."""
+    import polars as pl
+
+    rec = records.select("record_id", "source", *(["in_target"] if "in_target" in records.columns else []))
+    joined = assign.select("record_id", "person_id").join(rec, on="record_id", how="inner")
+    police = joined.filter(pl.col("source") == "police").group_by("person_id").len()
+    iom_rows = joined.filter(pl.col("source") == "iom")
+    if "in_target" in iom_rows.columns:
+        iom_rows = iom_rows.filter(pl.col("in_target"))
+    iom = iom_rows.select("person_id").unique()
+    m = police.join(iom, on="person_id", how="inner").height
+    counts = police["len"].to_numpy()
+    return {
+        "police_persons": police.height,
+        "f1": int((counts == 1).sum()),
+        "f2": int((counts == 2).sum()),
+        "iom_persons": iom.height,
+        "both": m,
+        "ztp": truncated_poisson(counts),
+        "chao": chao(counts),
+        "chapman": chapman(police.height, iom.height, m) if iom.height else float("nan"),
+    }
+
+
+# ----------------------------------------------------------------------------- main
+def clusters_at(pairs, record_ids, threshold: float):
+    """Connected components of the pairs at or above ``threshold`` (for Splink's scores)."""
+    import numpy as np
+    import polars as pl
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ids = np.sort(np.asarray(record_ids))
+    keep = pairs.filter(pl.col("match_probability") >= threshold)
+    i = np.searchsorted(ids, keep["record_id_l"].to_numpy())
+    j = np.searchsorted(ids, keep["record_id_r"].to_numpy())
+    graph = coo_matrix((np.ones(i.size), (i, j)), shape=(ids.size, ids.size))
+    _, labels = connected_components(graph, directed=False)
+    return pl.DataFrame({"record_id": ids, "person_id": labels.astype(np.int64)})
+
+
+def evaluate(tool: str, label: str, pairs, clusters, truth, records, threshold) -> dict:
+    import polars as pl
+
+    from recapture.linkage import evaluation as ev
+
+    labelled = ev.label_pairs(pairs, truth)
+    p, y = labelled["match_probability"], labelled["is_match"]
+    middle = labelled.filter(pl.col("match_probability").is_between(0.01, 0.99))
+    police = ev.pairwise_metrics_from_clusters(clusters, truth, "police")
+    link = ev.pairwise_metrics_from_clusters(clusters, truth, ("police", "iom"))
+    cm = ev.cluster_metrics(clusters, truth)
+    return {
+        "tool": label,
+        "threshold": threshold,
+        "police_precision": police.precision,
+        "police_recall": police.recall,
+        "police_f1": police.f1,
+        "link_precision": link.precision,
+        "link_recall": link.recall,
+        "link_f1": link.f1,
+        "pair_completeness": ev.blocking_metrics(pairs, truth).pair_completeness,
+        "ece": ev.expected_calibration_error(p, y),
+        "ece_middle": ev.expected_calibration_error(middle["match_probability"], middle["is_match"]) if middle.height else float("nan"),
+        "brier": ev.brier_score(p, y),
+        "reliability": ev.reliability_table(p, y, n_bins=10),
+        "persons_found": cm.persons_found,
+        "true_persons": cm.true_persons,
+        "split_persons": cm.split_persons,
+        "merged_persons": cm.merged_persons,
+        "estimates": estimates(clusters, records),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--tools", default="recapture,splink")
+    ap.add_argument("--peer-python", default=None)
+    ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--inputs", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--result", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        common.finish_worker(args.result, WORKERS[args.worker](args.inputs.split(","), out))
+        return 0
+
+    import polars as pl
+
+    from recapture.linkage.evaluation import expected_metrics_by_threshold
+
+    info = common.machine()
+    rows, failures = [], []
+    with tempfile.TemporaryDirectory(prefix="bench_world_") as tmp:
+        workdir = Path(tmp)
+        t0 = time.perf_counter()
+        records, truth, note = build_world(workdir, seed=args.seed)
+        records_path = workdir / "records.parquet"
+        records.write_parquet(records_path)
+        print(f"{note} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        true_est = estimates(truth, records)
+        for tool in [t for t in args.tools.split(",") if t]:
+            python = sys.executable if tool == "recapture" else common.peer_python(args.peer_python)
+            out = workdir / tool
+            res = common.run_worker(python, Path(__file__), [tool, "--inputs", str(records_path), "--out", str(out)], args.timeout)
+            if res["status"] != "ok":
+                failures.append((tool, res))
+                print(f"{tool}: {res['status']}\n{res.get('error', '')}", file=sys.stderr)
+                continue
+            pairs = pl.read_parquet(out / "pairs.parquet")
+            if tool == "recapture":
+                variants = [("recapture", res["threshold"], pl.read_parquet(out / "clusters.parquet"))]
+            else:
+                exp = expected_metrics_by_threshold(pairs["match_probability"], thresholds=[x / 100 for x in range(1, 100)])
+                best = float(exp.sort("expected_f1", descending=True)["threshold"][0])
+                variants = [(f"{tool} p≥0.5", 0.5, None), (f"{tool} p≥{best:.2f} (best expected F1)", best, None)]
+            for label, threshold, clusters in variants:
+                if clusters is None:
+                    clusters = clusters_at(pairs, records["record_id"], threshold)
+                row = evaluate(tool, label, pairs, clusters, truth, records, threshold)
+                row.update(wall_s=res["wall_s"], peak_rss_gib=res["peak_rss_gib"])
+                rows.append(row)
+                e = row["estimates"]
+                print(
+                    f"{label:40s} police F1 {row['police_f1']:.4f}  link F1 {row['link_f1']:.4f}  PC {row['pair_completeness']:.4f}  "
+                    f"ECE {row['ece']:.4f}  ZTP {_dev(e['ztp'], true_est['ztp'])}  Chao {_dev(e['chao'], true_est['chao'])}  "
+                    f"Chapman {_dev(e['chapman'], true_est['chapman'])}  {row['wall_s']:.1f} s",
+                    flush=True,
+                )
+    if not args.no_docs:
+        common.write_section("linkage-world", render(rows, failures, true_est, note, info, args.seed))
+    return 0 if not failures else 1
+
+
+def _dev(value: float, ref: float) -> str:
+    if not (math.isfinite(value) and math.isfinite(ref)) or not ref:
+        return "–"
+    return f"{100 * (value / ref - 1):+.1f}%"
+
+
+def render(rows, failures, true_est, note, info, seed) -> str:
+    cmd = "python bench/bench_linkage_world.py" + ("" if seed == 1 else f" --seed {seed}")
+    lines = [
+        "## Linkage on the simulated default world",
+        "",
+        f"Command: `{cmd}`",
+        "",
+        common.machine_line(info),
+        "",
+        note,
+        "",
+        "F1: pairwise, of the links the final clusters induce (police deduplication = pairs of two "
+        "police records; police × IOM = pairs across the sources). PC: pair completeness of the "
+        "scored candidate pairs. ECE: expected calibration error over all scored candidate pairs "
+        "(10 equal-width bins); 'ECE mid' over the pairs with 0.01 < p < 0.99 only. Thresholds are "
+        "chosen without the truth. Splink 5 (DuckDB) sees the same standardised fields and the "
+        "same blocking keys (V-number; family-name key + birth year; given-name key + birth date; "
+        "swapped names), NameComparison with TF adjustment on both names, DateOfBirthComparison, "
+        "sex, nationality (exact / same region), V-number (Levenshtein ≤ 1); u by random sampling "
+        "(10⁷ pairs), EM on two rules.",
+        "",
+        "Targets for recapture: F1 ≥ 0.95 on both; estimates within 3% of the true-cluster estimates.",
+        "",
+        common.table(
+            ["tool", "threshold", "police P", "police R", "police F1", "link P", "link R", "link F1", "PC", "ECE", "ECE mid", "Brier", "wall s"],
+            [
+                [r["tool"], r["threshold"], r["police_precision"], r["police_recall"], r["police_f1"], r["link_precision"], r["link_recall"], r["link_f1"], r["pair_completeness"], r["ece"], r["ece_middle"], r["brier"], f"{r['wall_s']:.1f}"]
+                for r in rows
+            ],
+        ),
+        "",
+        "Covariate-free estimates from each tool's clusters vs from the true persons "
+        "(police counts per person for the truncated Poisson and Chao; police × IOM-in-target "
+        "persons for Chapman):",
+        "",
+    ]
+    est_rows = [["truth", true_est["police_persons"], true_est["f1"], true_est["f2"], true_est["both"], f"{true_est['ztp']:,.0f}", f"{true_est['chao']:,.0f}", f"{true_est['chapman']:,.0f}"]]
+    for r in rows:
+        e = r["estimates"]
+        est_rows.append(
+            [r["tool"], e["police_persons"], e["f1"], e["f2"], e["both"],
+             f"{e['ztp']:,.0f} ({_dev(e['ztp'], true_est['ztp'])})", f"{e['chao']:,.0f} ({_dev(e['chao'], true_est['chao'])})",
+             f"{e['chapman']:,.0f} ({_dev(e['chapman'], true_est['chapman'])})"]
+        )
+    lines.append(common.table(["clusters", "police persons", "f1", "f2", "in both", "truncated Poisson", "Chao", "Chapman"], est_rows))
+    for r in rows:
+        if r["tool"] == "recapture":
+            rel = r["reliability"]
+            lines += ["", "Reliability of recapture's match probabilities (all scored candidate pairs):", ""]
+            lines.append(common.table(["bin", "pairs", "mean p", "observed match rate"], [[f"[{a:.1f}, {b:.1f})", c, m, o] for a, b, c, m, o in zip(rel["lower"], rel["upper"], rel["count"], rel["mean_predicted"], rel["observed_rate"], strict=True)]))
+    for tool, res in failures:
+        err = (res.get("error") or "").strip().splitlines()[-1:] or [""]
+        lines.append(f"\n{tool}: {res['status']} — {err[0]}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
