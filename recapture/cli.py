@@ -46,12 +46,45 @@ def _add_simulate(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- validate
 def _run_validate(args: argparse.Namespace) -> int:
-    raise NotImplementedError("validate")
+    import datetime as dt
+
+    from recapture.validation import builtin_definitions, validate_extracts
+
+    inputs: list[tuple[str, str]] = [(path, definition) for definition, path in args.input or []]
+    for path in args.extracts:
+        stem = Path(path).name.split(".")[0]
+        if stem not in builtin_definitions():
+            raise RecaptureError(
+                f"{path}: cannot tell the source definition from the file name; use "
+                f"--input DEFINITION {path} (built-in: {', '.join(builtin_definitions())})"
+            )
+        inputs.append((path, stem))
+    if not inputs:
+        raise RecaptureError("no extracts given (EXTRACT ... or --input DEFINITION PATH)")
+    as_of = None
+    if args.as_of:
+        try:
+            as_of = dt.date.fromisoformat(args.as_of)
+        except ValueError:
+            raise RecaptureError(f"--as-of: not an ISO date (yyyy-mm-dd): {args.as_of!r}") from None
+    result = validate_extracts(inputs, args.out, as_of=as_of, run_id=args.run_id)
+    totals = result.summary["totals"]
+    print(f"{totals['rows_in']} rows in: {totals['records']} records, "
+          f"{totals['quarantined']} quarantined -> {args.out}")
+    return 0
 
 
 @command("validate", "validate and standardise raw extracts into records.parquet")(_run_validate)
 def _add_validate(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("extracts", nargs="*", metavar="EXTRACT",
+                   help="extract whose file name names a built-in definition (police.csv, iom.csv)")
+    p.add_argument("-i", "--input", nargs=2, action="append", metavar=("DEFINITION", "PATH"),
+                   help="an extract and its source definition (built-in name or .toml path); repeatable")
+    p.add_argument("-o", "--out", required=True, metavar="DIR",
+                   help="directory for records.parquet, quarantine.parquet, validation_summary.json")
+    p.add_argument("--as-of", metavar="YYYY-MM-DD",
+                   help="date that 'future' dates are judged against (default: today)")
+    p.add_argument("--run-id", help="run id written into the artifacts' metadata")
 
 
 # ----------------------------------------------------------------------------- link
