@@ -83,7 +83,7 @@ def test_passive_covariate_leaves_estimate_unchanged_and_breaks_it_down():
     passive = LogLinearModel(passive={"region": "in_police"}).fit(df)
     assert passive.population_size == pytest.approx(base.population_size, rel=1e-9)
     parts = passive.strata
-    assert {p["region"] for p in parts} == {"a", "b", "c"}
+    assert {(p["variable"], p["level"]) for p in parts} == {("region", "a"), ("region", "b"), ("region", "c")}
     assert sum(p["population_size"] for p in parts) == pytest.approx(passive.population_size, rel=1e-9)
 
 

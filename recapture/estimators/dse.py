@@ -22,6 +22,7 @@ import numpy as np
 from recapture.errors import InputError
 from recapture.estimators.loglinear import (
     DEFAULT_THETAS,
+    _marginal_strata,
     capture_table,
     dependence_sensitivity,
 )
@@ -83,18 +84,12 @@ class _TwoList:
         )
         res.extra.update({"lists": list(table.lists), "n1": n1.tolist(), "n2": n2.tolist(), "m": m.tolist()})
         if self.strata:
-            idx = np.flatnonzero(used)
-            for j, s in enumerate(idx):
-                res.strata.append(
-                    {
-                        **table.stratum_label(int(s)),
-                        "n1": float(n1[s]),
-                        "n2": float(n2[s]),
-                        "m": float(m[s]),
-                        "population_size": float(N_s[j]),
-                        "se": float(math.sqrt(var_s[j])) if np.isfinite(var_s[j]) else math.nan,
-                    }
-                )
+            N_all = np.zeros(S)
+            var_all = np.zeros(S)
+            N_all[used], var_all[used] = N_s, var_s
+            res.strata = _marginal_strata(
+                table, nobs.astype(float), N_all, lambda mask: float(var_all @ mask), hidden_given=False
+            )
         elif self.model == "petersen" and m[0] > 0:
             # N̂ is the MLE of model Mt: Rcapture's profile-likelihood interval applies
             from recapture.estimators.closed_population import ClosedPopulationModel

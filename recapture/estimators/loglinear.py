@@ -1084,18 +1084,7 @@ def _fit_terms(
     result.fitted_frequencies = fitted
     if table.covariates:
         obs_s = np.bincount(table.strata[cell_keep], weights=cf.y, minlength=table.n_strata)
-        for s in range(table.n_strata):
-            mask = np.zeros(table.n_strata)
-            mask[s] = 1.0
-            result.strata.append(
-                {
-                    **table.stratum_label(s),
-                    "n_observed": float(obs_s[s]),
-                    "hidden": float(hidden[s]),
-                    "population_size": float(obs_s[s] + hidden[s]),
-                    "se": math.sqrt(max(cf.variance(mask), 0.0)),
-                }
-            )
+        result.strata = _marginal_strata(table, obs_s, hidden, cf.variance)
     # ---- intervals
     if exists and identifiable:
         if fit.keep[0] == 0 and table.n_strata == 1 and not partial_present and np.all(offset0 == 0):
@@ -1115,6 +1104,44 @@ def _fit_terms(
             result.bootstrap_replicates = reps
             result.bootstrap_info = {"replicates": bootstrap, "kind": "parametric multinomial", "seed": seed}
     return result
+
+
+def _marginal_strata(
+    table: CaptureTable,
+    observed: np.ndarray,
+    totals: np.ndarray,
+    variance_of: Callable[[np.ndarray], float],
+    *,
+    hidden_given: bool = True,
+) -> list[dict[str, Any]]:
+    """One row per covariate level (summed over the other covariates), the shape every
+    estimator's ``strata`` has: variable, level, observed, population_size, se, intervals."""
+    z = Z95
+    rows = []
+    for j, cov in enumerate(table.covariates):
+        for lev_idx, level in enumerate(table.levels[cov]):
+            mask = (table.stratum_values[:, j] == lev_idx).astype(float)
+            obs = float(observed @ mask)
+            hid = float(totals @ mask) if hidden_given else float(totals @ mask) - obs
+            N = obs + hid
+            var = variance_of(mask)
+            se = math.sqrt(var) if var >= 0 and np.isfinite(var) else math.nan
+            row = {
+                "variable": cov,
+                "level": level,
+                "observed": obs,
+                "hidden": hid,
+                "population_size": N,
+                "se": se,
+                "observed_share": obs / N if N > 0 else math.nan,
+                "normal_lower": N - z * se,
+                "normal_upper": N + z * se,
+            }
+            if hid > 0 and np.isfinite(se):
+                c = math.exp(z * math.sqrt(math.log1p(se**2 / hid**2)))
+                row["lognormal_lower"], row["lognormal_upper"] = obs + hid / c, obs + hid * c
+            rows.append(row)
+    return rows
 
 
 def _cached_profile(cf: CellFit, result: PopulationEstimate) -> Callable[[float], tuple[float, float]]:
