@@ -36,12 +36,20 @@ def command(name: str, help_text: str):
 
 # ----------------------------------------------------------------------------- simulate
 def _run_simulate(args: argparse.Namespace) -> int:
-    raise NotImplementedError("simulate")
+    from recapture.synthetic import format_summary, load_config, run_simulation
+
+    config = load_config(args.config, size=args.size, seed=args.seed)
+    _world, paths = run_simulation(config, args.out)
+    print(format_summary(_world.summary, paths))
+    return 0
 
 
 @command("simulate", "simulate a registration world with known truth")(_run_simulate)
 def _add_simulate(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("out", type=Path, help="output directory (police.csv, iom.csv, truth/, manifest.json)")
+    p.add_argument("--config", type=Path, help="simulation TOML; every key optional (see docs/simulator.md)")
+    p.add_argument("--size", type=int, help="true population size N (default 23000)")
+    p.add_argument("--seed", type=int, help="random seed (default 20180630)")
 
 
 # ----------------------------------------------------------------------------- validate
@@ -125,13 +133,84 @@ def _threshold_arg(text: str) -> float | str:
 
 
 # ----------------------------------------------------------------------------- estimate
+#: estimate options that are not estimator options (everything else is passed on by name)
+_ESTIMATE_CLI_ONLY = {"command", "debug", "quiet", "_run", "input", "model", "out", "level"}
+
+
 def _run_estimate(args: argparse.Namespace) -> int:
-    raise NotImplementedError("estimate")
+    from recapture.estimators import estimate
+    from recapture.io import write_json
+
+    options = {k: v for k, v in vars(args).items() if k not in _ESTIMATE_CLI_ONLY}
+    if options.get("reference"):
+        options["reference"] = _parse_reference(options["reference"])
+    result = estimate(args.input, args.model, **options)
+    print(result.summary(level=args.level))
+    if result.strata:
+        print("  by stratum:")
+        for row in result.strata:
+            label = f"{row['variable']}={row['level']}"
+            print(
+                f"    {label:<36} n {row['observed']:>9,.0f}  "
+                f"N̂ {row['population_size']:>12,.1f}  (SE {row['se']:,.1f})"
+            )
+    if args.out:
+        payload = result.to_dict(level=args.level)
+        payload["input"] = str(args.input)
+        write_json(payload, args.out)
+        progress.info(f"estimate written to {args.out}")
+    return 0
+
+
+def _parse_reference(items: list[str]) -> dict[str, str]:
+    from recapture.errors import ConfigError
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--reference expects VARIABLE=LEVEL, got {item!r}", key="reference")
+        var, level = item.split("=", 1)
+        out[var.strip()] = level.strip()
+    return out
 
 
 @command("estimate", "fit population-size estimators to persons.parquet")(_run_estimate)
 def _add_estimate(p: argparse.ArgumentParser) -> None:
-    pass
+    from recapture.estimators import MODELS
+
+    models = ", ".join(sorted(MODELS))
+    p.add_argument("input", type=Path, help="persons.parquet (or a Parquet/CSV table)")
+    p.add_argument("--model", required=True, metavar="NAME", help=f"estimator: {models}")
+    p.add_argument("--out", type=Path, help="write the estimate as JSON here (estimates.json)")
+    p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    single = p.add_argument_group("single-source count models (ztpoisson … chao)")
+    single.add_argument("--formula", help="covariates of log λ, e.g. '~ sex + age_class' (default '~ 1')")
+    single.add_argument("--count-col", dest="count", help="column with each person's number of captures, e.g. n_police")
+    single.add_argument("--weights", help="frequency-weight column (aggregated input)")
+    single.add_argument("--offset", help="offset column on the log scale, e.g. log days at risk")
+    single.add_argument(
+        "--reference", action="append", metavar="VAR=LEVEL", help="reference level of a factor (repeatable)"
+    )
+    single.add_argument("--omega-formula", dest="omega_formula", help="formula of logit ω (one-inflated models; default '~ 1')")
+    single.add_argument("--alpha-formula", dest="alpha_formula", help="formula of log α (ztnegbin; default '~ 1')")
+    single.add_argument("--information", choices=["observed", "expected"], help="information matrix for the variance")
+    single.add_argument("--variance", choices=["analytic", "bootstrap"], help="standard error of N̂ (default analytic)")
+    single.add_argument(
+        "--bootstrap-type",
+        dest="bootstrap_type",
+        choices=["parametric", "semiparametric", "nonparametric"],
+        help="resampling scheme (default parametric)",
+    )
+    single.add_argument("--replicates", type=int, help="bootstrap replicates (default 1000)")
+    single.add_argument("--seed", type=int, help="seed of the bootstrap")
+    single.add_argument("--workers", type=int, help="processes for the bootstrap (default 1)")
+    single.add_argument(
+        "--bootstrap-penalty",
+        dest="bootstrap_penalty",
+        choices=["firth", "ridge"],
+        help="refit of diverging bootstrap replicates (default firth)",
+    )
+    single.add_argument("--interval", choices=["normal", "lognormal", "bootstrap"], help="interval shown (default normal; bootstrap with --variance bootstrap)")
 
 
 # ----------------------------------------------------------------------------- run
@@ -146,22 +225,37 @@ def _add_run(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- report
 def _run_report(args: argparse.Namespace) -> int:
-    raise NotImplementedError("report")
+    from recapture.reports import write_reports
+
+    written = write_reports(args.run_dir, out_dir=args.out, show_names=args.show_names)
+    for path in written.values():
+        print(path)
+    return 0
 
 
 @command("report", "write HTML reports for a run directory")(_run_report)
 def _add_report(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("run_dir", metavar="RUN_DIR", type=Path,
+                   help="run directory holding the artifacts of the stages that have run")
+    p.add_argument("--out", metavar="DIR", type=Path, default=None,
+                   help="where to write the reports (default: RUN_DIR/reports)")
+    p.add_argument("--show-names", action="store_true",
+                   help="show names, birth dates and V-numbers in the linkage review sample "
+                        "(personal data; the page says so at the top)")
 
 
 # ----------------------------------------------------------------------------- demo
 def _run_demo(args: argparse.Namespace) -> int:
-    raise NotImplementedError("demo")
+    from recapture.synthetic import SimulationConfig, format_summary, run_simulation
+
+    world, paths = run_simulation(SimulationConfig(), args.out)
+    print(format_summary(world.summary, paths))
+    return 0
 
 
 @command("demo", "simulate a default world, run the pipeline and compare with the truth")(_run_demo)
 def _add_demo(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("--out", type=Path, default=Path("demo-run"), help="output directory (default ./demo-run)")
 
 
 # ----------------------------------------------------------------------------- main

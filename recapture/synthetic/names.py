@@ -1,0 +1,654 @@
+"""Name pools by naming culture, with their spelling variants.
+
+Each culture has pools of male and female given names and of family names, listed from
+most to least common; draws follow a Zipf law over that order, so a few names (Mohamed,
+Ahmed, Wang) are very common and agree by chance between different people, as in real
+registers. Spelling variants come from explicit variant groups (Mohamed / Mohammed /
+Muhammad …), from a culture's romanisation rules (ou/u, kh/ch, dj/j, sj/sh, -y/-i), and
+for Cyrillic names from four romanisation systems (English, Dutch, French, German).
+
+Markers in the pools: a space or hyphen is a compound boundary written split by default
+(``El Amrani`` → merged variant ``Elamrani``); ``~`` is one written merged by default
+(``Abdel~kader`` → ``Abdelkader``, split variant ``Abdel Kader``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import polars as pl
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+# --------------------------------------------------------------------------------------
+# Pools. Order = frequency rank. Slavic pools are Cyrillic and romanised on use.
+# --------------------------------------------------------------------------------------
+POOLS: dict[str, dict[str, list[str]]] = {
+    "maghrebi": {
+        "male": _split(
+            "Mohamed, Ahmed, Youssef, Said, Rachid, Mustapha, Abdel~kader, Karim, Hassan, Omar, "
+            "Khalid, Brahim, Abdel~lah, Ali, Mourad, Nordin, Samir, Hamid, Driss, Hicham, Yassine, "
+            "Bilal, Abdel~ilah, Mehdi, Nabil, Tarik, Jamal, Redouane, Abderrahim, Aziz, Hamza, "
+            "Ismail, Anouar, Noureddine, Mounir, Adil, Fouad, Abdelaziz, Lahcen, Mimoun, "
+            "Abdelhak, Younes, Zakaria, Soufiane, Amine, Ayoub, Othmane, Badr, Hakim, Rida, "
+            "Kamal, Aissa, Farid, Salah, Larbi, Abdel~majid, Djamel, Sofiane, Walid, Hocine, "
+            "Lotfi, Nassim, Slimane, Tayeb, Boualem, Mokhtar, Khaled, Fethi, Chokri, Mabrouk"
+        ),
+        "female": _split(
+            "Fatima, Khadija, Aicha, Malika, Naima, Rachida, Saida, Zineb, Nadia, Hafida, Samira, "
+            "Latifa, Meryem, Karima, Souad, Hanane, Fatiha, Najat, Amina, Zahra, Siham, Loubna, "
+            "Houria, Nora, Imane, Hayat, Ilham, Mina, Zoubida, Yamina, Djamila, Nassima, Samia, "
+            "Leila, Salima, Hakima, Farida, Khaoula, Sanae, Ouafae, Warda, Jamila, Hasna, Touria"
+        ),
+        "family": _split(
+            "El Amrani, Benali, El Idrissi, Bouzid, El Alaoui, Haddad, Ait Ali, Belhaj, "
+            "Bouazza, El Mansouri, Amrani, Ben Ahmed, Tahiri, Chaoui, Benjelloun, Ouali, "
+            "Bakkali, El Khattabi, Azzouzi, Boukhari, Mokhtari, El Ouardi, Zerouali, Saidi, "
+            "Boumediene, Kaddouri, Bensaid, Ziani, Lahlou, El Fassi, Cherkaoui, Hamdaoui, "
+            "Ouahbi, Belkacem, Mansouri, Touati, Benyoucef, Bouchama, Mahjoub, Rahmouni, "
+            "El Hamdaoui, Bennani, Ait Ouali, Ouazzani, El Yousfi, Serghini, Hajji, Messaoudi, "
+            "Belarbi, Taibi, Boudiaf, Meziane, Khelifi, Hadjadj, Djebbar, Benabdallah, "
+            "Ben Mohamed, Abdellaoui, Akhrif, El Bouzidi, Azougagh, Boulahrouz, Amghar, "
+            "Ouled Ali, Belghiti, Dahmani, Chentouf, Boussaid, El Hadri, Laaroussi, Tazi, "
+            "Benchekroun, Lamrani, Ait Said, El Harrak, Moussaoui, Bouhaddou, Berrada, Kasmi, "
+            "Oulad Haj, Bouallou, Nafai, Sebbar, Chahid, Ben Salah, Jebali, Trabelsi, Gharbi, "
+            "Ben Amor, Ayari, Hammami, Mejri, Zouari, Ben Youssef, Hamdi, Dridi, Sassi"
+        ),
+    },
+    "mashriq": {
+        "male": _split(
+            "Mohammed, Ahmed, Ali, Hussein, Mahmoud, Omar, Khaled, Hassan, Ibrahim, Mustafa, "
+            "Abdul~lah, Yousef, Haider, Abbas, Karim, Sami, Tariq, Fadi, Bassam, Nasser, "
+            "Rami, Walid, Majid, Salim, Jasim, Saif, Amjad, Firas, Ammar, Zaid, Basel, Hamza, "
+            "Abdul~rahman, Osama, Muhannad, Qasim, Raed, Emad, Ayman, Mazen, Adel, Anas, Yasser"
+        ),
+        "female": _split(
+            "Fatima, Maryam, Zainab, Noor, Huda, Rania, Hanan, Aya, Sara, Layla, Amal, Reem, "
+            "Dalia, Rasha, Samar, Nadia, Lina, Iman, Mona, Heba, Suha, Shaima, Hiba, Asma, "
+            "Ghada, Nour, Yasmin, Rahaf, Duaa, Salma"
+        ),
+        "family": _split(
+            "Al-Jabouri, Hussein, Al-Obaidi, Ali, Hassan, Al-Saadi, Ibrahim, Mahmoud, Abdullah, "
+            "Al-Tamimi, Khalil, Al-Rubaie, Haddad, Al-Dulaimi, Saleh, Al-Shammari, Kareem, "
+            "Al-Zubaidi, Mansour, Nasser, Othman, Al-Khatib, Hamdan, Darwish, Suleiman, "
+            "Al-Ahmad, Youssef, Al-Hassan, Qasim, Al-Masri, Abbas, Jaber, Al-Kurdi, Rashid, "
+            "Al-Hakim, Shaker, Farouk, Al-Najjar, Mustafa, Al-Sayed, Aziz, Mohsen, Al-Ani, "
+            "El Sayed, Abdel~rahman, Fahmy, Hamed, Abdel~aziz, Gaber, Shehata, Mostafa"
+        ),
+    },
+    "persian": {
+        "male": _split(
+            "Mohammad, Ali, Hossein, Reza, Ahmad, Mahdi, Hassan, Amir, Abdul, Mostafa, Javad, "
+            "Hamid, Saeed, Mehdi, Morteza, Sajjad, Jawad, Nasir, Farid, Rahim, Karim, Shafiq, "
+            "Wahid, Habib, Zabihullah, Noorullah, Ghulam, Omid, Behrouz, Davood, Masoud, "
+            "Farhad, Kamran, Babak, Hamed, Navid, Bashir, Rohullah, Mirwais, Samiullah"
+        ),
+        "female": _split(
+            "Fatemeh, Zahra, Maryam, Masoumeh, Mahboubeh, Sakineh, Zeinab, Leila, Somayeh, "
+            "Parisa, Shirin, Farzaneh, Nasrin, Mina, Parwana, Marzia, Freshta, Roya, Shabnam, "
+            "Samira, Nazanin, Azadeh, Mahsa, Nilufar, Gulalai, Malalai, Homa, Tahmina"
+        ),
+        "family": _split(
+            "Ahmadi, Mohammadi, Hosseini, Rahimi, Karimi, Hashemi, Sultani, Rezaei, Nazari, "
+            "Jafari, Amiri, Hakimi, Azizi, Haidari, Sadeghi, Mousavi, Noori, Rahmani, "
+            "Sharifi, Ghafoori, Yousufi, Akbari, Safi, Popal, Stanikzai, Wardak, Durrani, "
+            "Ghorbani, Mohseni, Taheri, Kazemi, Rostami, Habibi, Nikzad, Samadi, Jalali, "
+            "Qaderi, Faizi, Barakzai, Nazari, Sediqi, Zaheer, Akbarzadeh, Ebrahimi, Hamidi"
+        ),
+    },
+    "turkish": {
+        "male": _split(
+            "Mehmet, Mustafa, Ahmet, Ali, Hüseyin, Hasan, İbrahim, İsmail, Osman, Yusuf, "
+            "Murat, Ömer, Ramazan, Halil, Süleyman, Abdullah, Mahmut, Recep, Salih, Fatih, "
+            "Kadir, Emre, Hakan, Kemal, Orhan, Serkan, Burak, Erkan, Gökhan, Cengiz, Şükrü, "
+            "Selim, Tuncay, Yaşar, Muharrem, Ercan, Özcan, Çetin, Doğan, Uğur"
+        ),
+        "female": _split(
+            "Fatma, Ayşe, Emine, Hatice, Zeynep, Elif, Meryem, Şerife, Sultan, Zehra, Hanife, "
+            "Merve, Özlem, Esra, Gülsüm, Hülya, Derya, Songül, Sevgi, Yasemin, Gül, Tuğba, "
+            "Büşra, Nurcan, Dilek, Filiz, Şükran, Çiğdem"
+        ),
+        "family": _split(
+            "Yılmaz, Kaya, Demir, Şahin, Çelik, Yıldız, Yıldırım, Öztürk, Aydın, Özdemir, "
+            "Arslan, Doğan, Kılıç, Aslan, Çetin, Kara, Koç, Kurt, Özkan, Şimşek, Polat, "
+            "Özcan, Korkmaz, Çakır, Erdoğan, Yavuz, Can, Acar, Şen, Aktaş, Güler, Yalçın, "
+            "Güneş, Bozkurt, Bulut, Keskin, Ünal, Turan, Gül, Özer, Işık, Kaplan, Avcı, "
+            "Sarı, Tekin, Taş, Köse, Yüksel, Ateş, Aksoy"
+        ),
+    },
+    "west_african": {
+        "male": _split(
+            "Ibrahima, Mamadou, Abdoulaye, Mohamed, Ousmane, Alpha, Amadou, Moussa, Lamine, "
+            "Kwame, Kofi, Kwabena, Yaw, Kwaku, Emmanuel, Samuel, Daniel, John, Joseph, Michael, "
+            "Chukwu~emeka, Oluwa~seun, Chinedu, Ifeanyi, Tunde, Babajide, Obinna, Uche, "
+            "Sekou, Abdul, Alhassan, Sulemana, Issa, Bakary, Lansana, Foday, Augustine, "
+            "Prince, Godfred, Ebenezer, Festus, Olumide, Yusuf, Saidu"
+        ),
+        "female": _split(
+            "Fatoumata, Mariama, Aminata, Kadiatou, Hawa, Aissatou, Adjoa, Akosua, Abena, Ama, "
+            "Efua, Grace, Mercy, Blessing, Joy, Patience, Comfort, Gifty, Esther, Faith, "
+            "Chioma, Ngozi, Adaeze, Funmilayo, Oluwa~kemi, Nafisatu, Isatu, Kumba, Rugiatu"
+        ),
+        "family": _split(
+            "Diallo, Bah, Barry, Sow, Camara, Conteh, Kamara, Sesay, Koroma, Jalloh, Kanu, "
+            "Mensah, Owusu, Boateng, Asante, Osei, Appiah, Agyeman, Acheampong, Amoah, Ofori, "
+            "Okafor, Okonkwo, Adeyemi, Eze, Nwachukwu, Ogunleye, Balogun, Obi, Ibrahim, "
+            "Musa, Abubakar, Bello, Traore, Toure, Keita, Coulibaly, Konate, Sylla, Cisse, "
+            "Fofana, Kouyate, Soumah, Bangura, Turay, Mansaray, Fofanah, Kargbo, Danso, Ansah"
+        ),
+    },
+    "horn": {
+        "male": _split(
+            "Mohamed, Abdi, Ahmed, Yonas, Tesfay, Dawit, Samuel, Mehari, Yohannes, Haile, "
+            "Abdirahman, Hassan, Kidane, Bereket, Filmon, Biniam, Amanuel, Daniel, Tekle, "
+            "Mulugeta, Getachew, Abdullahi, Omar, Ali, Yusuf, Mussie, Robel, Yemane, Awet"
+        ),
+        "female": _split(
+            "Helen, Senait, Selam, Hiwet, Luwam, Saba, Hana, Ruth, Meron, Mebrat, Tsega, "
+            "Fatuma, Hodan, Amina, Sahra, Faduma, Halima, Asha, Hawa, Nasra, Yordanos, Winta"
+        ),
+        "family": _split(
+            "Tesfay, Gebre~medhin, Haile, Kidane, Tekle, Abraha, Berhane, Gebre~hiwet, "
+            "Weldemariam, Mehari, Habte, Negash, Yohannes, Ghebre~mariam, Tesfamariam, Asfaha, "
+            "Mohamed, Ahmed, Hassan, Abdi, Ali, Omar, Warsame, Farah, Osman, Jama, Nur, Egal, "
+            "Hersi, Abdullahi, Tadesse, Bekele, Alemu, Girma, Kebede, Mengistu, Wolde~giorgis"
+        ),
+    },
+    "slavic": {
+        "male": _split(
+            "Александр, Сергей, Андрей, Дмитрий, Владимир, Алексей, Олег, Николай, Юрий, "
+            "Игорь, Виктор, Михаил, Иван, Евгений, Василий, Максим, Роман, Артём, Денис, "
+            "Павел, Вадим, Богдан, Тарас, Ярослав, Виталий, Руслан, Анатолий, Григорий"
+        ),
+        "female": _split(
+            "Елена, Ольга, Наталья, Татьяна, Ирина, Светлана, Юлия, Анна, Оксана, Марина, "
+            "Людмила, Екатерина, Галина, Мария, Виктория, Алёна, Валентина, Надежда, Жанна"
+        ),
+        "family": _split(
+            "Шевченко, Коваленко, Бондаренко, Ткаченко, Кравченко, Иванов, Смирнов, Кузнецов, "
+            "Попов, Васильев, Петров, Соколов, Михайлов, Новиков, Фёдоров, Морозов, Волков, "
+            "Лебедев, Мельник, Шевчук, Поляков, Бойко, Коваль, Олейник, Павленко, Ковальчук, "
+            "Зайцев, Лысенко, Марченко, Руденко, Савченко, Жуков, Журавлёв, Щербак, Хоменко, "
+            "Чернов, Чайка, Яковлев, Юрченко, Захарченко"
+        ),
+    },
+    "albanian": {
+        "male": _split(
+            "Arben, Ardit, Besnik, Dritan, Ervin, Florian, Gentian, Ilir, Klodian, Kristian, "
+            "Arjan, Altin, Erion, Elvis, Fatmir, Gëzim, Bledar, Edmond, Artan, Shpëtim, "
+            "Agron, Mergim, Valon, Blerim, Driton, Xhevdet, Ylli, Luan, Endrit, Sokol"
+        ),
+        "female": _split(
+            "Elona, Anila, Blerina, Ermira, Mirela, Jonida, Klejda, Valbona, Arta, Drita, "
+            "Xhenet, Fjolla, Besa, Lindita, Vjollca, Mimoza, Teuta, Rozafa"
+        ),
+        "family": _split(
+            "Hoxha, Shehu, Leka, Gashi, Krasniqi, Berisha, Kola, Çela, Dervishi, Hysa, Muça, "
+            "Marku, Gjoka, Prifti, Bajrami, Kelmendi, Morina, Rama, Zeqiri, Shala, Thaçi, "
+            "Xhaferi, Dushku, Lika, Hasani, Bytyqi, Ibrahimi, Mehmeti, Sadiku, Halili"
+        ),
+    },
+    "caucasus": {
+        "male": _split(
+            "Giorgi, Davit, Levan, Irakli, Zurab, Nika, Giga, Lasha, Tornike, Mamuka, Gocha, "
+            "Hakob, Aram, Armen, Tigran, Gevorg, Arsen, Vardan, Karen, Narek, Rustam, Elchin, "
+            "Rashad, Farid, Tural, Vugar"
+        ),
+        "female": _split(
+            "Nino, Tamar, Mariam, Ketevan, Natia, Eka, Salome, Lela, Anahit, Lusine, Gayane, "
+            "Armine, Hasmik, Aynur, Gunel, Leyla, Sevinj"
+        ),
+        "family": _split(
+            "Beridze, Kapanadze, Gelashvili, Maisuradze, Giorgadze, Lomidze, Tsiklauri, "
+            "Bolkvadze, Nozadze, Khutsishvili, Mamedov, Aliyev, Huseynov, Hasanov, Guliyev, "
+            "Grigoryan, Harutyunyan, Sargsyan, Hovhannisyan, Khachatryan, Petrosyan, "
+            "Vardanyan, Karapetyan, Avetisyan, Gevorgyan, Mkrtchyan, Tsereteli, Javakhishvili"
+        ),
+    },
+    "chinese": {
+        "male": _split(
+            "Wei, Jun, Ming, Lei, Jian, Hao, Yong, Jie, Tao, Qiang, Xiao~ming, Zhi~qiang, "
+            "Wen~bin, Jian~guo, Hai~tao, Guo~qiang, Jia~hao, Zhi~wei, Cheng, Bin, Peng, Feng"
+        ),
+        "female": _split(
+            "Li, Fang, Na, Min, Jing, Yan, Hui, Xiu~ying, Gui~ying, Xiao~hong, Mei~ling, "
+            "Li~na, Yu~lan, Hong, Ying, Xia, Lan, Juan"
+        ),
+        "family": _split(
+            "Wang, Li, Zhang, Liu, Chen, Yang, Huang, Zhao, Wu, Zhou, Xu, Sun, Ma, Zhu, Hu, "
+            "Guo, He, Lin, Gao, Luo, Zheng, Liang, Xie, Tang, Song, Deng, Feng, Han, Cao, Ye"
+        ),
+    },
+    "south_asian": {
+        "male": _split(
+            "Mohammad, Muhammad, Rahul, Amit, Singh, Gurpreet, Harpreet, Rajesh, Sunil, Vijay, "
+            "Imran, Asif, Kamran, Tariq, Ali, Usman, Abdul, Shahid, Rashid, Kamal, Rafiq, "
+            "Sanjay, Anil, Manoj, Deepak, Suresh, Ravi, Arjun, Kumar, Nadeem, Faisal, Zahid, "
+            "Mahmud, Habib, Jahangir, Sumon, Tharindu, Pradeep, Ramesh, Prakash"
+        ),
+        "female": _split(
+            "Fatima, Ayesha, Priya, Pooja, Sunita, Anita, Kaur, Nasreen, Shabana, Rukhsana, "
+            "Sadia, Farzana, Nusrat, Ruksana, Lakshmi, Kavita, Neha, Sapna, Nirmala, Sita"
+        ),
+        "family": _split(
+            "Khan, Singh, Kumar, Ahmed, Hussain, Sharma, Patel, Shah, Ali, Malik, Iqbal, Butt, "
+            "Chaudhry, Akhtar, Raza, Qureshi, Sheikh, Rahman, Islam, Hossain, Uddin, Miah, "
+            "Chowdhury, Begum, Gupta, Verma, Reddy, Das, Perera, Fernando, Silva, Gurung, "
+            "Thapa, Shrestha, Rana, Bhatti, Mirza, Siddiqui, Ansari, Javed"
+        ),
+    },
+    "southeast_asian": {
+        "male": _split(
+            "Nguyen Van, Minh, Tuan, Hung, Duc, Thanh, Budi, Agus, Joko, Dedi, Rudi, Eko, "
+            "Jose, Juan, Mark, John Paul, Michael, Ronald, Somchai, Anan"
+        ),
+        "female": _split(
+            "Thi, Lan, Huong, Linh, Mai, Ngoc, Siti, Sri, Dewi, Ayu, Maria, Rosalie, "
+            "Jennifer, Mary Grace, Lorna, Marites, Siriporn, Malee"
+        ),
+        "family": _split(
+            "Nguyen, Tran, Le, Pham, Hoang, Phan, Vu, Dang, Bui, Do, Santoso, Wijaya, "
+            "Saputra, Hidayat, Kusuma, Setiawan, Santos, Reyes, Cruz, Bautista, Garcia, "
+            "Mendoza, Dela~cruz, Villanueva, Ramos, Aquino, Suwannarat, Srisuk"
+        ),
+    },
+    "latin": {
+        "male": _split(
+            "José, Juan, Carlos, Luis, Jorge, Miguel, Pedro, Jesús, Francisco, Antonio, "
+            "Manuel, Alejandro, Rafael, Andrés, Fernando, Ricardo, Diego, Eduardo, João, "
+            "Paulo, Marcos, Lucas, Gustavo, Wilson, Edwin, Ramón, Héctor, Julio, Raúl, "
+            "Ramdien, Sunil, Romeo, Errol, Roy"
+        ),
+        "female": _split(
+            "María, Ana, Carmen, Rosa, Luz, Martha, Gloria, Sandra, Claudia, Patricia, "
+            "Adriana, Yolanda, Sonia, Daniela, Juliana, Fernanda, Mariana, Gabriela, "
+            "Josefina, Marisol, Yesenia, Wendy, Sharmila, Chantal"
+        ),
+        "family": _split(
+            "González, Rodríguez, Pérez, García, Martínez, López, Hernández, Sánchez, Ramírez, "
+            "Torres, Flores, Rivera, Gómez, Díaz, Reyes, Morales, Jiménez, Vargas, Castro, "
+            "Ortiz, Silva, Santos, Oliveira, Souza, Pereira, Ferreira, Alves, Lima, Costa, "
+            "De la Cruz, Del Río, Peña, Guzmán, Núñez, Ramdin, Sewnarain, Kromodimedjo, "
+            "Pinas, Biswane, Van Dijk"
+        ),
+    },
+    "english": {
+        "male": _split(
+            "James, John, Robert, Michael, William, David, Richard, Joseph, Thomas, Charles, "
+            "Christopher, Daniel, Matthew, Anthony, Mark, Steven, Paul, Andrew, Kenji, Thabo, "
+            "Sipho, Hiroshi"
+        ),
+        "female": _split(
+            "Mary, Patricia, Jennifer, Linda, Elizabeth, Barbara, Susan, Jessica, Sarah, Karen, "
+            "Nancy, Lisa, Emily, Michelle, Yuki, Naledi, Lerato"
+        ),
+        "family": _split(
+            "Smith, Johnson, Williams, Brown, Jones, Miller, Davis, Wilson, Anderson, Taylor, "
+            "Thomas, Moore, Martin, Jackson, Thompson, White, Harris, Clark, Lewis, Walker, "
+            "Nkosi, Dlamini, Van der Merwe, Botha, Tanaka, Suzuki, O'Brien, MacDonald"
+        ),
+    },
+}
+
+#: Share of people of each culture with a second given name.
+SECOND_GIVEN_SHARE: dict[str, float] = {
+    "maghrebi": 0.10, "mashriq": 0.10, "persian": 0.05, "turkish": 0.20,
+    "west_african": 0.30, "horn": 0.05, "slavic": 0.02, "albanian": 0.02,
+    "caucasus": 0.02, "chinese": 0.0, "south_asian": 0.20, "southeast_asian": 0.25,
+    "latin": 0.45, "english": 0.35,
+}
+
+#: Zipf exponent of name frequencies: larger = a few names dominate more.
+ZIPF_EXPONENT: dict[str, float] = {"maghrebi": 1.1, "mashriq": 1.0, "chinese": 0.9}
+
+#: Naming culture of each nationality; nationalities not listed use the region default.
+CULTURE_OF_NATIONALITY: dict[str, str] = {
+    **dict.fromkeys(["MAR", "DZA", "TUN", "LBY"], "maghrebi"),
+    **dict.fromkeys(["EGY", "IRQ", "SYR", "LBN", "PSE", "JOR", "YEM", "SDN", "KWT", "SAU"], "mashriq"),
+    **dict.fromkeys(["IRN", "AFG", "TJK"], "persian"),
+    **dict.fromkeys(["TUR"], "turkish"),
+    **dict.fromkeys(["NGA", "GHA", "GIN", "SLE", "CMR", "CIV", "GMB", "SEN", "LBR", "MLI", "TGO", "BEN", "NER", "BFA"], "west_african"),
+    **dict.fromkeys(["ERI", "ETH", "SOM", "DJI"], "horn"),
+    **dict.fromkeys(["UKR", "RUS", "BLR", "MDA", "KAZ", "KGZ", "UZB", "SRB", "BGR"], "slavic"),
+    **dict.fromkeys(["ALB", "XKX", "MKD"], "albanian"),
+    **dict.fromkeys(["GEO", "ARM", "AZE"], "caucasus"),
+    **dict.fromkeys(["CHN", "TWN", "HKG", "MNG"], "chinese"),
+    **dict.fromkeys(["IND", "PAK", "BGD", "LKA", "NPL"], "south_asian"),
+    **dict.fromkeys(["IDN", "PHL", "VNM", "THA", "MYS", "MMR"], "southeast_asian"),
+    **dict.fromkeys(["SUR", "BRA", "COL", "DOM", "VEN", "ECU", "PER", "BOL", "CUB", "MEX", "ARG", "CHL", "HTI"], "latin"),
+}
+
+#: Culture by region for nationalities without their own entry.
+CULTURE_OF_REGION: dict[str, str] = {
+    "North Africa": "maghrebi",
+    "Sub-Saharan Africa": "west_african",
+    "Middle East": "mashriq",
+    "Turkey": "turkish",
+    "Eastern Europe": "slavic",
+    "Asia": "south_asian",
+    "Latin America and Caribbean": "latin",
+    "Other": "english",
+}
+
+#: The built-in nationality mix of the hidden population (weights, normalised on use).
+DEFAULT_NATIONALITY_WEIGHTS: dict[str, float] = {
+    # North Africa ≈ 32%
+    "MAR": 0.17, "DZA": 0.08, "TUN": 0.02, "LBY": 0.02, "EGY": 0.03,
+    # Sub-Saharan Africa ≈ 14%
+    "NGA": 0.03, "GHA": 0.025, "GIN": 0.015, "SLE": 0.01, "ERI": 0.015, "SOM": 0.01,
+    "ETH": 0.01, "CMR": 0.01, "CIV": 0.005, "GMB": 0.005, "SDN": 0.01,
+    # Middle East ≈ 8%
+    "IRQ": 0.03, "SYR": 0.015, "IRN": 0.02, "LBN": 0.005, "PSE": 0.005,
+    # Turkey
+    "TUR": 0.05,
+    # Eastern Europe ≈ 17%
+    "UKR": 0.04, "RUS": 0.015, "ALB": 0.04, "GEO": 0.03, "ARM": 0.015, "AZE": 0.01,
+    "MDA": 0.01, "BLR": 0.005, "MKD": 0.005,
+    # Asia ≈ 15%
+    "CHN": 0.04, "IND": 0.025, "PAK": 0.015, "BGD": 0.01, "AFG": 0.02, "IDN": 0.01,
+    "PHL": 0.01, "VNM": 0.01, "LKA": 0.005, "NPL": 0.005,
+    # Latin America and Caribbean ≈ 8%
+    "SUR": 0.025, "BRA": 0.02, "COL": 0.01, "DOM": 0.01, "VEN": 0.005, "ECU": 0.005, "PER": 0.005,
+    # Other ≈ 3%
+    "USA": 0.015, "AUS": 0.005, "CAN": 0.005, "ZAF": 0.005,
+}
+
+# --------------------------------------------------------------------------------------
+# Spelling variants
+# --------------------------------------------------------------------------------------
+#: Explicit variant groups: canonical (as in the pools) → variants, most common first.
+VARIANT_GROUPS: dict[str, list[str]] = {
+    "Mohamed": ["Mohammed", "Muhammad", "Mohamad", "Mouhamed", "Mohammad", "Muhamed", "Mohamet",
+                "Mhamed", "Mohemed", "Mahamed", "Muhammed", "Mouhammad", "Mohd", "Mahomed"],
+    "Mohammed": ["Mohamed", "Muhammad", "Mohammad", "Mohamad", "Muhammed", "Mouhammed"],
+    "Mohammad": ["Mohammed", "Muhammad", "Mohamad", "Mohamed", "Mohammed", "Mahammad"],
+    "Muhammad": ["Mohammad", "Muhammed", "Mohammed", "Mohd", "Mohamed"],
+    "Ahmed": ["Ahmad", "Achmed", "Ahmet", "Akhmed", "Ahmid"],
+    "Ahmad": ["Ahmed", "Achmad", "Ahmet"],
+    "Youssef": ["Yousef", "Youssouf", "Yusuf", "Joesoef", "Youcef", "Yussef", "Jousef"],
+    "Yousef": ["Youssef", "Yusuf", "Yousif", "Yosef"],
+    "Yusuf": ["Youssouf", "Yousouf", "Yussuf", "Joesoef"],
+    "Abdel~kader": ["Abdel~qader", "Abdul~kadir", "Abdel~kadir", "Abd el~kader", "Abdulkader"],
+    "Abdel~lah": ["Abdallah", "Abdullah", "Abdellah", "Abdalla"],
+    "Abdul~lah": ["Abdullah", "Abdallah", "Abdalla", "Abdula"],
+    "Hassan": ["Hasan", "Hassane", "Hacene", "Hassen"],
+    "Hussein": ["Hussain", "Hosein", "Houssein", "Husein", "Hüseyin", "Hossein"],
+    "Hossein": ["Hosein", "Hussein", "Hossain", "Husain"],
+    "Khalid": ["Khaled", "Chalid", "Halid", "Khalit"],
+    "Khaled": ["Khalid", "Chaled", "Haled"],
+    "Rachid": ["Rashid", "Rasheed", "Rachied", "Rachide", "Rasjid"],
+    "Said": ["Saïd", "Saeed", "Sayed", "Saied"],
+    "Karim": ["Kareem", "Kerim", "Karime"],
+    "Mustapha": ["Mustafa", "Mostafa", "Moustafa", "Moestafa", "Mustefa"],
+    "Mustafa": ["Mostafa", "Moustafa", "Mustapha"],
+    "Omar": ["Umar", "Oumar", "Omer", "Omer"],
+    "Ibrahim": ["Ebrahim", "Brahim", "Ibrahima", "Ibraheem"],
+    "Brahim": ["Ibrahim", "Brahime", "Braham"],
+    "Ismail": ["Ismael", "Esmail", "Smail", "Ismaïl"],
+    "Yassine": ["Yasin", "Yassin", "Jassin", "Yacine"],
+    "Jamal": ["Djamal", "Gamal", "Jamel", "Djamel"],
+    "Djamel": ["Jamel", "Djamal", "Jamal"],
+    "Othmane": ["Othman", "Osman", "Outhman", "Usman", "Otman"],
+    "Fatima": ["Fatma", "Fatimah", "Fadma", "Fatiema", "Fattouma"],
+    "Khadija": ["Khadidja", "Chadia", "Khadidja", "Kadija", "Hadiza", "Chadija"],
+    "Aicha": ["Aisha", "Aïcha", "Ayesha", "Aïsha", "Aysha"],
+    "Zineb": ["Zainab", "Zaynab", "Zeinab", "Zenab"],
+    "Zainab": ["Zaynab", "Zeinab", "Zineb"],
+    "Meryem": ["Mariam", "Maryam", "Meriem", "Mariame"],
+    "Maryam": ["Mariam", "Meryem", "Mariyam"],
+    "Noureddine": ["Nour~eddine", "Nourdine", "Nordin", "Nuredin", "Noor el din"],
+    "Nordin": ["Nourdine", "Noureddine", "Nordine"],
+    "Redouane": ["Ridouan", "Redwan", "Radouane", "Ridwan"],
+    "Abderrahim": ["Abdel~rahim", "Abdurrahim", "Abd~errahim"],
+    "Anouar": ["Anwar", "Anouar", "Anuar"],
+    "Hocine": ["Hocin", "Houcine", "Hussein", "Hossine"],
+    "Mehdi": ["Mahdi", "Mehdy", "Mahdy"],
+    "Mahdi": ["Mehdi", "Mahdy"],
+    "Mahmoud": ["Mahmud", "Mahmood", "Mahmut", "Machmoud"],
+    "Tariq": ["Tarik", "Tarek", "Tarieq"],
+    "Tarik": ["Tariq", "Tarek"],
+    "Qasim": ["Kasim", "Qassem", "Kassem", "Qasem"],
+    "Haider": ["Haidar", "Hayder", "Heider"],
+    "Abdul~rahman": ["Abdel~rahman", "Abdurrahman", "Abd al~rahman"],
+    "Abdel~rahman": ["Abdul~rahman", "Abderrahmane", "Abdelrahmen"],
+    "Ali": ["Aly", "Alie"],
+    "Mamadou": ["Mamadu", "Mahamadou", "Mamoudou", "Mammadou"],
+    "Ousmane": ["Usman", "Osman", "Ousman", "Oesman"],
+    "Abdoulaye": ["Abdullahi", "Abdulaye", "Abdoulay", "Abdallah"],
+    "Ibrahima": ["Ibrahim", "Ebrima", "Brahima"],
+    "Diallo": ["Jallow", "Djalo", "Jalloh", "Diallow"],
+    "Jalloh": ["Diallo", "Jallow", "Djalo"],
+    "Conteh": ["Conte", "Konteh", "Konté"],
+    "Toure": ["Touré", "Ture", "Turay"],
+    "Traore": ["Traoré", "Trawally", "Traoure"],
+    "Camara": ["Kamara", "Camarah"],
+    "Kamara": ["Camara", "Kamarah"],
+    "Keita": ["Kéita", "Kaita", "Keyta"],
+    "Cisse": ["Cissé", "Sisay", "Cissey"],
+    "Kofi": ["Koffi", "Kofie"],
+    "Kwame": ["Kwami", "Kouame"],
+    "Tesfay": ["Tesfaye", "Tesfai", "Tesfa"],
+    "Yohannes": ["Johannes", "Yohanes", "Yohanis", "Yuhannes"],
+    "Haile": ["Hayle", "Hailé", "Haileh"],
+    "Gebre~medhin": ["Ghebre~medhin", "Gebre~medin", "Gebremedhn"],
+    "Weldemariam": ["Welde~mariam", "Woldemariam", "Wolde~mariam"],
+    "Zhang": ["Chang", "Cheung", "Cheong"],
+    "Wang": ["Wong", "Vang", "Ong"],
+    "Li": ["Lee", "Lie", "Lei"],
+    "Chen": ["Chan", "Tan", "Chin"],
+    "Liu": ["Lau", "Lao", "Lew"],
+    "Huang": ["Wong", "Hwang", "Ng"],
+    "Zhou": ["Chou", "Chow", "Chau"],
+    "Wu": ["Ng", "Woo", "Ou"],
+    "Xu": ["Hsu", "Tsui", "Chui"],
+    "Zhao": ["Chao", "Chiu", "Chew"],
+    "Lin": ["Lam", "Lim", "Ling"],
+    "Zheng": ["Cheng", "Tang", "Chang"],
+    "Guo": ["Kuo", "Kwok", "Kuok"],
+    "Xiao~ming": ["Hsiao~ming", "Siu~ming"],
+    "Zhi~qiang": ["Chih~chiang", "Chi~keung"],
+    "Xiu~ying": ["Hsiu~ying", "Sau~ying"],
+    "Nguyen": ["Nguyên", "Ngyuen", "Nguen", "Win"],
+    "Singh": ["Sing", "Sinhg"],
+    "Hussain": ["Hussein", "Husain", "Hossain", "Hosain"],
+    "Hossain": ["Hussain", "Hosain", "Hossein"],
+    "Chowdhury": ["Chaudhry", "Choudhury", "Chowdhuri", "Chaudhary"],
+    "Chaudhry": ["Chowdhury", "Chaudhary", "Choudhry"],
+    "Qureshi": ["Kureshi", "Qurashi", "Koreshi"],
+    "José": ["Jose", "Josè"],
+    "João": ["Joao", "Joaõ", "Juan"],
+    "Hakob": ["Akop", "Hakop", "Jacob"],
+    "Grigoryan": ["Grigorian", "Grigorjan", "Krikorian"],
+    "Mamedov": ["Mammadov", "Mamedow", "Mamadov"],
+    "Aliyev": ["Aliev", "Alijev", "Aliyew"],
+    "Huseynov": ["Guseinov", "Huseinov", "Gusejnov"],
+    "Hasanov": ["Gasanov", "Hassanov"],
+    "Kapanadze": ["Kapanatze"],
+    "Giorgi": ["Georgi", "Gheorghi", "George"],
+    "Davit": ["David", "Dawit"],
+}
+
+#: Romanisation rules by culture: (regex, replacement) applied one at a time.
+RULES: dict[str, list[tuple[str, str]]] = {
+    "maghrebi": [("ou", "u"), ("ch", "sh"), ("kh", "ch"), ("kh", "h"), ("dj", "j"),
+                 ("ss", "s"), ("aa", "a"), ("^El ", "Al "), ("^El ", "El-"), ("^Ben ", "Ben-"),
+                 ("q", "k"), ("ai", "ay"), ("ou", "oe"), ("i$", "y"), ("ia", "ya")],
+    "mashriq": [("^Al-", "Al "), ("^Al-", "El-"), ("ou", "u"), ("kh", "ch"), ("kh", "h"),
+                ("sh", "ch"), ("q", "k"), ("ee", "i"), ("oo", "u"), ("ay", "ai"), ("i$", "y"),
+                ("y", "i"), ("dh", "z"), ("aa", "a"), ("mm", "m")],
+    "persian": [("i$", "y"), ("ou", "u"), ("oo", "u"), ("kh", "ch"), ("gh", "g"), ("sh", "sj"),
+                ("ee", "i"), ("ei", "ey"), ("w", "v"), ("ullah$", "ollah"), ("zz", "z")],
+    "turkish": [("[öÖ]", "oe"), ("[üÜ]", "ue"), ("[şŞ]", "sch"), ("[şŞ]", "sj"),
+                ("[çÇ]", "tsj"), ("[çÇ]", "ch"), ("ğ", ""), ("ğ", "g"), ("ı", "i"), ("İ", "I"),
+                ("[öÖ]", "o"), ("[üÜ]", "u")],
+    "west_african": [("ou", "u"), ("dj", "j"), ("^Di", "J"), ("ll", "l"), ("h$", ""),
+                     ("ee", "i"), ("oo", "u"), ("u", "ou"), ("k", "c"), ("y", "i")],
+    "horn": [("^Gh", "G"), ("^G", "Gh"), ("ay$", "ai"), ("e$", "a"), ("y", "i"), ("tt", "t"),
+             ("ss", "s"), ("w", "v"), ("dh", "d"), ("^Wel", "Wol")],
+    "albanian": [("ë", "e"), ("ç", "c"), ("ç", "ch"), ("xh", "dzh"), ("xh", "j"),
+                 ("sh", "sj"), ("q", "c"), ("q", "tj"), ("gj", "dj"), ("y", "u")],
+    "caucasus": [("yan$", "ian"), ("yan$", "jan"), ("kh", "ch"), ("kh", "x"), ("kh", "h"),
+                 ("sh", "sj"), ("ts", "c"), ("yev$", "ev"), ("ov$", "ow"), ("vili$", "wili")],
+    "chinese": [],
+    "south_asian": [("ee", "i"), ("oo", "u"), ("ai", "ay"), ("sh", "s"), ("q", "k"),
+                    ("ch", "tsj"), ("w", "v"), ("dh", "d"), ("th", "t")],
+    "southeast_asian": [("^Dela~", "De la "), ("^Dela~", "Dela "), ("u", "oe")],
+    "latin": [("z$", "s"), ("ll", "y"), ("y", "i"), ("v", "b"), ("j", "g"), ("^De la ", "Dela "),
+              ("^Del ", "Del"), ("ão", "ao"), ("ç", "c")],
+    "english": [("ph", "f"), ("ck", "k"), ("mm", "m"), ("ll", "l"), ("^Mac", "Mc"), ("'", "")],
+}
+
+#: Whole-name respellings: every rule of a set applied together (Öztürk → Oeztuerk).
+COMBINED_RULES: dict[str, list[list[tuple[str, str]]]] = {
+    "turkish": [
+        [("[öÖ]", "oe"), ("[üÜ]", "ue"), ("[şŞ]", "sch"), ("[çÇ]", "tsch"), ("ğ", "g"), ("ı", "i"), ("İ", "I")],
+        [("[öÖ]", "oe"), ("[üÜ]", "ue"), ("[şŞ]", "sj"), ("[çÇ]", "tsj"), ("ğ", ""), ("ı", "i"), ("İ", "I")],
+    ],
+    "albanian": [[("ë", "e"), ("ç", "ch"), ("xh", "dzh"), ("sh", "sh")]],
+}
+
+# Cyrillic romanisation systems (Russian/Ukrainian letters).
+_CYRILLIC_COMMON = {
+    "а": "a", "б": "b", "г": "g", "д": "d", "е": "e", "з": "z", "и": "i", "к": "k", "л": "l",
+    "м": "m", "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t", "ф": "f", "ы": "y",
+    "ь": "", "ъ": "", "э": "e", "і": "i",
+}
+ROMANISATIONS: dict[str, dict[str, str]] = {
+    "english": {**_CYRILLIC_COMMON, "в": "v", "ё": "yo", "ж": "zh", "й": "y", "у": "u",
+                "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "shch", "ю": "yu", "я": "ya",
+                "є": "ye", "ї": "yi"},
+    "dutch": {**_CYRILLIC_COMMON, "в": "v", "ё": "jo", "ж": "zj", "й": "j", "у": "oe",
+              "х": "ch", "ц": "ts", "ч": "tsj", "ш": "sj", "щ": "sjtsj", "ю": "joe", "я": "ja",
+              "є": "je", "ї": "ji"},
+    "french": {**_CYRILLIC_COMMON, "в": "v", "ё": "io", "ж": "j", "й": "ï", "у": "ou",
+               "х": "kh", "ц": "ts", "ч": "tch", "ш": "ch", "щ": "chtch", "ю": "iou",
+               "я": "ia", "є": "ie", "ї": "ï"},
+    "german": {**_CYRILLIC_COMMON, "в": "w", "ё": "jo", "ж": "sch", "й": "j", "у": "u",
+               "х": "ch", "ц": "z", "ч": "tsch", "ш": "sch", "щ": "schtsch", "ю": "ju",
+               "я": "ja", "є": "je", "ї": "ji", "з": "s"},
+}
+_CYRILLIC_LETTERS = set("абвгдеёжзийклмнопрстуфхцчшщъыьэюяієї")
+
+
+def romanise(cyrillic: str, system: str = "english") -> str:
+    """Romanise a Cyrillic name with one system; the initial letter is capitalised."""
+    table = ROMANISATIONS[system]
+    out = "".join(table.get(ch, ch) for ch in cyrillic.lower())
+    if system == "english":
+        out = re.sub(r"iy$", "y", out)
+    return out[:1].upper() + out[1:]
+
+
+def render(marked: str) -> str:
+    """The written form of a pool entry: drop the merged-compound marker."""
+    return marked.replace("~", "")
+
+
+def compound_alternative(marked: str) -> str | None:
+    """The other way of writing a compound: merged if split, split if merged, else None."""
+    if "~" in marked:
+        head, _, tail = marked.partition("~")
+        return f"{head} {tail[:1].upper()}{tail[1:]}"
+    parts = re.split(r"[ \-]", marked)
+    if len(parts) > 1:
+        return parts[0] + "".join(p[:1].lower() + p[1:] for p in parts[1:])
+    return None
+
+
+def spelling_variants(marked: str, culture: str, limit: int = 8) -> list[str]:
+    """Spelling variants of a (marked) pool entry, most likely first, canonical excluded."""
+    if culture == "slavic" and any(ch in _CYRILLIC_LETTERS for ch in marked.lower()):
+        forms = [romanise(marked, s) for s in ("english", "dutch", "french", "german")]
+        canonical = forms[0]
+    else:
+        canonical = marked
+        forms = [canonical, *VARIANT_GROUPS.get(marked, [])]
+        for rule_set in COMBINED_RULES.get(culture, []):
+            candidate = canonical
+            for pattern, replacement in rule_set:
+                candidate = re.sub(pattern, replacement, candidate)
+            forms.append(candidate[:1].upper() + candidate[1:])
+        for pattern, replacement in RULES.get(culture, []):
+            candidate = re.sub(pattern, replacement, canonical)
+            if candidate != canonical and candidate:
+                forms.append(candidate[:1].upper() + candidate[1:])
+    seen: list[str] = []
+    for form in forms:
+        if render(form) != render(canonical) and render(form) not in (render(s) for s in seen):
+            seen.append(form)
+    return seen[:limit]
+
+
+def canonical_form(marked: str, culture: str) -> str:
+    """Marked canonical spelling of a pool entry (Cyrillic entries in English romanisation)."""
+    if culture == "slavic" and any(ch in _CYRILLIC_LETTERS for ch in marked.lower()):
+        return romanise(marked, "english")
+    return marked
+
+
+# --------------------------------------------------------------------------------------
+# Flattened tables the simulator indexes with numpy
+# --------------------------------------------------------------------------------------
+KINDS = ("male", "female", "family")
+
+
+@dataclass(frozen=True)
+class NameTables:
+    """All pools flattened. An *entry* is a pool name; a *form* is one way to write it.
+
+    Entry e of (culture, kind) has forms ``form_offset[e] … form_offset[e]+n_forms[e]-1``;
+    the first is canonical, the others its spelling variants. ``form_text`` holds the
+    written forms and ``form_compound`` the other compound writing (null if none).
+    """
+
+    cultures: tuple[str, ...]
+    entry_start: dict[tuple[str, str], int]  # first entry id of (culture, kind)
+    entry_cdf: dict[tuple[str, str], np.ndarray]  # Zipf CDF over the entries of (culture, kind)
+    form_offset: np.ndarray
+    n_forms: np.ndarray
+    form_text: pl.Series
+    form_compound: pl.Series
+    form_has_compound: np.ndarray
+
+
+@cache
+def name_tables() -> NameTables:
+    cultures = tuple(POOLS)
+    entry_start: dict[tuple[str, str], int] = {}
+    entry_cdf: dict[tuple[str, str], np.ndarray] = {}
+    offsets: list[int] = []
+    counts: list[int] = []
+    texts: list[str] = []
+    compounds: list[str | None] = []
+    for culture in cultures:
+        for kind in KINDS:
+            entries = POOLS[culture][kind]
+            entry_start[(culture, kind)] = len(offsets)
+            ranks = np.arange(1, len(entries) + 1, dtype=np.float64)
+            weights = ranks ** -ZIPF_EXPONENT.get(culture, 0.9)
+            entry_cdf[(culture, kind)] = np.cumsum(weights) / weights.sum()
+            for entry in entries:
+                forms = [canonical_form(entry, culture), *spelling_variants(entry, culture)]
+                offsets.append(len(texts))
+                counts.append(len(forms))
+                for form in forms:
+                    texts.append(render(form))
+                    alt = compound_alternative(form)
+                    compounds.append(alt)
+    compound_series = pl.Series("compound", compounds, dtype=pl.String)
+    return NameTables(
+        cultures=cultures,
+        entry_start=entry_start,
+        entry_cdf=entry_cdf,
+        form_offset=np.asarray(offsets, dtype=np.int64),
+        n_forms=np.asarray(counts, dtype=np.int64),
+        form_text=pl.Series("name", texts, dtype=pl.String),
+        form_compound=compound_series,
+        form_has_compound=compound_series.is_not_null().to_numpy(),
+    )
