@@ -176,10 +176,10 @@ class CountModel:
             eig = np.linalg.eigvalsh(info)
             if eig.min() <= 1e-10 * max(1.0, eig.max()):
                 warnings.append(
-                    "the information matrix is (nearly) singular: some coefficients are not identified and the SE is unreliable"
+                    "the information matrix is (nearly) singular: some coefficients are not identified, no standard errors"
                 )
-            sub = np.linalg.inv(info)
-            cov[np.ix_(a, a)] = sub
+            else:
+                cov[np.ix_(a, a)] = np.linalg.inv(info)
         except np.linalg.LinAlgError:
             warnings.append("the information matrix cannot be inverted: no analytic standard error")
         return cov, warnings
@@ -193,7 +193,10 @@ class CountModel:
         n_hat, grad, var_sampling = population_estimate(problem, fit.beta)
         a = fit.active
         var_est = float(grad[a] @ cov[np.ix_(a, a)] @ grad[a])
-        se = float(np.sqrt(var_sampling + var_est)) if np.isfinite(var_est) else float("nan")
+        total_var = var_sampling + var_est
+        se = float(np.sqrt(total_var)) if np.isfinite(total_var) and total_var >= 0 else float("nan")
+        if not np.isfinite(se):
+            warnings.append("the analytic variance of N̂ is undefined (not finite or negative): no standard error")
 
         # ---- coefficients
         ses = np.sqrt(np.clip(np.diag(cov), 0, None))
@@ -258,6 +261,15 @@ class CountModel:
         }
         if self.dfpopsize:
             diagnostics.update(self._dfpopsize(problem, fit, n_hat, grad, cov))
+            worst = diagnostics["dfpopsize_top"][0] if diagnostics["dfpopsize_top"] else None
+            plausible = np.isfinite(n_hat) and n_hat <= self.absurd_ratio * n_obs
+            if worst is not None and plausible and abs(worst["dfpopsize"]) > max(n_hat - n_obs, 0.0):
+                where = ", ".join(f"{k}={v}" for k, v in worst.items() if k not in ("dfpopsize", "weight"))
+                if abs(worst["dfpopsize"]) > self.absurd_ratio * n_obs:
+                    effect = "makes N̂ unbounded (a covariate level is left without repeated captures)"
+                else:
+                    effect = f"changes N̂ by {worst['dfpopsize']:,.0f}, more than the estimated number unobserved"
+                warnings.append(f"N̂ hinges on single persons: leaving out one person ({where}) {effect}")
 
         strata = self._strata(problem, fit, cov)
         result = PopulationEstimate(
@@ -328,7 +340,10 @@ class CountModel:
         big = np.where(fit.active[:q0] & (np.abs(fit.beta[:q0]) > 10))[0]
         for c in big:
             if not any(problem.names[c] in w for w in out):
-                out.append(f"coefficient {problem.names[c]} = {fit.beta[c]:.1f} is diverging (near-separation)")
+                out.append(
+                    f"coefficient {problem.names[c]} = {fit.beta[c]:.1f} is diverging "
+                    "(near-separation, or another parameter running to a boundary)"
+                )
         params = fam.parameters(problem.eta_patterns(fit.beta))
         if "alpha" in params:
             alpha = params["alpha"]
