@@ -44,8 +44,9 @@ class Vocabulary:
             pl.col("v").str.replace_all(r"[\s\-']", "").alias("compact"),
             pl.col("v").str.split(" ").list.sort().list.join(" ").alias("sorted"),
         )
-        compact = frame["compact"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int32)
-        sorted_codes = frame["sorted"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int32)
+        # one sentinel entry at the end keeps gathers at code 0 valid for an empty vocabulary
+        compact = np.append(frame["compact"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int32), -1)
+        sorted_codes = np.append(frame["sorted"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int32), -1)
         return cls(
             values=np.asarray(frame["v"].to_list(), dtype=object),
             compact=compact,
