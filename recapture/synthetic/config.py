@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recapture.errors import ConfigError
+from recapture.reference import countries
 from recapture.schemas import REGIONS
 
 #: Police units of the extract (the ten regional units of the Dutch national police).
@@ -346,9 +347,10 @@ def check_config(cfg: SimulationConfig) -> None:
         raise ConfigError("must be positive", key="population.age_shape")
     if pop.age_max <= pop.age_min:
         raise ConfigError("age_max must exceed age_min", key="population.age_max")
+    known = set(countries()["iso3"].to_list()) if pop.nationality_weights else set()
     for iso3, weight in pop.nationality_weights.items():
-        if len(iso3) != 3 or not iso3.isupper():
-            raise ConfigError("nationality keys are ISO 3166-1 alpha-3 codes", key=f"population.nationality_weights.{iso3}")
+        if iso3 not in known:
+            raise ConfigError("not an ISO 3166-1 alpha-3 code of the country table", key=f"population.nationality_weights.{iso3}")
         if weight < 0:
             raise ConfigError("weights must be non-negative", key=f"population.nationality_weights.{iso3}")
     if pop.nationality_weights and sum(pop.nationality_weights.values()) <= 0:
