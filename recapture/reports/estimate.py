@@ -1,0 +1,468 @@
+"""The estimate report: N̂ per model as in the published tables, and how it moves.
+
+Input is ``estimates.json`` — a list of :meth:`PopulationEstimate.to_dict` entries. Optional
+parts are read from documented keys (``docs/reports.md``) and shown only when present:
+``fitted_frequencies``, ``strata``, ``aic``/``bic``, ``extra['dependence_sensitivity']``,
+``extra['threshold_sensitivity']``, ``extra['linkage_aware']`` and ``extra['period']``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recapture.errors import InputError
+from recapture.estimators.result import PopulationEstimate
+from recapture.io import read_json
+from recapture.reports._render import (
+    Section,
+    absent_section,
+    first_key,
+    new_figure,
+    plot_context,
+    render,
+    svg,
+)
+
+#: Keys accepted for the parts of optional structures, first match wins.
+K_KEYS = ("k", "count", "y", "times", "frequency_class", "history", "pattern", "cell", "label")
+OBS_KEYS = ("observed", "f_observed", "observed_frequency", "f", "n")
+FIT_KEYS = ("fitted", "expected", "f_fitted", "fitted_frequency", "e")
+THETA_KEYS = ("theta", "odds_ratio", "dependence", "log_odds_ratio")
+N_KEYS = ("population_size", "n_hat", "N_hat", "estimate")
+LO_KEYS = ("lower", "lo", "ci_lower")
+HI_KEYS = ("upper", "hi", "ci_upper")
+
+#: Largest number of strata rows drawn in one plot (a table lists them all).
+MAX_STRATA_PLOTTED = 40
+
+
+def load_estimates(source: Any) -> list[dict[str, Any]]:
+    """Estimates as dicts from a run directory, an estimates.json path or objects."""
+    if isinstance(source, str | os.PathLike):
+        path = Path(source)
+        if path.is_dir():
+            path = path / "estimates.json"
+        if not path.exists():
+            raise InputError("no estimates.json: run 'recapture estimate' first", file=str(path))
+        data = read_json(path)
+        if isinstance(data, dict) and "estimates" in data:
+            data = data["estimates"]
+        if not isinstance(data, list):
+            raise InputError("estimates.json must hold a list of estimates", file=str(path))
+        entries = data
+    else:
+        entries = list(source)
+    out = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, PopulationEstimate):
+            entry = entry.to_dict()
+        if not isinstance(entry, dict) or "population_size" not in entry or "model" not in entry:
+            raise InputError(f"estimate {i} lacks 'model' or 'population_size'", row=i + 1)
+        out.append(entry)
+    return out
+
+
+# ------------------------------------------------------------------------------ helpers
+def _f(value: Any) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return x
+
+
+def _rows(data: Any) -> list[dict[str, Any]]:
+    """Rows from a list of dicts or a dict of equal-length lists (columns)."""
+    if data is None:
+        return []
+    if isinstance(data, dict):
+        if data and all(isinstance(v, list | tuple) for v in data.values()):
+            n = min(len(v) for v in data.values())
+            return [{k: v[i] for k, v in data.items()} for i in range(n)]
+        for key in ("rows", "values", "table", "grid"):
+            if isinstance(data.get(key), list):
+                return _rows(data[key])
+        return []
+    if isinstance(data, list):
+        return [row for row in data if isinstance(row, dict)]
+    return []
+
+
+def period_of(est: dict[str, Any]) -> str | None:
+    extra = est.get("extra") or {}
+    value = extra.get("period", est.get("period"))
+    return None if value is None else str(value)
+
+
+def label_of(est: dict[str, Any]) -> str:
+    return est.get("description") or est.get("model") or "?"
+
+
+def interval_of(est: dict[str, Any]) -> tuple[float, float, str]:
+    """The estimate's default interval (lower, upper, method); NaN when missing."""
+    intervals = est.get("intervals") or {}
+    method = est.get("default_interval") or "normal"
+    chosen = intervals.get(method) or {}
+    if "lower" not in chosen:
+        for name, iv in intervals.items():
+            if isinstance(iv, dict) and "lower" in iv:
+                method, chosen = name, iv
+                break
+    lo, hi = _f(chosen.get("lower")), _f(chosen.get("upper"))
+    if math.isnan(lo) and math.isfinite(_f(est.get("se"))):
+        n, se = _f(est["population_size"]), _f(est["se"])
+        lo, hi, method = n - 1.96 * se, n + 1.96 * se, "normal"
+    return lo, hi, method
+
+
+# ------------------------------------------------------------------------------ sections
+def _summary_section(estimates: list[dict[str, Any]]) -> Section:
+    rows = []
+    for i, est in enumerate(estimates):
+        lo, hi, method = interval_of(est)
+        rows.append(
+            {
+                "index": i + 1,
+                "period": period_of(est),
+                "label": label_of(est),
+                "model": est.get("model"),
+                "formula": est.get("formula"),
+                "population_size": _f(est.get("population_size")),
+                "se": _f(est.get("se")),
+                "lower": lo,
+                "upper": hi,
+                "method": method,
+                "n_observed": est.get("n_observed"),
+                "observed_share": _f(est.get("observed_share")),
+                "converged": est.get("converged", True),
+                "warnings": list(est.get("warnings") or []),
+            }
+        )
+    has_period = any(r["period"] for r in rows)
+    fig = None
+    if rows:
+        fig = svg(_forest_plot(rows), "estimates-forest")
+    return Section("Estimates", "estimates", rows=rows, has_period=has_period, forest=fig)
+
+
+def _forest_plot(rows: list[dict[str, Any]]):
+    height = 0.9 + 0.32 * len(rows)
+    with plot_context():
+        fig, ax = new_figure(6.8, min(height, 14))
+        y = np.arange(len(rows))[::-1]
+        n = np.array([r["population_size"] for r in rows])
+        lo = np.array([r["lower"] for r in rows])
+        hi = np.array([r["upper"] for r in rows])
+        obs = np.array([_f(r["n_observed"]) for r in rows])
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        err = np.vstack([np.where(ok, n - lo, 0), np.where(ok, hi - n, 0)])
+        ax.errorbar(n, y, xerr=err, fmt="o", capsize=3, label="N̂ with 95% interval")
+        ax.scatter(obs, y, marker="|", s=120, color="#D55E00", label="observed n", zorder=3)
+        labels = [
+            (f"{r['period']} · " if r["period"] else "") + f"{r['index']}. {r['label']}"[:48]
+            for r in rows
+        ]
+        ax.set_yticks(y, labels)
+        ax.set_xlabel("population size")
+        ax.xaxis.set_major_formatter(_thousands())
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+    return fig
+
+
+def _thousands():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda x, _pos: f"{x:,.0f}")
+
+
+def _frequencies_section(estimates: list[dict[str, Any]]) -> Section:
+    blocks = []
+    for i, est in enumerate(estimates):
+        rows = _rows(est.get("fitted_frequencies"))
+        table = []
+        for row in rows:
+            k = first_key(row, K_KEYS)
+            obs = first_key(row, OBS_KEYS)
+            fit = first_key(row, FIT_KEYS)
+            if k is None or (obs is None and fit is None):
+                continue
+            table.append({"k": k, "observed": _f(obs), "fitted": _f(fit)})
+        if not table:
+            continue
+        chi2 = sum(
+            (r["observed"] - r["fitted"]) ** 2 / r["fitted"]
+            for r in table
+            if r["fitted"] > 0 and math.isfinite(r["observed"])
+        )
+        plot = svg(_frequency_plot(table, label_of(est)), f"freq-{i}")
+        blocks.append({"index": i + 1, "label": label_of(est), "period": period_of(est),
+                       "rows": table, "plot": plot, "chi2": chi2})
+    if not blocks:
+        return absent_section(
+            "Observed vs fitted", "frequencies",
+            "no estimate carries fitted frequencies ('fitted_frequencies').",
+        )
+    return Section("Observed vs fitted", "frequencies", blocks=blocks)
+
+
+def _frequency_plot(table: list[dict[str, Any]], title: str):
+    with plot_context():
+        fig, ax = new_figure(6.4, 3.0)
+        x = np.arange(len(table))
+        obs = np.array([r["observed"] for r in table])
+        fit = np.array([r["fitted"] for r in table])
+        ax.bar(x, obs, width=0.6, label="observed", alpha=0.8)
+        ax.plot(x, fit, "o-", color="#D55E00", label="fitted")
+        ax.set_xticks(x, [str(r["k"]) for r in table])
+        positive = np.concatenate([obs[obs > 0], fit[fit > 0]])
+        if positive.size and positive.max() / max(positive.min(), 1e-9) > 200:
+            ax.set_yscale("log")
+        ax.set_xlabel("times observed (or capture history)")
+        ax.set_ylabel("persons")
+        ax.set_title(title[:70], fontsize=9)
+        ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def _strata_section(estimates: list[dict[str, Any]]) -> Section:
+    blocks = []
+    for i, est in enumerate(estimates):
+        rows = []
+        for row in _rows(est.get("strata")):
+            n_hat = _f(first_key(row, N_KEYS))
+            if math.isnan(n_hat):
+                continue
+            variable = first_key(row, ("variable", "covariate", "name"), "")
+            level = first_key(row, ("level", "value", "stratum", "group"), "")
+            if isinstance(level, dict):
+                level = ", ".join(f"{k}={v}" for k, v in level.items())
+            rows.append({
+                "variable": str(variable),
+                "level": str(level),
+                "n_observed": first_key(row, ("n_observed", "observed", "n")),
+                "population_size": n_hat,
+                "se": _f(row.get("se")),
+                "lower": _f(first_key(row, LO_KEYS)),
+                "upper": _f(first_key(row, HI_KEYS)),
+            })
+        if not rows:
+            continue
+        plot = svg(_strata_plot(rows[:MAX_STRATA_PLOTTED], label_of(est)), f"strata-{i}")
+        blocks.append({"index": i + 1, "label": label_of(est), "period": period_of(est),
+                       "rows": rows, "plot": plot, "truncated": len(rows) > MAX_STRATA_PLOTTED})
+    if not blocks:
+        return absent_section("N̂ by stratum", "strata", "no estimate carries strata ('strata').")
+    return Section("N̂ by stratum", "strata", blocks=blocks, max_plotted=MAX_STRATA_PLOTTED)
+
+
+def _strata_plot(rows: list[dict[str, Any]], title: str):
+    with plot_context():
+        fig, ax = new_figure(6.4, min(1.0 + 0.28 * len(rows), 12))
+        y = np.arange(len(rows))[::-1]
+        n = np.array([r["population_size"] for r in rows])
+        obs = np.array([_f(r["n_observed"]) for r in rows])
+        ax.barh(y, n, height=0.6, label="N̂", alpha=0.85)
+        if np.isfinite(obs).any():
+            ax.barh(y, obs, height=0.3, label="observed n", color="#D55E00", alpha=0.9)
+        lo = np.array([r["lower"] for r in rows])
+        hi = np.array([r["upper"] for r in rows])
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        if ok.any():
+            ax.errorbar(n[ok], y[ok], xerr=np.vstack([n[ok] - lo[ok], hi[ok] - n[ok]]),
+                        fmt="none", ecolor="black", capsize=2, lw=0.8)
+        ax.set_yticks(y, [f"{r['variable']}={r['level']}" if r["variable"] else r["level"]
+                          for r in rows])
+        ax.xaxis.set_major_formatter(_thousands())
+        ax.set_xlabel("population size")
+        ax.set_title(title[:70], fontsize=9)
+        ax.legend(frameon=False, fontsize=8, loc="lower right")
+    return fig
+
+
+def _comparison_section(estimates: list[dict[str, Any]]) -> Section:
+    """AIC/BIC compared only among models fitted to the same data (same period and n)."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for i, est in enumerate(estimates):
+        if est.get("aic") is None and est.get("bic") is None:
+            continue
+        key = (period_of(est), est.get("n_observed"), (est.get("extra") or {}).get("data"))
+        groups[key].append({
+            "index": i + 1, "label": label_of(est), "formula": est.get("formula"),
+            "loglik": _f(est.get("loglik")), "aic": _f(est.get("aic")), "bic": _f(est.get("bic")),
+            "deviance": _f(est.get("deviance")), "df_residual": _f(est.get("df_residual")),
+            "population_size": _f(est.get("population_size")),
+        })
+    blocks = []
+    for (period, n_obs, _data), rows in groups.items():
+        for crit in ("aic", "bic"):
+            values = [r[crit] for r in rows if math.isfinite(r[crit])]
+            best = min(values) if values else math.nan
+            for r in rows:
+                r[f"delta_{crit}"] = r[crit] - best if math.isfinite(r[crit]) else math.nan
+        rows.sort(key=lambda r: (math.isnan(r["aic"]), r["aic"]))
+        blocks.append({"period": period, "n_observed": n_obs, "rows": rows})
+    if not blocks:
+        return absent_section("Model comparison", "comparison",
+                              "no estimate carries AIC or BIC (e.g. Chao and Zelterman do not).")
+    return Section("Model comparison", "comparison", blocks=blocks)
+
+
+def _curve_rows(data: Any, x_keys: Sequence[str]) -> list[dict[str, float]]:
+    out = []
+    for row in _rows(data):
+        x, n = _f(first_key(row, x_keys)), _f(first_key(row, N_KEYS))
+        if math.isfinite(x) and math.isfinite(n):
+            out.append({"x": x, "population_size": n, "lower": _f(first_key(row, LO_KEYS)),
+                        "upper": _f(first_key(row, HI_KEYS)), "se": _f(row.get("se"))})
+    out.sort(key=lambda r: r["x"])
+    return out
+
+
+def _curve_plot(curves: list[tuple[str, list[dict[str, float]]]], xlabel: str, *,
+                logx: bool = False, mark: float | None = None, mark_label: str = ""):
+    with plot_context():
+        fig, ax = new_figure(6.4, 3.2)
+        for j, (label, rows) in enumerate(curves):
+            x = np.array([r["x"] for r in rows])
+            n = np.array([r["population_size"] for r in rows])
+            lo = np.array([r["lower"] for r in rows])
+            hi = np.array([r["upper"] for r in rows])
+            colour = f"C{j % 8}"
+            ax.plot(x, n, "o-", ms=3, color=colour, label=label[:60])
+            ok = np.isfinite(lo) & np.isfinite(hi)
+            if ok.sum() >= 2:
+                ax.fill_between(x[ok], lo[ok], hi[ok], color=colour, alpha=0.15, lw=0)
+        if logx:
+            ax.set_xscale("log")
+        if mark is not None:
+            ax.axvline(mark, color="grey", ls="--", lw=1)
+            ax.annotate(mark_label, (mark, 1), xycoords=("data", "axes fraction"),
+                        xytext=(3, -10), textcoords="offset points", fontsize=8, color="grey")
+        ax.yaxis.set_major_formatter(_thousands())
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("population size")
+        ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def _sensitivity_section(estimates, key: str, title: str, anchor: str, xlabel: str,
+                         x_keys: Sequence[str], absent: str, **plot_kw) -> Section:
+    curves, tables = [], []
+    for i, est in enumerate(estimates):
+        rows = _curve_rows((est.get("extra") or {}).get(key), x_keys)
+        if rows:
+            label = f"{i + 1}. {label_of(est)}" + (f" ({period_of(est)})" if period_of(est) else "")
+            curves.append((label, rows))
+            tables.append({"label": label, "rows": rows})
+    if not curves:
+        return absent_section(title, anchor, absent)
+    plot = svg(_curve_plot(curves, xlabel, **plot_kw), anchor)
+    return Section(title, anchor, plot=plot, tables=tables)
+
+
+def _linkage_aware_section(estimates: list[dict[str, Any]]) -> Section:
+    rows = []
+    for i, est in enumerate(estimates):
+        la = (est.get("extra") or {}).get("linkage_aware")
+        if not isinstance(la, dict):
+            continue
+        lo, hi, method = interval_of(est)
+        rows.append({
+            "index": i + 1, "label": label_of(est), "period": period_of(est),
+            "naive": {"population_size": _f(est.get("population_size")), "se": _f(est.get("se")),
+                      "lower": lo, "upper": hi, "method": method},
+            "aware": {"population_size": _f(first_key(la, N_KEYS)), "se": _f(la.get("se")),
+                      "lower": _f(first_key(la, LO_KEYS)), "upper": _f(first_key(la, HI_KEYS)),
+                      "method": la.get("method", "")},
+            "share": _f(la.get("linkage_variance_share")),
+        })
+    if not rows:
+        return absent_section("Linkage-aware interval", "linkage-aware",
+                              "no estimate carries a linkage-aware interval "
+                              "(extra['linkage_aware']).")
+    return Section("Linkage-aware interval", "linkage-aware", rows=rows)
+
+
+def _series_section(estimates: list[dict[str, Any]]) -> Section:
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    periods = []
+    for est in estimates:
+        period = period_of(est)
+        if period is None:
+            continue
+        if period not in periods:
+            periods.append(period)
+        lo, hi, _ = interval_of(est)
+        by_model[label_of(est)].append({"period": period, "population_size": _f(est["population_size"]),
+                                        "lower": lo, "upper": hi})
+    if len(periods) < 2:
+        what = f"one period ({periods[0]})" if periods else "no period labels (extra['period'])"
+        return absent_section("Series over periods", "series",
+                              f"the run has {what}; a series needs two or more periods.")
+    periods.sort()
+    pos = {p: j for j, p in enumerate(periods)}
+    with plot_context():
+        fig, ax = new_figure(6.8, 3.4)
+        for j, (label, rows) in enumerate(by_model.items()):
+            rows.sort(key=lambda r: pos[r["period"]])
+            x = np.array([pos[r["period"]] for r in rows], dtype=float) + (j - len(by_model) / 2) * 0.04
+            n = np.array([r["population_size"] for r in rows])
+            lo = np.array([r["lower"] for r in rows])
+            hi = np.array([r["upper"] for r in rows])
+            ok = np.isfinite(lo) & np.isfinite(hi)
+            err = np.vstack([np.where(ok, n - lo, 0), np.where(ok, hi - n, 0)])
+            ax.errorbar(x, n, yerr=err, fmt="o-", ms=4, capsize=3, label=label[:50], color=f"C{j % 8}")
+        ax.set_xticks(range(len(periods)), periods, rotation=20, ha="right")
+        ax.yaxis.set_major_formatter(_thousands())
+        ax.set_ylabel("population size")
+        ax.legend(frameon=False, fontsize=8)
+    table = [{"label": label, "rows": rows} for label, rows in by_model.items()]
+    return Section("Series over periods", "series", plot=svg(fig, "series"), periods=periods,
+                   tables=table)
+
+
+# ------------------------------------------------------------------------------ public
+def estimate_report(
+    estimates: str | os.PathLike | Iterable[dict[str, Any] | PopulationEstimate],
+    out_path: str | os.PathLike,
+    *,
+    run_info: dict[str, Any] | None = None,
+    title: str = "Population-size estimates",
+) -> Path:
+    """Write the estimate report (one self-contained HTML file) and return its path.
+
+    ``estimates`` is a run directory, an ``estimates.json`` path, or estimates as objects
+    or dicts. Sections whose inputs are absent say so instead of disappearing.
+    """
+    entries = load_estimates(estimates)
+    if not entries:
+        raise InputError("no estimates to report", file=str(estimates) if isinstance(estimates, str | os.PathLike) else None)
+    sections = [
+        _summary_section(entries),
+        _frequencies_section(entries),
+        _strata_section(entries),
+        _comparison_section(entries),
+        _sensitivity_section(
+            entries, "dependence_sensitivity", "Dependence sensitivity N̂(θ)", "dependence",
+            "odds ratio θ between the lists (1 = independence)", THETA_KEYS,
+            "no estimate carries a dependence sensitivity (extra['dependence_sensitivity']); "
+            "it applies to two-list DSE.",
+            logx=True, mark=1.0, mark_label="independence",
+        ),
+        _sensitivity_section(
+            entries, "threshold_sensitivity", "Threshold sensitivity", "threshold",
+            "linkage match-weight threshold", ("threshold", "match_weight", "t"),
+            "no estimate carries a threshold sensitivity (extra['threshold_sensitivity']).",
+        ),
+        _linkage_aware_section(entries),
+        _series_section(entries),
+    ]
+    return render("estimate.html", out_path, report_name="estimates", title=title,
+                  run=run_info or {}, sections=sections, s={x.anchor: x for x in sections})

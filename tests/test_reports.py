@@ -1,0 +1,193 @@
+"""Reports: content, absent sections, no personal data by default, CLI."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recapture.cli import main
+from recapture.errors import InputError
+from recapture.estimators.result import PopulationEstimate
+from recapture.reports import estimate_report, linkage_report, validation_report, write_reports
+from recapture.reports.example import write_example_run
+from recapture.reports.linkage import _clusters_section
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return write_example_run(tmp_path_factory.mktemp("run"), 1500, seed=3)
+
+
+@pytest.fixture(scope="module")
+def reports(run_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    return write_reports(run_dir, out)
+
+
+def _text(path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def test_every_report_is_written_and_self_contained(reports):
+    assert set(reports) == {"validation", "linkage", "estimates"}
+    for path in reports.values():
+        html = _text(path)
+        assert html.startswith("<!doctype html>")
+        assert "<script" not in html.lower()
+        # nothing fetched: no external src/href, no stylesheet link, no CSS url()/@import
+        assert not re.search(r'(src|href)\s*=\s*"(?!#|data:)', html)
+        assert "@import" not in html and not re.search(r"url\((?!#)", html)
+        assert html.count("<svg") >= 4
+
+
+def test_no_personal_data_in_default_reports(run_dir, reports):
+    records = pl.read_parquet(run_dir / "records.parquet")
+    secrets = set()
+    for col in ("family_name_raw", "given_name_raw", "birth_date_raw", "v_number", "v_number_raw",
+                "family_name", "given_name"):
+        secrets |= {v for v in records[col].drop_nulls().unique().to_list() if len(v) >= 4}
+    secrets |= {d.isoformat() for d in records["birth_date"].drop_nulls().unique().to_list()}
+    assert len(secrets) > 30
+    for name, path in reports.items():
+        html = _text(path)
+        leaked = sorted(s for s in secrets if s in html)
+        assert not leaked, f"{name} report shows {leaked[:5]}"
+        assert 'id="names-banner"' not in html
+
+
+def test_show_names_puts_names_in_the_sample_and_a_banner_on_top(run_dir, tmp_path):
+    path = linkage_report(run_dir, tmp_path / "linkage.html", show_names=True)
+    html = _text(path)
+    banner = html.index('id="names-banner"')
+    assert banner < html.index("<h1>")
+    records = pl.read_parquet(run_dir / "records.parquet", columns=["family_name_raw"])
+    names = set(records["family_name_raw"].unique().to_list())
+    sample = html[html.index('id="sample"'):html.index('id="truth"')]
+    assert any(n in sample for n in names)
+
+
+def test_validation_report_counts_reconcile(run_dir, tmp_path):
+    html = _text(validation_report(run_dir, tmp_path / "v.html"))
+    kept = pl.read_parquet(run_dir / "records.parquet").height
+    quarantined = pl.read_parquet(run_dir / "quarantine.parquet")
+    assert f"{kept + quarantined.height:,}" in html
+    assert f"{kept:,}" in html
+    # each reason with its count: reasons explode, so counts sum beyond the rows
+    per_reason = quarantined.explode("reasons").group_by("reasons").len()
+    for reason, n in per_reason.iter_rows():
+        row = re.search(rf"<code>{re.escape(reason)}</code>.*?</tr>", html, re.S).group(0)
+        assert f">{n:,}<" in row
+    assert "Soviet-Unie" in html  # an unrecognised nationality string, listed with its count
+
+
+def test_validation_report_without_quarantine_says_so(run_dir, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "records.parquet").write_bytes((run_dir / "records.parquet").read_bytes())
+    html = _text(validation_report(run, tmp_path / "v.html"))
+    assert "Not available: no quarantine.parquet" in html
+
+
+def test_estimate_report_shows_the_published_table_and_says_what_is_absent(tmp_path):
+    est = PopulationEstimate(model="ztp", description="Zero-truncated Poisson regression",
+                             population_size=12691.45, se=2809.5, n_observed=2036)
+    html = _text(estimate_report([est], tmp_path / "e.html"))
+    lo, hi = est.confint()
+    for value in (12691.45, 2809.5, lo, hi, 2036):
+        assert f"{round(value):,}" in html
+    assert f"{100 * 2036 / 12691.45:.1f}%" in html
+    for key in ("fitted frequencies", "strata", "AIC or BIC", "dependence_sensitivity",
+                "threshold_sensitivity", "linkage_aware", "two or more periods"):
+        assert key in html, key
+    assert html.count('class="absent"') == 7
+
+
+def test_estimate_report_reads_the_documented_optional_keys(tmp_path):
+    est = PopulationEstimate(
+        model="dse", description="DSE [A][B]", population_size=58000, se=6000, n_observed=12000,
+        aic=10.0, bic=12.0,
+        extra={"dependence_sensitivity": [{"theta": t, "population_size": 58000 * t} for t in (0.5, 1, 2)],
+               "threshold_sensitivity": [{"threshold": t, "population_size": 50000 + 1e4 * t,
+                                          "lower": 40000, "upper": 70000} for t in (0.3, 0.6, 0.9)],
+               "linkage_aware": {"method": "multiple imputation", "population_size": 59123, "se": 7000,
+                                 "lower": 46001, "upper": 73002, "linkage_variance_share": 0.27},
+               "period": "2017"})
+    later = PopulationEstimate(model="dse", description="DSE [A][B]", population_size=61000, se=6000,
+                               n_observed=12500, extra={"period": "2018"})
+    html = _text(estimate_report([est, later], tmp_path / "e.html"))
+    assert 'class="absent"' in html  # frequencies and strata are absent
+    for anchor in ("dependence", "threshold", "series"):
+        section = html[html.index(f'<section id="{anchor}">'):]
+        section = section[:section.index("</section>")]
+        assert "<svg" in section and "Not available" not in section
+    assert "59,123" in html and "46,001 – 73,002" in html and "27.0%" in html
+
+
+def test_estimate_report_rejects_malformed_input(tmp_path):
+    (tmp_path / "estimates.json").write_text('[{"model": "x"}]')
+    with pytest.raises(InputError, match="population_size"):
+        estimate_report(tmp_path, tmp_path / "e.html")
+
+
+def test_chained_cluster_is_flagged_with_its_chain_and_conflict():
+    # records 0..4 chained by strong links, 0–4 scored as clearly different people;
+    # records 5,6,7 a clique
+    chain = [(0, 1, 0.99), (1, 2, 0.95), (2, 3, 0.9), (3, 4, 0.97), (0, 4, 0.001)]
+    clique = [(5, 6, 0.99), (5, 7, 0.99), (6, 7, 0.98)]
+    pairs = pl.DataFrame(chain + clique, schema=["record_id_l", "record_id_r", "match_probability"],
+                         orient="row")
+    clusters = pl.DataFrame({"record_id": list(range(8)), "source": ["police"] * 8,
+                             "person_id": [0] * 5 + [1] * 3})
+    section = _clusters_section(pairs, clusters, 0.5, None)
+    first, second = section.suspects[0], section.suspects[1]
+    assert (first["person_id"], first["conflicts"], first["chain"], first["links"]) == (0, 1, 4, 4)
+    assert math.isclose(first["weakest_link"], 0.9)
+    assert math.isclose(first["density"], 4 / 10)
+    assert (second["person_id"], second["conflicts"], second["chain"]) == (1, 0, 1)
+
+
+def test_linkage_report_with_truth_counts_confusion(run_dir, reports):
+    html = _text(reports["linkage"])
+    pairs = pl.read_parquet(run_dir / "pairs.parquet")
+    truth = pl.read_parquet(run_dir / "truth" / "records.parquet")
+    ids = pl.read_parquet(run_dir / "records.parquet", columns=["record_id", "source", "source_key"])
+    ent = ids.join(truth, on=["source", "source_key"]).select("record_id", "person_id")
+    lab = (pairs.join(ent.rename({"record_id": "record_id_l", "person_id": "a"}), on="record_id_l")
+           .join(ent.rename({"record_id": "record_id_r", "person_id": "b"}), on="record_id_r"))
+    accepted = lab["match_probability"].to_numpy() >= 0.5
+    same = (lab["a"] == lab["b"]).to_numpy()
+    tp, fp = int((accepted & same).sum()), int((accepted & ~same).sum())
+    section = html[html.index('<section id="truth">'):]
+    assert f"<td>linked (p ≥ threshold)</td><td class=\"n\">{tp:,}</td><td class=\"n\">{fp:,}</td>" in section
+    assert "Not available: no labelled review file" in html
+
+
+def test_write_reports_skips_stages_not_run_and_fails_on_empty_dir(run_dir, tmp_path):
+    only = tmp_path / "only_estimates"
+    only.mkdir()
+    (only / "estimates.json").write_text((run_dir / "estimates.json").read_text())
+    assert set(write_reports(only)) == {"estimates"}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="nothing to report"):
+        write_reports(empty)
+
+
+def test_cli_report(run_dir, tmp_path, capsys):
+    assert main(["--quiet", "report", str(run_dir), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out.split()
+    assert sorted(p.rsplit("/", 1)[1] for p in printed) == ["estimates.html", "linkage.html", "validation.html"]
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "run directory not found" in capsys.readouterr().err
+
+
+def test_reports_are_reproducible(run_dir, tmp_path):
+    a = _text(estimate_report(run_dir, tmp_path / "a.html"))
+    b = _text(estimate_report(run_dir, tmp_path / "b.html"))
+    strip = re.compile(r"generated [^<]*")
+    assert strip.sub("", a) == strip.sub("", b)
+    assert np.all([len(a) > 1000])

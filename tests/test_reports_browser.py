@@ -1,0 +1,63 @@
+"""Each report of a demo-like run, opened in headless Chromium as a reader would."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from recapture.reports import write_reports
+from recapture.reports.browser import check_page, find_chromium
+from recapture.reports.example import write_example_run
+
+#: Plots each report must show for a run with every stage, truth and several periods.
+EXPECTED_PLOTS = {
+    "validation": {"rows", "quarantine", "completeness", "birth-dates", "timeline"},
+    "linkage": {"blocking", "model-weights", "weights", "expected", "cluster-sizes",
+                "precision-recall", "calibration"},
+    "estimates": {"estimates", "dependence", "threshold", "series"},
+}
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    binary = find_chromium()
+    if binary is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("chromium is required in CI (.ci/run installs Debian's chromium)")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    run = write_example_run(tmp_path_factory.mktemp("run"), 1200, seed=5)
+    return write_reports(run, run / "reports")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_PLOTS))
+def test_report_renders_cleanly_in_chromium(chromium, reports, name):
+    path = reports[name]
+    shot = path.with_suffix(".png")
+    check = check_page(path, shot, chromium=chromium)
+    assert check.console_errors == []
+    assert check.network_requests == []
+    names = {p["name"] for p in check.plots}
+    assert EXPECTED_PLOTS[name] <= names, EXPECTED_PLOTS[name] - names
+    assert check.empty_plots == []
+    assert not check.names_banner
+    assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 20_000
+
+
+def test_the_check_catches_errors_and_requests(chromium, tmp_path):
+    page = tmp_path / "bad.html"
+    page.write_text(
+        '<!doctype html><html><head><link rel="icon" href="data:,"></head><body>'
+        '<figure class="plot" data-plot="empty"><svg width="10" height="10"></svg></figure>'
+        '<img src="http://127.0.0.1:9/x.png"><script>console.error("boom")</script></body></html>'
+    )
+    check = check_page(page, chromium=chromium)
+    assert any("boom" in e for e in check.console_errors)
+    assert check.network_requests == ["http://127.0.0.1:9/x.png"]
+    assert check.empty_plots == ["empty"]
