@@ -152,7 +152,9 @@ def read_extract(path: str | Path, definition: SourceDefinition) -> Extract:
         raise InputError("is a directory, not an extract", file=path)
     fmt = definition.format
     if fmt == "auto":
-        fmt = "parquet" if path.lower().endswith((".parquet", ".pq")) else "csv"
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+        fmt = "parquet" if path.lower().endswith((".parquet", ".pq")) or magic == b"PAR1" else "csv"
     encoding = delimiter = None
     ragged = 0
     typed: tuple[str, ...] = ()

@@ -37,9 +37,9 @@ from recapture.validation.reading import ROW, Extract, read_extract
 from recapture.validation.standardise import (
     _days_in_month,
     classify_birth_dates,
+    full_date_from_parts,
     map_codes,
     parse_date_parts,
-    parse_full_dates,
     standardise_names,
     standardise_nationality,
     standardise_sex,
@@ -177,19 +177,23 @@ def _process_extract(extract: Extract, definition: SourceDefinition, index: int,
     pivot = as_of.year
     ev_formats = list(definition.event_date_formats)
     bd_formats = list(definition.birth_date_formats)
-    if "event_date" in extract.typed_date_columns:
+    typed = {canonical for canonical, ext in definition.columns.items() if ext in extract.typed_date_columns}
+    if "event_date" in typed:
         ev_formats.insert(0, "%Y-%m-%d")
-    if "birth_date" in extract.typed_date_columns:
+    if "birth_date" in typed:
         bd_formats.insert(0, "%Y-%m-%d")
     bparts = parse_date_parts(pl.col("birth_date"), bd_formats, pivot_year=pivot)
     work = work.with_columns(
-        _ev=parse_full_dates(pl.col("event_date"), ev_formats, pivot_year=pivot),
+        _evp=parse_date_parts(pl.col("event_date"), ev_formats, pivot_year=pivot),
         _bp=bparts,
         _sex=standardise_sex(pl.col("sex"), definition.sex_codes),
         _vn=standardise_v_number(pl.col("v_number")),
         _reason=map_codes(pl.col("reason"), definition.reason_codes),
     )
-    work = work.with_columns(_bc=classify_birth_dates(pl.col("_bp"), pl.col("birth_date")))
+    work = work.with_columns(
+        _bc=classify_birth_dates(pl.col("_bp"), pl.col("birth_date")),
+        _ev=full_date_from_parts(pl.col("_evp"), pl.col("event_date")),
+    )
     family = standardise_names(work["family_name"])
     given = standardise_names(work["given_name"], first_only=True)
     nat = standardise_nationality(work["nationality"], definition.nationality_aliases)

@@ -99,7 +99,7 @@ def name_key(standard: pl.Expr) -> pl.Expr:
     """Transliteration-aware blocking key of a standardised name.
 
     Rules, in order: particles of :data:`DROPPED_PARTICLES` dropped (when another token
-    remains); tokens glued together; letter clusters folded (:data:`KEY_FOLDS`: sh/sch/sj/
+    remains); a word-final h after a vowel dropped; tokens glued together; letter clusters folded (:data:`KEY_FOLDS`: sh/sch/sj/
     ch/tch/tsj/tsch → one class, dj/dzj/zh/zj/j → one class, kh→h, ph→f, w→v→f, z→s, c/q→k);
     an initial y counts as j; the first vowel group reduced to its class (a; e/i/y → i;
     o/u → u, so ou/oe/oo → u and ee/ie/ei → i) and every later vowel dropped; doubled
@@ -115,6 +115,8 @@ def name_key(standard: pl.Expr) -> pl.Expr:
         out = out.str.replace_all(rf"(^| )(?:{dropped})( |$)", " ")
     out = out.str.strip_chars()
     out = pl.when(out == "").then(standard).otherwise(out)
+    # A word-final h after a vowel is silent and comes and goes (Abdullah/Abdulla).
+    out = out.str.replace_all(r"([aeiou])h( |$)", "${1}${2}")
     out = out.str.replace_all(" ", "", literal=True)
     for pattern, replacement in KEY_FOLDS:
         out = out.str.replace_all(pattern, replacement, literal=True)
@@ -296,6 +298,12 @@ def parse_full_dates(raw: pl.Expr, formats: Sequence[str], *, pivot_year: int) -
     exist. Never repaired.
     """
     parts = parse_date_parts(raw, formats, pivot_year=pivot_year)
+    return full_date_from_parts(parts, raw)
+
+
+def full_date_from_parts(parts: pl.Expr, raw: pl.Expr) -> pl.Expr:
+    """:func:`parse_full_dates` on components already split by :func:`parse_date_parts`
+    (pass a column: the expression is referenced several times)."""
     cls = classify_birth_dates(parts, raw)
     quality = cls.struct.field("quality")
     partial = quality.is_in(["month_year", "year_only"])
