@@ -68,6 +68,7 @@ class PreparedRecords:
 
     n: int
     settings: LinkageSettings
+    frame: pl.DataFrame | None = None  # the records (with row positions), for training blocks
     codes: dict[str, np.ndarray] = field(default_factory=dict)
     vocab_of: dict[str, Vocabulary] = field(default_factory=dict)
     ints: dict[str, np.ndarray] = field(default_factory=dict)
@@ -76,7 +77,7 @@ class PreparedRecords:
 
     @classmethod
     def build(cls, records: pl.DataFrame, settings: LinkageSettings) -> PreparedRecords:
-        prep = cls(n=records.height, settings=settings)
+        prep = cls(n=records.height, settings=settings, frame=records)
         string_cols: list[list[str]] = []
         swap = settings.name_swap or []
         swap_keys = _swap_key_columns(settings)

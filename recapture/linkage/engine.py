@@ -107,18 +107,54 @@ def fit_model(
             fixed_m = True
     if n_pairs_all is None:
         n_pairs_all = prep.n * (prep.n - 1) / 2
-    if settings.em_mode == "fixed_u":
-        extra = max(n_pairs_all - patterns.counts.sum(), 0.0)
-        lam0 = min(0.5, max(1e-9, prep.n / max(n_pairs_all, 1.0) * 0.1))
-        m, u, lam, trace, conv = run_em(patterns, comps, m0, u_random, lam0, fix_u=True, fix_m=fixed_m,
-                                        extra_nonmatches=extra, max_iter=settings.em_max_iter,
-                                        tol=settings.em_tol, smoothing=settings.smoothing)
+    u_fixed = u_random
+    em = dict(max_iter=settings.em_max_iter, tol=settings.em_tol, smoothing=settings.smoothing)
+    extra = max(n_pairs_all - patterns.counts.sum(), 0.0)
+    lam0 = min(0.5, max(1e-9, prep.n / max(n_pairs_all, 1.0) * 0.1))
+    trace: list[dict] = []
+    if settings.em_mode == "sessions" and not fixed_m:
+        m0, u_sess, trace = train_sessions(prep, settings, m0, u_random)
+        fixed_m = True
+        if settings.session_u:
+            u_fixed = [u_sess[k] if c.name in settings.session_u else u_random[k] for k, c in enumerate(comps)]
+    if settings.em_mode == "fixed_u" or (settings.em_mode == "sessions" and settings.session_u):
+        m, u, lam, tr, conv = run_em(patterns, comps, m0, u_fixed, lam0, fix_u=True, fix_m=fixed_m,
+                                     extra_nonmatches=extra, **em)
     else:
-        m, u, lam, trace, conv = run_em(patterns, comps, m0, u_random, 0.1, fix_u=False, fix_m=fixed_m,
-                                        max_iter=settings.em_max_iter, tol=settings.em_tol,
-                                        smoothing=settings.smoothing)
+        m, u, lam, tr, conv = run_em(patterns, comps, m0, u_random, 0.1, fix_u=False, fix_m=fixed_m, **em)
+    trace = trace + [dict(t, session="all candidate pairs") for t in tr]
     return FellegiSunterModel(comparisons=comps, m=m, u=u, lam=lam, u_random=u_random, trace=trace,
                               converged=conv, mode=settings.em_mode)
+
+
+def train_sessions(prep: PreparedRecords, settings: LinkageSettings, m0, u_random) -> tuple[list[np.ndarray], list[dict]]:
+    """m per comparison: the mean of its EM estimates over the sessions that do not fix it."""
+    from recapture.linkage.settings import BlockingRule
+
+    comps = settings.comparisons
+    recs = prep.frame
+    sums = [np.zeros(c.n_levels) for c in comps]
+    usums = [np.zeros(c.n_levels) for c in comps]
+    counts = np.zeros(len(comps))
+    trace: list[dict] = []
+    for sess in settings.training_sessions:
+        blocks = block(recs, [BlockingRule(sess.name, sess.keys)], settings.max_block_size)
+        if blocks.n_pairs == 0:
+            continue
+        gammas, _, _ = compare_pairs(prep, blocks.i, blocks.j)
+        gl = [gammas[c.name] if c.name not in sess.fixes else np.full(blocks.n_pairs, -1, np.int8) for c in comps]
+        pats = Patterns.from_gammas(gl, [c.n_levels for c in comps])
+        m, u, lam, tr, conv = run_em(pats, comps, m0, u_random, 0.1, fix_u=False, max_iter=settings.em_max_iter,
+                                     tol=settings.em_tol, smoothing=settings.smoothing)
+        trace += [dict(t, session=sess.name, pairs=blocks.n_pairs) for t in tr]
+        for k, c in enumerate(comps):
+            if c.name not in sess.fixes:
+                sums[k] += m[k]
+                usums[k] += u[k]
+                counts[k] += 1
+    m_out = [s / n if n else m0[k] for k, (s, n) in enumerate(zip(sums, counts, strict=True))]
+    u_out = [s / n if n else u_random[k] for k, (s, n) in enumerate(zip(usums, counts, strict=True))]
+    return m_out, u_out, trace
 
 
 def score(model: FellegiSunterModel, patterns: Patterns, tf_bits: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -93,6 +93,10 @@ def febrl_settings(link_only: bool = False, **overrides) -> LinkageSettings:
         ],
         "name_swap": ["given_name", "surname"],
         "em_mode": "fixed_u",
+        "training_sessions": [
+            {"name": "same_names", "keys": ["given_name", "surname"], "fixes": ["given_name", "surname"]},
+            {"name": "same_birth_date", "keys": ["date_of_birth"], "fixes": ["date_of_birth"]},
+        ],
         "link_only": link_only,
     }
     data.update(overrides)

@@ -43,6 +43,20 @@ class BlockingRule:
 
 
 @dataclass
+class TrainingSession:
+    """Pairs equal on ``keys`` on which EM estimates m of every comparison except ``fixes``.
+
+    Blocking on a field makes its agreement uninformative among the pairs of the block, so
+    the comparisons of the blocked fields are left out of that session; the m of a
+    comparison comes from the sessions that do not fix it.
+    """
+
+    name: str
+    keys: list[str]
+    fixes: list[str]
+
+
+@dataclass
 class Comparison:
     """One field comparison and its agreement levels.
 
@@ -102,6 +116,14 @@ class LinkageSettings:
 
     blocking_rules: list[BlockingRule]
     comparisons: list[Comparison]
+    #: Sessions of the ``sessions`` EM mode (see :class:`TrainingSession`).
+    training_sessions: list[TrainingSession] = field(default_factory=list)
+    #: ``sessions`` mode: comparisons whose u is taken from the training sessions (u among
+    #: the non-matches of a session's block, e.g. namesakes) instead of from random pairs,
+    #: because their agreement depends on the blocked fields (sex and nationality on names).
+    #: When set, λ is the match rate among all record pairs and u stays fixed; when empty,
+    #: u and λ are re-estimated among the candidate pairs.
+    session_u: list[str] = field(default_factory=list)
     #: (given, family) name columns whose values are swapped on a pair before comparing,
     #: when the swapped alignment is clearly more similar; None to disable.
     name_swap: list[str] | None = None
@@ -109,9 +131,10 @@ class LinkageSettings:
     max_block_size: int = 1000
     #: Random record pairs drawn to estimate u probabilities.
     u_sample_pairs: int = 1_000_000
-    #: "fixed_u": u from random pairs kept fixed, m and the match rate λ among all record
-    #: pairs by EM; "candidates": m, u and λ all by EM among the candidate pairs.
-    em_mode: str = "fixed_u"
+    #: "sessions": u from random pairs; m by EM within each training session; then λ among
+    #: all record pairs by EM on the candidate pairs. "fixed_u": u from random pairs, m and λ
+    #: by one EM on the candidate pairs. "candidates": m, u and λ all by EM among candidates.
+    em_mode: str = "sessions"
     em_max_iter: int = 200
     em_tol: float = 1e-6
     #: Pseudo-count added to every level when estimating probabilities (avoids 0 and 1).
@@ -167,8 +190,11 @@ class LinkageSettings:
                 raise ConfigError(f"unknown setting (known: {', '.join(sorted(known))})", key=key)
         rules = [_build(BlockingRule, r, f"blocking_rules[{i}]") for i, r in enumerate(merged["blocking_rules"])]
         comps = [_build(Comparison, c, f"comparisons[{i}]") for i, c in enumerate(merged["comparisons"])]
-        rest = {k: v for k, v in merged.items() if k not in ("blocking_rules", "comparisons")}
-        settings = cls(blocking_rules=rules, comparisons=comps, **rest)
+        sessions = [_build(TrainingSession, t, f"training_sessions[{i}]")
+                    for i, t in enumerate(merged.get("training_sessions") or [])]
+        rest = {k: v for k, v in merged.items() if k not in ("blocking_rules", "comparisons", "training_sessions")}
+        rest["session_u"] = list(rest.get("session_u") or [])
+        settings = cls(blocking_rules=rules, comparisons=comps, training_sessions=sessions, **rest)
         settings.check()
         return settings
 
@@ -206,8 +232,22 @@ class LinkageSettings:
                 raise ConfigError("thresholds must be in decreasing order", key=f"{where}.thresholds")
         if self.name_swap is not None and len(self.name_swap) != 2:
             raise ConfigError("name_swap is [given_column, family_column]", key="name_swap")
-        if self.em_mode not in ("candidates", "fixed_u"):
-            raise ConfigError("em_mode must be 'candidates' or 'fixed_u'", key="em_mode")
+        if self.em_mode not in ("sessions", "candidates", "fixed_u"):
+            raise ConfigError("em_mode must be 'sessions', 'fixed_u' or 'candidates'", key="em_mode")
+        if self.em_mode == "sessions":
+            if not self.training_sessions:
+                raise ConfigError("em_mode 'sessions' needs training_sessions", key="training_sessions")
+            estimated = set()
+            for i, sess in enumerate(self.training_sessions):
+                for k in sess.keys:
+                    parse_key(k, f"training_sessions[{i}].keys")
+                unknown = set(sess.fixes) - set(cnames)
+                if unknown:
+                    raise ConfigError(f"unknown comparison(s) {sorted(unknown)}", key=f"training_sessions[{i}].fixes")
+                estimated |= set(cnames) - set(sess.fixes)
+            left = set(cnames) - estimated
+            if left:
+                raise ConfigError(f"no training session estimates m of {sorted(left)}", key="training_sessions")
         if self.chaining_action not in ("split", "report"):
             raise ConfigError("chaining_action must be 'split' or 'report'", key="chaining_action")
         if isinstance(self.threshold, str):
@@ -226,6 +266,8 @@ class LinkageSettings:
             cols |= rule.key_columns()
         for comp in self.comparisons:
             cols |= set(comp.columns())
+        for sess in self.training_sessions:
+            cols |= {parse_key(k)[1] for k in sess.keys}
         if self.name_swap:
             cols |= set(self.name_swap)
         return cols
@@ -288,4 +330,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
         {"name": "v_number", "kind": "id", "column": "v_number"},
     ],
     "name_swap": ["given_name", "family_name"],
+    "training_sessions": [
+        {"name": "same_name_keys", "keys": ["family_name_key", "given_name_key"],
+         "fixes": ["family_name", "given_name"]},
+        {"name": "same_birth_date_and_sex", "keys": ["birth_date", "sex"], "fixes": ["birth_date", "sex"]},
+    ],
+    "session_u": ["sex", "nationality"],
 }
