@@ -36,17 +36,14 @@ class LinkageConfig:
 
 @dataclass
 class EstimatorConfig:
-    """One estimator to fit on persons.parquet for each period."""
+    """One estimator to fit on persons.parquet for each period.
+
+    ``options`` are the registry options of the model (those of ``recapture estimate``:
+    formula, count, lists, covariates, variance, replicates, …); the model checks them.
+    """
 
     name: str
     model: str
-    formula: str | None = None
-    count: str | None = None
-    lists: list[str] | None = None
-    variance: str = "analytic"
-    interval: str | None = None
-    replicates: int = 0
-    seed: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -57,6 +54,8 @@ class PipelineConfig:
     periods: list[Period]
     estimators: list[EstimatorConfig]
     linkage: LinkageConfig = field(default_factory=LinkageConfig)
+    uncertainty: dict[str, Any] = field(default_factory=dict)
+    as_of: dt.date | None = None
     persons: CaptureHistoryRules = field(default_factory=CaptureHistoryRules)
     seed: int = 20170701
     reports: bool = True
@@ -111,9 +110,10 @@ def _date(value: Any, key: str, file: str | None) -> dt.date:
 
 def parse_config(data: dict[str, Any], *, base_dir: Path, file: str | None = None) -> PipelineConfig:
     """Validate a parsed TOML mapping into a :class:`PipelineConfig`."""
-    _check_keys(data, {"run", "sources", "linkage", "periods", "persons", "estimators", "reports"}, "", file)
+    _check_keys(data, {"run", "sources", "linkage", "periods", "persons", "estimators", "uncertainty", "reports"}, "", file)
     run = data.get("run", {})
-    _check_keys(run, {"dir", "seed"}, "run.", file)
+    _check_keys(run, {"dir", "seed", "as_of"}, "run.", file)
+    as_of = _date(run["as_of"], "run.as_of", file) if "as_of" in run else None
     run_dir = _path(run.get("dir", "run"), base_dir, "run.dir", file)
     seed = _typed(run.get("seed", 20170701), int, "run.seed", file)
 
@@ -124,12 +124,20 @@ def parse_config(data: dict[str, Any], *, base_dir: Path, file: str | None = Non
     for i, src in enumerate(_typed(raw_sources, list, "sources", file)):
         where = f"sources[{i}]."
         _check_keys(src, {"name", "path", "definition"}, where, file)
-        name = _require(src, "name", str, where, file)
+        definition = _typed(src.get("definition", src.get("name")), str, f"{where}definition", file)
+        if definition is None:
+            raise ConfigError("missing required key", file=file, key=f"{where}definition")
+        if definition.endswith(".toml"):
+            definition = str(_path(definition, base_dir, f"{where}definition", file))
+        name = _definition_name(definition, f"{where}definition", file)
+        if src.get("name", name) != name:
+            raise ConfigError(f"the source definition names this source {name!r}; records carry that name",
+                              file=file, key=f"{where}name")
         sources.append(
             SourceConfig(
                 name=name,
                 path=_path(_require(src, "path", str, where, file), base_dir, f"{where}path", file),
-                definition=str(src.get("definition", name)),
+                definition=definition,
             )
         )
     names = [s.name for s in sources]
@@ -178,35 +186,34 @@ def parse_config(data: dict[str, Any], *, base_dir: Path, file: str | None = Non
         if key in persons_table:
             setattr(rules, key, _typed(persons_table[key], str, f"persons.{key}", file))
 
+    from recapture.estimators import MODELS
+
     estimators = []
-    allowed_est = {f.name for f in fields(EstimatorConfig)}
     for i, est in enumerate(_typed(data.get("estimators", []), list, "estimators", file)):
         where = f"estimators[{i}]."
-        _check_keys(est, allowed_est, where, file)
+        est = dict(_typed(est, dict, f"estimators[{i}]", file))
         model = _require(est, "model", str, where, file)
+        if model not in MODELS:
+            raise ConfigError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}", file=file, key=f"{where}model")
+        name = str(est.pop("name", model))
+        est.pop("model")
         lists = est.get("lists")
         if lists is not None:
-            lists = _typed(lists, list, f"{where}lists", file)
+            lists = [lists] if isinstance(lists, str) else _typed(lists, list, f"{where}lists", file)
             unknown = [x for x in lists if x not in names]
             if unknown:
                 raise ConfigError(f"unknown sources {unknown} (configured: {names})", file=file, key=f"{where}lists")
-        estimators.append(
-            EstimatorConfig(
-                name=str(est.get("name", model if not any(e.name == model for e in estimators) else f"{model}_{i}")),
-                model=model,
-                formula=est.get("formula"),
-                count=est.get("count"),
-                lists=lists,
-                variance=_typed(est.get("variance", "analytic"), str, f"{where}variance", file),
-                interval=est.get("interval"),
-                replicates=_typed(est.get("replicates", 0), int, f"{where}replicates", file),
-                seed=_typed(est.get("seed", seed), int, f"{where}seed", file),
-                options=_typed(est.get("options", {}), dict, f"{where}options", file),
-            )
-        )
+            est["lists"] = lists
+        estimators.append(EstimatorConfig(name=name, model=model, options=est))
     est_names = [e.name for e in estimators]
     if len(set(est_names)) != len(est_names):
         raise ConfigError(f"estimator names must be unique, got {est_names}", file=file, key="estimators")
+
+    uncertainty = _typed(data.get("uncertainty", {}), dict, "uncertainty", file)
+    if uncertainty:
+        from recapture.uncertainty import UncertaintyOptions
+
+        UncertaintyOptions.from_dict(uncertainty, file=file)  # validated now, built per run
 
     reports = data.get("reports", {})
     _check_keys(reports, {"enabled"}, "reports.", file)
@@ -216,12 +223,23 @@ def parse_config(data: dict[str, Any], *, base_dir: Path, file: str | None = Non
         periods=periods,
         estimators=estimators,
         linkage=linkage,
+        uncertainty=uncertainty,
+        as_of=as_of,
         persons=rules,
         seed=seed,
         reports=_typed(reports.get("enabled", True), bool, "reports.enabled", file),
         path=Path(file) if file else None,
         raw=data,
     )
+
+
+def _definition_name(definition: str, key: str, file: str | None) -> str:
+    from recapture.validation import load_source_definition
+
+    try:
+        return load_source_definition(definition).name
+    except ConfigError as exc:
+        raise ConfigError(str(exc), file=file, key=key) from None
 
 
 def load_config(path: str | Path) -> PipelineConfig:

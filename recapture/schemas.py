@@ -203,25 +203,51 @@ class ClusterSchema(pa.DataFrameModel):
 # persons.parquet — capture histories, the contract estimators read
 # --------------------------------------------------------------------------------------
 class PersonSchema(pa.DataFrameModel):
-    """persons.parquet: one row per person and period; no names, birth dates or V-numbers."""
+    """persons.parquet: one row per person and period; no names, birth dates or V-numbers.
 
-    person_id: int = pa.Field(ge=0, description="Pseudonymous person id.")
-    period: str = pa.Field(description="Label of the reference period, e.g. '2017-07-01/2018-06-30'.")
-    n_source: int = pa.Field(
+    The capture columns come in pairs per source named in the run (``n_police``,
+    ``in_police``, ``n_iom``, ``in_iom`` …); the Parquet metadata key ``recapture.sources``
+    lists the sources in order.
+    """
+
+    person_id: pl.Int64 = pa.Field(ge=0, description="Pseudonymous person id (the cluster id of clusters.parquet).")
+    period: pl.String = pa.Field(description="Label of the reference period, e.g. '2017/18'.")
+    n_source: pl.Int32 = pa.Field(
         ge=0,
         alias="n_.+",
         regex=True,
-        description="n_<source>: number of registrations of the person in that source within the period.",
+        description="n_<source>: number of the person's registrations in that source within the period.",
     )
-    in_source: int = pa.Field(
+    in_source: pl.Int8 = pa.Field(
         isin=[0, 1],
         alias="in_.+",
         regex=True,
         description="in_<source>: capture indicator, 1 if n_<source> > 0.",
     )
+    record_count: pl.Int32 = pa.Field(ge=1, description="Number of the person's registrations in the period, all sources.")
+    first_date: pl.Date = pa.Field(description="Date of the person's first registration in the period.")
+    last_date: pl.Date = pa.Field(description="Date of the person's last registration in the period.")
+    days_at_risk: pl.Int32 = pa.Field(
+        ge=1,
+        description="Days from the period's start to its end, or to the person's first assisted departure (IOM) in the period.",
+    )
+    sex: pl.String = pa.Field(isin=["M", "F", "unknown"], description="Most frequent recorded sex (ties: earliest registration); 'unknown' if never recorded.")
+    age: Optional[pl.Int32] = pa.Field(nullable=True, ge=0, description="Age in whole years at the period's start, from the best-quality birth dates; null if no birth year.")
+    age_class: pl.String = pa.Field(description="Age class from the configured age breaks (e.g. '<40', '40+'); 'unknown' if age is null.")
+    nationality_iso3: Optional[pl.String] = pa.Field(nullable=True, description="Most frequent recognised nationality (ISO 3166-1 alpha-3); null if none.")
+    region: pl.String = pa.Field(isin=[*REGIONS, "Unknown"], description="Region group of that nationality; 'Unknown' if none.")
+    reason: Optional[pl.String] = pa.Field(nullable=True, description="Reason of the person's first police apprehension in the period; null if not apprehended.")
+    police_unit: Optional[pl.String] = pa.Field(nullable=True, description="Police unit of the first apprehension in the period; null if not apprehended.")
+    conflicts_sex: pl.Int32 = pa.Field(ge=0, description="Number of the person's records whose sex differs from the resolved value.")
+    conflicts_birth_year: pl.Int32 = pa.Field(ge=0, description="Number of best-quality birth dates whose year differs from the resolved birth year.")
+    conflicts_nationality: pl.Int32 = pa.Field(ge=0, description="Number of records whose recognised nationality differs from the resolved value.")
+    min_link_probability: Optional[pl.Float64] = pa.Field(
+        nullable=True, ge=0.0, le=1.0,
+        description="Weakest link: the lowest, over the person's records, of each record's best match probability to another record of the person; null for a single record.",
+    )
 
     class Config:
-        strict = False
+        strict = True
         coerce = False
 
 

@@ -36,13 +36,13 @@ def test_counts_indicators_and_reconciliation():
     assert persons["person_id"].to_list() == [10, 13]
     p10 = persons.row(0, named=True)
     assert (p10["n_police"], p10["n_iom"], p10["in_police"], p10["in_iom"]) == (3, 1, 1, 1)
-    assert p10["n_records"] == 4
+    assert p10["record_count"] == 4
     assert counts.outside_period == {"police": 1, "iom": 0}
     assert counts.out_of_target == {"police": 0, "iom": 1}
     # records in = outside + out of target + used
     used = sum(counts.records_used.values())
     assert counts.records_in == used + sum(counts.outside_period.values()) + sum(counts.out_of_target.values())
-    assert persons["n_records"].sum() == used
+    assert persons["record_count"].sum() == used
 
 
 def test_covariate_rules_and_conflicts():

@@ -149,7 +149,7 @@ def build_persons(
 
     base = kept.group_by("person_id").agg(
         *[(pl.col("source") == s).sum().cast(pl.Int32).alias(f"n_{s}") for s in sources],
-        pl.len().cast(pl.Int32).alias("n_records"),
+        pl.len().cast(pl.Int32).alias("record_count"),
         pl.col("event_date").min().alias("first_date"),
         pl.col("event_date").max().alias("last_date"),
     )
@@ -209,6 +209,7 @@ def build_persons(
         _age_class(pl.col("age"), rules).alias("age_class"),
         pl.col("region").fill_null("Unknown"),
         pl.col("sex").fill_null("unknown"),
+        pl.col("age").cast(pl.Int32),
         *[pl.col(c).fill_null(0) for c in ("conflicts_sex", "conflicts_nationality", "conflicts_birth_year")],
     )
     persons = persons.join(_link_confidence(kept, clusters, pairs), on="person_id", how="left")
@@ -217,7 +218,7 @@ def build_persons(
     ordered = [
         "person_id", "period",
         *[f"n_{s}" for s in sources], *[f"in_{s}" for s in sources],
-        "n_records", "first_date", "last_date", "days_at_risk",
+        "record_count", "first_date", "last_date", "days_at_risk",
         "sex", "age", "age_class", "nationality_iso3", "region", "reason", "police_unit",
         "conflicts_sex", "conflicts_birth_year", "conflicts_nationality",
         "min_link_probability",

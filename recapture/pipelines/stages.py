@@ -1,0 +1,154 @@
+"""Stage bookkeeping: fingerprints, reuse of finished stages, and the run manifest.
+
+A stage is redone only when something it depends on changed: its own settings, the
+checksums of the files it reads, an upstream stage's fingerprint, or recapture's version.
+Otherwise its finished outputs are reused. The manifest is rewritten atomically after
+every stage, so a failure leaves a manifest that says which stages finished and which
+one failed, and earlier artifacts stay intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from recapture import __version__, progress
+from recapture.errors import RecaptureError, StageError
+from recapture.io import file_sha256, read_json, to_json_text, write_json
+
+MANIFEST = "manifest.json"
+_PACKAGES = ("numpy", "scipy", "pandas", "polars", "pyarrow", "pandera", "recordlinkage",
+             "rapidfuzz", "formulaic", "jinja2", "matplotlib")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": sys.version.split()[0], "recapture": __version__, "platform": platform.platform()}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def fingerprint(payload: Any) -> str:
+    text = to_json_text(payload)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Stage:
+    """One step of the run: what it depends on, what it writes, and how to run it."""
+
+    name: str
+    outputs: list[str]
+    run: Callable[[], dict[str, Any]]
+    settings: Any = None
+    input_files: list[Path] = field(default_factory=list)
+    upstream: list[str] = field(default_factory=list)
+
+
+class Manifest:
+    """The run manifest, kept on disk after every stage."""
+
+    def __init__(self, run_dir: Path, config: dict[str, Any], seed: int):
+        self.run_dir = run_dir
+        self.path = run_dir / MANIFEST
+        previous = read_json(self.path) if self.path.exists() else {}
+        self.previous_stages: dict[str, Any] = previous.get("stages", {})
+        self.data: dict[str, Any] = {
+            "recapture_version": __version__,
+            "run_id": None,
+            "config": config,
+            "seed": seed,
+            "packages": package_versions(),
+            "inputs": {},
+            "stages": {},
+            "reconciliation": {},
+            "status": "running",
+        }
+
+    def save(self) -> None:
+        write_json(self.data, self.path)
+
+
+def run_stages(stages: list[Stage], manifest: Manifest, *, force: bool = False) -> dict[str, Any]:
+    """Run or reuse each stage in order; return the manifest data."""
+    fingerprints: dict[str, str] = {}
+    checksums: dict[str, str] = {}
+    for stage in stages:
+        for path in stage.input_files:
+            if str(path) not in checksums:
+                if not path.exists():
+                    raise StageError(stage.name, f"input file not found: {path}")
+                checksums[str(path)] = file_sha256(path)
+        manifest.data["inputs"].update({p: {"sha256": c} for p, c in checksums.items()})
+        fp = fingerprint({
+            "stage": stage.name,
+            "version": __version__,
+            "settings": stage.settings,
+            "inputs": {str(p): checksums[str(p)] for p in stage.input_files},
+            "upstream": {u: fingerprints[u] for u in stage.upstream},
+        })
+        fingerprints[stage.name] = fp
+        previous = manifest.previous_stages.get(stage.name, {})
+        outputs_present = all((manifest.run_dir / o).exists() for o in stage.outputs)
+        if not force and previous.get("fingerprint") == fp and previous.get("status") == "done" and outputs_present:
+            progress.info(f"· {stage.name}: unchanged, reusing {', '.join(stage.outputs)}")
+            manifest.data["stages"][stage.name] = {**previous, "reused": True}
+            manifest.save()
+            continue
+        progress.info(f"· {stage.name} …")
+        started = time.perf_counter()
+        try:
+            counts = stage.run() or {}
+        except RecaptureError as exc:
+            _record_failure(manifest, stage, fp, started, exc)
+            raise StageError(stage.name, exc) from exc
+        except Exception as exc:
+            _record_failure(manifest, stage, fp, started, exc)
+            raise StageError(stage.name, f"{type(exc).__name__}: {exc}") from exc
+        seconds = time.perf_counter() - started
+        peak = _peak_memory_mib()
+        manifest.data["stages"][stage.name] = {
+            "status": "done",
+            "fingerprint": fp,
+            "reused": False,
+            "seconds": round(seconds, 3),
+            "peak_rss_mib": peak,
+            "outputs": stage.outputs,
+            "counts": counts,
+        }
+        manifest.save()
+        progress.info(f"  {stage.name} done in {seconds:.1f} s")
+    return manifest.data
+
+
+def _record_failure(manifest: Manifest, stage: Stage, fp: str, started: float, exc: BaseException) -> None:
+    manifest.data["stages"][stage.name] = {
+        "status": "failed",
+        "fingerprint": fp,
+        "seconds": round(time.perf_counter() - started, 3),
+        "error": f"{type(exc).__name__}: {exc}",
+    }
+    manifest.data["status"] = "failed"
+    manifest.save()
+
+
+def _peak_memory_mib() -> float:
+    import resource
+
+    # ru_maxrss is in KiB on Linux: the process's peak so far, which bounds the stage's
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def stable_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, default=str)
