@@ -61,11 +61,11 @@ GLUED_PREFIXES: tuple[str, ...] = (
 #: Ordered letter-cluster folds for the key. Upper-case S and J are the fold classes of
 #: the hushing sibilants (sh/sch/sj/ch, tsh/tch/tsj/tsch) and of the dj-sounds
 #: (j/dj/dzj/zh/zj, and an initial y), so Dutch, English, French and German
-#: transliterations of one Cyrillic or Arabic name coincide.
+#: transliterations of one Cyrillic, Arabic or Albanian (xh) name coincide.
 KEY_FOLDS: tuple[tuple[str, str], ...] = (
     ("tsch", "S"), ("dsch", "J"), ("dzh", "J"), ("dzj", "J"), ("tsj", "S"), ("tch", "S"),
     ("sch", "S"), ("sj", "S"), ("sh", "S"), ("ch", "S"), ("zh", "J"), ("zj", "J"), ("dj", "J"),
-    ("kh", "h"), ("gh", "g"), ("ph", "f"), ("th", "t"), ("dh", "d"), ("ck", "k"), ("ij", "i"),
+    ("xh", "J"), ("kh", "h"), ("gh", "g"), ("ph", "f"), ("th", "t"), ("dh", "d"), ("ck", "k"), ("ij", "i"),
     ("q", "k"), ("c", "k"), ("x", "ks"), ("w", "v"), ("v", "f"), ("z", "s"), ("j", "J"),
 )
 
@@ -99,7 +99,8 @@ def name_key(standard: pl.Expr) -> pl.Expr:
     """Transliteration-aware blocking key of a standardised name.
 
     Rules, in order: particles of :data:`DROPPED_PARTICLES` dropped (when another token
-    remains); a word-final h after a vowel dropped; tokens glued together; letter clusters folded (:data:`KEY_FOLDS`: sh/sch/sj/
+    remains); a leading article al/el/ul dropped when a name of 4+ letters with 2+
+    consonants follows; a word-final h after a vowel dropped; tokens glued together; letter clusters folded (:data:`KEY_FOLDS`: sh/sch/sj/
     ch/tch/tsj/tsch → one class, dj/dzj/zh/zj/j → one class, kh→h, ph→f, w→v→f, z→s, c/q→k);
     an initial y counts as j; the first vowel group reduced to its class (a; e/i/y → i;
     o/u → u, so ou/oe/oo → u and ee/ie/ei → i) and every later vowel dropped; doubled
@@ -115,6 +116,14 @@ def name_key(standard: pl.Expr) -> pl.Expr:
         out = out.str.replace_all(rf"(^| )(?:{dropped})( |$)", " ")
     out = out.str.strip_chars()
     out = pl.when(out == "").then(standard).otherwise(out)
+    # A leading Arabic article comes and goes and changes vowel (El Amrani, Al Amrani,
+    # Elamrani, Amrani): dropped when a real name (4+ letters, 2+ consonants) follows.
+    article = out.str.extract_groups(r"^(?:al|el|ul) ?([a-z]+)(.*)$")
+    stem = article.struct.field("1")
+    strip = (stem.str.len_chars() >= 4) & (stem.str.count_matches("[^aeiou]") >= 2)
+    out = pl.when(strip.fill_null(False)).then(
+        pl.concat_str(stem, article.struct.field("2"))
+    ).otherwise(out)
     # A word-final h after a vowel is silent and comes and goes (Abdullah/Abdulla).
     out = out.str.replace_all(r"([aeiou])h( |$)", "${1}${2}")
     out = out.str.replace_all(" ", "", literal=True)
