@@ -68,27 +68,68 @@ def peer_python(cli_value: str | None) -> str:
     return cli_value or os.environ.get("RECAPTURE_BENCH_PEER_PYTHON") or sys.executable
 
 
-def run_worker(python: str, script: Path, args: list[str], timeout: float | None = None) -> dict:
-    """Run ``python script --worker ...`` and return the JSON it wrote (plus status)."""
+def _tree_rss(proc) -> int:
+    """Resident bytes of a process and its children (psutil.Process), 0 once gone."""
+    try:
+        total = proc.memory_info().rss
+        for child in proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except Exception:  # noqa: BLE001 - a child may exit between listing and reading
+                pass
+        return total
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+def run_worker(
+    python: str, script: Path, args: list[str], timeout: float | None = None, max_rss_gib: float | None = None
+) -> dict:
+    """Run ``python script --worker ...`` and return the JSON it wrote (plus status).
+
+    The worker is watched every half second: it is stopped when it exceeds ``timeout``
+    seconds or ``max_rss_gib`` resident memory (so that a runaway tool cannot take a
+    shared machine down), and the sampled peak is kept as a cross-check of ru_maxrss.
+    """
+    import psutil
+
     fd, out = tempfile.mkstemp(suffix=".json", prefix="bench_worker_")
     os.close(fd)
+    log = tempfile.TemporaryFile(mode="w+")
     cmd = [python, str(script), "--worker", *args, "--result", out]
     start = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        Path(out).unlink(missing_ok=True)
-        return {"status": "timeout", "timeout_s": timeout, "process_wall_s": time.perf_counter() - start}
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+    watched = psutil.Process(proc.pid)
+    sampled_peak, status = 0, None
+    while proc.poll() is None:
+        sampled_peak = max(sampled_peak, _tree_rss(watched))
+        if timeout is not None and time.perf_counter() - start > timeout:
+            status = "timeout"
+        elif max_rss_gib is not None and sampled_peak > max_rss_gib * 2**30:
+            status = f"stopped above {max_rss_gib:g} GiB"
+        if status:
+            for child in watched.children(recursive=True):
+                child.kill()
+            proc.kill()
+            proc.wait()
+            break
+        time.sleep(0.5)
     wall = time.perf_counter() - start
+    log.seek(0)
+    output = log.read()
+    log.close()
     try:
         result = json.loads(Path(out).read_text()) if Path(out).stat().st_size else {}
     finally:
         Path(out).unlink(missing_ok=True)
+    extra = {"process_wall_s": wall, "sampled_peak_gib": sampled_peak / 2**30}
+    if status:
+        return {"status": status, **extra, "error": output.strip().splitlines()[-1:] and output.strip().splitlines()[-1] or ""}
     if proc.returncode != 0 or not result:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
-        return {"status": "failed", "returncode": proc.returncode, "error": "\n".join(tail), "process_wall_s": wall}
+        tail = output.strip().splitlines()[-15:]
+        return {"status": "failed", "returncode": proc.returncode, "error": "\n".join(tail), **extra}
     result.setdefault("status", "ok")
-    result["process_wall_s"] = wall
+    result.update(extra)
     return result
 
 
