@@ -215,12 +215,18 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- run
 def _run_run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("run")
+    from recapture.pipelines.run import format_run, run_pipeline
+
+    result = run_pipeline(args.config, run_dir=args.run_dir, force=args.force)
+    print(format_run(result))
+    return 0 if result.manifest["reconciliation"]["ok"] else 1
 
 
 @command("run", "run the whole pipeline from a pipeline.toml")(_run_run)
 def _add_run(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("config", type=Path, help="pipeline TOML (see docs/pipeline.md)")
+    p.add_argument("--run-dir", type=Path, default=None, help="run directory (default: the config's run.dir)")
+    p.add_argument("--force", action="store_true", help="redo every stage even if its inputs are unchanged")
 
 
 # ----------------------------------------------------------------------------- report
@@ -246,16 +252,25 @@ def _add_report(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- demo
 def _run_demo(args: argparse.Namespace) -> int:
-    from recapture.synthetic import SimulationConfig, format_summary, run_simulation
+    from recapture.pipelines.demo import format_demo, run_demo
 
-    world, paths = run_simulation(SimulationConfig(), args.out)
-    print(format_summary(world.summary, paths))
+    result = run_demo(args.out, seed=args.seed, size=args.size, realistic=args.realistic,
+                      imputations=args.imputations, force=args.force)
+    print(format_demo(result))
     return 0
 
 
-@command("demo", "simulate a default world, run the pipeline and compare with the truth")(_run_demo)
+@command("demo", "simulate a world, run the whole pipeline on it and compare with the truth")(_run_demo)
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("demo-run"), help="output directory (default ./demo-run)")
+    p.add_argument("--seed", type=int, default=20180630, help="seed of the simulated world and the run")
+    p.add_argument("--size", type=int, default=None, help="true population size N (default 23,000)")
+    p.add_argument("--realistic", action="store_true",
+                   help="simulate the realistic default world (frailty, one-inflation, time at risk) "
+                        "instead of one that meets the models' assumptions")
+    p.add_argument("--imputations", type=int, default=20,
+                   help="imputed linkages for the linkage-aware intervals (0 = off)")
+    p.add_argument("--force", action="store_true", help="resimulate and redo every stage")
 
 
 # ----------------------------------------------------------------------------- main

@@ -33,11 +33,27 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Pat
         writer(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files left by writes that were killed before their rename."""
+    removed = []
+    for path in Path(folder).rglob(".*.tmp"):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 def _to_arrow(table: Any) -> pa.Table:

@@ -18,7 +18,7 @@ import polars as pl
 from recapture import progress
 from recapture.config import PipelineConfig, load_config
 from recapture.errors import ConfigError, RecaptureError
-from recapture.io import file_sha256, read_json, write_json, write_parquet
+from recapture.io import file_sha256, read_json, remove_stale_temporaries, write_json, write_parquet
 from recapture.pipelines.capture_histories import build_persons
 from recapture.pipelines.stages import Manifest, Stage, fingerprint, run_stages
 from recapture.schemas import SCHEMA_VERSIONS, PersonSchema
@@ -93,6 +93,8 @@ def run_pipeline(
         config = load_config(config)
     out = Path(run_dir) if run_dir is not None else config.run_dir
     out.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temporaries(out):
+        progress.info(f"· removed {stale.name}, left by an interrupted write")
     snapshot = _config_snapshot(config)
     manifest = Manifest(out, snapshot, config.seed)
     run_id = manifest.data["run_id"] = fingerprint({"config": snapshot, "inputs": input_checksums(config)})
@@ -189,6 +191,30 @@ def run_pipeline(
     return RunResult(run_dir=out, manifest=manifest.data, estimates=estimates, reports=reports)
 
 
+def format_run(result: RunResult) -> str:
+    """What ``recapture run`` prints: stages, reconciliation and the estimates."""
+    lines = [f"run {result.manifest.get('run_id')} in {result.run_dir}"]
+    for name, stage in result.manifest["stages"].items():
+        state = "reused" if stage.get("reused") else f"{stage.get('seconds', 0):.1f} s"
+        lines.append(f"  {name:<10} {stage.get('status')} ({state})")
+    for check in result.manifest["reconciliation"]["checks"]:
+        mark = "ok" if check["ok"] else "MISMATCH"
+        lines.append(f"  {mark:<8} {check['check']}: {check['left']:,} vs {check['right']:,}")
+    lines.append("")
+    lines.append(f"  {'estimator':<26}{'period':<12}{'N̂':>10}{'SE':>9}   95% interval")
+    for e in result.estimates:
+        if e.get("error"):
+            lines.append(f"  {e['name']:<26}{e['period']:<12} failed: {e['error']}")
+            continue
+        iv = e["intervals"].get(e["default_interval"]) or {}
+        lines.append(f"  {e['name']:<26}{e['period']:<12}{e['population_size']:>10,.0f}{e['se']:>9,.0f}   "
+                     f"{iv.get('lower', float('nan')):,.0f} – {iv.get('upper', float('nan')):,.0f}")
+        lines.extend(f"      warning: {w}" for w in e.get("warnings") or [])
+    for name, path in sorted(result.reports.items()):
+        lines.append(f"  {name} report: {path}")
+    return "\n".join(lines)
+
+
 def input_checksums(config: PipelineConfig) -> dict[str, str]:
     """sha256 of every input extract, keyed by path; a missing file is an error naming it."""
     out = {}
@@ -206,8 +232,9 @@ def _used_threshold(out: Path) -> float | None:
 
 
 def fit_estimators(config: PipelineConfig, out: Path, *, settings_threshold: float | None = None) -> list[dict[str, Any]]:
-    """Fit every configured estimator to every period's persons; a failing estimator is
-    reported in its entry (with the config key at fault), not fatal to the others."""
+    """Fit every configured estimator to every period's persons. Problems of the fit
+    (boundary estimates, non-convergence) are warnings on its result; an estimator that
+    cannot be fitted as configured is an error naming its config key."""
 
     persons_all = pl.read_parquet(out / ARTIFACTS["persons"])
     uncertainty = None
@@ -240,10 +267,9 @@ def fit_estimators(config: PipelineConfig, out: Path, *, settings_threshold: flo
                     exc.key = f"estimators[{i}].{exc.key}" if exc.key else f"estimators[{i}]"
                     exc.file = str(config.path) if config.path else exc.file
                     raise
-                except RecaptureError as exc:
-                    entries.append({"name": est.name, "model": est.model, "period": period.label, "error": str(exc)})
-                    progress.info(f"  {label}: failed — {exc}")
-                    continue
+                except RecaptureError as exc:  # e.g. a formula naming a column persons do not have
+                    raise ConfigError(f"estimator '{est.name}' [{period.label}]: {exc}",
+                                      file=str(config.path) if config.path else None, key=f"estimators[{i}]") from exc
             entry = result.to_dict()
             entry.update({"name": est.name, "period": period.label})
             entry["extra"]["period"] = period.label
