@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
+#: Where sections are written; RECAPTURE_BENCHMARKS_MD redirects it (e.g. when running from a snapshot).
+BENCHMARKS_MD = Path(os.environ.get("RECAPTURE_BENCHMARKS_MD", ROOT / "docs" / "benchmarks.md"))
 
 
 def machine() -> dict:
