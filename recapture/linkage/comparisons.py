@@ -74,6 +74,8 @@ class PreparedRecords:
     ints: dict[str, np.ndarray] = field(default_factory=dict)
     tf: dict[str, np.ndarray] = field(default_factory=dict)  # column → frequency per code
     tf_sq: dict[str, float] = field(default_factory=dict)  # column → Σ frequency²
+    #: per record: log2(f(given)·f(family) / f(given, family)) ≤ 0 over distinct people
+    joint_name_bits: np.ndarray | None = None
 
     @classmethod
     def build(cls, records: pl.DataFrame, settings: LinkageSettings) -> PreparedRecords:
@@ -112,6 +114,13 @@ class PreparedRecords:
                 for col in (comp.column, comp.key_column):
                     if col and col not in prep.tf:
                         prep.tf[col], prep.tf_sq[col] = _frequencies(prep.codes[col], len(prep.vocab_of[col].values))
+        if swap_keys and settings.joint_name_tf:
+            prep.joint_name_bits = _joint_name_bits(records, swap_keys, settings)
+        # frequencies of the swap partners too (shared vocabulary), for swapped pairs
+        for group in string_cols[: 2 if swap_keys else 1] if swap else []:
+            for col in group:
+                if col not in prep.tf:
+                    prep.tf[col], prep.tf_sq[col] = _frequencies(prep.codes[col], len(prep.vocab_of[col].values))
         return prep
 
 
@@ -121,6 +130,33 @@ def _frequencies(codes: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     total = max(valid.size, 1)
     freq = counts / total
     return np.maximum(freq, 1.0 / total), float(np.sum(freq**2))
+
+
+def _joint_name_bits(records: pl.DataFrame, keys: list[str], settings: LinkageSettings) -> np.ndarray:
+    """Correction for given and family names that go together (Mohamed with El Amrani).
+
+    Separate TF weights treat agreement on the given and on the family name as independent
+    evidence; among people of one culture they are not, and the full name is much more
+    common than the product of its parts. Counted over distinct (names, birth year, sex)
+    so that a person registered many times does not make his own name look common.
+    Only a penalty (≤ 0): a rare combination of common names keeps its separate weights.
+    """
+    given, family = keys
+    people = records.select(given, family, *[c for c in ("birth_year", "sex") if c in records.columns]).drop_nulls([given, family]).unique()
+    n = max(people.height, 1)
+    kg = people.group_by(given).len().rename({"len": "kg"})
+    kf = people.group_by(family).len().rename({"len": "kf"})
+    kj = people.group_by([given, family]).len().rename({"len": "kj"})
+    bits = (
+        records.select(given, family)
+        .join(kg, on=given, how="left")
+        .join(kf, on=family, how="left")
+        .join(kj, on=[given, family], how="left")
+        .select(((pl.col("kg") * pl.col("kf")) / (pl.col("kj") * n)).log(2).clip(-settings.tf_max_bits, 0.0).fill_null(0.0))
+        .to_series()
+        .to_numpy()
+    )
+    return bits.astype(np.float32)
 
 
 def _swap_key_columns(settings: LinkageSettings) -> list[str] | None:
@@ -196,7 +232,7 @@ def compare_string(comp: Comparison, prep: PreparedRecords, i, j, swap, partner:
     level = n_levels - 1
     gamma[exact] = level
     if comp.tf:
-        tf_bits[exact] = _tf_bits(prep, col, cl[exact], cr[exact])
+        tf_bits[exact] = _tf_bits(prep, col, cl[exact], cr[exact], swap[exact], partner.get(col))
     level -= 1
     if comp.key_column:
         kl = prep.codes[comp.key_column][i]
@@ -204,7 +240,8 @@ def compare_string(comp: Comparison, prep: PreparedRecords, i, j, swap, partner:
         key_eq = ~done & (kl >= 0) & (kl == kr)
         gamma[key_eq] = level
         if comp.tf:
-            tf_bits[key_eq] = _tf_bits(prep, comp.key_column, kl[key_eq], kr[key_eq])
+            tf_bits[key_eq] = _tf_bits(prep, comp.key_column, kl[key_eq], kr[key_eq], swap[key_eq],
+                                       partner.get(comp.key_column))
         done |= key_eq
         level -= 1
     rest = np.flatnonzero(~done)
@@ -231,9 +268,18 @@ def _right_codes(prep, col, j, swap, partner):
     return codes
 
 
-def _tf_bits(prep: PreparedRecords, col: str, cl: np.ndarray, cr: np.ndarray) -> np.ndarray:
-    """log2(Σf² / f(value)): positive for a rare value, negative for a common one."""
+def _tf_bits(prep: PreparedRecords, col: str, cl: np.ndarray, cr: np.ndarray,
+             swapped: np.ndarray, partner: str | None) -> np.ndarray:
+    """log2(Σf² / f(value)): positive for a rare value, negative for a common one.
+
+    On a swapped pair a family name sits in the given-name comparison: its frequency is
+    the larger of its frequencies in the two columns, so "el amrani" is not taken for a
+    rare given name.
+    """
     freq = np.maximum(prep.tf[col][cl], prep.tf[col][cr])
+    if partner is not None and partner in prep.tf and swapped.any():
+        other = np.maximum(prep.tf[partner][cl], prep.tf[partner][cr])
+        freq = np.where(swapped, np.maximum(freq, other), freq)
     bits = np.log2(prep.tf_sq[col] / freq)
     limit = prep.settings.tf_max_bits
     return np.clip(bits, -limit, limit).astype(np.float32)
@@ -320,4 +366,10 @@ def compare_pairs(prep: PreparedRecords, i: np.ndarray, j: np.ndarray) -> tuple[
         else:
             gamma = compare_id(comp, prep, i, j)
         gammas[comp.name] = gamma
+    if prep.joint_name_bits is not None:
+        given, family = settings.name_swap
+        comp_of = {c.column: c for c in settings.comparisons if c.kind == "string"}
+        g, f = comp_of[given], comp_of[family]
+        both = (gammas[g.name] >= g.n_levels - 2) & (gammas[f.name] >= f.n_levels - 2)
+        tfs["names_joint"] = np.where(both, np.minimum(prep.joint_name_bits[i], prep.joint_name_bits[j]), 0.0).astype(np.float32)
     return gammas, tfs, swap

@@ -141,6 +141,9 @@ class LinkageSettings:
     smoothing: float = 0.5
     #: Upper bound (bits) of the term-frequency adjustment of one comparison.
     tf_max_bits: float = 8.0
+    #: Penalise agreement on a full name more common than its parts predict (needs
+    #: ``name_swap`` and key columns; see comparisons._joint_name_bits).
+    joint_name_tf: bool = True
     #: Match-probability threshold for clustering, or "auto": the one maximising the
     #: model-expected F1 (chosen without truth).
     threshold: float | str = 0.5
