@@ -207,8 +207,8 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
     single.add_argument(
         "--bootstrap-penalty",
         dest="bootstrap_penalty",
-        choices=["firth", "ridge"],
-        help="refit of diverging bootstrap replicates (default firth)",
+        choices=["firth", "ridge", "none"],
+        help="refit of diverging bootstrap replicates (default firth; none keeps the ML refits)",
     )
     single.add_argument("--interval", choices=["normal", "lognormal", "bootstrap"], help="interval shown (default normal; bootstrap with --variance bootstrap)")
 

@@ -165,6 +165,11 @@ class ZTPoisson(CountFamily):
         S = np.bincount(pattern, weights=w * y, minlength=n_patterns)
         return W, S, float(np.sum(w * gammaln(y + 1)))
 
+    def truncated_pmf(self, k, eta):
+        lam = np.exp(eta[:, 0])[:, None]
+        kk = np.asarray(k, dtype=float)[None, :]
+        return np.exp(kk * eta[:, [0]] - lam - gammaln(kk + 1) - np.log(-np.expm1(-lam)))
+
     def evaluate_patterns(self, stats, eta_p):
         W, S, const = stats
         e = eta_p[:, 0]

@@ -178,20 +178,27 @@ def prepare(
         raise InputError("no persons with a count ≥ 1", column=count)
 
     keys = list(dict.fromkeys([*variables, *(strata or [])]))
-    agg = (
+    pattern_keys = [*keys, OFFSET]
+    # one pass: distinct covariate patterns (in order of first appearance, so the result
+    # is reproducible) with the counts and weights of their persons as lists
+    patterns = (
         frame.select(
             *[pl.col(k) for k in keys],
             (pl.col(offset).cast(pl.Float64) if offset else pl.lit(0.0)).alias(OFFSET),
             pl.col(count).cast(pl.Int64).alias(COUNT),
             (pl.col(weights).cast(pl.Float64) if weights else pl.lit(1.0)).alias(WEIGHT),
         )
-        .group_by([*keys, OFFSET, COUNT])
-        .agg(pl.col(WEIGHT).sum())
-        .sort([*keys, OFFSET, COUNT])
+        .group_by(pattern_keys, maintain_order=True)
+        .agg(pl.col(COUNT), pl.col(WEIGHT))
     )
-    pattern_keys = [*keys, OFFSET]
-    patterns = agg.select(pattern_keys).unique(maintain_order=True).with_row_index("__pattern__")
-    agg = agg.join(patterns, on=pattern_keys, how="left", maintain_order="left")
+    lengths = patterns[COUNT].list.len().to_numpy()
+    row_pattern = np.repeat(np.arange(patterns.height, dtype=np.int64), lengths)
+    row_y = patterns[COUNT].explode().to_numpy().astype(np.int64)
+    row_w = patterns[WEIGHT].explode().to_numpy().astype(float)
+    y_span = int(row_y.max()) + 1
+    cell_key, cell_of_row = np.unique(row_pattern * y_span + row_y, return_inverse=True)
+    cell_w = np.bincount(cell_of_row, weights=row_w, minlength=len(cell_key))
+    patterns = patterns.drop(COUNT, WEIGHT).with_row_index("__pattern__")
 
     pdf = patterns.drop("__pattern__").to_pandas()
     for var, level in (reference or {}).items():
@@ -216,16 +223,16 @@ def prepare(
         family=family,
         X=X,
         offset=patterns[OFFSET].to_numpy().astype(float),
-        pattern=agg["__pattern__"].to_numpy().astype(np.int64),
-        y=agg[COUNT].to_numpy().astype(float),
-        w=agg[WEIGHT].to_numpy().astype(float),
+        pattern=(cell_key // y_span).astype(np.int64),
+        y=(cell_key % y_span).astype(float),
+        w=cell_w,
         names=names,
         predictor_of=predictor_of,
         patterns=pdf,
         formula=formula,
         strata_columns=strata,
     )
-    notes = {"rows_with_zero_count_excluded": zero_rows, "n_cells": int(agg.height), "n_patterns": int(patterns.height)}
+    notes = {"rows_with_zero_count_excluded": zero_rows, "n_cells": len(cell_key), "n_patterns": int(patterns.height)}
     return problem, notes
 
 
@@ -233,15 +240,15 @@ def _design(formula: str, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     from formulaic import model_matrix
 
     try:
-        mm = model_matrix(formula, frame, na_action="raise")
+        mm = model_matrix(formula, frame, na_action="raise", output="numpy")
     except Exception as exc:
         raise ConfigError(f"cannot build the design matrix for {formula!r}: {exc}", key="formula") from exc
-    mat = np.asarray(mm, dtype=float)
+    mat = np.ascontiguousarray(np.asarray(mm, dtype=float))
     if mat.ndim == 1:
         mat = mat[:, None]
     if mat.shape[1] == 0:
         raise ConfigError(f"formula {formula!r} has no terms (use '~ 1' for intercept only)", key="formula")
-    return mat, [str(c) for c in mm.columns]
+    return mat, [str(c) for c in mm.model_spec.column_names]
 
 
 # ------------------------------------------------------------------------------ fitting
@@ -319,8 +326,8 @@ def identified_columns(problem: CountProblem, w: np.ndarray) -> np.ndarray:
     """Coefficients whose design column is not all zero among patterns with data."""
     mask = problem.family.fit_mask(problem.y)
     W = np.bincount(problem.pattern, weights=w * mask, minlength=problem.n_patterns)
-    has = W > 0
-    return np.concatenate([np.any(x[has] != 0, axis=0) for x in problem.X])
+    has = (W > 0).astype(float)
+    return np.concatenate([(np.abs(x).T @ has) > 0 for x in problem.X])
 
 
 def fit_ml(

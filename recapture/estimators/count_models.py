@@ -105,6 +105,8 @@ class CountModel:
         percentile interval the default one; the analytic SE is kept in
         ``variance_components``.
         """
+        if bootstrap_penalty == "none":
+            bootstrap_penalty = None
         if variance not in VARIANCE_METHODS:
             raise ConfigError(f"unknown variance {variance!r} (analytic or bootstrap)", key="variance")
         if interval is not None and interval not in INTERVALS:
@@ -328,15 +330,13 @@ class CountModel:
         R = np.bincount(problem.pattern, weights=problem.w * repeat, minlength=problem.n_patterns)
         what = "a count of 2" if not fam.uses_all_counts else "repeated captures"
         q0 = X.shape[1]
-        for c in range(q0):
-            col = X[:, c]
-            if np.all(col == 1) or not np.all((col == 0) | (col == 1)):
-                continue
-            if (col @ W) > 0 and (col @ R) == 0:
-                out.append(
-                    f"no one with {problem.names[c]} has {what}: its coefficient runs to −∞ "
-                    "(boundary) and N̂ for this group is unbounded; merge the level or drop the covariate"
-                )
+        binary = np.all((X == 0) | (X == 1), axis=0) & ~np.all(X == 1, axis=0)
+        w1, r1 = X.T @ W, X.T @ R
+        for c in np.where(binary & (w1 > 0) & (r1 == 0))[0]:
+            out.append(
+                f"no one with {problem.names[c]} has {what}: its coefficient runs to −∞ "
+                "(boundary) and N̂ for this group is unbounded; merge the level or drop the covariate"
+            )
         big = np.where(fit.active[:q0] & (np.abs(fit.beta[:q0]) > 10))[0]
         for c in big:
             if not any(problem.names[c] in w for w in out):
@@ -370,7 +370,10 @@ class CountModel:
         y, w = problem.y, problem.w
         eta = problem.eta_patterns(fit.beta)[problem.pattern]
         if name == "ztpoisson":
-            lam_s = np.where(y > 1, y + np.real(lambertw(-y * np.exp(-y))), 1.0)
+            # the saturated λ solves λ/(1 − e^{−λ}) = y; solved once per distinct count
+            ys, inverse = np.unique(y, return_inverse=True)
+            lam_u = np.where(ys > 1, ys + np.real(lambertw(-ys * np.exp(-ys))), 1.0)
+            lam_s = lam_u[inverse]
             ll_sat = np.where(y > 1, y * np.log(lam_s) - lam_s - np.log(-np.expm1(-lam_s)) - gammaln(y + 1), 0.0)
         elif name == "ztgeom":
             ym1 = np.maximum(y - 1, 1e-300)
@@ -418,32 +421,51 @@ class CountModel:
         return rows, gof
 
     def _strata(self, problem: CountProblem, fit: FitResult, cov: np.ndarray) -> list[dict[str, Any]]:
-        out = []
+        """N̂ by level of each stratum variable (singleRcapture's stratifyPopsize).
+
+        Strata are sets of covariate patterns, so everything is summed per pattern first and
+        per level with one sparse product.
+        """
+        from scipy import sparse
+
+        if not problem.strata_columns:
+            return []
         z = stats.norm.ppf(0.975)
         a = fit.active
         cov_a = cov[np.ix_(a, a)]
-        cell_frame = problem.patterns.iloc[problem.pattern]
+        fam = problem.family
+        P, w, pat = problem.n_patterns, problem.w, problem.pattern
+        n_i, dn, var_i = fam.population_terms(problem.y, problem.eta_patterns(fit.beta)[pat])
+        n_p = np.bincount(pat, weights=w * n_i, minlength=P)
+        v_p = np.bincount(pat, weights=w * var_i, minlength=P)
+        o_p = np.bincount(pat, weights=w, minlength=P)
+        d_p = [np.bincount(pat, weights=w * dn[:, j], minlength=P) for j in range(dn.shape[1])]
+        out = []
+        weighted = np.hstack([d_p[j][:, None] * problem.X[j] for j in range(len(d_p))])
         for var in problem.strata_columns:
-            values = cell_frame[var].astype(str).to_numpy()
-            for level in sorted(set(values)):
-                sel = values == level
-                n_s, g_s, v_s = population_estimate(problem, fit.beta, cells=sel)
-                obs = float(problem.w[sel].sum())
-                var_s = v_s + float(g_s[a] @ cov_a @ g_s[a])
+            codes, levels = pd.factorize(problem.patterns[var].astype(str), sort=True)
+            L = len(levels)
+            onehot = sparse.csr_matrix((np.ones(P), (codes, np.arange(P))), shape=(L, P))
+            grads = onehot @ weighted
+            n_s, v_s, o_s = onehot @ n_p, onehot @ v_p, onehot @ o_p
+            for i, level in enumerate(levels):
+                g = grads[i][a]
+                var_s = v_s[i] + float(g @ cov_a @ g)
                 se = float(np.sqrt(var_s)) if var_s >= 0 else float("nan")
+                obs, n_hat = float(o_s[i]), float(n_s[i])
                 row = {
                     "variable": var,
-                    "level": level,
+                    "level": str(level),
                     "observed": obs,
-                    "population_size": n_s,
+                    "population_size": n_hat,
                     "se": se,
-                    "observed_share": obs / n_s if n_s > 0 else float("nan"),
-                    "normal_lower": n_s - z * se,
-                    "normal_upper": n_s + z * se,
+                    "observed_share": obs / n_hat if n_hat > 0 else float("nan"),
+                    "normal_lower": n_hat - z * se,
+                    "normal_upper": n_hat + z * se,
                 }
-                f0 = n_s - obs
+                f0 = n_hat - obs
                 if f0 > 0 and np.isfinite(se):
-                    c = np.exp(z * np.sqrt(np.log1p(se**2 / f0**2)))
+                    c = float(np.exp(z * np.sqrt(np.log1p(se**2 / f0**2))))
                     row["lognormal_lower"], row["lognormal_upper"] = obs + f0 / c, obs + f0 * c
                 out.append(row)
         return out
@@ -466,11 +488,15 @@ class CountModel:
             method = "one-step (linearised) approximation"
             a = fit.active
             _, g, _ = fam.evaluate(problem.y, eta)
-            # score of one unit of each cell in beta, active coefficients only
-            blocks = [problem.X[j][problem.pattern] * g[:, [j]] for j in range(g.shape[1])]
-            score = np.concatenate(blocks, axis=1)[:, a]
-            delta = -(score @ cov[np.ix_(a, a)])  # β₍₋ᵢ₎ − β̂ ≈ −I⁻¹ sᵢ
-            values = -(delta @ grad[a]) + n_i
+            # β₍₋ᵢ₎ − β̂ ≈ −Cov·sᵢ with sᵢ the score of one unit, and N̂₍₋ᵢ₎ ≈ N̂ + ∇N̂ᵀ(β₍₋ᵢ₎ − β̂) − Nᵢ,
+            # so N̂ − N̂₍₋ᵢ₎ ≈ sᵢᵀ·Cov·∇N̂ + Nᵢ, computed per pattern
+            v = np.zeros(len(fit.beta))
+            v[a] = cov[np.ix_(a, a)] @ grad[a]
+            offs = np.cumsum([0, *problem.sizes])
+            values = n_i.copy()
+            for j in range(g.shape[1]):
+                u = problem.X[j] @ v[offs[j] : offs[j + 1]]
+                values += g[:, j] * u[problem.pattern]
         order = np.argsort(-np.abs(values))[:20]
         top = []
         for c in order:
