@@ -489,11 +489,3 @@ def test_cli_simulate_and_errors(tmp_path, capsys):
     assert main(["simulate", str(tmp_path / "x"), "--config", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "noise.bogus" in err[0]
-
-
-def test_cli_demo_writes_a_default_world(tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert main(["--quiet", "demo"]) == 0
-    out = capsys.readouterr().out
-    assert "23,000" in out and "f1/f2" in out
-    assert read_json(tmp_path / "demo-run" / "manifest.json")["true_n"] == 23_000

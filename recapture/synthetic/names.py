@@ -615,6 +615,8 @@ class NameTables:
     form_text: pl.Series
     form_compound: pl.Series
     form_has_compound: np.ndarray
+    group_cdf: np.ndarray  # group g = culture·3 + kind: entry CDFs shifted by g, concatenated
+    group_end: np.ndarray  # one past the last entry id of each group
 
 
 @cache
@@ -642,6 +644,10 @@ def name_tables() -> NameTables:
                     alt = compound_alternative(form)
                     compounds.append(alt)
     compound_series = pl.Series("compound", compounds, dtype=pl.String)
+    groups = [(c, k) for c in cultures for k in KINDS]
+    group_cdf = np.concatenate([g + entry_cdf[key] for g, key in enumerate(groups)])
+    group_cdf[np.cumsum([len(entry_cdf[key]) for key in groups]) - 1] = np.arange(1, len(groups) + 1)
+    group_end = np.asarray([entry_start[key] + len(entry_cdf[key]) for key in groups], dtype=np.int64)
     return NameTables(
         cultures=cultures,
         entry_start=entry_start,
@@ -651,4 +657,6 @@ def name_tables() -> NameTables:
         form_text=pl.Series("name", texts, dtype=pl.String),
         form_compound=compound_series,
         form_has_compound=compound_series.is_not_null().to_numpy(),
+        group_cdf=group_cdf,
+        group_end=group_end,
     )

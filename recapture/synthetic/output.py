@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -54,7 +55,13 @@ def write_police_extract(df: pl.DataFrame, path: str | os.PathLike) -> Path:
 
 
 def write_iom_extract(df: pl.DataFrame, path: str | os.PathLike) -> Path:
-    data = to_cp1252(_csv_text(df, ","))
+    keys, values = list(CP1252_FALLBACK), list(CP1252_FALLBACK.values())
+    df = df.with_columns(pl.col(pl.String).str.replace_many(keys, values))
+    text = _csv_text(df, ",")
+    try:
+        data = text.encode("cp1252")
+    except UnicodeEncodeError:  # a letter outside the fallback table
+        data = to_cp1252(text)
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
@@ -64,18 +71,22 @@ def write_world(world, out_dir: str | os.PathLike) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run_id = f"sim-{world.config.seed}-{world.config.size}"
-    paths = {
-        "police": write_police_extract(world.police, out / "police.csv"),
-        "iom": write_iom_extract(world.iom, out / "iom.csv"),
-        "truth_people": write_parquet(
+    jobs = {
+        "police": lambda: write_police_extract(world.police, out / "police.csv"),
+        "iom": lambda: write_iom_extract(world.iom, out / "iom.csv"),
+        "truth_people": lambda: write_parquet(
             world.people, out / "truth" / "people.parquet", artifact="truth_people",
             schema_version=TRUTH_SCHEMA_VERSION, run_id=run_id,
         ),
-        "truth_records": write_parquet(
+        "truth_records": lambda: write_parquet(
             world.records, out / "truth" / "records.parquet", artifact="truth_records",
             schema_version=TRUTH_SCHEMA_VERSION, run_id=run_id,
         ),
     }
+    # The writers release the GIL (Arrow, polars), so the four files go out side by side.
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        paths = {name: future.result() for name, future in futures.items()}
     rows = {
         "police": world.police.height,
         "iom": world.iom.height,

@@ -21,6 +21,7 @@ All arrays are built with numpy and polars column operations; nothing loops over
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -34,6 +35,7 @@ from recapture.reference import countries
 from recapture.schemas import REGIONS
 from recapture.synthetic import names as name_pools
 from recapture.synthetic.config import (
+    IOM_CATEGORIES_IN_TARGET,
     IOM_CATEGORIES_OUT_OF_TARGET,
     POLICE_REASONS,
     POLICE_UNITS,
@@ -41,9 +43,10 @@ from recapture.synthetic.config import (
 )
 
 EPOCH = dt.date(1970, 1, 1)
+IOM_CATEGORIES = IOM_CATEGORIES_IN_TARGET + IOM_CATEGORIES_OUT_OF_TARGET
 
 # Independent random streams: changing one part of the config leaves the others' draws alone.
-_STREAMS = ("population", "police", "iom", "extra", "noise_police", "noise_iom", "keys")
+_STREAMS = ("population", "police", "iom", "extra", "names", "noise_police", "noise_iom", "keys")
 
 #: Characters whose diacritics a keyboard without them drops (per registration noise).
 DIACRITIC_MAP: dict[str, str] = {
@@ -57,7 +60,6 @@ DIACRITIC_MAP: dict[str, str] = {
     "ō": "o", "ā": "a", "ū": "u", "ī": "i",
 }
 _DIACRITIC_CLASS = "[" + "".join(DIACRITIC_MAP) + "]"
-_ASCII_LETTERS = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
 
 
 @dataclass
@@ -130,20 +132,13 @@ def _culture_codes(country_idx: np.ndarray) -> np.ndarray:
 def _draw_entries(rng: np.random.Generator, culture: np.ndarray, kind_by_person: np.ndarray) -> np.ndarray:
     """Pool entry id per person, Zipf-distributed within the person's culture and kind.
 
-    ``kind_by_person``: 0 male given, 1 female given, 2 family.
+    ``kind_by_person``: 0 male given, 1 female given, 2 family. One search in the
+    concatenated, group-shifted CDFs serves every culture and kind at once.
     """
     tables = name_pools.name_tables()
-    out = np.empty(len(culture), dtype=np.int64)
-    u = rng.random(len(culture))
-    for c_code, c_name in enumerate(tables.cultures):
-        for k_code, kind in enumerate(name_pools.KINDS):
-            mask = (culture == c_code) & (kind_by_person == k_code)
-            if not mask.any():
-                continue
-            cdf = tables.entry_cdf[(c_name, kind)]
-            pick = np.minimum(np.searchsorted(cdf, u[mask], side="right"), len(cdf) - 1)
-            out[mask] = tables.entry_start[(c_name, kind)] + pick
-    return out
+    group = culture.astype(np.int64) * len(name_pools.KINDS) + kind_by_person
+    entry = np.searchsorted(tables.group_cdf, group + rng.random(len(culture)), side="right")
+    return np.minimum(entry, tables.group_end[group] - 1)
 
 
 def _draw_identity(rng: np.random.Generator, culture: np.ndarray, male: np.ndarray) -> dict[str, np.ndarray]:
@@ -193,57 +188,89 @@ def _other_in_region(rng: np.random.Generator, country_idx: np.ndarray, config: 
     return out
 
 
-def _unique_v_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
-    """n distinct 10-digit V-numbers (first digit 1–9)."""
-    return rng.choice(9_000_000_000, size=n, replace=False).astype(np.int64) + 1_000_000_000
+@dataclass(frozen=True)
+class _VNumbers:
+    """A random one-to-one map person id → 10-digit V-number: v = (a·id + b) mod M + 10⁹.
+
+    With a coprime to M = 9·10⁹ distinct ids get distinct numbers, without a set of
+    millions of drawn numbers to deduplicate.
+    """
+
+    a: int
+    b: int
+    M: int = 9_000_000_000
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> _VNumbers:
+        while True:
+            a = int(rng.integers(1_000_000_001, 8_999_999_999))
+            if math.gcd(a, cls.M) == 1:
+                return cls(a=a, b=int(rng.integers(0, cls.M)))
+
+    def __call__(self, person_id: np.ndarray) -> np.ndarray:
+        ids = person_id.astype(np.int64)
+        # (a·id) mod M without overflow: split a into high and low parts
+        hi, lo = divmod(self.a, 100_000)
+        prod = ((hi * ids) % self.M * 100_000 + lo * ids) % self.M
+        return (prod + self.b) % self.M + 1_000_000_000
 
 
-def _draw_people(rng: np.random.Generator, n: int, config: SimulationConfig) -> dict[str, np.ndarray]:
+def _draw_people(
+    rng: np.random.Generator, n: int, config: SimulationConfig, first_id: int, v_numbers: _VNumbers
+) -> dict[str, np.ndarray]:
+    """Everything about a person the registrations depend on, except names (see
+    :func:`_draw_names`)."""
     pop = config.population
     period_start = (config.period_start - EPOCH).days
     days = config.period_days
     country = _draw_nationalities(rng, n, config)
-    culture = _culture_codes(country)
     male = rng.random(n) < pop.male_share
     age = np.minimum(pop.age_min + rng.gamma(pop.age_shape, pop.age_scale, n), pop.age_max)
-    birth = period_start - np.floor(age * 365.2425).astype(np.int64) - rng.integers(0, 365, n) // 365
+    birth = period_start - np.floor(age * 365.2425).astype(np.int64)
     has_v = rng.random(n) < pop.v_number_share
-    v_number = np.where(has_v, _unique_v_numbers(rng, n), 0)
-    identity = _draw_identity(rng, culture, male)
+    v_number = np.where(has_v, v_numbers(np.arange(first_id, first_id + n)), 0)
     # time at risk, as day offsets [entry, exit) within the period
     arrive = rng.random(n) < pop.arrive_share
     leave = rng.random(n) < pop.leave_share
     entry = np.where(arrive, rng.integers(0, days, n), 0)
     exit_ = np.where(leave, entry + 1 + np.floor(rng.random(n) * (days - entry)).astype(np.int64), days)
-    exit_ = np.minimum(exit_, days)
-    # alias identity
-    noise = config.noise
-    has_alias = rng.random(n) < noise.alias_person_share
-    alias = _draw_identity(rng, culture, male)
-    alias_birth_shift = np.where(
-        rng.random(n) < 0.6,
-        rng.choice([-1, 1], n) * rng.integers(365, 5 * 365, n),
-        0,
-    )
-    alias_country = np.where(rng.random(n) < 0.3, _other_in_region(rng, country, config), country)
     return {
         "country": country,
-        "culture": culture,
         "male": male,
         "age": age,
         "birth": birth,
         "v_number": v_number,
         "has_v": has_v,
-        **identity,
         "entry": entry,
-        "exit": exit_,
-        "has_alias": has_alias,
-        "alias_given1": alias["given1"],
-        "alias_given2": alias["given2"],
-        "alias_family": alias["family"],
-        "alias_birth": birth + alias_birth_shift,
-        "alias_country": alias_country,
+        "exit": np.minimum(exit_, days),
+        "has_alias": rng.random(n) < config.noise.alias_person_share,
     }
+
+
+def _draw_names(rng: np.random.Generator, people: dict[str, np.ndarray], who: np.ndarray, config: SimulationConfig) -> None:
+    """Add names and alias identities for the people ``who`` (indices) to ``people``.
+
+    Only people who leave a registration need a name; drawing them for the others would
+    make the million-record benchmark spend most of its time on names nobody writes.
+    Entries of the others stay −1 (no name).
+    """
+    n = len(people["male"])
+    culture = _culture_codes(people["country"][who])
+    male = people["male"][who]
+    people["culture"] = _culture_codes(people["country"])
+    for prefix in ("", "alias_"):
+        identity = _draw_identity(rng, culture, male)
+        for key, values in identity.items():
+            full = np.full(n, -1, dtype=np.int64)
+            full[who] = values
+            people[prefix + key] = full
+    k = len(who)
+    shift = np.where(rng.random(k) < 0.6, rng.choice([-1, 1], k) * rng.integers(365, 5 * 365, k), 0)
+    people["alias_birth"] = people["birth"].copy()
+    people["alias_birth"][who] += shift
+    people["alias_country"] = people["country"].copy()
+    other = rng.random(k) < 0.3
+    people["alias_country"][who[other]] = _other_in_region(rng, people["country"][who[other]], config)
 
 
 def _age_class(age: np.ndarray, breaks: list[float]) -> np.ndarray:
@@ -366,18 +393,41 @@ def _name_part(rng: np.random.Generator, entry: np.ndarray, config: SimulationCo
     return _form_text(form, valid, compound), translit, compound
 
 
+def _labels(labels: list[str] | tuple[str, ...], codes: np.ndarray, keep: np.ndarray | None = None) -> pl.Series:
+    """Strings from small integer codes (null where ``keep`` is False), built in polars:
+    numpy string arrays of millions of rows are slow to convert and large."""
+    idx = pl.Series(codes.astype(np.int64, copy=False))
+    if keep is not None:
+        idx = _null_unless(keep, idx)
+    return pl.Series(list(labels), dtype=pl.String).gather(idx)
+
+
+def _null_unless(keep: np.ndarray, values: pl.Series) -> pl.Series:
+    return pl.select(pl.when(pl.lit(pl.Series(keep))).then(pl.lit(values))).to_series().alias(values.name)
+
+
+def _pick(mask: np.ndarray, if_true: pl.Series, if_false: pl.Series) -> pl.Series:
+    return pl.select(pl.when(pl.lit(pl.Series(mask))).then(pl.lit(if_true)).otherwise(pl.lit(if_false))).to_series()
+
+
+_LETTERS = pl.Series(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"), dtype=pl.String)
+
+
 def _typos(rng: np.random.Generator, text: pl.Series, rate: float) -> tuple[pl.Series, np.ndarray]:
-    """One typing error in a share ``rate`` of the non-empty values."""
+    """One typing error in a share ``rate`` of the values of two or more characters."""
     n = len(text)
     length = text.str.len_chars().fill_null(0).to_numpy().astype(np.int64)
     flag = (rng.random(n) < rate) & (length >= 2)
     op = rng.integers(0, 4, n)  # 0 substitute, 1 delete, 2 insert, 3 transpose
     pos = np.floor(rng.random(n) * np.maximum(length - 1, 1)).astype(np.int64)  # 0 .. len-2
     pos = np.where(op == 2, np.floor(rng.random(n) * (length + 1)).astype(np.int64), pos)
-    letter = _ASCII_LETTERS[rng.integers(0, 26, n)]
-    letter = np.where(pos == 0, letter - 32, letter)  # capital at the start of a name
-    chars = pl.Series(letter.view("S1").astype(str) if n else np.array([], dtype=str))
-    df = pl.DataFrame({"s": text, "op": op, "p": pos, "c": chars, "f": flag})
+    letter = rng.integers(0, 26, n) + np.where(pos == 0, 26, 0)  # capital at the start
+    rows = np.flatnonzero(flag)
+    if len(rows) == 0:
+        return text, flag
+    df = pl.DataFrame(
+        {"s": text.gather(rows), "op": op[rows], "p": pos[rows], "c": _LETTERS.gather(letter[rows])}
+    )
     s, p = pl.col("s"), pl.col("p")
     head = s.str.slice(0, p)
     typo = (
@@ -386,7 +436,8 @@ def _typos(rng: np.random.Generator, text: pl.Series, rate: float) -> tuple[pl.S
         .when(pl.col("op") == 2).then(head + pl.col("c") + s.str.slice(p))
         .otherwise(head + s.str.slice(p + 1, 1) + s.str.slice(p, 1) + s.str.slice(p + 2))
     )
-    out = df.select(pl.when(pl.col("f")).then(typo).otherwise(s).alias("s"))["s"]
+    changed = df.select(typo)
+    out = text.clone().scatter(rows, changed.to_series())
     return out, flag
 
 
@@ -409,22 +460,24 @@ def _mistype_digits(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
     return out
 
 
-def _v_number_text(number: np.ndarray, present: np.ndarray, mistyped: np.ndarray, rng: np.random.Generator, dotted: np.ndarray | None) -> pl.Series:
-    n = len(number)
-    digits = (number[:, None] // (10 ** np.arange(9, -1, -1))[None, :]) % 10
-    if mistyped.any():
-        digits[mistyped] = _mistype_digits(rng, digits[mistyped])
-    ascii_ = (digits + ord("0")).astype(np.uint8)
+def _v_number_text(
+    number: np.ndarray, present: np.ndarray, mistyped: np.ndarray, rng: np.random.Generator, dotted: np.ndarray | None
+) -> pl.Series:
+    number = number.copy()
+    rows = np.flatnonzero(mistyped)
+    if len(rows):
+        powers = 10 ** np.arange(9, -1, -1, dtype=np.int64)
+        digits = (number[rows, None] // powers[None, :]) % 10
+        number[rows] = _mistype_digits(rng, digits) @ powers
+    text = pl.Series(number).cast(pl.String).str.zfill(10)
     if dotted is not None:
-        dot = np.full((n, 1), ord("."), dtype=np.uint8)
-        with_dots = np.hstack([ascii_[:, :4], dot, ascii_[:, 4:7], dot, ascii_[:, 7:]])
-        plain = np.hstack([ascii_, np.full((n, 2), 0, dtype=np.uint8)])
-        ascii_ = np.where(dotted[:, None], with_dots, plain)
-        texts = ascii_.view("S12").ravel()
-    else:
-        texts = ascii_.view("S10").ravel()
-    series = pl.Series(texts.astype(str) if n else np.array([], dtype=str))
-    return pl.select(pl.when(pl.lit(pl.Series(present))).then(pl.lit(series)).otherwise(None)).to_series()
+        text = _pick(dotted, text.str.slice(0, 4) + "." + text.str.slice(4, 3) + "." + text.str.slice(7), text)
+    return _null_unless(present, text)
+
+
+_BIRTH_KINDS = ("missing", "year_only", "month_year", "default", "full")
+_NATIONALITY_FORMS = ("country_name", "adjective", "iso3", "iso2", "unknown")
+_V_STATES = ("none", "alias_without", "missing", "mistyped", "recorded")
 
 
 def _record_noise(
@@ -446,39 +499,35 @@ def _record_noise(
     given1, t1, c1 = _name_part(rng, pick("given1"), config)
     given2, t2, c2 = _name_part(rng, pick("given2"), config)
     family, tf, cf = _name_part(rng, pick("family"), config)
-    given = pl.select(
-        pl.when(pl.lit(given2).is_null()).then(pl.lit(given1)).otherwise(pl.lit(given1) + " " + pl.lit(given2))
-    ).to_series()
+    given = _join_given(given1, given2)
     # diacritics dropped (one draw per registration, both names)
     has_diacritics = (
         given.str.contains(_DIACRITIC_CLASS).fill_null(False) | family.str.contains(_DIACRITIC_CLASS).fill_null(False)
     ).to_numpy()
     drop = has_diacritics & (rng.random(n) < noise.diacritics_dropped)
-    if drop.any():
-        mask = pl.Series(drop)
-        given = pl.select(pl.when(pl.lit(mask)).then(_strip_diacritics(given)).otherwise(pl.lit(given))).to_series()
-        family = pl.select(pl.when(pl.lit(mask)).then(_strip_diacritics(family)).otherwise(pl.lit(family))).to_series()
+    rows = np.flatnonzero(drop)
+    if len(rows):
+        given = given.clone().scatter(rows, _strip_diacritics(given.gather(rows)))
+        family = family.clone().scatter(rows, _strip_diacritics(family.gather(rows)))
     given, typo_given = _typos(rng, given, noise.typo)
     family, typo_family = _typos(rng, family, noise.typo)
     swap = rng.random(n) < noise.name_swap
-    swap_s = pl.Series(swap)
-    given_out = pl.select(pl.when(pl.lit(swap_s)).then(pl.lit(family)).otherwise(pl.lit(given))).to_series()
-    family_out = pl.select(pl.when(pl.lit(swap_s)).then(pl.lit(given)).otherwise(pl.lit(family))).to_series()
+    given_out, family_out = _pick(swap, family, given), _pick(swap, given, family)
 
     # birth date: one exclusive category, then a day–month swap on full dates
     birth = pick("birth")
-    u = rng.random(n)
-    edges = np.cumsum([noise.birth_missing, noise.birth_year_only, noise.birth_month_year if source == "police" else 0.0, noise.birth_default])
-    category = np.searchsorted(edges, u, side="right")  # 0 missing, 1 year, 2 month-year, 3 default, 4 full
+    month_year = noise.birth_month_year if source == "police" else 0.0
+    edges = np.cumsum([noise.birth_missing, noise.birth_year_only, month_year, noise.birth_default])
+    category = np.searchsorted(edges, rng.random(n), side="right")  # index into _BIRTH_KINDS
     birth_dates = pl.Series(birth.astype("datetime64[D]")).cast(pl.Date)
-    y, m, d = birth_dates.dt.year().to_numpy(), birth_dates.dt.month().to_numpy(), birth_dates.dt.day().to_numpy()
+    y = birth_dates.dt.year().to_numpy()
+    m = birth_dates.dt.month().to_numpy()
+    d = birth_dates.dt.day().to_numpy()
     can_swap = (category == 4) & (d <= 12) & (d != m)
     swap_dm = can_swap & (rng.random(n) < noise.birth_day_month_swap)
     d_out = np.where(category == 3, 1, np.where(swap_dm, m, d))
     m_out = np.where(category == 3, 1, np.where(swap_dm, d, m))
-    birth_kind = np.asarray(["missing", "year_only", "month_year", "default", "full"])[category]
 
-    # sex
     sex_unknown = rng.random(n) < noise.sex_unknown
     male = people["male"][person]
 
@@ -489,19 +538,19 @@ def _record_noise(
         country = country.copy()
         country[wrong] = _other_in_region(rng, country[wrong], config)
     forms_cfg = noise.police_nationality if source == "police" else noise.iom_nationality
-    shares = np.asarray([forms_cfg.country_name, forms_cfg.adjective, forms_cfg.iso3, forms_cfg.iso2, forms_cfg.unknown])
-    form = rng.choice(5, size=n, p=shares / shares.sum())
-    form_names = np.asarray(["country_name", "adjective", "iso3", "iso2", "unknown"])[form]
+    shares = np.asarray([getattr(forms_cfg, f) for f in _NATIONALITY_FORMS])
+    form = rng.choice(len(shares), size=n, p=shares / shares.sum())
 
     # V-number
-    has_v = people["has_v"][person] & (~alias | (rng.random(n) < noise.alias_keeps_v_number))
+    has_v_person = people["has_v"][person]
+    has_v = has_v_person & (~alias | (rng.random(n) < noise.alias_keeps_v_number))
     missing_rate = noise.v_number_missing_police if source == "police" else noise.v_number_missing_iom
     v_missing = has_v & (rng.random(n) < missing_rate)
     v_present = has_v & ~v_missing
     v_mistyped = v_present & (rng.random(n) < noise.v_number_mistyped)
     dotted = (rng.random(n) < config.iom.dotted_v_number_share) if source == "iom" else None
     v_text = _v_number_text(people["v_number"][person], v_present, v_mistyped, rng, dotted)
-    v_state = np.where(~people["has_v"][person], "none", np.where(~has_v, "alias_without", np.where(v_missing, "missing", np.where(v_mistyped, "mistyped", "recorded"))))
+    v_state = np.select([~has_v_person, ~has_v, v_missing, v_mistyped], [0, 1, 2, 3], 4)
 
     lang = "nl" if source == "police" else "en"
     cidx = pl.Series(country)
@@ -525,7 +574,7 @@ def _record_noise(
         {
             "family": family_out,
             "given": given_out,
-            "birth_kind": birth_kind,
+            "birth_kind": category,
             "by": y,
             "bm": m_out,
             "bd": d_out,
@@ -537,7 +586,7 @@ def _record_noise(
     )
     flags = pl.DataFrame(
         {
-            "identity": np.where(alias, "alias", "primary"),
+            "identity": _labels(("primary", "alias"), alias.astype(np.int64)),
             "transliteration_given": t1 | t2,
             "transliteration_family": tf,
             "compound_given": c1 | c2,
@@ -546,21 +595,20 @@ def _record_noise(
             "typo_given": typo_given,
             "typo_family": typo_family,
             "name_swap": swap,
-            "birth_date_recorded": birth_kind,
+            "birth_date_recorded": _labels(_BIRTH_KINDS, category),
             "birth_day_month_swap": swap_dm,
             "sex_unknown": sex_unknown,
-            "nationality_form": form_names,
+            "nationality_form": _labels(_NATIONALITY_FORMS, form),
             "nationality_wrong": wrong,
             "nationality_recorded_iso3": table.columns["iso3"].gather(cidx),
-            "v_number_recorded": v_state,
+            "v_number_recorded": _labels(_V_STATES, v_state),
         }
     )
     return written, flags
 
 
 def _write_police_fields(written: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
-    n = written.height
-    unknown_blank = pl.Series(rng.random(n) < 0.5)
+    unknown_blank = pl.Series(rng.random(written.height) < 0.5)
     bd = pl.col("bd").cast(pl.String).str.zfill(2)
     bm = pl.col("bm").cast(pl.String).str.zfill(2)
     by = pl.col("by").cast(pl.String)
@@ -568,9 +616,9 @@ def _write_police_fields(written: pl.DataFrame, rng: np.random.Generator) -> pl.
     return written.select(
         achternaam=pl.col("family"),
         voornamen=pl.col("given"),
-        geboortedatum=pl.when(kind == "missing").then(None)
-        .when(kind == "year_only").then(pl.lit("00-00-") + by)
-        .when(kind == "month_year").then(pl.lit("00-") + bm + pl.lit("-") + by)
+        geboortedatum=pl.when(kind == 0).then(None)
+        .when(kind == 1).then(pl.lit("00-00-") + by)
+        .when(kind == 2).then(pl.lit("00-") + bm + pl.lit("-") + by)
         .otherwise(bd + pl.lit("-") + bm + pl.lit("-") + by),
         geslacht=pl.when(pl.col("sex_unknown") & pl.lit(unknown_blank)).then(None)
         .when(pl.col("sex_unknown")).then(pl.lit("O"))
@@ -588,8 +636,8 @@ def _write_iom_fields(written: pl.DataFrame) -> pl.DataFrame:
     return written.select(
         last_name=pl.col("family"),
         first_name=pl.col("given"),
-        dob=pl.when(kind == "missing").then(None)
-        .when(kind.is_in(["year_only", "month_year"])).then(by)
+        dob=pl.when(kind == 0).then(None)
+        .when(kind.is_in([1, 2])).then(by)
         .otherwise(by + pl.lit("-") + bm + pl.lit("-") + bd),
         sex=pl.when(pl.col("sex_unknown")).then(pl.lit("Unknown"))
         .when(pl.col("male")).then(pl.lit("Male")).otherwise(pl.lit("Female")),
@@ -602,10 +650,10 @@ def _sequential_keys(rng: np.random.Generator, n: int, start_low: int, start_hig
     """Increasing registration numbers with small random gaps, as a register issues them."""
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    gap = max_gap if start_low + n * max_gap < limit else 1
+    gap = max_gap if start_high + n * max_gap < limit else 1
     keys = rng.integers(start_low, start_high) + np.cumsum(rng.integers(1, gap + 1, n))
     if keys[-1] >= limit:
-        raise ConfigError(f"too many registrations ({n}) for the registration-number format", key="size")
+        raise ConfigError(f"too many registrations ({n:,}) for the registration-number format", key="size")
     return keys
 
 
@@ -614,144 +662,134 @@ def _dates(day_offsets: np.ndarray, config: SimulationConfig) -> pl.Series:
     return pl.Series((start + day_offsets).astype("datetime64[D]")).cast(pl.Date)
 
 
+def _prefixed(prefix: str, keys: np.ndarray, width: int) -> pl.Series:
+    return pl.select(pl.lit(prefix) + pl.lit(pl.Series(keys)).cast(pl.String).str.zfill(width)).to_series()
+
+
 # --------------------------------------------------------------------------------------
 # The world
 # --------------------------------------------------------------------------------------
 def simulate_world(config: SimulationConfig | None = None) -> World:
     """Simulate people, their police and IOM registrations, and the truth behind them."""
     config = config or SimulationConfig()
-    streams = dict(zip(_STREAMS, (np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(len(_STREAMS))), strict=True))
+    seeds = np.random.SeedSequence(config.seed).spawn(len(_STREAMS))
+    streams = dict(zip(_STREAMS, (np.random.default_rng(s) for s in seeds), strict=True))
     n = config.size
     days = config.period_days
 
-    with progress.step(f"simulate {n:,} people and their apprehensions"):
-        people = _draw_people(streams["population"], n, config)
+    with progress.step(f"simulate {n:,} people and their registrations") as state:
+        v_numbers = _VNumbers.draw(streams["keys"])
+        people = _draw_people(streams["population"], n, config, 0, v_numbers)
         police = _police(streams["police"], people, config)
-    apprehended = police["count"] > 0
-    p_iom = _iom_probability(people, apprehended, config)
-    rng_iom = streams["iom"]
-    iom_registered = rng_iom.random(n) < p_iom
-    lower = np.maximum(people["entry"], police["last_day"])
-    iom_person, iom_day = _iom_records(rng_iom, iom_registered, lower, people["exit"], config)
-    has_v_target = people["has_v"]
-    iom_category_target = np.where(
-        has_v_target & (rng_iom.random(n) < 0.7), "rejected_asylum", "irregular"
-    )
+        apprehended = police["count"] > 0
+        p_iom = _iom_probability(people, apprehended, config)
+        rng_iom = streams["iom"]
+        iom_registered = rng_iom.random(n) < p_iom
+        lower = np.maximum(people["entry"], police["last_day"])
+        iom_person, iom_day = _iom_records(rng_iom, iom_registered, lower, people["exit"], config)
+        # category codes: 0 irregular, 1 rejected_asylum, 2 pending_procedure, 3 dublin
+        category_target = (people["has_v"] & (rng_iom.random(n) < 0.7)).astype(np.int8)
 
-    # IOM clients outside the target population: extra people, always with a V-number
-    n_target_clients = int(iom_registered.sum())
-    share = config.iom.out_of_target_share
-    n_extra = int(round(n_target_clients * share / (1.0 - share))) if n_target_clients else 0
-    rng_extra = streams["extra"]
-    extra = _draw_people(rng_extra, n_extra, config)
-    extra["has_v"] = np.ones(n_extra, dtype=bool)
-    extra["v_number"] = _fresh_v_numbers(rng_extra, n_extra, people["v_number"])
-    extra["entry"] = np.zeros(n_extra, dtype=np.int64)
-    extra["exit"] = np.full(n_extra, days, dtype=np.int64)
-    extra_category = np.where(
-        rng_extra.random(n_extra) < config.iom.pending_procedure_share, *IOM_CATEGORIES_OUT_OF_TARGET
-    )
-    extra_person, extra_day = _iom_records(rng_extra, np.ones(n_extra, dtype=bool), extra["entry"], extra["exit"], config)
+        # IOM clients outside the target population: extra people, always with a V-number
+        n_target_clients = int(iom_registered.sum())
+        share = config.iom.out_of_target_share
+        n_extra = int(round(n_target_clients * share / (1.0 - share)))
+        rng_extra = streams["extra"]
+        extra = _draw_people(rng_extra, n_extra, config, n, v_numbers)
+        extra["has_v"] = np.ones(n_extra, dtype=bool)
+        extra["v_number"] = v_numbers(np.arange(n, n + n_extra))
+        extra["entry"] = np.zeros(n_extra, dtype=np.int64)
+        extra["exit"] = np.full(n_extra, days, dtype=np.int64)
+        extra_category = np.where(rng_extra.random(n_extra) < config.iom.pending_procedure_share, 2, 3).astype(np.int8)
+        extra_person, extra_day = _iom_records(rng_extra, np.ones(n_extra, dtype=bool), extra["entry"], extra["exit"], config)
 
-    everyone = {k: np.concatenate([people[k], extra[k]]) for k in people}
-    iom_person_all = np.concatenate([iom_person, n + extra_person])
-    iom_day_all = np.concatenate([iom_day, extra_day])
-    category_all = np.concatenate([iom_category_target, extra_category])
+        everyone = {k: np.concatenate([people[k], extra[k]]) for k in people}
+        registered = np.zeros(n + n_extra, dtype=bool)
+        registered[police["rec_person"]] = True
+        registered[iom_person] = True
+        registered[n:] = True
+        _draw_names(streams["names"], everyone, np.flatnonzero(registered), config)
+        iom_person_all = np.concatenate([iom_person, n + extra_person])
+        iom_day_all = np.concatenate([iom_day, extra_day])
+        category_all = np.concatenate([category_target, extra_category])
+        state["result"] = f"{len(police['rec_person']):,} police and {len(iom_person_all):,} IOM registrations"
 
-    # ---- police extract, in date order
-    order = np.lexsort((streams["keys"].random(len(police["rec_person"])), police["rec_day"]))
-    pol_person = police["rec_person"][order]
-    pol_day = police["rec_day"][order]
-    written, pol_flags = _record_noise(streams["noise_police"], "police", pol_person, everyone, config)
-    pol_keys = _sequential_keys(streams["keys"], len(pol_person), 180_000_000, 200_000_000, 40, 1_000_000_000)
-    police_df = pl.concat(
-        [
-            pl.DataFrame({"registratienummer": _prefixed("PSH", pol_keys, 9)}),
-            _write_police_fields(written, streams["noise_police"]),
-            pl.DataFrame(
-                {
-                    "datum_staandehouding": _dates(pol_day, config).dt.strftime("%d-%m-%Y"),
-                    "eenheid": np.asarray(POLICE_UNITS)[police["rec_unit"][order]],
-                    "reden": np.asarray(POLICE_REASONS)[police["rec_reason"][order]],
-                }
-            ),
-        ],
-        how="horizontal",
-    )
+    with progress.step("write the registrations through recording noise"):
+        # police extract, in date order
+        order = np.lexsort((streams["keys"].random(len(police["rec_person"])), police["rec_day"]))
+        pol_person = police["rec_person"][order]
+        pol_day = police["rec_day"][order]
+        written, pol_flags = _record_noise(streams["noise_police"], "police", pol_person, everyone, config)
+        pol_keys = _sequential_keys(streams["keys"], len(pol_person), 180_000_000, 200_000_000, 40, 1_000_000_000)
+        police_df = pl.concat(
+            [
+                pl.DataFrame({"registratienummer": _prefixed("PSH", pol_keys, 9)}),
+                _write_police_fields(written, streams["noise_police"]),
+                pl.DataFrame(
+                    {
+                        "datum_staandehouding": _dates(pol_day, config).dt.strftime("%d-%m-%Y"),
+                        "eenheid": _labels(POLICE_UNITS, police["rec_unit"][order]),
+                        "reden": _labels(POLICE_REASONS, police["rec_reason"][order]),
+                    }
+                ),
+            ],
+            how="horizontal",
+        )
+        # IOM extract, in date order
+        order_iom = np.lexsort((streams["keys"].random(len(iom_person_all)), iom_day_all))
+        iom_p = iom_person_all[order_iom]
+        iom_d = iom_day_all[order_iom]
+        written_iom, iom_flags = _record_noise(streams["noise_iom"], "iom", iom_p, everyone, config)
+        iom_keys = _sequential_keys(streams["keys"], len(iom_p), 1_000_000, 1_100_000, 3, 10_000_000)
+        iom_df = pl.concat(
+            [
+                pl.DataFrame({"case_no": _prefixed("IOM-", iom_keys, 7)}),
+                _write_iom_fields(written_iom),
+                pl.DataFrame(
+                    {
+                        "departure_date": _dates(iom_d, config).dt.strftime("%Y-%m-%d"),
+                        "client_category": _labels(IOM_CATEGORIES, category_all[iom_p]),
+                    }
+                ),
+            ],
+            how="horizontal",
+        )
 
-    # ---- IOM extract, in date order
-    order_iom = np.lexsort((streams["keys"].random(len(iom_person_all)), iom_day_all))
-    iom_p = iom_person_all[order_iom]
-    iom_d = iom_day_all[order_iom]
-    written_iom, iom_flags = _record_noise(streams["noise_iom"], "iom", iom_p, everyone, config)
-    iom_keys = _sequential_keys(streams["keys"], len(iom_p), 1_000_000, 1_100_000, 3, 10_000_000)
-    iom_df = pl.concat(
-        [
-            pl.DataFrame({"case_no": _prefixed("IOM-", iom_keys, 7)}),
-            _write_iom_fields(written_iom),
-            pl.DataFrame(
-                {
-                    "departure_date": _dates(iom_d, config).dt.strftime("%Y-%m-%d"),
-                    "client_category": category_all[iom_p],
-                }
-            ),
-        ],
-        how="horizontal",
-    )
-    iom_df = iom_df.select("case_no", "last_name", "first_name", "dob", "sex", "nationality", "v_number", "departure_date", "client_category")
-
-    # ---- truth
-    n_all = n + n_extra
-    iom_count = np.bincount(iom_person_all, minlength=n_all)
-    records = pl.concat(
-        [
-            pl.DataFrame(
-                {
-                    "source": pl.Series(["police"] * 0, dtype=pl.String).extend_constant("police", len(pol_person)),
-                    "source_key": police_df["registratienummer"],
-                    "source_row": np.arange(1, len(pol_person) + 1, dtype=np.int64),
-                    "person_id": pol_person,
-                    "event_date": _dates(pol_day, config),
-                }
-            ).hstack(pol_flags),
-            pl.DataFrame(
-                {
-                    "source": pl.Series([], dtype=pl.String).extend_constant("iom", len(iom_p)),
-                    "source_key": iom_df["case_no"],
-                    "source_row": np.arange(1, len(iom_p) + 1, dtype=np.int64),
-                    "person_id": iom_p,
-                    "event_date": _dates(iom_d, config),
-                }
-            ).hstack(iom_flags),
-        ]
-    ).with_columns(in_target=pl.col("person_id") < n)
-
-    truth_people = _people_frame(everyone, n, police, p_iom, iom_count, category_all, config)
+    with progress.step("assemble the truth"):
+        n_all = n + n_extra
+        iom_count = np.bincount(iom_person_all, minlength=n_all)
+        records = pl.concat(
+            [
+                pl.DataFrame(
+                    {
+                        "source": pl.repeat("police", len(pol_person), eager=True, dtype=pl.String),
+                        "source_key": police_df["registratienummer"],
+                        "source_row": np.arange(1, len(pol_person) + 1, dtype=np.int64),
+                        "person_id": pol_person,
+                        "event_date": _dates(pol_day, config),
+                    }
+                ).hstack(pol_flags),
+                pl.DataFrame(
+                    {
+                        "source": pl.repeat("iom", len(iom_p), eager=True, dtype=pl.String),
+                        "source_key": iom_df["case_no"],
+                        "source_row": np.arange(1, len(iom_p) + 1, dtype=np.int64),
+                        "person_id": iom_p,
+                        "event_date": _dates(iom_d, config),
+                    }
+                ).hstack(iom_flags),
+            ]
+        ).with_columns(in_target=pl.col("person_id") < n)
+        truth_people = _people_frame(everyone, n, police, p_iom, iom_count, category_all, config)
     world = World(config=config, people=truth_people, police=police_df, iom=iom_df, records=records)
     world.summary = summarise(world)
     return world
 
 
-def _prefixed(prefix: str, keys: np.ndarray, width: int) -> pl.Series:
-    return pl.select(pl.lit(prefix) + pl.lit(pl.Series(keys)).cast(pl.String).str.zfill(width)).to_series()
-
-
-def _fresh_v_numbers(rng: np.random.Generator, n: int, taken: np.ndarray) -> np.ndarray:
-    """n V-numbers distinct from each other and from ``taken``."""
-    out = np.zeros(0, dtype=np.int64)
-    taken_set = np.unique(taken)
-    while len(out) < n:
-        cand = _unique_v_numbers(rng, 2 * (n - len(out)) + 8)
-        cand = cand[~np.isin(cand, taken_set) & ~np.isin(cand, out)]
-        out = np.concatenate([out, cand[: n - len(out)]])
-    return out
-
-
 def _entry_text(entry: np.ndarray) -> pl.Series:
     tables = name_pools.name_tables()
     valid = entry >= 0
-    form = tables.form_offset[np.where(valid, entry, 0)]
-    return _form_text(form, valid, np.zeros(len(entry), dtype=bool))
+    return _null_unless(valid, tables.form_text.gather(pl.Series(tables.form_offset[np.where(valid, entry, 0)])))
 
 
 def _join_given(g1: pl.Series, g2: pl.Series) -> pl.Series:
@@ -771,53 +809,46 @@ def _people_frame(
     n_all = len(people["male"])
     n_extra = n_all - n_target
     start = (config.period_start - EPOCH).days
+    in_target = np.arange(n_all) < n_target
 
     def pad(values: np.ndarray, fill: Any) -> np.ndarray:
         return np.concatenate([values, np.full(n_extra, fill, dtype=values.dtype)])
 
     has_alias = people["has_alias"]
-    cultures = np.asarray(name_pools.name_tables().cultures)
-    age_class_labels = _age_class_labels(config.police.age_breaks)
-    df = pl.DataFrame(
+    breaks = config.police.age_breaks
+    iso3 = table.columns["iso3"]
+    return pl.DataFrame(
         {
             "person_id": np.arange(n_all, dtype=np.int64),
-            "in_target": np.arange(n_all) < n_target,
-            "sex": np.where(people["male"], "M", "F"),
-            "birth_date": pl.Series(people["birth"].astype("datetime64[D]")).cast(pl.Date),
+            "in_target": in_target,
+            "sex": _labels(("F", "M"), people["male"].astype(np.int64)),
+            "birth_date": _dates(people["birth"] - start, config),
             "age": np.round(people["age"], 2),
-            "age_class": np.asarray(age_class_labels)[_age_class(people["age"], config.police.age_breaks)],
-            "nationality_iso3": table.iso3[people["country"]],
-            "region": np.asarray(REGIONS)[table.region_code[people["country"]]],
-            "naming_culture": cultures[people["culture"]],
+            "age_class": _labels(_age_class_labels(breaks), _age_class(people["age"], breaks)),
+            "nationality_iso3": iso3.gather(pl.Series(people["country"])),
+            "region": _labels(REGIONS, table.region_code[people["country"]]),
+            "naming_culture": _labels(name_pools.name_tables().cultures, people["culture"]),
             "given_name": _join_given(_entry_text(people["given1"]), _entry_text(people["given2"])),
             "family_name": _entry_text(people["family"]),
-            "v_number": pl.select(
-                pl.when(pl.lit(pl.Series(people["has_v"]))).then(pl.lit(pl.Series(people["v_number"])).cast(pl.String)).otherwise(None)
-            ).to_series(),
+            "v_number": _null_unless(people["has_v"], pl.Series(people["v_number"]).cast(pl.String)),
             "has_alias": has_alias,
-            "alias_given_name": pl.select(pl.when(pl.lit(pl.Series(has_alias))).then(pl.lit(_join_given(_entry_text(people["alias_given1"]), _entry_text(people["alias_given2"])))).otherwise(None)).to_series(),
-            "alias_family_name": pl.select(pl.when(pl.lit(pl.Series(has_alias))).then(pl.lit(_entry_text(people["alias_family"]))).otherwise(None)).to_series(),
-            "alias_birth_date": pl.select(pl.when(pl.lit(pl.Series(has_alias))).then(pl.lit(pl.Series(people["alias_birth"].astype("datetime64[D]")).cast(pl.Date))).otherwise(None)).to_series(),
-            "alias_nationality_iso3": pl.select(pl.when(pl.lit(pl.Series(has_alias))).then(pl.lit(pl.Series(table.iso3[people["alias_country"]]))).otherwise(None)).to_series(),
-            "at_risk_from": pl.Series((start + people["entry"]).astype("datetime64[D]")).cast(pl.Date),
-            "at_risk_to": pl.Series((start + people["exit"] - 1).astype("datetime64[D]")).cast(pl.Date),
+            "alias_given_name": _null_unless(has_alias, _join_given(_entry_text(people["alias_given1"]), _entry_text(people["alias_given2"]))),
+            "alias_family_name": _null_unless(has_alias, _entry_text(people["alias_family"])),
+            "alias_birth_date": _null_unless(has_alias, _dates(people["alias_birth"] - start, config)),
+            "alias_nationality_iso3": _null_unless(has_alias, iso3.gather(pl.Series(people["alias_country"]))),
+            "at_risk_from": _dates(people["entry"], config),
+            "at_risk_to": _dates(people["exit"] - 1, config),
             "days_at_risk": (people["exit"] - people["entry"]).astype(np.int64),
-            "linear_predictor": pad(police["eta"], np.nan),
-            "frailty": pad(police["frailty"], np.nan),
+            "linear_predictor": _null_unless(in_target, pl.Series(pad(police["eta"], 0.0))),
+            "frailty": _null_unless(in_target, pl.Series(pad(police["frailty"], 0.0))),
             "police_lambda": pad(police["lambda"], 0.0),
             "police_count": pad(police["count"].astype(np.int64), 0),
             "one_inflated": pad(police["one_inflated"], False),
-            "home_unit": np.asarray(POLICE_UNITS)[pad(police["home_unit"], 0)],
-            "iom_probability": pad(p_iom, np.nan),
+            "home_unit": _labels(POLICE_UNITS, pad(police["home_unit"], 0), in_target),
+            "iom_probability": _null_unless(in_target, pl.Series(pad(p_iom, 0.0))),
             "iom_count": iom_count.astype(np.int64),
-            "iom_category": pl.select(pl.when(pl.lit(pl.Series(iom_count > 0))).then(pl.lit(pl.Series(category))).otherwise(None)).to_series(),
+            "iom_category": _labels(IOM_CATEGORIES, category, iom_count > 0),
         }
-    )
-    return df.with_columns(
-        home_unit=pl.when(pl.col("in_target")).then(pl.col("home_unit")).otherwise(None),
-        linear_predictor=pl.col("linear_predictor").fill_nan(None),
-        frailty=pl.col("frailty").fill_nan(None),
-        iom_probability=pl.col("iom_probability").fill_nan(None),
     )
 
 
