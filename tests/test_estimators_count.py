@@ -355,3 +355,30 @@ def test_cli_estimate_writes_json_and_prints_warnings(tmp_path, capsys):
     code = main(["estimate", str(DATA / "netherlandsimmigrant.csv"), "--model", "chao", "--count-col", "nope"])
     assert code == 2
     assert "nope" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ simulated truth
+@pytest.mark.parametrize(
+    ("column", "model", "options"),
+    [
+        ("ztpoisson2", "ztpoisson", {}),
+        ("ztgeom2", "ztgeom", {}),
+        ("ztnegbin4", "ztnegbin", {"alpha_formula": "~ x1 + x2 + x3"}),
+    ],
+)
+def test_singlercapture_simulations_recover_the_true_size(column, model, options):
+    data = pl.read_csv(DATA / "synthetic_singlercapture_test_zerotruncated.csv")
+    r = estimate(data, model, formula="~ x1 + x2 + x3", count=column, dfpopsize=False, **options)
+    assert r.diagnostics["rows_with_zero_count_excluded"] == 1000 - r.n_observed
+    assert abs(r.population_size - 1000) < 2.5 * r.se
+    assert not r.warnings
+
+
+@pytest.mark.parametrize("model", ["ztoipoisson", "oiztpoisson", "ztoigeom", "oiztgeom"])
+def test_singlercapture_one_inflated_simulations_recover_the_true_size(model):
+    data = pl.read_csv(DATA / "synthetic_singlercapture_test_inflated.csv").with_columns(
+        pl.Series("x1", np.repeat([0, 1, 2, 3], [99, 228, 137, 36]))
+    )
+    r = estimate(data, model, formula="~ x1", omega_formula="~ x1", count=f"{model}1", dfpopsize=False)
+    assert abs(r.population_size - 500) < 2.5 * r.se
+    assert [c["predictor"] for c in r.coefficients] == ["lambda", "lambda", "omega", "omega"]
