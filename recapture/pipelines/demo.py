@@ -26,10 +26,10 @@ from recapture.pipelines.run import RunResult, _fit_one, run_pipeline
 DEMO_ESTIMATORS: list[dict[str, Any]] = [
     {"name": "zero-truncated Poisson", "model": "ztpoisson", "formula": "~ sex + age_class + region",
      "count": "n_police"},
-    {"name": "Chao lower bound", "model": "chao", "count": "n_police"},
+    {"name": "Chao lower bound", "model": "chao", "count": "n_police", "linkage_uncertainty": False},
     {"name": "log-linear DSE", "model": "loglinear", "lists": ["police", "iom"],
      "covariates": "sex,age_class,region"},
-    {"name": "Chapman", "model": "chapman", "lists": ["police", "iom"]},
+    {"name": "Chapman", "model": "chapman", "lists": ["police", "iom"], "linkage_uncertainty": False},
 ]
 
 
@@ -92,7 +92,7 @@ def run_demo(out_dir: str | Path = "demo-run", *, seed: int = 20180630, size: in
     and compare each estimate with the truth."""
     from recapture.synthetic import run_simulation
 
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     world_dir = out / "world"
     sim_config = demo_world_config(seed, size, realistic)
     if force or not (world_dir / "manifest.json").exists() or \
@@ -115,7 +115,7 @@ def run_demo(out_dir: str | Path = "demo-run", *, seed: int = 20180630, size: in
             continue
         interval = entry["intervals"].get(entry["default_interval"]) or entry["intervals"]["normal"]
         aware = (entry.get("extra") or {}).get("linkage_aware") or {}
-        options = dict(est_config.options)
+        options = {k: v for k, v in est_config.options.items() if k not in ("missing", "linkage_uncertainty")}
         if isinstance(options.get("lists"), list):
             options["lists"] = [f"in_{s}" for s in options["lists"]]
         try:

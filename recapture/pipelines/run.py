@@ -248,6 +248,7 @@ def fit_estimators(config: PipelineConfig, out: Path, *, settings_threshold: flo
         for i, est in enumerate(config.estimators):
             options = dict(est.options)
             missing_rule = options.pop("missing", "allocate")
+            linkage_aware = options.pop("linkage_uncertainty", True)
             if missing_rule not in ("allocate", "level"):
                 raise ConfigError("must be 'allocate' or 'level'", file=str(config.path) if config.path else None,
                                   key=f"estimators[{i}].missing")
@@ -259,9 +260,10 @@ def fit_estimators(config: PipelineConfig, out: Path, *, settings_threshold: flo
             label = f"{est.name} [{period.label}]"
             with progress.step(f"fitting {label}"):
                 try:
-                    result = _fit_one(persons, est.model, options, missing_rule)
-                    if uncertainty is not None and uncertainty.active:
-                        result = _with_linkage_uncertainty(result, est, options, uncertainty, config, out,
+                    estimator = ConfiguredEstimator(est.model, options, missing_rule)
+                    result = estimator.fit(persons)
+                    if uncertainty is not None and uncertainty.active and linkage_aware:
+                        result = _with_linkage_uncertainty(result, estimator, uncertainty, config, out,
                                                            period, settings_threshold)
                 except ConfigError as exc:
                     exc.key = f"estimators[{i}].{exc.key}" if exc.key else f"estimators[{i}]"
@@ -275,6 +277,23 @@ def fit_estimators(config: PipelineConfig, out: Path, *, settings_threshold: flo
             entry["extra"]["period"] = period.label
             entries.append(entry)
     return entries
+
+
+@dataclass
+class ConfiguredEstimator:
+    """A configured estimator, picklable, so imputation workers fit exactly what the
+    plug-in fit did (including the rule for unknown covariates)."""
+
+    model: str
+    options: dict[str, Any]
+    missing_rule: str = "allocate"
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    def fit(self, persons: pl.DataFrame):
+        return _fit_one(persons, self.model, self.options, self.missing_rule)
 
 
 def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing_rule: str):
@@ -294,17 +313,17 @@ def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing
     return allocate_unknown(persons, covariates, lambda frame: estimate(frame, model, **options), observed=observed)
 
 
-def _with_linkage_uncertainty(result, est, options, uncertainty, config, out, period, threshold):
-    from recapture.uncertainty import RegistryEstimator, linkage_aware_estimate
+def _with_linkage_uncertainty(result, estimator, uncertainty, config, out, period, threshold):
+    from recapture.uncertainty import linkage_aware_estimate
 
     records = pl.read_parquet(out / ARTIFACTS["records"])
     pairs = pl.read_parquet(out / ARTIFACTS["pairs"])
     clusters = pl.read_parquet(out / ARTIFACTS["clusters"])
     persons = pl.read_parquet(out / ARTIFACTS["persons"]).filter(pl.col("period") == period.label)
-    lists = options.get("lists")
+    lists = [c.removeprefix("in_") for c in estimator.options.get("lists") or []]
     return linkage_aware_estimate(
         result,
-        estimator=RegistryEstimator(est.model, options),
+        estimator=estimator,
         records=records, pairs=pairs, clusters=clusters, persons=persons,
         period=period, options=uncertainty, threshold=threshold,
         sources=config.source_names, rules=config.persons,
