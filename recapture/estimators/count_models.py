@@ -32,6 +32,7 @@ from recapture.estimators.count_fit import (
     population_estimate,
     population_size,
     prepare,
+    warm_start,
 )
 from recapture.estimators.result import PopulationEstimate
 
@@ -124,7 +125,7 @@ class CountModel:
             extra_formulas={k: v for k, v in self.extra_formulas.items()},
             strata=self.strata,
         )
-        fit = fit_ml(problem)
+        fit = fit_ml(problem, beta0=warm_start(problem))
         result = self._result(problem, fit, notes)
         if variance == "bootstrap":
             reps, info = run_bootstrap(
