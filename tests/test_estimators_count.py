@@ -27,6 +27,7 @@ from recapture.estimators import (
     ZeroTruncatedOneInflated,
     ZeroTruncatedPoisson,
     estimate,
+    estimate_from_frequencies,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -152,6 +153,9 @@ def test_frequency_table_path_matches_individual_fit(nl):
         assert table.population_size == pytest.approx(rows.population_size, rel=1e-10)
         assert table.se == pytest.approx(rows.se, rel=1e-8)
     assert ZeroTruncatedPoisson.fit_frequencies([1645, 183, 37, 13, 1, 1]).population_size == pytest.approx(7_079.93, rel=1e-6)
+    assert estimate_from_frequencies(freqs, "zelterman").population_size == pytest.approx(9_424.56, rel=1e-6)
+    oizt = estimate_from_frequencies(freqs, "oiztgeom")
+    assert oizt.population_size == pytest.approx(OneInflatedZeroTruncated("~ 1", base="geometric").fit(nl, count="capture").population_size, rel=1e-8)
 
 
 def test_reference_level_changes_coefficients_not_the_estimate(nl):

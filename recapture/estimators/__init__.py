@@ -44,6 +44,7 @@ __all__ = [
     "ZeroTruncatedOneInflated",
     "ZeroTruncatedPoisson",
     "estimate",
+    "estimate_from_frequencies",
     "register_model",
 ]
 
@@ -75,6 +76,19 @@ def estimate(data: Any, model: str, **options: Any) -> PopulationEstimate:
     if model not in MODELS:
         raise ConfigError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}", key="model")
     return MODELS[model].run(data, **options)
+
+
+def estimate_from_frequencies(frequencies: Any, model: str = "chao", **options: Any) -> PopulationEstimate:
+    """Covariate-free single-source estimate from f_k: ``{k: f_k}`` or ``[f_1, f_2, …]``."""
+    import pandas as pd
+
+    if isinstance(frequencies, dict):
+        ks, fs = zip(*sorted(frequencies.items()), strict=True)
+    else:
+        fs = tuple(frequencies)
+        ks = tuple(range(1, len(fs) + 1))
+    table = pd.DataFrame({"count": [int(k) for k in ks], "frequency": [float(f) for f in fs]})
+    return estimate(table, model, formula="~ 1", count="count", weights="frequency", **options)
 
 
 # ------------------------------------------------------------------------------ single-source
