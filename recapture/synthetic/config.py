@@ -153,9 +153,9 @@ class NoiseConfig:
     """Recording noise, each process with its own rate, applied per registration."""
 
     #: Per name part (given/family), when the name has spelling variants.
-    transliteration: float = 0.20
+    transliteration: float = 0.12
     #: Per name part, when the name is a compound (Abdel Kader ↔ Abdelkader).
-    compound: float = 0.30
+    compound: float = 0.20
     #: Per registration, when a name carries diacritics (Öztürk → Ozturk).
     diacritics_dropped: float = 0.35
     #: Per name field: one typing error (substitution, deletion, insertion, transposition).

@@ -304,8 +304,75 @@ SECOND_GIVEN_SHARE: dict[str, float] = {
     "latin": 0.45, "english": 0.35,
 }
 
-#: Zipf exponent of name frequencies: larger = a few names dominate more.
+#: Zipf exponent of given-name frequencies: larger = a few names dominate more
+#: (Mohamed is the first name of roughly one Moroccan man in six).
 ZIPF_EXPONENT: dict[str, float] = {"maghrebi": 1.1, "mashriq": 1.0, "chinese": 0.9}
+#: Family names are far more diverse than given names (Chinese ones excepted).
+FAMILY_ZIPF_EXPONENT: dict[str, float] = {"chinese": 1.0}
+DEFAULT_FAMILY_ZIPF = 0.5
+
+# Family names built from roots and affixes, appended to the listed pools (as less common
+# names) so that different people rarely share a full name by chance more than they do in
+# real registers.
+_MAGHREBI_ROOTS = _split(
+    "Alami, Amri, Baraka, Bekkali, Cherif, Filali, Ghazi, Haddaoui, Hassani, Hilali, Jabri, "
+    "Jilali, Kabbaj, Khalfi, Khayati, Machichi, Malki, Marrakchi, Meknassi, Mernissi, Naciri, "
+    "Rachidi, Rifi, Saadi, Sahraoui, Sebti, Slaoui, Soussi, Tounsi, Touzani, Wahbi, Zaidi, "
+    "Zeroual, Ouarzazi, Berkani, Guerraoui, Haouari, Kettani, Laghzaoui, Mesbahi, Nejjari, "
+    "Ouahabi, Qadiri, Riffi, Sbai, Tadlaoui, Yacoubi, Zemmouri, Fikri, Bakri"
+)
+_BERBER_ROOTS = _split("Hammou, Brahim, Lahcen, Moussa, Idir, Yahia, Ahmed, Omar, Mbarek, Ouakrim, Bihi, Addi")
+_SLAVIC_ROOTS = _split(
+    "Петр, Иван, Сидор, Гончар, Кузьм, Бондар, Коваль, Ткач, Мельнич, Кравч, Савч, Марч, Павл, "
+    "Левч, Гриц, Остап, Дорош, Клим, Панас, Мирошн, Сав, Тимош, Степан, Федор, Назар, Харч, "
+    "Лукаш, Гаврил, Олеш, Прокоп"
+)
+_SLAVIC_SUFFIXES = ("енко", "ук", "ов", "ишин", "ович")
+_LATIN_ROOTS = _split(
+    "Acosta, Aguilar, Álvarez, Benítez, Cabrera, Campos, Cardona, Castillo, Contreras, Delgado, "
+    "Domínguez, Escobar, Espinoza, Estrada, Fuentes, Gallardo, Giménez, Herrera, Ibarra, Lozano, "
+    "Medina, Mejía, Molina, Montoya, Navarro, Ochoa, Orozco, Osorio, Pacheco, Paredes, Ríos, "
+    "Rojas, Romero, Salazar, Sandoval, Suárez, Valencia, Vega, Zapata, Zúñiga, Barbosa, Carvalho, "
+    "Gomes, Ribeiro, Rocha, Almeida, Nascimento, Araújo, Moreira, Cardoso"
+)
+_MASHRIQ_ROOTS = _split(
+    "Jabouri, Obaidi, Saadi, Tamimi, Rubaie, Dulaimi, Shammari, Zubaidi, Khatib, Ahmad, Hassan, "
+    "Masri, Kurdi, Hakim, Najjar, Sayed, Ani, Bayati, Hashimi, Jubouri, Karkhi, Mousawi, "
+    "Qaisi, Rawi, Samarrai, Taie, Yasiri, Zaidi, Halabi, Homsi, Shami, Dimashqi, Husseini, Issa"
+)
+_PERSIAN_ROOTS = _split(
+    "Ahmad, Mohammad, Hossein, Rahim, Karim, Hashem, Rezai, Nazar, Jafar, Amir, Hakim, Aziz, "
+    "Haidar, Sadegh, Mousav, Noor, Rahman, Sharif, Ghafoor, Yousuf, Akbar, Safar, Ghorban, "
+    "Mohsen, Taher, Kazem, Rostam, Habib, Samad, Jalal, Qader, Faiz, Sediq, Ebrahim, Hamid"
+)
+_PERSIAN_SUFFIXES = ("i", "zada", "yar", "khel", "pour")
+
+
+def _extra_family_names(culture: str) -> list[str]:
+    if culture == "maghrebi":
+        return ([f"El {r}" for r in _MAGHREBI_ROOTS] + _MAGHREBI_ROOTS
+                + [f"Ait {r}" for r in _BERBER_ROOTS] + [f"Ben {r}" for r in _BERBER_ROOTS])
+    if culture == "slavic":
+        return [r.lower().capitalize() + s for s in _SLAVIC_SUFFIXES for r in _SLAVIC_ROOTS]
+    if culture == "latin":
+        return _LATIN_ROOTS
+    if culture == "mashriq":
+        return [f"Al-{r}" for r in _MASHRIQ_ROOTS] + _MASHRIQ_ROOTS
+    if culture == "persian":
+        return [r + s for s in _PERSIAN_SUFFIXES for r in _PERSIAN_ROOTS]
+    return []
+
+
+def pool(culture: str, kind: str) -> list[str]:
+    """The entries of a pool, most common first (listed names, then built ones)."""
+    entries = list(POOLS[culture][kind])
+    if kind == "family":
+        seen = set(entries)
+        for name in _extra_family_names(culture):
+            if name not in seen:
+                seen.add(name)
+                entries.append(name)
+    return entries
 
 #: Naming culture of each nationality; nationalities not listed use the region default.
 CULTURE_OF_NATIONALITY: dict[str, str] = {
@@ -630,10 +697,14 @@ def name_tables() -> NameTables:
     compounds: list[str | None] = []
     for culture in cultures:
         for kind in KINDS:
-            entries = POOLS[culture][kind]
+            entries = pool(culture, kind)
             entry_start[(culture, kind)] = len(offsets)
             ranks = np.arange(1, len(entries) + 1, dtype=np.float64)
-            weights = ranks ** -ZIPF_EXPONENT.get(culture, 0.9)
+            if kind == "family":
+                exponent = FAMILY_ZIPF_EXPONENT.get(culture, DEFAULT_FAMILY_ZIPF)
+            else:
+                exponent = ZIPF_EXPONENT.get(culture, 0.9)
+            weights = ranks ** -exponent
             entry_cdf[(culture, kind)] = np.cumsum(weights) / weights.sum()
             for entry in entries:
                 forms = [canonical_form(entry, culture), *spelling_variants(entry, culture)]
