@@ -191,6 +191,9 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
     single.add_argument(
         "--reference", action="append", metavar="VAR=LEVEL", help="reference level of a factor (repeatable)"
     )
+    single.add_argument(
+        "--strata", action="append", metavar="COLUMN", help="report N̂ by level of this column (repeatable; default: the factors of the formula)"
+    )
     single.add_argument("--omega-formula", dest="omega_formula", help="formula of logit ω (one-inflated models; default '~ 1')")
     single.add_argument("--alpha-formula", dest="alpha_formula", help="formula of log α (ztnegbin; default '~ 1')")
     single.add_argument("--information", choices=["observed", "expected"], help="information matrix for the variance")
