@@ -80,7 +80,10 @@ MESSAGES: dict[str, str] = {
     "client_category.missing": "client category is empty",
     "client_category.unrecognised": "client category is not in the definition's code list",
     "police_unit.missing": "police unit is empty",
+    "schema.failed": "a check of the extract's pandera model failed",
 }
+#: Bit position of each check in the masks the stage computes per row.
+CHECK_CODES: tuple[str, ...] = tuple(MESSAGES)
 
 _CHECK_COLUMN = {"name": "family_name", "row": "row"}
 
@@ -204,13 +207,16 @@ def _process_extract(extract: Extract, definition: SourceDefinition, index: int,
     )
     ev = pl.col("_ev")
     bc = pl.col("_bc")
-    event = ev.struct.field("date")
     by, bm, bd = bc.struct.field("year"), bc.struct.field("month"), bc.struct.field("day")
-    earliest = pl.date(by, bm.fill_null(1), bd.fill_null(1))
-    m_hi = bm.fill_null(12)
-    d_hi = bd.fill_null(_days_in_month(by, m_hi))
+    work = work.with_columns(
+        _event=ev.struct.field("date"),
+        _earliest=pl.date(by, bm.fill_null(1), bd.fill_null(1)),
+        _m_hi=bm.fill_null(12),
+    ).with_columns(_d_hi=bd.fill_null(_days_in_month(by, pl.col("_m_hi"))))
+    event = pl.col("_event")
+    earliest = pl.col("_earliest")
     age = (event.dt.year() - by
-           - ((event.dt.month() * 100 + event.dt.day()) < (m_hi * 100 + d_hi)).cast(pl.Int32))
+           - ((event.dt.month() * 100 + event.dt.day()) < (pl.col("_m_hi") * 100 + pl.col("_d_hi"))).cast(pl.Int32))
 
     folded_category = pl.col("client_category").str.to_lowercase()
     in_cats = [c.casefold() for c in definition.client_categories_in_target]
@@ -248,20 +254,17 @@ def _process_extract(extract: Extract, definition: SourceDefinition, index: int,
         flags["client_category.unrecognised"] = (
             pl.col("client_category").is_not_null() & ~folded_category.is_in(in_cats + out_cats)
         )
-    # Other pandera failures (none in the shipped models) quarantine under their own code.
+    # Other pandera failures (none with the shipped models) quarantine as schema.failed.
     known = set(flags)
-    extra_schema = schema_codes.list.eval(pl.element().filter(~pl.element().is_in(list(known))))
-
-    error_codes, warning_codes = [], []
-    for code, flag in flags.items():
-        level = "error" if code in ALWAYS_ERROR or code.startswith("row.") else definition.level(code)
-        if level == "ignore":
-            continue
-        tagged = pl.when(flag.fill_null(False)).then(pl.lit(code))
-        (error_codes if level == "error" else warning_codes).append(tagged)
-    errors = pl.concat_list([*error_codes, extra_schema]).list.drop_nulls()
-    warnings = (pl.concat_list(warning_codes).list.drop_nulls() if warning_codes
-                else pl.lit([], dtype=pl.List(pl.String)))
+    unknown_codes = failures.filter(~pl.col("_code").is_in(list(known)))["_code"].unique().to_list()
+    flags["schema.failed"] = (schema_codes.list.eval(pl.element().is_in(unknown_codes)).list.any()
+                              if unknown_codes else pl.lit(False))
+    # Each row's failed checks as two bit masks (error, warning) over CHECK_CODES; decoded
+    # into code lists after the duplicate check, once per distinct mask.
+    error_codes = [c for c in flags if _level(definition, c) == "error"]
+    warning_codes = [c for c in flags if _level(definition, c) == "warning"]
+    errors = _mask({c: flags[c] for c in error_codes}).alias("_err")
+    warnings = _mask({c: flags[c] for c in warning_codes}).alias("_warn")
 
     in_target = (pl.lit(True) if definition.kind == "police"
                  else folded_category.is_in(in_cats).fill_null(False))
@@ -293,13 +296,39 @@ def _process_extract(extract: Extract, definition: SourceDefinition, index: int,
         pl.col("_reason").struct.field("value").alias("reason"),
         folded_category.replace_strict(category_names, default=pl.col("client_category")).alias("client_category"),
         in_target.alias("in_target"),
-        warnings.alias("warnings"),
-        errors.alias("_errors"),
+        warnings,
+        errors,
         pl.col("event_date").alias("_event_raw"),
         pl.col("reason").alias("_reason_raw"),
         pl.col("_nat_unrec"),
     )
     return out
+
+
+def _level(definition: SourceDefinition, code: str) -> str:
+    if code in ALWAYS_ERROR or code.startswith(("row.", "schema.")):
+        return "error"
+    return definition.level(code)
+
+
+def _bit(code: str) -> int:
+    return 1 << CHECK_CODES.index(code)
+
+
+def _mask(flags: dict[str, pl.Expr]) -> pl.Expr:
+    if not flags:
+        return pl.lit(0, dtype=pl.UInt64)
+    return pl.sum_horizontal(
+        [f.fill_null(False).cast(pl.UInt64) * pl.lit(_bit(c), dtype=pl.UInt64) for c, f in flags.items()]
+    )
+
+
+def _decode_mask(rows: pl.DataFrame, mask: str, out: str) -> pl.DataFrame:
+    """Replace a bit-mask column by the sorted list of check codes it holds."""
+    distinct = rows[mask].unique().to_list()
+    lists = [sorted(c for i, c in enumerate(CHECK_CODES) if m >> i & 1) for m in distinct]
+    table = pl.DataFrame({mask: distinct, out: lists}, schema={mask: pl.UInt64, out: pl.List(pl.String)})
+    return rows.join(table, on=mask, how="left", maintain_order="left").drop(mask)
 
 
 # ----------------------------------------------------------------------------- quarantine
@@ -436,14 +465,15 @@ def validate_extracts(
         rows = pl.concat(parts, how="vertical_relaxed")
         # Duplicates: the first row with a registration id (in input order) is the
         # registration; later rows with the same id in the same source are flagged.
-        levels = {i: d.level("source_key.duplicate") for i, d in enumerate(definitions)}
-        duplicate = pl.col("source_key").is_not_null() & ~pl.struct("source", "source_key").is_first_distinct()
-        level = pl.col("_input").replace_strict(levels, return_dtype=pl.String)
-        code = pl.lit(["source_key.duplicate"])
-        rows = rows.with_columns(
-            pl.when(duplicate & (level == "error")).then(pl.concat_list("_errors", code)).otherwise("_errors").alias("_errors"),
-            pl.when(duplicate & (level == "warning")).then(pl.concat_list("warnings", code)).otherwise("warnings").alias("warnings"),
-        )
+        key = pl.concat_str(pl.col("source"), pl.lit("\x00"), pl.col("source_key"))
+        duplicate = pl.col("source_key").is_not_null() & ~key.is_first_distinct()
+        bit = pl.lit(_bit("source_key.duplicate"), dtype=pl.UInt64)
+        for level, mask in (("error", "_err"), ("warning", "_warn")):
+            inputs_at_level = [i for i, d in enumerate(definitions) if d.level("source_key.duplicate") == level]
+            if inputs_at_level:
+                hit = duplicate & pl.col("_input").is_in(inputs_at_level)
+                rows = rows.with_columns((pl.col(mask) | (hit.cast(pl.UInt64) * bit)).alias(mask))
+        rows = _decode_mask(_decode_mask(rows, "_err", "_errors"), "_warn", "warnings")
         bad = pl.col("_errors").list.len() > 0
         state["result"] = f"{rows.height:,} rows"
 

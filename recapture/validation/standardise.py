@@ -25,9 +25,11 @@ from recapture.reference import (
 __all__ = [
     "standardise_name",
     "name_key",
+    "name_keys",
     "first_given_name",
     "standardise_names",
     "parse_date_parts",
+    "date_parts",
     "classify_birth_dates",
     "standardise_sex",
     "standardise_nationality",
@@ -110,38 +112,49 @@ def name_key(standard: pl.Expr) -> pl.Expr:
     (``mahmd``), Ahmed, Hassan/Hussein stay apart. A blocking key: it may join a few
     different names, which the comparison stage then tells apart.
     """
+    return standard.map_batches(name_keys, return_dtype=pl.String)
+
+
+def name_keys(standard: pl.Series) -> pl.Series:
+    """:func:`name_key` over a Series of standardised names. Each rule is one pass over the
+    whole column, materialised before the next, so the rule chain is never re-evaluated."""
+    frame = pl.DataFrame({"k": standard}, schema={"k": pl.String})
+    k = pl.col("k")
+
+    def step(expr: pl.Expr) -> None:
+        nonlocal frame
+        frame = frame.with_columns(expr.alias("k"))
+
     dropped = "|".join(DROPPED_PARTICLES)
-    out = standard
+    frame = frame.with_columns(k.alias("orig"))
     for _ in range(2):  # "van der berg": consecutive particles share a space
-        out = out.str.replace_all(rf"(^| )(?:{dropped})( |$)", " ")
-    out = out.str.strip_chars()
-    out = pl.when(out == "").then(standard).otherwise(out)
+        step(k.str.replace_all(rf"(^| )(?:{dropped})( |$)", " "))
+    step(k.str.strip_chars())
+    step(pl.when(k == "").then(pl.col("orig")).otherwise(k))
     # A leading Arabic article comes and goes and changes vowel (El Amrani, Al Amrani,
     # Elamrani, Amrani): dropped when a real name (4+ letters, 2+ consonants) follows.
-    article = out.str.extract_groups(r"^(?:al|el|ul) ?([a-z]+)(.*)$")
-    stem = article.struct.field("1")
+    frame = frame.with_columns(k.str.extract_groups(r"^(?:al|el|ul) ?([a-z]+)(.*)$").alias("g"))
+    stem = pl.col("g").struct.field("1")
     strip = (stem.str.len_chars() >= 4) & (stem.str.count_matches("[^aeiou]") >= 2)
-    out = pl.when(strip.fill_null(False)).then(
-        pl.concat_str(stem, article.struct.field("2"))
-    ).otherwise(out)
+    step(pl.when(strip.fill_null(False)).then(pl.concat_str(stem, pl.col("g").struct.field("2"))).otherwise(k))
     # A word-final h after a vowel is silent and comes and goes (Abdullah/Abdulla).
-    out = out.str.replace_all(r"([aeiou])h( |$)", "${1}${2}")
-    out = out.str.replace_all(" ", "", literal=True)
+    folded = k.str.replace_all(r"([aeiou])h( |$)", "${1}${2}").str.replace_all(" ", "", literal=True)
     for pattern, replacement in KEY_FOLDS:
-        out = out.str.replace_all(pattern, replacement, literal=True)
-    out = out.str.replace(r"^y", "J").str.replace_all("y", "i", literal=True)
-    parts = out.str.extract_groups(r"^([^aeiou]*)([aeiou]+)(.*)$")
-    vowel = parts.struct.field("2").str.slice(0, 1).replace_strict(
-        {"a": "a", "e": "i", "i": "i", "o": "u", "u": "u"}, default=None
+        folded = folded.str.replace_all(pattern, replacement, literal=True)
+    step(folded.str.replace(r"^y", "J").str.replace_all("y", "i", literal=True))
+    frame = frame.with_columns(k.str.extract_groups(r"^([^aeiou]*)([aeiou]+)(.*)$").alias("g"))
+    g = pl.col("g").struct
+    vowel = g.field("2").str.slice(0, 1).replace_strict(
+        {"a": "a", "e": "i", "i": "i", "o": "u", "u": "u"}, default=None, return_dtype=pl.String
     )
-    rest = parts.struct.field("3").str.replace_all("[aeiou]", "")
-    out = pl.when(parts.struct.field("2").is_null()).then(out).otherwise(
-        pl.concat_str(parts.struct.field("1"), vowel, rest)
-    )
+    rest = g.field("3").str.replace_all("[aeiou]", "")
+    step(pl.when(g.field("2").is_null()).then(k).otherwise(pl.concat_str(g.field("1"), vowel, rest)))
+    collapsed = k
     for letter in "abcdefghijklmnopqrstuvwxyzSJ":
-        out = out.str.replace_all(f"{letter}{{2,}}", letter)
-    out = out.str.replace_all("S", "x", literal=True).str.replace_all("J", "j", literal=True)
-    return pl.when(out == "").then(None).otherwise(out)
+        collapsed = collapsed.str.replace_all(f"{letter}{{2,}}", letter)
+    step(collapsed.str.replace_all("S", "x", literal=True).str.replace_all("J", "j", literal=True))
+    step(pl.when(k == "").then(None).otherwise(k))
+    return frame["k"].alias(standard.name)
 
 
 def standardise_names(raw: pl.Series, *, first_only: bool = False) -> pl.DataFrame:
@@ -151,7 +164,8 @@ def standardise_names(raw: pl.Series, *, first_only: bool = False) -> pl.DataFra
     distinct = pl.DataFrame({"raw": raw.unique()}, schema={"raw": pl.String})
     std = pl.col("raw").pipe(standardise_name)
     key_source = first_given_name(pl.col("standard")) if first_only else pl.col("standard")
-    distinct = distinct.with_columns(standard=std).with_columns(key=name_key(key_source))
+    distinct = distinct.with_columns(standard=std).with_columns(key_source=key_source)
+    distinct = distinct.with_columns(key=name_keys(distinct["key_source"]))
     frame = pl.DataFrame({"raw": raw}, schema={"raw": pl.String})
     joined = frame.join(distinct, on="raw", how="left", nulls_equal=True, maintain_order="left")
     return joined.select("standard", "key")
@@ -198,6 +212,10 @@ def check_date_format(fmt: str) -> None:
         raise ValueError(f"date format {fmt!r} has a day but no month")
 
 
+_PARTS_DTYPE = pl.Struct({"year": pl.Int32, "month": pl.Int32, "day": pl.Int32,
+                          "matched": pl.Boolean, "two_digit_year": pl.Boolean})
+
+
 def parse_date_parts(raw: pl.Expr, formats: Sequence[str], *, pivot_year: int) -> pl.Expr:
     """Split date text into components by the first format that matches.
 
@@ -205,46 +223,57 @@ def parse_date_parts(raw: pl.Expr, formats: Sequence[str], *, pivot_year: int) -
     when the text says 00 and null when the format has no such component; ``matched`` is
     false when no format fits. A two-digit year ``yy`` is read as 20yy when that is not after
     ``pivot_year`` and as 19yy otherwise; ``two_digit_year`` flags it, so the caller can
-    warn.
+    warn. Parsed once per distinct text (dates repeat a lot) and joined back.
     """
-    year = month = day = None
-    two_digit = pl.lit(False)
-    matched = pl.lit(False)
-    chain_y = chain_m = chain_d = chain_2 = None
+    formats = list(formats)
+    if not formats:
+        raise ValueError("no date formats given")
     for fmt in formats:
+        check_date_format(fmt)
+    return raw.map_batches(lambda s: date_parts(s, formats, pivot_year=pivot_year),
+                           return_dtype=_PARTS_DTYPE)
+
+
+def date_parts(raw: pl.Series, formats: Sequence[str], *, pivot_year: int) -> pl.Series:
+    """:func:`parse_date_parts` on a Series."""
+    distinct = pl.DataFrame({"raw": raw.unique()}, schema={"raw": pl.String})
+    year = month = day = two = None
+    matched = pl.lit(False)
+    for i, fmt in enumerate(formats):
         comps = _format_components(fmt)
-        groups = raw.str.extract_groups(_format_regex(fmt))
-        hit = groups.struct.field("1").is_not_null()
+        name = f"g{i}"
+        distinct = distinct.with_columns(pl.col("raw").str.extract_groups(_format_regex(fmt)).alias(name))
+        groups = pl.col(name).struct
+        hit = groups.field("1").is_not_null()
 
         def field(component: str, groups=groups, comps=comps) -> pl.Expr:
             if component not in comps:
                 return pl.lit(None, dtype=pl.Int32)
-            return groups.struct.field(str(comps.index(component) + 1)).cast(pl.Int32)
+            return groups.field(str(comps.index(component) + 1)).cast(pl.Int32)
 
         if "Y" in comps:
-            y = field("Y")
-            is_two = pl.lit(False)
+            y, is_two = field("Y"), pl.lit(False)
         else:
             yy = field("y")
-            y = pl.when(yy + 2000 <= pivot_year).then(yy + 2000).otherwise(yy + 1900)
-            is_two = pl.lit(True)
-        m = field("m")
-        d = field("d")
-        chain_y = (pl.when(hit).then(y) if chain_y is None else chain_y.when(hit).then(y))
-        chain_m = (pl.when(hit).then(m) if chain_m is None else chain_m.when(hit).then(m))
-        chain_d = (pl.when(hit).then(d) if chain_d is None else chain_d.when(hit).then(d))
-        chain_2 = (pl.when(hit).then(is_two) if chain_2 is None else chain_2.when(hit).then(is_two))
+            y, is_two = pl.when(yy + 2000 <= pivot_year).then(yy + 2000).otherwise(yy + 1900), pl.lit(True)
+        year = pl.when(hit).then(y) if year is None else year.when(hit).then(y)
+        month = pl.when(hit).then(field("m")) if month is None else month.when(hit).then(field("m"))
+        day = pl.when(hit).then(field("d")) if day is None else day.when(hit).then(field("d"))
+        two = pl.when(hit).then(is_two) if two is None else two.when(hit).then(is_two)
         matched = matched | hit
-    if chain_y is None:
-        raise ValueError("no date formats given")
-    year = chain_y.otherwise(None).cast(pl.Int32)
-    month = chain_m.otherwise(None).cast(pl.Int32)
-    day = chain_d.otherwise(None).cast(pl.Int32)
-    two_digit = chain_2.otherwise(False)
-    return pl.struct(
-        year.alias("year"), month.alias("month"), day.alias("day"),
-        matched.alias("matched"), two_digit.alias("two_digit_year"),
+    distinct = distinct.select(
+        "raw",
+        pl.struct(
+            year.otherwise(None).cast(pl.Int32).alias("year"),
+            month.otherwise(None).cast(pl.Int32).alias("month"),
+            day.otherwise(None).cast(pl.Int32).alias("day"),
+            matched.alias("matched"),
+            two.otherwise(False).alias("two_digit_year"),
+        ).alias("parts"),
     )
+    frame = pl.DataFrame({"raw": raw}, schema={"raw": pl.String})
+    joined = frame.join(distinct, on="raw", how="left", nulls_equal=True, maintain_order="left")
+    return joined["parts"].alias(raw.name)
 
 
 def _days_in_month(year: pl.Expr, month: pl.Expr) -> pl.Expr:
@@ -292,7 +321,12 @@ def classify_birth_dates(parts: pl.Expr, raw: pl.Expr) -> pl.Expr:
         pl.when(ok).then(y).alias("year"),
         pl.when(ok & known_m).then(m).alias("month"),
         pl.when(full).then(d).alias("day"),
-        pl.when(full).then(pl.date(y, m, d)).alias("date"),
+        # components of rows that are no full valid date are replaced before pl.date,
+        # which raises on impossible components even in a branch that is not taken
+        pl.when(full).then(pl.date(
+            pl.when(full).then(y).otherwise(2000), pl.when(full).then(m).otherwise(1),
+            pl.when(full).then(d).otherwise(1),
+        )).alias("date"),
         quality.alias("quality"),
         (present & ~matched).alias("unparseable"),
         (present & impossible).fill_null(False).alias("impossible"),
