@@ -217,12 +217,22 @@ def test_blocking_union_has_no_duplicates_and_keeps_first_rule():
     assert res.reduction_ratio() == pytest.approx(1 - 5 / 10)
 
 
-def test_blocking_skips_and_reports_oversized_blocks():
-    rec = canonical([{"family_name_key": "MHMD", "birth_year": 1990} for _ in range(30)]
-                    + [{"family_name_key": "RARE", "birth_year": 1990} for _ in range(3)]).with_row_index(ROW)
-    res = block(rec, [BlockingRule("fam_year", ["family_name_key", "birth_year"])], max_block_size=10)
-    assert res.n_pairs == 3
-    assert res.stats[0]["blocks_skipped"] == 1 and res.stats[0]["records_in_skipped_blocks"] == 30
+def test_blocking_refines_then_skips_oversized_blocks():
+    rows = [{"family_name_key": "MHMD", "given_name_key": "A" if k < 4 else f"G{k}", "birth_year": 1990}
+            for k in range(30)]
+    rows += [{"family_name_key": "MHMD", "given_name_key": "B", "birth_year": 1990} for _ in range(12)]
+    rows += [{"family_name_key": "RARE", "birth_year": 1990} for _ in range(3)]
+    rec = canonical(rows).with_row_index(ROW)
+    plain = block(rec, [BlockingRule("fam_year", ["family_name_key", "birth_year"])], max_block_size=10)
+    assert plain.n_pairs == 3  # the 42-record block is skipped
+    assert plain.stats[0]["blocks_skipped"] == 1 and plain.stats[0]["records_in_skipped_blocks"] == 42
+    refined = block(rec, [BlockingRule("fam_year", ["family_name_key", "birth_year"], refine=["given_name_key"])],
+                    max_block_size=10)
+    # inside the big block, given key A (4 records) gives 6 pairs; B (12 records) is still too big
+    assert refined.n_pairs == 3 + 6
+    st = refined.stats[0]
+    assert st["blocks_refined"] == 1
+    assert st["blocks_skipped"] == 1 and st["records_in_skipped_blocks"] == 12
 
 
 # ------------------------------------------------------------------ clustering

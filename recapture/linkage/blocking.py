@@ -75,48 +75,73 @@ def _empty_to_null(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _rule_pairs(records: pl.DataFrame, rule: BlockingRule, max_block: int, link_only: bool) -> tuple[pl.DataFrame, dict]:
-    names = [f"_k{k}" for k in range(len(rule.keys))]
+    """Pairs of one rule. A block over the cap is re-blocked with the rule's ``refine`` keys
+    added (a second key only where the first is too common); what is still too big is
+    skipped. Both are reported."""
+    stats = {"rule": rule.name, "keys": rule.keys, "blocks_refined": 0, "blocks_skipped": 0,
+             "records_in_skipped_blocks": 0}
+    pairs, big, largest = _join_blocks(records, rule.keys, rule.right_keys, max_block, link_only)
+    stats["largest_block"] = largest
+    if big is not None and rule.refine:
+        stats["blocks_refined"] = int(big["_blocks"].max())
+        keys = rule.keys + rule.refine
+        right = rule.right_keys + rule.refine if rule.right_keys is not None else None
+        sub = records.join(big, on=ROW, how="semi")
+        more, big, _ = _join_blocks(sub, keys, right, max_block, link_only)
+        pairs = pl.concat([pairs, more]).unique() if rule.right_keys is not None else pl.concat([pairs, more])
+    if big is not None:
+        stats["blocks_skipped"] = int(big["_blocks"].max()) if big.height else 0
+        stats["records_in_skipped_blocks"] = big.height
+    stats["pairs"] = pairs.height
+    return pairs, stats
+
+
+def _join_blocks(records, keys, right_keys, max_block, link_only):
+    """(pairs, rows in over-cap blocks with a count of those blocks, largest block size)."""
+    names = [f"_k{k}" for k in range(len(keys))]
+    cap_pairs = max_block * (max_block - 1) // 2
     carry = [pl.col(ROW)] + ([pl.col(SRC)] if link_only else [])
     other_source = (pl.col(SRC) != pl.col(f"{SRC}_r")) if link_only else pl.lit(True)
-    left = records.select(*carry, *[key_expr(k, a) for k, a in zip(rule.keys, names, strict=True)])
+    left = records.select(*carry, *[key_expr(k, a) for k, a in zip(keys, names, strict=True)])
     left = _empty_to_null(left).drop_nulls()
-    stats = {"rule": rule.name, "keys": rule.keys}
-    if rule.right_keys is None:
+    if right_keys is None:
         sizes = left.group_by(names).len()
         big = sizes.filter(pl.col("len") > max_block)
-        stats["blocks_skipped"] = big.height
-        stats["records_in_skipped_blocks"] = int(big["len"].sum()) if big.height else 0
-        stats["largest_block"] = int(sizes["len"].max()) if sizes.height else 0
+        largest = int(sizes["len"].max()) if sizes.height else 0
+        big_rows = None
         if big.height:
+            big_rows = left.join(big.select(names), on=names, how="semi").select(ROW).with_columns(
+                pl.lit(big.height).alias("_blocks"))
             left = left.join(big.select(names), on=names, how="anti")
         pairs = (
             left.join(left, on=names, suffix="_r")
             .filter((pl.col(ROW) < pl.col(f"{ROW}_r")) & other_source)
             .select(pl.col(ROW).alias("i"), pl.col(f"{ROW}_r").alias("j"))
         )
-    else:
-        right = records.select(*carry, *[key_expr(k, a) for k, a in zip(rule.right_keys, names, strict=True)])
-        right = _empty_to_null(right).drop_nulls()
-        sl = left.group_by(names).len()
-        sr = right.group_by(names).len()
-        both = sl.join(sr, on=names, suffix="_r").with_columns((pl.col("len") * pl.col("len_r")).alias("n"))
-        big = both.filter(pl.col("n") > max_block * max_block)
-        stats["blocks_skipped"] = big.height
-        stats["records_in_skipped_blocks"] = int((big["len"] + big["len_r"]).sum()) if big.height else 0
-        stats["largest_block"] = int(both["n"].max()) if both.height else 0
-        if big.height:
-            left = left.join(big.select(names), on=names, how="anti")
-        pairs = (
-            left.join(right, on=names, suffix="_r")
-            .filter((pl.col(ROW) != pl.col(f"{ROW}_r")) & other_source)
-            .select(
-                pl.min_horizontal(ROW, f"{ROW}_r").alias("i"),
-                pl.max_horizontal(ROW, f"{ROW}_r").alias("j"),
-            )
-            .unique()
+        return pairs, big_rows, largest
+    right = records.select(*carry, *[key_expr(k, a) for k, a in zip(right_keys, names, strict=True)])
+    right = _empty_to_null(right).drop_nulls()
+    sl = left.group_by(names).len()
+    sr = right.group_by(names).len()
+    both = sl.join(sr, on=names, suffix="_r").with_columns((pl.col("len") * pl.col("len_r")).alias("n"))
+    big = both.filter(pl.col("n") > cap_pairs)
+    largest = int(both["n"].max()) if both.height else 0
+    big_rows = None
+    if big.height:
+        rows_l = left.join(big.select(names), on=names, how="semi").select(ROW)
+        rows_r = right.join(big.select(names), on=names, how="semi").select(ROW)
+        big_rows = pl.concat([rows_l, rows_r]).unique().with_columns(pl.lit(big.height).alias("_blocks"))
+        left = left.join(big.select(names), on=names, how="anti")
+    pairs = (
+        left.join(right, on=names, suffix="_r")
+        .filter((pl.col(ROW) != pl.col(f"{ROW}_r")) & other_source)
+        .select(
+            pl.min_horizontal(ROW, f"{ROW}_r").alias("i"),
+            pl.max_horizontal(ROW, f"{ROW}_r").alias("j"),
         )
-    stats["pairs"] = pairs.height
-    return pairs, stats
+        .unique()
+    )
+    return pairs, big_rows, largest
 
 
 def block(records: pl.DataFrame, rules: list[BlockingRule], max_block_size: int,

@@ -34,10 +34,12 @@ class BlockingRule:
     name: str
     keys: list[str]
     right_keys: list[str] | None = None
+    #: Keys added (on both sides) inside blocks larger than ``max_block_size``.
+    refine: list[str] = field(default_factory=list)
 
     def key_columns(self) -> set[str]:
         cols = set()
-        for key in self.keys + (self.right_keys or []):
+        for key in self.keys + (self.right_keys or []) + self.refine:
             cols.add(parse_key(key)[1])
         return cols
 
@@ -128,7 +130,7 @@ class LinkageSettings:
     #: when the swapped alignment is clearly more similar; None to disable.
     name_swap: list[str] | None = None
     #: A blocking-key value held by more records than this is skipped for that rule (reported).
-    max_block_size: int = 1000
+    max_block_size: int = 300
     #: Random record pairs drawn to estimate u probabilities.
     u_sample_pairs: int = 1_000_000
     #: "sessions": u from random pairs; m by EM within each training session; then λ among
@@ -217,7 +219,7 @@ class LinkageSettings:
                 raise ConfigError("a rule needs at least one key", key=f"blocking_rules[{i}].keys")
             if rule.right_keys is not None and len(rule.right_keys) != len(rule.keys):
                 raise ConfigError("right_keys must have as many entries as keys", key=f"blocking_rules[{i}].right_keys")
-            for k in rule.keys + (rule.right_keys or []):
+            for k in rule.keys + (rule.right_keys or []) + rule.refine:
                 parse_key(k, f"blocking_rules[{i}]")
         cnames = [c.name for c in self.comparisons]
         if len(set(cnames)) != len(cnames):
@@ -310,15 +312,25 @@ def _build(cls, data: Any, where: str):
 DEFAULT_SETTINGS: dict[str, Any] = {
     "blocking_rules": [
         {"name": "v_number", "keys": ["v_number"]},
-        {"name": "family_key_birth_year", "keys": ["family_name_key", "birth_year"]},
+        {"name": "family_key_birth_year", "keys": ["family_name_key", "birth_year"],
+         "refine": ["first1(given_name_key)"]},
         {"name": "given_key_birth_date", "keys": ["given_name_key", "birth_date"]},
-        {"name": "family_key_given_key", "keys": ["family_name_key", "given_name_key"]},
+        {"name": "family_key_given_key", "keys": ["family_name_key", "given_name_key"],
+         "refine": ["birth_year"]},
         {"name": "names_swapped", "keys": ["given_name_key", "family_name_key"],
-         "right_keys": ["family_name_key", "given_name_key"]},
+         "right_keys": ["family_name_key", "given_name_key"], "refine": ["birth_year"]},
+        {"name": "names_swapped_birth_date", "keys": ["given_name_key", "birth_date"],
+         "right_keys": ["family_name_key", "birth_date"]},
         {"name": "family_key_birth_date", "keys": ["family_name_key", "birth_date"]},
-        {"name": "given_key_birth_year_nationality", "keys": ["given_name_key", "birth_year", "nationality_iso3"]},
-        {"name": "name_prefixes_birth_year", "keys": ["first2(family_name)", "first2(given_name)", "birth_year"]},
-        {"name": "birth_date_sex_nationality", "keys": ["birth_date", "sex", "nationality_iso3"]},
+        {"name": "family_key_end_birth_date", "keys": ["last4(family_name_key)", "birth_date"]},
+        {"name": "family_key_end_given_key", "keys": ["last4(family_name_key)", "given_name_key"],
+         "refine": ["birth_year"]},
+        {"name": "given_key_birth_year_nationality", "keys": ["given_name_key", "birth_year", "nationality_iso3"],
+         "refine": ["first1(family_name_key)"]},
+        {"name": "name_prefixes_birth_year", "keys": ["first2(family_name)", "first2(given_name)", "birth_year"],
+         "refine": ["sex", "nationality_iso3"]},
+        {"name": "birth_date_sex_nationality", "keys": ["birth_date", "sex", "nationality_iso3"],
+         "refine": ["first1(family_name_key)"]},
     ],
     "comparisons": [
         {"name": "family_name", "kind": "string", "column": "family_name",
