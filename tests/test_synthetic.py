@@ -489,3 +489,10 @@ def test_cli_simulate_and_errors(tmp_path, capsys):
     assert main(["simulate", str(tmp_path / "x"), "--config", str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "noise.bogus" in err[0]
+
+
+def test_cp1252_fallback_writes_what_windows_1252_cannot_hold():
+    from recapture.synthetic.output import to_cp1252
+
+    assert to_cp1252("Şimşek Yıldız Ćosić Öztürk").decode("cp1252") == "Simsek Yildiz Cosic Öztürk"
+    assert to_cp1252("Ţară").decode("cp1252") == "Tara"  # not in the table: decomposed
