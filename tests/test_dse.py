@@ -85,6 +85,8 @@ def test_passive_covariate_leaves_estimate_unchanged_and_breaks_it_down():
     parts = passive.strata
     assert {(p["variable"], p["level"]) for p in parts} == {("region", "a"), ("region", "b"), ("region", "c")}
     assert sum(p["population_size"] for p in parts) == pytest.approx(passive.population_size, rel=1e-9)
+    # the profile likelihood over the strata (hidden cells pooled) is invariant as well
+    assert passive.confint("profile") == pytest.approx(base.confint("profile"), rel=1e-9)
 
 
 def test_em_covariate_observed_in_one_source_only():

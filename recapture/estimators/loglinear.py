@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -148,6 +149,16 @@ def _grid_index(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
 def _to_polars(data: Any) -> pl.DataFrame:
     if isinstance(data, pl.DataFrame):
         return data
+    if isinstance(data, str | Path):
+        path = Path(data)
+        if not path.exists():
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        try:
+            if path.suffix.lower() in (".csv", ".txt"):
+                return pl.read_csv(path)
+            return pl.read_parquet(path)
+        except Exception as exc:
+            raise InputError(f"cannot read the table ({exc})", file=str(path)) from None
     if isinstance(data, CaptureTable):
         return data.to_frame()
     try:
@@ -178,6 +189,8 @@ def capture_table(
     """
     if isinstance(data, CaptureTable):
         return data
+    if source is None and isinstance(data, str | Path):
+        source = str(data)
     df = _to_polars(data)
     where = source
     if lists is None:
@@ -728,29 +741,83 @@ def profile_interval(
     return Nmax, float(lower), float(upper)
 
 
-def augmented_deviance_fn(cf: CellFit, refit: Callable[..., PoissonFit] | None = None) -> Callable[[float], float]:
-    """Deviance of the completed table (observed cells plus a hidden count n0 spread over the
-    strata by EM), the building block of the profile likelihood."""
-    X, y, off, X0, off0 = cf.X, cf.y, cf.offset, cf.X0, cf.offset0
-    Xa = np.vstack([X, X0])
-    offa = np.concatenate([off, off0])
+def fit_with_hidden_total(
+    X: np.ndarray,
+    y: np.ndarray,
+    offset: np.ndarray,
+    X0: np.ndarray,
+    offset0: np.ndarray,
+    n0: float,
+    start: np.ndarray,
+    *,
+    tol: float = 1e-12,
+    maxit: int = 200,
+) -> tuple[np.ndarray, float]:
+    """Maximise the Poisson likelihood of the observed cells plus one count n0 for the hidden
+    cells of all strata together (mean Σ_s μ0_s); returns the coefficients and the deviance.
+
+    Damped Newton: the hidden cell's mean is a sum of exponentials, not log-linear, so the
+    Hessian can be indefinite far from the optimum; then the scoring matrix is used instead.
+    """
+    beta = np.where(np.isfinite(start), start, 0.0)
+
+    def parts(b):
+        mu = np.exp(np.minimum(X @ b + offset, 700))
+        mu0 = np.exp(np.minimum(X0 @ b + offset0, 700))
+        return mu, mu0, mu0.sum()
+
+    def loglik(mu, tot0):
+        return float(np.sum(special.xlogy(y, mu) - mu) + special.xlogy(n0, tot0) - tot0)
+
+    mu, mu0, tot0 = parts(beta)
+    ll = loglik(mu, tot0)
+    for _ in range(maxit):
+        w = mu0 / tot0
+        grad = X.T @ (y - mu) + X0.T @ (n0 * w - mu0)
+        scoring = (X * mu[:, None]).T @ X + (X0 * mu0[:, None]).T @ X0
+        xbar = w @ X0
+        hess = scoring - n0 * ((X0 * w[:, None]).T @ X0 - np.outer(xbar, xbar))
+        try:
+            np.linalg.cholesky(hess)
+            step = np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(scoring, grad, rcond=None)[0]
+        t = 1.0
+        while True:
+            cand = beta + t * step
+            mu_c, mu0_c, tot_c = parts(cand)
+            ll_c = loglik(mu_c, tot_c)
+            if ll_c >= ll - 1e-12 * abs(ll) or t < 1e-8:
+                break
+            t /= 2
+        beta, mu, mu0, tot0 = cand, mu_c, mu0_c, tot_c
+        done = abs(ll_c - ll) <= tol * (abs(ll) + 1)
+        ll = ll_c
+        if done:
+            break
+    dev = poisson_deviance(y, mu) + poisson_deviance(np.array([n0]), np.array([tot0]))
+    return beta, dev
+
+
+def augmented_deviance_fn(cf: CellFit) -> Callable[[float], float]:
+    """Deviance of the completed table (observed cells plus a hidden count n0 shared by the
+    strata), the building block of the profile likelihood; one stratum is Rcapture's case."""
+    keep = cf.fit.keep
+    X, y, off, X0, off0 = cf.X[:, keep], cf.y, cf.offset, cf.X0[:, keep], cf.offset0
     S = X0.shape[0]
-    C = X.shape[0]
-    groups = sparse.csr_matrix((np.ones(S), (np.zeros(S, dtype=int), C + np.arange(S))), shape=(1, C + S))
-    fitter = refit or (lambda Xm, ym, om, start=None: fit_poisson(Xm, ym, om, start=start))
-    state = {"coef": cf.fit.coef}
+    state = {"coef": cf.fit.coef[keep]}
+    if S == 1:
+        Xa = np.vstack([X, X0])
+        offa = np.concatenate([off, off0])
 
     def deviance(n0: float) -> float:
         if S == 1:
-            ya = np.concatenate([y, [n0]])
-            fit = fitter(Xa, ya, offa, start=state["coef"])
+            fit = fit_poisson(Xa, np.concatenate([y, [n0]]), offa, start=state["coef"])
             state["coef"] = fit.coef
             return fit.deviance
-        ycells = np.concatenate([y, np.zeros(S)])
-        fit, _, _ = fit_grouped_poisson(Xa, offa, ycells, groups, np.array([n0]), tol=1e-13)
-        mu = fit.mu
-        mu0 = mu[C:].sum()
-        return poisson_deviance(y, mu[:C]) + poisson_deviance(np.array([n0]), np.array([mu0]))
+        beta, dev = fit_with_hidden_total(X, y, off, X0, off0, n0, state["coef"])
+        state["coef"] = beta
+        return dev
 
     return deviance
 
