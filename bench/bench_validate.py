@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import tempfile
 import time
@@ -211,6 +212,7 @@ def main() -> None:
         info = build_extract(args.rows, args.seed, pool, extract)
         print(f"extract: {info['rows']:,} rows, {info['bytes'] / 2**20:.0f} MiB, built in "
               f"{time.perf_counter() - t0:.0f} s from {pool_note}")
+        load = os.getloadavg()[0]
         res = run_worker(sys.executable, Path(__file__),
                          ["--extract", str(extract), "--out", str(work / "run")])
     if res.get("status") != "ok":
@@ -242,7 +244,7 @@ def main() -> None:
         "",
         table(["measure", "value"], rows),
         "",
-        machine_line(machine(), shared=True),
+        machine_line(machine(), shared=True) + f" Load average at the start of the validation: {load:.1f}.",
     ])
     print(md)
     if not args.no_docs:
