@@ -496,3 +496,26 @@ def test_cp1252_fallback_writes_what_windows_1252_cannot_hold():
 
     assert to_cp1252("Şimşek Yıldız Ćosić Öztürk").decode("cp1252") == "Simsek Yildiz Cosic Öztürk"
     assert to_cp1252("Ţară").decode("cp1252") == "Tara"  # not in the table: decomposed
+
+
+def test_iom_side_rates(busy_world):
+    world = busy_world
+    cfg = world.config
+    clients = world.people.filter(pl.col("iom_count") > 0)
+    assert_rate(clients["iom_count"] == 2, cfg.iom.duplicate_rate, "IOM duplicate registration")
+    assert clients["iom_count"].max() <= 2
+    outside = (~clients["in_target"]).sum()
+    assert abs(outside / clients.height - cfg.iom.out_of_target_share) < 2 / clients.height
+    pending = clients.filter(~pl.col("in_target"))["iom_category"] == "pending_procedure"
+    assert_rate(pending, cfg.iom.pending_procedure_share, "pending procedure share")
+    recs = world.records.filter(pl.col("source") == "iom").join(
+        world.people.select("person_id", pl.col("v_number").alias("true_v")), on="person_id"
+    )
+    with_v = recs.filter((pl.col("identity") == "primary") & pl.col("true_v").is_not_null())
+    assert_rate(with_v["v_number_recorded"] == "missing", cfg.noise.v_number_missing_iom, "V missing IOM")
+    forms = cfg.noise.iom_nationality
+    total = sum(getattr(forms, f) for f in ("country_name", "adjective", "iso3", "iso2", "unknown"))
+    assert_rate(recs["nationality_form"] == "iso3", forms.iso3 / total, "IOM nationality iso3")
+    # dotted V-numbers at IOM
+    iom = world.iom.filter(pl.col("v_number").is_not_null())["v_number"]
+    assert_rate(iom.str.contains(r"\."), cfg.iom.dotted_v_number_share, "dotted V-numbers")
