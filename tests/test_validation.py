@@ -242,8 +242,11 @@ def test_blank_and_ragged_rows_are_quarantined_not_dropped(tmp_path):
          "required columns missing: eenheid, reden"),
         ((";".join([*POLICE_HEADER, "opmerking"]) + "\n" + ";".join([*police_row(1), "x"]) + "\n").encode(),
          "unknown columns: opmerking"),
+        ((";".join([*POLICE_HEADER, "Achternaam "]) + "\n" + ";".join([*police_row(1), "x"]) + "\n").encode(),
+         "column names repeated in the header: achternaam"),
     ],
-    ids=["empty", "bom-only", "header-only", "wrong-delimiter", "missing-columns", "unknown-column"],
+    ids=["empty", "bom-only", "header-only", "wrong-delimiter", "missing-columns", "unknown-column",
+         "repeated-column"],
 )
 def test_whole_file_faults_raise_and_write_nothing(tmp_path, content, fragment):
     path = tmp_path / "police.csv"

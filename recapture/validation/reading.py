@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,6 +165,11 @@ def read_extract(path: str | Path, definition: SourceDefinition) -> Extract:
         frame, encoding, ragged = _read_csv(path, definition)
         delimiter = definition.delimiter
     columns = [c for c in frame.columns if c not in (ROW, "_extra")]
+    folded_names = [_fold(re.sub(r"_duplicated_\d+$", "", c)) for c in columns]
+    repeated = sorted({c for c in folded_names if folded_names.count(c) > 1})
+    if repeated:
+        raise InputError(f"column names repeated in the header: {', '.join(repeated)}", file=path,
+                         column=repeated[0])
 
     expected = definition.extract_columns
     folded_expected = {_fold(c): c for c in expected}
