@@ -53,6 +53,9 @@ def _one_imputation(k: int) -> dict[str, Any]:
     except Exception as exc:  # a failed refit is reported and left out of the combination
         out["error"] = f"{type(exc).__name__}: {exc}"
         return out
+    if not (math.isfinite(est.population_size) and math.isfinite(est.se)):
+        out["error"] = f"non-finite estimate (N̂ = {est.population_size}, SE = {est.se})"
+        return out
     out.update(population_size=float(est.population_size), se=float(est.se),
                n_observed=int(est.n_observed), model=est.model, formula=est.formula,
                n_coefficients=len(est.coefficients), converged=bool(est.converged))
