@@ -109,10 +109,26 @@ def test_estimates_by_hand():
     assert est.estimated_missed_links == pytest.approx(25.0)
     assert est.missed_link_rate == pytest.approx(25 / 33)
     assert est.n_unsure == 1 and est.n_labelled == 9
-    # Var(p̂_above) = 0.8·0.2/4 · (10−5)/9; precision is p̂ itself here
-    var = 0.8 * 0.2 / 4 * 5 / 9
+    # variance from the add-half rate 4.5/6 = 0.75: 0.75·0.25/5 · fpc (10−5)/9
+    var = 0.75 * 0.25 / 5 * 5 / 9
     assert est.precision_ci == pytest.approx(wilson_interval(0.8 * (0.16 / var), 0.16 / var))
     assert est.strata["match_rate"].to_list() == pytest.approx([0.25, 0.8])
+
+
+def test_neyman_allocation_is_proportional_to_band_size_times_sd(scored, tmp_path):
+    pairs, records = scored
+    kw = {"threshold": 0.5, "sample_size": 200, "bands": [0, 0.01, 0.5, 0.99, 1]}
+    ney = export_review_sample(pairs, records, tmp_path / "n.csv", allocation="neyman", **kw)
+    eq = export_review_sample(pairs, records, tmp_path / "e.csv", allocation="equal", **kw)
+    assert ney.height == eq.height == 200
+    assert sorted(eq.group_by("stratum").len()["len"].to_list()) == [50, 50, 50, 50]
+    mp = pl.col("match_probability")
+    band = (mp >= 0.01).cast(pl.Int64) + (mp >= 0.5).cast(pl.Int64) + (mp >= 0.99).cast(pl.Int64)
+    stats = pairs.group_by(band.alias("stratum")).agg(pl.len().alias("n"), pl.col("match_probability").mean().alias("p")).sort("stratum")
+    score = stats["n"] * (stats["p"] * (1 - stats["p"])).sqrt()
+    expected = 10 + 160 * score / score.sum()  # 10 per band first, the rest ∝ N·sd
+    got = ney.group_by("stratum").len().sort("stratum")["len"]
+    assert (got - expected).abs().max() <= 1.0
 
 
 def test_wilson_interval_reference_value():

@@ -78,6 +78,23 @@ def _band_edges(threshold: float, bands: Sequence[float] | None) -> np.ndarray:
     return np.unique(np.concatenate([edges, [0.0, 1.0, threshold]]))
 
 
+def _allocate(alloc: np.ndarray, sizes: np.ndarray, score: np.ndarray, total: int) -> np.ndarray:
+    """Hand out the rest of the sample ∝ score, capped by band size, refilling from the rest."""
+    alloc = alloc.astype(np.int64).copy()
+    while (remaining := total - int(alloc.sum())) > 0:
+        room = sizes - alloc
+        weight = np.where(room > 0, score, 0.0)
+        if weight.sum() <= 0:
+            weight = (room > 0).astype(float)
+        share = np.minimum(np.floor(remaining * weight / weight.sum()).astype(np.int64), room)
+        if share.sum() == 0:  # rounding left nothing: one each to the highest-weight bands
+            order = np.argsort(-weight, kind="stable")[:remaining]
+            share = np.zeros_like(alloc)
+            share[order[room[order] > 0]] = 1
+        alloc += share
+    return alloc
+
+
 def export_review_sample(
     pairs: pl.DataFrame,
     records: pl.DataFrame,
@@ -86,14 +103,20 @@ def export_review_sample(
     threshold: float,
     sample_size: int = 300,
     bands: Sequence[float] | None = None,
+    allocation: str = "neyman",
+    min_per_band: int = 10,
     seed: int = 0,
 ) -> pl.DataFrame:
     """Write a stratified sample of scored pairs to CSV for clerical review; return it.
 
     The pairs are split into match-probability bands (``bands`` plus the threshold as an
-    edge, so every band lies wholly above or below it) and an equal number of pairs is
-    drawn from each band without replacement (all of a band smaller than its share;
-    what it cannot use goes to the others). The output contains personal data in clear.
+    edge, so every band lies wholly above or below it) and drawn without replacement.
+    ``allocation="neyman"`` gives band h a share ∝ N_h·√(p̄_h(1−p̄_h)) with p̄_h the
+    model's mean probability there — the allocation that best estimates the number of
+    matches, which puts many draws into the huge low band where missed links hide —
+    after every band has got ``min_per_band`` pairs (or all it has), so pairs around the
+    threshold are always seen. ``allocation="equal"`` draws the same number per band.
+    The output contains personal data in clear.
     """
     for col in ("record_id_l", "record_id_r", "match_probability"):
         if col not in pairs.columns:
@@ -108,19 +131,16 @@ def export_review_sample(
     stratum = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, k - 1)
     sizes = np.bincount(stratum, minlength=k)
 
-    # equal allocation, capped by band size, leftovers handed on to bands with room
-    alloc = np.zeros(k, dtype=np.int64)
-    remaining = min(sample_size, int(sizes.sum()))
-    while remaining > 0:
-        room = sizes - alloc
-        open_ = np.flatnonzero(room > 0)
-        share = max(remaining // len(open_), 1)
-        for h in open_:
-            take = min(share, int(room[h]), remaining)
-            alloc[h] += take
-            remaining -= take
-            if remaining == 0:
-                break
+    if allocation not in ("neyman", "equal"):
+        raise ValueError(f"allocation must be 'neyman' or 'equal', got {allocation!r}")
+    total = min(sample_size, int(sizes.sum()))
+    alloc = np.minimum(sizes, min(min_per_band, total // max(int((sizes > 0).sum()), 1)))
+    if allocation == "neyman":
+        mean_p = np.bincount(stratum, weights=p, minlength=k) / np.maximum(sizes, 1)
+        score = sizes * np.sqrt(np.clip(mean_p * (1 - mean_p), 1e-6, None))
+    else:
+        score = (sizes > 0).astype(float)
+    alloc = _allocate(alloc, sizes, score, total)
 
     rng = np.random.default_rng(seed)
     order = np.argsort(stratum, kind="stable")
@@ -280,7 +300,7 @@ def wilson_interval(successes: float, n: float, level: float = 0.95) -> tuple[fl
     den = 1 + z * z / n
     centre = (phat + z * z / (2 * n)) / den
     half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
 
 
 def _design_interval(estimate: float, variance: float, n_labelled: int, level: float) -> tuple[float, float]:
@@ -330,8 +350,11 @@ def estimate_error_rates(labels: pl.DataFrame, *, level: float = 0.95) -> Review
     """Stratified estimates of precision, false-link and missed-link rates from labels.
 
     In stratum h with N_h pairs and n_h decided labels of which x_h are matches the
-    match rate is x_h/n_h, so the stratum holds N_h·x_h/n_h matches. Variances use the
-    finite-population correction; intervals are Wilson at the effective sample size.
+    match rate is x_h/n_h, so the stratum holds N_h·x_h/n_h matches. The variance of a
+    band's rate uses the add-half rate (x_h+½)/(n_h+1), so a band whose sample is all
+    matches or all non-matches is not taken as certain, and the finite-population
+    correction; intervals are Wilson at the Kish effective sample size. The missed-link
+    rate is dominated by the large low-probability band: review enough pairs there.
     """
     threshold = float(labels["threshold"][0])
     strata = (
@@ -360,8 +383,11 @@ def estimate_error_rates(labels: pl.DataFrame, *, level: float = 0.95) -> Review
         empty = strata.filter(pl.col("match_rate").is_null())["stratum"].to_list()
         raise InputError(f"no decided (match/non-match) label in stratum {empty}", column="label")
     fpc = np.where(big_n > 1, (big_n - n) / np.maximum(big_n - 1, 1), 0.0)
+    # add-half rate in the variance only, so that a band with no (or only) matches in its
+    # sample still carries the uncertainty of having seen none
+    smooth = (strata["match"].to_numpy() + 0.5) / (n + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        var_rate = np.where(n > 1, rate * (1 - rate) / (n - 1), 0.0) * fpc
+        var_rate = np.where(n > 0, smooth * (1 - smooth) / np.maximum(n, 1), 0.0) * fpc
     matches = big_n * rate
     var_matches = big_n**2 * var_rate
     above = strata["above"].to_numpy()
@@ -393,7 +419,7 @@ def estimate_error_rates(labels: pl.DataFrame, *, level: float = 0.95) -> Review
         precision=float(precision),
         precision_ci=precision_ci,
         false_link_rate=float(1 - precision),
-        false_link_rate_ci=(1 - precision_ci[1], 1 - precision_ci[0]),
+        false_link_rate_ci=(float(1 - precision_ci[1]), float(1 - precision_ci[0])),
         missed_link_rate=float(missed),
         missed_link_rate_ci=missed_ci,
         estimated_links=float(n_acc),
