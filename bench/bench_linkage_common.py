@@ -136,7 +136,10 @@ def run_worker(
 
 def finish_worker(result_path: str, payload: dict) -> None:
     """Called by a worker at its end: add its own peak memory and write the JSON."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     payload["peak_rss_gib"] = peak_rss_gib()
+    # CPU seconds of all the worker's threads: the fairer yardstick when the machine is busy
+    payload["cpu_s"] = usage.ru_utime + usage.ru_stime
     Path(result_path).write_text(json.dumps(payload, default=float))
 
 
