@@ -154,6 +154,11 @@ def _run_estimate(args: argparse.Namespace) -> int:
                 f"    {label:<36} n {row['observed']:>9,.0f}  "
                 f"N̂ {row['population_size']:>12,.1f}  (SE {row['se']:,.1f})"
             )
+    for row in result.extra.get("dependence_sensitivity") or []:
+        print(
+            f"  θ = {row['theta']:<6g} N̂ {row['population_size']:>12,.1f}  "
+            f"({row['interval']} {row['lower']:,.1f} – {row['upper']:,.1f})"
+        )
     if args.out:
         payload = result.to_dict(level=args.level)
         payload["input"] = str(args.input)
@@ -213,7 +218,20 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
         choices=["firth", "ridge", "none"],
         help="refit of diverging bootstrap replicates (default firth; none keeps the ML refits)",
     )
-    single.add_argument("--interval", choices=["normal", "lognormal", "bootstrap"], help="interval shown (default normal; bootstrap with --variance bootstrap)")
+    single.add_argument("--interval", choices=["normal", "lognormal", "bootstrap", "profile", "dark_lognormal"], help="interval shown (default normal; bootstrap with --variance bootstrap; profile is the default of the multiple-systems models)")
+    multi = p.add_argument_group("multiple systems (loglinear, petersen, chapman, closedp, closedp0)")
+    multi.add_argument("--lists", help="comma-separated 0/1 capture columns (default: every in_* column); --weights names the count column of an aggregated table")
+    multi.add_argument("--terms", help="log-linear model, e.g. '[in_police,region][in_iom,region]' or 'A*B + C' (default: main effects)")
+    multi.add_argument("--covariates", help="comma-separated covariates that stratify the table")
+    multi.add_argument("--partial-covariates", dest="partial_covariates", help="covariates missing for some people (observed in one source only), fitted by EM")
+    multi.add_argument("--passive", action="append", metavar="COVARIATE=LIST", help="passive covariate linked to one list: breaks N̂ down without changing it (repeatable)")
+    multi.add_argument("--search", choices=["stepwise", "exhaustive", "sparsemse"], help="choose the log-linear model (hierarchical; sparsemse: SparseMSE's p-value rule)")
+    multi.add_argument("--criterion", choices=["aic", "bic"], help="criterion of --search stepwise/exhaustive (default aic)")
+    multi.add_argument("--max-order", dest="max_order", type=int, help="highest interaction order searched (default 2)")
+    multi.add_argument("--pthresh", type=float, help="p-value threshold of --search sparsemse (default 0.02)")
+    multi.add_argument("--empty-overlaps", dest="empty_overlaps", choices=["drop", "keep"], help="interactions of lists that never overlap: drop their cells (SparseMSE, default) or keep them")
+    multi.add_argument("--closed-model", dest="closed_model", help="Rcapture model of closedp/closedp0, e.g. Mt, 'Mh Chao (LB)', 'Mth Darroch' (closedp0 counts: --count-col, frequencies: --weights)")
+    multi.add_argument("--dependence-thetas", dest="dependence_thetas", metavar="THETAS", help="odds ratios θ between two lists for the dependence sensitivity, e.g. 0.5,1,2")
 
 
 # ----------------------------------------------------------------------------- run

@@ -40,3 +40,31 @@ def test_bad_path_and_bad_list_are_clear_errors(tmp_path):
     with pytest.raises(InputError) as exc:
         estimate(DATA / "rcapture_HIV.csv", "loglinear", lists="c1,c9", weights="freq")
     assert exc.value.column == "c9"
+
+
+def test_cli_estimate_loglinear_writes_json(tmp_path, capsys):
+    from recapture.cli import main
+    from recapture.io import read_json
+
+    out = tmp_path / "estimates.json"
+    rc = main(["--quiet", "estimate", str(DATA / "rcapture_HIV.csv"), "--model", "loglinear",
+               "--lists", "c1,c2,c3,c4", "--weights", "freq", "--terms", "c1:c2", "--out", str(out)])
+    assert rc == 0
+    assert "12,318.47" in capsys.readouterr().out
+    d = read_json(out)
+    assert d["model"] == "loglinear" and d["default_interval"] == "profile"
+    assert d["intervals"]["profile"]["lower"] == pytest.approx(10266, abs=0.5)
+
+
+def test_cli_petersen_prints_dependence_sensitivity(capsys):
+    from recapture.cli import main
+
+    rc = main(["--quiet", "estimate", str(DATA / "rcapture_HIV.csv"), "--model", "petersen",
+               "--lists", "c1,c2", "--weights", "freq", "--dependence-thetas", "1,2"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "θ = 2" in text
+    rc = main(["--quiet", "estimate", str(DATA / "rcapture_HIV.csv"), "--model", "petersen",
+               "--lists", "c1,c2", "--weights", "freq", "--search", "stepwise"])
+    assert rc == 2
+    assert "search" in capsys.readouterr().err

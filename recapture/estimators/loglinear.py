@@ -1101,7 +1101,7 @@ def _fit_terms(
         se=se if (exists and identifiable) else math.nan,
         n_observed=int(round(n)),
         formula=gen,
-        description=name or f"Log-linear model {gen}",
+        description=name or "Log-linear model",
         coefficients=coefs,
         loglik=fit.loglik,
         aic=aic,

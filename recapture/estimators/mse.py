@@ -89,15 +89,34 @@ def _passive(value: Any) -> dict[str, str]:
 
 
 def _check(name: str, given: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(k for k, v in given.items() if v is not None and v is not False and k not in allowed)
+    unknown = sorted(
+        k for k, v in given.items() if v is not None and v is not False and k not in allowed | {"interval"}
+    )
     if unknown:
         raise ConfigError(f"option(s) not supported by --model {name}: {', '.join(unknown)}", key=unknown[0])
+
+
+def _with_interval(result: PopulationEstimate, interval: str | None) -> PopulationEstimate:
+    """Make ``interval`` the one shown, if the result has it."""
+    if interval:
+        if interval not in result.available_intervals():
+            raise ConfigError(
+                f"interval {interval!r} not available for this estimate; available: "
+                + ", ".join(result.available_intervals()),
+                key="interval",
+            )
+        result.default_interval = interval
+    return result
 
 
 _TABLE = {"lists", "weights"}
 
 
 def _run_loglinear(data: Any, **options: Any) -> PopulationEstimate:
+    return _with_interval(_fit_loglinear_options(data, **options), options.get("interval"))
+
+
+def _fit_loglinear_options(data: Any, **options: Any) -> PopulationEstimate:
     _check(
         "loglinear",
         options,
@@ -138,10 +157,12 @@ def _run_loglinear(data: Any, **options: Any) -> PopulationEstimate:
 
 def _two_list(cls: type) -> Callable[..., PopulationEstimate]:
     def run(data: Any, **options: Any) -> PopulationEstimate:
-        _check(cls.model, options, _TABLE | {"covariates", "dependence_thetas"})
+        _check(cls.model, options, _TABLE | {"covariates", "strata", "dependence_thetas"})
         thetas = _floats(options.get("dependence_thetas"), "dependence_thetas")
-        est = cls(_split(options.get("covariates")), **({} if thetas is None else {"dependence_thetas": thetas}))
-        return est.fit(data, lists=_split(options.get("lists")) or None, count=options.get("weights"))
+        strata = list(dict.fromkeys(_split(options.get("covariates")) + _split(options.get("strata"))))
+        est = cls(strata, **({} if thetas is None else {"dependence_thetas": thetas}))
+        res = est.fit(data, lists=_split(options.get("lists")) or None, count=options.get("weights"))
+        return _with_interval(res, options.get("interval"))
 
     return run
 
@@ -149,7 +170,8 @@ def _two_list(cls: type) -> Callable[..., PopulationEstimate]:
 def _run_closedp(data: Any, **options: Any) -> PopulationEstimate:
     _check("closedp", options, _TABLE | {"closed_model"})
     model = options.get("closed_model") or "Mt"
-    return ClosedPopulationModel(model).fit(data, lists=_split(options.get("lists")) or None, count=options.get("weights"))
+    res = ClosedPopulationModel(model).fit(data, lists=_split(options.get("lists")) or None, count=options.get("weights"))
+    return _with_interval(res, options.get("interval"))
 
 
 def _run_closedp0(data: Any, **options: Any) -> PopulationEstimate:
@@ -158,7 +180,7 @@ def _run_closedp0(data: Any, **options: Any) -> PopulationEstimate:
         raise ConfigError("closedp0 needs the column with each person's number of captures (--count-col)", key="count")
     model = options.get("closed_model") or "Mh Chao (LB)"
     (res,) = capture_frequency_models(data, nbcap=options["count"], freq=options.get("weights"), models=[model], profile=True)
-    return res
+    return _with_interval(res, options.get("interval"))
 
 
 register_model("loglinear", _run_loglinear, kind="multiple-systems",

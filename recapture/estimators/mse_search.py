@@ -121,7 +121,7 @@ def stepwise(
         current, best_score, best = move, score, fit(move)
         path.append({"model": best.formula, criterion: score, "population_size": best.population_size})
     best.extra["search"] = {"method": f"stepwise ({direction}) by {criterion.upper()}", "path": path}
-    best.description = f"Log-linear model {best.formula}, chosen stepwise by {criterion.upper()}"
+    best.description = f"Log-linear model chosen stepwise by {criterion.upper()}"
     return best
 
 
@@ -215,5 +215,5 @@ def sparsemse_stepwise(
     current.diagnostics["mle_exists"] = code in (0, 2)
     current.diagnostics["identifiable"] = code in (0, 1)
     current.extra["search"] = {"method": f"SparseMSE stepwise (Poisson p-value < {pthresh})", "path": path}
-    current.description = f"Log-linear model {current.formula}, SparseMSE stepwise (p < {pthresh})"
+    current.description = f"Log-linear model chosen by SparseMSE stepwise (p < {pthresh})"
     return current
