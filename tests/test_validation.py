@@ -368,3 +368,28 @@ def test_cli_validate_and_its_error_exit(tmp_path, capsys):
     assert "empty file" in err and "Traceback" not in err
     assert main(["--quiet", "validate", str(tmp_path / "export.csv"), "-o", str(tmp_path / "y")]) == 2
     assert "--input DEFINITION" in capsys.readouterr().err
+
+
+def test_stray_quote_is_read_leniently_and_an_unclosed_quote_is_a_clear_error(tmp_path):
+    stray = tmp_path / "police.csv"
+    rows = [";".join(police_row(1, family='O"Brien')), ";".join(police_row(2))]
+    stray.write_text(";".join(POLICE_HEADER) + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    result = validate_one(stray)
+    assert_reconciles(result, 2)
+    assert result.summary["files"][0]["parser"] == "lenient"
+    assert result.records.sort("source_row")["family_name_raw"].to_list() == ['O"Brien', "Amrani"]
+
+    unclosed = tmp_path / "unclosed" / "police.csv"
+    unclosed.parent.mkdir()
+    rows = [";".join(police_row(1)), ";".join(police_row(2, family='"Amrani')), ";".join(police_row(3))]
+    unclosed.write_text(";".join(POLICE_HEADER) + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="never closed") as info:
+        validate_one(unclosed)
+    assert info.value.row == 2
+
+
+def test_utf16_with_byte_order_mark_is_decoded(tmp_path):
+    path = write_csv(tmp_path / "police.csv", POLICE_HEADER, [police_row(1, family="Öztürk")], encoding="utf-16")
+    result = validate_one(path)
+    assert result.summary["files"][0]["encoding"] == "utf-16"
+    assert result.records["family_name"].to_list() == ["ozturk"]

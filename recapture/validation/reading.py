@@ -44,6 +44,8 @@ class Extract:
     #: rows with more fields than the header (their extra fields are in ``frame['_extra']``)
     ragged_rows: int = 0
     typed_date_columns: tuple[str, ...] = ()
+    #: "polars" (fast CSV parser), "lenient" (Python's csv module, for malformed rows) or "pyarrow" (Parquet)
+    parser: str = "polars"
 
 
 def decode_bytes(data: bytes, encoding: str, fallbacks: tuple[str, ...]) -> tuple[str, str]:
@@ -52,6 +54,8 @@ def decode_bytes(data: bytes, encoding: str, fallbacks: tuple[str, ...]) -> tupl
     the declared encoding, then the fallbacks. Returns (text, encoding used)."""
     if data.startswith(codecs.BOM_UTF8):
         return data[len(codecs.BOM_UTF8):].decode("utf-8", errors="strict"), "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="strict"), "utf-16"
     tried = []
     for enc in ("utf-8", encoding, *fallbacks):
         if enc in ("auto", "utf-8-sig"):
@@ -76,7 +80,7 @@ def _guess_delimiter(header: str, declared: str) -> str | None:
     return best if counts[best] > 0 else None
 
 
-def _read_csv(path: str, definition: SourceDefinition) -> tuple[pl.DataFrame, str, int]:
+def _read_csv(path: str, definition: SourceDefinition) -> tuple[pl.DataFrame, str, int, str]:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -91,41 +95,70 @@ def _read_csv(path: str, definition: SourceDefinition) -> tuple[pl.DataFrame, st
             file=path,
         ) from None
     utf8 = data[3:] if encoding == "utf-8-sig" else (data if encoding == "utf-8" else text.encode("utf-8"))
+    if encoding == "utf-16":
+        text = text.lstrip("\ufeff")
     options = dict(
         separator=definition.delimiter, quote_char=definition.quote_char, infer_schema=False,
         has_header=True, row_index_name=ROW, row_index_offset=1, encoding="utf8",
     )
-    ragged = 0
     try:
         frame = pl.read_csv(io.BytesIO(utf8), **options)
-    except pl.exceptions.ComputeError as exc:
-        if "more fields than defined" not in str(exc):
-            raise InputError(f"cannot parse as CSV: {str(exc).splitlines()[0]}", file=path) from None
-        frame, ragged = _read_ragged(text, utf8, options, definition, path)
-    except Exception as exc:  # noqa: BLE001 — any parser failure is a fault of the file
-        raise InputError(f"cannot parse as CSV: {str(exc).splitlines()[0]}", file=path) from None
-    return frame, encoding, ragged
+        return frame, encoding, 0, "polars"
+    except Exception as exc:  # noqa: BLE001 — fall back to the lenient reader below
+        first_error = str(exc).splitlines()[0]
+    frame, ragged = _read_lenient(text, definition, path, first_error)
+    return frame, encoding, ragged, "lenient"
 
 
-def _read_ragged(text: str, utf8: bytes, options: dict, definition: SourceDefinition, path: str):
-    """Rows with more fields than the header: read the rest normally, and keep each ragged
-    row's surplus fields so the row can be quarantined with everything it said."""
-    reader = csv.reader(io.StringIO(text), delimiter=definition.delimiter, quotechar=definition.quote_char)
-    header = next(reader)
-    width = len(header)
-    extra_rows, extra_values = [], []
-    for i, fields in enumerate(reader, start=1):
-        if len(fields) > width:
-            extra_rows.append(i)
-            extra_values.append(definition.delimiter.join(fields[width:]))
+def _read_lenient(text: str, definition: SourceDefinition, path: str, first_error: str):
+    """Read a file the fast parser rejects (rows longer than the header, a stray quote inside
+    an unquoted field) with Python's lenient csv reader. Surplus fields of a row go to
+    ``_extra`` so the row can be quarantined with everything it said. A quote that is never
+    closed would swallow the rest of the file into one field: that stays a whole-file fault."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=definition.delimiter,
+                        quotechar=definition.quote_char, strict=False)
     try:
-        frame = pl.read_csv(io.BytesIO(utf8), truncate_ragged_lines=True, **options)
-    except Exception as exc:  # noqa: BLE001
-        raise InputError(f"cannot parse as CSV: {str(exc).splitlines()[0]}", file=path) from None
-    extra = pl.DataFrame({ROW: extra_rows, "_extra": extra_values},
-                         schema={ROW: frame.schema[ROW], "_extra": pl.String})
-    frame = frame.join(extra, on=ROW, how="left", maintain_order="left")
-    return frame, len(extra_rows)
+        header = next(reader)
+        rows = list(reader)
+    except csv.Error as exc:
+        raise InputError(f"cannot parse as CSV: {exc} ({first_error})", file=path) from None
+    width = len(header)
+    for i, fields in enumerate(rows, start=1):
+        for value in fields:
+            if "\n" in value and definition.delimiter in value:
+                raise InputError(
+                    "a quote opened in this row is never closed: the rest of the file would be "
+                    "read as one field", file=path, row=i,
+                )
+    columns: list[list[str | None]] = [[] for _ in range(width)]
+    extra: list[str | None] = []
+    for fields in rows:
+        for j in range(width):
+            columns[j].append(fields[j] if j < len(fields) and fields[j] != "" else None)
+        extra.append(definition.delimiter.join(fields[width:]) if len(fields) > width else None)
+    names = _unique_names(header)
+    frame = pl.DataFrame(
+        {ROW: pl.int_range(1, len(rows) + 1, eager=True, dtype=pl.Int64),
+         **{name: pl.Series(name, col, dtype=pl.String) for name, col in zip(names, columns, strict=True)}},
+    )
+    ragged = sum(e is not None for e in extra)
+    if ragged:
+        frame = frame.with_columns(pl.Series("_extra", extra, dtype=pl.String))
+    return frame, ragged
+
+
+def _unique_names(header: list[str]) -> list[str]:
+    """Header names made unique the way the fast parser does (``a``, ``a_duplicated_0``)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in header:
+        if name in seen:
+            out.append(f"{name}_duplicated_{seen[name]}")
+            seen[name] += 1
+        else:
+            seen[name] = 0
+            out.append(name)
+    return out
 
 
 def _read_parquet(path: str) -> tuple[pl.DataFrame, tuple[str, ...]]:
@@ -158,11 +191,12 @@ def read_extract(path: str | Path, definition: SourceDefinition) -> Extract:
         fmt = "parquet" if path.lower().endswith((".parquet", ".pq")) or magic == b"PAR1" else "csv"
     encoding = delimiter = None
     ragged = 0
+    parser = "pyarrow"
     typed: tuple[str, ...] = ()
     if fmt == "parquet":
         frame, typed = _read_parquet(path)
     else:
-        frame, encoding, ragged = _read_csv(path, definition)
+        frame, encoding, ragged, parser = _read_csv(path, definition)
         delimiter = definition.delimiter
     columns = [c for c in frame.columns if c not in (ROW, "_extra")]
     folded_names = [_fold(re.sub(r"_duplicated_\d+$", "", c)) for c in columns]
@@ -205,6 +239,6 @@ def read_extract(path: str | Path, definition: SourceDefinition) -> Extract:
     typed_mapped = tuple(header_map[c] for c in typed if c in header_map)
     return Extract(
         path=path, frame=frame, format=fmt, encoding=encoding, delimiter=delimiter,
-        sha256=file_sha256(path), header_map=header_map, ragged_rows=ragged,
+        sha256=file_sha256(path), header_map=header_map, ragged_rows=ragged, parser=parser,
         typed_date_columns=typed_mapped,
     )

@@ -521,7 +521,7 @@ def _summary(rows: pl.DataFrame, records: pl.DataFrame, quarantine: pl.DataFrame
             "path": extract.path, "source": definition.name, "definition": definition.origin,
             "format": extract.format, "encoding": extract.encoding, "delimiter": extract.delimiter,
             "sha256": extract.sha256, "rows_in": in_rows, "_index": index,
-            "ragged_rows": extract.ragged_rows,
+            "ragged_rows": extract.ragged_rows, "parser": extract.parser,
         })
     per_input = rows.group_by("_input").agg(
         (pl.col("_errors").list.len() == 0).sum().alias("records"),
