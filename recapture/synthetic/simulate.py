@@ -158,7 +158,7 @@ def _draw_identity(rng: np.random.Generator, culture: np.ndarray, male: np.ndarr
 
 def _draw_nationalities(rng: np.random.Generator, n: int, config: SimulationConfig) -> np.ndarray:
     idx, p = nationality_mix(config)
-    return idx[rng.choice(len(idx), size=n, p=p)]
+    return idx.astype(np.int16)[rng.choice(len(idx), size=n, p=p)]
 
 
 def _other_in_region(rng: np.random.Generator, country_idx: np.ndarray, config: SimulationConfig) -> np.ndarray:
@@ -261,7 +261,7 @@ def _draw_names(rng: np.random.Generator, people: dict[str, np.ndarray], who: np
     for prefix in ("", "alias_"):
         identity = _draw_identity(rng, culture, male)
         for key, values in identity.items():
-            full = np.full(n, -1, dtype=np.int64)
+            full = np.full(n, -1, dtype=np.int32)
             full[who] = values
             people[prefix + key] = full
     k = len(who)
@@ -704,6 +704,7 @@ def simulate_world(config: SimulationConfig | None = None) -> World:
         extra_person, extra_day = _iom_records(rng_extra, np.ones(n_extra, dtype=bool), extra["entry"], extra["exit"], config)
 
         everyone = {k: np.concatenate([people[k], extra[k]]) for k in people}
+        del people, extra  # the concatenated copies replace them (memory at millions of people)
         registered = np.zeros(n + n_extra, dtype=bool)
         registered[police["rec_person"]] = True
         registered[iom_person] = True
