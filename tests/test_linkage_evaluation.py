@@ -146,7 +146,8 @@ def test_expected_metrics_by_threshold_by_hand():
     assert row["expected_recall"] == pytest.approx(1.7 / 2.1)
     assert row["expected_f1"] == pytest.approx(3.4 / 4.1)
     assert out["n_accepted"].to_list() == [2, 2, 0]  # p ≥ t includes t itself
-    assert np.isnan(out["expected_precision"][2])
+    assert out["expected_true_positives"][2] == 0.0
+    assert out["expected_false_negatives"][2] == pytest.approx(2.1)
 
 
 def test_expected_metrics_match_truth_when_probabilities_are_calibrated():

@@ -439,10 +439,15 @@ def brier_score(probabilities, outcomes) -> float:
 def expected_metrics_by_threshold(match_probability, thresholds=None) -> pl.DataFrame:
     """Expected precision, recall and F1 of accepting pairs with p ≥ t, from p alone.
 
-    If the probabilities are calibrated, E[TP] = Σ_{p≥t} p, E[FP] = Σ_{p≥t} (1−p) and the
+    A frame view of the engine's :func:`recapture.linkage.model.expected_quality` (one
+    definition in the project), with the expected confusion counts added. If the
+    probabilities are calibrated, E[TP] = Σ_{p≥t} p, E[FP] = Σ_{p≥t} (1−p) and the
     expected number of matches among candidates is Σ p. True pairs that blocking never
-    produced are invisible here, so recall is relative to the candidate pairs.
+    produced are invisible here, so recall is relative to the candidate pairs. With no
+    pair accepted, precision is reported as 1 (the engine's convention).
     """
+    from recapture.linkage.model import expected_quality
+
     p = _as_float_array(match_probability, "match_probability")
     if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
         raise ValueError("match probabilities must lie in [0, 1]")
@@ -451,26 +456,20 @@ def expected_metrics_by_threshold(match_probability, thresholds=None) -> pl.Data
         if thresholds is not None
         else np.round(np.linspace(0.05, 0.95, 19), 10)
     )
-    order = np.sort(p)
-    # suffix sums: accepted pairs are the ones at or above t
-    suffix_p = np.concatenate([np.cumsum(order[::-1])[::-1], [0.0]])
-    start = np.searchsorted(order, t, side="left")
-    n_acc = p.size - start
-    e_tp = suffix_p[start]
+    rows = expected_quality(p, t)
     total = float(p.sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(n_acc > 0, e_tp / np.maximum(n_acc, 1), np.nan)
-        recall = e_tp / total if total else np.full(t.shape, np.nan)
-        f1 = np.where(n_acc + total > 0, 2 * e_tp / (n_acc + total), np.nan)
+    n_acc = np.array([r["links"] for r in rows], dtype=np.int64)
+    precision = np.array([r["expected_precision"] for r in rows], dtype=float)
+    e_tp = precision * n_acc
     return pl.DataFrame(
         {
             "threshold": t,
-            "n_accepted": n_acc.astype(np.int64),
+            "n_accepted": n_acc,
             "expected_true_positives": e_tp,
             "expected_false_positives": n_acc - e_tp,
             "expected_false_negatives": total - e_tp,
             "expected_precision": precision,
-            "expected_recall": recall,
-            "expected_f1": f1,
+            "expected_recall": [r["expected_recall"] for r in rows],
+            "expected_f1": [r["expected_f1"] for r in rows],
         }
     )
