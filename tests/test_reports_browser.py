@@ -8,14 +8,18 @@ import pytest
 
 from recapture.reports import write_reports
 from recapture.reports.browser import check_page, find_chromium
-from recapture.reports.example import write_example_run
+from recapture.reports.example import write_demo_run, write_example_run
 
-#: Plots each report must show for a run with every stage, truth and several periods.
+#: Plots each report must show: the demo run is made by the real stages (one period, no
+#: quarantine at this size); the example run has every optional section.
 EXPECTED_PLOTS = {
-    "validation": {"rows", "quarantine", "completeness", "birth-dates", "timeline"},
-    "linkage": {"blocking", "model-weights", "weights", "expected", "cluster-sizes",
-                "precision-recall", "calibration"},
-    "estimates": {"estimates", "dependence", "threshold", "series"},
+    ("demo", "validation"): {"rows", "completeness", "birth-dates", "timeline"},
+    ("demo", "linkage"): {"blocking", "model-weights", "weights", "expected", "cluster-sizes",
+                          "precision-recall", "calibration"},
+    ("demo", "estimates"): {"estimates", "frequencies-1", "strata-1", "dependence"},
+    ("example", "validation"): {"rows", "quarantine", "completeness", "birth-dates", "timeline"},
+    ("example", "estimates"): {"estimates", "frequencies-1", "strata-1", "dependence", "threshold",
+                               "series"},
 }
 
 
@@ -31,19 +35,23 @@ def chromium():
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    run = write_example_run(tmp_path_factory.mktemp("run"), 1200, seed=5)
-    return write_reports(run, run / "reports")
+    demo = tmp_path_factory.getbasetemp() / "reports-demo-run"
+    if not (demo / "estimates.json").exists():  # shared with test_reports.py
+        write_demo_run(demo, 2500, seed=1)
+    example = write_example_run(tmp_path_factory.mktemp("example"), 1200, seed=5)
+    out = tmp_path_factory.mktemp("browser")
+    return {"demo": write_reports(demo, out / "demo"), "example": write_reports(example, out / "example")}
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_PLOTS))
-def test_report_renders_cleanly_in_chromium(chromium, reports, name):
-    path = reports[name]
+@pytest.mark.parametrize(("run", "name"), sorted(EXPECTED_PLOTS))
+def test_report_renders_cleanly_in_chromium(chromium, reports, run, name):
+    path = reports[run][name]
     shot = path.with_suffix(".png")
     check = check_page(path, shot, chromium=chromium)
     assert check.console_errors == []
     assert check.network_requests == []
     names = {p["name"] for p in check.plots}
-    assert EXPECTED_PLOTS[name] <= names, EXPECTED_PLOTS[name] - names
+    assert EXPECTED_PLOTS[run, name] <= names, EXPECTED_PLOTS[run, name] - names
     assert check.empty_plots == []
     assert not check.names_banner
     assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -44,14 +44,21 @@ MAX_STRATA_PLOTTED = 40
 
 
 def load_estimates(source: Any) -> list[dict[str, Any]]:
-    """Estimates as dicts from a run directory, an estimates.json path or objects."""
+    """Estimates as dicts from a run directory, an estimates.json path or objects.
+
+    Entries of estimators that failed (``{"model", "error", ...}`` without N̂) are kept:
+    the report lists them.
+    """
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         if path.is_dir():
             path = path / "estimates.json"
         if not path.exists():
             raise InputError("no estimates.json: run 'recapture estimate' first", file=str(path))
-        data = read_json(path)
+        try:
+            data = read_json(path)
+        except ValueError as exc:
+            raise InputError(f"not valid JSON: {exc}", file=str(path)) from None
         if isinstance(data, dict) and "estimates" in data:
             data = data["estimates"]
         if not isinstance(data, list):
@@ -63,8 +70,10 @@ def load_estimates(source: Any) -> list[dict[str, Any]]:
     for i, entry in enumerate(entries):
         if isinstance(entry, PopulationEstimate):
             entry = entry.to_dict()
-        if not isinstance(entry, dict) or "population_size" not in entry or "model" not in entry:
-            raise InputError(f"estimate {i} lacks 'model' or 'population_size'", row=i + 1)
+        if not isinstance(entry, dict) or "model" not in entry or (
+            "population_size" not in entry and "error" not in entry
+        ):
+            raise InputError(f"estimate {i + 1} lacks 'model' or 'population_size'", row=i + 1)
         out.append(entry)
     return out
 
@@ -102,7 +111,12 @@ def period_of(est: dict[str, Any]) -> str | None:
 
 
 def label_of(est: dict[str, Any]) -> str:
-    return est.get("description") or est.get("model") or "?"
+    """The configured name (if any) and the model's description."""
+    text = est.get("description") or est.get("model") or "?"
+    name = est.get("name")
+    if name and name != est.get("model") and name not in text:
+        text = f"{name}: {text}"
+    return text
 
 
 def interval_of(est: dict[str, Any]) -> tuple[float, float, str]:
@@ -123,7 +137,7 @@ def interval_of(est: dict[str, Any]) -> tuple[float, float, str]:
 
 
 # ------------------------------------------------------------------------------ sections
-def _summary_section(estimates: list[dict[str, Any]]) -> Section:
+def _summary_section(estimates: list[dict[str, Any]], failed: list[dict[str, Any]]) -> Section:
     rows = []
     for i, est in enumerate(estimates):
         lo, hi, method = interval_of(est)
@@ -149,7 +163,8 @@ def _summary_section(estimates: list[dict[str, Any]]) -> Section:
     fig = None
     if rows:
         fig = svg(_forest_plot(rows), "estimates-forest")
-    return Section("Estimates", "estimates", rows=rows, has_period=has_period, forest=fig)
+    return Section("Estimates", "estimates", rows=rows, has_period=has_period, forest=fig,
+                   failed=failed)
 
 
 def _forest_plot(rows: list[dict[str, Any]]):
@@ -170,10 +185,20 @@ def _forest_plot(rows: list[dict[str, Any]]):
             for r in rows
         ]
         ax.set_yticks(y, labels)
-        ax.set_xlabel("population size")
-        ax.xaxis.set_major_formatter(_thousands())
+        _scale_for_spread(ax, "x", np.concatenate([n, obs, lo[ok], hi[ok]]))
+        ax.set_xlabel("population size" + (" (log scale)" if ax.get_xscale() == "log" else ""))
         ax.legend(loc="lower right", fontsize=8, frameon=False)
     return fig
+
+
+def _scale_for_spread(ax, axis: str, values: np.ndarray) -> None:
+    """Log scale when values span more than a factor 20 (an absurd N̂ must not flatten
+    the others); thousands separators either way."""
+    v = values[np.isfinite(values) & (values > 0)]
+    if v.size and v.max() / v.min() > 20:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    else:
+        (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(_thousands())
 
 
 def _thousands():
@@ -182,18 +207,34 @@ def _thousands():
     return FuncFormatter(lambda x, _pos: f"{x:,.0f}")
 
 
+def _frequency_rows(est: dict[str, Any]) -> list[dict[str, Any]]:
+    """Observed and fitted per count k, or per capture history (summed over strata)."""
+    rows = _rows(est.get("fitted_frequencies"))
+    lists = [str(x) for x in ((est.get("extra") or {}).get("lists") or [])]
+    table: dict[str, dict[str, float]] = {}
+    for j, row in enumerate(rows):
+        if lists and all(name in row for name in lists):
+            key = "".join(str(row[name]) for name in lists)
+        else:
+            key = first_key(row, K_KEYS)
+            key = str(j + 1) if key is None else str(key)
+        obs, fit = first_key(row, OBS_KEYS), first_key(row, FIT_KEYS)
+        if obs is None and fit is None:
+            continue
+        cell = table.setdefault(key, {"observed": math.nan, "fitted": math.nan})
+        for name, value in (("observed", obs), ("fitted", fit)):
+            if value is not None and math.isfinite(_f(value)):
+                cell[name] = _f(value) + (0.0 if math.isnan(cell[name]) else cell[name])
+    out = [{"k": k, **v} for k, v in table.items()]
+    if lists:  # histories: most captures first, the unobserved cell (all zeros) last
+        out.sort(key=lambda r: (-r["k"].count("1"), r["k"]), reverse=False)
+    return out
+
+
 def _frequencies_section(estimates: list[dict[str, Any]]) -> Section:
     blocks = []
     for i, est in enumerate(estimates):
-        rows = _rows(est.get("fitted_frequencies"))
-        table = []
-        for row in rows:
-            k = first_key(row, K_KEYS)
-            obs = first_key(row, OBS_KEYS)
-            fit = first_key(row, FIT_KEYS)
-            if k is None or (obs is None and fit is None):
-                continue
-            table.append({"k": k, "observed": _f(obs), "fitted": _f(fit)})
+        table = _frequency_rows(est)
         if not table:
             continue
         chi2 = sum(
@@ -201,9 +242,11 @@ def _frequencies_section(estimates: list[dict[str, Any]]) -> Section:
             for r in table
             if r["fitted"] > 0 and math.isfinite(r["observed"])
         )
-        plot = svg(_frequency_plot(table, label_of(est)), f"freq-{i}")
+        lists = (est.get("extra") or {}).get("lists")
+        xlabel = ("capture history (" + ", ".join(map(str, lists)) + ")") if lists else "times observed"
+        plot = svg(_frequency_plot(table, label_of(est), xlabel), f"freq-{i}")
         blocks.append({"index": i + 1, "label": label_of(est), "period": period_of(est),
-                       "rows": table, "plot": plot, "chi2": chi2})
+                       "rows": table, "plot": plot, "chi2": chi2, "histories": bool(lists)})
     if not blocks:
         return absent_section(
             "Observed vs fitted", "frequencies",
@@ -212,19 +255,19 @@ def _frequencies_section(estimates: list[dict[str, Any]]) -> Section:
     return Section("Observed vs fitted", "frequencies", blocks=blocks)
 
 
-def _frequency_plot(table: list[dict[str, Any]], title: str):
+def _frequency_plot(table: list[dict[str, Any]], title: str, xlabel: str):
     with plot_context():
         fig, ax = new_figure(6.4, 3.0)
         x = np.arange(len(table))
         obs = np.array([r["observed"] for r in table])
         fit = np.array([r["fitted"] for r in table])
-        ax.bar(x, obs, width=0.6, label="observed", alpha=0.8)
+        ax.bar(x, np.nan_to_num(obs), width=0.6, label="observed", alpha=0.8)
         ax.plot(x, fit, "o-", color="#D55E00", label="fitted")
         ax.set_xticks(x, [str(r["k"]) for r in table])
         positive = np.concatenate([obs[obs > 0], fit[fit > 0]])
         if positive.size and positive.max() / max(positive.min(), 1e-9) > 200:
             ax.set_yscale("log")
-        ax.set_xlabel("times observed (or capture history)")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("persons")
         ax.set_title(title[:70], fontsize=9)
         ax.legend(frameon=False, fontsize=8)
@@ -243,14 +286,17 @@ def _strata_section(estimates: list[dict[str, Any]]) -> Section:
             level = first_key(row, ("level", "value", "stratum", "group"), "")
             if isinstance(level, dict):
                 level = ", ".join(f"{k}={v}" for k, v in level.items())
+            method = est.get("default_interval") or "normal"
+            lo_keys = (f"{method}_lower", *LO_KEYS, "lognormal_lower", "normal_lower")
+            hi_keys = (f"{method}_upper", *HI_KEYS, "lognormal_upper", "normal_upper")
             rows.append({
                 "variable": str(variable),
                 "level": str(level),
                 "n_observed": first_key(row, ("n_observed", "observed", "n")),
                 "population_size": n_hat,
                 "se": _f(row.get("se")),
-                "lower": _f(first_key(row, LO_KEYS)),
-                "upper": _f(first_key(row, HI_KEYS)),
+                "lower": _f(first_key(row, lo_keys)),
+                "upper": _f(first_key(row, hi_keys)),
             })
         if not rows:
             continue
@@ -279,8 +325,8 @@ def _strata_plot(rows: list[dict[str, Any]], title: str):
                         fmt="none", ecolor="black", capsize=2, lw=0.8)
         ax.set_yticks(y, [f"{r['variable']}={r['level']}" if r["variable"] else r["level"]
                           for r in rows])
-        ax.xaxis.set_major_formatter(_thousands())
-        ax.set_xlabel("population size")
+        _scale_for_spread(ax, "x", np.concatenate([n, obs]))
+        ax.set_xlabel("population size" + (" (log scale)" if ax.get_xscale() == "log" else ""))
         ax.set_title(title[:70], fontsize=9)
         ax.legend(frameon=False, fontsize=8, loc="lower right")
     return fig
@@ -374,8 +420,13 @@ def _linkage_aware_section(estimates: list[dict[str, Any]]) -> Section:
         if not isinstance(la, dict):
             continue
         lo, hi, method = interval_of(est)
+        analytic = (est.get("extra") or {}).get("linkage_aware_analytic")
         rows.append({
             "index": i + 1, "label": label_of(est), "period": period_of(est),
+            "analytic": None if not isinstance(analytic, dict) else {
+                "population_size": _f(first_key(analytic, N_KEYS)), "se": _f(analytic.get("se")),
+                "lower": _f(first_key(analytic, LO_KEYS)), "upper": _f(first_key(analytic, HI_KEYS)),
+                "method": analytic.get("method", "analytic")},
             "naive": {"population_size": _f(est.get("population_size")), "se": _f(est.get("se")),
                       "lower": lo, "upper": hi, "method": method},
             "aware": {"population_size": _f(first_key(la, N_KEYS)), "se": _f(la.get("se")),
@@ -441,11 +492,15 @@ def estimate_report(
     ``estimates`` is a run directory, an ``estimates.json`` path, or estimates as objects
     or dicts. Sections whose inputs are absent say so instead of disappearing.
     """
-    entries = load_estimates(estimates)
-    if not entries:
-        raise InputError("no estimates to report", file=str(estimates) if isinstance(estimates, str | os.PathLike) else None)
+    loaded = load_estimates(estimates)
+    if not loaded:
+        raise InputError("no estimates to report",
+                         file=str(estimates) if isinstance(estimates, str | os.PathLike) else None)
+    entries = [e for e in loaded if "population_size" in e]
+    failed = [{"label": label_of(e), "period": period_of(e), "error": e.get("error", "")}
+              for e in loaded if "population_size" not in e]
     sections = [
-        _summary_section(entries),
+        _summary_section(entries, failed),
         _frequencies_section(entries),
         _strata_section(entries),
         _comparison_section(entries),

@@ -64,18 +64,15 @@ def write_example_run(
     run.mkdir(parents=True, exist_ok=True)
 
     # persons and their registrations
-    n_persons = max(int(n_records / 1.7), 10)
-    lam = rng.gamma(1.2, 0.6, n_persons)
-    police = rng.poisson(lam) + 0
-    iom = (rng.random(n_persons) < 0.08).astype(int)
-    seen = police + iom
-    police = np.where(seen == 0, 1, police)
+    n_candidates = max(n_records, 10)
+    lam = rng.gamma(1.2, 0.6, n_candidates)
+    police = rng.poisson(lam)
+    iom = (rng.random(n_candidates) < 0.08).astype(int)
+    police = np.where(police + iom == 0, 1, police)
     counts = police + iom
-    scale = n_records / counts.sum()
-    if scale < 1:
-        keep = rng.random(n_persons) < scale
-        police, iom, counts = police[keep], iom[keep], counts[keep]
-        n_persons = counts.size
+    # as many persons as it takes to reach n_records registrations
+    n_persons = max(int(np.searchsorted(np.cumsum(counts), n_records, side="right")), 2)
+    police, iom, counts = police[:n_persons], iom[:n_persons], counts[:n_persons]
     person = np.repeat(np.arange(n_persons), counts)
     offsets = np.arange(person.size) - np.repeat(np.cumsum(counts) - counts, counts)
     is_iom = offsets >= np.repeat(police, counts)
@@ -289,4 +286,60 @@ def write_example_run(
     write_json(estimates, run / "estimates.json")
     write_json({"run_id": "example", "seed": seed, "created": "2026-01-01T00:00:00Z",
                 "truth": "truth/records.parquet"}, run / "manifest.json")
+    return run
+
+
+def write_demo_run(run_dir: str | os.PathLike, size: int = 3000, *, seed: int = 1) -> Path:
+    """A small run made by the real stages: simulate → validate → link → persons → estimate.
+
+    The artifacts are exactly what the stages write, so a report test on this run fails
+    when a stage's output format drifts. The simulated truth is kept at
+    ``run_dir/truth/records.parquet``, where the linkage report finds it.
+    """
+    import shutil
+
+    from recapture import progress
+    from recapture.estimators import estimate
+    from recapture.linkage import LinkageSettings, link_records, write_linkage
+    from recapture.linkage.engine import read_records
+    from recapture.pipelines.capture_histories import Period, build_persons
+    from recapture.synthetic import load_config, run_simulation
+    from recapture.validation import validate_extracts
+
+    run = Path(run_dir)
+    extracts = run / "extracts"
+    quiet = progress._quiet
+    progress.set_quiet(True)
+    try:
+        world, _ = run_simulation(load_config(size=size, seed=seed), extracts)
+        shutil.copytree(extracts / "truth", run / "truth", dirs_exist_ok=True)
+        validate_extracts([(extracts / "police.csv", "police"), (extracts / "iom.csv", "iom")], run,
+                          as_of=dt.date(2026, 1, 1), run_id="demo")
+        settings = LinkageSettings.default()
+        settings.seed = seed
+        write_linkage(link_records(read_records(run / "records.parquet"), settings), run, run_id="demo")
+        records = pl.read_parquet(run / "records.parquet")
+        clusters = pl.read_parquet(run / "clusters.parquet")
+        pairs = pl.read_parquet(run / "pairs.parquet")
+        period = Period.year_from_july(2017)
+        persons, _counts = build_persons(records, clusters, period, sources=["police", "iom"], pairs=pairs)
+        write_parquet(persons, run / "persons.parquet", artifact="persons",
+                      schema_version=SCHEMA_VERSIONS["persons"], run_id="demo")
+        police = persons.filter(pl.col("n_police") > 0)
+        fits = [
+            ("ztp", estimate(police, "ztpoisson", count="n_police", formula="~ sex")),
+            ("ztnb", estimate(police, "ztnegbin", count="n_police", formula="~ sex")),
+            ("chao", estimate(police, "chao", count="n_police")),
+            ("dse", estimate(persons, "loglinear", lists=["in_police", "in_iom"], covariates=["sex"],
+                             dependence_thetas=[0.5, 1.0, 2.0, 4.0])),
+        ]
+        entries = []
+        for name, result in fits:
+            entry = result.to_dict()
+            entry.update({"name": name, "period": period.label})
+            entry["extra"]["period"] = period.label
+            entries.append(entry)
+        write_json(entries, run / "estimates.json")
+    finally:
+        progress.set_quiet(quiet)
     return run

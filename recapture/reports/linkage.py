@@ -185,15 +185,19 @@ def _weights_section(pairs: pl.DataFrame, threshold: float | None, labels: pl.Se
     hist = _weight_histogram(pairs, labels)
     with plot_context():
         fig, ax = new_figure(6.6, 3.2)
-        if labels is None:
-            x = hist["bin"].to_numpy() * WEIGHT_BIN
-            ax.bar(x, hist["n"].to_numpy(), width=WEIGHT_BIN, align="edge", label="candidate pairs")
-        else:
-            for flag, name, colour in ((False, "true non-matches", "C0"), (True, "true matches", "C1")):
-                part = hist.filter(pl.col("is_match") == flag)
-                ax.bar(part["bin"].to_numpy() * WEIGHT_BIN, part["n"].to_numpy(), width=WEIGHT_BIN,
-                       align="edge", alpha=0.65, label=name, color=colour)
+        lo_bin, hi_bin = int(hist["bin"].min()), int(hist["bin"].max())
+        edges = np.arange(lo_bin, hi_bin + 2) * WEIGHT_BIN
+        groups = ([(None, "candidate pairs", "C0")] if labels is None else
+                  [(False, "true non-matches", "C0"), (True, "true matches", "C1")])
+        for flag, name, colour in groups:
+            part = hist if flag is None else hist.filter(pl.col("is_match") == flag)
+            counts = np.zeros(edges.size - 1)
+            counts[part["bin"].to_numpy() - lo_bin] = part["n"].to_numpy()
+            # one outline per group (not one patch per bin): small SVG, fast to draw
+            ax.stairs(np.where(counts > 0, counts, 0.5), edges, fill=True, alpha=0.55,
+                      color=colour, label=name, baseline=0.5)
         ax.set_yscale("log")
+        ax.set_ylim(bottom=0.5)
         if threshold is not None:
             tw = _prob_to_weight(threshold)
             ax.axvline(tw, color="black", ls="--", lw=1.2)
@@ -231,44 +235,79 @@ def _expected_section(pairs: pl.DataFrame, threshold: float | None, metrics: dic
                    at=at, rows=rows)
 
 
+def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray, what: str = "clusters.parquet") -> np.ndarray:
+    """values[k] for each query key k (keys unique); vectorised, no join.
+
+    Record ids are small non-negative integers (0, 1, … from validation), so a direct
+    index table is used; sparse or negative ids fall back to a binary search.
+    """
+    if keys.size and query.size and keys.min() >= 0 and keys.max() < 4 * keys.size + 1024:
+        table = np.full(int(max(keys.max(), query.max(initial=0))) + 1, -1, dtype=np.int64)
+        table[keys] = np.arange(keys.size)
+        valid = (query >= 0) & (query < table.size)
+        pos = np.where(valid, table[np.where(valid, query, 0)], -1)
+        if (pos < 0).any():
+            missing = query[pos < 0][0]
+            raise InputError(f"record_id {missing} of pairs.parquet is not in {what}",
+                             file=what, column="record_id")
+        return values[pos]
+    order = np.argsort(keys, kind="stable")
+    pos = np.searchsorted(keys, query, sorter=order)
+    pos = np.clip(pos, 0, max(keys.size - 1, 0))
+    found = keys[order[pos]] == query if keys.size else np.zeros(query.size, dtype=bool)
+    if not found.all():
+        missing = query[~found][0]
+        raise InputError(f"record_id {missing} of pairs.parquet is not in {what}",
+                         file=what, column="record_id")
+    return values[order[pos]]
+
+
 def _cluster_stats(pairs: pl.DataFrame, clusters: pl.DataFrame, threshold: float,
-                   conflict_probability: float) -> pl.DataFrame:
-    """Per multi-record cluster: links inside, density, conflicts, weakest spanning link."""
-    person = clusters.select("record_id", "person_id")
-    within = (pairs.select(L, R, "match_probability")
-              .join(person.rename({"record_id": L, "person_id": "p_l"}), on=L, how="inner")
-              .join(person.rename({"record_id": R, "person_id": "p_r"}), on=R, how="inner")
-              .filter(pl.col("p_l") == pl.col("p_r")))
-    sizes = clusters.group_by("person_id").agg(pl.len().alias("size"),
-                                               pl.col("source").n_unique().alias("sources"),
-                                               pl.col("record_id").min().alias("first_record"))
-    stats = (within.group_by("p_l")
-             .agg((pl.col("match_probability") >= threshold).sum().alias("links"),
-                  (pl.col("match_probability") < conflict_probability).sum().alias("conflicts"),
-                  pl.col("match_probability").filter(pl.col("match_probability") >= threshold)
-                  .mean().alias("mean_link_probability"),
-                  pl.len().alias("scored_pairs"))
-             .rename({"p_l": "person_id"}))
-    out = (sizes.filter(pl.col("size") > 1).join(stats, on="person_id", how="left")
-           .with_columns(pl.col("links", "conflicts", "scored_pairs").fill_null(0))
-           .with_columns((pl.col("links") / (pl.col("size") * (pl.col("size") - 1) / 2)).alias("density")))
-    # weakest link of each cluster: the smallest edge of its maximum spanning tree
-    linked = within.filter(pl.col("match_probability") >= threshold)
-    if linked.height:
-        ids = clusters["record_id"].to_numpy()
-        order = np.argsort(ids)
-        pos_l = order[np.searchsorted(ids, linked[L].to_numpy(), sorter=order)]
-        pos_r = order[np.searchsorted(ids, linked[R].to_numpy(), sorter=order)]
+                   conflict_probability: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per multi-record cluster: links inside, density, conflicts, weakest spanning link.
+
+    Record → cluster lookups are array gathers, not joins, so millions of pairs stay fast.
+    """
+    ids = clusters["record_id"].to_numpy()
+    person_ids, cluster_idx = np.unique(clusters["person_id"].to_numpy(), return_inverse=True)
+    row_l = _lookup(ids, np.arange(ids.size), pairs[L].to_numpy())
+    row_r = _lookup(ids, np.arange(ids.size), pairs[R].to_numpy())
+    c_l, c_r = cluster_idx[row_l], cluster_idx[row_r]
+    prob = pairs["match_probability"].to_numpy()
+    within = c_l == c_r
+    link = within & (prob >= threshold)
+    k = person_ids.size
+    size = np.bincount(cluster_idx, minlength=k)
+    links = np.bincount(c_l[link], minlength=k)
+    conflicts = np.bincount(c_l[within & (prob < conflict_probability)], minlength=k)
+    scored = np.bincount(c_l[within], minlength=k)
+    link_p_sum = np.bincount(c_l[link], weights=prob[link], minlength=k)
+    weakest = np.full(k, np.nan)
+    if link.any():
         n = ids.size
-        graph = coo_matrix((2.0 - linked["match_probability"].to_numpy(), (pos_l, pos_r)), shape=(n, n)).tocsr()
+        graph = coo_matrix((2.0 - prob[link], (row_l[link], row_r[link])), shape=(n, n)).tocsr()
         tree = minimum_spanning_tree(graph).tocoo()
-        labels = clusters["person_id"].to_numpy()
-        weakest = (pl.DataFrame({"person_id": labels[tree.row], "p": 2.0 - tree.data})
-                   .group_by("person_id").agg(pl.col("p").min().alias("weakest_link")))
-        out = out.join(weakest, on="person_id", how="left")
-    else:
-        out = out.with_columns(pl.lit(None, dtype=pl.Float64).alias("weakest_link"))
-    return out, linked
+        tree_min = np.full(k, np.inf)
+        np.minimum.at(tree_min, cluster_idx[tree.row], 2.0 - tree.data)
+        weakest = np.where(np.isfinite(tree_min), tree_min, np.nan)
+    sources = clusters.select(pl.col("source").n_unique().over("person_id"))["source"].to_numpy()
+    n_sources = np.zeros(k, dtype=np.int64)
+    n_sources[cluster_idx] = sources
+    first = np.full(k, np.iinfo(np.int64).max)
+    np.minimum.at(first, cluster_idx, ids.astype(np.int64))
+    multi = size > 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        density = links / (size * (size - 1) / 2)
+        mean_p = np.where(links > 0, link_p_sum / np.maximum(links, 1), np.nan)
+    stats = pl.DataFrame({
+        "person_id": person_ids[multi], "size": size[multi], "sources": n_sources[multi],
+        "first_record": first[multi], "links": links[multi], "conflicts": conflicts[multi],
+        "mean_link_probability": mean_p[multi], "scored_pairs": scored[multi],
+        "density": density[multi], "weakest_link": weakest[multi],
+    }).with_columns(pl.col("mean_link_probability", "weakest_link").fill_nan(None))
+    linked = pl.DataFrame({L: pairs[L].to_numpy()[link], R: pairs[R].to_numpy()[link],
+                           "match_probability": prob[link]})
+    return stats, linked
 
 
 def _chain_lengths(suspects: pl.DataFrame, clusters: pl.DataFrame, linked: pl.DataFrame) -> dict[int, int]:
@@ -543,10 +582,11 @@ def linkage_report(
     truth_table = _truth_for(run, truth, manifest)
     labels = None
     if truth_table is not None:
-        labelled = evaluation.label_pairs(pairs.select(L, R).with_row_index("_row"),
-                                          truth_table.rename({"true_person": "entity"}),
-                                          entity_col="entity")
-        labels = labelled.sort("_row")["is_match"]
+        keys = truth_table["record_id"].to_numpy()
+        entity = truth_table["true_person"].to_numpy()
+        same = (_lookup(keys, entity, pairs[L].to_numpy(), "the truth table")
+                == _lookup(keys, entity, pairs[R].to_numpy(), "the truth table"))
+        labels = pl.Series("is_match", same)
     overview = _overview(pairs, clusters, metrics, threshold)
     sections = [
         _blocking_section(pairs, metrics, clusters.height),
