@@ -162,7 +162,8 @@ def main() -> None:
         f"Command: `python bench/bench_estimators_count.py`. Machine: {machine()}. "
         f"Date: {dt.date.today().isoformat()}. Load average {load_before:.1f} before and "
         f"{load_after:.1f} after the run: the machine was shared with other jobs, so wall-clock "
-        "times are upper bounds; CPU times are given as well.",
+        "times are upper bounds; CPU times (this process, all threads) are given as well and "
+        "bound the wall time on an idle machine.",
         "",
         "### Reference values (issue 5)",
         "",
