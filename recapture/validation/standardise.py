@@ -294,6 +294,7 @@ def classify_birth_dates(parts: pl.Expr, raw: pl.Expr) -> pl.Expr:
     ``year_only`` (month and day 00 or absent) or ``missing`` (empty, unreadable or
     impossible). ``impossible`` marks text that parses but is no calendar date (31-02-1990,
     month 13, day without month, year outside 1800–2100); nothing impossible is repaired.
+    Pass ``parts`` as a column (``pl.col``): it is referenced many times.
     """
     y = parts.struct.field("year")
     m = parts.struct.field("month")
@@ -338,10 +339,17 @@ def parse_full_dates(raw: pl.Expr, formats: Sequence[str], *, pivot_year: int) -
 
     Returns a struct ``{date, unparseable, partial}``: ``partial`` when the text has 00 for
     day or month or lacks them, ``unparseable`` when no format fits or the date does not
-    exist. Never repaired.
+    exist; ``two_digit_year`` as in :func:`parse_date_parts`. Never repaired.
     """
-    parts = parse_date_parts(raw, formats, pivot_year=pivot_year)
-    return full_date_from_parts(parts, raw)
+    formats = list(formats)
+
+    def parse(series: pl.Series) -> pl.Series:
+        frame = pl.DataFrame({"raw": series, "parts": date_parts(series, formats, pivot_year=pivot_year)})
+        return frame.select(full_date_from_parts(pl.col("parts"), pl.col("raw")).alias(series.name)).to_series()
+
+    return raw.map_batches(parse, return_dtype=pl.Struct({
+        "date": pl.Date, "unparseable": pl.Boolean, "partial": pl.Boolean, "two_digit_year": pl.Boolean,
+    }))
 
 
 def full_date_from_parts(parts: pl.Expr, raw: pl.Expr) -> pl.Expr:
