@@ -39,17 +39,17 @@ def _run_simulate(args: argparse.Namespace) -> int:
     from recapture.synthetic import format_summary, load_config, run_simulation
 
     config = load_config(args.config, size=args.size, seed=args.seed)
-    _world, paths = run_simulation(config, args.out)
-    print(format_summary(_world.summary, paths))
+    world, paths = run_simulation(config, args.out)
+    print(format_summary(world.summary, paths))
     return 0
 
 
 @command("simulate", "simulate a registration world with known truth")(_run_simulate)
 def _add_simulate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("out", type=Path, help="output directory (police.csv, iom.csv, truth/, manifest.json)")
-    p.add_argument("--config", type=Path, help="simulation TOML; every key optional (see docs/simulator.md)")
-    p.add_argument("--size", type=int, help="true population size N (default 23000)")
-    p.add_argument("--seed", type=int, help="random seed (default 20180630)")
+    p.add_argument("out", type=Path, metavar="OUT", help="output directory (police.csv, iom.csv, truth/, manifest.json)")
+    p.add_argument("--config", type=Path, metavar="FILE", help="simulation TOML; every key optional (see docs/simulator.md)")
+    p.add_argument("--size", type=int, metavar="N", help="true population size N (default 23,000; overrides the file)")
+    p.add_argument("--seed", type=int, metavar="S", help="random seed (default 20180630; overrides the file)")
 
 
 # ----------------------------------------------------------------------------- validate
