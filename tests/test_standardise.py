@@ -108,8 +108,8 @@ def test_names_are_mapped_per_distinct_value_and_aligned():
 # ----------------------------------------------------------------------------- dates
 def _birth(values, formats, pivot=2020):
     df = pl.DataFrame({"raw": values}, schema={"raw": pl.String})
-    parts = parse_date_parts(pl.col("raw"), formats, pivot_year=pivot)
-    return df.select(classify_birth_dates(parts, pl.col("raw")).alias("c")).unnest("c")
+    df = df.with_columns(parts=parse_date_parts(pl.col("raw"), formats, pivot_year=pivot))
+    return df.select(classify_birth_dates(pl.col("parts"), pl.col("raw")).alias("c")).unnest("c")
 
 
 def test_birth_date_quality_classes_and_partial_dates():
