@@ -230,6 +230,7 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
     multi.add_argument("--max-order", dest="max_order", type=int, help="highest interaction order searched (default 2)")
     multi.add_argument("--pthresh", type=float, help="p-value threshold of --search sparsemse (default 0.02)")
     multi.add_argument("--empty-overlaps", dest="empty_overlaps", choices=["drop", "keep"], help="interactions of lists that never overlap: drop their cells (SparseMSE, default) or keep them")
+    multi.add_argument("--heterogeneity", help="add Rcapture's heterogeneity to a log-linear model: Chao (LB), Poisson2, Darroch, Gamma3.5")
     multi.add_argument("--closed-model", dest="closed_model", help="Rcapture model of closedp/closedp0, e.g. Mt, 'Mh Chao (LB)', 'Mth Darroch' (closedp0 counts: --count-col, frequencies: --weights)")
     multi.add_argument("--dependence-thetas", dest="dependence_thetas", metavar="THETAS", help="odds ratios θ between two lists for the dependence sensitivity, e.g. 0.5,1,2")
 

@@ -162,3 +162,44 @@ def test_cormack_three_lists_rcapture_paper_results():
     assert round(lo) == 203 and round(hi) == 217
     b2 = LogLinearModel("c2:c3").fit(df, lists=["c1", "c2", "c3"], count="n")
     assert round(b2.deviance, 1) == 1.2 and b2.df_residual == 2 and round(b2.confint("profile")[0]) == 210
+
+
+def _table(counts, t):
+    from recapture.estimators.loglinear import _all_histories
+
+    H = _all_histories(t)
+    return pl.DataFrame({f"c{i + 1}": H[:, i] for i in range(t)}).with_columns(n=pl.Series(counts))
+
+
+def test_interactions_with_heterogeneity_rivest_2011_diabetes():
+    # Rcapture's tests reproducing Rivest (2011) on the diabetes data of Bruno et al. (1994):
+    # mX = ~ . + c1:c3 + c2:c4 + c3:c4 with h = none / LB / Poisson / Darroch / Gamma
+    d = _table([58, 157, 18, 104, 46, 650, 12, 709, 14, 20, 7, 74, 8, 182, 10], 4)
+    L = ["c1", "c2", "c3", "c4"]
+    expected = {  # N (rounded), SE (rounded), deviance (2 decimals), df
+        None: (2472, 53, 21.97, 7),
+        "Chao (LB)": (2588, 75, 3.13, 6),
+        "Poisson2": (2573, 76, 12.88, 6),
+        "Darroch": (2752, 133, 8.32, 6),
+        "Gamma3.5": (2964, 219, 6.74, 6),
+        "Gamma0.5": (4238, 952, 5.49, 6),
+    }
+    for het, (N, se, dev, df) in expected.items():
+        r = LogLinearModel("c1:c3 + c2:c4 + c3:c4", heterogeneity=het).fit(d, lists=L, count="n")
+        assert (round(r.population_size), round(r.se), round(r.deviance, 2), r.df_residual) == (N, se, dev, df), het
+    bruno = LogLinearModel(["c1:c2", "c1:c3", "c2:c3", "c2:c4", "c3:c4"]).fit(d, lists=L, count="n")
+    assert (round(bruno.population_size), round(bruno.se), round(bruno.deviance, 2), bruno.df_residual) == (2771, 145, 7.62, 5)
+
+
+def test_interactions_with_heterogeneity_darroch_r3():
+    # Rivest (2011) on the R3 data of Darroch et al. (1993), as in Rcapture's tests
+    d = _table([72, 155, 7, 71, 13, 53, 43], 3)
+    L = ["c1", "c2", "c3"]
+    sat = LogLinearModel("(c1+c2+c3)^2").fit(d, lists=L, count="n")
+    assert (round(sat.population_size), round(sat.se)) == (1240, 451)
+    inter2 = LogLinearModel("c1:c2 + c2:c3").fit(d, lists=L, count="n")
+    assert (round(inter2.population_size), round(inter2.se), round(inter2.deviance, 1), inter2.df_residual) == (850, 186, 3.8, 1)
+    lb = LogLinearModel("c1:c2", heterogeneity="Chao").fit(d, lists=L, count="n")
+    assert (round(lb.population_size), round(lb.se), round(lb.deviance, 2), lb.df_residual) == (681, 78, 3.45, 1)
+    dar = LogLinearModel("c1:c2", heterogeneity="Darroch").fit(d, lists=L, count="n")
+    assert (round(dar.population_size, 1), round(dar.se, 1)) == (1181.8, 404.2)

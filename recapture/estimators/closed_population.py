@@ -32,6 +32,7 @@ from recapture.estimators.loglinear import (
     _to_polars,
     capture_table,
     fit_poisson,
+    heterogeneity_columns,
     profile_interval,
 )
 from recapture.estimators.result import PopulationEstimate
@@ -86,17 +87,9 @@ def canonical_model_name(name: str) -> str:
 
 
 def _heterogeneity(model: str, nbcap: np.ndarray, t: int) -> tuple[np.ndarray, list[str]]:
-    if "Chao" in model:
-        if t < 3:
-            return np.zeros((len(nbcap), 1)), ["eta"]
-        cols = np.column_stack([np.maximum(nbcap - j + 1, 0) for j in range(3, t + 1)])
-        return cols.astype(float), [f"eta{j}" for j in range(3, t + 1)]
-    if "Poisson2" in model:
-        return (2.0**nbcap - 1)[:, None], ["tau"]
-    if "Darroch" in model:
-        return (nbcap**2 / 2.0)[:, None], ["tau"]
-    if "Gamma3.5" in model:
-        return (-np.log(3.5 + nbcap) + math.log(3.5))[:, None], ["tau"]
+    for kind, theta in (("Chao", None), ("Poisson2", 2.0), ("Darroch", None), ("Gamma3.5", 3.5)):
+        if kind in model:
+            return heterogeneity_columns(kind.rstrip("0123456789."), nbcap, t, theta)
     raise ConfigError(f"no heterogeneity in model {model!r}", key="model")
 
 

@@ -882,6 +882,8 @@ class LogLinearModel:
         level: float = 0.95,
         name: str | None = None,
         dependence_thetas: Sequence[float] | None = None,
+        heterogeneity: str | None = None,
+        theta: float | None = None,
     ):
         if empty_overlaps not in ("drop", "keep"):
             raise ConfigError("empty_overlaps must be 'drop' or 'keep'", key="empty_overlaps")
@@ -897,6 +899,17 @@ class LogLinearModel:
         self.level = level
         self.name = name
         self.dependence_thetas = None if dependence_thetas is None else list(dependence_thetas)
+        if heterogeneity is not None:
+            m = re.fullmatch(r"\s*(Chao|LB|Poisson|Darroch|Gamma)\s*(\(LB\))?\s*([0-9.]+)?\s*", heterogeneity)
+            if not m:
+                raise ConfigError(
+                    f"unknown heterogeneity {heterogeneity!r}; known: Chao (LB), Poisson2, Darroch, Gamma3.5",
+                    key="heterogeneity",
+                )
+            theta = float(m.group(3)) if m.group(3) else theta
+            self.heterogeneity: tuple[str, float | None] | None = (m.group(1), theta)
+        else:
+            self.heterogeneity = None
 
     # ------------------------------------------------------------------ public
     def fit(
@@ -936,6 +949,7 @@ class LogLinearModel:
             seed=self.seed,
             level=self.level,
             name=self.name,
+            heterogeneity=self.heterogeneity,
         )
         if self.dependence_thetas is not None and table.k == 2:
             if table.partial_counts is not None and table.partial_counts.sum() > 0:
@@ -949,6 +963,33 @@ class LogLinearModel:
 
 def _list_only(term: Term, lists: Sequence[str]) -> bool:
     return all(v in lists for v in term)
+
+
+HETEROGENEITY = ("Chao", "LB", "Poisson", "Darroch", "Gamma")
+
+
+def heterogeneity_columns(
+    kind: str, nbcap: np.ndarray, t: int, theta: float | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Rcapture's heterogeneity columns, functions of the number of captures c (zero at c = 0,
+    so the hidden cell is untouched): Chao/LB max(c − j + 1, 0) for j = 3..t, Poisson θ^c − 1
+    (θ = 2), Darroch c²/2, Gamma −log(θ + c) + log θ (θ = 3.5)."""
+    nbcap = np.asarray(nbcap, dtype=float)
+    key = kind.strip()
+    if key in ("Chao", "LB"):
+        if t < 3:
+            return np.zeros((len(nbcap), 1)), ["eta"]
+        cols = np.column_stack([np.maximum(nbcap - j + 1, 0) for j in range(3, t + 1)])
+        return cols, [f"eta{j}" for j in range(3, t + 1)]
+    if key == "Poisson":
+        th = 2.0 if theta is None else float(theta)
+        return (th**nbcap - 1)[:, None], ["tau"]
+    if key == "Darroch":
+        return (nbcap**2 / 2.0)[:, None], ["tau"]
+    if key == "Gamma":
+        th = 3.5 if theta is None else float(theta)
+        return (-np.log(th + nbcap) + math.log(th))[:, None], ["tau"]
+    raise ConfigError(f"unknown heterogeneity {kind!r}; known: {', '.join(HETEROGENEITY)}", key="heterogeneity")
 
 
 @dataclass
@@ -970,9 +1011,18 @@ def _prepare_design(
     terms: Sequence[Term],
     empty_overlaps: str = "drop",
     offsets: dict[Term, float] | None = None,
+    heterogeneity: tuple[str, float | None] | None = None,
 ) -> PreparedDesign:
     lists = table.lists
     design = build_design(table, terms)
+    if heterogeneity is not None:
+        het, het_names = heterogeneity_columns(heterogeneity[0], table.histories.sum(axis=1), table.k, heterogeneity[1])
+        design = Design(
+            np.column_stack([design.X, het]),
+            np.column_stack([design.X0, np.zeros((design.X0.shape[0], het.shape[1]))]),
+            [*design.names, *het_names],
+            [*design.term_of_column, *[None] * het.shape[1]],
+        )
     cell_keep = np.ones(len(table.counts), dtype=bool)
     col_keep = np.ones(design.X.shape[1], dtype=bool)
     empty: list[str] = []
@@ -1011,6 +1061,33 @@ def check_model(table: CaptureTable, terms: Sequence[Term], empty_overlaps: str 
     return int(not mle_exists(prep.X, prep.y)) + 2 * int(rank_deficiency(prep.X) > 0)
 
 
+def _chao_negative_eta(prep: PreparedDesign) -> tuple[PreparedDesign, list[str]]:
+    """Rcapture's ``Chao.neg``: drop the first non-positive η column and refit, until none is."""
+    dropped: list[str] = []
+    while True:
+        etas = [j for j, nm in enumerate(prep.names) if nm.startswith("eta")]
+        if not etas:
+            return prep, dropped
+        fit = fit_poisson(prep.X, prep.y, prep.offset)
+        bad = [j for j in etas if not fit.coef[j] > 0]
+        if not bad:
+            return prep, dropped
+        j = bad[0]
+        keep = np.ones(prep.X.shape[1], dtype=bool)
+        keep[j] = False
+        dropped.append(prep.names[j])
+        prep = PreparedDesign(
+            X=prep.X[:, keep],
+            X0=prep.X0[:, keep],
+            names=[nm for nm, k in zip(prep.names, keep, strict=True) if k],
+            y=prep.y,
+            offset=prep.offset,
+            offset0=prep.offset0,
+            cell_keep=prep.cell_keep,
+            empty=prep.empty,
+        )
+
+
 def _fit_terms(
     table: CaptureTable,
     terms: Sequence[Term],
@@ -1023,11 +1100,15 @@ def _fit_terms(
     level: float = 0.95,
     name: str | None = None,
     check: bool = True,
+    heterogeneity: tuple[str, float | None] | None = None,
 ) -> PopulationEstimate:
     """Fit one hierarchical model to a table and build the :class:`PopulationEstimate`."""
     lists = table.lists
     warnings: list[str] = []
-    prep = _prepare_design(table, terms, empty_overlaps, offsets)
+    prep = _prepare_design(table, terms, empty_overlaps, offsets, heterogeneity)
+    dropped_eta: list[str] = []
+    if heterogeneity is not None and heterogeneity[0] in ("Chao", "LB"):
+        prep, dropped_eta = _chao_negative_eta(prep)
     X, X0, names, y, offset, offset0 = prep.X, prep.X0, prep.names, prep.y, prep.offset, prep.offset0
     cell_keep, empty = prep.cell_keep, prep.empty
     partial_present = table.partial_counts is not None and table.partial_counts.sum() > 0
@@ -1123,6 +1204,7 @@ def _fit_terms(
             "em_iterations": em_iter,
             "cells": int(len(y)),
             "dropped_all_zero_rows": table.dropped_all_zero,
+            "dropped_eta": dropped_eta,
         }
     )
     result.extra.update(

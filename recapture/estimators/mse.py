@@ -122,15 +122,15 @@ def _fit_loglinear_options(data: Any, **options: Any) -> PopulationEstimate:
         options,
         _TABLE
         | {"terms", "covariates", "partial_covariates", "passive", "search", "criterion", "max_order",
-           "dependence_thetas", "replicates", "seed", "empty_overlaps", "pthresh"},
+           "dependence_thetas", "replicates", "seed", "empty_overlaps", "pthresh", "heterogeneity"},
     )
     lists = _split(options.get("lists")) or None
     count = options.get("weights")
     covariates = _split(options.get("covariates"))
     search = options.get("search")
     if search:
-        if options.get("partial_covariates") or options.get("passive"):
-            raise ConfigError("model search does not combine with EM or passive covariates", key="search")
+        if options.get("partial_covariates") or options.get("passive") or options.get("heterogeneity"):
+            raise ConfigError("model search does not combine with EM, passive covariates or heterogeneity", key="search")
         criterion = options.get("criterion") or "aic"
         max_order = int(options.get("max_order") or 2)
         if search == "stepwise":
@@ -151,6 +151,7 @@ def _fit_loglinear_options(data: Any, **options: Any) -> PopulationEstimate:
         bootstrap=int(options.get("replicates") or 0),
         seed=options.get("seed"),
         dependence_thetas=_floats(options.get("dependence_thetas"), "dependence_thetas"),
+        heterogeneity=options.get("heterogeneity"),
     )
     return model.fit(data, lists=lists, count=count)
 
