@@ -75,13 +75,13 @@ class RecordSchema(pa.DataFrameModel):
     nationality_iso3: Optional[str] = pa.Field(nullable=True, str_length={"min_value": 3, "max_value": 3}, description="ISO 3166-1 alpha-3 code; null when unknown or unrecognised.")
     nationality_region: Optional[str] = pa.Field(nullable=True, isin=list(REGIONS), description="Region group of the nationality; null when unknown.")
     nationality_raw: Optional[str] = pa.Field(nullable=True, description="Nationality as recorded.")
-    v_number: Optional[str] = pa.Field(nullable=True, description="V-number (vreemdelingennummer) in canonical form, when present and well-formed.")
+    v_number: Optional[str] = pa.Field(nullable=True, str_matches=r"^\d{10}$", description="V-number (vreemdelingennummer) as 10 digits, when present and well-formed.")
     v_number_raw: Optional[str] = pa.Field(nullable=True, description="V-number as recorded.")
     police_unit: Optional[str] = pa.Field(nullable=True, description="Police unit of the apprehension (police only).")
     reason: Optional[str] = pa.Field(nullable=True, isin=list(APPREHENSION_REASONS), description="Reason of the apprehension (police only).")
     client_category: Optional[str] = pa.Field(nullable=True, description="IOM client category (IOM only).")
     in_target: bool = pa.Field(description="False for registrations of people outside the target population (e.g. IOM clients with a pending procedure).")
-    warnings: Optional[list[str]] = pa.Field(nullable=True, description="Codes of the warnings raised on this row (flagged, not quarantined).")
+    warnings: Optional[list[str]] = pa.Field(nullable=True, description="Codes of the checks that flagged this row with a 'warning' policy (empty list when none); see docs/validation.md.")
 
     class Config:
         strict = False  # source definitions may carry extra passthrough columns
