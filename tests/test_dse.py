@@ -51,6 +51,8 @@ def test_stratified_petersen_equals_loglinear_ax_bx():
     # [AX][BX] is the Petersen estimate in each stratum, summed
     assert ll.population_size == pytest.approx(strat.population_size, rel=1e-9)
     assert sum(s["population_size"] for s in ll.strata) == pytest.approx(ll.population_size, rel=1e-12)
+    # a covariate named in the model is taken from the data without declaring it
+    assert LogLinearModel("[in_police,region][in_iom,region]").fit(df).population_size == ll.population_size
     plain = Petersen().fit(df)
     assert plain.population_size < 0.9 * ll.population_size  # heterogeneity biases it down here
 

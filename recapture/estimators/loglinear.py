@@ -921,10 +921,26 @@ class LogLinearModel:
         source: str | None = None,
     ) -> PopulationEstimate:
         covs = list(dict.fromkeys([*self.covariates, *self.partial_covariates, *self.passive]))
+        covs += self._covariates_named_in_model(data, lists, count, covs)
         table = capture_table(
             data, lists=lists, count=count, covariates=covs, source=source, allow_missing=self.partial_covariates
         )
         return self.fit_table(table)
+
+    def _covariates_named_in_model(self, data: Any, lists, count, known: list[str]) -> list[str]:
+        """Columns the model names that are neither lists nor declared covariates: covariates."""
+        if self.model is None or isinstance(data, CaptureTable):
+            return []
+        text = self.model if isinstance(self.model, str) else " ".join(
+            t if isinstance(t, str) else " ".join(t) for t in self.model
+        )
+        try:
+            columns = _to_polars(data).columns
+        except Exception:  # reading errors are reported by capture_table
+            return []
+        skip = set(known) | set(lists or [c for c in columns if c.startswith("in_")]) | {count}
+        names = re.findall(r"[A-Za-z_][\w.]*", text)
+        return [c for c in dict.fromkeys(names) if c in columns and c not in skip]
 
     def terms(self, table: CaptureTable) -> list[Term]:
         extra = [(lst, cov) for cov, lst in self.passive.items()]
@@ -1176,6 +1192,8 @@ def _fit_terms(
         only_partial = np.asarray(groups.sum(axis=0) > 0).ravel() & (y == 0)
         df_res = int(len(y) - only_partial.sum() + len(table.partial_counts) - fit.rank)
     gen = generating_class(terms)
+    if heterogeneity is not None:
+        gen += f" + h={heterogeneity[0]}" + (f"({heterogeneity[1]:g})" if heterogeneity[1] is not None else "")
     result = PopulationEstimate(
         model="loglinear",
         population_size=N if (exists and identifiable) else math.nan,
