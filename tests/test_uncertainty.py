@@ -416,3 +416,18 @@ def test_corrected_linked_cell_refit_matches_the_closed_form():
     # replicate linkage variance ≈ the delta-method one
     ratio = refit.extra["linkage_aware"]["between_var"] / closed.extra["linkage_aware"]["between_var"]
     assert 0.5 < ratio < 2.0
+
+
+def test_threshold_clustering_equals_the_linkage_engine():
+    from recapture.linkage.clustering import cluster_pairs
+
+    records, pairs, _ = _world(n_people=1500, seed=31)
+    graph = prepare_pairs(records["record_id"], pairs, min_probability=0.0)
+    ids = graph.record_ids
+    i = np.searchsorted(ids, pairs["record_id_l"].to_numpy())
+    j = np.searchsorted(ids, pairs["record_id_r"].to_numpy())
+    for threshold in (0.3, 0.5, 0.9):
+        engine = cluster_pairs(ids.size, i, j, pairs["match_probability"].to_numpy(), threshold,
+                               chaining_steps=[0.8, 0.9, 0.95, 0.99, 0.999]).labels
+        ours = threshold_labels(graph, threshold)
+        assert np.array_equal(engine[:, None] == engine[None, :], ours[:, None] == ours[None, :])

@@ -109,29 +109,33 @@ def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def _conflicted(graph: PairGraph, labels: np.ndarray) -> np.ndarray:
-    same = labels[graph.conflict_left] == labels[graph.conflict_right]
-    return np.unique(labels[graph.conflict_left[same]])
-
-
 def cluster_links(graph: PairGraph, linked: np.ndarray, *, floor: float = 0.0) -> np.ndarray:
     """Persons (component label per record) from a boolean link per drawable pair, with the
-    chaining guard; steps at or below ``floor`` (a threshold already applied) are skipped."""
+    chaining guard; steps at or below ``floor`` (a threshold already applied) are skipped.
+
+    Splitting only removes links, so clusters only shrink: conflicts are searched once
+    over all conflict pairs, and later steps look only at the pairs still conflicting and
+    the links inside conflicted clusters."""
     n = graph.n_records
-    keep = np.asarray(linked, dtype=bool)
-    labels = _components(n, graph.left[keep], graph.right[keep])
+    edges = np.flatnonzero(np.asarray(linked, dtype=bool))
+    left, right, prob = graph.left[edges], graph.right[edges], graph.probability[edges]
+    labels = _components(n, left, right)
     if graph.conflict_left.size == 0:
         return labels
-    bad = _conflicted(graph, labels)
+    same = labels[graph.conflict_left] == labels[graph.conflict_right]
+    cl, cr = graph.conflict_left[same], graph.conflict_right[same]
     for step in graph.chaining_steps:
-        if bad.size == 0:
+        if cl.size == 0:
             break
         if step <= floor:
             continue
-        in_bad = np.isin(labels[graph.left], bad)
-        keep = keep & ~(in_bad & (graph.probability < step))
-        labels = _components(n, graph.left[keep], graph.right[keep])
-        bad = _conflicted(graph, labels)
+        bad = np.zeros(n, dtype=bool)  # labels are < n
+        bad[labels[cl]] = True
+        drop = bad[labels[left]] & (prob < step)
+        left, right, prob = left[~drop], right[~drop], prob[~drop]
+        labels = _components(n, left, right)
+        still = labels[cl] == labels[cr]
+        cl, cr = cl[still], cr[still]
     return labels
 
 
