@@ -131,7 +131,7 @@ Machine: {machine_line()}. Date: {now}. Load average before/after the run: {load
 
 The default, realistic model ({result['police_records'] / result['size']:.3f} police records per person) needs N = {result['size']:,} people for {result['police_records']:,} police records; the run simulates all of them, writes both extracts and the truth (`truth/people.parquet` has {result['people_rows']:,} rows, including the IOM clients outside the target population). Time and peak memory (ru_maxrss) are those of a fresh worker process.
 
-Target: 1,000,000 police records in under {TARGET_SECONDS} s and {TARGET_GIB:g} GiB. Wall-clock seconds depend on what else runs on the machine; CPU seconds (user + system of the worker) do not, and bound the wall time on an otherwise idle machine (the work is mostly single-threaded).
+Target: 1,000,000 police records in under {TARGET_SECONDS} s and {TARGET_GIB:g} GiB. Wall-clock seconds depend on what else runs on the machine; CPU seconds (user + system of the worker) hardly do: on an otherwise idle machine the wall time is about the CPU time or less (some steps use both cores).
 
 | police records | IOM records | people | simulate s (CPU s) | write s (CPU s) | total s (CPU s) | peak GiB | wall-clock target met |
 |---|---|---|---|---|---|---|---|
