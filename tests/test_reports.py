@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 
-import numpy as np
 import polars as pl
 import pytest
 
@@ -18,15 +17,29 @@ from recapture.reports.example import write_demo_run, write_example_run
 from recapture.reports.linkage import _clusters_section
 
 
+def shared_run(factory, kind: str):
+    """A run and its default reports, built once per session (test_reports_browser.py
+    uses the same directories): ``demo`` is made by the real stages, ``example`` is
+    synthetic with every optional section."""
+    run = factory.getbasetemp() / f"reports-{kind}-run"
+    reports = {name: run / "reports" / f"{name}.html" for name in ("validation", "linkage", "estimates")}
+    if not all(p.exists() for p in reports.values()):
+        if kind == "demo":
+            write_demo_run(run, 2500, seed=1)
+        else:
+            write_example_run(run, 1200, seed=5)
+        reports = write_reports(run)
+    return run, reports
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    return write_example_run(tmp_path_factory.mktemp("run"), 1500, seed=3)
+    return shared_run(tmp_path_factory, "example")[0]
 
 
 @pytest.fixture(scope="module")
-def reports(run_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("reports")
-    return write_reports(run_dir, out)
+def reports(tmp_path_factory):
+    return shared_run(tmp_path_factory, "example")[1]
 
 
 def _text(path) -> str:
@@ -48,10 +61,7 @@ def test_every_report_is_written_and_self_contained(reports):
 @pytest.fixture(scope="module")
 def demo_reports(tmp_path_factory):
     """Reports of a run made by the real stages (simulate → validate → link → estimate)."""
-    demo = tmp_path_factory.getbasetemp() / "reports-demo-run"
-    if not (demo / "estimates.json").exists():  # shared with test_reports_browser.py
-        write_demo_run(demo, 2500, seed=1)
-    return demo, write_reports(demo, tmp_path_factory.mktemp("demo-reports"))
+    return shared_run(tmp_path_factory, "demo")
 
 
 @pytest.mark.parametrize("which", ["demo", "example"])
@@ -207,16 +217,22 @@ def test_write_reports_skips_stages_not_run_and_fails_on_empty_dir(run_dir, tmp_
 
 
 def test_cli_report(run_dir, tmp_path, capsys):
-    assert main(["--quiet", "report", str(run_dir), "--out", str(tmp_path / "out")]) == 0
-    printed = capsys.readouterr().out.split()
-    assert sorted(p.rsplit("/", 1)[1] for p in printed) == ["estimates.html", "linkage.html", "validation.html"]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "estimates.json").write_text((run_dir / "estimates.json").read_text())
+    assert main(["--quiet", "report", str(run), "--out", str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "out" / "estimates.html")]
+    assert (tmp_path / "out" / "estimates.html").stat().st_size > 10_000
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "run directory not found" in capsys.readouterr().err
 
 
-def test_reports_are_reproducible(run_dir, tmp_path):
-    a = _text(estimate_report(run_dir, tmp_path / "a.html"))
-    b = _text(estimate_report(run_dir, tmp_path / "b.html"))
+def test_reports_are_reproducible(tmp_path):
+    est = PopulationEstimate(model="chao", population_size=1234.5, se=100.0, n_observed=900,
+                             fitted_frequencies=[{"k": 1, "observed": 500, "fitted": 510.0},
+                                                 {"k": 2, "observed": 60, "fitted": 58.0}])
+    a = _text(estimate_report([est], tmp_path / "a.html"))
+    b = _text(estimate_report([est], tmp_path / "b.html"))
     strip = re.compile(r"generated [^<]*")
+    assert a.count("<svg") == 2
     assert strip.sub("", a) == strip.sub("", b)
-    assert np.all([len(a) > 1000])

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from test_reports import shared_run  # pytest puts tests/ on sys.path (prepend import mode)
 
-from recapture.reports import write_reports
 from recapture.reports.browser import check_page, find_chromium
-from recapture.reports.example import write_demo_run, write_example_run
 
 #: Plots each report must show: the demo run is made by the real stages (one period, no
 #: quarantine at this size); the example run has every optional section.
@@ -35,12 +34,7 @@ def chromium():
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    demo = tmp_path_factory.getbasetemp() / "reports-demo-run"
-    if not (demo / "estimates.json").exists():  # shared with test_reports.py
-        write_demo_run(demo, 2500, seed=1)
-    example = write_example_run(tmp_path_factory.mktemp("example"), 1200, seed=5)
-    out = tmp_path_factory.mktemp("browser")
-    return {"demo": write_reports(demo, out / "demo"), "example": write_reports(example, out / "example")}
+    return {kind: shared_run(tmp_path_factory, kind)[1] for kind in ("demo", "example")}
 
 
 @pytest.mark.parametrize(("run", "name"), sorted(EXPECTED_PLOTS))
