@@ -146,6 +146,9 @@ def _run_estimate(args: argparse.Namespace) -> int:
         options["reference"] = _parse_reference(options["reference"])
     result = estimate(args.input, args.model, **options)
     print(result.summary(level=args.level))
+    excluded = result.diagnostics.get("rows_with_zero_count_excluded")
+    if excluded:
+        print(f"  ({excluded:,} rows with count 0 left out: not seen by this source)")
     if result.strata:
         print("  by stratum:")
         for row in result.strata:
