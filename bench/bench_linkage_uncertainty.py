@@ -277,7 +277,7 @@ def run_world(seed: int, size: int, imputations: int, raw_mi: bool) -> dict:
 
     def dct_ll():
         est = linkage_corrected_loglinear(records, lk.clusters, pairs_cal, merge_regions(persons_plug), CovariateDSE(),
-                                          period=period, covariates=COVARIATES, seed=seed)
+                                          period=period, covariates=COVARIATES, seed=seed, replicates=20)
         return {**_row(est), "share": est.extra["linkage_aware"]["linkage_variance_share"]}
 
     attempt("dse_dct", dct_ll)
@@ -462,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worlds", type=int, default=100)
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--size", type=int, default=5000, help="true population size N of each world")
-    ap.add_argument("--imputations", type=int, default=20)
+    ap.add_argument("--imputations", type=int, default=10)
     ap.add_argument("--processes", type=int, default=2, help="worlds run in parallel")
     ap.add_argument("--no-raw-mi", action="store_true", help="skip (b′), imputation from the raw probabilities")
     ap.add_argument("--resume", action="store_true", help="keep worlds already in the results file")

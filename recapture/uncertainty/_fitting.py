@@ -34,13 +34,22 @@ def estimator_name(estimator: Estimator) -> str:
     return getattr(estimator, "__name__", None) or type(estimator).__name__
 
 
+#: The record columns build_persons reads; the others (names, raw values) are dropped
+#: before the refits so that its joins do not copy them M times.
+PERSON_INPUT_COLUMNS = (
+    "record_id", "source", "event_date", "in_target", "sex", "birth_year", "birth_month", "birth_day",
+    "birth_date_quality", "nationality_iso3", "nationality_region", "reason", "police_unit",
+)
+
+
 def period_records(records: pl.DataFrame, period: Period, rules: CaptureHistoryRules) -> pl.DataFrame:
-    """The records build_persons would keep; filtering once saves it on every refit
-    (clustering still uses every record, so chains through other periods are kept)."""
+    """The records build_persons would keep, with only the columns it reads; filtering
+    once saves it on every refit (clustering still uses every record, so chains through
+    other periods are kept)."""
     kept = records.filter(pl.col("event_date").is_between(period.start, period.end, closed="both"))
     if rules.exclude_out_of_target:
         kept = kept.filter(pl.col("in_target"))
-    return kept
+    return kept.select([c for c in records.columns if c in PERSON_INPUT_COLUMNS])
 
 
 def persons_for(records: pl.DataFrame, clusters: pl.DataFrame, period: Period, sources, rules) -> pl.DataFrame:
