@@ -205,6 +205,9 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
     single.add_argument("--omega-formula", dest="omega_formula", help="formula of logit ω (one-inflated models; default '~ 1')")
     single.add_argument("--alpha-formula", dest="alpha_formula", help="formula of log α (ztnegbin; default '~ 1')")
     single.add_argument("--information", choices=["observed", "expected"], help="information matrix for the variance")
+    single.add_argument(
+        "--penalty", choices=["firth", "ridge"], help="penalised fit (finite where ML runs to a boundary; default ML)"
+    )
     single.add_argument("--variance", choices=["analytic", "bootstrap"], help="standard error of N̂ (default analytic)")
     single.add_argument(
         "--bootstrap-type",

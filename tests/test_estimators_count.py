@@ -291,6 +291,19 @@ def test_level_without_repeated_captures_is_reported(nl):
     assert any("Surinam" in w for w in z.warnings)
 
 
+def test_firth_penalised_fit_stays_finite_where_ml_diverges(nl):
+    data = nl.filter(~((pl.col("nation") == "Surinam") & (pl.col("capture") > 1)))
+    ml = ZeroTruncatedPoisson("~ nation", dfpopsize=False).fit(data, count="capture")
+    firth = ZeroTruncatedPoisson("~ nation", dfpopsize=False, penalty="firth").fit(data, count="capture")
+    assert ml.population_size > 50 * ml.n_observed
+    assert firth.population_size < 20 * firth.n_observed and np.isfinite(firth.se)
+    assert any("firth-penalised" in w for w in firth.warnings)
+    # where ML is well determined, Firth moves the estimate by less than its standard error
+    a = ZeroTruncatedPoisson("~ gender + age", dfpopsize=False).fit(nl, count="capture")
+    b = ZeroTruncatedPoisson("~ gender + age", dfpopsize=False, penalty="firth").fit(nl, count="capture")
+    assert abs(a.population_size - b.population_size) < a.se
+
+
 def test_single_influential_person_is_reported(nl):
     r = ZeroTruncatedPoisson(FULL).fit(nl, count="capture")
     assert any("hinges on single persons" in w and "Surinam" in w for w in r.warnings)

@@ -92,7 +92,7 @@ def estimate_from_frequencies(frequencies: Any, model: str = "chao", **options: 
 
 
 # ------------------------------------------------------------------------------ single-source
-_COUNT_CONSTRUCT = ("formula", "reference", "offset", "information", "strata", "absurd_ratio", "dfpopsize", "omega_formula", "alpha_formula")
+_COUNT_CONSTRUCT = ("formula", "reference", "offset", "information", "strata", "absurd_ratio", "dfpopsize", "penalty", "omega_formula", "alpha_formula")
 _COUNT_FIT = ("count", "weights", "variance", "bootstrap_type", "replicates", "seed", "workers", "interval", "bootstrap_penalty")
 
 

@@ -58,6 +58,7 @@ class CountModel:
         strata: Sequence[str] | None = None,
         absurd_ratio: float = 50.0,
         dfpopsize: bool = True,
+        penalty: str | None = None,
         **second: str,
     ):
         if information not in ("observed", "expected"):
@@ -73,6 +74,9 @@ class CountModel:
         self.strata = list(strata) if strata is not None else None
         self.absurd_ratio = absurd_ratio
         self.dfpopsize = dfpopsize
+        if penalty not in (None, "none", "firth", "ridge"):
+            raise ConfigError("penalty must be 'firth', 'ridge' or None", key="penalty")
+        self.penalty = None if penalty == "none" else penalty
         self.family = self.family_class()
         self.extra_formulas: dict[str, str] = {}
         for key, value in second.items():
@@ -125,7 +129,7 @@ class CountModel:
             extra_formulas={k: v for k, v in self.extra_formulas.items()},
             strata=self.strata,
         )
-        fit = fit_ml(problem, beta0=warm_start(problem))
+        fit = fit_ml(problem, beta0=warm_start(problem), penalty=self.penalty)
         result = self._result(problem, fit, notes)
         if variance == "bootstrap":
             reps, info = run_bootstrap(
@@ -228,6 +232,11 @@ class CountModel:
         deviance = self._deviance(problem, fit)
 
         # ---- honest failure
+        if fit.penalty:
+            warnings.append(
+                f"coefficients are {fit.penalty}-penalised (not ML): finite where ML runs to a boundary; "
+                "the variance uses the unpenalised information"
+            )
         if not fit.converged:
             warnings.append(f"the fit did not converge in {fit.iterations} iterations: estimates are not reliable")
         if not a.all():
@@ -300,6 +309,7 @@ class CountModel:
             warnings=warnings,
             extra={
                 "family": fam.name,
+                "penalty": fit.penalty,
                 "parameterisation": self._parameterisation(),
                 "offset": self.offset,
                 "reference": self.reference,
@@ -334,10 +344,16 @@ class CountModel:
         binary = np.all((X == 0) | (X == 1), axis=0) & ~np.all(X == 1, axis=0)
         w1, r1 = X.T @ W, X.T @ R
         for c in np.where(binary & (w1 > 0) & (r1 == 0))[0]:
-            out.append(
-                f"no one with {problem.names[c]} has {what}: its coefficient runs to −∞ "
-                "(boundary) and N̂ for this group is unbounded; merge the level or drop the covariate"
-            )
+            if fit.penalty:
+                out.append(
+                    f"no one with {problem.names[c]} has {what}: its ML coefficient would run to −∞; "
+                    "the penalised estimate is finite but rests on the penalty, not on data"
+                )
+            else:
+                out.append(
+                    f"no one with {problem.names[c]} has {what}: its coefficient runs to −∞ "
+                    "(boundary) and N̂ for this group is unbounded; merge the level or drop the covariate"
+                )
         big = np.where(fit.active[:q0] & (np.abs(fit.beta[:q0]) > 10))[0]
         for c in big:
             if not any(problem.names[c] in w for w in out):
@@ -483,7 +499,7 @@ class CountModel:
             for c in range(C):
                 w = problem.w.copy()
                 w[c] -= min(1.0, w[c])
-                refit = fit_ml(problem, w, fit.beta, max_iter=50)
+                refit = fit_ml(problem, w, fit.beta, max_iter=50, penalty=fit.penalty)
                 values[c] = n_hat - population_size(problem, refit.beta, w)
         else:
             method = "one-step (linearised) approximation"
