@@ -154,8 +154,8 @@ def _text(column: str) -> pl.Expr:
 
 def _process_extract(extract: Extract, definition: SourceDefinition, index: int,
                      as_of: dt.date) -> pl.DataFrame:
-    """Map, check and standardise one extract; one output row per input row, with the lists
-    of error and warning codes (the split happens after the duplicate check)."""
+    """Map, check and standardise one extract; one output row per input row, with bit masks
+    of its failed error and warning checks (decoded after the duplicate check)."""
     rename = {col: canonical for canonical, ext in definition.columns.items()
               for col, mapped in extract.header_map.items() if mapped == ext}
     raw = extract.frame
