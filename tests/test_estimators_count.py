@@ -304,6 +304,14 @@ def test_firth_penalised_fit_stays_finite_where_ml_diverges(nl):
     assert abs(a.population_size - b.population_size) < a.se
 
 
+def test_no_repeated_captures_at_all_is_reported():
+    data = pl.DataFrame({"y": [1] * 50})
+    for model in ("ztpoisson", "chao", "ztgeom"):
+        r = estimate(data, model, count="y")
+        assert any("no information on how many were never seen" in w for w in r.warnings)
+        assert any("absurd" in w for w in r.warnings)
+
+
 def test_single_influential_person_is_reported(nl):
     r = ZeroTruncatedPoisson(FULL).fit(nl, count="capture")
     assert any("hinges on single persons" in w and "Surinam" in w for w in r.warnings)

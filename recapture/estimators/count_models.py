@@ -340,6 +340,12 @@ class CountModel:
         W = np.bincount(problem.pattern, weights=problem.w * mask, minlength=problem.n_patterns)
         R = np.bincount(problem.pattern, weights=problem.w * repeat, minlength=problem.n_patterns)
         what = "a count of 2" if not fam.uses_all_counts else "repeated captures"
+        if R.sum() == 0:
+            out.append(
+                f"no one has {what}: the data carry no information on how many were never seen "
+                "(N̂ is set by the boundary, not by the data)"
+            )
+            return out
         q0 = X.shape[1]
         binary = np.all((X == 0) | (X == 1), axis=0) & ~np.all(X == 1, axis=0)
         w1, r1 = X.T @ W, X.T @ R
