@@ -332,10 +332,8 @@ class _OneTwoLogistic(CountFamily):
     uses_all_counts = False
 
     def start(self, y, w):
-        in12 = (y == 1) | (y == 2)
         f1 = np.sum(w[y == 1]) + 0.5
         f2 = np.sum(w[y == 2]) + 0.5
-        del in12
         return [float(np.log(f2 / f1))]
 
     def fit_mask(self, y):
