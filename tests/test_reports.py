@@ -236,3 +236,20 @@ def test_reports_are_reproducible(tmp_path):
     strip = re.compile(r"generated [^<]*")
     assert a.count("<svg") == 2
     assert strip.sub("", a) == strip.sub("", b)
+
+
+def test_linkage_report_of_a_real_run_shows_rules_model_and_truth(demo_reports):
+    run, reports = demo_reports
+    html = _text(reports["linkage"])
+    metrics = read_json(run / "linkage_metrics.json")
+    model = read_json(run / "linkage_model.json")
+    for rule in metrics["blocking_rules"]:
+        cells = (f"<td>{rule['rule']}</td><td><code>{', '.join(rule['keys'])}</code></td>"
+                 f"<td class=\"n\">{rule['pairs']:,}</td>")
+        assert cells in html
+    for comp in model["comparisons"]:
+        assert f"<h3>{comp['name']} <small>" in html
+        for level in comp["levels"]:
+            assert f"<td class=\"n\">{level['match_weight']:,.2f}</td>" in html
+    truth = html[html.index('<section id="truth">'):html.index('<section id="review">')]
+    assert "Not available" not in truth and "<svg" in truth

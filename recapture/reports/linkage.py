@@ -111,7 +111,7 @@ def _blocking_section(pairs: pl.DataFrame, metrics: dict | None, n_records: int)
         st = stats.get(rule, {})
         rows.append({
             "rule": rule,
-            "keys": ", ".join(st.get("keys", []) or []),
+            "key_columns": ", ".join(str(k) for k in (st.get("keys") or [])),
             "pairs": st.get("pairs"),
             "pairs_first": first.get(rule, 0),
             "largest_block": st.get("largest_block"),

@@ -92,7 +92,7 @@ def _rows_section(records: pl.LazyFrame, quarantine: pl.LazyFrame | None) -> Sec
         ax.barh(y, quar_n, left=kept_n, label="quarantined", height=0.6, color="#D55E00")
         ax.set_yticks(y, [r["source"] for r in rows])
         ax.set_xlabel("input rows")
-        ax.legend(frameon=False, fontsize=8, loc="lower right")
+        ax.legend(frameon=False, fontsize=8, ncols=2, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     return Section("Rows in, kept, quarantined", "rows", rows=rows, totals=totals,
                    plot=svg(fig, "rows"), has_quarantine=quarantine is not None)
 
@@ -278,6 +278,9 @@ def _summary_files(run_dir: Path) -> list[dict[str, Any]] | None:
             "file": Path(str(entry.get("file") or entry.get("path") or entry.get("source_file") or "?")).name,
             "source": entry.get("source", ""),
             "rows": entry.get("rows_in", entry.get("rows", entry.get("rows_read"))),
+            "records": entry.get("records"),
+            "quarantined": entry.get("quarantined"),
+            "encoding": entry.get("encoding") or "",
             "sha256": str(entry.get("sha256") or entry.get("checksum") or "")[:12],
         })
     return out
