@@ -449,8 +449,8 @@ def fit_ml(
 def _solve_pd(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     """Solve a·x = b for a (should be) positive definite; damp if it is not."""
     try:
-        c = np.linalg.cholesky(a)
-        return np.linalg.solve(c.T, np.linalg.solve(c, b))
+        np.linalg.cholesky(a)  # raises unless a is positive definite
+        return np.linalg.solve(a, b)
     except np.linalg.LinAlgError:
         pass
     try:
