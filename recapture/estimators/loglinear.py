@@ -943,11 +943,27 @@ class LogLinearModel:
         return [c for c in dict.fromkeys(names) if c in columns and c not in skip]
 
     def terms(self, table: CaptureTable) -> list[Term]:
+        """The model's terms. Without a model, every list interacts with every declared
+        covariate ([AX][BX]…: capture independent given the covariates). The covariates'
+        joint distribution is always saturated: it is a nuisance, not a capture effect."""
+        variables = [*table.lists, *table.covariates]
+        model: Any = self.model
+        if model is None and self.covariates:
+            model = [(lst, c) for lst in table.lists for c in self.covariates]
+        base = parse_terms(model, variables, table.lists)
         extra = [(lst, cov) for cov, lst in self.passive.items()]
-        model = self.model
-        base = parse_terms(model, [*table.lists, *table.covariates], table.lists)
-        if extra:
-            base = parse_terms([*base, *extra], [*table.lists, *table.covariates], table.lists)
+        if table.covariates:
+            extra.append(tuple(table.covariates))
+        base = parse_terms([*base, *extra], variables, table.lists)
+        missing = [
+            c for c in self.partial_covariates if not any(c in t and any(v in table.lists for v in t) for t in base)
+        ]
+        if missing:
+            raise ConfigError(
+                f"partly observed covariate(s) {', '.join(missing)} must appear in the model with a list, "
+                "e.g. '[iom,reason][police]'",
+                key="model",
+            )
         return base
 
     def fit_table(self, table: CaptureTable) -> PopulationEstimate:
@@ -1054,6 +1070,17 @@ def _prepare_design(
                     empty.append(term_name(term))
                     cell_keep &= ~ind
                     col_keep &= np.array([o is None or not set(term) <= set(o) for o in design.term_of_column])
+    offset0 = np.zeros(table.n_strata)
+    if table.covariates and tuple(table.covariates) in set(terms) and not partial_present:
+        # the saturated covariate distribution puts strata nobody was seen in at zero (their
+        # parameters at −∞, the extended MLE): drop them rather than report a failed MLE
+        totals = np.bincount(table.strata, weights=table.counts, minlength=table.n_strata)
+        empty_strata = totals == 0
+        if empty_strata.any():
+            cell_keep &= ~empty_strata[table.strata]
+            offset0[empty_strata] = -np.inf
+            has_cell = np.abs(design.X[cell_keep]).sum(axis=0) > 0
+            col_keep &= has_cell
     offset = np.zeros(len(table.counts))
     for term, value in (offsets or {}).items():
         ind = np.prod(table.histories[:, [lists.index(v) for v in term]], axis=1).astype(bool)
@@ -1064,7 +1091,7 @@ def _prepare_design(
         names=[nm for nm, k in zip(design.names, col_keep, strict=True) if k],
         y=table.counts[cell_keep],
         offset=offset[cell_keep],
-        offset0=np.zeros(table.n_strata),
+        offset0=offset0,
         cell_keep=cell_keep,
         empty=empty,
     )
