@@ -179,7 +179,6 @@ def test_iom_dependence_on_apprehension_has_the_configured_odds_ratio(odds_ratio
     cfg = SimulationConfig(
         size=150_000, seed=6,
         iom=IomConfig(intercept=-2.5, apprehended_odds_ratio=odds_ratio, out_of_target_share=0.0),
-        noise=NoiseConfig(),
     )
     people = simulate_world(cfg).people
     estimate = _mantel_haenszel_or(people)

@@ -255,9 +255,9 @@ def _draw_names(rng: np.random.Generator, people: dict[str, np.ndarray], who: np
     Entries of the others stay −1 (no name).
     """
     n = len(people["male"])
-    culture = _culture_codes(people["country"][who])
-    male = people["male"][who]
     people["culture"] = _culture_codes(people["country"])
+    culture = people["culture"][who]
+    male = people["male"][who]
     for prefix in ("", "alias_"):
         identity = _draw_identity(rng, culture, male)
         for key, values in identity.items():
@@ -357,9 +357,9 @@ def _iom_records(
 # --------------------------------------------------------------------------------------
 # Recording noise
 # --------------------------------------------------------------------------------------
-def _choose_forms(rng: np.random.Generator, entry: np.ndarray, rate: float) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+def _choose_forms(rng: np.random.Generator, entry: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Written form per registration: canonical, or with probability ``rate`` a spelling
-    variant (earlier variants likelier). Returns text, form id and a changed flag."""
+    variant (earlier variants likelier). Returns form id, changed flag, has-a-name flag."""
     tables = name_pools.name_tables()
     valid = entry >= 0
     safe = np.where(valid, entry, 0)
