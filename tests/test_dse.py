@@ -154,3 +154,13 @@ def test_result_serialises_to_json():
     assert set(d["intervals"]) >= {"normal", "lognormal", "profile", "dark_lognormal"}
     assert d["extra"]["dependence_sensitivity"][1]["theta"] == 2.0
     assert "WARNING" not in r.summary()
+
+
+def test_search_with_covariates_finds_the_true_two_list_model():
+    from recapture.estimators.mse_search import exhaustive, stepwise
+
+    df = world()
+    step = stepwise(df, covariates=["region"], criterion="bic")
+    assert step.formula == "[in_police,region][in_iom,region]"
+    every = exhaustive(df, covariates=["region"], criterion="bic")
+    assert every[0].formula == step.formula

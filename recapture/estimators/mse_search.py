@@ -86,7 +86,8 @@ def stepwise(
         raise ConfigError("direction must be 'both', 'forward' or 'backward'", key="direction")
     table = _table(data, lists, count, covariates)
     variables = [*table.lists, *table.covariates]
-    current = set(parse_terms(start, variables, table.lists))
+    nuisance = [tuple(table.covariates)] if table.covariates else []
+    current = set(parse_terms([*parse_terms(start, variables, table.lists), *nuisance], variables, table.lists))
     # covariate main effects (and their mutual interactions given at start) stay in
     cache: dict[frozenset, PopulationEstimate] = {}
 
@@ -143,8 +144,8 @@ def exhaustive(
         raise ConfigError("criterion must be 'aic' or 'bic'", key="criterion")
     table = _table(data, lists, count, covariates)
     variables = [*table.lists, *table.covariates]
-    base = set(parse_terms(None, variables, table.lists))
-    base |= {(c,) for c in table.covariates}
+    nuisance = [tuple(table.covariates)] if table.covariates else []
+    base = set(parse_terms(nuisance, variables, table.lists))
     models: list[set[Term]] = [base]
     for r in range(2, max_order + 1):
         terms_r = [t for t in _candidate_terms(table, r, bool(table.covariates)) if len(t) == r]
