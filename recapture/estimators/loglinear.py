@@ -1236,7 +1236,7 @@ def _fit_terms(
         df_residual=df_res,
         converged=fit.converged,
         warnings=warnings,
-        default_interval="profile" if (profile and exists and identifiable) else "lognormal",
+        default_interval=("profile" if profile else "lognormal") if (exists and identifiable) else "normal",
     )
     hidden = cf.hidden
     result.diagnostics.update(
