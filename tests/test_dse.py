@@ -164,3 +164,15 @@ def test_search_with_covariates_finds_the_true_two_list_model():
     assert step.formula == "[in_police,region][in_iom,region]"
     every = exhaustive(df, covariates=["region"], criterion="bic")
     assert every[0].formula == step.formula
+
+
+def test_categorical_covariates_pandas_and_enum():
+    df = world()
+    plain = LogLinearModel(covariates=["region"]).fit(df)
+    pdf = df.to_pandas()
+    pdf["region"] = pdf["region"].astype("category")
+    assert LogLinearModel(covariates=["region"]).fit(pdf).population_size == pytest.approx(plain.population_size, rel=1e-12)
+    enum = df.with_columns(pl.col("region").cast(pl.Enum(["c", "b", "a"])))
+    res = LogLinearModel(covariates=["region"]).fit(enum)
+    assert res.population_size == pytest.approx(plain.population_size, rel=1e-9)
+    assert [r["level"] for r in res.strata] == ["c", "b", "a"]  # the Enum's order: c is the reference

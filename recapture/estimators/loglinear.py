@@ -241,10 +241,14 @@ def capture_table(
     missing = np.zeros((len(df), len(covariates)), dtype=bool)
     for j, cov in enumerate(covariates):
         s = df[cov]
-        if s.dtype == pl.Categorical or s.dtype == pl.Enum:
-            lv = [x for x in s.cat.get_categories().to_list() if x in set(s.drop_nulls().to_list())]
+        present = s.drop_nulls().unique()
+        if isinstance(s.dtype, pl.Enum):  # the declared order gives the reference level
+            seen = set(present.cast(pl.String).to_list())
+            lv = [x for x in s.dtype.categories.to_list() if x in seen]
         else:
-            lv = sorted(set(s.drop_nulls().to_list()))
+            if s.dtype == pl.Categorical:
+                present = present.cast(pl.String)
+            lv = sorted(present.to_list())
         if len(lv) == 0:
             raise InputError("covariate has no observed value", file=where, column=cov)
         levels[cov] = lv
@@ -257,9 +261,9 @@ def capture_table(
                 column=cov,
             )
         missing[:, j] = isnull
-        lookup = {v: i for i, v in enumerate(lv)}
-        vals = s.to_list()
-        codes[:, j] = [lookup.get(v, -1) if v is not None else -1 for v in vals]
+        if s.dtype == pl.Categorical or s.dtype == pl.Enum:
+            s = s.cast(pl.String)
+        codes[:, j] = s.replace_strict(lv, list(range(len(lv))), default=-1, return_dtype=pl.Int64).fill_null(-1).to_numpy()
     sizes = [len(levels[c]) for c in covariates]
     grid = (
         np.array(list(itertools.product(*[range(s) for s in sizes])), dtype=np.int64)
