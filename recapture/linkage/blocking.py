@@ -151,26 +151,33 @@ def block(records: pl.DataFrame, rules: list[BlockingRule], max_block_size: int,
     ``records`` must carry the row position column ``_row`` (0..n-1 in record-id order), and
     for ``link_only`` (pairs across sources only) an integer source column ``_src``.
     """
-    parts = []
-    stats = []
+    n = records.height
+    keys_parts, rule_parts, stats = [], [], []
     for index, rule in enumerate(rules):
         pairs, st = _rule_pairs(records, rule, max_block_size, link_only)
-        parts.append(pairs.with_columns(pl.lit(index, dtype=pl.UInt8).alias("rule")))
+        i = pairs["i"].to_numpy().astype(np.int64)
+        j = pairs["j"].to_numpy().astype(np.int64)
+        keys_parts.append(i * n + j)
+        rule_parts.append(np.full(i.size, index, dtype=np.uint8))
         stats.append(st)
-    allpairs = (
-        pl.concat(parts)
-        .group_by(["i", "j"])
-        .agg(pl.col("rule").min())
-        .sort(["i", "j"])
-    )
-    first_counts = allpairs.group_by("rule").len()
-    counts = dict(zip(first_counts["rule"].to_list(), first_counts["len"].to_list(), strict=True))
+    keys = np.concatenate(keys_parts) if keys_parts else np.zeros(0, np.int64)
+    rule_of = np.concatenate(rule_parts) if rule_parts else np.zeros(0, np.uint8)
+    # one stable sort: equal pairs end up adjacent in rule order, so the first of each run
+    # is the pair under its first rule, and the output order is fixed whatever the joins did
+    order = np.argsort(keys, kind="stable")
+    keys, rule_of = keys[order], rule_of[order]
+    if keys.size:
+        first = np.empty(keys.size, dtype=bool)
+        first[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        keys, rule_of = keys[first], rule_of[first]
+    counts = np.bincount(rule_of, minlength=len(rules))
     for index, st in enumerate(stats):
-        st["pairs_first"] = int(counts.get(index, 0))
+        st["pairs_first"] = int(counts[index])
     return BlockingResult(
-        i=allpairs["i"].to_numpy().astype(np.int32),
-        j=allpairs["j"].to_numpy().astype(np.int32),
-        rule=allpairs["rule"].to_numpy(),
+        i=(keys // n).astype(np.int32),
+        j=(keys % n).astype(np.int32),
+        rule=rule_of,
         rule_names=[r.name for r in rules],
         stats=stats,
         n_records=records.height,

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import polars as pl
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, JaroWinkler
@@ -36,6 +37,7 @@ class Vocabulary:
     compact: np.ndarray  # int32 code of the value without spaces/hyphens/apostrophes
     sorted_tokens: np.ndarray  # int32 code of the value with its tokens sorted
     sorted_values: np.ndarray  # object array: value with tokens sorted
+    prefix3: np.ndarray  # int32 code of the first three letters
 
     @classmethod
     def build(cls, series: list[pl.Series]) -> Vocabulary:
@@ -43,6 +45,7 @@ class Vocabulary:
         frame = pl.DataFrame({"v": values}).with_columns(
             pl.col("v").str.replace_all(r"[\s\-']", "").alias("compact"),
             pl.col("v").str.split(" ").list.sort().list.join(" ").alias("sorted"),
+            pl.col("v").str.slice(0, 3).alias("prefix3"),
         )
         # one sentinel entry at the end keeps gathers at code 0 valid for an empty vocabulary
         compact = np.append(frame["compact"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int32), -1)
@@ -52,6 +55,7 @@ class Vocabulary:
             compact=compact,
             sorted_tokens=sorted_codes,
             sorted_values=np.asarray(frame["sorted"].to_list(), dtype=object),
+            prefix3=np.append(frame["prefix3"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int32), -2),
         )
 
     def encode(self, s: pl.Series) -> np.ndarray:
@@ -174,41 +178,54 @@ def _swap_key_columns(settings: LinkageSettings) -> list[str] | None:
 def pair_scores(cl: np.ndarray, cr: np.ndarray, forms: np.ndarray, scorer, workers: int = -1,
                 fill: float = 0.0) -> np.ndarray:
     """scorer(forms[cl], forms[cr]) for aligned code arrays, computed once per distinct pair."""
-    out = np.full(cl.shape, fill, dtype=np.float32)
+    return multi_pair_scores(cl, cr, [(forms, scorer)], workers, fill)[0]
+
+
+def multi_pair_scores(cl: np.ndarray, cr: np.ndarray, scorers: list, workers: int = -1,
+                      fill: float = 0.0) -> list[np.ndarray]:
+    """Several (forms, scorer) similarities of aligned code pairs; the distinct (unordered)
+    code pairs are found once (hash factorisation) and each scorer runs on them in C."""
+    outs = [np.full(cl.shape, fill, dtype=np.float32) for _ in scorers]
     valid = (cl >= 0) & (cr >= 0)
     if not valid.any():
-        return out
+        return outs
     lo = np.minimum(cl[valid], cr[valid]).astype(np.int64)
     hi = np.maximum(cl[valid], cr[valid]).astype(np.int64)
-    size = np.int64(len(forms) + 1)
-    uniq, inverse = np.unique(lo * size + hi, return_inverse=True)
-    a = forms[uniq // size]
-    b = forms[uniq % size]
-    scores = process.cpdist(a, b, scorer=scorer, workers=workers, dtype=np.float32)
-    out[valid] = scores[inverse.ravel()]
-    return out
+    size = np.int64(max(len(f) for f, _ in scorers) + 1)
+    inverse, uniq = pd.factorize(lo * size + hi)
+    ua, ub = uniq // size, uniq % size
+    for out, (forms, scorer) in zip(outs, scorers, strict=True):
+        scores = process.cpdist(forms[ua], forms[ub], scorer=scorer, workers=workers, dtype=np.float32)
+        out[valid] = scores[inverse]
+    return outs
 
 
 def name_swap_mask(prep: PreparedRecords, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Pairs whose given and family names agree clearly better when one side is swapped."""
+    """Pairs whose given and family names agree clearly better when one side is swapped.
+
+    Only pairs whose names share a 3-letter prefix crosswise are scored: a swap without
+    that is not recognisable anyway, and it spares the similarity kernels most pairs.
+    """
     settings = prep.settings
     if not settings.name_swap:
         return np.zeros(i.shape, dtype=bool)
     given, family = settings.name_swap
-    forms = prep.vocab_of[given].values
+    vocab = prep.vocab_of[given]
+    forms = vocab.values
     g, f = prep.codes[given], prep.codes[family]
     gl, gr, fl, fr = g[i], g[j], f[i], f[j]
     full = (gl >= 0) & (gr >= 0) & (fl >= 0) & (fr >= 0)
-    differ = full & ((gl != gr) | (fl != fr))
-    idx = np.flatnonzero(differ)
+    pre = vocab.prefix3
+    cross = (pre[np.maximum(gl, 0)] == pre[np.maximum(fr, 0)]) | (pre[np.maximum(fl, 0)] == pre[np.maximum(gr, 0)])
+    idx = np.flatnonzero(full & ((gl != gr) | (fl != fr)) & cross)
     swap = np.zeros(i.shape, dtype=bool)
     if idx.size == 0:
         return swap
     jw = JaroWinkler.normalized_similarity
     w = settings.workers
     straight = pair_scores(gl[idx], gr[idx], forms, jw, w) + pair_scores(fl[idx], fr[idx], forms, jw, w)
-    cross = pair_scores(gl[idx], fr[idx], forms, jw, w) + pair_scores(fl[idx], gr[idx], forms, jw, w)
-    swap[idx] = cross > straight + SWAP_MARGIN
+    crossed = pair_scores(gl[idx], fr[idx], forms, jw, w) + pair_scores(fl[idx], gr[idx], forms, jw, w)
+    swap[idx] = crossed > straight + SWAP_MARGIN
     return swap
 
 
@@ -248,9 +265,11 @@ def compare_string(comp: Comparison, prep: PreparedRecords, i, j, swap, partner:
     if rest.size:
         a, b = cl[rest], cr[rest]
         w = prep.settings.workers
-        sim = pair_scores(a, b, vocab.values, JaroWinkler.normalized_similarity, w)
-        sim = np.maximum(sim, pair_scores(a, b, vocab.sorted_values, JaroWinkler.normalized_similarity, w))
-        subset = pair_scores(a, b, vocab.values, fuzz.token_set_ratio, w) >= 99.999
+        jw = JaroWinkler.normalized_similarity
+        plain, sorted_sim, token_set = multi_pair_scores(
+            a, b, [(vocab.values, jw), (vocab.sorted_values, jw), (vocab.values, fuzz.token_set_ratio)], w)
+        sim = np.maximum(plain, sorted_sim)
+        subset = token_set >= 99.999
         sim[subset] = np.maximum(sim[subset], comp.thresholds[0])
         sub = np.zeros(rest.shape, dtype=np.int8)
         for k, t in enumerate(comp.thresholds[::-1]):

@@ -34,6 +34,8 @@ from recapture.linkage.settings import LinkageSettings
 
 #: Thresholds at which the metrics report model-expected precision and recall.
 REPORT_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+#: Pairs of a training session beyond which a seeded random sample of them is used.
+TRAINING_PAIRS_MAX = 1_000_000
 #: Values per term-frequency table written to linkage_model.json (most frequent first).
 TF_TABLE_TOP = 200
 
@@ -141,8 +143,12 @@ def train_sessions(prep: PreparedRecords, settings: LinkageSettings, m0, u_rando
         blocks = block(recs, [BlockingRule(sess.name, sess.keys)], settings.max_block_size)
         if blocks.n_pairs == 0:
             continue
-        gammas, _, _ = compare_pairs(prep, blocks.i, blocks.j)
-        gl = [gammas[c.name] if c.name not in sess.fixes else np.full(blocks.n_pairs, -1, np.int8) for c in comps]
+        si, sj = blocks.i, blocks.j
+        if si.size > TRAINING_PAIRS_MAX:  # EM needs pattern frequencies, not every pair
+            keep = np.sort(np.random.default_rng(settings.seed).choice(si.size, TRAINING_PAIRS_MAX, replace=False))
+            si, sj = si[keep], sj[keep]
+        gammas, _, _ = compare_pairs(prep, si, sj)
+        gl = [gammas[c.name] if c.name not in sess.fixes else np.full(si.size, -1, np.int8) for c in comps]
         pats = Patterns.from_gammas(gl, [c.n_levels for c in comps])
         m, u, lam, tr, conv = run_em(pats, comps, m0, u_random, 0.1, fix_u=False, max_iter=settings.em_max_iter,
                                      tol=settings.em_tol, smoothing=settings.smoothing)

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from recapture.linkage.settings import Comparison
 
@@ -49,7 +50,8 @@ class Patterns:
             code += (g.astype(np.int64) + 1) * radix
             radices.append(radix)
             radix *= n + 1
-        uniq, index, counts = np.unique(code, return_inverse=True, return_counts=True)
+        index, uniq = pd.factorize(code)  # hash-based: no sort of millions of codes
+        counts = np.bincount(index, minlength=uniq.size)
         levels = np.empty((uniq.size, len(gammas)), dtype=np.int8)
         for k, (r, n) in enumerate(zip(radices, n_levels, strict=True)):
             levels[:, k] = (uniq // r) % (n + 1) - 1
