@@ -99,7 +99,10 @@ def test_em_covariate_observed_in_one_source_only():
     )
     r = LogLinearModel("[in_iom region][in_police]", partial_covariates=["region"]).fit(masked)
     # the model is collapsible over the covariate: N̂ equals the covariate-free estimate
-    assert r.population_size == pytest.approx(Petersen().fit(df).population_size, rel=1e-7)
+    petersen = Petersen().fit(df)
+    assert r.population_size == pytest.approx(petersen.population_size, rel=1e-7)
+    # so is the profile likelihood of the partly classified table (observed-data likelihood)
+    assert r.confint("profile") == pytest.approx(petersen.confint("profile"), rel=1e-7)
     assert r.diagnostics["em_iterations"] > 1
     assert r.n_observed == df.height
     # the hidden people (in_iom = 0) are split by region like the police-only people

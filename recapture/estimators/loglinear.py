@@ -826,6 +826,69 @@ def augmented_deviance_fn(cf: CellFit) -> Callable[[float], float]:
     return deviance
 
 
+def grouped_profile_deviance_fn(
+    X: np.ndarray,
+    y_cells: np.ndarray,
+    offset: np.ndarray,
+    groups: sparse.csr_matrix,
+    y_groups: np.ndarray,
+    X0: np.ndarray,
+    offset0: np.ndarray,
+    start: np.ndarray,
+) -> Callable[[float], float]:
+    """Profile building block when some counts are partly classified (EM fits): the hidden
+    cells become one more group with count n0 and the observed-data likelihood is maximised by
+    damped Newton. Returns −2 log L(n0) + 2(n0 log n0 − n0), which differs from the deviance
+    of the completed table only by a constant."""
+    C, S = X.shape[0], X0.shape[0]
+    Xa = np.vstack([X, X0])
+    offa = np.concatenate([offset, offset0])
+    ya = np.concatenate([y_cells, np.zeros(S)])
+    hidden_group = sparse.csr_matrix((np.ones(S), (np.zeros(S, dtype=int), C + np.arange(S))), shape=(1, C + S))
+    Ga = sparse.vstack([sparse.hstack([groups, sparse.csr_matrix((groups.shape[0], S))]), hidden_group]).tocsr()
+    state = {"coef": np.where(np.isfinite(start), start, 0.0)}
+
+    def loglik(mu: np.ndarray, yg: np.ndarray) -> float:
+        tot = Ga @ mu
+        return float(np.sum(special.xlogy(ya, mu)) + np.sum(special.xlogy(yg, tot)) - mu.sum())
+
+    def deviance(n0: float) -> float:
+        yg = np.concatenate([y_groups, [n0]])
+        beta = state["coef"]
+        mu = np.exp(np.minimum(Xa @ beta + offa, 700))
+        ll = loglik(mu, yg)
+        for _ in range(200):
+            tot = Ga @ mu
+            ratio = np.divide(yg, tot, out=np.zeros_like(yg), where=tot > 0)
+            wsum = mu * (Ga.T @ ratio)
+            grad = Xa.T @ (ya + wsum - mu)
+            scoring = (Xa * mu[:, None]).T @ Xa
+            inv_tot = np.divide(1.0, tot, out=np.zeros_like(tot), where=tot > 0)
+            Xbar = sparse.diags(inv_tot) @ Ga @ sparse.diags(mu) @ Xa
+            hess = scoring - (Xa * wsum[:, None]).T @ Xa + Xbar.T @ (Xbar * yg[:, None])
+            try:
+                np.linalg.cholesky(hess)
+                step = np.linalg.solve(hess, grad)
+            except np.linalg.LinAlgError:
+                step = np.linalg.lstsq(scoring, grad, rcond=None)[0]
+            t = 1.0
+            while True:
+                cand = beta + t * step
+                mu_c = np.exp(np.minimum(Xa @ cand + offa, 700))
+                ll_c = loglik(mu_c, yg)
+                if ll_c >= ll - 1e-12 * abs(ll) or t < 1e-8:
+                    break
+                t /= 2
+            done = abs(ll_c - ll) <= 1e-12 * (abs(ll) + 1)
+            beta, mu, ll = cand, mu_c, ll_c
+            if done:
+                break
+        state["coef"] = beta
+        return -2 * ll + 2 * (special.xlogy(n0, n0) - n0)
+
+    return deviance
+
+
 def parametric_bootstrap(
     refit_population: Callable[[np.ndarray], float],
     mu_observed: np.ndarray,
@@ -1292,6 +1355,12 @@ def _fit_terms(
             )
         if profile and not partial_present:
             result.interval_methods["profile"] = _cached_profile(cf, result)
+        elif profile:
+            keep = fit.keep
+            dev_fn = grouped_profile_deviance_fn(
+                X[:, keep], y, offset, groups, table.partial_counts, X0[:, keep], offset0, fit.coef[keep]
+            )
+            result.interval_methods["profile"] = _cached_profile(cf, result, dev_fn)
         if bootstrap > 0 and not partial_present:
 
             def refit(ysim: np.ndarray) -> float:
@@ -1342,9 +1411,11 @@ def _marginal_strata(
     return rows
 
 
-def _cached_profile(cf: CellFit, result: PopulationEstimate) -> Callable[[float], tuple[float, float]]:
+def _cached_profile(
+    cf: CellFit, result: PopulationEstimate, dev_fn: Callable[[float], float] | None = None
+) -> Callable[[float], tuple[float, float]]:
     cache: dict[float, tuple[float, float, float]] = {}
-    dev_fn = augmented_deviance_fn(cf)
+    dev_fn = dev_fn or augmented_deviance_fn(cf)
 
     def interval(level: float) -> tuple[float, float]:
         if level not in cache:
