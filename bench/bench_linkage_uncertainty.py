@@ -232,23 +232,21 @@ def run_world(seed: int, size: int, imputations: int, raw_mi: bool) -> dict:
     out["persons"] = {"truth": persons_true.height, "plug_in": persons_plug.height}
 
     # does the imputation reproduce the true links?
-    graph = prepare_pairs(records["record_id"], pairs_cal)
-    rec_true = truth.sort("record_id")["true_person"].to_numpy()
-    order = np.searchsorted(truth.sort("record_id")["record_id"].to_numpy(), graph.record_ids)
-    rec_true = rec_true[order]
-    rng = np.random.default_rng(seed)
-    draws = [draw_labels(graph, rng)[0] for _ in range(20)]
     plug_labels = lk.clusters.sort("record_id")["person_id"].to_numpy()
-    out["links"] = {
-        "true_pairs": within_cluster_pairs(rec_true),
-        "plug_in_pairs": within_cluster_pairs(plug_labels),
-        "plug_in_true_pairs": true_pairs_inside(plug_labels, rec_true),
-        "imputed_pairs": float(np.mean([within_cluster_pairs(d) for d in draws])),
-        "imputed_true_pairs": float(np.mean([true_pairs_inside(d, rec_true) for d in draws])),
-        "true_persons": int(np.unique(rec_true).size),
-        "plug_in_persons": int(np.unique(plug_labels).size),
-        "imputed_persons": float(np.mean([d.max() + 1 for d in draws])),
-    }
+    links: dict = {}
+    for tag, p in (("", pairs), ("recal_", pairs_cal)):
+        graph = prepare_pairs(records["record_id"], p)
+        rec_true = truth.sort("record_id")["true_person"].to_numpy()
+        rec_true = rec_true[np.searchsorted(truth.sort("record_id")["record_id"].to_numpy(), graph.record_ids)]
+        rng = np.random.default_rng(seed)
+        draws = [draw_labels(graph, rng)[0] for _ in range(20)]
+        links[f"{tag}imputed_pairs"] = float(np.mean([within_cluster_pairs(d) for d in draws]))
+        links[f"{tag}imputed_true_pairs"] = float(np.mean([true_pairs_inside(d, rec_true) for d in draws]))
+        links[f"{tag}imputed_persons"] = float(np.mean([d.max() + 1 for d in draws]))
+    links.update(true_pairs=within_cluster_pairs(rec_true), plug_in_pairs=within_cluster_pairs(plug_labels),
+                 plug_in_true_pairs=true_pairs_inside(plug_labels, rec_true), true_persons=int(np.unique(rec_true).size),
+                 plug_in_persons=int(np.unique(plug_labels).size))
+    out["links"] = links
 
     res: dict = {}
 
@@ -275,19 +273,21 @@ def run_world(seed: int, size: int, imputations: int, raw_mi: bool) -> dict:
     from recapture.estimators.dse import Petersen
     from recapture.uncertainty.analytic import linkage_corrected_loglinear
 
-    def dct_ll():
-        est = linkage_corrected_loglinear(records, lk.clusters, pairs_cal, merge_regions(persons_plug), CovariateDSE(),
+    def dct_ll(p):
+        est = linkage_corrected_loglinear(records, lk.clusters, p, merge_regions(persons_plug), CovariateDSE(),
                                           period=period, covariates=COVARIATES, seed=seed, replicates=20)
         return {**_row(est), "share": est.extra["linkage_aware"]["linkage_variance_share"]}
 
-    attempt("dse_dct", dct_ll)
+    attempt("dse_dct", lambda: dct_ll(pairs_cal))
+    attempt("dse_dct_raw", lambda: dct_ll(pairs))
     for strata, tag in (((), "dct"), (("sex",), "dct_sex")):
-        def dct(strata=strata):
-            est = model_corrected_dse(records, lk.clusters, pairs_cal, persons_plug, period=period, strata=strata)
+        def dct(p, strata=strata):
+            est = model_corrected_dse(records, lk.clusters, p, persons_plug, period=period, strata=strata)
             return {**_row(est), "share": est.extra["linkage_aware"]["linkage_variance_share"]}
 
         ref = Petersen(strata=list(strata), dependence_thetas=None)
-        attempt(tag, dct)
+        attempt(tag, lambda dct=dct: dct(pairs_cal))
+        attempt(f"{tag}_raw", lambda dct=dct: dct(pairs))
         attempt(f"{tag}_truth", lambda ref=ref: _row(ref.fit(persons_true, lists=LISTS), interval="normal"))
         attempt(f"{tag}_plug_in", lambda ref=ref: _row(ref.fit(persons_plug, lists=LISTS), interval="normal"))
     out["results"] = res
@@ -330,19 +330,22 @@ def timing(records_target: int, imputations: int, workers: int) -> dict:
 METHODS = [
     ("ztp_truth", "ZTP", "perfect linkage (reference)"),
     ("ztp_plug_in", "ZTP", "(a) plug-in, single best linkage"),
-    ("ztp_mi", "ZTP", "(b) multiple imputation, recalibrated p"),
-    ("ztp_mi_raw", "ZTP", "(b′) multiple imputation, engine's raw p"),
+    ("ztp_mi_raw", "ZTP", "(b) multiple imputation, engine's probabilities"),
+    ("ztp_mi", "ZTP", "(b2) multiple imputation, Platt-recalibrated probabilities"),
     ("dse_truth", "covariate DSE", "perfect linkage (reference)"),
     ("dse_plug_in", "covariate DSE", "(a) plug-in, single best linkage"),
-    ("dse_mi", "covariate DSE", "(b) multiple imputation, recalibrated p"),
-    ("dse_mi_raw", "covariate DSE", "(b′) multiple imputation, engine's raw p"),
-    ("dse_dct", "covariate DSE", "(c) Di Consiglio–Tuoto, corrected linked cells, recalibrated p"),
+    ("dse_mi_raw", "covariate DSE", "(b) multiple imputation, engine's probabilities"),
+    ("dse_mi", "covariate DSE", "(b2) multiple imputation, Platt-recalibrated probabilities"),
+    ("dse_dct_raw", "covariate DSE", "(c) Di Consiglio–Tuoto linked-cell correction, engine's probabilities"),
+    ("dse_dct", "covariate DSE", "(c2) Di Consiglio–Tuoto linked-cell correction, recalibrated"),
     ("dct_truth", "Petersen DSE", "perfect linkage (reference)"),
     ("dct_plug_in", "Petersen DSE", "(a) plug-in, single best linkage"),
-    ("dct", "Petersen DSE", "(c) Di Consiglio–Tuoto, recalibrated p"),
+    ("dct_raw", "Petersen DSE", "(c) Ding–Fienberg / Di Consiglio–Tuoto, engine's probabilities"),
+    ("dct", "Petersen DSE", "(c2) Ding–Fienberg / Di Consiglio–Tuoto, recalibrated"),
     ("dct_sex_truth", "Petersen DSE by sex", "perfect linkage (reference)"),
     ("dct_sex_plug_in", "Petersen DSE by sex", "(a) plug-in, single best linkage"),
-    ("dct_sex", "Petersen DSE by sex", "(c) Di Consiglio–Tuoto by sex, recalibrated p"),
+    ("dct_sex_raw", "Petersen DSE by sex", "(c) Di Consiglio–Tuoto by sex, engine's probabilities"),
+    ("dct_sex", "Petersen DSE by sex", "(c2) Di Consiglio–Tuoto by sex, recalibrated"),
 ]
 
 
@@ -376,24 +379,22 @@ def summarise(rows: list[dict]) -> list[list]:
 def link_check(rows: list[dict]) -> list[list]:
     import numpy as np
 
-    keys = [("true_persons", "persons (records' clusters)"), ("true_pairs", "record pairs inside persons")]
-    out = []
-    ok = [r for r in rows if r.get("links")]
+    ok = [r for r in rows if r.get("links") and "recal_imputed_persons" in r["links"]]
     if not ok:
-        return out
+        return []
     L = {k: np.array([r["links"][k] for r in ok], dtype=float) for k in ok[0]["links"]}
-    out.append(["persons formed", f"{L['true_persons'].mean():,.0f}", f"{L['plug_in_persons'].mean():,.0f}",
-                f"{L['imputed_persons'].mean():,.1f}"])
-    out.append(["record pairs inside persons", f"{L['true_pairs'].mean():,.0f}", f"{L['plug_in_pairs'].mean():,.0f}",
-                f"{L['imputed_pairs'].mean():,.1f}"])
-    out.append(["… of which truly one person", f"{L['true_pairs'].mean():,.0f}",
-                f"{L['plug_in_true_pairs'].mean():,.0f}", f"{L['imputed_true_pairs'].mean():,.1f}"])
+    m = {k: v.mean() for k, v in L.items()}
     cal = np.array([[r["calibration"]["true_links_among_candidates"], r["calibration"]["sum_p_model"],
-                     r["calibration"]["sum_p_recalibrated"]] for r in ok])
-    out.append(["true matches among candidate pairs / Σp", f"{cal[:, 0].mean():,.0f}",
-                f"{cal[:, 1].mean():,.0f} (engine)", f"{cal[:, 2].mean():,.1f} (recalibrated)"])
-    del keys
-    return out
+                     r["calibration"]["sum_p_recalibrated"]] for r in ok]).mean(axis=0)
+    return [
+        ["persons formed", f"{m['true_persons']:,.0f}", f"{m['plug_in_persons']:,.0f}",
+         f"{m['imputed_persons']:,.1f}", f"{m['recal_imputed_persons']:,.1f}"],
+        ["record pairs inside persons", f"{m['true_pairs']:,.0f}", f"{m['plug_in_pairs']:,.0f}",
+         f"{m['imputed_pairs']:,.1f}", f"{m['recal_imputed_pairs']:,.1f}"],
+        ["… of which truly one person", f"{m['true_pairs']:,.0f}", f"{m['plug_in_true_pairs']:,.0f}",
+         f"{m['imputed_true_pairs']:,.1f}", f"{m['recal_imputed_true_pairs']:,.1f}"],
+        ["true matches among candidate pairs vs Σp", f"{cal[0]:,.0f}", "–", f"{cal[1]:,.1f}", f"{cal[2]:,.1f}"],
+    ]
 
 
 def render(rows: list[dict], args, wall: float, timing_result: dict | None) -> str:
@@ -408,7 +409,8 @@ def render(rows: list[dict], args, wall: float, timing_result: dict | None) -> s
         f"Command: `python bench/bench_linkage_uncertainty.py --worlds {args.worlds} --size {args.size} "
         f"--imputations {args.imputations}`  ",
         f"{common.machine_line(info)}  ",
-        f"Date: {dt.date.today().isoformat()}; wall time {wall / 60:.0f} min for the worlds run in this invocation.",
+        f"Date: {dt.date.today().isoformat()}; {_mean_seconds(ok):.0f} s per world on average (simulate, validate, "
+        f"link, {len(METHODS)} estimates, 2 worlds at a time).",
         "",
         f"{len(ok)} simulated worlds (seeds {min(r['seed'] for r in ok) if ok else '–'}…"
         f"{max(r['seed'] for r in ok) if ok else '–'}), true N = {', '.join(f'{s:,}' for s in sizes)} each, "
@@ -429,11 +431,16 @@ def render(rows: list[dict], args, wall: float, timing_result: dict | None) -> s
         "",
         "Do the imputed clusterings reproduce the true links? (means over worlds; imputed = 20 draws per world)",
         "",
-        common.table(["", "truth", "plug-in", "imputed"], link_check(rows)),
+        common.table(["", "truth", "plug-in", "imputed (engine p)", "imputed (recalibrated p)"], link_check(rows)),
     ]
     if timing_result:
         lines += ["", _timing_text(timing_result)]
     return "\n".join(lines)
+
+
+def _mean_seconds(rows: list[dict]) -> float:
+    secs = [r["seconds"]["total"] for r in rows if r.get("seconds")]
+    return sum(secs) / len(secs) if secs else math.nan
 
 
 def _timing_text(t: dict) -> str:
@@ -462,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--worlds", type=int, default=100)
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--size", type=int, default=5000, help="true population size N of each world")
-    ap.add_argument("--imputations", type=int, default=10)
+    ap.add_argument("--imputations", type=int, default=20)
     ap.add_argument("--processes", type=int, default=2, help="worlds run in parallel")
     ap.add_argument("--no-raw-mi", action="store_true", help="skip (b′), imputation from the raw probabilities")
     ap.add_argument("--resume", action="store_true", help="keep worlds already in the results file")
