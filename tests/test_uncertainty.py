@@ -431,3 +431,20 @@ def test_threshold_clustering_equals_the_linkage_engine():
                                chaining_steps=[0.8, 0.9, 0.95, 0.99, 0.999]).labels
         ours = threshold_labels(graph, threshold)
         assert np.array_equal(engine[:, None] == engine[None, :], ours[:, None] == ours[None, :])
+
+
+def test_read_linkage_inputs_from_a_run_directory(tmp_path):
+    from recapture.errors import InputError
+    from recapture.uncertainty import read_linkage_inputs
+
+    records, pairs, truth = _world(n_people=300, seed=41)
+    clusters = pl.DataFrame({"record_id": records["record_id"], "person_id": truth})
+    persons, _ = build_persons(records, clusters, PERIOD, sources=["police", "iom"])
+    for name, frame in (("records", records), ("pairs", pairs), ("clusters", clusters), ("persons", persons)):
+        frame.write_parquet(tmp_path / f"{name}.parquet")
+    inputs = read_linkage_inputs(tmp_path / "persons.parquet")
+    assert inputs["period"] == PERIOD
+    assert inputs["pairs"].height == pairs.height and inputs["records"].height == records.height
+    (tmp_path / "pairs.parquet").unlink()
+    with pytest.raises(InputError, match="pairs"):
+        read_linkage_inputs(tmp_path / "persons.parquet")

@@ -20,7 +20,13 @@ from recapture.uncertainty.analytic import (
     rates_from_link_counts,
     review_corrected_dse,
 )
-from recapture.uncertainty.api import RegistryEstimator, UncertaintyOptions, linkage_aware_estimate
+from recapture.uncertainty.api import (
+    RegistryEstimator,
+    UncertaintyOptions,
+    linkage_aware_estimate,
+    period_from_label,
+    read_linkage_inputs,
+)
 from recapture.uncertainty.draws import PairGraph, draw_labels, prepare_pairs, threshold_labels
 from recapture.uncertainty.imputation import combine_imputations, multiple_imputation
 from recapture.uncertainty.rubin import RubinCombination, combine_rubin
@@ -46,6 +52,8 @@ __all__ = [
     "linkage_corrected_dse",
     "model_corrected_dse",
     "multiple_imputation",
+    "period_from_label",
+    "read_linkage_inputs",
     "prepare_pairs",
     "rates_from_link_counts",
     "review_corrected_dse",

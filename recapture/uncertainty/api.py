@@ -16,11 +16,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from recapture.errors import ConfigError
+from recapture.errors import ConfigError, InputError
 from recapture.estimators.result import PopulationEstimate
 from recapture.pipelines.capture_histories import CaptureHistoryRules, Period
 from recapture.uncertainty.analytic import model_corrected_dse
@@ -105,6 +106,49 @@ class UncertaintyOptions:
     @property
     def active(self) -> bool:
         return bool(self.imputations or self.thresholds or self.analytic)
+
+
+def period_from_label(label: str) -> Period:
+    """The Period of a persons.parquet ``period`` label ('2017-07-01/2018-06-30')."""
+    import datetime as dt
+
+    try:
+        start, end = (dt.date.fromisoformat(x) for x in label.split("/"))
+    except ValueError:
+        raise ConfigError(f"period label {label!r} is not 'YYYY-MM-DD/YYYY-MM-DD'", key="period") from None
+    return Period(start, end, label)
+
+
+def read_linkage_inputs(
+    persons_path: str | Path,
+    *,
+    records: str | Path | None = None,
+    pairs: str | Path | None = None,
+    clusters: str | Path | None = None,
+) -> dict[str, Any]:
+    """records, pairs, clusters, persons and period for a persons.parquet; the other files
+    default to the same run directory (records.parquet, pairs.parquet, clusters.parquet).
+    Persons of several periods need one call per period (filter ``persons`` first)."""
+    persons_path = Path(persons_path)
+    run = persons_path.parent
+    paths = {"records": Path(records) if records else run / "records.parquet",
+             "pairs": Path(pairs) if pairs else run / "pairs.parquet",
+             "clusters": Path(clusters) if clusters else run / "clusters.parquet"}
+    for name, path in paths.items():
+        if not path.exists():
+            raise InputError(f"linkage-aware estimates need {name}.parquet (give its path)", file=str(path))
+    persons = pl.read_parquet(persons_path)
+    periods = persons["period"].unique().to_list() if "period" in persons.columns else []
+    if len(periods) != 1:
+        raise InputError(f"persons must hold exactly one period for linkage-aware estimates, found {periods}",
+                         file=str(persons_path), column="period")
+    return {
+        "records": pl.read_parquet(paths["records"]),
+        "pairs": pl.read_parquet(paths["pairs"], columns=["record_id_l", "record_id_r", "match_probability"]),
+        "clusters": pl.read_parquet(paths["clusters"], columns=["record_id", "person_id"]),
+        "persons": persons,
+        "period": period_from_label(periods[0]),
+    }
 
 
 def linkage_aware_estimate(
