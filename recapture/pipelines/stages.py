@@ -13,6 +13,7 @@ import hashlib
 import json
 import platform
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,7 +110,8 @@ def run_stages(stages: list[Stage], manifest: Manifest, *, force: bool = False) 
         progress.info(f"· {stage.name} …")
         started = time.perf_counter()
         try:
-            counts = stage.run() or {}
+            with PeakMemory() as memory:
+                counts = stage.run() or {}
         except RecaptureError as exc:
             _record_failure(manifest, stage, fp, started, exc)
             raise StageError(stage.name, exc) from exc
@@ -117,13 +119,13 @@ def run_stages(stages: list[Stage], manifest: Manifest, *, force: bool = False) 
             _record_failure(manifest, stage, fp, started, exc)
             raise StageError(stage.name, f"{type(exc).__name__}: {exc}") from exc
         seconds = time.perf_counter() - started
-        peak = _peak_memory_mib()
         manifest.data["stages"][stage.name] = {
             "status": "done",
             "fingerprint": fp,
             "reused": False,
             "seconds": round(seconds, 3),
-            "peak_rss_mib": peak,
+            "peak_rss_mib": memory.peak_mib,
+            "rss_start_mib": memory.start_mib,
             "outputs": stage.outputs,
             "counts": counts,
         }
@@ -143,11 +145,68 @@ def _record_failure(manifest: Manifest, stage: Stage, fp: str, started: float, e
     manifest.save()
 
 
-def _peak_memory_mib() -> float:
+class PeakMemory:
+    """The peak resident memory of this process and its children while a block runs.
+
+    ru_maxrss is the process's peak since it started, so a stage after a hungry one would
+    inherit its peak. Instead a thread samples the RSS of the process tree every
+    ``interval`` seconds (worker processes count too); when the process's own high-water
+    mark rose during the block, that new mark is a peak of the block as well, which
+    catches spikes between two samples.
+    """
+
+    def __init__(self, interval: float = 0.05):
+        import psutil
+
+        self.interval = interval
+        self._process = psutil.Process()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, name="peak-memory", daemon=True)
+        self._peak = 0
+        self.start_mib: float | None = None
+        self.peak_mib: float | None = None
+
+    def _tree_rss(self) -> int:
+        import psutil
+
+        total = self._process.memory_info().rss
+        for child in self._process.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:  # a worker that just exited
+                pass
+        return total
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._peak = max(self._peak, self._tree_rss())
+
+    def __enter__(self) -> PeakMemory:
+        self._maxrss_before = _maxrss_bytes()
+        start = self._tree_rss()
+        self._peak = start
+        self.start_mib = _mib(start)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        peak = max(self._peak, self._tree_rss())
+        maxrss_after = _maxrss_bytes()
+        if maxrss_after > self._maxrss_before:
+            peak = max(peak, maxrss_after)
+        self.peak_mib = _mib(peak)
+
+
+def _maxrss_bytes() -> int:
     import resource
 
-    # ru_maxrss is in KiB on Linux: the process's peak so far, which bounds the stage's
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def _mib(n_bytes: int) -> float:
+    return round(n_bytes / 2**20, 1)
 
 
 def stable_json(data: Any) -> str:
