@@ -253,3 +253,35 @@ def test_linkage_report_of_a_real_run_shows_rules_model_and_truth(demo_reports):
             assert f"<td class=\"n\">{level['match_weight']:,.2f}</td>" in html
     truth = html[html.index('<section id="truth">'):html.index('<section id="review">')]
     assert "Not available" not in truth and "<svg" in truth
+
+
+def test_fast_clustering_metrics_equal_the_evaluation_module(demo_reports):
+    from recapture.linkage import evaluation
+    from recapture.reports.linkage import _truth_for, clustering_metrics
+
+    run, _ = demo_reports
+    clusters = pl.read_parquet(run / "clusters.parquet", columns=["record_id", "person_id"])
+    truth = _truth_for(run, None, None).rename({"true_person": "entity"})
+    entity = clusters.join(truth, on="record_id", how="left", maintain_order="left")["entity"].to_numpy()
+    induced, cluster = clustering_metrics(clusters["person_id"].to_numpy(), entity)
+    assert induced == evaluation.pairwise_metrics_from_clusters(clusters, truth, entity_col="entity").to_dict()
+    expected = evaluation.cluster_metrics(clusters, truth, entity_col="entity").to_dict()
+    assert cluster.keys() == expected.keys()
+    for key, value in expected.items():
+        assert cluster[key] == pytest.approx(value, rel=1e-12), key
+    assert cluster["mixed_clusters"] + cluster["split_persons"] > 0  # the demo linkage is not perfect
+
+
+@pytest.mark.parametrize("n_pairs", [0, 5])
+def test_linkage_report_with_only_pairs_and_clusters(run_dir, tmp_path, n_pairs):
+    run = tmp_path / "run"
+    run.mkdir()
+    pairs = pl.read_parquet(run_dir / "pairs.parquet")
+    pairs = pairs.filter(pl.col("match_probability") > 0.99).head(n_pairs)
+    pairs.write_parquet(run / "pairs.parquet")
+    (run / "clusters.parquet").write_bytes((run_dir / "clusters.parquet").read_bytes())
+    html = _text(linkage_report(run, tmp_path / "l.html"))
+    assert "Not available: no linkage_model.json" in html
+    assert "Not available: no truth table" in html
+    assert "Not available: no threshold" in html  # the pair sample needs the threshold
+    assert html.count("<svg") == (1 if n_pairs == 0 else 4)  # cluster sizes; + blocking, weights, expected
