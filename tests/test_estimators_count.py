@@ -143,6 +143,14 @@ def test_aggregated_input_with_weights_matches_individual_rows(nl, model):
         assert sb["population_size"] == pytest.approx(sa["population_size"], rel=1e-8)
 
 
+def test_leave_one_out_is_per_pattern_and_the_same_for_aggregated_input(nl):
+    agg = nl.group_by(["gender", "age", "capture"]).len("n")
+    a = ZeroTruncatedPoisson("~ gender + age").fit(nl, count="capture")
+    b = ZeroTruncatedPoisson("~ gender + age").fit(agg, count="capture", weights="n")
+    assert len(a.diagnostics["dfpopsize_values"]) == a.diagnostics["n_cells"] == agg.height
+    np.testing.assert_allclose(sorted(a.diagnostics["dfpopsize_values"]), sorted(b.diagnostics["dfpopsize_values"]), rtol=1e-7)
+
+
 def test_frequency_table_path_matches_individual_fit(nl):
     ill = pl.read_csv(DATA / "rcapture_ill.csv")
     freqs = dict(zip(ill["nbcap"].to_list(), ill["freq"].to_list(), strict=True))
