@@ -88,7 +88,7 @@ def run_worker(
 ) -> dict:
     """Run ``python script --worker ...`` and return the JSON it wrote (plus status).
 
-    The worker is watched every half second: it is stopped when it exceeds ``timeout``
+    The worker is watched five times a second: it is stopped when it exceeds ``timeout``
     seconds or ``max_rss_gib`` resident memory (so that a runaway tool cannot take a
     shared machine down), and the sampled peak is kept as a cross-check of ru_maxrss.
     """
@@ -114,7 +114,7 @@ def run_worker(
             proc.kill()
             proc.wait()
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     wall = time.perf_counter() - start
     log.seek(0)
     output = log.read()
