@@ -108,7 +108,8 @@ def _one(job: _Job, seed: np.random.SeedSequence) -> tuple[float, float, bool, b
 
 
 def _chunk(job: _Job, seeds: list[np.random.SeedSequence]) -> np.ndarray:
-    return np.array([_one(job, s) for s in seeds], dtype=float).reshape(-1, 4)
+    with np.errstate(all="ignore"):  # diverging replicates are counted, not printed
+        return np.array([_one(job, s) for s in seeds], dtype=float).reshape(-1, 4)
 
 
 def _parametric_grid(problem: CountProblem, beta: np.ndarray):

@@ -110,6 +110,12 @@ class CountModel:
         percentile interval the default one; the analytic SE is kept in
         ``variance_components``.
         """
+        # numerical trouble (log 0 at a boundary, overflow of a diverging λ) is reported in
+        # the result's warnings, not as numpy RuntimeWarnings
+        with np.errstate(all="ignore"):
+            return self._fit(data, count, weights, variance, bootstrap_type, replicates, seed, workers, interval, bootstrap_penalty)
+
+    def _fit(self, data, count, weights, variance, bootstrap_type, replicates, seed, workers, interval, bootstrap_penalty):
         if bootstrap_penalty == "none":
             bootstrap_penalty = None
         if variance not in VARIANCE_METHODS:
