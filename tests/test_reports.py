@@ -285,3 +285,10 @@ def test_linkage_report_with_only_pairs_and_clusters(run_dir, tmp_path, n_pairs)
     assert "Not available: no truth table" in html
     assert "Not available: no threshold" in html  # the pair sample needs the threshold
     assert html.count("<svg") == (1 if n_pairs == 0 else 4)  # cluster sizes; + blocking, weights, expected
+
+
+def test_sensitivity_without_finite_values_says_so(tmp_path):
+    est = PopulationEstimate(model="loglinear", population_size=500.0, se=50.0, n_observed=400,
+                             extra={"dependence_sensitivity": [{"theta": 2.0, "population_size": math.nan}]})
+    html = _text(estimate_report([est], tmp_path / "e.html"))
+    assert "is present (1. loglinear) but holds no finite N̂" in html

@@ -400,14 +400,20 @@ def _curve_plot(curves: list[tuple[str, list[dict[str, float]]]], xlabel: str, *
 
 def _sensitivity_section(estimates, key: str, title: str, anchor: str, xlabel: str,
                          x_keys: Sequence[str], absent: str, **plot_kw) -> Section:
-    curves, tables = [], []
+    curves, tables, unusable = [], [], []
     for i, est in enumerate(estimates):
-        rows = _curve_rows((est.get("extra") or {}).get(key), x_keys)
+        raw = (est.get("extra") or {}).get(key)
+        rows = _curve_rows(raw, x_keys)
+        if raw and not rows:
+            unusable.append(f"{i + 1}. {label_of(est)}")
         if rows:
             label = f"{i + 1}. {label_of(est)}" + (f" ({period_of(est)})" if period_of(est) else "")
             curves.append((label, rows))
             tables.append({"label": label, "rows": rows})
     if not curves:
+        if unusable:
+            absent = (f"extra['{key}'] is present ({'; '.join(unusable)}) but holds no finite N̂ "
+                      "(the model could not be fitted at these values).")
         return absent_section(title, anchor, absent)
     plot = svg(_curve_plot(curves, xlabel, **plot_kw), anchor)
     return Section(title, anchor, plot=plot, tables=tables)

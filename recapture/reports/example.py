@@ -330,7 +330,7 @@ def write_demo_run(run_dir: str | os.PathLike, size: int = 3000, *, seed: int = 
             ("ztp", estimate(police, "ztpoisson", count="n_police", formula="~ sex")),
             ("ztnb", estimate(police, "ztnegbin", count="n_police", formula="~ sex")),
             ("chao", estimate(police, "chao", count="n_police")),
-            ("dse", estimate(persons, "loglinear", lists=["in_police", "in_iom"], covariates=["sex"],
+            ("dse", estimate(persons, "loglinear", lists=["in_police", "in_iom"],
                              dependence_thetas=[0.5, 1.0, 2.0, 4.0])),
         ]
         entries = []
