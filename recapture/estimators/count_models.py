@@ -153,6 +153,12 @@ class CountModel:
             result.variance_components["analytic_se"] = result.se
             result.se = info["sd"]
             result.default_interval = "bootstrap"
+            finite = reps[np.isfinite(reps)]
+            if len(finite) and np.quantile(finite, 0.975) > self.absurd_ratio * result.n_observed:
+                result.warnings.append(
+                    f"the bootstrap distribution is absurd (97.5% quantile {np.quantile(finite, 0.975):,.3g} "
+                    f"against n = {result.n_observed:,}): the model is not supported by the data"
+                )
             if info["n_failed"]:
                 result.warnings.append(f"{info['n_failed']} of {replicates} bootstrap replicates failed and were left out")
             if info["share_flagged"] > 0:
