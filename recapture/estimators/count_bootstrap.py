@@ -159,6 +159,8 @@ def run_bootstrap(
         raise ConfigError("need at least 2 bootstrap replicates", key="replicates")
     if penalty not in (None, "firth", "ridge"):
         raise ConfigError(f"unknown bootstrap penalty {penalty!r} (firth, ridge or none)", key="bootstrap_penalty")
+    if penalty == "firth" and len(problem.X) > 1:
+        penalty = "ridge"  # Firth's penalty is implemented for single-predictor families
     n_obs = float(problem.w.sum())
     if kind != "parametric" and not np.allclose(problem.w, np.round(problem.w)):
         raise ConfigError("resampling bootstraps need integer frequency weights", key="bootstrap_type")
