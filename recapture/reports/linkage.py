@@ -441,6 +441,12 @@ def _truth_for(run: Path, truth: str | os.PathLike | None, manifest: dict | None
         if isinstance(value, str):
             p = Path(value)
             candidates.append(p if p.is_absolute() else run / p)
+    # a simulated world keeps truth/ beside its extracts: look next to the run's inputs
+    for src in ((manifest or {}).get("config") or {}).get("sources") or []:
+        if isinstance(src, dict) and isinstance(src.get("path"), str):
+            p = Path(src["path"])
+            for base in ([p] if p.is_absolute() else [run / p, run.parent / p, p]):
+                candidates.append(base.parent / "truth" / "records.parquet")
     path = next((p for p in candidates if p.exists()), None)
     if path is None:
         if truth is not None:
