@@ -292,3 +292,19 @@ def test_sensitivity_without_finite_values_says_so(tmp_path):
                              extra={"dependence_sensitivity": [{"theta": 2.0, "population_size": math.nan}]})
     html = _text(estimate_report([est], tmp_path / "e.html"))
     assert "is present (1. loglinear) but holds no finite N̂" in html
+
+
+def test_rare_unrecognised_nationality_strings_are_counted_not_shown(run_dir, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    records = pl.read_parquet(run_dir / "records.parquet")
+    misplaced = pl.col("record_id") == records["record_id"][0]
+    records = records.with_columns(
+        pl.when(misplaced).then(pl.lit("Jansen Pieter")).otherwise("nationality_raw").alias("nationality_raw"),
+        pl.when(misplaced).then(None).otherwise("nationality_iso3").alias("nationality_iso3"),
+    )
+    records.write_parquet(run / "records.parquet")
+    html = _text(validation_report(run, tmp_path / "v.html"))
+    assert "Jansen" not in html
+    assert "1 strings held by fewer than 3 records each (1 records) are not shown" in html
+    assert "Soviet-Unie" in html

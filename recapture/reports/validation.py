@@ -44,6 +44,9 @@ COMPLETENESS_FIELDS: dict[str, str] = {
 
 #: Raw nationality strings listed (most frequent first); the rest are summed.
 MAX_NATIONALITY_STRINGS = 40
+#: A raw nationality string is shown only when this many records carry it: a rare string
+#: may be a name or a date typed into the wrong field, and the report shows no personal data.
+MIN_STRING_RECORDS = 3
 #: Quarantine reasons listed per table (most frequent first).
 MAX_REASONS = 40
 
@@ -213,11 +216,15 @@ def _nationality_section(records: pl.LazyFrame) -> Section:
     if strings.height:
         strings = (strings.with_columns(pl.sum_horizontal(sources).alias("total"))
                    .sort(["total", "nationality_raw"], descending=[True, False]))
-    listed = strings.head(MAX_NATIONALITY_STRINGS)
+    shown = strings.filter(pl.col("total") >= MIN_STRING_RECORDS) if strings.height else strings
+    rare = strings.filter(pl.col("total") < MIN_STRING_RECORDS) if strings.height else strings
+    listed = shown.head(MAX_NATIONALITY_STRINGS)
+    hidden = shown.slice(MAX_NATIONALITY_STRINGS)
     return Section(title, anchor, summary=summary.to_dicts(), sources=sources,
                    strings=listed.to_dicts(), n_strings=strings.height,
-                   more=max(strings.height - MAX_NATIONALITY_STRINGS, 0),
-                   more_rows=int(strings["total"].slice(MAX_NATIONALITY_STRINGS).sum()) if strings.height > MAX_NATIONALITY_STRINGS else 0)
+                   more=hidden.height, more_rows=int(hidden["total"].sum()) if hidden.height else 0,
+                   rare=rare.height, rare_rows=int(rare["total"].sum()) if rare.height else 0,
+                   min_records=MIN_STRING_RECORDS)
 
 
 def _warnings_section(records: pl.LazyFrame) -> Section:
