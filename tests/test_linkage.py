@@ -351,3 +351,34 @@ def test_febrl_accuracy_and_calibration(name, floor):
     assert scored["match_probability"].sum() == pytest.approx(scored["y"].sum(), rel=0.01)
     high = scored.filter(pl.col("match_probability") >= 0.99)
     assert high["y"].mean() >= 0.998
+
+
+def test_simulated_world_accuracy_and_calibration(tmp_path):
+    """Default simulated world (noise as in real registrations), threshold chosen without truth."""
+    from recapture.synthetic import SimulationConfig, simulate_world, write_world
+    from recapture.validation import validate_extracts
+
+    world = simulate_world(SimulationConfig(seed=20180630))
+    paths = write_world(world, tmp_path)
+    records = validate_extracts([(paths["police"], "police"), (paths["iom"], "iom")],
+                                as_of=dt.date(2026, 1, 1)).records
+    result = link_records(records)
+    truth = world.records.select("source", "source_key", "person_id")
+    ids = records.select("record_id", "source", "source_key").join(truth, on=["source", "source_key"])
+    assert ids.height == records.height
+    true_pairs = (ids.join(ids, on="person_id", suffix="_r").filter(pl.col("record_id") < pl.col("record_id_r"))
+                  .select(pl.col("record_id").alias("record_id_l"), "record_id_r", pl.col("source").alias("sl"),
+                          pl.col("source_r").alias("sr")))
+    found = _pairs_of_clusters(result.clusters)
+    found = found.join(ids.select(pl.col("record_id").alias("record_id_l"), pl.col("source").alias("sl")),
+                       on="record_id_l").join(ids.select("record_id", pl.col("source").alias("sr")),
+                                              left_on="record_id_r", right_on="record_id")
+    for scope, floor in (((pl.col("sl") == "police") & (pl.col("sr") == "police"), 0.94),
+                         (pl.col("sl") != pl.col("sr"), 0.90)):
+        t, f = true_pairs.filter(scope), found.filter(scope)
+        tp = f.join(t, on=["record_id_l", "record_id_r"]).height
+        assert 2 * tp / (f.height + t.height) >= floor
+    scored = result.pairs.join(true_pairs.select("record_id_l", "record_id_r", pl.lit(1).alias("y")),
+                               on=["record_id_l", "record_id_r"], how="left").with_columns(pl.col("y").fill_null(0))
+    # calibrated: expected matches among candidates within 5% of the true number
+    assert scored["match_probability"].sum() == pytest.approx(scored["y"].sum(), rel=0.05)

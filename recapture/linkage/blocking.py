@@ -162,10 +162,13 @@ def block(records: pl.DataFrame, rules: list[BlockingRule], max_block_size: int,
         stats.append(st)
     keys = np.concatenate(keys_parts) if keys_parts else np.zeros(0, np.int64)
     rule_of = np.concatenate(rule_parts) if rule_parts else np.zeros(0, np.uint8)
-    # one stable sort: equal pairs end up adjacent in rule order, so the first of each run
-    # is the pair under its first rule, and the output order is fixed whatever the joins did
-    order = np.argsort(keys, kind="stable")
-    keys, rule_of = keys[order], rule_of[order]
+    # one sort of (pair, rule) packed in an int64: equal pairs end up adjacent in rule order,
+    # the first of each run is the pair under its first rule, and the output order is fixed
+    # whatever order the parallel joins produced
+    bits = max(int(len(rules)).bit_length(), 1)
+    packed = np.sort(keys << bits | rule_of.astype(np.int64))
+    keys = packed >> bits
+    rule_of = (packed & ((1 << bits) - 1)).astype(np.uint8)
     if keys.size:
         first = np.empty(keys.size, dtype=bool)
         first[0] = True

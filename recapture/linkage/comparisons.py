@@ -231,51 +231,60 @@ def name_swap_mask(prep: PreparedRecords, i: np.ndarray, j: np.ndarray) -> np.nd
 
 # ------------------------------------------------------------------ comparisons
 def compare_string(comp: Comparison, prep: PreparedRecords, i, j, swap, partner: dict[str, str]):
-    """Levels exact / key / Jaro–Winkler bands / else, and TF bits at exact and key levels."""
+    """Levels exact / key / Jaro–Winkler bands / else, and TF bits at exact and key levels.
+
+    Everything but the key level depends only on the two values, so it is computed once per
+    distinct (unordered) pair of values and gathered back to the record pairs.
+    """
     col = comp.column
     vocab = prep.vocab_of[col]
     cl = prep.codes[col][i]
     cr = _right_codes(prep, col, j, swap, partner)
     n_levels = comp.n_levels
-    gamma = np.zeros(i.shape, dtype=np.int8)
-    missing = (cl < 0) | (cr < 0)
-    exact = ~missing & (
-        (cl == cr)
-        | (vocab.compact[np.maximum(cl, 0)] == vocab.compact[np.maximum(cr, 0)])
-        | (vocab.sorted_tokens[np.maximum(cl, 0)] == vocab.sorted_tokens[np.maximum(cr, 0)])
-    )
-    done = exact | missing
+    top = n_levels - 1
+    gamma = np.full(i.shape, MISSING, dtype=np.int8)
+    valid = np.flatnonzero((cl >= 0) & (cr >= 0))
     tf_bits = np.zeros(i.shape, dtype=np.float32) if comp.tf else None
-    level = n_levels - 1
-    gamma[exact] = level
-    if comp.tf:
-        tf_bits[exact] = _tf_bits(prep, col, cl[exact], cr[exact], swap[exact], partner.get(col))
-    level -= 1
-    if comp.key_column:
-        kl = prep.codes[comp.key_column][i]
-        kr = _right_codes(prep, comp.key_column, j, swap, partner)
-        key_eq = ~done & (kl >= 0) & (kl == kr)
-        gamma[key_eq] = level
-        if comp.tf:
-            tf_bits[key_eq] = _tf_bits(prep, comp.key_column, kl[key_eq], kr[key_eq], swap[key_eq],
-                                       partner.get(comp.key_column))
-        done |= key_eq
-        level -= 1
-    rest = np.flatnonzero(~done)
+    if valid.size == 0:
+        return gamma, tf_bits
+    a, b = cl[valid], cr[valid]
+    size = np.int64(len(vocab.values) + 1)
+    inverse, uniq = pd.factorize(np.minimum(a, b).astype(np.int64) * size + np.maximum(a, b))
+    ua, ub = uniq // size, uniq % size
+    exact_u = (ua == ub) | (vocab.compact[ua] == vocab.compact[ub]) | (vocab.sorted_tokens[ua] == vocab.sorted_tokens[ub])
+    band_u = np.full(uniq.size, top, dtype=np.int8)
+    rest = np.flatnonzero(~exact_u)
     if rest.size:
-        a, b = cl[rest], cr[rest]
         w = prep.settings.workers
         jw = JaroWinkler.normalized_similarity
-        plain, sorted_sim, token_set = multi_pair_scores(
-            a, b, [(vocab.values, jw), (vocab.sorted_values, jw), (vocab.values, fuzz.token_set_ratio)], w)
-        sim = np.maximum(plain, sorted_sim)
-        subset = token_set >= 99.999
+        ra, rb = ua[rest], ub[rest]
+        sim = np.maximum(process.cpdist(vocab.values[ra], vocab.values[rb], scorer=jw, workers=w, dtype=np.float32),
+                         process.cpdist(vocab.sorted_values[ra], vocab.sorted_values[rb], scorer=jw, workers=w,
+                                        dtype=np.float32))
+        subset = process.cpdist(vocab.values[ra], vocab.values[rb], scorer=fuzz.token_set_ratio, workers=w,
+                                dtype=np.float32) >= 99.999
         sim[subset] = np.maximum(sim[subset], comp.thresholds[0])
-        sub = np.zeros(rest.shape, dtype=np.int8)
+        sub = np.zeros(rest.size, dtype=np.int8)
         for k, t in enumerate(comp.thresholds[::-1]):
             sub[sim >= t] = k + 1
-        gamma[rest] = sub
-    gamma[missing] = MISSING
+        band_u[rest] = sub
+    g = band_u[inverse]
+    exact = g == top
+    if comp.tf:
+        ev = valid[exact]
+        tf_bits[ev] = _tf_bits(prep, col, cl[ev], cr[ev], swap[ev], partner.get(col))
+    if comp.key_column:
+        below = np.flatnonzero(~exact)
+        kv = valid[below]
+        kl = prep.codes[comp.key_column][i[kv]]
+        kr = _right_codes(prep, comp.key_column, j[kv], swap[kv], partner)
+        key_eq = (kl >= 0) & (kl == kr)
+        g[below[key_eq]] = top - 1
+        if comp.tf:
+            kv2 = kv[key_eq]
+            tf_bits[kv2] = _tf_bits(prep, comp.key_column, kl[key_eq], kr[key_eq], swap[kv2],
+                                    partner.get(comp.key_column))
+    gamma[valid] = g
     return gamma, tf_bits
 
 

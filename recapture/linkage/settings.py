@@ -130,7 +130,7 @@ class LinkageSettings:
     #: when the swapped alignment is clearly more similar; None to disable.
     name_swap: list[str] | None = None
     #: A blocking-key value held by more records than this is skipped for that rule (reported).
-    max_block_size: int = 300
+    max_block_size: int = 100
     #: Random record pairs drawn to estimate u probabilities.
     u_sample_pairs: int = 1_000_000
     #: "sessions": u from random pairs; m by EM within each training session; then λ among
@@ -321,10 +321,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
          "right_keys": ["family_name_key", "given_name_key"], "refine": ["birth_year"]},
         {"name": "names_swapped_birth_date", "keys": ["given_name_key", "birth_date"],
          "right_keys": ["family_name_key", "birth_date"]},
-        {"name": "family_key_birth_date", "keys": ["family_name_key", "birth_date"]},
         {"name": "family_key_end_birth_date", "keys": ["last4(family_name_key)", "birth_date"]},
-        {"name": "family_key_end_given_key", "keys": ["last4(family_name_key)", "given_name_key"],
-         "refine": ["birth_year"]},
         {"name": "given_key_birth_year_nationality", "keys": ["given_name_key", "birth_year", "nationality_iso3"],
          "refine": ["first1(family_name_key)"]},
         {"name": "name_prefixes_birth_year", "keys": ["first2(family_name)", "first2(given_name)", "birth_year"],
