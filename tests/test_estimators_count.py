@@ -415,3 +415,20 @@ def test_singlercapture_one_inflated_simulations_recover_the_true_size(model):
     r = estimate(data, model, formula="~ x1", omega_formula="~ x1", count=f"{model}1", dfpopsize=False)
     assert abs(r.population_size - 500) < 2.5 * r.se
     assert [c["predictor"] for c in r.coefficients] == ["lambda", "lambda", "omega", "omega"]
+
+
+# ------------------------------------------------------------------------------ derivatives
+def test_analytic_derivatives_match_complex_step_differentiation():
+    from recapture.estimators import count_families as families
+
+    rng = np.random.default_rng(0)
+    for cls in (families.ZTPoisson, families.ZTGeometric, families.ZTNegBin, families.OIZTPoisson,
+                families.ZTOIPoisson, families.OIZTGeometric, families.ZTOIGeometric):
+        fam = cls()
+        k = len(fam.predictors)
+        y = rng.integers(1, 8, 300).astype(float)
+        eta = np.column_stack([rng.normal(-0.5, 1, 300), rng.normal(-0.5, 1.2, 300)])[:, :k]
+        analytic = fam.evaluate(y, eta)
+        numeric = families.CountFamily.evaluate(fam, y, eta)  # complex step + central differences
+        for got, ref, tol in zip(analytic, numeric, (1e-12, 1e-10, 1e-6), strict=True):
+            np.testing.assert_allclose(got, ref, rtol=tol, atol=tol, err_msg=cls.__name__)

@@ -22,7 +22,7 @@ second derivatives by central differences of those (error about 1e-10).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import gammaln, loggamma
+from scipy.special import digamma, gammaln, loggamma, polygamma
 
 _CSTEP = 1e-20  # complex step
 _FSTEP = 1e-5  # finite-difference step for second derivatives
@@ -35,6 +35,54 @@ def _expit(x):
 def _log1mexp(x):
     """log(1 − e^{−x}) for x > 0, complex-safe."""
     return np.log(-np.expm1(-x))
+
+
+# ---------------------------------------------------------------- analytic derivative algebra
+# A "term" is (value, gradient (n,2), Hessian (n,2,2)) of a log-quantity in (eta_1, eta_2).
+
+
+def _sum(*terms):
+    return (sum(t[0] for t in terms), sum(t[1] for t in terms), sum(t[2] for t in terms))
+
+
+def _neg(t):
+    return (-t[0], -t[1], -t[2])
+
+
+def _logsumexp2(a, b):
+    """log(e^a + e^b) with its derivatives."""
+    m = np.maximum(a[0], b[0])
+    ea, eb = np.exp(a[0] - m), np.exp(b[0] - m)
+    value = m + np.log(ea + eb)
+    sa = ea / (ea + eb)
+    sb = 1.0 - sa
+    grad = sa[:, None] * a[1] + sb[:, None] * b[1]
+    outer = lambda g: g[:, :, None] * g[:, None, :]  # noqa: E731
+    hess = sa[:, None, None] * (a[2] + outer(a[1])) + sb[:, None, None] * (b[2] + outer(b[1])) - outer(grad)
+    return value, grad, hess
+
+
+def _log1m(b):
+    """log(1 − e^b) for b < 0, with its derivatives."""
+    eb = np.exp(b[0])
+    value = np.log(-np.expm1(b[0]))
+    r = eb / -np.expm1(b[0])
+    outer = b[1][:, :, None] * b[1][:, None, :]
+    return value, -r[:, None] * b[1], -r[:, None, None] * b[2] - (r * (1 + r))[:, None, None] * outer
+
+
+def _term(value, d1=None, d2=None, d11=None, d12=None, d22=None):
+    n = len(value)
+    grad = np.zeros((n, 2))
+    hess = np.zeros((n, 2, 2))
+    for j, d in enumerate((d1, d2)):
+        if d is not None:
+            grad[:, j] = d
+    for (a, b), d in zip(((0, 0), (0, 1), (1, 1)), (d11, d12, d22), strict=True):
+        if d is not None:
+            hess[:, a, b] = d
+            hess[:, b, a] = d
+    return value, grad, hess
 
 
 class CountFamily:
@@ -248,6 +296,28 @@ class ZTNegBin(CountFamily):
         alpha = np.exp(eta[:, 1])
         return -np.expm1(-np.log1p(alpha * lam) / alpha)
 
+    @staticmethod
+    def _log_pmf(y, eta):
+        """log f(y) of the untruncated NB and its derivatives in (log λ, log α)."""
+        theta = np.exp(-eta[:, 1])  # 1/α
+        log_u = eta[:, 0] + eta[:, 1]  # u = αλ
+        log1pu = np.logaddexp(0.0, log_u)
+        p = _expit(log_u)  # u/(1+u)
+        dg = digamma(y + theta) - digamma(theta)
+        tg = polygamma(1, y + theta) - polygamma(1, theta)
+        value = gammaln(y + theta) - gammaln(theta) - gammaln(y + 1) + y * log_u - (y + theta) * log1pu
+        d1 = y - (y + theta) * p
+        d2 = -theta * dg + y + theta * log1pu - (y + theta) * p
+        d11 = -(y + theta) * p * (1 - p)
+        d12 = theta * p - (y + theta) * p * (1 - p)
+        d22 = theta * dg + theta**2 * tg - theta * log1pu + 2 * theta * p - (y + theta) * p * (1 - p)
+        return _term(value, d1, d2, d11, d12, d22)
+
+    def evaluate(self, y, eta):
+        log_f = self._log_pmf(y, eta)
+        log_f0 = self._log_pmf(np.zeros_like(y), eta)
+        return _sum(log_f, _neg(_log1m(log_f0)))
+
 
 # ------------------------------------------------------------------------------ one-inflated
 class _OneInflated(CountFamily):
@@ -288,6 +358,37 @@ class _OneInflated(CountFamily):
             rest = np.log(1 - omega) + log_f - denom
             one = np.log(omega + (1 - omega) * np.exp(log_f)) - denom
         return np.where(is_one, one, rest)
+
+    def _base_term(self, y, eta):
+        """log f(y) of the base distribution and its derivatives in (log λ, logit ω)."""
+        lam = np.exp(eta[:, 0])
+        if self.base == "poisson":
+            return _term(y * eta[:, 0] - lam - gammaln(y + 1), y - lam, None, -lam)
+        frac = lam / (1 + lam)
+        return _term(y * eta[:, 0] - (y + 1) * np.log1p(lam), y - (y + 1) * frac, None, -(y + 1) * frac / (1 + lam))
+
+    def evaluate(self, y, eta):
+        omega = _expit(eta[:, 1])
+        n = len(y)
+        zero = np.zeros(n)
+        log_omega = _term(np.log(omega), None, 1 - omega, None, None, -omega * (1 - omega))
+        log_1m_omega = _term(np.log1p(-omega), None, -omega, None, None, -omega * (1 - omega))
+        log_f = self._base_term(y, eta)
+        log_f0 = self._base_term(zero, eta)
+        if self.truncate_first:
+            trunc = _sum(log_f, _neg(_log1m(log_f0)))
+            rest = _sum(log_1m_omega, trunc)
+            one = _logsumexp2(log_omega, rest)
+        else:
+            denom = _log1m(_sum(log_1m_omega, log_f0))
+            rest = _sum(log_1m_omega, log_f, _neg(denom))
+            one = _sum(_logsumexp2(log_omega, _sum(log_1m_omega, log_f)), _neg(denom))
+        is_one = y == 1
+        return (
+            np.where(is_one, one[0], rest[0]),
+            np.where(is_one[:, None], one[1], rest[1]),
+            np.where(is_one[:, None, None], one[2], rest[2]),
+        )
 
     def p_observed(self, eta):
         _, log_p0 = self._base_logpmf(np.zeros(eta.shape[0]), eta)
