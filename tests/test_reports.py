@@ -202,7 +202,6 @@ def test_linkage_report_with_truth_counts_confusion(run_dir, reports):
     tp, fp = int((accepted & same).sum()), int((accepted & ~same).sum())
     section = html[html.index('<section id="truth">'):]
     assert f"<td>linked (p ≥ threshold)</td><td class=\"n\">{tp:,}</td><td class=\"n\">{fp:,}</td>" in section
-    assert "Not available: no labelled review file" in html
 
 
 def test_write_reports_skips_stages_not_run_and_fails_on_empty_dir(run_dir, tmp_path):
@@ -308,3 +307,14 @@ def test_rare_unrecognised_nationality_strings_are_counted_not_shown(run_dir, tm
     assert "Jansen" not in html
     assert "1 strings held by fewer than 3 records each (1 records) are not shown" in html
     assert "Soviet-Unie" in html
+
+
+def test_clerical_review_section_matches_the_review_module(run_dir, reports):
+    from recapture.linkage.review import review_error_rates
+
+    html = _text(reports["linkage"])
+    section = html[html.index('<section id="review">'):]
+    est = review_error_rates(run_dir / "review_labels.csv")
+    assert f"{est.n_labelled:,} decided labels" in section
+    assert f"<td>precision above the threshold</td><td class=\"n\">{100 * est.precision:.2f}%</td>" in section
+    assert "<svg" in section

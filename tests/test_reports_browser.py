@@ -7,7 +7,7 @@ import os
 import pytest
 from test_reports import shared_run  # pytest puts tests/ on sys.path (prepend import mode)
 
-from recapture.reports.browser import check_page, find_chromium
+from recapture.reports.browser import Chromium, find_chromium
 
 #: Plots each report must show: the demo run is made by the real stages (one period, no
 #: quarantine at this size); the example run has every optional section.
@@ -17,6 +17,8 @@ EXPECTED_PLOTS = {
                           "precision-recall", "calibration"},
     ("demo", "estimates"): {"estimates", "frequencies-1", "strata-1", "dependence"},
     ("example", "validation"): {"rows", "quarantine", "completeness", "birth-dates", "timeline"},
+    ("example", "linkage"): {"blocking", "weights", "precision-recall", "calibration",
+                             "review-calibration"},
     ("example", "estimates"): {"estimates", "frequencies-1", "strata-1", "dependence", "threshold",
                                "series"},
 }
@@ -33,15 +35,21 @@ def chromium():
 
 
 @pytest.fixture(scope="module")
+def browser(chromium):
+    with Chromium(chromium) as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     return {kind: shared_run(tmp_path_factory, kind)[1] for kind in ("demo", "example")}
 
 
 @pytest.mark.parametrize(("run", "name"), sorted(EXPECTED_PLOTS))
-def test_report_renders_cleanly_in_chromium(chromium, reports, run, name):
+def test_report_renders_cleanly_in_chromium(browser, reports, run, name):
     path = reports[run][name]
     shot = path.with_suffix(".png")
-    check = check_page(path, shot, chromium=chromium)
+    check = browser.check(path, shot)
     assert check.console_errors == []
     assert check.network_requests == []
     names = {p["name"] for p in check.plots}
@@ -52,14 +60,14 @@ def test_report_renders_cleanly_in_chromium(chromium, reports, run, name):
     assert shot.stat().st_size > 20_000
 
 
-def test_the_check_catches_errors_and_requests(chromium, tmp_path):
+def test_the_check_catches_errors_and_requests(browser, tmp_path):
     page = tmp_path / "bad.html"
     page.write_text(
         '<!doctype html><html><head><link rel="icon" href="data:,"></head><body>'
         '<figure class="plot" data-plot="empty"><svg width="10" height="10"></svg></figure>'
         '<img src="http://127.0.0.1:9/x.png"><script>console.error("boom")</script></body></html>'
     )
-    check = check_page(page, chromium=chromium)
+    check = browser.check(page)
     assert any("boom" in e for e in check.console_errors)
     assert check.network_requests == ["http://127.0.0.1:9/x.png"]
     assert check.empty_plots == ["empty"]

@@ -116,6 +116,71 @@ class _DevTools:
         self._ws.close()
 
 
+class Chromium:
+    """One headless Chromium for several page checks (start-up is the slow part).
+
+        with Chromium() as browser:
+            for page in pages:
+                check = browser.check(page, page.with_suffix(".png"))
+    """
+
+    def __init__(self, chromium: str | None = None, *, window: tuple[int, int] = (1280, 2000),
+                 timeout: float = 60.0):
+        self.binary = chromium or find_chromium()
+        if self.binary is None:
+            raise FileNotFoundError("chromium not found (apt-get install chromium)")
+        self.window = window
+        self.timeout = timeout
+        self._profile: tempfile.TemporaryDirectory | None = None
+        self._proc: subprocess.Popen | None = None
+        self._tools: _DevTools | None = None
+
+    def __enter__(self) -> Chromium:
+        self._profile = tempfile.TemporaryDirectory(prefix="recapture-chromium-")
+        profile = Path(self._profile.name)
+        self._proc = subprocess.Popen(
+            [
+                self.binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-default-apps", "--no-first-run", "--mute-audio", "--hide-scrollbars",
+                f"--window-size={self.window[0]},{self.window[1]}", f"--user-data-dir={profile}",
+                "--remote-debugging-port=0", "about:blank",
+            ],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            self._tools = _connect(self._proc, profile, self.timeout)
+            for domain in ("Runtime", "Log", "Network", "Page"):
+                self._tools.call(f"{domain}.enable")
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._tools is not None:
+            self._tools.close()
+            self._tools = None
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        if self._profile is not None:
+            self._profile.cleanup()
+            self._profile = None
+
+    def check(self, html_path: str | os.PathLike, screenshot: str | os.PathLike | None = None) -> PageCheck:
+        """Load ``html_path`` and report what happened (see :func:`check_page`)."""
+        if self._tools is None:
+            raise RuntimeError("use Chromium as a context manager")
+        url = Path(html_path).resolve().as_uri()
+        return _check(self._tools, url, screenshot, self.window, self.timeout)
+
+
 def check_page(
     html_path: str | os.PathLike,
     screenshot: str | os.PathLike | None = None,
@@ -129,34 +194,11 @@ def check_page(
     Network requests are every request except the page's own file (``data:`` URLs are
     inline content, not requests). The screenshot covers the whole page.
     """
-    binary = chromium or find_chromium()
-    if binary is None:
-        raise FileNotFoundError("chromium not found (apt-get install chromium)")
-    page = Path(html_path).resolve()
-    url = page.as_uri()
-    with tempfile.TemporaryDirectory(prefix="recapture-chromium-") as profile:
-        proc = subprocess.Popen(
-            [
-                binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-default-apps", "--no-first-run", "--mute-audio", "--hide-scrollbars",
-                f"--window-size={window[0]},{window[1]}", f"--user-data-dir={profile}",
-                "--remote-debugging-port=0", "about:blank",
-            ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        try:
-            return _drive(proc, Path(profile), url, screenshot, window, timeout)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with Chromium(chromium, window=window, timeout=timeout) as browser:
+        return browser.check(html_path, screenshot)
 
 
-def _drive(proc, profile: Path, url: str, screenshot, window, timeout) -> PageCheck:
+def _connect(proc: subprocess.Popen, profile: Path, timeout: float) -> _DevTools:
     port_file = profile / "DevToolsActivePort"
     deadline = time.monotonic() + timeout
     while True:
@@ -171,10 +213,15 @@ def _drive(proc, profile: Path, url: str, screenshot, window, timeout) -> PageCh
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=timeout) as resp:
         targets = json.load(resp)
     target = next(t for t in targets if t.get("type") == "page")
-    tools = _DevTools(target["webSocketDebuggerUrl"], timeout)
+    return _DevTools(target["webSocketDebuggerUrl"], timeout)
+
+
+def _check(tools: _DevTools, url: str, screenshot, window, timeout) -> PageCheck:
+    tools.drain(0.1)
+    tools.events.clear()  # nothing of an earlier page counts against this one
+    tools.call("Emulation.setDeviceMetricsOverride", width=window[0], height=window[1],
+               deviceScaleFactor=1, mobile=False)
     try:
-        for domain in ("Runtime", "Log", "Network", "Page"):
-            tools.call(f"{domain}.enable")
         start = time.perf_counter()
         tools.call("Page.navigate", url=url)
         tools.wait_for("Page.loadEventFired", timeout)
@@ -197,8 +244,8 @@ def _drive(proc, profile: Path, url: str, screenshot, window, timeout) -> PageCh
             check.screenshot = path
         tools.drain(0.2)
     finally:
-        tools.close()
-    for event in tools.events:
+        events, tools.events = tools.events, []
+    for event in events:
         method, params = event.get("method"), event.get("params", {})
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
             check.console_errors.append(" ".join(str(a.get("value", a.get("description", "")))

@@ -242,6 +242,16 @@ def write_example_run(
     }
     write_json(metrics, run / "linkage_metrics.json")
 
+    # a clerical review sample, labelled from the truth as a reviewer would
+    from recapture.linkage.review import export_review_sample
+
+    sample = export_review_sample(pairs, records, run / "review_labels.csv", threshold=THRESHOLD,
+                                  sample_size=min(150, n_pairs), seed=seed)
+    truth_of = dict(zip(rid.tolist(), pid.tolist(), strict=True))
+    labels = ["match" if truth_of[a] == truth_of[b] else "non-match"
+              for a, b in zip(sample["record_id_l"].to_list(), sample["record_id_r"].to_list(), strict=True)]
+    sample.with_columns(pl.Series("label", labels)).write_csv(run / "review_labels.csv")
+
     # estimates per period
     frequencies = np.bincount(police[police > 0])
     estimates = []

@@ -599,7 +599,8 @@ def _review_section(review: str | os.PathLike | None, run: Path) -> Section:
         rate = strata["match_rate"].to_numpy()
         lo = strata["match_rate_lower"].to_numpy()
         hi = strata["match_rate_upper"].to_numpy()
-        ax.errorbar(x, rate, yerr=np.vstack([rate - lo, hi - rate]), fmt="o", capsize=3)
+        err = np.clip(np.nan_to_num(np.vstack([rate - lo, hi - rate])), 0, None)  # rounding at 0 and 1
+        ax.errorbar(x, rate, yerr=err, fmt="o", capsize=3)
         ax.set_xlabel("mean match probability in the band")
         ax.set_ylabel("share labelled match")
         ax.set_xlim(0, 1)
