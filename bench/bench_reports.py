@@ -131,8 +131,9 @@ def main() -> int:
            f"{psutil.getloadavg()[0]:.1f}), so times are pessimistic." if shared else ""),
         "",
         f"Synthetic run directory in the documented artifact formats (`write_example_run`): "
-        f"{n_records:,} records, {n_quar:,} quarantined rows, {n_pairs:,} scored candidate pairs, "
-        f"truth for every record, estimates for two periods. Built in {build_s:.1f} s (not counted). "
+        f"{n_records + n_quar:,} input rows = {n_records:,} records + {n_quar:,} quarantined, "
+        f"{n_pairs:,} scored candidate pairs, truth for every record, a labelled review sample, "
+        f"estimates for two periods. Built in {build_s:.1f} s (not counted). "
         "Each report reads the artifacts itself; tables are aggregated before plotting "
         "(histograms from binned counts, top-N lists, a 30-pair sample), so size does not grow "
         f"with the number of records. Targets: all reports < {TARGET_SECONDS:.0f} s, each < 10 MB.",
