@@ -25,10 +25,10 @@ from recapture.pipelines.run import RunResult, _fit_one, run_pipeline
 #: The estimators the demo fits (the pipeline config's [[estimators]] tables).
 DEMO_ESTIMATORS: list[dict[str, Any]] = [
     {"name": "zero-truncated Poisson", "model": "ztpoisson", "formula": "~ sex + age_class + region",
-     "count": "n_police"},
+     "count": "n_police", "merge_sparse_levels": 5},
     {"name": "Chao lower bound", "model": "chao", "count": "n_police", "linkage_uncertainty": False},
     {"name": "log-linear DSE", "model": "loglinear", "lists": ["police", "iom"],
-     "covariates": "sex,age_class,region"},
+     "covariates": "sex,age_class,region", "merge_sparse_levels": 5},
     {"name": "Chapman", "model": "chapman", "lists": ["police", "iom"], "linkage_uncertainty": False},
 ]
 

@@ -297,20 +297,40 @@ class ConfiguredEstimator:
 
 
 def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing_rule: str):
-    """Fit one registry model, allocating persons with unknown covariates if asked."""
+    """Fit one registry model: merge sparse covariate levels if asked (option
+    ``merge_sparse_levels``), then allocate persons with unknown covariates (``missing``)."""
     from recapture.estimators import estimate
-    from recapture.estimators.missing import allocate_unknown, formula_covariates
+    from recapture.estimators.covariates import (
+        allocate_unknown,
+        formula_covariates,
+        merge_sparse_levels,
+    )
 
+    options = dict(options)
+    min_informative = options.pop("merge_sparse_levels", None)
     covariates = formula_covariates(options.get("formula"))
     listed = options.get("covariates")
     if listed:
         covariates += [c.strip() for c in (listed.split(",") if isinstance(listed, str) else listed)]
     covariates = [c for c in dict.fromkeys(covariates) if c in persons.columns and persons[c].dtype == pl.String]
-    if missing_rule == "level" or not covariates:
-        return estimate(persons, model, **options)
     count = options.get("count")
-    observed = pl.col(count) > 0 if count else None
-    return allocate_unknown(persons, covariates, lambda frame: estimate(frame, model, **options), observed=observed)
+    merges: dict[str, list[str]] = {}
+    if min_informative and covariates:
+        lists = options.get("lists") or []
+        informative = (pl.col(count) >= 2) if count else (pl.sum_horizontal([pl.col(c) for c in lists]) >= 2)
+        persons, merges = merge_sparse_levels(persons, covariates, informative, int(min_informative))
+    if missing_rule == "level" or not covariates:
+        result = estimate(persons, model, **options)
+    else:
+        observed = pl.col(count) > 0 if count else None
+        result = allocate_unknown(persons, covariates, lambda frame: estimate(frame, model, **options),
+                                  observed=observed)
+    if merges:
+        result.extra["merged_levels"] = merges
+        result.warnings.extend(
+            f"levels of {column} with fewer than {min_informative} informative persons merged: {' + '.join(levels)}"
+            for column, levels in merges.items())
+    return result
 
 
 def _with_linkage_uncertainty(result, estimator, uncertainty, config, out, period, threshold):

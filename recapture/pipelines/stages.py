@@ -150,36 +150,43 @@ class PeakMemory:
 
     ru_maxrss is the process's peak since it started, so a stage after a hungry one would
     inherit its peak. Instead a thread samples the RSS of the process tree every
-    ``interval`` seconds (worker processes count too); when the process's own high-water
+    ``interval`` seconds (worker processes count too; the list of workers is refreshed
+    every ``children_every`` samples); when the process's own high-water
     mark rose during the block, that new mark is a peak of the block as well, which
     catches spikes between two samples.
     """
 
-    def __init__(self, interval: float = 0.05):
+    def __init__(self, interval: float = 0.05, children_every: int = 20):
         import psutil
 
         self.interval = interval
+        self.children_every = children_every
         self._process = psutil.Process()
+        self._children: list = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample_until_stopped, name="peak-memory", daemon=True)
         self._peak = 0
         self.start_mib: float | None = None
         self.peak_mib: float | None = None
 
-    def _tree_rss(self) -> int:
+    def _tree_rss(self, refresh_children: bool = True) -> int:
         import psutil
 
+        if refresh_children:  # finding children scans every process on the machine: not every sample
+            self._children = self._process.children(recursive=True)
         total = self._process.memory_info().rss
-        for child in self._process.children(recursive=True):
+        for child in self._children:
             try:
                 total += child.memory_info().rss
-            except psutil.Error:  # a worker that just exited
+            except psutil.Error:  # a worker that has exited
                 pass
         return total
 
     def _sample_until_stopped(self) -> None:
+        sample = 0
         while not self._stop.wait(self.interval):
-            self._peak = max(self._peak, self._tree_rss())
+            sample += 1
+            self._peak = max(self._peak, self._tree_rss(refresh_children=sample % self.children_every == 1))
 
     def __enter__(self) -> PeakMemory:
         self._maxrss_before = _maxrss_bytes()

@@ -1,4 +1,6 @@
-"""Persons whose covariates are unknown.
+"""Preparing person covariates for a model: unknown values and sparse levels.
+
+**Unknown values.**
 
 A covariate value is unknown far more often for people seen once than for people seen
 several times (every extra registration is another chance to record it). Kept as a level
@@ -8,6 +10,12 @@ complete covariates and allocates the persons with unknown values proportionally
 N̂ = N̂_complete · n / n_complete — they are assumed to have, on average, the capture
 probability of the persons with known values. The standard error is scaled alike
 (n / n_complete is fixed by the observed data).
+
+**Sparse levels.** A level with no informative observations — no one seen twice (count
+models), no one in both lists (dual systems) — has no maximum-likelihood estimate: its
+coefficient runs to the boundary and N̂ is meaningless. :func:`merge_sparse_levels` merges
+the levels with fewer than a given number of informative persons, sparsest first, into
+one level named after them all, and reports what it merged.
 """
 
 from __future__ import annotations
@@ -100,3 +108,45 @@ def allocate_unknown(
         },
     )
     return scaled
+
+
+def merge_sparse_levels(
+    persons: pl.DataFrame,
+    covariates: list[str],
+    informative: pl.Expr,
+    min_count: int,
+) -> tuple[pl.DataFrame, dict[str, list[str]]]:
+    """Merge levels of each covariate with fewer than ``min_count`` informative persons.
+
+    The sparsest level is merged with the next sparsest until every level reaches
+    ``min_count`` or one level is left. Unknown values are left alone. Returns the frame
+    with merged labels and, per covariate, the labels of the merged level's members.
+    """
+    merges: dict[str, list[str]] = {}
+    for column in covariates:
+        if persons[column].dtype != pl.String:
+            continue
+        counts = (
+            persons.filter(~is_unknown([column]))
+            .group_by(column)
+            .agg(informative.sum().alias("k"))
+            .sort(["k", column])
+        )
+        levels = counts[column].to_list()
+        ks = counts["k"].to_list()
+        merged: list[str] = []
+        total = 0
+        while len(levels) > 1 and (ks[0] < min_count or (merged and total < min_count)):
+            if not merged:
+                merged, total = [levels.pop(0)], ks.pop(0)
+            merged.append(levels.pop(0))
+            total += ks.pop(0)
+            if total >= min_count:
+                break
+        if len(merged) > 1:
+            label = " + ".join(sorted(merged))
+            persons = persons.with_columns(
+                pl.when(pl.col(column).is_in(merged)).then(pl.lit(label)).otherwise(pl.col(column)).alias(column)
+            )
+            merges[column] = sorted(merged)
+    return persons, merges
