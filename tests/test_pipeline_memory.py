@@ -31,7 +31,7 @@ def test_a_stage_after_a_hungry_one_reports_its_own_peak(tmp_path):
 
 
 def test_memory_of_worker_processes_counts():
-    script = "import numpy, time; b = numpy.ones(200 * 2**20 // 8); time.sleep(0.6)"
+    script = "import numpy, time; b = numpy.ones(200 * 2**20 // 8); time.sleep(2.5)"
     with PeakMemory() as memory:
         subprocess.run([sys.executable, "-c", script], check=True)
     assert memory.peak_mib - memory.start_mib > 180
