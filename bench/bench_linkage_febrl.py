@@ -89,19 +89,13 @@ def worker_recapture(task: str, inputs: list[str], out: Path) -> dict:
         pl.when(valid).then(pl.col("birth_day")).alias("birth_day"),
         pl.when(pl.col("birth_year").is_between(1800, 2100)).then(pl.col("birth_year")).alias("birth_year"),
     )
-    settings = febrl_settings(link_only=(task == "febrl4")) if _accepts(febrl_settings, "link_only") else febrl_settings()
+    settings = febrl_settings(link_only=True) if task == "febrl4" else febrl_settings()
     result = link_records(records, settings)
     wall = time.perf_counter() - start
     threshold = _threshold(result, settings)
     result.pairs.select("record_id_l", "record_id_r", "match_probability").write_parquet(out / "pairs.parquet")
     result.clusters.select("record_id", "person_id").write_parquet(out / "clusters.parquet")
     return {"wall_s": wall, "threshold": threshold, "n_pairs": result.pairs.height}
-
-
-def _accepts(fn, name: str) -> bool:
-    import inspect
-
-    return name in inspect.signature(fn).parameters
 
 
 def _threshold(result, settings) -> float:
