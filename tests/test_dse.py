@@ -179,3 +179,24 @@ def test_categorical_covariates_pandas_and_enum():
     res = LogLinearModel(covariates=["region"]).fit(enum)
     assert res.population_size == pytest.approx(plain.population_size, rel=1e-9)
     assert [r["level"] for r in res.strata] == ["c", "b", "a"]  # the Enum's order: c is the reference
+
+
+def test_default_model_handles_empty_strata_and_unseen_levels():
+    rng = np.random.default_rng(5)
+    N = 6000
+    x = rng.choice(4, N)
+    z = rng.choice(3, N)
+    a = rng.random(N) < 0.3
+    b = rng.random(N) < np.array([0.1, 0.3, 0.2, 0.0])[x]  # IOM never sees x = 3
+    df = pl.DataFrame({"in_a": a.astype(int), "in_b": b.astype(int), "x": x.astype(str), "z": z.astype(str)})
+    df = df.filter((pl.col("in_a") + pl.col("in_b")) > 0)
+    # nobody observed in the stratum x = 2, z = 2: a boundary of the covariate distribution
+    df = df.filter(~((pl.col("x") == "2") & (pl.col("z") == "2")))
+    r = LogLinearModel(covariates=["x", "z"]).fit(df)
+    assert r.diagnostics["mle_exists"] and r.diagnostics["identifiable"]
+    assert np.isfinite(r.population_size)
+    assert r.extra["dropped_terms"] == ["in_a:x", "in_b:x"]  # in x = 3 police saw everybody, IOM nobody
+    assert "simplified" in r.warnings[0]
+    # named explicitly, the same model is reported as failing rather than silently changed
+    named = LogLinearModel("[in_a,x][in_b,x][in_a,z][in_b,z]").fit(df)
+    assert named.diagnostics["mle_exists"] is False and math.isnan(named.population_size)

@@ -1038,6 +1038,9 @@ class LogLinearModel:
         for lst, cov in [(v, k) for k, v in self.passive.items()]:
             if lst not in table.lists:
                 raise ConfigError(f"passive covariate {cov!r} is linked to unknown list {lst!r}", key="passive")
+        simplified: list[str] = []
+        if self.model is None and self.covariates and not self.partial_covariates:
+            terms, simplified = _estimable_default(table, terms, self.covariates, self.empty_overlaps)
         result = _fit_terms(
             table,
             terms,
@@ -1050,6 +1053,15 @@ class LogLinearModel:
             name=self.name,
             heterogeneity=self.heterogeneity,
         )
+        if simplified:
+            result.warnings.insert(
+                0,
+                "the default model was simplified because the table is too sparse for it: dropped "
+                + ", ".join(simplified)
+                + " (a list that saw nobody, or everybody, in some covariate level); name the "
+                "model to fit another",
+            )
+            result.extra["dropped_terms"] = simplified
         if self.dependence_thetas is not None and table.k == 2:
             if table.partial_counts is not None and table.partial_counts.sum() > 0:
                 result.warnings.append("dependence sensitivity skipped: not available with EM covariates")
@@ -1146,8 +1158,13 @@ def _prepare_design(
         if empty_strata.any():
             cell_keep &= ~empty_strata[table.strata]
             offset0[empty_strata] = -np.inf
-            has_cell = np.abs(design.X[cell_keep]).sum(axis=0) > 0
-            col_keep &= has_cell
+            # covariate-only columns that the remaining strata no longer identify are aliased
+            idx = np.flatnonzero(col_keep)
+            indep = set(idx[_independent_columns(design.X[cell_keep][:, idx])].tolist())
+            for j in idx:
+                owner = design.term_of_column[j]
+                if j not in indep and owner is not None and not any(v in lists for v in owner):
+                    col_keep[j] = False
     offset = np.zeros(len(table.counts))
     for term, value in (offsets or {}).items():
         ind = np.prod(table.histories[:, [lists.index(v) for v in term]], axis=1).astype(bool)
@@ -1409,6 +1426,41 @@ def _marginal_strata(
                 row["lognormal_lower"], row["lognormal_upper"] = obs + hid / c, obs + hid * c
             rows.append(row)
     return rows
+
+
+def _estimable_default(
+    table: CaptureTable, terms: list[Term], covariates: Sequence[str], empty_overlaps: str
+) -> tuple[list[Term], list[str]]:
+    """Drop list × covariate terms of the default model until its MLE exists and is
+    identifiable: first those whose list saw nobody (or everybody) in some covariate level,
+    then, if needed, one covariate at a time from the last."""
+    lists = table.lists
+    current = list(terms)
+    dropped: list[str] = []
+    if check_model(table, current, empty_overlaps) == 0:
+        return current, dropped
+    cellcov = table.cell_covariates()
+    for lst in lists:
+        on = table.histories[:, lists.index(lst)] == 1
+        for cov in covariates:
+            j = table.covariates.index(cov)
+            levels = len(table.levels[cov])
+            seen = np.bincount(cellcov[on, j], weights=table.counts[on], minlength=levels)
+            unseen = np.bincount(cellcov[~on, j], weights=table.counts[~on], minlength=levels)
+            if (seen == 0).any() or (unseen == 0).any():
+                term = tuple(v for v in [*lists, *table.covariates] if v in (lst, cov))
+                if term in current:
+                    current.remove(term)
+                    dropped.append(term_name(term))
+    for cov in reversed(list(covariates)):
+        if check_model(table, current, empty_overlaps) == 0:
+            break
+        for lst in lists:
+            term = tuple(v for v in [*lists, *table.covariates] if v in (lst, cov))
+            if term in current:
+                current.remove(term)
+                dropped.append(term_name(term))
+    return current, dropped
 
 
 def _cached_profile(
