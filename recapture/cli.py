@@ -343,5 +343,25 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split("\n")[0:1]) or type(exc).__name__
 
 
+def cli_reference() -> str:
+    """Markdown reference of every command, generated from the parser (docs/cli.md)."""
+    import os
+
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal width
+    try:
+        parser = build_parser()
+        parts = ["```text", parser.format_help().rstrip(), "```"]
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        for name, p in sub.choices.items():
+            parts += ["", f"## recapture {name}", "", "```text", p.format_help().rstrip(), "```"]
+        return "\n".join(parts) + "\n"
+    finally:
+        if saved is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
