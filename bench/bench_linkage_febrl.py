@@ -217,7 +217,7 @@ def evaluate(task: str, tool: str, workdir: Path, res: dict) -> dict:
     pairs = pl.read_parquet(out / "pairs.parquet")
     t = res["threshold"]
     pm = pairwise_metrics(pairs.filter(pl.col("match_probability") >= t), truth)
-    row = {"tool": tool, "task": task, **pm.to_dict(), "wall_s": res["wall_s"], "peak_rss_gib": res["peak_rss_gib"], "threshold": t}
+    row = {"tool": tool, "task": task, **pm.to_dict(), "wall_s": res["wall_s"], "cpu_s": res.get("cpu_s", float("nan")), "peak_rss_gib": res["peak_rss_gib"], "threshold": t}
     labelled = label_pairs(pairs, truth)
     row["ece"] = expected_calibration_error(labelled["match_probability"], labelled["is_match"])
     row["pair_completeness"] = blocking_metrics(pairs, truth).pair_completeness
@@ -302,14 +302,15 @@ def render(rows: list[dict], failures: list, info: dict, argv) -> str:
         "Peers: Splink with name/date/address comparisons, TF adjustment on names, u by random "
         "sampling, EM on two blocking rules; recordlinkage ECM on binary agreement features over "
         "the same five blocking rules. Wall time includes loading the input Parquet, training, "
-        "scoring and clustering; peak memory is the worker process's ru_maxrss.",
+        "scoring and clustering; peak memory is the worker process's ru_maxrss; CPU s is its user + system time (all threads), "
+        "the steadier figure when the machine is shared.",
         "",
         "Targets for recapture: FEBRL4 F1 ≥ 0.999, FEBRL3 F1 ≥ 0.995.",
         "",
         common.table(
-            ["task", "tool", "threshold", "precision", "recall", "F1", "cluster F1", "PC", "ECE", "wall s", "peak GiB"],
+            ["task", "tool", "threshold", "precision", "recall", "F1", "cluster F1", "PC", "ECE", "wall s", "CPU s", "peak GiB"],
             [
-                [r["task"], r["tool"], r["threshold"], r["precision"], r["recall"], r["f1"], r.get("cluster_f1"), r["pair_completeness"], r["ece"], f"{r['wall_s']:.1f}", f"{r['peak_rss_gib']:.2f}"]
+                [r["task"], r["tool"], r["threshold"], r["precision"], r["recall"], r["f1"], r.get("cluster_f1"), r["pair_completeness"], r["ece"], f"{r['wall_s']:.1f}", f"{r['cpu_s']:.1f}", f"{r['peak_rss_gib']:.2f}"]
                 for r in rows
             ],
         ),
