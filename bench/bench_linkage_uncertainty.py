@@ -23,10 +23,11 @@ and region). For each, against the true N:
 
 * perfect linkage (truth) — the reference: what the estimator does without linkage error;
 * (a) plug-in — fitted once on the engine's clustering at its threshold, model interval;
-* (b) multiple imputation, M imputations from the recalibrated probabilities (log scale);
-* (b′) the same from the engine's raw probabilities (shows what calibration is worth);
+* (b) multiple imputation, M imputations from the engine's probabilities (log scale);
+* (b2) the same from the recalibrated probabilities (shows what recalibration does);
 * (c) Di Consiglio–Tuoto: the covariate DSE refitted with each covariate pattern's linked
-  cell corrected to its expected number of true matches (recalibrated probabilities), and
+  cell corrected to its expected number of true matches (engine's probabilities; (c2)
+  recalibrated), and
   the plain Ding–Fienberg/Di Consiglio–Tuoto Petersen without strata and by sex (with the
   Petersen / sex-stratified Petersen on perfect links as their reference: these two are
   biased by the covariate heterogeneity the simulator builds in, not by linkage).
@@ -475,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=5000, help="true population size N of each world")
     ap.add_argument("--imputations", type=int, default=20)
     ap.add_argument("--processes", type=int, default=2, help="worlds run in parallel")
-    ap.add_argument("--no-raw-mi", action="store_true", help="skip (b′), imputation from the raw probabilities")
+    ap.add_argument("--no-raw-mi", action="store_true", help="skip (b), imputation from the engine's probabilities")
     ap.add_argument("--resume", action="store_true", help="keep worlds already in the results file")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--timing", action="store_true", help="only the M = 50 / 100,000-record timing")
