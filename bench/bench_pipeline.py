@@ -76,7 +76,7 @@ def simulate_child(size: int, target: str, seed: int, iom_intercept: float) -> N
     run_simulation(world_config(size, seed, iom_intercept), target)
 
 
-def pipeline_toml(world: Path, run_dir: Path, seed: int) -> str:
+def pipeline_toml(world: Path, run_dir: Path, seed: int, linkage_settings: Path | None = None) -> str:
     """The benchmarked config: both sources, default linkage, one period, four estimators,
     no linkage-uncertainty imputations, reports on."""
     return f"""\
@@ -93,6 +93,7 @@ definition = "police"
 path = "{world / 'iom.csv'}"
 definition = "iom"
 
+{f'[linkage]{chr(10)}settings = "{linkage_settings}"{chr(10)}' if linkage_settings else ''}
 [[periods]]
 start = {PERIOD['start']}
 end = {PERIOD['end']}
@@ -146,6 +147,58 @@ def pipeline_child(config_path: str) -> None:
     }))
 
 
+def run_monitored(config_path: Path) -> tuple[dict, float, list[str]]:
+    """Run the pipeline child; sample its resident memory from outside (so a process the
+    kernel kills for lack of memory still has a measured peak) and keep its last steps."""
+    import threading
+    from collections import deque
+
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, __file__, "--pipeline-child", str(config_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    steps: deque[str] = deque(maxlen=3)
+
+    def relay() -> None:
+        for line in proc.stderr:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            if line.lstrip().startswith("·"):
+                steps.append(line.strip().lstrip("· ").rstrip(" …"))
+
+    relay_thread = threading.Thread(target=relay, daemon=True)
+    relay_thread.start()
+    watched = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, watched.memory_info().rss
+                       + sum(c.memory_info().rss for c in watched.children(recursive=True)))
+        except psutil.Error:
+            pass
+        time.sleep(0.5)
+    out = proc.stdout.read()
+    relay_thread.join(timeout=5)
+    lines = out.strip().splitlines()
+    if lines and lines[-1].startswith("{"):
+        child = json.loads(lines[-1])
+    else:
+        killed = " (SIGKILL: the kernel's out-of-memory killer)" if proc.returncode == -9 else ""
+        child = {"wall_s": None, "max_rss_gib": None, "children_max_rss_gib": None,
+                 "error": f"the pipeline process was killed, exit code {proc.returncode}{killed}"}
+    return child, peak / 2**30, list(steps)
+
+
+def git_state() -> str:
+    def git(*cmd: str) -> str:
+        return subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True).stdout.rstrip()
+
+    dirty = git("status", "--porcelain", "--", "recapture")
+    return f"commit {git('rev-parse', '--short', 'HEAD')}" + (
+        " with uncommitted changes in recapture/ (" + ", ".join(
+            line[3:] for line in dirty.splitlines()) + ")" if dirty else "")
+
+
 def true_n(world: Path) -> int:
     import polars as pl
 
@@ -187,6 +240,8 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
     parser.add_argument("--from-last-run", action="store_true",
                         help="do not run: write the section from the last measured run of this world")
+    parser.add_argument("--max-block-size", type=int, default=None,
+                        help="run with the built-in linkage settings but this max_block_size")
     parser.add_argument("--simulate-only", action="store_true", help="simulate (or find) the world and stop")
     parser.add_argument("--simulate-child", nargs=2, metavar=("SIZE", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--pipeline-child", metavar="CONFIG", help=argparse.SUPPRESS)
@@ -203,36 +258,43 @@ def main() -> None:
     world, world_manifest = ensure_world(args.police_records, args.seed, args.iom_intercept, args.resimulate)
     if args.simulate_only:
         return
-    run_dir = world.parent / f"run-{world.name.removeprefix('world-')}"
-    config_path = world.parent / f"pipeline-{world.name.removeprefix('world-')}.toml"
-    config_path.write_text(pipeline_toml(world, run_dir, args.seed), encoding="utf-8")
+    variant = world.name.removeprefix("world-") + (f"-block{args.max_block_size}" if args.max_block_size else "")
+    run_dir = world.parent / f"run-{variant}"
+    linkage_settings = None
+    if args.max_block_size:
+        linkage_settings = world.parent / f"linkage-block{args.max_block_size}.toml"
+        linkage_settings.write_text(f"max_block_size = {args.max_block_size}\n", encoding="utf-8")
+    config_path = world.parent / f"pipeline-{variant}.toml"
+    config_path.write_text(pipeline_toml(world, run_dir, args.seed, linkage_settings), encoding="utf-8")
 
-    measured = run_dir.parent / f"measured-{world.name.removeprefix('world-')}.json"
+    measured = world.parent / f"measured-{variant}.json"
     if args.from_last_run and measured.exists():
         saved = read_json(measured)
-        child, load_before, load_after, now = saved["child"], saved["load_before"], saved["load_after"], saved["date"]
     else:
+        (run_dir / "manifest.json").unlink(missing_ok=True)  # a killed run must not show an older manifest
         load_before = os.getloadavg()
         print(f"running the pipeline ({config_path}) …", flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--pipeline-child", str(config_path)],
-                              stdout=subprocess.PIPE, text=True)
-        load_after = os.getloadavg()
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        lines = proc.stdout.strip().splitlines() if proc.stdout else []
-        child = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {
-            "wall_s": float("nan"), "max_rss_gib": float("nan"), "children_max_rss_gib": float("nan"),
-            "error": f"pipeline process exited with code {proc.returncode} (killed? out of memory?)"}
-        measured.write_text(json.dumps({"child": child, "load_before": load_before, "load_after": load_after,
-                                        "date": now}), encoding="utf-8")
+        child, monitored_gib, last_steps = run_monitored(config_path)
+        saved = {"child": child, "monitored_peak_gib": monitored_gib, "last_steps": last_steps,
+                 "load_before": load_before, "load_after": os.getloadavg(),
+                 "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "code": git_state()}
+        measured.write_text(json.dumps(saved), encoding="utf-8")
+    child, load_before, load_after, now = saved["child"], saved["load_before"], saved["load_after"], saved["date"]
     manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").exists() else {"stages": {}}
 
     files = world_manifest["files"]
     police_rows, iom_rows = files["police"]["rows"], files["iom"]["rows"]
-    rows = []
+    rows, reached_failure = [], False
     for name in STAGES:
         stage = manifest["stages"].get(name)
         if stage is None:
-            rows.append(f"| {name} | – | – | – | – | not reached |")
+            if child["error"] and not reached_failure:
+                reached_failure = True
+                step = saved.get("last_steps", [])[-1:] or ["?"]
+                rows.append(f"| {name} | killed | – | – | {saved['monitored_peak_gib']:.2f} (sampled from outside) "
+                            f"| killed during '{step[0]}' |")
+            else:
+                rows.append(f"| {name} | – | – | – | – | not reached |")
             continue
         start, peak = (f"{stage[k] / 1024:.2f}" if stage.get(k) is not None else "–"
                        for k in ("rss_start_mib", "peak_rss_mib"))
@@ -243,7 +305,7 @@ def main() -> None:
     check_lines = [f"- {'ok' if c['ok'] else 'MISMATCH'}: {c['check']}: {c['left']:,} vs {c['right']:,}" for c in checks]
 
     truth = true_n(world)
-    estimates = read_json(run_dir / "estimates.json") if (run_dir / "estimates.json").exists() else []
+    estimates = read_json(run_dir / "estimates.json") if child["error"] is None else []
     est_lines = []
     for e in estimates:
         if e.get("error"):
@@ -257,17 +319,24 @@ def main() -> None:
 
     shared = max(load_before[0], load_after[0]) > 1.5
     cmd = "python bench/bench_pipeline.py" + (
-        f" --police-records {args.police_records}" if args.police_records != 1_000_000 else "")
-    status = "completed" if child["error"] is None else f"**failed**: {child['error']}"
-    md = f"""## Pipeline at scale
+        f" --police-records {args.police_records}" if args.police_records != 1_000_000 else "") + (
+        f" --max-block-size {args.max_block_size}" if args.max_block_size else "")
+    linkage_text = (f"the built-in linkage settings with `max_block_size = {args.max_block_size}`"
+                    if args.max_block_size else "the built-in linkage settings")
+    if child["error"] is None:
+        status = (f"completed in {child['wall_s']:,.0f} s wall time; peak resident memory of that process "
+                  f"{child['max_rss_gib']:.2f} GiB")
+    else:
+        status = (f"**failed**: {child['error']}, after the steps {' → '.join(saved.get('last_steps', []))}; "
+                  f"the highest resident memory sampled from outside was {saved['monitored_peak_gib']:.2f} GiB")
+    title = f"{police_rows:,} police + {iom_rows:,} IOM records, {linkage_text}"
+    md = f"""### {title}
 
-Command: `{cmd}` (seed {args.seed}, IOM intercept {args.iom_intercept:g})
+Command: `{cmd}` (seed {args.seed}, IOM intercept {args.iom_intercept:g}). Code: {saved.get('code', 'not recorded')}.
 
-Machine: {machine_line()}. Date: {now}. Load average (1/5/15 min) before the run {load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f}, after {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f}{" — the machine was shared with other work, so the times are upper bounds" if shared else ""}.
+Machine: {machine_line()}. Date: {now}. Load average (1/5/15 min) before the run {load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f}, after {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f}{" — the machine was shared with other work, so the times are upper bounds and the memory left to the run was less than the machine's" if shared else ""}.
 
-World: the simulator's default (realistic) configuration with N = {world_manifest['config']['size']:,} and the IOM intercept lowered from -3.6 to {args.iom_intercept:g}: police.csv {police_rows:,} rows, iom.csv {iom_rows:,} rows; {truth:,} people in the target population. Config: both sources with their built-in definitions, the built-in linkage settings, one period {PERIOD['label']} ({PERIOD['start']} – {PERIOD['end']}), age classes <40 / 40+, estimators `ztpoisson ~ sex + age_class + region` on n_police, `chao` on n_police, `loglinear` [police, iom] with covariates sex, age_class, region, and `chapman`; no linkage-uncertainty imputations; reports on. `run_pipeline(config, force=True)` runs in a fresh process: {status} in {child['wall_s']:,.0f} s wall time, peak resident memory of that process {child['max_rss_gib']:.2f} GiB.
-
-Per stage (from the run's manifest.json; peak GiB: the highest resident memory of the process and its children sampled every 50 ms during the stage; start GiB: the same when the stage began — memory an earlier stage freed is not always handed back to the system, so a stage's peak includes what it started with):
+World: the simulator's default (realistic) configuration with N = {world_manifest['config']['size']:,} and the IOM intercept lowered from -3.6 to {args.iom_intercept:g}: police.csv {police_rows:,} rows, iom.csv {iom_rows:,} rows; {truth:,} people in the target population. Config: both sources with their built-in definitions, {linkage_text}, one period {PERIOD['label']} ({PERIOD['start']} – {PERIOD['end']}), age classes <40 / 40+, estimators `ztpoisson ~ sex + age_class + region` on n_police, `chao` on n_police, `loglinear` [police, iom] with covariates sex, age_class, region, and `chapman`; no linkage-uncertainty imputations; reports on. `run_pipeline(config, force=True)` in a fresh process: {status}.
 
 | stage | status | seconds | start GiB | peak GiB | rows |
 |---|---|---|---|---|---|
@@ -277,16 +346,36 @@ Reconciliation:
 
 {chr(10).join(check_lines) or "- not reached"}
 
-Estimates for {PERIOD['label']} against the true N = {truth:,} (in the realistic default world heterogeneity hides people from the truncated count models, which fall short, and the two sources reach different people, so the covariate-free Chapman estimate overshoots — see docs/simulator.md):
+Estimates for {PERIOD['label']} against the true N = {truth:,}:
 
 | estimator | N̂ | 95% interval | vs true N | warnings |
 |---|---|---|---|---|
 {chr(10).join(est_lines) or "| – | not reached | | | |"}
 """
     print(md)
+    block_path = world.parent / f"section-{variant}.md"
+    block_path.write_text(md, encoding="utf-8")
     if not args.no_docs:
-        write_section(md)
+        write_section(compose_section(world.parent))
         print(f"section 'pipeline' written to {BENCHMARKS_MD}")
+
+
+def compose_section(out: Path) -> str:
+    """The docs section: every measured run with a saved block, the largest world first and
+    the built-in settings before variants."""
+    def order(path: Path) -> tuple:
+        name = path.stem.removeprefix("section-")
+        return (-int(name.split("-")[0]), "-block" in name, name)
+
+    blocks = [p.read_text(encoding="utf-8").strip() for p in sorted(out.glob("section-*.md"), key=order)]
+    return f"""## Pipeline at scale
+
+The whole pipeline (validate → link → persons → estimate → report) on a simulated world whose police extract holds about 1,000,000 registrations and whose IOM extract about 100,000, run by `python bench/bench_pipeline.py` (`--police-records 100000` for a tenth). Per stage, from the run's manifest.json: seconds; peak GiB, the highest resident memory of the process and its worker processes sampled every 50 ms during the stage; start GiB, the same when the stage began (memory an earlier stage freed is not always handed back to the system, so a stage's peak includes what it started with). When the kernel kills the process, its memory was sampled from outside every 0.5 s.
+
+In the realistic default world heterogeneity hides people from the truncated count models, which fall short of the true N, and the two sources reach different people, so the covariate-free Chapman estimate overshoots (docs/simulator.md).
+
+{(chr(10) * 2).join(blocks)}
+"""
 
 
 if __name__ == "__main__":
