@@ -134,17 +134,24 @@ def _threshold_arg(text: str) -> float | str:
 
 # ----------------------------------------------------------------------------- estimate
 #: estimate options that are not estimator options (everything else is passed on by name)
-_ESTIMATE_CLI_ONLY = {"command", "debug", "quiet", "_run", "input", "model", "out", "level"}
+_ESTIMATE_CLI_ONLY = {"command", "debug", "quiet", "_run", "input", "model", "out", "level", "missing",
+                      "merge_sparse_levels", "imputations", "imputation_workers", "thresholds",
+                      "analytic_linkage", "records", "pairs", "clusters"}
 
 
 def _run_estimate(args: argparse.Namespace) -> int:
-    from recapture.estimators import estimate
     from recapture.io import write_json
+    from recapture.pipelines.run import ConfiguredEstimator
 
-    options = {k: v for k, v in vars(args).items() if k not in _ESTIMATE_CLI_ONLY}
+    options = {k: v for k, v in vars(args).items() if k not in _ESTIMATE_CLI_ONLY and v is not None}
     if options.get("reference"):
         options["reference"] = _parse_reference(options["reference"])
-    result = estimate(args.input, args.model, **options)
+    if args.merge_sparse_levels:
+        options["merge_sparse_levels"] = args.merge_sparse_levels
+    estimator = ConfiguredEstimator(args.model, options, args.missing)
+    result = estimator.fit(_read_table(args.input))
+    if args.imputations or args.thresholds or args.analytic_linkage:
+        result = _linkage_aware(args, estimator, result)
     print(result.summary(level=args.level))
     excluded = result.diagnostics.get("rows_with_zero_count_excluded")
     if excluded:
@@ -162,12 +169,60 @@ def _run_estimate(args: argparse.Namespace) -> int:
             f"  θ = {row['theta']:<6g} N̂ {row['population_size']:>12,.1f}  "
             f"({row['interval']} {row['lower']:,.1f} – {row['upper']:,.1f})"
         )
+    aware = result.extra.get("linkage_aware")
+    if aware:
+        lo, hi = result.confint(None, args.level)
+        print(f"  linkage: model interval {lo:,.1f} – {hi:,.1f}; linkage-aware ({aware.get('method')}) "
+              f"N̂ {aware['population_size']:,.1f}, {aware['lower']:,.1f} – {aware['upper']:,.1f}"
+              + (f", {aware['linkage_variance_share']:.1%} of the variance from linkage"
+                 if aware.get("linkage_variance_share") is not None else ""))
+    for row in result.extra.get("threshold_sensitivity") or []:
+        print(f"  threshold {row['threshold']:<5g} N̂ {row['population_size']:>12,.1f}  "
+              f"({row['lower']:,.1f} – {row['upper']:,.1f})")
     if args.out:
         payload = result.to_dict(level=args.level)
         payload["input"] = str(args.input)
         write_json(payload, args.out)
         progress.info(f"estimate written to {args.out}")
     return 0
+
+
+def _read_table(path: Path):
+    import polars as pl
+
+    from recapture.errors import InputError
+
+    if not path.is_file():
+        raise InputError("file not found", file=str(path))
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pl.read_parquet(path)
+        return pl.read_csv(path, infer_schema_length=10_000)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"cannot read the table: {exc}", file=str(path)) from None
+
+
+def _linkage_aware(args: argparse.Namespace, estimator, result):
+    """Linkage-aware interval and threshold sensitivity from the run directory's linkage."""
+    from recapture.pipelines.run import persons_rules
+    from recapture.uncertainty import (
+        UncertaintyOptions,
+        linkage_aware_estimate,
+        read_linkage_inputs,
+    )
+
+    inputs = read_linkage_inputs(args.input, records=args.records, pairs=args.pairs, clusters=args.clusters)
+    thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else []
+    options = UncertaintyOptions(imputations=args.imputations or 0, thresholds=thresholds,
+                                 workers=args.imputation_workers, analytic=args.analytic_linkage,
+                                 seed=args.seed if args.seed is not None else 0, level=args.level)
+    options.check(where="--")
+    sources, rules = persons_rules(args.input)
+    listed = estimator.options.get("lists") or ""
+    lists = [c.strip().removeprefix("in_") for c in (listed.split(",") if isinstance(listed, str) else listed) if c]
+    return linkage_aware_estimate(result, estimator=estimator, options=options, sources=sources, rules=rules,
+                                  lists=lists if lists and len(lists) == 2 else None,
+                                  seed=options.seed or 0, **inputs)
 
 
 def _parse_reference(items: list[str]) -> dict[str, str]:
@@ -239,6 +294,24 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
     multi.add_argument("--heterogeneity", help="add Rcapture's heterogeneity to a log-linear model: Chao (LB), Poisson2, Darroch, Gamma3.5")
     multi.add_argument("--closed-model", dest="closed_model", help="Rcapture model of closedp/closedp0, e.g. Mt, 'Mh Chao (LB)', 'Mth Darroch' (closedp0 counts: --count-col, frequencies: --weights)")
     multi.add_argument("--dependence-thetas", dest="dependence_thetas", metavar="THETAS", help="odds ratios θ between two lists for the dependence sensitivity, e.g. 0.5,1,2")
+    cov = p.add_argument_group("covariates of persons")
+    cov.add_argument("--missing", choices=["allocate", "level"], default="allocate",
+                     help="persons with an unknown covariate: fit on the others and allocate them "
+                          "proportionally (default), or keep 'unknown' as a level")
+    cov.add_argument("--merge-sparse-levels", dest="merge_sparse_levels", type=int, metavar="K",
+                     help="merge covariate levels with fewer than K informative persons "
+                          "(seen twice; in both lists)")
+    link = p.add_argument_group("linkage uncertainty (persons.parquet of a run; docs/linkage-uncertainty.md)")
+    link.add_argument("--imputations", type=int, metavar="M",
+                      help="draw M linkages from the match probabilities, refit, combine by Rubin's rules")
+    link.add_argument("--imputation-workers", dest="imputation_workers", type=int, metavar="W",
+                      help="processes for the imputations (default: all cores)")
+    link.add_argument("--thresholds", metavar="P,P,…", help="match thresholds for a sensitivity table, e.g. 0.3,0.5,0.9")
+    link.add_argument("--analytic-linkage", dest="analytic_linkage", action="store_true",
+                      help="Ding–Fienberg / Di Consiglio–Tuoto corrected two-list estimate")
+    link.add_argument("--records", type=Path, help="records.parquet (default: beside the persons file)")
+    link.add_argument("--pairs", type=Path, help="pairs.parquet (default: beside the persons file)")
+    link.add_argument("--clusters", type=Path, help="clusters.parquet (default: beside the persons file)")
 
 
 # ----------------------------------------------------------------------------- run

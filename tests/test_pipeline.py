@@ -242,3 +242,20 @@ def test_parse_config_relative_paths(tmp_path: Path):
     assert config.sources[0].path == tmp_path / "a" / "police.csv"
     assert config.sources[0].name == "police"
     assert config.periods[0].label == "2017-07-01/2018-06-30"
+
+
+def test_estimate_cli_linkage_aware_on_a_run(project: Path):
+    result = run_pipeline(project / "pipeline.toml")
+    out = project / "est.json"
+    code = main(["--quiet", "estimate", str(result.path("persons")), "--model", "ztpoisson",
+                 "--formula", "~ sex", "--count-col", "n_police", "--imputations", "3",
+                 "--imputation-workers", "1", "--thresholds", "0.5,0.9", "--seed", "4", "--out", str(out)])
+    assert code == 0
+    payload = json.loads(out.read_text())
+    aware = payload["extra"]["linkage_aware"]
+    assert aware["M"] == 3 and aware["lower"] < aware["population_size"] < aware["upper"]
+    assert 0.0 <= aware["linkage_variance_share"] <= 1.0
+    rows = payload["extra"]["threshold_sensitivity"]
+    assert [r["threshold"] for r in rows] == [0.5, 0.9]
+    # a stricter threshold links fewer records: more persons observed, not fewer
+    assert rows[1]["n_observed"] >= rows[0]["n_observed"]

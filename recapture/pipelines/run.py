@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,10 @@ def run_pipeline(
         PersonSchema.validate(table, lazy=True)
         write_parquet(table, out / ARTIFACTS["persons"], artifact="persons",
                       schema_version=SCHEMA_VERSIONS["persons"], run_id=run_id,
-                      extra_metadata={"sources": ",".join(sources)})
+                      extra_metadata={"sources": ",".join(sources),
+                                      "periods": json.dumps({p.label: [p.start.isoformat(), p.end.isoformat()]
+                                                             for p in config.periods}),
+                                      "capture_history_rules": json.dumps(dataclasses.asdict(config.persons))})
         write_json(counts, out / ARTIFACTS["persons_summary"])
         return {"rows": table.height, "by_period": counts}
 
@@ -213,6 +217,22 @@ def format_run(result: RunResult) -> str:
     for name, path in sorted(result.reports.items()):
         lines.append(f"  {name} report: {path}")
     return "\n".join(lines)
+
+
+def persons_rules(persons_path: str | Path) -> tuple[list[str] | None, Any]:
+    """The sources and capture-history rules a persons.parquet was built with (from its
+    metadata), so rebuilt capture histories match it."""
+    from recapture.io import read_metadata
+    from recapture.pipelines.capture_histories import CaptureHistoryRules
+
+    meta = read_metadata(persons_path)
+    sources = meta["sources"].split(",") if meta.get("sources") else None
+    rules = None
+    if meta.get("capture_history_rules"):
+        data = json.loads(meta["capture_history_rules"])
+        data["age_breaks"] = tuple(data["age_breaks"])
+        rules = CaptureHistoryRules(**data)
+    return sources, rules
 
 
 def input_checksums(config: PipelineConfig) -> dict[str, str]:
@@ -317,6 +337,7 @@ def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing
     merges: dict[str, list[str]] = {}
     if min_informative and covariates:
         lists = options.get("lists") or []
+        lists = [c.strip() for c in lists.split(",")] if isinstance(lists, str) else lists
         informative = (pl.col(count) >= 2) if count else (pl.sum_horizontal([pl.col(c) for c in lists]) >= 2)
         persons, merges = merge_sparse_levels(persons, covariates, informative, int(min_informative))
     if missing_rule == "level" or not covariates:
@@ -341,13 +362,19 @@ def _with_linkage_uncertainty(result, estimator, uncertainty, config, out, perio
     clusters = pl.read_parquet(out / ARTIFACTS["clusters"])
     persons = pl.read_parquet(out / ARTIFACTS["persons"]).filter(pl.col("period") == period.label)
     lists = [c.removeprefix("in_") for c in estimator.options.get("lists") or []]
+    # The Ding–Fienberg / Di Consiglio–Tuoto correction is a Petersen-type estimate: it
+    # applies to two-list models without covariates; a covariate model would inherit the
+    # heterogeneity bias of the unstratified correction, so it gets the imputations only.
+    two_list_plain = estimator.model in ("petersen", "chapman") and not estimator.options.get("covariates")
+    if uncertainty.analytic and not two_list_plain:
+        uncertainty = dataclasses.replace(uncertainty, analytic=False)
     return linkage_aware_estimate(
         result,
         estimator=estimator,
         records=records, pairs=pairs, clusters=clusters, persons=persons,
         period=period, options=uncertainty, threshold=threshold,
         sources=config.source_names, rules=config.persons,
-        lists=lists if isinstance(lists, list) and len(lists) == 2 else None,
+        lists=lists if len(lists) == 2 else None,
         seed=config.seed,
     )
 

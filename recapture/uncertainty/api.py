@@ -147,8 +147,23 @@ def read_linkage_inputs(
         "pairs": pl.read_parquet(paths["pairs"], columns=["record_id_l", "record_id_r", "match_probability"]),
         "clusters": pl.read_parquet(paths["clusters"], columns=["record_id", "person_id"]),
         "persons": persons,
-        "period": period_from_label(periods[0]),
+        "period": _period_of(persons_path, periods[0]),
     }
+
+
+def _period_of(persons_path: Path, label: str) -> Period:
+    """The period's dates from the persons file's metadata (any label), else from a
+    'YYYY-MM-DD/YYYY-MM-DD' label."""
+    import datetime as dt
+    import json
+
+    from recapture.io import read_metadata
+
+    known = json.loads(read_metadata(persons_path).get("periods", "{}"))
+    if label in known:
+        start, end = known[label]
+        return Period(dt.date.fromisoformat(start), dt.date.fromisoformat(end), label)
+    return period_from_label(label)
 
 
 def linkage_aware_estimate(
