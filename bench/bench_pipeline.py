@@ -199,6 +199,52 @@ def git_state() -> str:
             line[3:] for line in dirty.splitlines()) + ")" if dirty else "")
 
 
+def link_precision(run_dir: Path, truth) -> dict[str, tuple[int, int]]:
+    """(links, links joining records of one true person) among the linked pairs, within a
+    source and across sources."""
+    import polars as pl
+
+    pairs = pl.read_parquet(run_dir / "pairs.parquet", columns=["record_id_l", "record_id_r", "linked"]).filter("linked")
+    side = truth.select("record_id", "source", "person_id")
+    joined = (pairs.join(side.rename({"record_id": "record_id_l", "source": "sl", "person_id": "pl"}), on="record_id_l")
+              .join(side.rename({"record_id": "record_id_r", "source": "sr", "person_id": "pr"}), on="record_id_r"))
+    out = {}
+    for label, where in (("within", pl.col("sl") == pl.col("sr")), ("across", pl.col("sl") != pl.col("sr"))):
+        part = joined.filter(where)
+        out[label] = (part.height, part.filter(pl.col("pl") == pl.col("pr")).height)
+    return out
+
+
+def true_link_estimates(config_path: Path, run_dir: Path, world: Path) -> tuple[int, dict[str, float], dict]:
+    """The true number of persons among the records, each estimator fitted to the persons
+    the simulator's truth links (perfect linkage) — to separate linkage error from model
+    error — and what the two sets of persons and the links look like."""
+    import polars as pl
+
+    from recapture.config import load_config
+    from recapture.pipelines.capture_histories import build_persons
+    from recapture.pipelines.demo import _true_clusters
+    from recapture.pipelines.run import _fit_one
+
+    config = load_config(config_path)
+    truth = _true_clusters(run_dir, world)
+    records = pl.read_parquet(run_dir / "records.parquet")
+    persons, _ = build_persons(records, truth, config.periods[0], sources=config.source_names, rules=config.persons)
+    fitted = {}
+    for est in config.estimators:
+        options = {k: v for k, v in est.options.items() if k not in ("missing", "linkage_uncertainty")}
+        if isinstance(options.get("lists"), list):
+            options["lists"] = [f"in_{name}" for name in options["lists"]]
+        try:
+            fitted[est.name] = _fit_one(persons, est.model, options, est.options.get("missing", "allocate")).population_size
+        except Exception:  # a comparison only
+            fitted[est.name] = float("nan")
+    run_persons = pl.read_parquet(run_dir / "persons.parquet", columns=["in_police", "in_iom"])
+    in_both = {name: frame.filter((pl.col("in_police") == 1) & (pl.col("in_iom") == 1)).height
+               for name, frame in (("run", run_persons), ("truth", persons))}
+    return int(truth["person_id"].n_unique()), fitted, {"in_both": in_both, "links": link_precision(run_dir, truth)}
+
+
 def true_n(world: Path) -> int:
     import polars as pl
 
@@ -272,12 +318,12 @@ def main() -> None:
         saved = read_json(measured)
     else:
         (run_dir / "manifest.json").unlink(missing_ok=True)  # a killed run must not show an older manifest
-        load_before = os.getloadavg()
+        load_before, code = os.getloadavg(), git_state()
         print(f"running the pipeline ({config_path}) …", flush=True)
         child, monitored_gib, last_steps = run_monitored(config_path)
         saved = {"child": child, "monitored_peak_gib": monitored_gib, "last_steps": last_steps,
                  "load_before": load_before, "load_after": os.getloadavg(),
-                 "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "code": git_state()}
+                 "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "code": code}
         measured.write_text(json.dumps(saved), encoding="utf-8")
     child, load_before, load_after, now = saved["child"], saved["load_before"], saved["load_after"], saved["date"]
     manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").exists() else {"stages": {}}
@@ -306,16 +352,37 @@ def main() -> None:
 
     truth = true_n(world)
     estimates = read_json(run_dir / "estimates.json") if child["error"] is None else []
-    est_lines = []
+    est_lines, link_line = [], ""
+    if estimates:
+        true_persons, perfect, check = true_link_estimates(config_path, run_dir, world)
+        clusters = manifest["stages"]["link"]["counts"]["persons"]
+        (wl, wc), (al, ac) = check["links"]["within"], check["links"]["across"]
+        both = check["in_both"]
+        link_line = (f"Linkage against the simulator's truth: {clusters:,} clusters for {true_persons:,} true persons "
+                     f"among the records ({clusters / true_persons - 1:+.1%}); of the links within a source "
+                     f"{wc:,} of {wl:,} join records of one person (precision {wc / max(wl, 1):.3f}), of the police × "
+                     f"IOM links {ac:,} of {al:,} ({ac / max(al, 1):.3f}); persons in both sources in "
+                     f"{PERIOD['label']}: {both['run']:,} (true links: {both['truth']:,}).\n\n")
     for e in estimates:
         if e.get("error"):
-            est_lines.append(f"| {e['name']} | failed: {e['error']} | | | |")
+            est_lines.append(f"| {e['name']} | failed: {e['error']} | | | | |")
             continue
         iv = e["intervals"].get(e["default_interval"]) or {}
         n_hat = e["population_size"]
         est_lines.append(f"| {e['name']} | {n_hat:,.0f} | {iv.get('lower', float('nan')):,.0f} – "
                          f"{iv.get('upper', float('nan')):,.0f} | {n_hat / truth - 1:+.1%} | "
+                         f"{perfect[e['name']]:,.0f} ({perfect[e['name']] / truth - 1:+.1%}) | "
                          f"{len(e.get('warnings') or [])} |")
+    link_steps = ""
+    metrics_path = run_dir / "linkage_metrics.json"
+    if "link" in manifest["stages"] and metrics_path.exists():
+        t = read_json(metrics_path).get("timings_seconds") or {}
+        rest = manifest["stages"]["link"]["seconds"] - t.get("total", 0.0)
+        pairs_mib = (run_dir / "pairs.parquet").stat().st_size / 2**20
+        link_steps = (f"Inside the link stage: encoding {t.get('encode', 0):.0f} s, blocking {t.get('blocking', 0):.0f} s, "
+                      f"comparing {t.get('comparing', 0):.0f} s, training {t.get('training', 0):.0f} s, scoring and "
+                      f"clustering {t.get('scoring_clustering', 0):.0f} s; reading the records, quality metrics and "
+                      f"writing the artifacts {rest:.0f} s (pairs.parquet {pairs_mib:,.0f} MiB).")
 
     shared = max(load_before[0], load_after[0]) > 1.5
     cmd = "python bench/bench_pipeline.py" + (
@@ -342,15 +409,17 @@ World: the simulator's default (realistic) configuration with N = {world_manifes
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 
+{link_steps}
+
 Reconciliation:
 
 {chr(10).join(check_lines) or "- not reached"}
 
-Estimates for {PERIOD['label']} against the true N = {truth:,}:
+{link_line}Estimates for {PERIOD['label']} against the true N = {truth:,}; 'true links': the same estimator on the persons the simulator's truth links:
 
-| estimator | N̂ | 95% interval | vs true N | warnings |
-|---|---|---|---|---|
-{chr(10).join(est_lines) or "| – | not reached | | | |"}
+| estimator | N̂ | 95% interval | vs true N | true links N̂ (vs true N) | warnings |
+|---|---|---|---|---|---|
+{chr(10).join(est_lines) or "| – | not reached | | | | |"}
 """
     print(md)
     block_path = world.parent / f"section-{variant}.md"
