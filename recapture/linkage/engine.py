@@ -97,7 +97,7 @@ def fit_model(
     """u from random pairs, then m (and u, λ) by EM on the candidate pattern counts."""
     comps = settings.comparisons
     ri, rj = random_pairs(prep.n, settings.u_sample_pairs, rng)
-    rgam, _, _ = compare_pairs(prep, ri, rj)
+    rgam, rtf, _ = compare_pairs(prep, ri, rj)
     u_random = u_from_random_pairs(rgam, comps, settings.smoothing)
     m0 = [initial_m(c.n_levels) for c in comps]
     fixed_m = False
@@ -122,11 +122,35 @@ def fit_model(
     if settings.em_mode == "fixed_u" or (settings.em_mode == "sessions" and settings.session_u):
         m, u, lam, tr, conv = run_em(patterns, comps, m0, u_fixed, lam0, fix_u=True, fix_m=fixed_m,
                                      extra_nonmatches=extra, **em)
+        if settings.u_without_matches:
+            post = _random_pair_posteriors(rgam, rtf, comps, m, u, lam)
+            u_clean = u_from_random_pairs(rgam, comps, settings.smoothing, weights=1.0 - post)
+            u_fixed = [u_clean[k] if c.name not in settings.session_u else u_fixed[k] for k, c in enumerate(comps)]
+            u_random = u_clean
+            trace += [dict(t, session="all candidate pairs (u from random pairs)") for t in tr]
+            m, u, lam, tr, conv = run_em(patterns, comps, m if fixed_m else m0, u_fixed, lam, fix_u=True,
+                                         fix_m=fixed_m, extra_nonmatches=extra, **em)
     else:
         m, u, lam, tr, conv = run_em(patterns, comps, m0, u_random, 0.1, fix_u=False, fix_m=fixed_m, **em)
     trace = trace + [dict(t, session="all candidate pairs") for t in tr]
     return FellegiSunterModel(comparisons=comps, m=m, u=u, lam=lam, u_random=u_random, trace=trace,
                               converged=conv, mode=settings.em_mode)
+
+
+def _random_pair_posteriors(rgam, rtf, comps, m, u, lam) -> np.ndarray:
+    """Match probability of each random pair under a fitted model.
+
+    A random sample of all pairs holds λ·n matches. Where u is tiny, as for an identifier
+    that two people never share, those few matches are most of the pairs agreeing and
+    make u several times too large (a V-number match then counted for 13 bits, not 17);
+    weighting the random pairs by 1 − p removes them.
+    """
+    pats = Patterns.from_gammas([rgam[c.name] for c in comps], [c.n_levels for c in comps])
+    model = FellegiSunterModel(comparisons=comps, m=m, u=u, lam=lam)
+    weight = model.pattern_weights(pats.levels)[pats.index]
+    for bits in rtf.values():
+        weight = weight + bits
+    return 1.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
 
 
 def train_sessions(prep: PreparedRecords, settings: LinkageSettings, m0, u_random) -> tuple[list[np.ndarray], list[dict]]:

@@ -183,12 +183,15 @@ def run_em(
     return m, u, lam, trace, converged
 
 
-def u_from_random_pairs(gammas: dict[str, np.ndarray], comparisons: list[Comparison], smoothing: float) -> list[np.ndarray]:
-    """u per level from random record pairs, which are almost all non-matches."""
+def u_from_random_pairs(gammas: dict[str, np.ndarray], comparisons: list[Comparison], smoothing: float,
+                        weights: np.ndarray | None = None) -> list[np.ndarray]:
+    """u per level from random record pairs, which are almost all non-matches; ``weights``
+    (each pair's non-match probability) leave out the few matches among them."""
     out = []
     for comp in comparisons:
         g = gammas[comp.name]
-        out.append(level_probabilities(g, np.ones(g.shape), comp.n_levels, smoothing))
+        w = np.ones(g.shape) if weights is None else weights
+        out.append(level_probabilities(g, w, comp.n_levels, smoothing))
     return out
 
 

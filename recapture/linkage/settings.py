@@ -137,6 +137,9 @@ class LinkageSettings:
     #: all record pairs by EM on the candidate pairs. "fixed_u": u from random pairs, m and λ
     #: by one EM on the candidate pairs. "candidates": m, u and λ all by EM among candidates.
     em_mode: str = "sessions"
+    #: Re-estimate u from the random pairs weighted by their non-match probability under
+    #: the first fit (``fixed_u`` and ``sessions`` with ``session_u``), then refit λ.
+    u_without_matches: bool = True
     em_max_iter: int = 200
     em_tol: float = 1e-6
     #: Pseudo-count added to every level when estimating probabilities (avoids 0 and 1).
