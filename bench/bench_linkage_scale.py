@@ -257,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-rss-gib", type=float, default=14.0, help="stop a tool whose resident memory exceeds this")
     ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument("--section", default=None, help="docs section key (default linkage-scale[-quick]); lets tasks run separately")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--task", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--inputs", default=None, help=argparse.SUPPRESS)
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     from recapture.linkage.evaluation import pairwise_metrics_from_clusters
 
     n = args.n or (100_000 if args.quick else 1_000_000)
-    key = "linkage-scale" if n >= 1_000_000 else "linkage-scale-quick"
+    key = args.section or ("linkage-scale" if n >= 1_000_000 else "linkage-scale-quick")
     info = common.machine()
     rows, notes = [], []
     with tempfile.TemporaryDirectory(prefix="bench_scale_", dir="/tmp") as tmp:
@@ -311,13 +312,13 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 if not args.no_docs:  # after every tool, so a long run leaves partial results
-                    common.write_section(key, render(rows, notes, info, n))
+                    common.write_section(key, render(rows, notes, info, n, argv))
     return 0
 
 
-def render(rows: list[dict], notes: list[str], info: dict, n: int) -> str:
-    full = n >= 1_000_000
-    cmd = "python bench/bench_linkage_scale.py" + ("" if full else (" --quick" if n == 100_000 else f" --n {n}"))
+def render(rows: list[dict], notes: list[str], info: dict, n: int, argv=None) -> str:
+    shown = [a for a in (sys.argv[1:] if argv is None else argv)]
+    cmd = " ".join(["python bench/bench_linkage_scale.py", *shown])
     body = [
         f"## Linkage speed and memory ({n:,} records per side)",
         "",
