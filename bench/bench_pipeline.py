@@ -441,6 +441,8 @@ def compose_section(out: Path) -> str:
 
 The whole pipeline (validate → link → persons → estimate → report) on a simulated world whose police extract holds about 1,000,000 registrations and whose IOM extract about 100,000, run by `python bench/bench_pipeline.py` (`--police-records 100000` for a tenth). Per stage, from the run's manifest.json: seconds; peak GiB, the highest resident memory of the process and its worker processes sampled every 50 ms during the stage; start GiB, the same when the stage began (memory an earlier stage freed is not always handed back to the system, so a stage's peak includes what it started with). When the kernel kills the process, its memory was sampled from outside every 0.5 s.
 
+The link stage scores every candidate pair and writes them all to pairs.parquet; the persons stage (weakest link per person) and the linkage report read that file back, so the memory of all three grows with the number of candidate pairs, which grows faster than the number of records (blocks of common names fill up to the linkage settings' `max_block_size`).
+
 In the realistic default world heterogeneity hides people from the truncated count models, which fall short of the true N, and the two sources reach different people, so the covariate-free Chapman estimate overshoots (docs/simulator.md).
 
 {(chr(10) * 2).join(blocks)}
