@@ -24,6 +24,7 @@ from recapture.linkage.model import (
     FellegiSunterModel,
     Patterns,
     best_expected_f1_threshold,
+    estimate_lambda,
     expected_quality,
     initial_m,
     level_probabilities,
@@ -187,9 +188,14 @@ def train_sessions(prep: PreparedRecords, settings: LinkageSettings, m0, u_rando
     return m_out, u_out, trace
 
 
-def score(model: FellegiSunterModel, patterns: Patterns, tf_bits: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Match weight and probability of each candidate pair."""
+def score(model: FellegiSunterModel, patterns: Patterns, tf_bits: dict[str, np.ndarray],
+          pair_group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Match weight and probability of each candidate pair (prior of its source pair when
+    ``pair_group`` indexes ``model.group_lams``)."""
     weight = model.pattern_weights(patterns.levels)[patterns.index]
+    if pair_group is not None:
+        lams = np.asarray(model.group_lams)
+        weight = weight + (np.log2(lams / (1.0 - lams)) - model.prior_log2_odds)[pair_group]
     for bits in tf_bits.values():
         weight = weight + bits
     prob = 1.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
@@ -246,11 +252,15 @@ def link_records(
     t = time.perf_counter()
     with progress.step("training the Fellegi–Sunter model") as st:
         model = fit_model(prep, gammas, patterns, settings, rng, labelled, _pairs_compared(prep.n, source_codes, settings))
+        pair_group = None
+        if settings.prior_by_source_pair and source_codes is not None and not settings.link_only:
+            pair_group = _source_pair_priors(model, patterns, blocks, source_codes, np.asarray(sources).astype(str),
+                                             settings)
         st["result"] = f"λ = {model.lam:.4g}, {len(model.trace)} EM iterations on {patterns.levels.shape[0]:,} patterns"
     timings["training"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    weight, prob = score(model, patterns, tf_bits)
+    weight, prob = score(model, patterns, tf_bits, pair_group)
     threshold = best_expected_f1_threshold(prob) if settings.threshold == "auto" else float(settings.threshold)
     with progress.step("clustering") as st:
         clustering = cluster_pairs(
@@ -268,6 +278,35 @@ def link_records(
     timings["total"] = time.perf_counter() - t0
     return LinkageResult(pairs=pairs, clusters=clusters, model=model, metrics=metrics, settings=settings,
                          threshold=threshold, tf_tables=_tf_tables(prep, settings))
+
+
+def _source_pair_priors(model: FellegiSunterModel, patterns: Patterns, blocks: BlockingResult,
+                        source_codes: np.ndarray, sources: np.ndarray, settings: LinkageSettings) -> np.ndarray:
+    """λ per pair of sources (police–police, police–IOM, IOM–IOM); each pair's group index.
+
+    People are registered again by the same source far more often than by the other one,
+    so one λ over all pairs overstates the prior of a cross-source pair and understates
+    that of a within-source pair. m and u stay shared; only the prior is per group.
+    """
+    names = np.unique(sources)
+    n_src = names.size
+    sizes = np.bincount(source_codes, minlength=n_src).astype(np.float64)
+    a, b = source_codes[blocks.i], source_codes[blocks.j]
+    group = np.minimum(a, b) * n_src + np.maximum(a, b)
+    lams, labels = [], {}
+    for g in range(n_src * n_src):
+        x, y = divmod(g, n_src)
+        if x > y:
+            lams.append(model.lam)
+            continue
+        total = sizes[x] * (sizes[x] - 1) / 2 if x == y else sizes[x] * sizes[y]
+        counts = np.bincount(patterns.index[group == g], minlength=patterns.levels.shape[0]).astype(np.float64)
+        lam = estimate_lambda(patterns.levels, counts, model, total, settings.em_max_iter, settings.em_tol)
+        lams.append(lam)
+        labels[f"{names[x]}–{names[y]}"] = lam
+    model.group_lams = lams
+    model.lam_by_source_pair = labels
+    return group
 
 
 def _pairs_compared(n: int, source_codes, settings) -> float:
@@ -339,6 +378,7 @@ def _metrics(blocks, prob, threshold, clustering, model, patterns, timings, sour
         "blocking_rules": rules,
         "comparison_patterns": int(patterns.levels.shape[0]),
         "lambda": model.lam,
+        "lambda_by_source_pair": model.lam_by_source_pair,
         "em_iterations": len(model.trace),
         "em_converged": model.converged,
         "threshold": threshold,

@@ -92,6 +92,9 @@ class FellegiSunterModel:
     trace: list[dict] = field(default_factory=list)
     converged: bool = False
     mode: str = "candidates"
+    #: λ per source pair (``prior_by_source_pair``): by group index, and by "a–b" label.
+    group_lams: list[float] | None = None
+    lam_by_source_pair: dict[str, float] = field(default_factory=dict)
 
     @property
     def prior_log2_odds(self) -> float:
@@ -105,6 +108,7 @@ class FellegiSunterModel:
         out = {
             "em_mode": self.mode,
             "lambda": self.lam,
+            "lambda_by_source_pair": self.lam_by_source_pair,
             "prior_match_weight": self.prior_log2_odds,
             "converged": self.converged,
             "comparisons": [],
@@ -181,6 +185,24 @@ def run_em(
             converged = True
             break
     return m, u, lam, trace, converged
+
+
+def estimate_lambda(levels: np.ndarray, counts: np.ndarray, model: FellegiSunterModel, total_pairs: float,
+                    max_iter: int = 200, tol: float = 1e-6) -> float:
+    """λ among ``total_pairs`` record pairs by EM with m and u fixed; ``counts`` are the
+    candidate pairs per pattern, the other pairs count as non-matches."""
+    ratio = log_ratio(levels, model.m, model.u)
+    lam = model.lam
+    if counts.sum() == 0 or total_pairs <= 0:
+        return lam
+    for _ in range(max_iter):
+        post = _sigmoid(np.log(lam) - np.log1p(-lam) + ratio)
+        new = float(np.clip(np.sum(counts * post) / total_pairs, 1e-12, 1 - 1e-9))
+        done = abs(new - lam) <= tol * lam
+        lam = new
+        if done:
+            break
+    return lam
 
 
 def u_from_random_pairs(gammas: dict[str, np.ndarray], comparisons: list[Comparison], smoothing: float,

@@ -140,6 +140,8 @@ class LinkageSettings:
     #: Re-estimate u from the random pairs weighted by their non-match probability under
     #: the first fit (``fixed_u`` and ``sessions`` with ``session_u``), then refit λ.
     u_without_matches: bool = True
+    #: Prior λ per pair of sources (within each source, across sources) instead of one λ.
+    prior_by_source_pair: bool = True
     em_max_iter: int = 200
     em_tol: float = 1e-6
     #: Pseudo-count added to every level when estimating probabilities (avoids 0 and 1).
