@@ -370,15 +370,18 @@ def compare_id(comp: Comparison, prep: PreparedRecords, i, j):
     """Identifiers: exact, one edit (typing error), else."""
     c = prep.codes[comp.column]
     cl, cr = c[i], c[j]
-    gamma = np.zeros(i.shape, dtype=np.int8)
+    names = comp.level_names()
+    gamma = np.full(i.shape, names.index("else"), dtype=np.int8)
     both = (cl >= 0) & (cr >= 0)
     rest = np.flatnonzero(both & (cl != cr))
     if rest.size:
         dist = pair_scores(cl[rest], cr[rest], prep.vocab_of[comp.column].values, OSA.distance,
                            prep.settings.workers)
-        gamma[rest[dist <= 1]] = 1
-    gamma[both & (cl == cr)] = 2
+        gamma[rest[dist <= 1]] = names.index("one_edit")
+    gamma[both & (cl == cr)] = names.index("exact")
     gamma[~both] = MISSING
+    if comp.one_side_level:
+        gamma[(cl >= 0) != (cr >= 0)] = names.index("one_side_only")
     return gamma
 
 

@@ -87,6 +87,9 @@ class Comparison:
     month: str | None = None
     day: str | None = None
     quality: str | None = None
+    #: ``id``: a level ``one_side_only`` for a value present on one record only (instead
+    #: of neutral), for identifiers that a person's records tend to carry all or none.
+    one_side_level: bool = False
 
     def level_names(self) -> list[str]:
         """Names of levels 0..L-1, lowest agreement first (level index = gamma value)."""
@@ -99,7 +102,7 @@ class Comparison:
         elif self.kind == "exact":
             names = ["exact"] + (["same_group"] if self.group_column else []) + ["else"]
         else:
-            names = ["exact", "one_edit", "else"]
+            names = ["exact", "one_edit", "else"] + (["one_side_only"] if self.one_side_level else [])
         return names[::-1]
 
     @property
@@ -344,7 +347,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
         {"name": "sex", "kind": "exact", "column": "sex"},
         {"name": "nationality", "kind": "exact", "column": "nationality_iso3",
          "group_column": "nationality_region"},
-        {"name": "v_number", "kind": "id", "column": "v_number"},
+        {"name": "v_number", "kind": "id", "column": "v_number", "one_side_level": True},
     ],
     "name_swap": ["given_name", "family_name"],
     "training_sessions": [
