@@ -105,11 +105,13 @@ def test_sex_nationality_vnumber_levels():
         {"sex": "F", "nationality_iso3": "DZA", "nationality_region": "North Africa", "v_number": "1234567809"},
         {"sex": "F", "nationality_iso3": "SYR", "nationality_region": "Middle East", "v_number": "9999999999"},
         {},
+        {},
     ])
-    named, _, _ = levels_of(rec, [(0, 1), (0, 2), (0, 3), (0, 4)])
-    assert named["sex"] == ["exact", "else", "else", "missing"]
-    assert named["nationality"] == ["exact", "same_group", "else", "missing"]
-    assert named["v_number"] == ["exact", "one_edit", "else", "missing"]
+    named, _, _ = levels_of(rec, [(0, 1), (0, 2), (0, 3), (0, 4), (4, 5)])
+    assert named["sex"] == ["exact", "else", "else", "missing", "missing"]
+    assert named["nationality"] == ["exact", "same_group", "else", "missing", "missing"]
+    # a V-number on one record only is evidence of its own; on neither it is neutral
+    assert named["v_number"] == ["exact", "one_edit", "else", "one_side_only", "missing"]
 
 
 def test_given_family_swap_is_detected_and_compared_aligned():
