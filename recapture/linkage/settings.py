@@ -102,7 +102,7 @@ class Comparison:
         elif self.kind == "exact":
             names = ["exact"] + (["same_group"] if self.group_column else []) + ["else"]
         else:
-            names = ["exact", "one_edit", "else"] + (["one_side_only"] if self.one_side_level else [])
+            names = ["exact", "one_edit"] + (["one_side_only"] if self.one_side_level else []) + ["else"]
         return names[::-1]
 
     @property
