@@ -10,7 +10,6 @@ Bump an artifact's ``SCHEMA_VERSIONS`` entry when its columns change incompatibl
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
 
 import pandera.polars as pa
 import polars as pl
@@ -56,32 +55,32 @@ class RecordSchema(pa.DataFrameModel):
     source: str = pa.Field(description="Source name from the source definition, e.g. 'police' or 'iom'.")
     source_file: str = pa.Field(description="Path of the extract the row was read from.")
     source_row: int = pa.Field(ge=1, description="1-based data row number in that extract (header not counted).")
-    source_key: Optional[str] = pa.Field(nullable=True, description="The extract's own registration id, if any.")
+    source_key: str | None = pa.Field(nullable=True, description="The extract's own registration id, if any.")
     event_date: dt.date = pa.Field(description="Date of the registration: apprehension date (police) or departure date (IOM).")
-    family_name_raw: Optional[str] = pa.Field(nullable=True, description="Family name as recorded.")
-    given_name_raw: Optional[str] = pa.Field(nullable=True, description="Given names as recorded.")
-    family_name: Optional[str] = pa.Field(nullable=True, description="Standardised family name: ASCII lower case, tokens separated by one space.")
-    given_name: Optional[str] = pa.Field(nullable=True, description="Standardised given names: ASCII lower case, tokens separated by one space.")
-    family_name_key: Optional[str] = pa.Field(nullable=True, description="Transliteration-aware key of the family name (variants of one name coincide).")
-    given_name_key: Optional[str] = pa.Field(nullable=True, description="Transliteration-aware key of the first given name.")
-    birth_date: Optional[dt.date] = pa.Field(nullable=True, description="Birth date when day, month and year are known and valid (default 1 January dates included).")
-    birth_year: Optional[int] = pa.Field(nullable=True, ge=1800, le=2100, description="Birth year when known (also for partial dates).")
-    birth_month: Optional[int] = pa.Field(nullable=True, ge=1, le=12, description="Birth month when known.")
-    birth_day: Optional[int] = pa.Field(nullable=True, ge=1, le=31, description="Birth day when known.")
-    birth_date_raw: Optional[str] = pa.Field(nullable=True, description="Birth date as recorded.")
+    family_name_raw: str | None = pa.Field(nullable=True, description="Family name as recorded.")
+    given_name_raw: str | None = pa.Field(nullable=True, description="Given names as recorded.")
+    family_name: str | None = pa.Field(nullable=True, description="Standardised family name: ASCII lower case, tokens separated by one space.")
+    given_name: str | None = pa.Field(nullable=True, description="Standardised given names: ASCII lower case, tokens separated by one space.")
+    family_name_key: str | None = pa.Field(nullable=True, description="Transliteration-aware key of the family name (variants of one name coincide).")
+    given_name_key: str | None = pa.Field(nullable=True, description="Transliteration-aware key of the first given name.")
+    birth_date: dt.date | None = pa.Field(nullable=True, description="Birth date when day, month and year are known and valid (default 1 January dates included).")
+    birth_year: int | None = pa.Field(nullable=True, ge=1800, le=2100, description="Birth year when known (also for partial dates).")
+    birth_month: int | None = pa.Field(nullable=True, ge=1, le=12, description="Birth month when known.")
+    birth_day: int | None = pa.Field(nullable=True, ge=1, le=31, description="Birth day when known.")
+    birth_date_raw: str | None = pa.Field(nullable=True, description="Birth date as recorded.")
     birth_date_quality: str = pa.Field(isin=list(BIRTH_DATE_QUALITY), description="full, default (1 January), month_year, year_only or missing.")
-    sex: Optional[str] = pa.Field(nullable=True, isin=list(SEX_CODES), description="M or F; null when unknown.")
-    sex_raw: Optional[str] = pa.Field(nullable=True, description="Sex as recorded.")
-    nationality_iso3: Optional[str] = pa.Field(nullable=True, str_length={"min_value": 3, "max_value": 3}, description="ISO 3166-1 alpha-3 code; null when unknown or unrecognised.")
-    nationality_region: Optional[str] = pa.Field(nullable=True, isin=list(REGIONS), description="Region group of the nationality; null when unknown.")
-    nationality_raw: Optional[str] = pa.Field(nullable=True, description="Nationality as recorded.")
-    v_number: Optional[str] = pa.Field(nullable=True, str_matches=r"^\d{10}$", description="V-number (vreemdelingennummer) as 10 digits, when present and well-formed.")
-    v_number_raw: Optional[str] = pa.Field(nullable=True, description="V-number as recorded.")
-    police_unit: Optional[str] = pa.Field(nullable=True, description="Police unit of the apprehension (police only).")
-    reason: Optional[str] = pa.Field(nullable=True, isin=list(APPREHENSION_REASONS), description="Reason of the apprehension (police only).")
-    client_category: Optional[str] = pa.Field(nullable=True, description="IOM client category (IOM only).")
+    sex: str | None = pa.Field(nullable=True, isin=list(SEX_CODES), description="M or F; null when unknown.")
+    sex_raw: str | None = pa.Field(nullable=True, description="Sex as recorded.")
+    nationality_iso3: str | None = pa.Field(nullable=True, str_length={"min_value": 3, "max_value": 3}, description="ISO 3166-1 alpha-3 code; null when unknown or unrecognised.")
+    nationality_region: str | None = pa.Field(nullable=True, isin=list(REGIONS), description="Region group of the nationality; null when unknown.")
+    nationality_raw: str | None = pa.Field(nullable=True, description="Nationality as recorded.")
+    v_number: str | None = pa.Field(nullable=True, str_matches=r"^\d{10}$", description="V-number (vreemdelingennummer) as 10 digits, when present and well-formed.")
+    v_number_raw: str | None = pa.Field(nullable=True, description="V-number as recorded.")
+    police_unit: str | None = pa.Field(nullable=True, description="Police unit of the apprehension (police only).")
+    reason: str | None = pa.Field(nullable=True, isin=list(APPREHENSION_REASONS), description="Reason of the apprehension (police only).")
+    client_category: str | None = pa.Field(nullable=True, description="IOM client category (IOM only).")
     in_target: bool = pa.Field(description="False for registrations of people outside the target population (e.g. IOM clients with a pending procedure).")
-    warnings: Optional[list[str]] = pa.Field(nullable=True, description="Codes of the checks that flagged this row with a 'warning' policy (empty list when none); see docs/validation.md.")
+    warnings: list[str] | None = pa.Field(nullable=True, description="Codes of the checks that flagged this row with a 'warning' policy (empty list when none); see docs/validation.md.")
 
     class Config:
         strict = False  # source definitions may carry extra passthrough columns
@@ -97,7 +96,7 @@ class QuarantineSchema(pa.DataFrameModel):
     source: str = pa.Field(description="Source name from the source definition.")
     source_file: str = pa.Field(description="Path of the extract the row was read from.")
     source_row: int = pa.Field(ge=1, description="1-based data row number in that extract (header not counted).")
-    source_key: Optional[str] = pa.Field(nullable=True, description="The extract's own registration id, if readable.")
+    source_key: str | None = pa.Field(nullable=True, description="The extract's own registration id, if readable.")
     original: str = pa.Field(description="The row's original values as a JSON object (column → text as read).")
     reasons: list[str] = pa.Field(description="Codes of every error found on the row (e.g. 'birth_date.impossible').")
     columns: list[str] = pa.Field(description="Canonical column each reason refers to, aligned with 'reasons'.")
@@ -117,16 +116,16 @@ class QuarantineSchema(pa.DataFrameModel):
 class PoliceExtractSchema(pa.DataFrameModel):
     """A police (PSH-v) extract mapped to canonical field names, values as text."""
 
-    source_key: Optional[str] = pa.Field(nullable=False, description="Registration id (registratienummer); must be present when the layout has one.")
-    family_name: Optional[str] = pa.Field(nullable=True, description="Family name as recorded.")
-    given_name: Optional[str] = pa.Field(nullable=True, description="Given names as recorded.")
-    birth_date: Optional[str] = pa.Field(nullable=True, description="Birth date text in one of the definition's formats.")
-    sex: Optional[str] = pa.Field(nullable=True, description="Sex code of the definition's code list.")
-    nationality: Optional[str] = pa.Field(nullable=True, description="Nationality as a name, adjective or ISO code.")
-    v_number: Optional[str] = pa.Field(nullable=True, description="V-number as recorded.")
+    source_key: str | None = pa.Field(nullable=False, description="Registration id (registratienummer); must be present when the layout has one.")
+    family_name: str | None = pa.Field(nullable=True, description="Family name as recorded.")
+    given_name: str | None = pa.Field(nullable=True, description="Given names as recorded.")
+    birth_date: str | None = pa.Field(nullable=True, description="Birth date text in one of the definition's formats.")
+    sex: str | None = pa.Field(nullable=True, description="Sex code of the definition's code list.")
+    nationality: str | None = pa.Field(nullable=True, description="Nationality as a name, adjective or ISO code.")
+    v_number: str | None = pa.Field(nullable=True, description="V-number as recorded.")
     event_date: str = pa.Field(nullable=False, description="Apprehension date; required.")
-    police_unit: Optional[str] = pa.Field(nullable=True, description="Police unit.")
-    reason: Optional[str] = pa.Field(nullable=True, description="Reason code of the definition's code list.")
+    police_unit: str | None = pa.Field(nullable=True, description="Police unit.")
+    reason: str | None = pa.Field(nullable=True, description="Reason code of the definition's code list.")
 
     class Config:
         strict = False
@@ -136,13 +135,13 @@ class PoliceExtractSchema(pa.DataFrameModel):
 class IomExtractSchema(pa.DataFrameModel):
     """An IOM assisted-return extract mapped to canonical field names, values as text."""
 
-    source_key: Optional[str] = pa.Field(nullable=False, description="IOM case number; must be present when the layout has one.")
-    family_name: Optional[str] = pa.Field(nullable=True, description="Family name as recorded.")
-    given_name: Optional[str] = pa.Field(nullable=True, description="Given names as recorded.")
-    birth_date: Optional[str] = pa.Field(nullable=True, description="Birth date text in one of the definition's formats.")
-    sex: Optional[str] = pa.Field(nullable=True, description="Sex code of the definition's code list.")
-    nationality: Optional[str] = pa.Field(nullable=True, description="Nationality as a name, adjective or ISO code.")
-    v_number: Optional[str] = pa.Field(nullable=True, description="V-number as recorded.")
+    source_key: str | None = pa.Field(nullable=False, description="IOM case number; must be present when the layout has one.")
+    family_name: str | None = pa.Field(nullable=True, description="Family name as recorded.")
+    given_name: str | None = pa.Field(nullable=True, description="Given names as recorded.")
+    birth_date: str | None = pa.Field(nullable=True, description="Birth date text in one of the definition's formats.")
+    sex: str | None = pa.Field(nullable=True, description="Sex code of the definition's code list.")
+    nationality: str | None = pa.Field(nullable=True, description="Nationality as a name, adjective or ISO code.")
+    v_number: str | None = pa.Field(nullable=True, description="V-number as recorded.")
     event_date: str = pa.Field(nullable=False, description="Departure date; required.")
     client_category: str = pa.Field(nullable=False, description="IOM client category; required (decides in_target).")
 
@@ -232,18 +231,18 @@ class PersonSchema(pa.DataFrameModel):
         description="Days from the period's start to its end, or to the person's first assisted departure (IOM) in the period.",
     )
     sex: pl.String = pa.Field(isin=["M", "F", "unknown"], description="Most frequent recorded sex (ties: earliest registration); 'unknown' if never recorded.")
-    age: Optional[pl.Int32] = pa.Field(nullable=True, ge=0, description="Age in whole years at the period's start, from the best-quality birth dates; null if no birth year.")
+    age: pl.Int32 | None = pa.Field(nullable=True, ge=0, description="Age in whole years at the period's start, from the best-quality birth dates; null if no birth year.")
     age_class: pl.String = pa.Field(description="Age class from the configured age breaks (e.g. '<40', '40+'); 'unknown' if age is null.")
-    nationality_iso3: Optional[pl.String] = pa.Field(nullable=True, description="Most frequent recognised nationality (ISO 3166-1 alpha-3); null if none.")
+    nationality_iso3: pl.String | None = pa.Field(nullable=True, description="Most frequent recognised nationality (ISO 3166-1 alpha-3); null if none.")
     region: pl.String = pa.Field(isin=[*REGIONS, "Unknown"], description="Region group of that nationality; 'Unknown' if none.")
-    reason: Optional[pl.String] = pa.Field(nullable=True, description="Reason of the person's first police apprehension in the period; null if not apprehended.")
-    police_unit: Optional[pl.String] = pa.Field(nullable=True, description="Police unit of the first apprehension in the period; null if not apprehended.")
+    reason: pl.String | None = pa.Field(nullable=True, description="Reason of the person's first police apprehension in the period; null if not apprehended.")
+    police_unit: pl.String | None = pa.Field(nullable=True, description="Police unit of the first apprehension in the period; null if not apprehended.")
     conflicts_sex: pl.Int32 = pa.Field(ge=0, description="Number of the person's records whose sex differs from the resolved value.")
     conflicts_birth_year: pl.Int32 = pa.Field(ge=0, description="Number of best-quality birth dates whose year differs from the resolved birth year.")
     conflicts_nationality: pl.Int32 = pa.Field(ge=0, description="Number of records whose recognised nationality differs from the resolved value.")
-    min_link_probability: Optional[pl.Float64] = pa.Field(
+    min_link_probability: pl.Float64 | None = pa.Field(
         nullable=True, ge=0.0, le=1.0,
-        description="Weakest link: the lowest, over the person's records, of each record's best match probability to another record of the person; null for a single record.",
+        description="Weakest link: the lowest, over the person's records, of each record's best link probability (links the clustering used); null for a single record.",
     )
 
     class Config:
