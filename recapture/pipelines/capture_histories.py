@@ -270,7 +270,8 @@ def _link_confidence(
     kept: pl.DataFrame, clusters: pl.DataFrame, pairs: pl.DataFrame | None
 ) -> pl.DataFrame:
     """Weakest link per person: over the person's records, the lowest of each record's
-    best match probability to another record of the same person (null for singletons)."""
+    best match probability to another record of the same person (null for singletons).
+    The pipeline passes only the links the clustering used."""
     persons = kept.select("person_id").unique()
     if pairs is None or pairs.height == 0:
         return persons.with_columns(pl.lit(None, dtype=pl.Float64).alias("min_link_probability"))

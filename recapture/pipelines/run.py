@@ -141,7 +141,10 @@ def run_pipeline(
     def persons() -> dict[str, Any]:
         records = pl.read_parquet(out / ARTIFACTS["records"])
         clusters = pl.read_parquet(out / ARTIFACTS["clusters"])
-        pairs = pl.read_parquet(out / ARTIFACTS["pairs"], columns=["record_id_l", "record_id_r", "match_probability"])
+        # only the links the clustering used: the weakest-link summary needs nothing else,
+        # and at a million records they are a small share of the scored pairs
+        pairs = (pl.scan_parquet(out / ARTIFACTS["pairs"]).filter(pl.col("linked"))
+                 .select("record_id_l", "record_id_r", "match_probability").collect())
         frames, counts = [], {}
         for period in config.periods:
             frame, c = build_persons(records, clusters, period, sources=sources, pairs=pairs, rules=config.persons)
