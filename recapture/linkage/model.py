@@ -222,19 +222,22 @@ def expected_quality(prob: np.ndarray, thresholds: np.ndarray) -> list[dict]:
 
     Treats the probabilities as calibrated: expected true links Σ_{p≥t} p; recall is among
     the matches in the candidate set (matches lost by blocking are not visible here).
+    One sort and one vectorised search for all thresholds (tens of millions of pairs).
     """
-    order = np.sort(prob)[::-1]
-    csum = np.cumsum(order)
-    total = csum[-1] if csum.size else 0.0
+    ascending = np.sort(np.asarray(prob, dtype=float))
+    csum = np.cumsum(ascending)
+    total = float(csum[-1]) if csum.size else 0.0
+    t = np.asarray(thresholds, dtype=float)
+    below = np.searchsorted(ascending, t, side="left")  # pairs with p < t
+    links = ascending.size - below
+    tp = total - np.where(below > 0, csum[np.maximum(below - 1, 0)], 0.0) if csum.size else np.zeros(t.size)
     out = []
-    for t in thresholds:
-        n = int(np.searchsorted(-order, -t, side="right"))
-        tp = float(csum[n - 1]) if n else 0.0
-        precision = tp / n if n else 1.0
-        recall = tp / total if total > 0 else 1.0
-        f1 = 2 * tp / (n + total) if (n + total) > 0 else 1.0
-        out.append({"threshold": float(t), "links": n, "expected_precision": precision,
-                    "expected_recall": recall, "expected_f1": f1})
+    for threshold, n, tpi in zip(t, links, tp, strict=True):
+        n, tpi = int(n), float(tpi)
+        out.append({"threshold": float(threshold), "links": n,
+                    "expected_precision": tpi / n if n else 1.0,
+                    "expected_recall": tpi / total if total > 0 else 1.0,
+                    "expected_f1": 2 * tpi / (n + total) if (n + total) > 0 else 1.0})
     return out
 
 
