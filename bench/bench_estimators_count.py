@@ -13,14 +13,17 @@ import datetime as dt
 import os
 import re
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-import psutil
 
 from recapture.estimators import estimate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_line  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
@@ -63,19 +66,6 @@ BARS = [
     ("farms Chao: CI lower", "farms", "chao", "~ log_size + log_distance + C_TYPE", "lo", 20_883, 1e-3),
     ("farms Chao: CI upper", "farms", "chao", "~ log_size + log_distance + C_TYPE", "hi", 22_430, 1e-3),
 ]
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = psutil.virtual_memory().total / 2**30
-    return f"{os.cpu_count()} cores, {ram:.0f} GiB RAM, {model}"
 
 
 def timed(fn, repeat: int = 1):
@@ -159,7 +149,7 @@ def main() -> None:
         START,
         "## Single-source count models (`bench/bench_estimators_count.py`)",
         "",
-        f"Command: `python bench/bench_estimators_count.py`. Machine: {machine()}. "
+        f"Command: `python bench/bench_estimators_count.py`. Machine: {machine_line()}. "
         f"Date: {dt.date.today().isoformat()}. Load average {load_before:.1f} before and "
         f"{load_after:.1f} after the run: the machine was shared with other jobs, so wall-clock "
         "times are upper bounds; CPU times (this process, all threads) are given as well and "

@@ -29,9 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_simulate import machine_line, pilot_size  # noqa: E402
+from _common import BENCHMARKS_MD, machine_line, write_section  # noqa: E402
+from bench_simulate import pilot_size  # noqa: E402
 
-BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
 OUT = ROOT / "bench" / "out" / "pipeline"
 PERIOD = {"start": "2017-07-01", "end": "2018-06-30", "label": "2017/18"}
 STAGES = ("validate", "link", "persons", "estimate", "report")
@@ -265,17 +265,6 @@ def stage_rows(name: str, counts: dict) -> str:
     return f"{len(counts.get('reports', {}))} reports"
 
 
-def write_section(markdown: str) -> None:
-    begin, end = "<!-- bench:pipeline -->", "<!-- /bench:pipeline -->"
-    text = BENCHMARKS_MD.read_text(encoding="utf-8")
-    block = f"{begin}\n{markdown.strip()}\n{end}"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    BENCHMARKS_MD.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--police-records", type=int, default=1_000_000, help="police records to simulate")
@@ -425,7 +414,7 @@ Reconciliation:
     block_path = world.parent / f"section-{variant}.md"
     block_path.write_text(md, encoding="utf-8")
     if not args.no_docs:
-        write_section(compose_section(world.parent))
+        write_section("pipeline", compose_section(world.parent))
         print(f"section 'pipeline' written to {BENCHMARKS_MD}")
 
 

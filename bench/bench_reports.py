@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
 import resource
 import sys
 import tempfile
@@ -26,37 +24,12 @@ from pathlib import Path
 import polars as pl
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_line, write_section  # noqa: E402
+
 KEY = "reports"
 TARGET_SECONDS = 30.0
 TARGET_BYTES = 10 * 1024 * 1024
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = psutil.virtual_memory().total / 2**30
-    return (f"{cpu}, {os.cpu_count()} cores, {ram:.1f} GiB RAM, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}")
-
-
-def write_section(markdown: str) -> None:
-    """Replace (or append) this benchmark's marked section of docs/benchmarks.md."""
-    start, end = f"<!-- bench:{KEY} -->", f"<!-- /bench:{KEY} -->"
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    block = f"{start}\n{markdown.rstrip()}\n{end}"
-    if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(text, encoding="utf-8")
 
 
 def main() -> int:
@@ -126,7 +99,7 @@ def main() -> int:
         "",
         f"Command: `python bench/bench_reports.py{'' if args.records == 1_000_000 else f' --records {args.records}'}`",
         "",
-        f"Machine: {machine()}. Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC."
+        f"Machine: {machine_line()}. Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC."
         + (" The machine was shared with other work during the run (load average "
            f"{psutil.getloadavg()[0]:.1f}), so times are pessimistic." if shared else ""),
         "",
@@ -158,8 +131,8 @@ def main() -> int:
     print()
     print(markdown)
     if not args.no_docs:
-        write_section(markdown)
-        print(f"\nwritten to {DOC.relative_to(ROOT)}")
+        write_section(KEY, markdown)
+        print("\nwritten to docs/benchmarks.md")
     return 0 if ok_time and ok_size else 1
 
 

@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -25,23 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS_MD = ROOT / "docs" / "benchmarks.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BENCHMARKS_MD, machine_line, write_section  # noqa: E402
+
 TARGET_SECONDS = 60
 TARGET_GIB = 4.0
-
-
-def machine_line() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {ram:.1f} GiB RAM, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def child(size: int, seed: int, out: str) -> None:
@@ -84,17 +71,6 @@ def pilot_size(records: int, seed: int) -> int:
     pilot_n = 200_000
     world = simulate_world(SimulationConfig(size=pilot_n, seed=seed + 1))
     return int(round(records * pilot_n / world.police.height))
-
-
-def write_section(markdown: str) -> None:
-    begin, end = "<!-- bench:simulate -->", "<!-- /bench:simulate -->"
-    text = BENCHMARKS_MD.read_text(encoding="utf-8")
-    block = f"{begin}\n{markdown.strip()}\n{end}"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    BENCHMARKS_MD.write_text(text, encoding="utf-8")
 
 
 def main() -> None:
@@ -141,7 +117,7 @@ Files: police.csv {mib['police']:.0f} MiB, iom.csv {mib['iom']:.0f} MiB, truth/p
 """
     print(md)
     if not args.no_docs:
-        write_section(md)
+        write_section("simulate", md)
         print(f"section 'simulate' written to {BENCHMARKS_MD}")
 
 
