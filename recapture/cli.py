@@ -351,6 +351,57 @@ def _add_report(p: argparse.ArgumentParser) -> None:
                         "(personal data; the page says so at the top)")
 
 
+# ----------------------------------------------------------------------------- review
+def _run_review(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from recapture.errors import InputError
+    from recapture.io import read_json, write_json
+    from recapture.linkage.review import export_review_sample, review_error_rates
+
+    if args.action == "export":
+        run = args.run_dir
+        for name in ("pairs.parquet", "records.parquet"):
+            if not (run / name).is_file():
+                raise InputError(f"no {name} in the run directory", file=str(run / name))
+        threshold = args.threshold
+        if threshold is None:
+            model = run / "linkage_model.json"
+            threshold = float(read_json(model)["threshold"]) if model.is_file() else 0.5
+        out = args.out or run / "review_sample.csv"
+        sample = export_review_sample(pl.read_parquet(run / "pairs.parquet"), pl.read_parquet(run / "records.parquet"),
+                                      out, threshold=threshold, sample_size=args.n, seed=args.seed)
+        print(f"{sample.height:,} pairs around p = {threshold:g} written to {out}")
+        print("It holds names and birth dates in clear: review it on the secure workstation, fill in 'label' "
+              "(match / non-match / unsure), save it as review_labels.csv in the run directory for the report.")
+        return 0
+    estimate = review_error_rates(args.labels, allow_unlabelled=args.allow_unlabelled)
+    lo, hi = estimate.precision_ci
+    mlo, mhi = estimate.missed_link_rate_ci
+    print(f"{estimate.n_labelled:,} labelled pairs ({estimate.n_unsure:,} unsure) at threshold {estimate.threshold:g}")
+    print(f"  precision above the threshold  {estimate.precision:.4f}  ({lo:.4f} – {hi:.4f})")
+    print(f"  missed-link rate below it      {estimate.missed_link_rate:.4f}  ({mlo:.4f} – {mhi:.4f})")
+    print(f"  estimated false links {estimate.estimated_false_links:,.1f}, missed links {estimate.estimated_missed_links:,.1f}")
+    if args.out:
+        write_json(estimate.to_dict(), args.out)
+    return 0
+
+
+@command("review", "clerical review: export pairs around the threshold, estimate error rates from labels")(_run_review)
+def _add_review(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    export = actions.add_parser("export", help="write a stratified sample of scored pairs to CSV (names in clear)")
+    export.add_argument("run_dir", type=Path, help="run directory with pairs.parquet and records.parquet")
+    export.add_argument("--out", type=Path, help="CSV to write (default RUN_DIR/review_sample.csv)")
+    export.add_argument("--n", type=int, default=300, help="pairs to sample (default 300)")
+    export.add_argument("--threshold", type=float, help="match threshold (default: the run's)")
+    export.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    estimate = actions.add_parser("estimate", help="precision and missed-link rate from a labelled sample")
+    estimate.add_argument("labels", type=Path, help="the labelled review CSV")
+    estimate.add_argument("--allow-unlabelled", action="store_true", help="leave empty labels out instead of failing")
+    estimate.add_argument("--out", type=Path, help="write the estimate as JSON here")
+
+
 # ----------------------------------------------------------------------------- demo
 def _run_demo(args: argparse.Namespace) -> int:
     from recapture.pipelines.demo import format_demo, run_demo

@@ -28,7 +28,7 @@ def test_docs_cli_is_current():
 def test_every_command_has_help():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    assert set(sub.choices) == {"simulate", "validate", "link", "estimate", "run", "report", "demo"}
+    assert set(sub.choices) == {"simulate", "validate", "link", "estimate", "run", "report", "review", "demo"}
     for name in sub.choices:
         with pytest.raises(SystemExit) as exit_info:
             main([name, "--help"])

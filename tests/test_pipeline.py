@@ -259,3 +259,26 @@ def test_estimate_cli_linkage_aware_on_a_run(project: Path):
     assert [r["threshold"] for r in rows] == [0.5, 0.9]
     # a stricter threshold links fewer records: more persons observed, not fewer
     assert rows[1]["n_observed"] >= rows[0]["n_observed"]
+
+
+def test_review_round_trip_on_a_run(project: Path, world: Path):
+    result = run_pipeline(project / "pipeline.toml")
+    sample_path = project / "review.csv"
+    assert main(["--quiet", "review", "export", str(result.run_dir), "--n", "40", "--out", str(sample_path)]) == 0
+    sample = pl.read_csv(sample_path, infer_schema=False)
+    assert sample.height >= 20 and "label" in sample.columns
+    # label the sample from the simulator's truth, as a reviewer would from the records
+    records = pl.read_parquet(result.path("records"), columns=["record_id", "source", "source_key"])
+    truth = pl.read_parquet(world / "world" / "truth" / "records.parquet", columns=["source", "source_key", "person_id"])
+    person = dict(records.join(truth, on=["source", "source_key"]).select("record_id", "person_id").iter_rows())
+    labels = ["match" if person[int(a)] == person[int(b)] else "non-match"
+              for a, b in zip(sample["record_id_l"], sample["record_id_r"], strict=True)]
+    sample.with_columns(pl.Series("label", labels)).write_csv(project / "labels.csv")
+    assert main(["--quiet", "review", "estimate", str(project / "labels.csv"), "--out", str(project / "rates.json")]) == 0
+    rates = json.loads((project / "rates.json").read_text())
+    assert rates["n_labelled"] == sample.height
+    assert rates["precision_ci"][0] <= rates["precision"] <= rates["precision_ci"][1]
+    # an unknown label is an error naming the file, row and column
+    bad = sample.with_columns(pl.Series("label", ["maybe"] + labels[1:]))
+    bad.write_csv(project / "bad.csv")
+    assert main(["--quiet", "review", "estimate", str(project / "bad.csv")]) == 2
