@@ -113,41 +113,36 @@ class QuarantineSchema(pa.DataFrameModel):
 # layout; a failure of a check here quarantines the row ("<column>.missing" for
 # not_nullable, "source_key.format" for the definition's registration-id pattern).
 # --------------------------------------------------------------------------------------
-class PoliceExtractSchema(pa.DataFrameModel):
-    """A police (PSH-v) extract mapped to canonical field names, values as text."""
+class _ExtractIdentitySchema(pa.DataFrameModel):
+    """Who the registration is about: the fields every source records, as text."""
 
-    source_key: str | None = pa.Field(nullable=False, description="Registration id (registratienummer); must be present when the layout has one.")
     family_name: str | None = pa.Field(nullable=True, description="Family name as recorded.")
     given_name: str | None = pa.Field(nullable=True, description="Given names as recorded.")
     birth_date: str | None = pa.Field(nullable=True, description="Birth date text in one of the definition's formats.")
     sex: str | None = pa.Field(nullable=True, description="Sex code of the definition's code list.")
     nationality: str | None = pa.Field(nullable=True, description="Nationality as a name, adjective or ISO code.")
     v_number: str | None = pa.Field(nullable=True, description="V-number as recorded.")
+
+    class Config:
+        strict = False
+        coerce = False
+
+
+class PoliceExtractSchema(_ExtractIdentitySchema):
+    """A police (PSH-v) extract mapped to canonical field names, values as text."""
+
+    source_key: str | None = pa.Field(nullable=False, description="Registration id (registratienummer); must be present when the layout has one.")
     event_date: str = pa.Field(nullable=False, description="Apprehension date; required.")
     police_unit: str | None = pa.Field(nullable=True, description="Police unit.")
     reason: str | None = pa.Field(nullable=True, description="Reason code of the definition's code list.")
 
-    class Config:
-        strict = False
-        coerce = False
 
-
-class IomExtractSchema(pa.DataFrameModel):
+class IomExtractSchema(_ExtractIdentitySchema):
     """An IOM assisted-return extract mapped to canonical field names, values as text."""
 
     source_key: str | None = pa.Field(nullable=False, description="IOM case number; must be present when the layout has one.")
-    family_name: str | None = pa.Field(nullable=True, description="Family name as recorded.")
-    given_name: str | None = pa.Field(nullable=True, description="Given names as recorded.")
-    birth_date: str | None = pa.Field(nullable=True, description="Birth date text in one of the definition's formats.")
-    sex: str | None = pa.Field(nullable=True, description="Sex code of the definition's code list.")
-    nationality: str | None = pa.Field(nullable=True, description="Nationality as a name, adjective or ISO code.")
-    v_number: str | None = pa.Field(nullable=True, description="V-number as recorded.")
     event_date: str = pa.Field(nullable=False, description="Departure date; required.")
     client_category: str = pa.Field(nullable=False, description="IOM client category; required (decides in_target).")
-
-    class Config:
-        strict = False
-        coerce = False
 
 
 #: The mapped-extract model of each kind of source definition.
