@@ -781,11 +781,7 @@ def fit_with_hidden_total(
         scoring = (X * mu[:, None]).T @ X + (X0 * mu0[:, None]).T @ X0
         xbar = w @ X0
         hess = scoring - n0 * ((X0 * w[:, None]).T @ X0 - np.outer(xbar, xbar))
-        try:
-            np.linalg.cholesky(hess)
-            step = np.linalg.solve(hess, grad)
-        except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(scoring, grad, rcond=None)[0]
+        step = _newton_step(hess, scoring, grad)
         t = 1.0
         while True:
             cand = beta + t * step
@@ -866,11 +862,7 @@ def grouped_profile_deviance_fn(
             inv_tot = np.divide(1.0, tot, out=np.zeros_like(tot), where=tot > 0)
             Xbar = sparse.diags(inv_tot) @ Ga @ sparse.diags(mu) @ Xa
             hess = scoring - (Xa * wsum[:, None]).T @ Xa + Xbar.T @ (Xbar * yg[:, None])
-            try:
-                np.linalg.cholesky(hess)
-                step = np.linalg.solve(hess, grad)
-            except np.linalg.LinAlgError:
-                step = np.linalg.lstsq(scoring, grad, rcond=None)[0]
+            step = _newton_step(hess, scoring, grad)
             t = 1.0
             while True:
                 cand = beta + t * step
@@ -1070,6 +1062,16 @@ class LogLinearModel:
                     table, model=terms, thetas=self.dependence_thetas, level=self.level
                 )
         return result
+
+
+def _newton_step(hess: np.ndarray, scoring: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """Newton step on the observed information when it is positive definite, else a
+    Fisher-scoring step (the expected information always is)."""
+    try:
+        np.linalg.cholesky(hess)
+        return np.linalg.solve(hess, grad)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(scoring, grad, rcond=None)[0]
 
 
 def _list_only(term: Term, lists: Sequence[str]) -> bool:

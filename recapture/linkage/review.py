@@ -173,16 +173,7 @@ def export_review_sample(
         )
     paired_fields = [c + s for c in fields for s in ("_l", "_r")]
     out = sample.select(
-        "review_id",
-        "stratum",
-        "band_lower",
-        "band_upper",
-        "stratum_pairs",
-        "stratum_sample",
-        "threshold",
-        "record_id_l",
-        "record_id_r",
-        "match_probability",
+        *(c for c in DESIGN_COLUMNS if c != "label"),
         *optional,
         *paired_fields,
         pl.lit(None, dtype=pl.String).alias("label"),
