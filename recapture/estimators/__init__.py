@@ -8,9 +8,6 @@ modules add themselves with :func:`register_model` when imported (see the end of
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -121,10 +118,6 @@ for _name in _COUNT_MODEL_CLASSES:
     )
 
 # ------------------------------------------------------------------------------ other modules
-# Modules that define further estimators call register_model() when imported.
-for _module in ("recapture.estimators.loglinear", "recapture.estimators.mse", "recapture.estimators.dse"):
-    if importlib.util.find_spec(_module) is not None:
-        try:
-            importlib.import_module(_module)
-        except Exception as _exc:  # a broken optional module must not take the others down
-            warnings.warn(f"estimators from {_module} unavailable: {_exc}", RuntimeWarning, stacklevel=1)
+# The multiple-systems estimators register themselves (register_model) when imported; an
+# error there is a bug and must surface, not be turned into a missing model.
+from recapture.estimators import mse as _mse  # noqa: E402,F401
