@@ -1,5 +1,6 @@
 """What every benchmark script shares: the machine it ran on and its section of
-docs/benchmarks.md (between ``<!-- bench:NAME -->`` markers, replaced on every run)."""
+docs/benchmarks.md (between ``<!-- bench:NAME -->`` markers, replaced on every run).
+Standard library only: peer workers in another interpreter import it too."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def machine_line() -> str:
 
 
 def write_section(name: str, markdown: str, doc: Path | None = None) -> Path:
-    """Replace (or append) the ``name`` section of docs/benchmarks.md."""
+    """Replace (or append) the ``name`` section of docs/benchmarks.md, atomically."""
     doc = doc or BENCHMARKS_MD
     begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     text = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
@@ -37,5 +38,7 @@ def write_section(name: str, markdown: str, doc: Path | None = None) -> Path:
         text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    doc.write_text(text, encoding="utf-8")
+    tmp = doc.with_suffix(".md.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, doc)
     return doc

@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -22,9 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-#: Where sections are written; RECAPTURE_BENCHMARKS_MD redirects it (e.g. when running from a snapshot).
-BENCHMARKS_MD = Path(os.environ.get("RECAPTURE_BENCHMARKS_MD", ROOT / "docs" / "benchmarks.md"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BENCHMARKS_MD, ROOT, write_section  # noqa: E402,F401
 
 
 def machine() -> dict:
@@ -143,16 +141,24 @@ def finish_worker(result_path: str, payload: dict) -> None:
     Path(result_path).write_text(json.dumps(payload, default=float))
 
 
-def write_section(key: str, markdown: str, path: Path = BENCHMARKS_MD) -> None:
-    """Replace (or append) the section between ``<!-- bench:key -->`` markers."""
-    begin, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
-    block = f"{begin}\n{markdown.strip()}\n{end}\n"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end) + r"\n?", re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def add_worker_arguments(ap) -> None:
+    """The hidden options a benchmark passes to itself to run one tool as a worker."""
+    import argparse
+
+    for option in ("--worker", "--task", "--inputs", "--out", "--result"):
+        ap.add_argument(option, default=None, help=argparse.SUPPRESS)
+
+
+def run_as_worker(args, workers: dict, with_task: bool = True) -> bool:
+    """If this process is a worker, run its tool, write the result and return True."""
+    if not args.worker:
+        return False
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = args.inputs.split(",")
+    call = workers[args.worker]
+    finish_worker(args.result, call(args.task, inputs, out) if with_task else call(inputs, out))
+    return True
 
 
 def fmt(value, digits: int = 4) -> str:

@@ -234,18 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-python", default=None, help="interpreter for Splink/recordlinkage (default: this one)")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--no-docs", action="store_true", help="print only; do not update docs/benchmarks.md")
-    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--task", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--inputs", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--result", default=None, help=argparse.SUPPRESS)
+    common.add_worker_arguments(ap)
     args = ap.parse_args(argv)
 
-    if args.worker:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        payload = WORKERS[args.worker](args.task, args.inputs.split(","), out)
-        common.finish_worker(args.result, payload)
+    if common.run_as_worker(args, WORKERS):
         return 0
 
     info = common.machine()

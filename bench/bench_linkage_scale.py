@@ -258,17 +258,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-rss-gib", type=float, default=14.0, help="stop a tool whose resident memory exceeds this")
     ap.add_argument("--no-docs", action="store_true")
     ap.add_argument("--section", default=None, help="docs section key (default linkage-scale[-quick]); lets tasks run separately")
-    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--task", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--inputs", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--result", default=None, help=argparse.SUPPRESS)
+    common.add_worker_arguments(ap)
     args = ap.parse_args(argv)
 
-    if args.worker:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        common.finish_worker(args.result, WORKERS[args.worker](args.task, args.inputs.split(","), out))
+    if common.run_as_worker(args, WORKERS):
         return 0
 
     import polars as pl

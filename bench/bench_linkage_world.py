@@ -320,15 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-python", default=None)
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--no-docs", action="store_true")
-    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--inputs", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--result", default=None, help=argparse.SUPPRESS)
+    common.add_worker_arguments(ap)
     args = ap.parse_args(argv)
-    if args.worker:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        common.finish_worker(args.result, WORKERS[args.worker](args.inputs.split(","), out))
+    if common.run_as_worker(args, WORKERS, with_task=False):
         return 0
 
     import polars as pl
