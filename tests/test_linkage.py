@@ -14,7 +14,14 @@ from recapture.linkage import LinkageSettings, link_records, write_linkage
 from recapture.linkage.blocking import ROW, block
 from recapture.linkage.clustering import cluster_pairs
 from recapture.linkage.comparisons import PreparedRecords, compare_pairs
-from recapture.linkage.model import Patterns, log_ratio, run_em
+from recapture.linkage.engine import u_over_all_pairs
+from recapture.linkage.model import (
+    FellegiSunterModel,
+    Patterns,
+    log_ratio,
+    mixture_log_ratio,
+    run_em,
+)
 from recapture.linkage.settings import BlockingRule, Comparison
 from recapture.schemas import ClusterSchema, PairsSchema, validate
 
@@ -191,6 +198,86 @@ def test_missing_level_is_neutral():
     assert lr[1] == pytest.approx(np.log(9))  # second comparison contributes m/u = 1
     assert lr[2] == 0.0
     assert lr[3] == pytest.approx(np.log(0.2 / 0.6))
+
+
+def _two_comparisons():
+    comps = [Comparison(name="name", kind="exact", column="a"), Comparison(name="v", kind="exact", column="b")]
+    return comps, [np.array([0.05, 0.95]), np.array([0.1, 0.9])], [np.array([0.99, 0.01]), np.array([0.999, 0.001])]
+
+
+def test_alias_mixture_keeps_the_evidence_of_a_kept_identifier():
+    comps, m, u = _two_comparisons()
+    levels = np.array([[1, 1], [0, 1], [0, 0], [1, -1]], dtype=np.int8)
+    plain = FellegiSunterModel(comparisons=comps, m=m, u=u, lam=0.01)
+    mixed = FellegiSunterModel(comparisons=comps, m=m, u=u, lam=0.01, alias_mask=np.array([False, True]), alias_share=0.1)
+    full = log_ratio(levels, m, u)
+    kept = np.array([np.log(900.0), np.log(900.0), np.log(0.1 / 0.999), 0.0])
+    # LR = (1 − π)·Π m/u + π·Π_kept m/u, by hand
+    np.testing.assert_allclose(np.exp(mixed.log_ratio(levels)), 0.9 * np.exp(full) + 0.1 * np.exp(kept))
+    np.testing.assert_allclose(mixture_log_ratio(full, kept, 0.0), full)
+    np.testing.assert_allclose(plain.log_ratio(levels), full)
+    # names disagree, identifier agrees: the plain model loses the identifier's evidence
+    assert plain.pattern_weights(levels)[1] < mixed.pattern_weights(levels)[1]
+    assert mixed.pattern_weights(levels)[1] == pytest.approx(np.log2(0.01 / 0.99) + np.log2(0.9 * 900 * 0.05 / 0.99 + 0.1 * 900))
+    # where the identity agrees, the alias component changes (almost) nothing
+    assert mixed.pattern_weights(levels)[0] == pytest.approx(plain.pattern_weights(levels)[0] + np.log2(0.9), abs=0.01)
+    # term-frequency bits act on the own-identity component only
+    pats = Patterns(levels=levels, counts=np.ones(4), index=np.arange(4))
+    tf = [np.array([-3.0, 0.0, 0.0, -3.0])]
+    w = mixed.pair_weights(pats, tf)
+    expected = np.log2(0.01 / 0.99) + np.logaddexp2(np.log2(0.9) + full / np.log(2) + tf[0], np.log2(0.1) + kept / np.log(2))
+    np.testing.assert_allclose(w, expected)
+
+
+def test_em_with_alias_mixture_recovers_the_alias_share():
+    rng = np.random.default_rng(3)
+    comps, m, u = _two_comparisons()
+    comps.append(Comparison(name="dob", kind="exact", column="c"))
+    m.append(np.array([0.1, 0.9]))
+    u.append(np.array([0.95, 0.05]))
+    n, lam, pi = 400_000, 0.05, 0.2
+    is_match = rng.random(n) < lam
+    alias = is_match & (rng.random(n) < pi)
+    gammas = []
+    for k in range(3):
+        own = rng.random(n) < m[k][1]
+        chance = rng.random(n) < u[k][1]
+        kept = k == 1
+        g = np.where(is_match & (kept | ~alias), own, chance)
+        gammas.append(g.astype(np.int8))
+    patterns = Patterns.from_gammas(gammas, [2, 2, 2])
+    start_m = [np.array([0.3, 0.7])] * 3
+    m_hat, _, lam_hat, trace, converged = run_em(patterns, comps, start_m, u, 0.1, fix_u=True, smoothing=0.0,
+                                                 max_iter=2000, tol=1e-9, alias_mask=np.array([False, True, False]),
+                                                 alias_share=0.05)
+    assert converged
+    assert lam_hat == pytest.approx(lam, rel=0.05)
+    assert trace[-1]["alias_share"] == pytest.approx(pi, abs=0.03)
+    for a, b in zip(m_hat, m, strict=True):
+        np.testing.assert_allclose(a, b, atol=0.02)
+    # with π fixed, EM leaves it alone
+    _, _, _, trace_fixed, _ = run_em(patterns, comps, start_m, u, 0.1, fix_u=True, alias_mask=np.array([False, True, False]),
+                                     alias_share=0.05, fix_alias_share=True)
+    assert {t["alias_share"] for t in trace_fixed} == {0.05}
+
+
+def test_u_over_all_pairs_counts_candidates_exactly():
+    comps, _, _ = _two_comparisons()
+    # 10 candidate pairs: 8 agree on v and are matches (p = 1), 2 agree on v with p = 0.5
+    levels = np.array([[1, 1], [0, 1]], dtype=np.int8)
+    pats = Patterns(levels=levels, counts=np.array([8.0, 2.0]), index=np.array([0] * 8 + [1] * 2))
+    post = np.array([1.0, 0.5])
+    # random pairs outside the candidate set never agree on v (it is a blocking key)
+    outside = {"name": np.zeros(1000, np.int8), "v": np.zeros(1000, np.int8)}
+    u = u_over_all_pairs(pats, post, outside, comps, n_pairs_all=1_000_010.0, smoothing=0.0)
+    # v agrees in 2 × 0.5 expected non-matches out of 1,000,001 expected non-match pairs
+    assert u[1][1] == pytest.approx(1.0 / 1_000_001.0)
+    assert u[0][1] == 0.0
+
+
+def test_settings_reject_unknown_alias_comparison():
+    with pytest.raises(ConfigError, match="alias_comparisons"):
+        LinkageSettings.from_dict({"alias_comparisons": ["passport"]})
 
 
 # ------------------------------------------------------------------ blocking

@@ -94,8 +94,13 @@ def fit_model(
     rng: np.random.Generator,
     labelled_gammas: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
     n_pairs_all: float | None = None,
+    candidate_codes: np.ndarray | None = None,
 ) -> FellegiSunterModel:
-    """u from random pairs, then m (and u, λ) by EM on the candidate pattern counts."""
+    """u from random pairs, then m (and u, λ) by EM on the candidate pattern counts.
+
+    ``candidate_codes`` (sorted i·n + j of the candidate pairs) let the refit of u count the
+    candidate pairs exactly (see :func:`u_over_all_pairs`).
+    """
     comps = settings.comparisons
     ri, rj = random_pairs(prep.n, settings.u_sample_pairs, rng)
     rgam, rtf, _ = compare_pairs(prep, ri, rj)
@@ -111,6 +116,9 @@ def fit_model(
     if n_pairs_all is None:
         n_pairs_all = prep.n * (prep.n - 1) / 2
     u_fixed = u_random
+    alias_mask = np.array([c.name in settings.alias_comparisons for c in comps]) if settings.alias_comparisons else None
+    alias = dict(alias_mask=alias_mask, alias_share=settings.alias_share if alias_mask is not None else 0.0)
+    em_alias = dict(alias, fix_alias_share=not settings.estimate_alias_share)
     em = dict(max_iter=settings.em_max_iter, tol=settings.em_tol, smoothing=settings.smoothing)
     extra = max(n_pairs_all - patterns.counts.sum(), 0.0)
     lam0 = min(0.5, max(1e-9, prep.n / max(n_pairs_all, 1.0) * 0.1))
@@ -122,23 +130,71 @@ def fit_model(
             u_fixed = [u_sess[k] if c.name in settings.session_u else u_random[k] for k, c in enumerate(comps)]
     if settings.em_mode == "fixed_u" or (settings.em_mode == "sessions" and settings.session_u):
         m, u, lam, tr, conv = run_em(patterns, comps, m0, u_fixed, lam0, fix_u=True, fix_m=fixed_m,
-                                     extra_nonmatches=extra, **em)
-        if settings.u_without_matches:
-            post = _random_pair_posteriors(rgam, rtf, comps, m, u, lam)
-            u_clean = u_from_random_pairs(rgam, comps, settings.smoothing, weights=1.0 - post)
+                                     extra_nonmatches=extra, **em, **em_alias)
+        outside = ~_is_candidate(ri, rj, prep.n, candidate_codes) if candidate_codes is not None else None
+        for _ in range(settings.u_refits if settings.u_without_matches else 0):
+            alias["alias_share"] = tr[-1].get("alias_share", alias["alias_share"]) if tr else alias["alias_share"]
+            em_alias["alias_share"] = alias["alias_share"]
+            if outside is not None:
+                model = FellegiSunterModel(comparisons=comps, m=m, u=u, lam=lam, **alias)
+                post_patterns = 1.0 / (1.0 + np.exp2(-np.clip(model.pattern_weights(patterns.levels), -60, 60)))
+                u_clean = u_over_all_pairs(patterns, post_patterns, {c.name: rgam[c.name][outside] for c in comps},
+                                           comps, n_pairs_all, settings.smoothing)
+            else:
+                post = _random_pair_posteriors(rgam, rtf, comps, m, u, lam, **alias)
+                u_clean = u_from_random_pairs(rgam, comps, settings.smoothing, weights=1.0 - post)
+            change = max(float(np.max(np.abs(np.log(a) - np.log(b)))) for a, b in zip(u_clean, u_random, strict=True))
             u_fixed = [u_clean[k] if c.name not in settings.session_u else u_fixed[k] for k, c in enumerate(comps)]
             u_random = u_clean
             trace += [dict(t, session="all candidate pairs (u from random pairs)") for t in tr]
             m, u, lam, tr, conv = run_em(patterns, comps, m if fixed_m else m0, u_fixed, lam, fix_u=True,
-                                         fix_m=fixed_m, extra_nonmatches=extra, **em)
+                                         fix_m=fixed_m, extra_nonmatches=extra, **em, **em_alias)
+            if change < 0.01:
+                break
     else:
-        m, u, lam, tr, conv = run_em(patterns, comps, m0, u_random, 0.1, fix_u=False, fix_m=fixed_m, **em)
+        m, u, lam, tr, conv = run_em(patterns, comps, m0, u_random, 0.1, fix_u=False, fix_m=fixed_m, **em, **em_alias)
+    if tr:
+        alias["alias_share"] = tr[-1].get("alias_share", alias["alias_share"])
     trace = trace + [dict(t, session="all candidate pairs") for t in tr]
     return FellegiSunterModel(comparisons=comps, m=m, u=u, lam=lam, u_random=u_random, trace=trace,
-                              converged=conv, mode=settings.em_mode)
+                              converged=conv, mode=settings.em_mode, **alias)
 
 
-def _random_pair_posteriors(rgam, rtf, comps, m, u, lam) -> np.ndarray:
+def _is_candidate(ri: np.ndarray, rj: np.ndarray, n: int, candidate_codes: np.ndarray) -> np.ndarray:
+    code = ri.astype(np.int64) * n + rj.astype(np.int64)
+    if candidate_codes.size == 0:
+        return np.zeros(code.size, dtype=bool)
+    pos = np.minimum(np.searchsorted(candidate_codes, code), candidate_codes.size - 1)
+    return candidate_codes[pos] == code
+
+
+def u_over_all_pairs(patterns: Patterns, post_patterns: np.ndarray, outside_gammas: dict[str, np.ndarray],
+                     comps, n_pairs_all: float, smoothing: float) -> list[np.ndarray]:
+    """u per level over all record pairs: the candidate pairs counted exactly (weighted by
+    their non-match probability), the pairs outside the candidate set from the random pairs
+    that fall outside it (scaled up to their number).
+
+    Random pairs alone cannot see a level that a blocking rule gathers into the candidate
+    set, such as an agreeing V-number: a few hundred thousand random pairs hold a handful
+    of them, so u of that level was set by the smoothing pseudo-count, not by the data, and
+    an agreeing V-number weighed 17 bits where the registrations support about 25.
+    """
+    wu = patterns.counts * (1.0 - post_patterns)
+    n_outside = max(n_pairs_all - patterns.counts.sum(), 0.0)
+    out = []
+    for k, comp in enumerate(comps):
+        lv = patterns.levels[:, k]
+        obs = lv >= 0
+        inside = np.bincount(lv[obs], weights=wu[obs], minlength=comp.n_levels)
+        g = outside_gammas[comp.name]
+        sample = np.bincount(g[g >= 0], minlength=comp.n_levels).astype(np.float64)
+        scale = n_outside / g.size if g.size else 0.0
+        totals = inside + sample * scale
+        out.append((totals + smoothing) / (totals.sum() + smoothing * comp.n_levels))
+    return out
+
+
+def _random_pair_posteriors(rgam, rtf, comps, m, u, lam, alias_mask=None, alias_share=0.0) -> np.ndarray:
     """Match probability of each random pair under a fitted model.
 
     A random sample of all pairs holds λ·n matches. Where u is tiny, as for an identifier
@@ -147,10 +203,8 @@ def _random_pair_posteriors(rgam, rtf, comps, m, u, lam) -> np.ndarray:
     weighting the random pairs by 1 − p removes them.
     """
     pats = Patterns.from_gammas([rgam[c.name] for c in comps], [c.n_levels for c in comps])
-    model = FellegiSunterModel(comparisons=comps, m=m, u=u, lam=lam)
-    weight = model.pattern_weights(pats.levels)[pats.index]
-    for bits in rtf.values():
-        weight = weight + bits
+    model = FellegiSunterModel(comparisons=comps, m=m, u=u, lam=lam, alias_mask=alias_mask, alias_share=alias_share)
+    weight = model.pair_weights(pats, list(rtf.values()))
     return 1.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
 
 
@@ -192,12 +246,10 @@ def score(model: FellegiSunterModel, patterns: Patterns, tf_bits: dict[str, np.n
           pair_group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Match weight and probability of each candidate pair (prior of its source pair when
     ``pair_group`` indexes ``model.group_lams``)."""
-    weight = model.pattern_weights(patterns.levels)[patterns.index]
+    weight = model.pair_weights(patterns, list(tf_bits.values()))
     if pair_group is not None:
         lams = np.asarray(model.group_lams)
         weight = weight + (np.log2(lams / (1.0 - lams)) - model.prior_log2_odds)[pair_group]
-    for bits in tf_bits.values():
-        weight = weight + bits
     prob = 1.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
     return weight, prob
 
@@ -251,7 +303,9 @@ def link_records(
 
     t = time.perf_counter()
     with progress.step("training the Fellegi–Sunter model") as st:
-        model = fit_model(prep, gammas, patterns, settings, rng, labelled, _pairs_compared(prep.n, source_codes, settings))
+        codes = np.sort(blocks.i.astype(np.int64) * prep.n + blocks.j.astype(np.int64))
+        model = fit_model(prep, gammas, patterns, settings, rng, labelled, _pairs_compared(prep.n, source_codes, settings),
+                          candidate_codes=codes)
         pair_group = None
         if settings.prior_by_source_pair and source_codes is not None and not settings.link_only:
             pair_group = _source_pair_priors(model, patterns, blocks, source_codes, np.asarray(sources).astype(str),

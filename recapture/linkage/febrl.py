@@ -65,6 +65,7 @@ def febrl_settings(link_only: bool = False, **overrides) -> LinkageSettings:
     ``link_only`` for FEBRL4, whose two files hold no duplicates within a file.
     """
     data = {
+        "alias_comparisons": [],
         "blocking_rules": [
             {"name": "surname_birth_year", "keys": ["surname", "birth_year"]},
             {"name": "given_name_postcode", "keys": ["given_name", "postcode"]},

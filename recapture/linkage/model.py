@@ -19,6 +19,16 @@ Two estimation modes (``em_mode``):
     from random pairs), as classic unsupervised Fellegi–Sunter tools do.
 On FEBRL and on simulated registration worlds ``fixed_u`` linked at least as well and was
 better calibrated (docs/linkage.md).
+
+Aliases. A person who gives another identity agrees with their other registrations on
+nothing the identity carries — names, birth date, nationality look like a random pair's —
+but still on what is tied to the person: a V-number found by fingerprints, sex. Under
+conditional independence such a pair scores as a certain non-match however strongly the
+V-number agrees. With ``alias_mask`` (the comparisons kept under an alias) the match class
+is a mixture: with probability 1 − π the usual Π m_k, with probability π (the alias share,
+estimated by EM) Π_{kept} m_k · Π_{other} u_k. The likelihood ratio of a pattern becomes
+(1 − π)·Π m/u + π·Π_{kept} m/u: nothing changes where the identity agrees, and a pair whose
+identity fields all disagree keeps the evidence of its V-number instead of losing it.
 """
 
 from __future__ import annotations
@@ -80,6 +90,21 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def mixture_log_ratio(full: np.ndarray, kept: np.ndarray, alias_share: float) -> np.ndarray:
+    """ln[(1 − π)·e^full + π·e^kept]: the match-class log ratio with the alias component."""
+    if alias_share <= 0.0:
+        return full
+    return np.logaddexp(np.log1p(-alias_share) + full, np.log(alias_share) + kept)
+
+
+def kept_log_ratio(levels: np.ndarray, m: list[np.ndarray], u: list[np.ndarray], alias_mask) -> np.ndarray:
+    """Σ ln(m_k/u_k) over the comparisons kept under an alias (0 without a mask)."""
+    if alias_mask is None or not np.any(alias_mask):
+        return np.zeros(levels.shape[0])
+    idx = np.flatnonzero(alias_mask)
+    return log_ratio(levels[:, idx], [m[k] for k in idx], [u[k] for k in idx])
+
+
 @dataclass
 class FellegiSunterModel:
     """Fitted parameters: m and u per comparison level, λ, and the EM trace."""
@@ -95,14 +120,37 @@ class FellegiSunterModel:
     #: λ per source pair (``prior_by_source_pair``): by group index, and by "a–b" label.
     group_lams: list[float] | None = None
     lam_by_source_pair: dict[str, float] = field(default_factory=dict)
+    #: Comparisons kept under an alias (bool per comparison) and the alias share π.
+    alias_mask: np.ndarray | None = None
+    alias_share: float = 0.0
 
     @property
     def prior_log2_odds(self) -> float:
         return float(np.log2(self.lam / (1.0 - self.lam)))
 
+    def log_ratio(self, levels: np.ndarray) -> np.ndarray:
+        """ln P(γ | match)/P(γ | non-match) per pattern (alias mixture included)."""
+        full = log_ratio(levels, self.m, self.u)
+        return mixture_log_ratio(full, kept_log_ratio(levels, self.m, self.u, self.alias_mask), self.alias_share)
+
     def pattern_weights(self, levels: np.ndarray) -> np.ndarray:
         """Match weight (bits) of each comparison pattern, without term-frequency bits."""
-        return self.prior_log2_odds + log_ratio(levels, self.m, self.u) / LOG2
+        return self.prior_log2_odds + self.log_ratio(levels) / LOG2
+
+    def pair_weights(self, patterns: Patterns, tf_bits: list[np.ndarray]) -> np.ndarray:
+        """Match weight (bits) of each pair: pattern weight plus term-frequency bits.
+
+        The term-frequency bits refine the evidence of agreeing names, so they belong to
+        the usual match component only; under an alias the names agree by chance.
+        """
+        full = log_ratio(patterns.levels, self.m, self.u)[patterns.index] / LOG2
+        for bits in tf_bits:
+            full = full + bits
+        if self.alias_share <= 0.0:
+            return self.prior_log2_odds + full
+        kept = kept_log_ratio(patterns.levels, self.m, self.u, self.alias_mask)[patterns.index] / LOG2
+        return self.prior_log2_odds + np.logaddexp2(np.log2(1.0 - self.alias_share) + full,
+                                                    np.log2(self.alias_share) + kept)
 
     def to_dict(self) -> dict:
         out = {
@@ -110,6 +158,9 @@ class FellegiSunterModel:
             "lambda": self.lam,
             "lambda_by_source_pair": self.lam_by_source_pair,
             "prior_match_weight": self.prior_log2_odds,
+            "alias_share": self.alias_share,
+            "alias_comparisons": [c.name for c, kept in zip(self.comparisons, self.alias_mask, strict=True) if kept]
+            if self.alias_mask is not None else [],
             "converged": self.converged,
             "comparisons": [],
             "em_trace": self.trace,
@@ -149,9 +200,19 @@ def run_em(
     max_iter: int = 200,
     tol: float = 1e-6,
     smoothing: float = 0.5,
+    alias_mask: np.ndarray | None = None,
+    alias_share: float = 0.0,
+    fix_alias_share: bool = False,
 ) -> tuple[list[np.ndarray], list[np.ndarray], float, list[dict], bool]:
     """EM over pattern counts. ``extra_nonmatches`` are pairs outside the candidate set,
-    counted as certain non-matches (for λ over all pairs in ``fixed_u`` mode)."""
+    counted as certain non-matches (for λ over all pairs in ``fixed_u`` mode).
+
+    With ``alias_mask`` and a starting ``alias_share`` > 0 the match class is the alias
+    mixture (module docstring): π is estimated too (unless ``fix_alias_share``), the m of
+    the kept comparisons from all matches and the m of the others from the matches under
+    the person's own identity.
+    The alias share is returned in the last trace entry (``alias_share``).
+    """
     levels, counts = patterns.levels, patterns.counts
     n_levels = [c.n_levels for c in comparisons]
     total = counts.sum() + extra_nonmatches
@@ -159,8 +220,12 @@ def run_em(
     converged = False
     m = [x.copy() for x in m]
     u = [x.copy() for x in u]
+    mixture = alias_mask is not None and bool(np.any(alias_mask)) and alias_share > 0.0
+    pi = alias_share if mixture else 0.0
     for it in range(1, max_iter + 1):
-        logit = np.log(lam) - np.log1p(-lam) + log_ratio(levels, m, u)
+        full = log_ratio(levels, m, u)
+        ratio = mixture_log_ratio(full, kept_log_ratio(levels, m, u, alias_mask), pi) if mixture else full
+        logit = np.log(lam) - np.log1p(-lam) + ratio
         post = _sigmoid(logit)
         # log-likelihood of the mixture over the candidate patterns (u-part as normaliser)
         lu = np.zeros(levels.shape[0])
@@ -171,16 +236,29 @@ def run_em(
         loglik = float(np.sum(counts * (lu + np.log1p(-lam) + np.logaddexp(0.0, logit))))
         wm = counts * post
         wu = counts * (1.0 - post)
-        new_m = m if fix_m else [level_probabilities(levels[:, k], wm, n_levels[k], smoothing) for k in range(len(m))]
+        wm_own = wm
+        new_pi = pi
+        if mixture:
+            own_share = np.exp(np.log1p(-pi) + full - ratio)  # P(own identity | match, γ)
+            wm_own = wm * own_share
+            if not fix_alias_share:
+                new_pi = float(np.clip(1.0 - wm_own.sum() / max(wm.sum(), 1e-300), 1e-6, 0.5))
+        new_m = m if fix_m else [
+            level_probabilities(levels[:, k], wm if (mixture and alias_mask[k]) else wm_own, n_levels[k], smoothing)
+            for k in range(len(m))]
         new_u = u if fix_u else [level_probabilities(levels[:, k], wu, n_levels[k], smoothing) for k in range(len(u))]
         new_lam = float(np.clip(wm.sum() / total, 1e-12, 1 - 1e-9))
         change = max(
             max(float(np.max(np.abs(a - b))) for a, b in zip(new_m, m, strict=True)),
             max(float(np.max(np.abs(a - b))) for a, b in zip(new_u, u, strict=True)),
             abs(new_lam - lam) / max(lam, 1e-12) * 1e-3,
+            abs(new_pi - pi),
         )
-        m, u, lam = new_m, new_u, new_lam
-        trace.append({"iteration": it, "lambda": lam, "log_likelihood": loglik, "max_change": change})
+        m, u, lam, pi = new_m, new_u, new_lam, new_pi
+        entry = {"iteration": it, "lambda": lam, "log_likelihood": loglik, "max_change": change}
+        if mixture:
+            entry["alias_share"] = pi
+        trace.append(entry)
         if change < tol:
             converged = True
             break
@@ -191,7 +269,7 @@ def estimate_lambda(levels: np.ndarray, counts: np.ndarray, model: FellegiSunter
                     max_iter: int = 200, tol: float = 1e-6) -> float:
     """λ among ``total_pairs`` record pairs by EM with m and u fixed; ``counts`` are the
     candidate pairs per pattern, the other pairs count as non-matches."""
-    ratio = log_ratio(levels, model.m, model.u)
+    ratio = model.log_ratio(levels)
     lam = model.lam
     if counts.sum() == 0 or total_pairs <= 0:
         return lam

@@ -143,8 +143,22 @@ class LinkageSettings:
     #: Re-estimate u from the random pairs weighted by their non-match probability under
     #: the first fit (``fixed_u`` and ``sessions`` with ``session_u``), then refit λ.
     u_without_matches: bool = True
+    #: At most this many rounds of re-estimating u and refitting (stops when u settles).
+    u_refits: int = 5
     #: Prior λ per pair of sources (within each source, across sources) instead of one λ.
     prior_by_source_pair: bool = True
+    #: Comparisons that still agree when a person gives another identity (an alias): an
+    #: identifier tied to the person (a V-number found by fingerprints), sex. The match
+    #: class becomes a mixture with an alias component in which the other comparisons
+    #: behave as in a random pair (recapture.linkage.model); empty for the classic model.
+    alias_comparisons: list[str] = field(default_factory=list)
+    #: Alias share π: the share of a person's pairs of registrations made under different
+    #: identities. Fixed by default: the aliases that share nothing are invisible to EM, so
+    #: the data identify π only through the few pairs with an agreeing V-number, and EM
+    #: then drives it to zero by calling those pairs non-matches (docs/linkage.md).
+    alias_share: float = 0.05
+    #: Estimate π by EM, starting from ``alias_share``.
+    estimate_alias_share: bool = False
     em_max_iter: int = 200
     em_tol: float = 1e-6
     #: Pseudo-count added to every level when estimating probabilities (avoids 0 and 1).
@@ -207,6 +221,7 @@ class LinkageSettings:
                     for i, t in enumerate(merged.get("training_sessions") or [])]
         rest = {k: v for k, v in merged.items() if k not in ("blocking_rules", "comparisons", "training_sessions")}
         rest["session_u"] = list(rest.get("session_u") or [])
+        rest["alias_comparisons"] = list(rest.get("alias_comparisons") or [])
         settings = cls(blocking_rules=rules, comparisons=comps, training_sessions=sessions, **rest)
         settings.check()
         return settings
@@ -261,6 +276,11 @@ class LinkageSettings:
             left = set(cnames) - estimated
             if left:
                 raise ConfigError(f"no training session estimates m of {sorted(left)}", key="training_sessions")
+        unknown = set(self.alias_comparisons) - set(cnames)
+        if unknown:
+            raise ConfigError(f"unknown comparison(s) {sorted(unknown)}", key="alias_comparisons")
+        if not 0.0 < self.alias_share < 0.5:
+            raise ConfigError("must be strictly between 0 and 0.5", key="alias_share")
         if self.chaining_action not in ("split", "report"):
             raise ConfigError("chaining_action must be 'split' or 'report'", key="chaining_action")
         if isinstance(self.threshold, str):
@@ -356,4 +376,5 @@ DEFAULT_SETTINGS: dict[str, Any] = {
         {"name": "same_birth_date_and_sex", "keys": ["birth_date", "sex"], "fixes": ["birth_date", "sex"]},
     ],
     "session_u": ["sex", "nationality"],
+    "alias_comparisons": ["v_number", "sex"],
 }
