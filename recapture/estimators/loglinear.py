@@ -719,13 +719,24 @@ def profile_interval(
     fmax: float = 3.0,
 ) -> tuple[float, float, float]:
     """Profile-likelihood interval for N (Rcapture ``closedpCI``): returns (N_max, lower, upper);
-    ``upper`` is +inf when the likelihood does not drop enough below ``fmax``·N̂."""
+    ``upper`` is +inf when the likelihood does not drop enough below ``fmax``·N̂.
+
+    The profile is explored outwards from N̂: the maximum is searched next to N̂ (the
+    multinomial maximum differs from the Poisson N̂ by about one), and each limit is bracketed
+    by steps that double away from the maximum before the root is polished. With covariate
+    strata the hidden count is one sum over the strata, the likelihood in the coefficients is
+    not concave and far from N̂ it can have other local maxima; a search over the whole range
+    (n, 3·N̂) then starts where the fits can land on one of them and lose the maximum.
+    """
 
     def ll(N: float) -> float:
         return cormack_profile_loglik(deviance_at(N - n), N - n, N)
 
+    f0 = max(N_hat - n, 0.0)
+    half = max(f0 / 2, 1.0)
     opt = optimize.minimize_scalar(
-        lambda N: -ll(N), bounds=(n, 3 * N_hat), method="bounded", options={"xatol": 1e-8 * N_hat}
+        lambda N: -ll(N), bounds=(max(n, N_hat - half), N_hat + half), method="bounded",
+        options={"xatol": 1e-8 * N_hat},
     )
     Nmax, lmax = float(opt.x), -float(opt.fun)
     target = lmax - stats.chi2.ppf(level, 1) / 2
@@ -733,16 +744,45 @@ def profile_interval(
     def f(N: float) -> float:
         return ll(N) - target
 
-    try:
-        lower = optimize.brentq(f, n, Nmax, xtol=1e-10 * N_hat) if f(n) < 0 else float(n)
-    except ValueError:
-        lower = float(n)
+    step0 = max(f0 / 20, 1.0)
+    # lower limit: step down towards n
+    inner, step, lower = Nmax, step0, float(n)
+    while inner > n:
+        outer = max(float(n), Nmax - step)
+        if f(outer) < 0:
+            lower = optimize.brentq(f, outer, inner, xtol=1e-10 * N_hat)
+            break
+        inner, step = outer, 2 * step
+    # upper limit: step up to fmax·N̂
     hi = fmax * N_hat
-    try:
-        upper = optimize.brentq(f, Nmax, hi, xtol=1e-10 * N_hat) if f(hi) < 0 else math.inf
-    except ValueError:
-        upper = math.inf
+    inner, step, upper = Nmax, step0, math.inf
+    while inner < hi:
+        outer = min(hi, Nmax + step)
+        if f(outer) < 0:
+            upper = optimize.brentq(f, inner, outer, xtol=1e-10 * N_hat)
+            break
+        inner, step = outer, 2 * step
     return Nmax, float(lower), float(upper)
+
+
+class _Continuation:
+    """Starting values of the profile fits: the solution at the evaluated hidden count nearest
+    to the requested one on the side of the MLE (the MLE itself at first). The fits then follow
+    the branch of maxima through the MLE, whatever order a root finder asks for the counts in;
+    a start from the last evaluated count, far on the other side, can land on another local
+    maximum of the non-concave likelihood."""
+
+    def __init__(self, n0_hat: float, coef: np.ndarray):
+        self.n0_hat = float(n0_hat)
+        self.points: dict[float, np.ndarray] = {self.n0_hat: np.where(np.isfinite(coef), coef, 0.0)}
+
+    def start(self, n0: float) -> np.ndarray:
+        d = n0 - self.n0_hat
+        inner = [m for m in self.points if (m - self.n0_hat) * d >= 0 and abs(m - self.n0_hat) <= abs(d)]
+        return self.points[max(inner, key=lambda m: abs(m - self.n0_hat))]
+
+    def store(self, n0: float, coef: np.ndarray) -> None:
+        self.points[float(n0)] = coef
 
 
 def fit_with_hidden_total(
@@ -790,6 +830,8 @@ def fit_with_hidden_total(
             if ll_c >= ll - 1e-12 * abs(ll) or t < 1e-8:
                 break
             t /= 2
+        if ll_c < ll - 1e-12 * abs(ll):  # no ascent left along the step: at the maximum
+            break
         beta, mu, mu0, tot0 = cand, mu_c, mu0_c, tot_c
         done = abs(ll_c - ll) <= tol * (abs(ll) + 1)
         ll = ll_c
@@ -805,18 +847,18 @@ def augmented_deviance_fn(cf: CellFit) -> Callable[[float], float]:
     keep = cf.fit.keep
     X, y, off, X0, off0 = cf.X[:, keep], cf.y, cf.offset, cf.X0[:, keep], cf.offset0
     S = X0.shape[0]
-    state = {"coef": cf.fit.coef[keep]}
+    path = _Continuation(cf.population_size - cf.n, cf.fit.coef[keep])
     if S == 1:
         Xa = np.vstack([X, X0])
         offa = np.concatenate([off, off0])
 
     def deviance(n0: float) -> float:
         if S == 1:
-            fit = fit_poisson(Xa, np.concatenate([y, [n0]]), offa, start=state["coef"])
-            state["coef"] = fit.coef
+            fit = fit_poisson(Xa, np.concatenate([y, [n0]]), offa, start=path.start(n0))
+            path.store(n0, fit.coef)
             return fit.deviance
-        beta, dev = fit_with_hidden_total(X, y, off, X0, off0, n0, state["coef"])
-        state["coef"] = beta
+        beta, dev = fit_with_hidden_total(X, y, off, X0, off0, n0, path.start(n0))
+        path.store(n0, beta)
         return dev
 
     return deviance
@@ -842,7 +884,8 @@ def grouped_profile_deviance_fn(
     ya = np.concatenate([y_cells, np.zeros(S)])
     hidden_group = sparse.csr_matrix((np.ones(S), (np.zeros(S, dtype=int), C + np.arange(S))), shape=(1, C + S))
     Ga = sparse.vstack([sparse.hstack([groups, sparse.csr_matrix((groups.shape[0], S))]), hidden_group]).tocsr()
-    state = {"coef": np.where(np.isfinite(start), start, 0.0)}
+    start = np.where(np.isfinite(start), start, 0.0)
+    path = _Continuation(float(np.exp(X0 @ start + offset0).sum()), start)
 
     def loglik(mu: np.ndarray, yg: np.ndarray) -> float:
         tot = Ga @ mu
@@ -850,7 +893,7 @@ def grouped_profile_deviance_fn(
 
     def deviance(n0: float) -> float:
         yg = np.concatenate([y_groups, [n0]])
-        beta = state["coef"]
+        beta = path.start(n0)
         mu = np.exp(np.minimum(Xa @ beta + offa, 700))
         ll = loglik(mu, yg)
         for _ in range(200):
@@ -871,11 +914,13 @@ def grouped_profile_deviance_fn(
                 if ll_c >= ll - 1e-12 * abs(ll) or t < 1e-8:
                     break
                 t /= 2
+            if ll_c < ll - 1e-12 * abs(ll):  # no ascent left along the step: at the maximum
+                break
             done = abs(ll_c - ll) <= 1e-12 * (abs(ll) + 1)
             beta, mu, ll = cand, mu_c, ll_c
             if done:
                 break
-        state["coef"] = beta
+        path.store(n0, beta)
         return -2 * ll + 2 * (special.xlogy(n0, n0) - n0)
 
     return deviance
@@ -1065,13 +1110,18 @@ class LogLinearModel:
 
 
 def _newton_step(hess: np.ndarray, scoring: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """Newton step on the observed information when it is positive definite, else a
-    Fisher-scoring step (the expected information always is)."""
+    """Newton step on the observed information when it is positive definite. Otherwise the
+    information with its eigenvalues made positive (|λ|, a "saddle-free" Newton step): an ascent
+    direction that, unlike a Fisher-scoring step, also climbs along the directions of positive
+    curvature, where scoring creeps for hundreds of iterations. ``scoring`` (the expected
+    information) scales the floor on the eigenvalues."""
     try:
         np.linalg.cholesky(hess)
         return np.linalg.solve(hess, grad)
     except np.linalg.LinAlgError:
-        return np.linalg.lstsq(scoring, grad, rcond=None)[0]
+        lam, vec = np.linalg.eigh((hess + hess.T) / 2)
+        floor = 1e-8 * max(float(np.abs(np.diag(scoring)).max()), 1e-300)
+        return vec @ ((vec.T @ grad) / np.maximum(np.abs(lam), floor))
 
 
 def _list_only(term: Term, lists: Sequence[str]) -> bool:
