@@ -135,9 +135,11 @@ def test_given_family_swap_is_detected_and_compared_aligned():
 
 # ------------------------------------------------------------------ term frequencies
 def test_tf_common_name_weighs_less_than_rare_name():
+    # 100 people (distinct family names): 60 called mohamed, 2 called zakariya
     rows = [{"given_name": "mohamed", "given_name_key": "MHMT"} for _ in range(60)]
     rows += [{"given_name": f"name{k}", "given_name_key": f"K{k}"} for k in range(38)]
     rows += [{"given_name": "zakariya", "given_name_key": "SKR"}] * 2
+    rows = [dict(r, family_name=f"fam{k}") for k, r in enumerate(rows)]
     rec = canonical(rows)
     named, tf, _ = levels_of(rec, [(0, 1), (98, 99)])
     assert named["given_name"] == ["exact", "exact"]
@@ -147,6 +149,17 @@ def test_tf_common_name_weighs_less_than_rare_name():
     sum_sq = 0.36 + 38 * 0.01**2 + 0.02**2
     assert common == pytest.approx(np.log2(sum_sq / 0.6), abs=1e-4)
     assert rare == pytest.approx(np.log2(sum_sq / 0.02), abs=1e-4)
+
+
+def test_tf_counts_people_not_registrations():
+    """A man registered many times does not make his own name common."""
+    people = [{"given_name": f"name{k}", "given_name_key": f"K{k}", "family_name": f"fam{k}"} for k in range(50)]
+    once = canonical(people + [{"given_name": "zakariya", "given_name_key": "SKR", "family_name": "idrissi"}] * 2)
+    often = canonical(people + [{"given_name": "zakariya", "given_name_key": "SKR", "family_name": "idrissi"}] * 20)
+    _, tf_once, _ = levels_of(once, [(50, 51)])
+    _, tf_often, _ = levels_of(often, [(50, 51)])
+    assert tf_often["given_name"][0] == pytest.approx(tf_once["given_name"][0])
+    assert tf_once["given_name"][0] == pytest.approx(np.log2(51 / 51**2 / (1 / 51)), abs=1e-4)
 
 
 # ------------------------------------------------------------------ EM and missing values

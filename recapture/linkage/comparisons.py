@@ -92,6 +92,7 @@ class PreparedRecords:
             if swap_keys:
                 string_cols.append(list(swap_keys))
         grouped = {c for group in string_cols for c in group}
+        person_first = _person_first(records, swap)
         for comp in settings.comparisons:
             if comp.kind == "date":
                 continue
@@ -117,19 +118,34 @@ class PreparedRecords:
             if comp.tf:
                 for col in (comp.column, comp.key_column):
                     if col and col not in prep.tf:
-                        prep.tf[col], prep.tf_sq[col] = _frequencies(prep.codes[col], len(prep.vocab_of[col].values))
+                        prep.tf[col], prep.tf_sq[col] = _frequencies(prep.codes[col], len(prep.vocab_of[col].values), person_first)
         if swap_keys and settings.joint_name_tf:
             prep.joint_name_bits = _joint_name_bits(records, swap_keys, settings)
         # frequencies of the swap partners too (shared vocabulary), for swapped pairs
         for group in string_cols[: 2 if swap_keys else 1] if swap else []:
             for col in group:
                 if col not in prep.tf:
-                    prep.tf[col], prep.tf_sq[col] = _frequencies(prep.codes[col], len(prep.vocab_of[col].values))
+                    prep.tf[col], prep.tf_sq[col] = _frequencies(prep.codes[col], len(prep.vocab_of[col].values), person_first)
         return prep
 
 
-def _frequencies(codes: np.ndarray, size: int) -> tuple[np.ndarray, float]:
-    valid = codes[codes >= 0]
+def _person_first(records: pl.DataFrame, names: list[str]) -> np.ndarray | None:
+    """Per record: is it the first with its (names, birth year, sex)? None without names.
+
+    Term frequencies count people, not records: a man registered five times would make
+    his own name look five times as common and the pairs of his own registrations — the
+    duplicates deduplication is after — about two bits less likely per name. Records are
+    counted once per distinct (given, family, birth year, sex), as in _joint_name_bits.
+    """
+    if not names or any(c not in records.columns for c in names):
+        return None
+    cols = list(names) + [c for c in ("birth_year", "sex") if c in records.columns]
+    return records.select(pl.struct(cols).is_first_distinct()).to_series().to_numpy()
+
+
+def _frequencies(codes: np.ndarray, size: int, keep: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Relative frequency of each code (over the ``keep`` records) and Σ frequency²."""
+    valid = codes[(codes >= 0) & (True if keep is None else keep)]
     counts = np.bincount(valid, minlength=size).astype(np.float64)
     total = max(valid.size, 1)
     freq = counts / total
