@@ -2,6 +2,7 @@
 
     python bench/bench_linkage_uncertainty.py --worlds 100            # the study
     python bench/bench_linkage_uncertainty.py --worlds 100 --aliases  # the same with alias identities
+    python bench/bench_linkage_uncertainty.py --worlds 100 --noisy    # heavier recording noise
     python bench/bench_linkage_uncertainty.py --worlds 10 --no-docs   # development
     python bench/bench_linkage_uncertainty.py --timing                # M = 50 on 100,000 records
 
@@ -147,7 +148,7 @@ IOM_INTERCEPT = -1.6
 RECORDS_PER_PERSON = 1.25
 
 
-def world_config(size: int, seed: int, aliases: bool = False):
+def world_config(size: int, seed: int, variant: str = "main"):
     from recapture import synthetic
 
     cfg = synthetic.SimulationConfig(size=size, seed=seed)
@@ -169,7 +170,11 @@ def world_config(size: int, seed: int, aliases: bool = False):
     cfg.noise.birth_missing = 0.0
     cfg.noise.police_nationality.unknown = 0.0
     cfg.noise.iom_nationality.unknown = 0.0
-    if not aliases:
+    if variant == "noisy":
+        # heavier recording noise, so that linkage error is large beside sampling error
+        for name, rate in NOISY_RATES.items():
+            setattr(cfg.noise, name, rate)
+    if variant != "aliases":
         # a false identity is not a recording error (the registration records faithfully what
         # the person said), and one that shares nothing with the person's other registrations
         # is invisible to any linkage model; --aliases keeps them and adds the oracle rows
@@ -177,14 +182,14 @@ def world_config(size: int, seed: int, aliases: bool = False):
     return cfg
 
 
-def build_world(size: int, seed: int, workdir: Path, aliases: bool = False):
+def build_world(size: int, seed: int, workdir: Path, variant: str = "main"):
     """Simulate → write extracts → validate. Returns (config, records, truth person and
     identity per record, quarantined)."""
     import polars as pl
 
     from recapture import synthetic, validation
 
-    cfg = world_config(size, seed, aliases)
+    cfg = world_config(size, seed, variant)
     world = synthetic.simulate_world(cfg)
     synthetic.write_world(world, workdir)
     result = validation.validate_extracts([(workdir / "police.csv", "police"), (workdir / "iom.csv", "iom")],
@@ -237,7 +242,7 @@ def true_pairs_inside(labels, record_true) -> int:
     return int((counts * (counts - 1) // 2).sum())
 
 
-def run_world(seed: int, size: int, imputations: int, raw_mi: bool, aliases: bool = False) -> dict:
+def run_world(seed: int, size: int, imputations: int, raw_mi: bool, variant: str = "main") -> dict:
     import numpy as np
 
     from recapture import progress
@@ -250,7 +255,7 @@ def run_world(seed: int, size: int, imputations: int, raw_mi: bool, aliases: boo
     out: dict = {"seed": seed, "size": size}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        cfg, records, truth, quarantined = build_world(size, seed, Path(tmp), aliases)
+        cfg, records, truth, quarantined = build_world(size, seed, Path(tmp), variant)
     out.update(true_n=size, records=records.height, quarantined=quarantined)
     period = Period(cfg.period_start, cfg.period_end)
     t1 = time.perf_counter()
@@ -307,7 +312,7 @@ def run_world(seed: int, size: int, imputations: int, raw_mi: bool, aliases: boo
                 "failed_imputations": len(mi.extra["linkage_aware"]["failed_imputations"])}
 
     persons_linkable = None
-    if aliases:  # the information ceiling: the persons an oracle forms from what the records say
+    if variant == "aliases":  # the information ceiling: the persons an oracle forms from what the records say
         from bench_linkage_world import linkable_truth
 
         oracle = linkable_truth(records, truth.rename({"true_person": "person_id"}).join(
@@ -458,14 +463,13 @@ def render(rows: list[dict], args, wall: float, timing_result: dict | None) -> s
     failed = [r for r in rows if r.get("error")]
     sizes = sorted({r["size"] for r in ok})
     recs = [r["records"] for r in ok]
-    title = "## Linkage uncertainty: coverage of linkage-aware intervals"
-    if args.aliases:
-        title += ", worlds with alias identities"
+    title = "## Linkage uncertainty: coverage of linkage-aware intervals" + {
+        "main": "", "aliases": ", worlds with alias identities", "noisy": ", heavier recording noise"}[args.variant]
     lines = [
         title,
         "",
         f"Command: `python bench/bench_linkage_uncertainty.py --worlds {args.worlds} --size {args.size} "
-        f"--imputations {args.imputations}{' --aliases' if args.aliases else ''}`  ",
+        f"--imputations {args.imputations}{'' if args.variant == 'main' else ' --' + args.variant}`  ",
         f"{common.machine_line(info)}  ",
         f"{_mean_seconds(ok):.0f} s per world on average (simulate, validate, link, {len(METHODS)} estimates; "
         f"{args.processes} world{'s' if args.processes > 1 else ''} at a time).",
@@ -474,7 +478,7 @@ def render(rows: list[dict], args, wall: float, timing_result: dict | None) -> s
         f"{max(r['seed'] for r in ok) if ok else '–'}), true N = {', '.join(f'{s:,}' for s in sizes)} each, "
         f"{(sum(recs) / len(recs)) if recs else 0:,.0f} validated registrations per world on average; "
         f"{len(failed)} worlds failed. "
-        + (ALIASES_TEXT if args.aliases else NO_ALIASES_TEXT)
+        + {"main": NO_ALIASES_TEXT, "aliases": ALIASES_TEXT, "noisy": NOISY_TEXT}[args.variant]
         + " No model violation except recording noise: frailty off, "
         "one-inflation off, no arrivals or departures during the period, police and IOM "
         "independent given sex, age and region, no missing covariate values; capture intensities raised "
@@ -504,6 +508,17 @@ def render(rows: list[dict], args, wall: float, timing_result: dict | None) -> s
     return "\n".join(lines)
 
 
+#: --noisy: recording-noise rates of a worse registration practice (defaults in docs/simulator.md)
+NOISY_RATES = {
+    "transliteration": 0.30, "compound": 0.35, "diacritics_dropped": 0.6, "typo": 0.08, "name_swap": 0.10,
+    "birth_default": 0.15, "birth_year_only": 0.06, "birth_month_year": 0.03, "birth_day_month_swap": 0.10,
+    "nationality_wrong": 0.06, "v_number_missing_police": 0.5, "v_number_missing_iom": 0.4, "v_number_mistyped": 0.03,
+}
+NOISY_TEXT = (
+    "Heavier recording noise than the simulator's defaults, no alias identities: "
+    + ", ".join(f"{k} {v:g}" for k, v in NOISY_RATES.items())
+    + " — so that linkage error is large beside sampling error and the plug-in no longer covers."
+)
 NO_ALIASES_TEXT = (
     "No alias identities (`noise.alias_person_share = 0`): a false identity is not a recording error, and one "
     "that shares nothing with the person's other registrations is invisible to any linkage model, so no "
@@ -539,9 +554,9 @@ def _timing_text(t: dict) -> str:
 
 # ----------------------------------------------------------------------------- main
 def _worker(args_tuple):
-    seed, size, imputations, raw_mi, aliases = args_tuple
+    seed, size, imputations, raw_mi, variant = args_tuple
     try:
-        return run_world(seed, size, imputations, raw_mi, aliases)
+        return run_world(seed, size, imputations, raw_mi, variant)
     except Exception as exc:  # a failed world is reported, not fatal
         import traceback
 
@@ -566,10 +581,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--aliases", action="store_true",
                     help="keep the simulator's alias identities; adds the information-ceiling rows "
                          "(section linkage-uncertainty-aliases)")
+    ap.add_argument("--noisy", action="store_true",
+                    help="heavier recording noise, no aliases (section linkage-uncertainty-noisy)")
     args = ap.parse_args(argv)
-    section = "linkage-uncertainty-aliases" if args.aliases else "linkage-uncertainty"
-    if args.aliases and args.results == RESULTS:
-        args.results = RESULTS.with_name("linkage_uncertainty_aliases.jsonl")
+    if args.aliases and args.noisy:
+        ap.error("--aliases and --noisy are separate studies")
+    args.variant = "aliases" if args.aliases else "noisy" if args.noisy else "main"
+    section = "linkage-uncertainty" + ("" if args.variant == "main" else f"-{args.variant}")
+    if args.variant != "main" and args.results == RESULTS:
+        args.results = RESULTS.with_name(f"linkage_uncertainty_{args.variant}.jsonl")
 
     timing_path = RESULTS.with_name("linkage_uncertainty_timing.json")
     if args.timing:
@@ -592,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [s for s in range(args.first_seed, args.first_seed + args.worlds) if s not in done]
     start = time.perf_counter()
     if not args.summary_only and seeds:
-        tasks = [(s, args.size, args.imputations, not args.no_raw_mi, args.aliases) for s in seeds]
+        tasks = [(s, args.size, args.imputations, not args.no_raw_mi, args.variant) for s in seeds]
         if args.processes > 1:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
