@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -147,6 +148,7 @@ class Chromium:
                 "--remote-debugging-port=0", "about:blank",
             ],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the renderers are stopped with it
         )
         try:
             self._tools = _connect(self._proc, profile, self.timeout)
@@ -162,16 +164,31 @@ class Chromium:
             self._tools.close()
             self._tools = None
         if self._proc is not None:
-            self._proc.terminate()
+            self._signal_group(signal.SIGTERM)
             try:
                 self._proc.wait(10)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+            self._signal_group(signal.SIGKILL)  # helpers that outlived the browser
             self._proc = None
         if self._profile is not None:
-            self._profile.cleanup()
+            # a helper process may still be writing into the profile for a moment
+            for _ in range(50):
+                try:
+                    self._profile.cleanup()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            else:
+                shutil.rmtree(self._profile.name, ignore_errors=True)
             self._profile = None
+
+    def _signal_group(self, sig: int) -> None:
+        try:
+            os.killpg(self._proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def check(self, html_path: str | os.PathLike, screenshot: str | os.PathLike | None = None) -> PageCheck:
         """Load ``html_path`` and report what happened (see :func:`check_page`)."""
