@@ -349,6 +349,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
          "right_keys": ["family_name_key", "given_name_key"], "refine": ["birth_year"]},
         {"name": "names_swapped_birth_date", "keys": ["given_name_key", "birth_date"],
          "right_keys": ["family_name_key", "birth_date"]},
+        {"name": "family_key_as_given_key_birth_year", "keys": ["family_name_key", "birth_year", "first1(given_name_key)"],
+         "right_keys": ["given_name_key", "birth_year", "first1(family_name_key)"], "refine": ["sex"]},
         {"name": "family_key_end_birth_date", "keys": ["last4(family_name_key)", "birth_date"]},
         {"name": "given_key_birth_year_nationality", "keys": ["given_name_key", "birth_year", "nationality_iso3"],
          "refine": ["first1(family_name_key)"]},
