@@ -822,14 +822,7 @@ def fit_with_hidden_total(
         xbar = w @ X0
         hess = scoring - n0 * ((X0 * w[:, None]).T @ X0 - np.outer(xbar, xbar))
         step = _newton_step(hess, scoring, grad)
-        t = 1.0
-        while True:
-            cand = beta + t * step
-            mu_c, mu0_c, tot_c = parts(cand)
-            ll_c = loglik(mu_c, tot_c)
-            if ll_c >= ll - 1e-12 * abs(ll) or t < 1e-8:
-                break
-            t /= 2
+        cand, ll_c, (mu_c, mu0_c, tot_c) = _ascent(beta, step, ll, lambda b: _with_loglik(parts(b), loglik))
         if ll_c < ll - 1e-12 * abs(ll):  # no ascent left along the step: at the maximum
             break
         beta, mu, mu0, tot0 = cand, mu_c, mu0_c, tot_c
@@ -906,14 +899,12 @@ def grouped_profile_deviance_fn(
             Xbar = sparse.diags(inv_tot) @ Ga @ sparse.diags(mu) @ Xa
             hess = scoring - (Xa * wsum[:, None]).T @ Xa + Xbar.T @ (Xbar * yg[:, None])
             step = _newton_step(hess, scoring, grad)
-            t = 1.0
-            while True:
-                cand = beta + t * step
-                mu_c = np.exp(np.minimum(Xa @ cand + offa, 700))
-                ll_c = loglik(mu_c, yg)
-                if ll_c >= ll - 1e-12 * abs(ll) or t < 1e-8:
-                    break
-                t /= 2
+
+            def fitted(b, yg=yg):
+                mu_b = np.exp(np.minimum(Xa @ b + offa, 700))
+                return loglik(mu_b, yg), mu_b
+
+            cand, ll_c, mu_c = _ascent(beta, step, ll, fitted)
             if ll_c < ll - 1e-12 * abs(ll):  # no ascent left along the step: at the maximum
                 break
             done = abs(ll_c - ll) <= 1e-12 * (abs(ll) + 1)
@@ -1107,6 +1098,26 @@ class LogLinearModel:
                     table, model=terms, thetas=self.dependence_thetas, level=self.level
                 )
         return result
+
+
+def _ascent(beta: np.ndarray, step: np.ndarray, ll: float, fitted: Callable) -> tuple:
+    """Halve ``step`` until the log-likelihood does not fall (or the step vanishes).
+
+    ``fitted(b)`` returns (log-likelihood, what the caller keeps of the fit at b); returns
+    (b, its log-likelihood, that state). A step that found no ascent is the caller's stop.
+    """
+    t = 1.0
+    while True:
+        cand = beta + t * step
+        ll_c, state = fitted(cand)
+        if ll_c >= ll - 1e-12 * abs(ll) or t < 1e-8:
+            return cand, ll_c, state
+        t /= 2
+
+
+def _with_loglik(parts: tuple, loglik: Callable) -> tuple:
+    mu, mu0, tot0 = parts
+    return loglik(mu, tot0), parts
 
 
 def _newton_step(hess: np.ndarray, scoring: np.ndarray, grad: np.ndarray) -> np.ndarray:
