@@ -4,6 +4,7 @@ Standard library only: peer workers in another interpreter import it too."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import platform
 from pathlib import Path
@@ -13,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = Path(os.environ.get("RECAPTURE_BENCHMARKS_MD", ROOT / "docs" / "benchmarks.md"))
 
 
-def machine_line() -> str:
-    """CPU model, cores, RAM, OS and Python of this machine, as one line."""
+def machine() -> dict:
+    """CPU model, cores, RAM, OS, Python and date of this run."""
     cpu = "unknown CPU"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -23,9 +24,24 @@ def machine_line() -> str:
                 break
     except OSError:
         pass
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{cpu}, {os.cpu_count()} cores, {ram:.1f} GiB RAM, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        ram = float("nan")
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "ram_gib": round(ram, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def machine_line() -> str:
+    """CPU model, cores, RAM, OS and Python of this machine, as one line."""
+    m = machine()
+    return f"{m['cpu']}, {m['cores']} cores, {m['ram_gib']:.1f} GiB RAM, {m['os']}, Python {m['python']}"
 
 
 def write_section(name: str, markdown: str, doc: Path | None = None) -> Path:

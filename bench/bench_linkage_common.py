@@ -10,10 +10,8 @@ standard library only, because peer workers import it too.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -22,31 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCHMARKS_MD, ROOT, write_section  # noqa: E402,F401
-
-
-def machine() -> dict:
-    """CPU model, cores, RAM, OS and date of this run."""
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        ram = float("nan")
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "ram_gib": round(ram, 1),
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
+from _common import BENCHMARKS_MD, ROOT, machine, write_section  # noqa: E402,F401
 
 
 def machine_line(info: dict | None = None, shared: bool = True) -> str:
