@@ -51,7 +51,7 @@ def write_section(name: str, markdown: str, doc: Path | None = None) -> Path:
     text = doc.read_text(encoding="utf-8") if doc.exists() else "# Benchmarks\n"
     block = f"{begin}\n{markdown.strip()}\n{end}"
     if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     tmp = doc.with_suffix(".md.tmp")

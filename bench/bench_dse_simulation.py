@@ -59,11 +59,15 @@ def simulate(rng: np.random.Generator, N: int) -> pl.DataFrame:
 def run(worlds: int, N: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     estimators = {
-        "log-linear [PX][IX] (covariates)": lambda d: LogLinearModel(MODEL, covariates=["region", "sex"]).fit(
+        "log-linear [PX][IX] (covariates)": lambda d: LogLinearModel(
+            MODEL, covariates=["region", "sex"]
+        ).fit(d, lists=["police", "iom"]),
+        "Petersen (no covariates)": lambda d: Petersen(dependence_thetas=None).fit(
             d, lists=["police", "iom"]
         ),
-        "Petersen (no covariates)": lambda d: Petersen(dependence_thetas=None).fit(d, lists=["police", "iom"]),
-        "Chapman (no covariates)": lambda d: Chapman(dependence_thetas=None).fit(d, lists=["police", "iom"]),
+        "Chapman (no covariates)": lambda d: Chapman(dependence_thetas=None).fit(
+            d, lists=["police", "iom"]
+        ),
     }
     intervals = {
         "log-linear [PX][IX] (covariates)": ["profile", "lognormal", "normal"],
@@ -129,12 +133,30 @@ def markdown(res: dict, info: dict) -> str:
         f"Wall time {res['seconds']:.0f} s for all worlds and estimators.",
         "",
     ]
-    header = ["estimator", "mean N̂", "relative bias", "MC s.e. of bias", "RMSE", "95% coverage", "mean interval width"]
+    header = [
+        "estimator",
+        "mean N̂",
+        "relative bias",
+        "MC s.e. of bias",
+        "RMSE",
+        "95% coverage",
+        "mean interval width",
+    ]
     body = []
     for r in res["rows"]:
         cov = ", ".join(f"{m} {v:.1%}" for m, v in r["coverage"].items())
         wid = ", ".join(f"{m} {v:,.0f}" for m, v in r["width"].items())
-        body.append([r["estimator"], f"{r['mean']:,.0f}", f"{r['rel_bias']:+.2%}", f"{r['mc_se_rel']:.2%}", f"{r['rmse']:,.0f}", cov, wid])
+        body.append(
+            [
+                r["estimator"],
+                f"{r['mean']:,.0f}",
+                f"{r['rel_bias']:+.2%}",
+                f"{r['mc_se_rel']:.2%}",
+                f"{r['rmse']:,.0f}",
+                cov,
+                wid,
+            ]
+        )
     lines.append(table(header, body))
     lines += [
         "",

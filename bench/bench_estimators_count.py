@@ -38,8 +38,24 @@ BARS = [
     ("ZTP full: CI lower", "nl", "ztpoisson", FULL, "lo", 7_184.8, 1e-4),
     ("ZTP full: CI upper", "nl", "ztpoisson", FULL, "hi", 18_198.1, 1e-4),
     ("ZTP full: log-likelihood", "nl", "ztpoisson", FULL, "loglik", -848.448, 1e-6),
-    ("ZTP gender+age+nation: N̂", "nl", "ztpoisson", "~ gender + age + nation", "N", 12_690.35, 1e-6),
-    ("ZTP gender+age+nation: SE", "nl", "ztpoisson", "~ gender + age + nation", "se", 2_808.17, 1e-4),
+    (
+        "ZTP gender+age+nation: N̂",
+        "nl",
+        "ztpoisson",
+        "~ gender + age + nation",
+        "N",
+        12_690.35,
+        1e-6,
+    ),
+    (
+        "ZTP gender+age+nation: SE",
+        "nl",
+        "ztpoisson",
+        "~ gender + age + nation",
+        "se",
+        2_808.17,
+        1e-4,
+    ),
     ("ZTP intercept only: N̂", "nl", "ztpoisson", "~ 1", "N", 7_079.93, 1e-6),
     ("ZTP intercept only: SE", "nl", "ztpoisson", "~ 1", "se", 365.75, 1e-4),
     ("Zelterman full: N̂", "nl", "zelterman", FULL, "N", 16_188.30, 1e-6),
@@ -60,11 +76,43 @@ BARS = [
     ("OIZT Poisson full: N̂", "nl", "oiztpoisson", FULL, "N", 2_934.30, 1e-6),
     ("ZTOI Poisson full: N̂", "nl", "ztoipoisson", FULL, "N", 6_766.69, 1e-6),
     ("farms ZTP: N̂", "farms", "ztpoisson", "~ log_size + log_distance + C_TYPE", "N", 18_346, 1e-3),
-    ("farms ZTP: CI lower", "farms", "ztpoisson", "~ log_size + log_distance + C_TYPE", "lo", 17_932, 1e-3),
-    ("farms ZTP: CI upper", "farms", "ztpoisson", "~ log_size + log_distance + C_TYPE", "hi", 18_760, 1e-3),
+    (
+        "farms ZTP: CI lower",
+        "farms",
+        "ztpoisson",
+        "~ log_size + log_distance + C_TYPE",
+        "lo",
+        17_932,
+        1e-3,
+    ),
+    (
+        "farms ZTP: CI upper",
+        "farms",
+        "ztpoisson",
+        "~ log_size + log_distance + C_TYPE",
+        "hi",
+        18_760,
+        1e-3,
+    ),
     ("farms Chao: N̂", "farms", "chao", "~ log_size + log_distance + C_TYPE", "N", 21_657, 1e-3),
-    ("farms Chao: CI lower", "farms", "chao", "~ log_size + log_distance + C_TYPE", "lo", 20_883, 1e-3),
-    ("farms Chao: CI upper", "farms", "chao", "~ log_size + log_distance + C_TYPE", "hi", 22_430, 1e-3),
+    (
+        "farms Chao: CI lower",
+        "farms",
+        "chao",
+        "~ log_size + log_distance + C_TYPE",
+        "lo",
+        20_883,
+        1e-3,
+    ),
+    (
+        "farms Chao: CI upper",
+        "farms",
+        "chao",
+        "~ log_size + log_distance + C_TYPE",
+        "hi",
+        22_430,
+        1e-3,
+    ),
 ]
 
 
@@ -87,7 +135,9 @@ def accuracy(data: dict[str, pl.DataFrame]) -> list[tuple]:
             cache[key] = estimate(data[which], model, formula=formula, count=count, dfpopsize=False)
         r = cache[key]
         lo, hi = r.confint("normal")
-        value = {"N": r.population_size, "se": r.se, "lo": lo, "hi": hi, "loglik": r.loglik}[quantity]
+        value = {"N": r.population_size, "se": r.se, "lo": lo, "hi": hi, "loglik": r.loglik}[
+            quantity
+        ]
         rel = abs(value - target) / abs(target)
         rows.append((label, target, value, rel, tol, rel <= tol))
     return rows
@@ -107,7 +157,12 @@ def million(n: int = 1_000_000, continuous: bool = True, seed: int = 1) -> pl.Da
     }
     for j in range(4):
         cols[f"x{j}"] = rng.normal(0, 1, size) if continuous else rng.choice(["a", "b", "c"], size)
-    eta = -1.2 + 0.3 * (cols["sex"] == "M") + 0.2 * (cols["reason"] == "crime") - 0.3 * (cols["age"] == "60+")
+    eta = (
+        -1.2
+        + 0.3 * (cols["sex"] == "M")
+        + 0.2 * (cols["reason"] == "crime")
+        - 0.3 * (cols["age"] == "60+")
+    )
     if continuous:
         eta = eta + 0.1 * cols["x0"] - 0.1 * cols["x1"]
     y = rng.poisson(np.exp(eta))
@@ -119,28 +174,67 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true", help="print only")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
-    data = {"nl": pl.read_csv(DATA / "netherlandsimmigrant.csv"), "farms": pl.read_csv(DATA / "farmsubmission.csv")}
+    data = {
+        "nl": pl.read_csv(DATA / "netherlandsimmigrant.csv"),
+        "farms": pl.read_csv(DATA / "farmsubmission.csv"),
+    }
 
     rows = accuracy(data)
     for row in rows:
-        print(f"{row[0]:<34} target {row[1]:>12,.2f}  measured {row[2]:>14,.4f}  rel {row[3]:.1e}  {'pass' if row[5] else 'FAIL'}")
+        print(
+            f"{row[0]:<34} target {row[1]:>12,.2f}  measured {row[2]:>14,.4f}  rel {row[3]:.1e}  {'pass' if row[5] else 'FAIL'}"
+        )
 
-    boot_opts = dict(formula=FULL, count="capture", variance="bootstrap", bootstrap_type="parametric", replicates=1000, seed=1)
-    boot, boot_wall, boot_cpu = timed(lambda: estimate(data["nl"], "ztpoisson", **boot_opts), repeat=3)
-    boot2, boot2_wall, _ = timed(lambda: estimate(data["nl"], "ztpoisson", workers=2, **boot_opts), repeat=1)
-    raw, raw_wall, _ = timed(lambda: estimate(data["nl"], "ztpoisson", bootstrap_penalty="none", **boot_opts))
+    boot_opts = dict(
+        formula=FULL,
+        count="capture",
+        variance="bootstrap",
+        bootstrap_type="parametric",
+        replicates=1000,
+        seed=1,
+    )
+    boot, boot_wall, boot_cpu = timed(
+        lambda: estimate(data["nl"], "ztpoisson", **boot_opts), repeat=3
+    )
+    boot2, boot2_wall, _ = timed(
+        lambda: estimate(data["nl"], "ztpoisson", workers=2, **boot_opts), repeat=1
+    )
+    raw, raw_wall, _ = timed(
+        lambda: estimate(data["nl"], "ztpoisson", bootstrap_penalty="none", **boot_opts)
+    )
     lo, hi = boot.confint("bootstrap")
     raw_lo, raw_hi = raw.confint("bootstrap")
-    print(f"ZTP full + 1000 parametric bootstrap: {boot_wall:.2f} s wall ({boot_cpu:.2f} s CPU); 2 workers {boot2_wall:.2f} s")
-    print(f"  percentile 95%: {lo:,.0f} – {hi:,.0f}; flagged {boot.bootstrap_info['share_flagged']:.1%}; unstabilised {raw_lo:,.0f} – {raw_hi:,.3g}")
+    print(
+        f"ZTP full + 1000 parametric bootstrap: {boot_wall:.2f} s wall ({boot_cpu:.2f} s CPU); 2 workers {boot2_wall:.2f} s"
+    )
+    print(
+        f"  percentile 95%: {lo:,.0f} – {hi:,.0f}; flagged {boot.bootstrap_info['share_flagged']:.1%}; unstabilised {raw_lo:,.0f} – {raw_hi:,.3g}"
+    )
 
     big = {}
-    for label, cont in [("6 categorical + 4 continuous covariates", True), ("10 categorical covariates", False)]:
+    for label, cont in [
+        ("6 categorical + 4 continuous covariates", True),
+        ("10 categorical covariates", False),
+    ]:
         frame = million(continuous=cont)
         formula = "~ sex + age + region + reason + city + year + x0 + x1 + x2 + x3"
-        r, wall, cpu = timed(lambda frame=frame, formula=formula: estimate(frame, "ztpoisson", formula=formula, count="y"))
-        big[label] = (frame.height, r.diagnostics["n_patterns"], wall, cpu, r.population_size, r.se, r.diagnostics["dfpopsize_method"])
-        print(f"1M persons, {label}: {wall:.2f} s wall ({cpu:.2f} s CPU), {r.diagnostics['n_patterns']:,} patterns, N̂ {r.population_size:,.0f}")
+        r, wall, cpu = timed(
+            lambda frame=frame, formula=formula: estimate(
+                frame, "ztpoisson", formula=formula, count="y"
+            )
+        )
+        big[label] = (
+            frame.height,
+            r.diagnostics["n_patterns"],
+            wall,
+            cpu,
+            r.population_size,
+            r.se,
+            r.diagnostics["dfpopsize_method"],
+        )
+        print(
+            f"1M persons, {label}: {wall:.2f} s wall ({cpu:.2f} s CPU), {r.diagnostics['n_patterns']:,} patterns, N̂ {r.population_size:,.0f}"
+        )
     load_after = os.getloadavg()[0]
 
     if args.no_docs:
@@ -161,7 +255,9 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---|",
     ]
     for label, target, value, rel, tol, ok in rows:
-        lines.append(f"| {label} | {target:,.2f} | {value:,.4f} | {rel:.1e} | {tol:.0e} | {'pass' if ok else '**fail**'} |")
+        lines.append(
+            f"| {label} | {target:,.2f} | {value:,.4f} | {rel:.1e} | {tol:.0e} | {'pass' if ok else '**fail**'} |"
+        )
     lines += [
         "",
         "References: van der Heijden et al. (2003) for the zero-truncated Poisson full model; "
@@ -190,7 +286,9 @@ def main() -> None:
     section = "\n".join(lines) + "\n"
     text = DOC.read_text(encoding="utf-8")
     if START in text and END in text:
-        text = re.sub(re.escape(START) + r".*?" + re.escape(END) + r"\n?", lambda _: section, text, flags=re.S)
+        text = re.sub(
+            re.escape(START) + r".*?" + re.escape(END) + r"\n?", lambda _: section, text, flags=re.S
+        )
     else:
         text = text.rstrip("\n") + "\n\n" + section
     DOC.write_text(text, encoding="utf-8")

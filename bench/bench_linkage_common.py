@@ -56,7 +56,11 @@ def _tree_rss(proc) -> int:
 
 
 def run_worker(
-    python: str, script: Path, args: list[str], timeout: float | None = None, max_rss_gib: float | None = None
+    python: str,
+    script: Path,
+    args: list[str],
+    timeout: float | None = None,
+    max_rss_gib: float | None = None,
 ) -> dict:
     """Run ``python script --worker ...`` and return the JSON it wrote (plus status).
 
@@ -97,10 +101,19 @@ def run_worker(
         Path(out).unlink(missing_ok=True)
     extra = {"process_wall_s": wall, "sampled_peak_gib": sampled_peak / 2**30}
     if status:
-        return {"status": status, **extra, "error": output.strip().splitlines()[-1:] and output.strip().splitlines()[-1] or ""}
+        return {
+            "status": status,
+            **extra,
+            "error": output.strip().splitlines()[-1:] and output.strip().splitlines()[-1] or "",
+        }
     if proc.returncode != 0 or not result:
         tail = output.strip().splitlines()[-15:]
-        return {"status": "failed", "returncode": proc.returncode, "error": "\n".join(tail), **extra}
+        return {
+            "status": "failed",
+            "returncode": proc.returncode,
+            "error": "\n".join(tail),
+            **extra,
+        }
     result.setdefault("status", "ok")
     result.update(extra)
     return result
@@ -147,5 +160,8 @@ def fmt(value, digits: int = 4) -> str:
 
 def table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(v) if not isinstance(v, str) else v for v in row) + " |" for row in rows]
+    lines += [
+        "| " + " | ".join(fmt(v) if not isinstance(v, str) else v for v in row) + " |"
+        for row in rows
+    ]
     return "\n".join(lines)

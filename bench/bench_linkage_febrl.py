@@ -23,10 +23,26 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_linkage_common as common  # noqa: E402
 
-FIELDS = ["given_name", "surname", "street_number", "address_1", "address_2", "suburb", "postcode", "state", "date_of_birth"]
+FIELDS = [
+    "given_name",
+    "surname",
+    "street_number",
+    "address_1",
+    "address_2",
+    "suburb",
+    "postcode",
+    "state",
+    "date_of_birth",
+]
 TASKS = ("febrl4", "febrl3")
 #: Candidate-pair rules of both peers (union): FEBRL corrupts every field, so single fields.
-BLOCKS = (("given_name",), ("surname",), ("date_of_birth",), ("postcode",), ("suburb", "street_number"))
+BLOCKS = (
+    ("given_name",),
+    ("surname",),
+    ("date_of_birth",),
+    ("postcode",),
+    ("suburb", "street_number"),
+)
 TOOLS = ("recapture", "splink", "recordlinkage")
 
 
@@ -87,19 +103,27 @@ def worker_recapture(task: str, inputs: list[str], out: Path) -> dict:
     records = records.with_columns(
         pl.when(valid).then(pl.col("birth_month")).alias("birth_month"),
         pl.when(valid).then(pl.col("birth_day")).alias("birth_day"),
-        pl.when(pl.col("birth_year").is_between(1800, 2100)).then(pl.col("birth_year")).alias("birth_year"),
+        pl.when(pl.col("birth_year").is_between(1800, 2100))
+        .then(pl.col("birth_year"))
+        .alias("birth_year"),
     )
     settings = febrl_settings(link_only=True) if task == "febrl4" else febrl_settings()
     result = link_records(records, settings)
     wall = time.perf_counter() - start
     threshold = _threshold(result, settings)
-    result.pairs.select("record_id_l", "record_id_r", "match_probability").write_parquet(out / "pairs.parquet")
+    result.pairs.select("record_id_l", "record_id_r", "match_probability").write_parquet(
+        out / "pairs.parquet"
+    )
     result.clusters.select("record_id", "person_id").write_parquet(out / "clusters.parquet")
     return {"wall_s": wall, "threshold": threshold, "n_pairs": result.pairs.height}
 
 
 def _threshold(result, settings) -> float:
-    for owner, attr in ((result, "threshold"), (getattr(result, "model", None), "threshold"), (settings, "threshold")):
+    for owner, attr in (
+        (result, "threshold"),
+        (getattr(result, "model", None), "threshold"),
+        (settings, "threshold"),
+    ):
         value = getattr(owner, attr, None)
         if isinstance(value, int | float):
             return float(value)
@@ -120,7 +144,9 @@ def splink_settings(link_type: str, blocks=None):
         comparisons=[
             cl.NameComparison("given_name").configure(**tf),
             cl.NameComparison("surname").configure(**tf),
-            cl.DateOfBirthComparison("date_of_birth", input_is_string=True, datetime_format="%Y%m%d"),
+            cl.DateOfBirthComparison(
+                "date_of_birth", input_is_string=True, datetime_format="%Y%m%d"
+            ),
             cl.JaroWinklerAtThresholds("address_1", [0.9, 0.7]),
             cl.JaroWinklerAtThresholds("address_2", [0.9, 0.7]),
             cl.JaroWinklerAtThresholds("suburb", [0.9, 0.7]).configure(**tf),
@@ -139,16 +165,31 @@ def worker_splink(task: str, inputs: list[str], out: Path) -> dict:
 
     start = time.perf_counter()
     db = DuckDBAPI()
-    tables = [db.register(pd.read_parquet(p).drop(columns=["source"]), dataset_display_name=f"t{i}") for i, p in enumerate(inputs)]
-    linker = Linker(tables if len(tables) > 1 else tables[0], splink_settings("link_only" if len(tables) > 1 else "dedupe_only"), log_level=logging.WARNING)
+    tables = [
+        db.register(pd.read_parquet(p).drop(columns=["source"]), dataset_display_name=f"t{i}")
+        for i, p in enumerate(inputs)
+    ]
+    linker = Linker(
+        tables if len(tables) > 1 else tables[0],
+        splink_settings("link_only" if len(tables) > 1 else "dedupe_only"),
+        log_level=logging.WARNING,
+    )
     linker.training.estimate_probability_two_random_records_match(
-        [block_on("given_name", "surname", "date_of_birth"), block_on("surname", "date_of_birth", "postcode")], recall=0.7
+        [
+            block_on("given_name", "surname", "date_of_birth"),
+            block_on("surname", "date_of_birth", "postcode"),
+        ],
+        recall=0.7,
     )
     linker.training.estimate_u_using_random_sampling(max_pairs=1e7, seed=1)
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("given_name", "surname"))
+    linker.training.estimate_parameters_using_expectation_maximisation(
+        block_on("given_name", "surname")
+    )
     linker.training.estimate_parameters_using_expectation_maximisation(block_on("date_of_birth"))
     pred = linker.inference.predict()
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pred, threshold_match_probability=0.5)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        pred, threshold_match_probability=0.5
+    )
     pairs = pred.as_pandas_dataframe()[["record_id_l", "record_id_r", "match_probability"]]
     cl_df = clusters.as_pandas_dataframe()[["record_id", "cluster_id"]]
     wall = time.perf_counter() - start
@@ -161,7 +202,9 @@ def _splink_clusters(cl_df):
     import pandas as pd
 
     codes, _ = pd.factorize(cl_df["cluster_id"])
-    return pd.DataFrame({"record_id": cl_df["record_id"].astype("int64"), "person_id": codes.astype("int64")})
+    return pd.DataFrame(
+        {"record_id": cl_df["record_id"].astype("int64"), "person_id": codes.astype("int64")}
+    )
 
 
 def worker_recordlinkage(task: str, inputs: list[str], out: Path) -> dict:
@@ -176,7 +219,9 @@ def worker_recordlinkage(task: str, inputs: list[str], out: Path) -> dict:
     cands = indexer.index(*frames)
     cands = cands[~cands.duplicated()]
     comp = rl.Compare()
-    comp.string("given_name", "given_name", method="jarowinkler", threshold=0.85, label="given_name")
+    comp.string(
+        "given_name", "given_name", method="jarowinkler", threshold=0.85, label="given_name"
+    )
     comp.string("surname", "surname", method="jarowinkler", threshold=0.85, label="surname")
     comp.exact("date_of_birth", "date_of_birth", label="date_of_birth")
     comp.string("address_1", "address_1", method="jarowinkler", threshold=0.85, label="address_1")
@@ -191,13 +236,21 @@ def worker_recordlinkage(task: str, inputs: list[str], out: Path) -> dict:
     wall = time.perf_counter() - start
     idx = features.index
     pairs = pd.DataFrame(
-        {"record_id_l": idx.get_level_values(0).astype("int64"), "record_id_r": idx.get_level_values(1).astype("int64"), "match_probability": prob.to_numpy()}
+        {
+            "record_id_l": idx.get_level_values(0).astype("int64"),
+            "record_id_r": idx.get_level_values(1).astype("int64"),
+            "match_probability": prob.to_numpy(),
+        }
     )
     pairs.to_parquet(out / "pairs.parquet")
     return {"wall_s": wall, "threshold": 0.5, "n_pairs": len(pairs)}
 
 
-WORKERS = {"recapture": worker_recapture, "splink": worker_splink, "recordlinkage": worker_recordlinkage}
+WORKERS = {
+    "recapture": worker_recapture,
+    "splink": worker_splink,
+    "recordlinkage": worker_recordlinkage,
+}
 
 
 # ----------------------------------------------------------------------------- main
@@ -217,7 +270,15 @@ def evaluate(task: str, tool: str, workdir: Path, res: dict) -> dict:
     pairs = pl.read_parquet(out / "pairs.parquet")
     t = res["threshold"]
     pm = pairwise_metrics(pairs.filter(pl.col("match_probability") >= t), truth)
-    row = {"tool": tool, "task": task, **pm.to_dict(), "wall_s": res["wall_s"], "cpu_s": res.get("cpu_s", float("nan")), "peak_rss_gib": res["peak_rss_gib"], "threshold": t}
+    row = {
+        "tool": tool,
+        "task": task,
+        **pm.to_dict(),
+        "wall_s": res["wall_s"],
+        "cpu_s": res.get("cpu_s", float("nan")),
+        "peak_rss_gib": res["peak_rss_gib"],
+        "threshold": t,
+    }
     labelled = label_pairs(pairs, truth)
     row["ece"] = expected_calibration_error(labelled["match_probability"], labelled["is_match"])
     row["pair_completeness"] = blocking_metrics(pairs, truth).pair_completeness
@@ -228,12 +289,20 @@ def evaluate(task: str, tool: str, workdir: Path, res: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--tasks", default=",".join(TASKS))
-    ap.add_argument("--peer-python", default=None, help="interpreter for Splink/recordlinkage (default: this one)")
+    ap.add_argument(
+        "--peer-python",
+        default=None,
+        help="interpreter for Splink/recordlinkage (default: this one)",
+    )
     ap.add_argument("--timeout", type=float, default=1800)
-    ap.add_argument("--no-docs", action="store_true", help="print only; do not update docs/benchmarks.md")
+    ap.add_argument(
+        "--no-docs", action="store_true", help="print only; do not update docs/benchmarks.md"
+    )
     common.add_worker_arguments(ap)
     args = ap.parse_args(argv)
 
@@ -249,14 +318,21 @@ def main(argv: list[str] | None = None) -> int:
         inputs = prepare(workdir)
         for task in tasks:
             for tool in tools:
-                python = sys.executable if tool == "recapture" else common.peer_python(args.peer_python)
+                python = (
+                    sys.executable if tool == "recapture" else common.peer_python(args.peer_python)
+                )
                 out = workdir / f"{task}_{tool}"
                 res = common.run_worker(
-                    python, Path(__file__), [tool, "--task", task, "--inputs", ",".join(inputs[task]), "--out", str(out)], args.timeout
+                    python,
+                    Path(__file__),
+                    [tool, "--task", task, "--inputs", ",".join(inputs[task]), "--out", str(out)],
+                    args.timeout,
                 )
                 if res["status"] != "ok":
                     failures.append((task, tool, res))
-                    print(f"{task} {tool}: {res['status']}\n{res.get('error', '')}", file=sys.stderr)
+                    print(
+                        f"{task} {tool}: {res['status']}\n{res.get('error', '')}", file=sys.stderr
+                    )
                     continue
                 row = evaluate(task, tool, workdir, res)
                 rows.append(row)
@@ -300,9 +376,35 @@ def render(rows: list[dict], failures: list, info: dict, argv) -> str:
         "Targets for recapture: FEBRL4 F1 ≥ 0.999, FEBRL3 F1 ≥ 0.995.",
         "",
         common.table(
-            ["task", "tool", "threshold", "precision", "recall", "F1", "cluster F1", "PC", "ECE", "wall s", "CPU s", "peak GiB"],
             [
-                [r["task"], r["tool"], r["threshold"], r["precision"], r["recall"], r["f1"], r.get("cluster_f1"), r["pair_completeness"], r["ece"], f"{r['wall_s']:.1f}", f"{r['cpu_s']:.1f}", f"{r['peak_rss_gib']:.2f}"]
+                "task",
+                "tool",
+                "threshold",
+                "precision",
+                "recall",
+                "F1",
+                "cluster F1",
+                "PC",
+                "ECE",
+                "wall s",
+                "CPU s",
+                "peak GiB",
+            ],
+            [
+                [
+                    r["task"],
+                    r["tool"],
+                    r["threshold"],
+                    r["precision"],
+                    r["recall"],
+                    r["f1"],
+                    r.get("cluster_f1"),
+                    r["pair_completeness"],
+                    r["ece"],
+                    f"{r['wall_s']:.1f}",
+                    f"{r['cpu_s']:.1f}",
+                    f"{r['peak_rss_gib']:.2f}",
+                ]
                 for r in rows
             ],
         ),

@@ -130,12 +130,18 @@ class CovariateDSE:
         from recapture.estimators.loglinear import LogLinearModel
 
         return LogLinearModel(DSE_MODEL, covariates=COVARIATES, profile=self.profile).fit(
-            merge_regions(persons), lists=lists, count=count)
+            merge_regions(persons), lists=lists, count=count
+        )
 
 
 def _row(est, level: float = 0.95, interval: str | None = None) -> dict:
     lo, hi = est.confint(interval, level)
-    return {"n_hat": float(est.population_size), "se": float(est.se), "lower": float(lo), "upper": float(hi)}
+    return {
+        "n_hat": float(est.population_size),
+        "se": float(est.se),
+        "lower": float(lo),
+        "upper": float(hi),
+    }
 
 
 # ----------------------------------------------------------------------------- one world
@@ -192,12 +198,22 @@ def build_world(size: int, seed: int, workdir: Path, variant: str = "main"):
     cfg = world_config(size, seed, variant)
     world = synthetic.simulate_world(cfg)
     synthetic.write_world(world, workdir)
-    result = validation.validate_extracts([(workdir / "police.csv", "police"), (workdir / "iom.csv", "iom")],
-                                          as_of=dt.date(2019, 1, 1))
+    result = validation.validate_extracts(
+        [(workdir / "police.csv", "police"), (workdir / "iom.csv", "iom")],
+        as_of=dt.date(2019, 1, 1),
+    )
     records = result.records
-    truth = records.select("record_id", "source", "source_row").join(
-        world.records.select("source", "source_row", pl.col("person_id").alias("true_person"), "identity"),
-        on=["source", "source_row"], how="left").select("record_id", "true_person", "identity")
+    truth = (
+        records.select("record_id", "source", "source_row")
+        .join(
+            world.records.select(
+                "source", "source_row", pl.col("person_id").alias("true_person"), "identity"
+            ),
+            on=["source", "source_row"],
+            how="left",
+        )
+        .select("record_id", "true_person", "identity")
+    )
     return cfg, records, truth, int(result.quarantine.height)
 
 
@@ -210,7 +226,8 @@ def link(records, truth, seed: int, n_confirmed: int = 150):
     t = truth.rename({"true_person": "p"})
     matches = t.join(t, on="p", suffix="_r").filter(pl.col("record_id") < pl.col("record_id_r"))
     confirmed = matches.sample(n=min(n_confirmed, matches.height), seed=seed).select(
-        pl.col("record_id").alias("record_id_l"), "record_id_r", pl.lit(True).alias("is_match"))
+        pl.col("record_id").alias("record_id_l"), "record_id_r", pl.lit(True).alias("is_match")
+    )
     settings = LinkageSettings.from_dict({"em_mode": "fixed_u", "workers": 1, "seed": seed})
     return link_records(records, settings, labelled_pairs=confirmed)
 
@@ -219,9 +236,12 @@ def label(pairs, truth):
     import polars as pl
 
     t = truth.select("record_id", "true_person")
-    return (pairs.join(t.rename({"record_id": "record_id_l", "true_person": "_tl"}), on="record_id_l")
-            .join(t.rename({"record_id": "record_id_r", "true_person": "_tr"}), on="record_id_r")
-            .with_columns((pl.col("_tl") == pl.col("_tr")).alias("is_match")).drop("_tl", "_tr"))
+    return (
+        pairs.join(t.rename({"record_id": "record_id_l", "true_person": "_tl"}), on="record_id_l")
+        .join(t.rename({"record_id": "record_id_r", "true_person": "_tr"}), on="record_id_r")
+        .with_columns((pl.col("_tl") == pl.col("_tr")).alias("is_match"))
+        .drop("_tl", "_tr")
+    )
 
 
 def review_sample(labelled, per_band: int, seed: int):
@@ -229,8 +249,12 @@ def review_sample(labelled, per_band: int, seed: int):
     import polars as pl
 
     band = pl.col("match_probability").cut(list(BANDS[1:-1]), left_closed=True).alias("band")
-    return (labelled.with_columns(band).with_columns(pl.int_range(pl.len()).shuffle(seed=seed).over("band").alias("_r"))
-            .filter(pl.col("_r") < per_band).drop("_r"))
+    return (
+        labelled.with_columns(band)
+        .with_columns(pl.int_range(pl.len()).shuffle(seed=seed).over("band").alias("_r"))
+        .filter(pl.col("_r") < per_band)
+        .drop("_r")
+    )
 
 
 def true_pairs_inside(labels, record_true) -> int:
@@ -277,7 +301,9 @@ def run_world(seed: int, size: int, imputations: int, raw_mi: bool, variant: str
     }
     sources = ["police", "iom"]
     persons_plug = build_persons(records, lk.clusters, period, sources=sources)[0]
-    persons_true = build_persons(records, truth.rename({"true_person": "person_id"}), period, sources=sources)[0]
+    persons_true = build_persons(
+        records, truth.rename({"true_person": "person_id"}), period, sources=sources
+    )[0]
     out["persons"] = {"truth": persons_true.height, "plug_in": persons_plug.height}
 
     # does the imputation reproduce the true links?
@@ -286,15 +312,23 @@ def run_world(seed: int, size: int, imputations: int, raw_mi: bool, variant: str
     for tag, p in (("", pairs), ("recal_", pairs_cal)):
         graph = prepare_pairs(records["record_id"], p)
         rec_true = truth.sort("record_id")["true_person"].to_numpy()
-        rec_true = rec_true[np.searchsorted(truth.sort("record_id")["record_id"].to_numpy(), graph.record_ids)]
+        rec_true = rec_true[
+            np.searchsorted(truth.sort("record_id")["record_id"].to_numpy(), graph.record_ids)
+        ]
         rng = np.random.default_rng(seed)
         draws = [draw_labels(graph, rng)[0] for _ in range(20)]
         links[f"{tag}imputed_pairs"] = float(np.mean([within_cluster_pairs(d) for d in draws]))
-        links[f"{tag}imputed_true_pairs"] = float(np.mean([true_pairs_inside(d, rec_true) for d in draws]))
+        links[f"{tag}imputed_true_pairs"] = float(
+            np.mean([true_pairs_inside(d, rec_true) for d in draws])
+        )
         links[f"{tag}imputed_persons"] = float(np.mean([d.max() + 1 for d in draws]))
-    links.update(true_pairs=within_cluster_pairs(rec_true), plug_in_pairs=within_cluster_pairs(plug_labels),
-                 plug_in_true_pairs=true_pairs_inside(plug_labels, rec_true), true_persons=int(np.unique(rec_true).size),
-                 plug_in_persons=int(np.unique(plug_labels).size))
+    links.update(
+        true_pairs=within_cluster_pairs(rec_true),
+        plug_in_pairs=within_cluster_pairs(plug_labels),
+        plug_in_true_pairs=true_pairs_inside(plug_labels, rec_true),
+        true_persons=int(np.unique(rec_true).size),
+        plug_in_persons=int(np.unique(plug_labels).size),
+    )
     out["links"] = links
 
     res: dict = {}
@@ -306,18 +340,38 @@ def run_world(seed: int, size: int, imputations: int, raw_mi: bool, variant: str
             res[tag] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
     def mi_row(est, p):
-        mi = multiple_imputation(records, p, est, period=period, imputations=imputations, seed=seed,
-                                 sources=sources, workers=1, scale="log")
-        return {**_row(mi), "share": mi.extra["linkage_aware"]["linkage_variance_share"],
-                "failed_imputations": len(mi.extra["linkage_aware"]["failed_imputations"])}
+        mi = multiple_imputation(
+            records,
+            p,
+            est,
+            period=period,
+            imputations=imputations,
+            seed=seed,
+            sources=sources,
+            workers=1,
+            scale="log",
+        )
+        return {
+            **_row(mi),
+            "share": mi.extra["linkage_aware"]["linkage_variance_share"],
+            "failed_imputations": len(mi.extra["linkage_aware"]["failed_imputations"]),
+        }
 
     persons_linkable = None
-    if variant == "aliases":  # the information ceiling: the persons an oracle forms from what the records say
+    if (
+        variant == "aliases"
+    ):  # the information ceiling: the persons an oracle forms from what the records say
         from bench_linkage_world import linkable_truth
 
-        oracle = linkable_truth(records, truth.rename({"true_person": "person_id"}).join(
-            records.select("record_id", "source"), on="record_id"))
-        persons_linkable = build_persons(records, oracle.select("record_id", "person_id"), period, sources=sources)[0]
+        oracle = linkable_truth(
+            records,
+            truth.rename({"true_person": "person_id"}).join(
+                records.select("record_id", "source"), on="record_id"
+            ),
+        )
+        persons_linkable = build_persons(
+            records, oracle.select("record_id", "person_id"), period, sources=sources
+        )[0]
     for key, est, kind in (("ztp", ZTP(), "ztp"), ("dse", CovariateDSE(), "dse")):
         full = CovariateDSE(profile=True) if kind == "dse" else est
         attempt(f"{key}_truth", lambda full=full: _row(full.fit(persons_true)))
@@ -332,22 +386,40 @@ def run_world(seed: int, size: int, imputations: int, raw_mi: bool, variant: str
     from recapture.uncertainty.analytic import linkage_corrected_loglinear
 
     def dct_ll(p):
-        est = linkage_corrected_loglinear(records, lk.clusters, p, merge_regions(persons_plug), CovariateDSE(),
-                                          period=period, covariates=COVARIATES, seed=seed, replicates=20)
+        est = linkage_corrected_loglinear(
+            records,
+            lk.clusters,
+            p,
+            merge_regions(persons_plug),
+            CovariateDSE(),
+            period=period,
+            covariates=COVARIATES,
+            seed=seed,
+            replicates=20,
+        )
         return {**_row(est), "share": est.extra["linkage_aware"]["linkage_variance_share"]}
 
     attempt("dse_dct", lambda: dct_ll(pairs_cal))
     attempt("dse_dct_raw", lambda: dct_ll(pairs))
     for strata, tag in (((), "dct"), (("sex",), "dct_sex")):
+
         def dct(p, strata=strata):
-            est = model_corrected_dse(records, lk.clusters, p, persons_plug, period=period, strata=strata)
+            est = model_corrected_dse(
+                records, lk.clusters, p, persons_plug, period=period, strata=strata
+            )
             return {**_row(est), "share": est.extra["linkage_aware"]["linkage_variance_share"]}
 
         ref = Petersen(strata=list(strata), dependence_thetas=None)
         attempt(tag, lambda dct=dct: dct(pairs_cal))
         attempt(f"{tag}_raw", lambda dct=dct: dct(pairs))
-        attempt(f"{tag}_truth", lambda ref=ref: _row(ref.fit(persons_true, lists=LISTS), interval="normal"))
-        attempt(f"{tag}_plug_in", lambda ref=ref: _row(ref.fit(persons_plug, lists=LISTS), interval="normal"))
+        attempt(
+            f"{tag}_truth",
+            lambda ref=ref: _row(ref.fit(persons_true, lists=LISTS), interval="normal"),
+        )
+        attempt(
+            f"{tag}_plug_in",
+            lambda ref=ref: _row(ref.fit(persons_plug, lists=LISTS), interval="normal"),
+        )
     out["results"] = res
     out["seconds"] = {"world": t1 - t0, "link": t2 - t1, "total": time.perf_counter() - t0}
     return out
@@ -372,16 +444,36 @@ def timing(records_target: int, imputations: int, workers: int) -> dict:
     period = Period(cfg.period_start, cfg.period_end)
     pairs = lk.pairs.select("record_id_l", "record_id_r", "match_probability")
     t3 = time.perf_counter()
-    mi = multiple_imputation(records, pairs, ZTP(), period=period, imputations=imputations, seed=1,
-                             sources=["police", "iom"], workers=workers)
+    mi = multiple_imputation(
+        records,
+        pairs,
+        ZTP(),
+        period=period,
+        imputations=imputations,
+        seed=1,
+        sources=["police", "iom"],
+        workers=workers,
+    )
     t4 = time.perf_counter()
     aware = mi.extra["linkage_aware"]
-    return {"size": size, "records": records.height, "pairs": pairs.height,
-            "pairs_drawable": int((pl.col("match_probability") >= 1e-6).sum() if False else
-                                  pairs.filter(pl.col("match_probability") >= 1e-6).height),
-            "simulate_validate_s": t1 - t0, "link_s": t2 - t1, "mi_s": t4 - t3, "imputations": imputations,
-            "workers": workers, "n_hat": mi.population_size, "se": mi.se,
-            "linkage_variance_share": aware["linkage_variance_share"]}
+    return {
+        "size": size,
+        "records": records.height,
+        "pairs": pairs.height,
+        "pairs_drawable": int(
+            (pl.col("match_probability") >= 1e-6).sum()
+            if False
+            else pairs.filter(pl.col("match_probability") >= 1e-6).height
+        ),
+        "simulate_validate_s": t1 - t0,
+        "link_s": t2 - t1,
+        "mi_s": t4 - t3,
+        "imputations": imputations,
+        "workers": workers,
+        "n_hat": mi.population_size,
+        "se": mi.se,
+        "linkage_variance_share": aware["linkage_variance_share"],
+    }
 
 
 # ----------------------------------------------------------------------------- summary
@@ -392,11 +484,19 @@ METHODS = [
     ("ztp_mi_raw", "ZTP", "(b) multiple imputation, engine's probabilities"),
     ("ztp_mi", "ZTP", "(b2) multiple imputation, Platt-recalibrated probabilities"),
     ("dse_truth", "covariate DSE", "perfect linkage (reference)"),
-    ("dse_linkable", "covariate DSE", "information ceiling: oracle links from what the records say"),
+    (
+        "dse_linkable",
+        "covariate DSE",
+        "information ceiling: oracle links from what the records say",
+    ),
     ("dse_plug_in", "covariate DSE", "(a) plug-in, single best linkage"),
     ("dse_mi_raw", "covariate DSE", "(b) multiple imputation, engine's probabilities"),
     ("dse_mi", "covariate DSE", "(b2) multiple imputation, Platt-recalibrated probabilities"),
-    ("dse_dct_raw", "covariate DSE", "(c) Di Consiglio–Tuoto linked-cell correction, engine's probabilities"),
+    (
+        "dse_dct_raw",
+        "covariate DSE",
+        "(c) Di Consiglio–Tuoto linked-cell correction, engine's probabilities",
+    ),
     ("dse_dct", "covariate DSE", "(c2) Di Consiglio–Tuoto linked-cell correction, recalibrated"),
     ("dct_truth", "Petersen DSE", "perfect linkage (reference)"),
     ("dct_plug_in", "Petersen DSE", "(a) plug-in, single best linkage"),
@@ -414,11 +514,31 @@ def summarise(rows: list[dict]) -> list[list]:
 
     table = []
     for key, est, label_ in METHODS:
-        vals = [(r["true_n"], r["results"].get(key)) for r in rows if r.get("results") and key in r["results"]]
-        failed = sum(1 for _, v in vals if not (v and "n_hat" in v and math.isfinite(v["n_hat"])
-                                                  and math.isfinite(v["lower"]) and math.isfinite(v["upper"])))
-        vals = [(n, v) for n, v in vals if v and "n_hat" in v and math.isfinite(v["n_hat"])
-                and math.isfinite(v["lower"]) and math.isfinite(v["upper"])]
+        vals = [
+            (r["true_n"], r["results"].get(key))
+            for r in rows
+            if r.get("results") and key in r["results"]
+        ]
+        failed = sum(
+            1
+            for _, v in vals
+            if not (
+                v
+                and "n_hat" in v
+                and math.isfinite(v["n_hat"])
+                and math.isfinite(v["lower"])
+                and math.isfinite(v["upper"])
+            )
+        )
+        vals = [
+            (n, v)
+            for n, v in vals
+            if v
+            and "n_hat" in v
+            and math.isfinite(v["n_hat"])
+            and math.isfinite(v["lower"])
+            and math.isfinite(v["upper"])
+        ]
         if not vals:
             continue
         n = np.array([a for a, _ in vals], dtype=float)
@@ -430,9 +550,18 @@ def summarise(rows: list[dict]) -> list[list]:
         k = cover.size
         mc = math.sqrt(max(cover.mean() * (1 - cover.mean()), 1e-12) / k)
         share = [v.get("share") for _, v in vals if v.get("share") is not None]
-        table.append([est, label_, f"{k}" + (f" (+{failed} failed)" if failed else ""), f"{100 * rel.mean():+.1f}%", f"{100 * math.sqrt((rel**2).mean()):.1f}%",
-                      f"{100 * np.median((hi - lo) / n):.1f}%", f"{100 * cover.mean():.0f}% ± {100 * mc:.0f}",
-                      f"{100 * np.mean(share):.0f}%" if share else "–"])
+        table.append(
+            [
+                est,
+                label_,
+                f"{k}" + (f" (+{failed} failed)" if failed else ""),
+                f"{100 * rel.mean():+.1f}%",
+                f"{100 * math.sqrt((rel**2).mean()):.1f}%",
+                f"{100 * np.median((hi - lo) / n):.1f}%",
+                f"{100 * cover.mean():.0f}% ± {100 * mc:.0f}",
+                f"{100 * np.mean(share):.0f}%" if share else "–",
+            ]
+        )
     return table
 
 
@@ -444,16 +573,45 @@ def link_check(rows: list[dict]) -> list[list]:
         return []
     L = {k: np.array([r["links"][k] for r in ok], dtype=float) for k in ok[0]["links"]}
     m = {k: v.mean() for k, v in L.items()}
-    cal = np.array([[r["calibration"]["true_links_among_candidates"], r["calibration"]["sum_p_model"],
-                     r["calibration"]["sum_p_recalibrated"]] for r in ok]).mean(axis=0)
+    cal = np.array(
+        [
+            [
+                r["calibration"]["true_links_among_candidates"],
+                r["calibration"]["sum_p_model"],
+                r["calibration"]["sum_p_recalibrated"],
+            ]
+            for r in ok
+        ]
+    ).mean(axis=0)
     return [
-        ["persons formed", f"{m['true_persons']:,.0f}", f"{m['plug_in_persons']:,.0f}",
-         f"{m['imputed_persons']:,.1f}", f"{m['recal_imputed_persons']:,.1f}"],
-        ["record pairs inside persons", f"{m['true_pairs']:,.0f}", f"{m['plug_in_pairs']:,.0f}",
-         f"{m['imputed_pairs']:,.1f}", f"{m['recal_imputed_pairs']:,.1f}"],
-        ["… of which truly one person", f"{m['true_pairs']:,.0f}", f"{m['plug_in_true_pairs']:,.0f}",
-         f"{m['imputed_true_pairs']:,.1f}", f"{m['recal_imputed_true_pairs']:,.1f}"],
-        ["true matches among candidate pairs vs Σp", f"{cal[0]:,.0f}", "–", f"{cal[1]:,.1f}", f"{cal[2]:,.1f}"],
+        [
+            "persons formed",
+            f"{m['true_persons']:,.0f}",
+            f"{m['plug_in_persons']:,.0f}",
+            f"{m['imputed_persons']:,.1f}",
+            f"{m['recal_imputed_persons']:,.1f}",
+        ],
+        [
+            "record pairs inside persons",
+            f"{m['true_pairs']:,.0f}",
+            f"{m['plug_in_pairs']:,.0f}",
+            f"{m['imputed_pairs']:,.1f}",
+            f"{m['recal_imputed_pairs']:,.1f}",
+        ],
+        [
+            "… of which truly one person",
+            f"{m['true_pairs']:,.0f}",
+            f"{m['plug_in_true_pairs']:,.0f}",
+            f"{m['imputed_true_pairs']:,.1f}",
+            f"{m['recal_imputed_true_pairs']:,.1f}",
+        ],
+        [
+            "true matches among candidate pairs vs Σp",
+            f"{cal[0]:,.0f}",
+            "–",
+            f"{cal[1]:,.1f}",
+            f"{cal[2]:,.1f}",
+        ],
     ]
 
 
@@ -463,8 +621,14 @@ def render(rows: list[dict], args, wall: float, timing_result: dict | None) -> s
     failed = [r for r in rows if r.get("error")]
     sizes = sorted({r["size"] for r in ok})
     recs = [r["records"] for r in ok]
-    title = "## Linkage uncertainty: coverage of linkage-aware intervals" + {
-        "main": "", "aliases": ", worlds with alias identities", "noisy": ", heavier recording noise"}[args.variant]
+    title = (
+        "## Linkage uncertainty: coverage of linkage-aware intervals"
+        + {
+            "main": "",
+            "aliases": ", worlds with alias identities",
+            "noisy": ", heavier recording noise",
+        }[args.variant]
+    )
     lines = [
         title,
         "",
@@ -496,12 +660,26 @@ def render(rows: list[dict], args, wall: float, timing_result: dict | None) -> s
         "bias and RMSE relative to the true N; width = median interval width / N; "
         "linkage share = mean share of the variance due to linkage.",
         "",
-        common.table(["estimator", "method", "worlds", "rel. bias", "rel. RMSE", "width", "coverage", "linkage share"],
-                     summarise(rows)),
+        common.table(
+            [
+                "estimator",
+                "method",
+                "worlds",
+                "rel. bias",
+                "rel. RMSE",
+                "width",
+                "coverage",
+                "linkage share",
+            ],
+            summarise(rows),
+        ),
         "",
         "Do the imputed clusterings reproduce the true links? (means over worlds; imputed = 20 draws per world)",
         "",
-        common.table(["", "truth", "plug-in", "imputed (engine p)", "imputed (recalibrated p)"], link_check(rows)),
+        common.table(
+            ["", "truth", "plug-in", "imputed (engine p)", "imputed (recalibrated p)"],
+            link_check(rows),
+        ),
     ]
     if timing_result:
         lines += ["", _timing_text(timing_result)]
@@ -510,9 +688,19 @@ def render(rows: list[dict], args, wall: float, timing_result: dict | None) -> s
 
 #: --noisy: recording-noise rates of a worse registration practice (defaults in docs/simulator.md)
 NOISY_RATES = {
-    "transliteration": 0.30, "compound": 0.35, "diacritics_dropped": 0.6, "typo": 0.08, "name_swap": 0.10,
-    "birth_default": 0.15, "birth_year_only": 0.06, "birth_month_year": 0.03, "birth_day_month_swap": 0.10,
-    "nationality_wrong": 0.06, "v_number_missing_police": 0.5, "v_number_missing_iom": 0.4, "v_number_mistyped": 0.03,
+    "transliteration": 0.30,
+    "compound": 0.35,
+    "diacritics_dropped": 0.6,
+    "typo": 0.08,
+    "name_swap": 0.10,
+    "birth_default": 0.15,
+    "birth_year_only": 0.06,
+    "birth_month_year": 0.03,
+    "birth_day_month_swap": 0.10,
+    "nationality_wrong": 0.06,
+    "v_number_missing_police": 0.5,
+    "v_number_missing_iom": 0.4,
+    "v_number_mistyped": 0.03,
 }
 NOISY_TEXT = (
     "Heavier recording noise than the simulator's defaults, no alias identities: "
@@ -543,13 +731,15 @@ def _mean_seconds(rows: list[dict]) -> float:
 
 
 def _timing_text(t: dict) -> str:
-    return (f"Timing (`--timing`): M = {t['imputations']} imputations of the ZTP regression on a world of "
-            f"true N = {t['size']:,} with "
-            f"{t['records']:,} validated registrations ({t['pairs']:,} scored pairs) took "
-            f"**{t['mi_s']:.0f} s** with {t['workers']} worker processes (bar: < 120 s); "
-            f"simulating and validating the world took {t['simulate_validate_s']:.0f} s and linking it "
-            f"{t['link_s']:.0f} s (not part of the bar). Share of variance due to linkage: "
-            f"{100 * t['linkage_variance_share']:.0f}%.")
+    return (
+        f"Timing (`--timing`): M = {t['imputations']} imputations of the ZTP regression on a world of "
+        f"true N = {t['size']:,} with "
+        f"{t['records']:,} validated registrations ({t['pairs']:,} scored pairs) took "
+        f"**{t['mi_s']:.0f} s** with {t['workers']} worker processes (bar: < 120 s); "
+        f"simulating and validating the world took {t['simulate_validate_s']:.0f} s and linking it "
+        f"{t['link_s']:.0f} s (not part of the bar). Share of variance due to linkage: "
+        f"{100 * t['linkage_variance_share']:.0f}%."
+    )
 
 
 # ----------------------------------------------------------------------------- main
@@ -560,8 +750,12 @@ def _worker(args_tuple):
     except Exception as exc:  # a failed world is reported, not fatal
         import traceback
 
-        return {"seed": seed, "size": size, "error": f"{type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exc()[-2000:]}
+        return {
+            "seed": seed,
+            "size": size,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc()[-2000:],
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -571,18 +765,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=5000, help="true population size N of each world")
     ap.add_argument("--imputations", type=int, default=20)
     ap.add_argument("--processes", type=int, default=2, help="worlds run in parallel")
-    ap.add_argument("--no-raw-mi", action="store_true", help="skip (b), imputation from the engine's probabilities")
+    ap.add_argument(
+        "--no-raw-mi",
+        action="store_true",
+        help="skip (b), imputation from the engine's probabilities",
+    )
     ap.add_argument("--resume", action="store_true", help="keep worlds already in the results file")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--timing", action="store_true", help="only the M = 50 / 100,000-record timing")
     ap.add_argument("--timing-records", type=int, default=100_000)
-    ap.add_argument("--summary-only", action="store_true", help="re-render the section from the results file")
+    ap.add_argument(
+        "--summary-only", action="store_true", help="re-render the section from the results file"
+    )
     ap.add_argument("--no-docs", action="store_true")
-    ap.add_argument("--aliases", action="store_true",
-                    help="keep the simulator's alias identities; adds the information-ceiling rows "
-                         "(section linkage-uncertainty-aliases)")
-    ap.add_argument("--noisy", action="store_true",
-                    help="heavier recording noise, no aliases (section linkage-uncertainty-noisy)")
+    ap.add_argument(
+        "--aliases",
+        action="store_true",
+        help="keep the simulator's alias identities; adds the information-ceiling rows "
+        "(section linkage-uncertainty-aliases)",
+    )
+    ap.add_argument(
+        "--noisy",
+        action="store_true",
+        help="heavier recording noise, no aliases (section linkage-uncertainty-noisy)",
+    )
     args = ap.parse_args(argv)
     if args.aliases and args.noisy:
         ap.error("--aliases and --noisy are separate studies")
@@ -642,10 +848,24 @@ def _record(row: dict, done: dict, path: Path) -> None:
     if row.get("results"):
         done[row["seed"]] = row
         r = row["results"]
-        parts = [f"{k} {v['n_hat']:,.0f}" if "n_hat" in v else f"{k} failed" for k, v in r.items()
-                 if k in ("ztp_truth", "ztp_plug_in", "ztp_mi", "dse_truth", "dse_plug_in", "dse_mi", "dse_dct")]
-        print(f"world {row['seed']}: {row['records']:,} records, {', '.join(parts)} | {row['seconds']['total']:.0f} s",
-              flush=True)
+        parts = [
+            f"{k} {v['n_hat']:,.0f}" if "n_hat" in v else f"{k} failed"
+            for k, v in r.items()
+            if k
+            in (
+                "ztp_truth",
+                "ztp_plug_in",
+                "ztp_mi",
+                "dse_truth",
+                "dse_plug_in",
+                "dse_mi",
+                "dse_dct",
+            )
+        ]
+        print(
+            f"world {row['seed']}: {row['records']:,} records, {', '.join(parts)} | {row['seconds']['total']:.0f} s",
+            flush=True,
+        )
     else:
         print(f"world {row['seed']}: FAILED {row.get('error')}", flush=True)
         print(row.get("traceback", ""), file=sys.stderr, flush=True)

@@ -33,13 +33,29 @@ import bench_linkage_common as common  # noqa: E402
 
 #: Columns of records.parquet that the Splink model sees.
 SPLINK_COLUMNS = [
-    "record_id", "source", "family_name", "given_name", "family_name_key", "given_name_key",
-    "birth_date", "birth_year", "sex", "nationality_iso3", "nationality_region", "v_number",
+    "record_id",
+    "source",
+    "family_name",
+    "given_name",
+    "family_name_key",
+    "given_name_key",
+    "birth_date",
+    "birth_year",
+    "sex",
+    "nationality_iso3",
+    "nationality_region",
+    "v_number",
 ]
 
 
 # ------------------------------------------------------------------------ the world
-def build_world(workdir: Path, *, seed: int | None = None, police_target: int | None = None, sources=("police", "iom")):
+def build_world(
+    workdir: Path,
+    *,
+    seed: int | None = None,
+    police_target: int | None = None,
+    sources=("police", "iom"),
+):
     """Simulate, write and validate a world; return (records, truth, note).
 
     ``truth`` has record_id, source and the true person_id of every validated record
@@ -64,7 +80,9 @@ def build_world(workdir: Path, *, seed: int | None = None, police_target: int | 
     result = validate_extracts(inputs, as_of=config.period_end)
     records = result.records
     truth = records.select("record_id", "source", "source_row").join(
-        world.records.select("source", "source_row", "person_id", "identity"), on=["source", "source_row"], how="left"
+        world.records.select("source", "source_row", "person_id", "identity"),
+        on=["source", "source_row"],
+        how="left",
     )
     if truth["person_id"].null_count():
         raise RuntimeError("validated records that do not map to a simulated registration")
@@ -92,16 +110,29 @@ def linkable_truth(records, truth):
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    d = (records.select("record_id", "v_number").join(truth.select("record_id", "person_id", "identity"), on="record_id")
-         .sort("record_id").with_row_index("_i"))
+    d = (
+        records.select("record_id", "v_number")
+        .join(truth.select("record_id", "person_id", "identity"), on="record_id")
+        .sort("record_id")
+        .with_row_index("_i")
+    )
     same = d.join(d, on="person_id", suffix="_r").filter(
         (pl.col("_i") < pl.col("_i_r"))
-        & ((pl.col("identity") == pl.col("identity_r")) | (pl.col("v_number") == pl.col("v_number_r")).fill_null(False)))
+        & (
+            (pl.col("identity") == pl.col("identity_r"))
+            | (pl.col("v_number") == pl.col("v_number_r")).fill_null(False)
+        )
+    )
     n = d.height
-    graph = coo_matrix((np.ones(same.height), (same["_i"].to_numpy(), same["_i_r"].to_numpy())), shape=(n, n))
+    graph = coo_matrix(
+        (np.ones(same.height), (same["_i"].to_numpy(), same["_i_r"].to_numpy())), shape=(n, n)
+    )
     _, labels = connected_components(graph, directed=False)
-    return d.select("record_id", pl.Series("person_id", labels.astype(np.int64))).join(
-        truth.select("record_id", "source"), on="record_id").select("record_id", "source", "person_id")
+    return (
+        d.select("record_id", pl.Series("person_id", labels.astype(np.int64)))
+        .join(truth.select("record_id", "source"), on="record_id")
+        .select("record_id", "source", "person_id")
+    )
 
 
 # --------------------------------------------------------------------------- Splink
@@ -175,9 +206,16 @@ def worker_splink(inputs: list[str], out: Path) -> dict:
     start = time.perf_counter()
     db = DuckDBAPI()
     df = splink_frame(pd.read_parquet(inputs[0]))
-    by_source = [db.register(g.drop(columns=["source"]), dataset_display_name=str(s)) for s, g in df.groupby("source", sort=True)]
+    by_source = [
+        db.register(g.drop(columns=["source"]), dataset_display_name=str(s))
+        for s, g in df.groupby("source", sort=True)
+    ]
     link_type = "link_and_dedupe" if len(by_source) > 1 else "dedupe_only"
-    linker = Linker(by_source if len(by_source) > 1 else by_source[0], splink_settings(link_type), log_level=logging.WARNING)
+    linker = Linker(
+        by_source if len(by_source) > 1 else by_source[0],
+        splink_settings(link_type),
+        log_level=logging.WARNING,
+    )
     deterministic, em_rules = _splink_rules()
     linker.training.estimate_probability_two_random_records_match(deterministic, recall=0.7)
     linker.training.estimate_u_using_random_sampling(max_pairs=1e7, seed=1)
@@ -202,7 +240,9 @@ def worker_recapture(inputs: list[str], out: Path) -> dict:
     start = time.perf_counter()
     records = pl.read_parquet(inputs[0])
     result = link_records(records, LinkageSettings.default())
-    result.pairs.select("record_id_l", "record_id_r", "match_probability").write_parquet(out / "pairs.parquet")
+    result.pairs.select("record_id_l", "record_id_r", "match_probability").write_parquet(
+        out / "pairs.parquet"
+    )
     result.clusters.select("record_id", "person_id").write_parquet(out / "clusters.parquet")
     wall = time.perf_counter() - start
     return {"wall_s": wall, "n_pairs": result.pairs.height, "threshold": float(result.threshold)}
@@ -242,7 +282,9 @@ def estimates(assign, records) -> dict:
     """The three estimates from a record → person assignment (police counts; IOM in target)."""
     import polars as pl
 
-    rec = records.select("record_id", "source", *(["in_target"] if "in_target" in records.columns else []))
+    rec = records.select(
+        "record_id", "source", *(["in_target"] if "in_target" in records.columns else [])
+    )
     joined = assign.select("record_id", "person_id").join(rec, on="record_id", how="inner")
     police = joined.filter(pl.col("source") == "police").group_by("person_id").len()
     iom_rows = joined.filter(pl.col("source") == "iom")
@@ -280,7 +322,9 @@ def clusters_at(pairs, record_ids, threshold: float):
     return pl.DataFrame({"record_id": ids, "person_id": labels.astype(np.int64)})
 
 
-def evaluate(tool: str, label: str, pairs, clusters, truth, records, threshold, linkable=None) -> dict:
+def evaluate(
+    tool: str, label: str, pairs, clusters, truth, records, threshold, linkable=None
+) -> dict:
     import polars as pl
 
     from recapture.linkage import evaluation as ev
@@ -288,14 +332,27 @@ def evaluate(tool: str, label: str, pairs, clusters, truth, records, threshold, 
     truth = truth.select("record_id", "source", "person_id")
     out = {}
     if linkable is not None:  # the same F1 against the persons an oracle could form
-        out["police_f1_linkable"] = ev.pairwise_metrics_from_clusters(clusters, linkable, "police").f1
-        out["link_f1_linkable"] = ev.pairwise_metrics_from_clusters(clusters, linkable, ("police", "iom")).f1
+        out["police_f1_linkable"] = ev.pairwise_metrics_from_clusters(
+            clusters, linkable, "police"
+        ).f1
+        out["link_f1_linkable"] = ev.pairwise_metrics_from_clusters(
+            clusters, linkable, ("police", "iom")
+        ).f1
     if pairs is None:  # the oracle's clusters: no scored pairs
         police = ev.pairwise_metrics_from_clusters(clusters, truth, "police")
         link = ev.pairwise_metrics_from_clusters(clusters, truth, ("police", "iom"))
-        return {**out, "tool": label, "threshold": float("nan"), "police_precision": police.precision,
-                "police_recall": police.recall, "police_f1": police.f1, "link_precision": link.precision,
-                "link_recall": link.recall, "link_f1": link.f1, "estimates": estimates(clusters, records)}
+        return {
+            **out,
+            "tool": label,
+            "threshold": float("nan"),
+            "police_precision": police.precision,
+            "police_recall": police.recall,
+            "police_f1": police.f1,
+            "link_precision": link.precision,
+            "link_recall": link.recall,
+            "link_f1": link.f1,
+            "estimates": estimates(clusters, records),
+        }
     labelled = ev.label_pairs(pairs, truth)
     p, y = labelled["match_probability"], labelled["is_match"]
     middle = labelled.filter(pl.col("match_probability").is_between(0.01, 0.99))
@@ -314,7 +371,9 @@ def evaluate(tool: str, label: str, pairs, clusters, truth, records, threshold, 
         "link_f1": link.f1,
         "pair_completeness": ev.blocking_metrics(pairs, truth).pair_completeness,
         "ece": ev.expected_calibration_error(p, y),
-        "ece_middle": ev.expected_calibration_error(middle["match_probability"], middle["is_match"]) if middle.height else float("nan"),
+        "ece_middle": ev.expected_calibration_error(middle["match_probability"], middle["is_match"])
+        if middle.height
+        else float("nan"),
         "brier": ev.brier_score(p, y),
         "reliability": ev.reliability_table(p, y, n_bins=10),
         "persons_found": cm.persons_found,
@@ -325,7 +384,9 @@ def evaluate(tool: str, label: str, pairs, clusters, truth, records, threshold, 
     }
 
 
-def simulated_review(pairs, records, truth, threshold: float, workdir: Path, sample_size: int = 300) -> dict:
+def simulated_review(
+    pairs, records, truth, threshold: float, workdir: Path, sample_size: int = 300
+) -> dict:
     """Clerical review with the truth as the reviewer: estimated vs actual error rates."""
     import polars as pl
 
@@ -333,7 +394,9 @@ def simulated_review(pairs, records, truth, threshold: float, workdir: Path, sam
     from recapture.linkage.review import export_review_sample, review_error_rates
 
     path = workdir / "review.csv"
-    sample = export_review_sample(pairs, records, path, threshold=threshold, sample_size=sample_size, seed=1)
+    sample = export_review_sample(
+        pairs, records, path, threshold=threshold, sample_size=sample_size, seed=1
+    )
     labelled = ev.label_pairs(sample.drop("label"), truth).with_columns(
         label=pl.when(pl.col("is_match")).then(pl.lit("match")).otherwise(pl.lit("non-match"))
     )
@@ -347,20 +410,31 @@ def simulated_review(pairs, records, truth, threshold: float, workdir: Path, sam
         "missed": (
             est.missed_link_rate,
             est.missed_link_rate_ci,
-            float((all_labelled["is_match"] & (all_labelled["match_probability"] < threshold)).sum() / all_labelled["is_match"].sum()),
+            float(
+                (all_labelled["is_match"] & (all_labelled["match_probability"] < threshold)).sum()
+                / all_labelled["is_match"].sum()
+            ),
         ),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seed", type=int, default=None, help="simulation seed (default: the simulator's)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--seed", type=int, default=None, help="simulation seed (default: the simulator's)"
+    )
     ap.add_argument("--tools", default="recapture,splink")
     ap.add_argument("--peer-python", default=None)
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--no-docs", action="store_true")
-    ap.add_argument("--seeds", default=None, metavar="A-B",
-                    help="instead: recapture alone on worlds with seeds A..B (and the default seed)")
+    ap.add_argument(
+        "--seeds",
+        default=None,
+        metavar="A-B",
+        help="instead: recapture alone on worlds with seeds A..B (and the default seed)",
+    )
     common.add_worker_arguments(ap)
     args = ap.parse_args(argv)
     if common.run_as_worker(args, WORKERS, with_task=False):
@@ -383,22 +457,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{note} ({time.perf_counter() - t0:.0f} s)", flush=True)
         true_est = estimates(truth, records)
         linkable = linkable_truth(records, truth)
-        rows.append(evaluate("oracle", "information ceiling (oracle)", None, linkable, truth, records, None))
+        rows.append(
+            evaluate("oracle", "information ceiling (oracle)", None, linkable, truth, records, None)
+        )
         for tool in [t for t in args.tools.split(",") if t]:
             python = sys.executable if tool == "recapture" else common.peer_python(args.peer_python)
             out = workdir / tool
-            res = common.run_worker(python, Path(__file__), [tool, "--inputs", str(records_path), "--out", str(out)], args.timeout)
+            res = common.run_worker(
+                python,
+                Path(__file__),
+                [tool, "--inputs", str(records_path), "--out", str(out)],
+                args.timeout,
+            )
             if res["status"] != "ok":
                 failures.append((tool, res))
                 print(f"{tool}: {res['status']}\n{res.get('error', '')}", file=sys.stderr)
                 continue
             pairs = pl.read_parquet(out / "pairs.parquet")
             if tool == "recapture":
-                variants = [("recapture", res["threshold"], pl.read_parquet(out / "clusters.parquet"))]
+                variants = [
+                    ("recapture", res["threshold"], pl.read_parquet(out / "clusters.parquet"))
+                ]
             else:
-                exp = expected_metrics_by_threshold(pairs["match_probability"], thresholds=[x / 100 for x in range(1, 100)])
+                exp = expected_metrics_by_threshold(
+                    pairs["match_probability"], thresholds=[x / 100 for x in range(1, 100)]
+                )
                 best = float(exp.sort("expected_f1", descending=True)["threshold"][0])
-                variants = [(f"{tool} p≥0.5", 0.5, None), (f"{tool} p≥{best:.2f} (best expected F1)", best, None)]
+                variants = [
+                    (f"{tool} p≥0.5", 0.5, None),
+                    (f"{tool} p≥{best:.2f} (best expected F1)", best, None),
+                ]
             for label, threshold, clusters in variants:
                 if clusters is None:
                     clusters = clusters_at(pairs, records["record_id"], threshold)
@@ -415,7 +503,9 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     if not args.no_docs:
-        common.write_section("linkage-world", render(rows, failures, true_est, note, info, args.seed))
+        common.write_section(
+            "linkage-world", render(rows, failures, true_est, note, info, args.seed)
+        )
     return 0 if not failures else 1
 
 
@@ -431,10 +521,25 @@ def run_seed(seed: int | None) -> dict:
     start = time.perf_counter()
     result = link_records(records, LinkageSettings.default())
     wall = time.perf_counter() - start
-    row = evaluate("recapture", "recapture", result.pairs, result.clusters, truth, records, result.threshold, linkable)
+    row = evaluate(
+        "recapture",
+        "recapture",
+        result.pairs,
+        result.clusters,
+        truth,
+        records,
+        result.threshold,
+        linkable,
+    )
     oracle = evaluate("oracle", "oracle", None, linkable, truth, records, None)
-    return {"seed": seed, "records": records.height, "wall_s": wall, "recapture": row, "oracle": oracle,
-            "truth": estimates(truth, records)}
+    return {
+        "seed": seed,
+        "records": records.height,
+        "wall_s": wall,
+        "recapture": row,
+        "oracle": oracle,
+        "truth": estimates(truth, records),
+    }
 
 
 def main_seeds(args) -> int:
@@ -448,9 +553,12 @@ def main_seeds(args) -> int:
         r = run_seed(seed)
         results.append(r)
         rc, o, t = r["recapture"], r["oracle"], r["truth"]
-        print(f"seed {seed}: police F1 {rc['police_f1']:.4f} link F1 {rc['link_f1']:.4f} (linkable {rc['link_f1_linkable']:.4f}, "
-              f"oracle R {o['link_recall']:.4f})  ZTP {_dev(rc['estimates']['ztp'], t['ztp'])} (oracle {_dev(o['estimates']['ztp'], t['ztp'])})  "
-              f"Chapman {_dev(rc['estimates']['chapman'], t['chapman'])} (oracle {_dev(o['estimates']['chapman'], t['chapman'])})", flush=True)
+        print(
+            f"seed {seed}: police F1 {rc['police_f1']:.4f} link F1 {rc['link_f1']:.4f} (linkable {rc['link_f1_linkable']:.4f}, "
+            f"oracle R {o['link_recall']:.4f})  ZTP {_dev(rc['estimates']['ztp'], t['ztp'])} (oracle {_dev(o['estimates']['ztp'], t['ztp'])})  "
+            f"Chapman {_dev(rc['estimates']['chapman'], t['chapman'])} (oracle {_dev(o['estimates']['chapman'], t['chapman'])})",
+            flush=True,
+        )
     if not args.no_docs:
         common.write_section("linkage-world-seeds", render_seeds(results, args.seeds, info))
     return 0
@@ -462,43 +570,105 @@ def render_seeds(results: list[dict], seeds_arg: str, info: dict) -> str:
     def dev(r, who, key):
         return 100 * (r[who]["estimates"][key] / r["truth"][key] - 1) if who != "truth" else 0.0
 
-    rows, cols = [], {k: [] for k in ("pf1", "lf1", "plf1", "llf1", "opf1", "olf1", "ztp", "oztp", "chao", "ochao", "chap", "ochap")}
+    rows, cols = (
+        [],
+        {
+            k: []
+            for k in (
+                "pf1",
+                "lf1",
+                "plf1",
+                "llf1",
+                "opf1",
+                "olf1",
+                "ztp",
+                "oztp",
+                "chao",
+                "ochao",
+                "chap",
+                "ochap",
+            )
+        },
+    )
     for r in results:
         rc, o = r["recapture"], r["oracle"]
-        vals = dict(pf1=rc["police_f1"], lf1=rc["link_f1"], plf1=rc["police_f1_linkable"], llf1=rc["link_f1_linkable"],
-                    opf1=o["police_f1"], olf1=o["link_f1"], ztp=dev(r, "recapture", "ztp"), oztp=dev(r, "oracle", "ztp"),
-                    chao=dev(r, "recapture", "chao"), ochao=dev(r, "oracle", "chao"),
-                    chap=dev(r, "recapture", "chapman"), ochap=dev(r, "oracle", "chapman"))
+        vals = dict(
+            pf1=rc["police_f1"],
+            lf1=rc["link_f1"],
+            plf1=rc["police_f1_linkable"],
+            llf1=rc["link_f1_linkable"],
+            opf1=o["police_f1"],
+            olf1=o["link_f1"],
+            ztp=dev(r, "recapture", "ztp"),
+            oztp=dev(r, "oracle", "ztp"),
+            chao=dev(r, "recapture", "chao"),
+            ochao=dev(r, "oracle", "chao"),
+            chap=dev(r, "recapture", "chapman"),
+            ochap=dev(r, "oracle", "chapman"),
+        )
         for k, v in vals.items():
             cols[k].append(v)
-        rows.append([r["seed"], r["records"], *(f"{vals[k]:.4f}" for k in ("pf1", "lf1", "plf1", "llf1", "opf1", "olf1")),
-                     *(f"{vals[k]:+.1f}%" for k in ("ztp", "oztp", "chao", "ochao", "chap", "ochap"))])
+        rows.append(
+            [
+                r["seed"],
+                r["records"],
+                *(f"{vals[k]:.4f}" for k in ("pf1", "lf1", "plf1", "llf1", "opf1", "olf1")),
+                *(f"{vals[k]:+.1f}%" for k in ("ztp", "oztp", "chao", "ochao", "chap", "ochap")),
+            ]
+        )
     mean = {k: float(np.mean(v)) for k, v in cols.items()}
     absmean = {k: float(np.mean(np.abs(v))) for k, v in cols.items()}
-    rows.append(["mean", "", *(f"{mean[k]:.4f}" for k in ("pf1", "lf1", "plf1", "llf1", "opf1", "olf1")),
-                 *(f"{mean[k]:+.1f}% (abs. {absmean[k]:.1f}%)" for k in ("ztp", "oztp", "chao", "ochao", "chap", "ochap"))])
-    return "\n".join([
-        "## Linkage on simulated default worlds, several seeds",
-        "",
-        f"Command: `python bench/bench_linkage_world.py --seeds {seeds_arg}`",
-        "",
-        common.machine_line(info),
-        "",
-        "The simulator's default configuration with its default seed and seeds "
-        f"{seeds_arg}; recapture with its default settings (threshold chosen without the truth). "
-        "F1 as above, against the true persons and, in the 'linkable' columns, against the persons "
-        "an oracle could form from what the records say (records of one person joined when "
-        "registered under the same identity or carrying the same V-number; see `linkable_truth`). "
-        "The oracle columns are the information ceiling: F1 of the oracle's persons against the "
-        "truth, and the deviation of its estimates from the true-person estimates. Deviations: "
-        "covariate-free truncated Poisson, Chao and Chapman from recapture's clusters (and the "
-        "oracle's) relative to the same estimates from the true persons; the mean row also gives "
-        "the mean absolute deviation (abs.).",
-        "",
-        common.table(["seed", "records", "police F1", "link F1", "police F1 linkable", "link F1 linkable",
-                      "oracle police F1", "oracle link F1", "ZTP", "oracle ZTP", "Chao", "oracle Chao",
-                      "Chapman", "oracle Chapman"], rows),
-    ])
+    rows.append(
+        [
+            "mean",
+            "",
+            *(f"{mean[k]:.4f}" for k in ("pf1", "lf1", "plf1", "llf1", "opf1", "olf1")),
+            *(
+                f"{mean[k]:+.1f}% (abs. {absmean[k]:.1f}%)"
+                for k in ("ztp", "oztp", "chao", "ochao", "chap", "ochap")
+            ),
+        ]
+    )
+    return "\n".join(
+        [
+            "## Linkage on simulated default worlds, several seeds",
+            "",
+            f"Command: `python bench/bench_linkage_world.py --seeds {seeds_arg}`",
+            "",
+            common.machine_line(info),
+            "",
+            "The simulator's default configuration with its default seed and seeds "
+            f"{seeds_arg}; recapture with its default settings (threshold chosen without the truth). "
+            "F1 as above, against the true persons and, in the 'linkable' columns, against the persons "
+            "an oracle could form from what the records say (records of one person joined when "
+            "registered under the same identity or carrying the same V-number; see `linkable_truth`). "
+            "The oracle columns are the information ceiling: F1 of the oracle's persons against the "
+            "truth, and the deviation of its estimates from the true-person estimates. Deviations: "
+            "covariate-free truncated Poisson, Chao and Chapman from recapture's clusters (and the "
+            "oracle's) relative to the same estimates from the true persons; the mean row also gives "
+            "the mean absolute deviation (abs.).",
+            "",
+            common.table(
+                [
+                    "seed",
+                    "records",
+                    "police F1",
+                    "link F1",
+                    "police F1 linkable",
+                    "link F1 linkable",
+                    "oracle police F1",
+                    "oracle link F1",
+                    "ZTP",
+                    "oracle ZTP",
+                    "Chao",
+                    "oracle Chao",
+                    "Chapman",
+                    "oracle Chapman",
+                ],
+                rows,
+            ),
+        ]
+    )
 
 
 def _dev(value: float, ref: float) -> str:
@@ -531,13 +701,41 @@ def render(rows, failures, true_est, note, info, seed) -> str:
         "Targets for recapture: F1 ≥ 0.95 on both; estimates within 3% of the true-cluster estimates.",
         "",
         common.table(
-            ["tool", "threshold", "police P", "police R", "police F1", "link P", "link R", "link F1",
-             "police F1 linkable", "link F1 linkable", "PC", "ECE", "ECE mid", "Brier", "wall s"],
             [
-                [r["tool"], r["threshold"], r["police_precision"], r["police_recall"], r["police_f1"], r["link_precision"],
-                 r["link_recall"], r["link_f1"], r.get("police_f1_linkable", "–"), r.get("link_f1_linkable", "–"),
-                 r.get("pair_completeness", "–"), r.get("ece", "–"), r.get("ece_middle", "–"), r.get("brier", "–"),
-                 f"{r['wall_s']:.1f}" if "wall_s" in r else "–"]
+                "tool",
+                "threshold",
+                "police P",
+                "police R",
+                "police F1",
+                "link P",
+                "link R",
+                "link F1",
+                "police F1 linkable",
+                "link F1 linkable",
+                "PC",
+                "ECE",
+                "ECE mid",
+                "Brier",
+                "wall s",
+            ],
+            [
+                [
+                    r["tool"],
+                    r["threshold"],
+                    r["police_precision"],
+                    r["police_recall"],
+                    r["police_f1"],
+                    r["link_precision"],
+                    r["link_recall"],
+                    r["link_f1"],
+                    r.get("police_f1_linkable", "–"),
+                    r.get("link_f1_linkable", "–"),
+                    r.get("pair_completeness", "–"),
+                    r.get("ece", "–"),
+                    r.get("ece_middle", "–"),
+                    r.get("brier", "–"),
+                    f"{r['wall_s']:.1f}" if "wall_s" in r else "–",
+                ]
                 for r in rows
             ],
         ),
@@ -556,20 +754,71 @@ def render(rows, failures, true_est, note, info, seed) -> str:
         "persons for Chapman):",
         "",
     ]
-    est_rows = [["truth", true_est["police_persons"], true_est["f1"], true_est["f2"], true_est["both"], f"{true_est['ztp']:,.0f}", f"{true_est['chao']:,.0f}", f"{true_est['chapman']:,.0f}"]]
+    est_rows = [
+        [
+            "truth",
+            true_est["police_persons"],
+            true_est["f1"],
+            true_est["f2"],
+            true_est["both"],
+            f"{true_est['ztp']:,.0f}",
+            f"{true_est['chao']:,.0f}",
+            f"{true_est['chapman']:,.0f}",
+        ]
+    ]
     for r in rows:
         e = r["estimates"]
         est_rows.append(
-            [r["tool"], e["police_persons"], e["f1"], e["f2"], e["both"],
-             f"{e['ztp']:,.0f} ({_dev(e['ztp'], true_est['ztp'])})", f"{e['chao']:,.0f} ({_dev(e['chao'], true_est['chao'])})",
-             f"{e['chapman']:,.0f} ({_dev(e['chapman'], true_est['chapman'])})"]
+            [
+                r["tool"],
+                e["police_persons"],
+                e["f1"],
+                e["f2"],
+                e["both"],
+                f"{e['ztp']:,.0f} ({_dev(e['ztp'], true_est['ztp'])})",
+                f"{e['chao']:,.0f} ({_dev(e['chao'], true_est['chao'])})",
+                f"{e['chapman']:,.0f} ({_dev(e['chapman'], true_est['chapman'])})",
+            ]
         )
-    lines.append(common.table(["clusters", "police persons", "f1", "f2", "in both", "truncated Poisson", "Chao", "Chapman"], est_rows))
+    lines.append(
+        common.table(
+            [
+                "clusters",
+                "police persons",
+                "f1",
+                "f2",
+                "in both",
+                "truncated Poisson",
+                "Chao",
+                "Chapman",
+            ],
+            est_rows,
+        )
+    )
     for r in rows:
         if r["tool"] == "recapture":
             rel = r["reliability"]
-            lines += ["", "Reliability of recapture's match probabilities (all scored candidate pairs):", ""]
-            lines.append(common.table(["bin", "pairs", "mean p", "observed match rate"], [[f"[{a:.1f}, {b:.1f}{']' if b >= 1 else ')'}", c, m, o] for a, b, c, m, o in zip(rel["lower"], rel["upper"], rel["count"], rel["mean_predicted"], rel["observed_rate"], strict=True)]))
+            lines += [
+                "",
+                "Reliability of recapture's match probabilities (all scored candidate pairs):",
+                "",
+            ]
+            lines.append(
+                common.table(
+                    ["bin", "pairs", "mean p", "observed match rate"],
+                    [
+                        [f"[{a:.1f}, {b:.1f}{']' if b >= 1 else ')'}", c, m, o]
+                        for a, b, c, m, o in zip(
+                            rel["lower"],
+                            rel["upper"],
+                            rel["count"],
+                            rel["mean_predicted"],
+                            rel["observed_rate"],
+                            strict=True,
+                        )
+                    ],
+                )
+            )
     for r in rows:
         if "review" in r:
             rv = r["review"]
@@ -584,7 +833,10 @@ def render(rows, failures, true_est, note, info, seed) -> str:
                     ["rate", "estimated", "95% interval", "actual"],
                     [
                         [name, est, f"{ci[0]:.4f} – {ci[1]:.4f}", actual]
-                        for name, (est, ci, actual) in (("precision at threshold", rv["precision"]), ("missed-link rate", rv["missed"]))
+                        for name, (est, ci, actual) in (
+                            ("precision at threshold", rv["precision"]),
+                            ("missed-link rate", rv["missed"]),
+                        )
                     ],
                 ),
             ]

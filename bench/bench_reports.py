@@ -36,7 +36,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-docs", action="store_true", help="print only; do not update docs/benchmarks.md")
+    ap.add_argument(
+        "--no-docs", action="store_true", help="print only; do not update docs/benchmarks.md"
+    )
     ap.add_argument("--no-browser", action="store_true", help="skip the Chromium check")
     args = ap.parse_args()
 
@@ -55,8 +57,11 @@ def main() -> int:
         n_records = pl.scan_parquet(run / "records.parquet").select(pl.len()).collect().item()
         n_quar = pl.scan_parquet(run / "quarantine.parquet").select(pl.len()).collect().item()
         n_pairs = pl.scan_parquet(run / "pairs.parquet").select(pl.len()).collect().item()
-        print(f"run built in {build_s:.1f} s: {n_records:,} records, {n_quar:,} quarantined, "
-              f"{n_pairs:,} candidate pairs", flush=True)
+        print(
+            f"run built in {build_s:.1f} s: {n_records:,} records, {n_quar:,} quarantined, "
+            f"{n_pairs:,} candidate pairs",
+            flush=True,
+        )
 
         out = run / "reports"
         info = run_info(run)
@@ -72,36 +77,53 @@ def main() -> int:
             t = time.perf_counter()
             path = write(out / f"{name}.html")
             seconds = time.perf_counter() - t
-            rows.append({"report": name, "seconds": seconds, "bytes": path.stat().st_size, "path": path})
+            rows.append(
+                {"report": name, "seconds": seconds, "bytes": path.stat().st_size, "path": path}
+            )
             print(f"{name:<11} {seconds:6.1f} s  {path.stat().st_size / 1024:8.0f} KiB", flush=True)
         total_s = time.perf_counter() - total_start
         peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        print(f"all reports {total_s:6.1f} s; peak RSS of the process {peak_gib:.2f} GiB "
-              f"(RSS before the reports {rss_before / 2**30:.2f} GiB)")
+        print(
+            f"all reports {total_s:6.1f} s; peak RSS of the process {peak_gib:.2f} GiB "
+            f"(RSS before the reports {rss_before / 2**30:.2f} GiB)"
+        )
 
         browser_note = "Chromium check skipped."
         if not args.no_browser and find_chromium():
             for row in rows:
                 check = check_page(row["path"])
                 row["load_s"] = check.load_seconds
-                row["clean"] = (not check.console_errors and not check.network_requests
-                                and not check.empty_plots)
+                row["clean"] = (
+                    not check.console_errors
+                    and not check.network_requests
+                    and not check.empty_plots
+                )
                 row["plots"] = len(check.plots)
-            browser_note = ("Opened in headless Chromium: load time to the load event; clean = no "
-                            "console error, no network request, no empty plot.")
+            browser_note = (
+                "Opened in headless Chromium: load time to the load event; clean = no "
+                "console error, no network request, no empty plot."
+            )
         ok_time = total_s < TARGET_SECONDS
         ok_size = all(r["bytes"] < TARGET_BYTES for r in rows)
-        print(f"targets: time {'met' if ok_time else 'MISSED'}, size {'met' if ok_size else 'MISSED'}")
+        print(
+            f"targets: time {'met' if ok_time else 'MISSED'}, size {'met' if ok_size else 'MISSED'}"
+        )
 
     shared = psutil.getloadavg()[0] > 1.5
     lines = [
-        "## Reports of a 1,000,000-record run" if args.records == 1_000_000 else f"## Reports of a {args.records:,}-record run",
+        "## Reports of a 1,000,000-record run"
+        if args.records == 1_000_000
+        else f"## Reports of a {args.records:,}-record run",
         "",
         f"Command: `python bench/bench_reports.py{'' if args.records == 1_000_000 else f' --records {args.records}'}`",
         "",
         f"Machine: {machine_line()}. Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC."
-        + (" The machine was shared with other work during the run (load average "
-           f"{psutil.getloadavg()[0]:.1f}), so times are pessimistic." if shared else ""),
+        + (
+            " The machine was shared with other work during the run (load average "
+            f"{psutil.getloadavg()[0]:.1f}), so times are pessimistic."
+            if shared
+            else ""
+        ),
         "",
         f"Synthetic run directory in the documented artifact formats (`write_example_run`): "
         f"{n_records + n_quar:,} input rows = {n_records:,} records + {n_quar:,} quarantined, "
@@ -115,9 +137,12 @@ def main() -> int:
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['report']} | {r['seconds']:.1f} | {r['bytes'] / 1024:,.0f} | {r.get('plots', '–')} | "
-                     f"{r['load_s']:.2f} |" if "load_s" in r else
-                     f"| {r['report']} | {r['seconds']:.1f} | {r['bytes'] / 1024:,.0f} | – | – |")
+        lines.append(
+            f"| {r['report']} | {r['seconds']:.1f} | {r['bytes'] / 1024:,.0f} | {r.get('plots', '–')} | "
+            f"{r['load_s']:.2f} |"
+            if "load_s" in r
+            else f"| {r['report']} | {r['seconds']:.1f} | {r['bytes'] / 1024:,.0f} | – | – |"
+        )
         if "load_s" in r:
             lines[-1] += f" {'yes' if r['clean'] else 'NO'} |"
         else:

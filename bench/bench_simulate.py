@@ -46,20 +46,24 @@ def child(size: int, seed: int, out: str) -> None:
     cpu1, simulated = cpu(), time.perf_counter()
     paths = write_world(world, out)
     cpu2, written = cpu(), time.perf_counter()
-    print(json.dumps({
-        "size": size,
-        "police_records": world.police.height,
-        "iom_records": world.iom.height,
-        "people_rows": world.people.height,
-        "simulate_s": simulated - start,
-        "write_s": written - simulated,
-        "total_s": written - start,
-        "simulate_cpu_s": cpu1 - cpu0,
-        "write_cpu_s": cpu2 - cpu1,
-        "total_cpu_s": cpu2 - cpu0,
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        "bytes": {name: Path(p).stat().st_size for name, p in paths.items()},
-    }))
+    print(
+        json.dumps(
+            {
+                "size": size,
+                "police_records": world.police.height,
+                "iom_records": world.iom.height,
+                "people_rows": world.people.height,
+                "simulate_s": simulated - start,
+                "write_s": written - simulated,
+                "total_s": written - start,
+                "simulate_cpu_s": cpu1 - cpu0,
+                "write_cpu_s": cpu2 - cpu1,
+                "total_cpu_s": cpu2 - cpu0,
+                "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                "bytes": {name: Path(p).stat().st_size for name, p in paths.items()},
+            }
+        )
+    )
 
 
 def pilot_size(records: int, seed: int) -> int:
@@ -77,7 +81,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000, help="police records to simulate")
     parser.add_argument("--seed", type=int, default=20180630)
-    parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument(
+        "--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone"
+    )
     parser.add_argument("--child", nargs=2, metavar=("SIZE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -89,7 +95,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-simulate-") as tmp:
         proc = subprocess.run(
             [sys.executable, __file__, "--seed", str(args.seed), "--child", str(size), tmp],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
     load_after = os.getloadavg()[0]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -105,15 +113,15 @@ Command: `python bench/bench_simulate.py` (default: {args.records:,} police reco
 
 Machine: {machine_line()}. Date: {now}. Load average before/after the run: {load_before:.1f} / {load_after:.1f}{" — the machine was shared with other work, so the times are upper bounds" if shared else ""}.
 
-The default, realistic model ({result['police_records'] / result['size']:.3f} police records per person) needs N = {result['size']:,} people for {result['police_records']:,} police records; the run simulates all of them, writes both extracts and the truth (`truth/people.parquet` has {result['people_rows']:,} rows, including the IOM clients outside the target population). Time and peak memory (ru_maxrss) are those of a fresh worker process.
+The default, realistic model ({result["police_records"] / result["size"]:.3f} police records per person) needs N = {result["size"]:,} people for {result["police_records"]:,} police records; the run simulates all of them, writes both extracts and the truth (`truth/people.parquet` has {result["people_rows"]:,} rows, including the IOM clients outside the target population). Time and peak memory (ru_maxrss) are those of a fresh worker process.
 
 Target: 1,000,000 police records in under {TARGET_SECONDS} s and {TARGET_GIB:g} GiB. Wall-clock seconds depend on what else runs on the machine; CPU seconds (user + system of the worker) hardly do: on an otherwise idle machine the wall time is about the CPU time or less (some steps use both cores).
 
 | police records | IOM records | people | simulate s (CPU s) | write s (CPU s) | total s (CPU s) | peak GiB | wall-clock target met |
 |---|---|---|---|---|---|---|---|
-| {result['police_records']:,} | {result['iom_records']:,} | {result['people_rows']:,} | {result['simulate_s']:.1f} ({result['simulate_cpu_s']:.1f}) | {result['write_s']:.1f} ({result['write_cpu_s']:.1f}) | {result['total_s']:.1f} ({result['total_cpu_s']:.1f}) | {result['peak_rss_gib']:.2f} | {"yes" if ok_time and ok_mem else "no"} |
+| {result["police_records"]:,} | {result["iom_records"]:,} | {result["people_rows"]:,} | {result["simulate_s"]:.1f} ({result["simulate_cpu_s"]:.1f}) | {result["write_s"]:.1f} ({result["write_cpu_s"]:.1f}) | {result["total_s"]:.1f} ({result["total_cpu_s"]:.1f}) | {result["peak_rss_gib"]:.2f} | {"yes" if ok_time and ok_mem else "no"} |
 
-Files: police.csv {mib['police']:.0f} MiB, iom.csv {mib['iom']:.0f} MiB, truth/people.parquet {mib['truth_people']:.0f} MiB, truth/records.parquet {mib['truth_records']:.0f} MiB.
+Files: police.csv {mib["police"]:.0f} MiB, iom.csv {mib["iom"]:.0f} MiB, truth/people.parquet {mib["truth_people"]:.0f} MiB, truth/records.parquet {mib["truth_records"]:.0f} MiB.
 """
     print(md)
     if not args.no_docs:

@@ -46,10 +46,27 @@ def _run_simulate(args: argparse.Namespace) -> int:
 
 @command("simulate", "simulate a registration world with known truth")(_run_simulate)
 def _add_simulate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("out", type=Path, metavar="OUT", help="output directory (police.csv, iom.csv, truth/, manifest.json)")
-    p.add_argument("--config", type=Path, metavar="FILE", help="simulation TOML; every key optional (see docs/simulator.md)")
-    p.add_argument("--size", type=int, metavar="N", help="true population size N (default 23,000; overrides the file)")
-    p.add_argument("--seed", type=int, metavar="S", help="random seed (default 20180630; overrides the file)")
+    p.add_argument(
+        "out",
+        type=Path,
+        metavar="OUT",
+        help="output directory (police.csv, iom.csv, truth/, manifest.json)",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="simulation TOML; every key optional (see docs/simulator.md)",
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        metavar="N",
+        help="true population size N (default 23,000; overrides the file)",
+    )
+    p.add_argument(
+        "--seed", type=int, metavar="S", help="random seed (default 20180630; overrides the file)"
+    )
 
 
 # ----------------------------------------------------------------------------- validate
@@ -77,21 +94,41 @@ def _run_validate(args: argparse.Namespace) -> int:
             raise RecaptureError(f"--as-of: not an ISO date (yyyy-mm-dd): {args.as_of!r}") from None
     result = validate_extracts(inputs, args.out, as_of=as_of, run_id=args.run_id)
     totals = result.summary["totals"]
-    print(f"{totals['rows_in']} rows in: {totals['records']} records, "
-          f"{totals['quarantined']} quarantined -> {args.out}")
+    print(
+        f"{totals['rows_in']} rows in: {totals['records']} records, "
+        f"{totals['quarantined']} quarantined -> {args.out}"
+    )
     return 0
 
 
 @command("validate", "validate and standardise raw extracts into records.parquet")(_run_validate)
 def _add_validate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("extracts", nargs="*", metavar="EXTRACT",
-                   help="extract whose file name names a built-in definition (police.csv, iom.csv)")
-    p.add_argument("-i", "--input", nargs=2, action="append", metavar=("DEFINITION", "PATH"),
-                   help="an extract and its source definition (built-in name or .toml path); repeatable")
-    p.add_argument("-o", "--out", required=True, metavar="DIR",
-                   help="directory for records.parquet, quarantine.parquet, validation_summary.json")
-    p.add_argument("--as-of", metavar="YYYY-MM-DD",
-                   help="date that 'future' dates are judged against (default: today)")
+    p.add_argument(
+        "extracts",
+        nargs="*",
+        metavar="EXTRACT",
+        help="extract whose file name names a built-in definition (police.csv, iom.csv)",
+    )
+    p.add_argument(
+        "-i",
+        "--input",
+        nargs=2,
+        action="append",
+        metavar=("DEFINITION", "PATH"),
+        help="an extract and its source definition (built-in name or .toml path); repeatable",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="directory for records.parquet, quarantine.parquet, validation_summary.json",
+    )
+    p.add_argument(
+        "--as-of",
+        metavar="YYYY-MM-DD",
+        help="date that 'future' dates are judged against (default: today)",
+    )
     p.add_argument("--run-id", help="run id written into the artifacts' metadata")
 
 
@@ -100,7 +137,9 @@ def _run_link(args: argparse.Namespace) -> int:
     from recapture.linkage import LinkageSettings, link_records, write_linkage
     from recapture.linkage.engine import read_records
 
-    settings = LinkageSettings.from_toml(args.settings) if args.settings else LinkageSettings.default()
+    settings = (
+        LinkageSettings.from_toml(args.settings) if args.settings else LinkageSettings.default()
+    )
     if args.threshold is not None:
         settings.threshold = args.threshold
         settings.check()
@@ -119,8 +158,12 @@ def _run_link(args: argparse.Namespace) -> int:
 def _add_link(p: argparse.ArgumentParser) -> None:
     p.add_argument("records", type=Path, help="records.parquet from 'recapture validate'")
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--settings", type=Path, help="linkage settings TOML (default: built-in settings)")
-    p.add_argument("--threshold", type=_threshold_arg, help="match-probability threshold, or 'auto'")
+    p.add_argument(
+        "--settings", type=Path, help="linkage settings TOML (default: built-in settings)"
+    )
+    p.add_argument(
+        "--threshold", type=_threshold_arg, help="match-probability threshold, or 'auto'"
+    )
 
 
 def _threshold_arg(text: str) -> float | str:
@@ -134,9 +177,25 @@ def _threshold_arg(text: str) -> float | str:
 
 # ----------------------------------------------------------------------------- estimate
 #: estimate options that are not estimator options (everything else is passed on by name)
-_ESTIMATE_CLI_ONLY = {"command", "debug", "quiet", "_run", "input", "model", "out", "level", "missing",
-                      "merge_sparse_levels", "imputations", "imputation_workers", "thresholds",
-                      "analytic_linkage", "records", "pairs", "clusters"}
+_ESTIMATE_CLI_ONLY = {
+    "command",
+    "debug",
+    "quiet",
+    "_run",
+    "input",
+    "model",
+    "out",
+    "level",
+    "missing",
+    "merge_sparse_levels",
+    "imputations",
+    "imputation_workers",
+    "thresholds",
+    "analytic_linkage",
+    "records",
+    "pairs",
+    "clusters",
+}
 
 
 def _run_estimate(args: argparse.Namespace) -> int:
@@ -172,13 +231,20 @@ def _run_estimate(args: argparse.Namespace) -> int:
     aware = result.extra.get("linkage_aware")
     if aware:
         lo, hi = result.confint(None, args.level)
-        print(f"  linkage: model interval {lo:,.1f} – {hi:,.1f}; linkage-aware ({aware.get('method')}) "
-              f"N̂ {aware['population_size']:,.1f}, {aware['lower']:,.1f} – {aware['upper']:,.1f}"
-              + (f", {aware['linkage_variance_share']:.1%} of the variance from linkage"
-                 if aware.get("linkage_variance_share") is not None else ""))
+        print(
+            f"  linkage: model interval {lo:,.1f} – {hi:,.1f}; linkage-aware ({aware.get('method')}) "
+            f"N̂ {aware['population_size']:,.1f}, {aware['lower']:,.1f} – {aware['upper']:,.1f}"
+            + (
+                f", {aware['linkage_variance_share']:.1%} of the variance from linkage"
+                if aware.get("linkage_variance_share") is not None
+                else ""
+            )
+        )
     for row in result.extra.get("threshold_sensitivity") or []:
-        print(f"  threshold {row['threshold']:<5g} N̂ {row['population_size']:>12,.1f}  "
-              f"({row['lower']:,.1f} – {row['upper']:,.1f})")
+        print(
+            f"  threshold {row['threshold']:<5g} N̂ {row['population_size']:>12,.1f}  "
+            f"({row['lower']:,.1f} – {row['upper']:,.1f})"
+        )
     if args.out:
         payload = result.to_dict(level=args.level)
         payload["input"] = str(args.input)
@@ -211,18 +277,36 @@ def _linkage_aware(args: argparse.Namespace, estimator, result):
         read_linkage_inputs,
     )
 
-    inputs = read_linkage_inputs(args.input, records=args.records, pairs=args.pairs, clusters=args.clusters)
+    inputs = read_linkage_inputs(
+        args.input, records=args.records, pairs=args.pairs, clusters=args.clusters
+    )
     thresholds = [float(t) for t in args.thresholds.split(",")] if args.thresholds else []
-    options = UncertaintyOptions(imputations=args.imputations or 0, thresholds=thresholds,
-                                 workers=args.imputation_workers, analytic=args.analytic_linkage,
-                                 seed=args.seed if args.seed is not None else 0, level=args.level)
+    options = UncertaintyOptions(
+        imputations=args.imputations or 0,
+        thresholds=thresholds,
+        workers=args.imputation_workers,
+        analytic=args.analytic_linkage,
+        seed=args.seed if args.seed is not None else 0,
+        level=args.level,
+    )
     options.check(where="--")
     sources, rules = persons_rules(args.input)
     listed = estimator.options.get("lists") or ""
-    lists = [c.strip().removeprefix("in_") for c in (listed.split(",") if isinstance(listed, str) else listed) if c]
-    return linkage_aware_estimate(result, estimator=estimator, options=options, sources=sources, rules=rules,
-                                  lists=lists if lists and len(lists) == 2 else None,
-                                  seed=options.seed or 0, **inputs)
+    lists = [
+        c.strip().removeprefix("in_")
+        for c in (listed.split(",") if isinstance(listed, str) else listed)
+        if c
+    ]
+    return linkage_aware_estimate(
+        result,
+        estimator=estimator,
+        options=options,
+        sources=sources,
+        rules=rules,
+        lists=lists if lists and len(lists) == 2 else None,
+        seed=options.seed or 0,
+        **inputs,
+    )
 
 
 def _parse_reference(items: list[str]) -> dict[str, str]:
@@ -247,23 +331,51 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="write the estimate as JSON here (estimates.json)")
     p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
     single = p.add_argument_group("single-source count models (ztpoisson … chao)")
-    single.add_argument("--formula", help="covariates of log λ, e.g. '~ sex + age_class' (default '~ 1')")
-    single.add_argument("--count-col", dest="count", help="column with each person's number of captures, e.g. n_police")
+    single.add_argument(
+        "--formula", help="covariates of log λ, e.g. '~ sex + age_class' (default '~ 1')"
+    )
+    single.add_argument(
+        "--count-col",
+        dest="count",
+        help="column with each person's number of captures, e.g. n_police",
+    )
     single.add_argument("--weights", help="frequency-weight column (aggregated input)")
     single.add_argument("--offset", help="offset column on the log scale, e.g. log days at risk")
     single.add_argument(
-        "--reference", action="append", metavar="VAR=LEVEL", help="reference level of a factor (repeatable)"
+        "--reference",
+        action="append",
+        metavar="VAR=LEVEL",
+        help="reference level of a factor (repeatable)",
     )
     single.add_argument(
-        "--strata", action="append", metavar="COLUMN", help="report N̂ by level of this column (repeatable; default: the factors of the formula)"
+        "--strata",
+        action="append",
+        metavar="COLUMN",
+        help="report N̂ by level of this column (repeatable; default: the factors of the formula)",
     )
-    single.add_argument("--omega-formula", dest="omega_formula", help="formula of logit ω (one-inflated models; default '~ 1')")
-    single.add_argument("--alpha-formula", dest="alpha_formula", help="formula of log α (ztnegbin; default '~ 1')")
-    single.add_argument("--information", choices=["observed", "expected"], help="information matrix for the variance")
     single.add_argument(
-        "--penalty", choices=["firth", "ridge"], help="penalised fit (finite where ML runs to a boundary; default ML)"
+        "--omega-formula",
+        dest="omega_formula",
+        help="formula of logit ω (one-inflated models; default '~ 1')",
     )
-    single.add_argument("--variance", choices=["analytic", "bootstrap"], help="standard error of N̂ (default analytic)")
+    single.add_argument(
+        "--alpha-formula", dest="alpha_formula", help="formula of log α (ztnegbin; default '~ 1')"
+    )
+    single.add_argument(
+        "--information",
+        choices=["observed", "expected"],
+        help="information matrix for the variance",
+    )
+    single.add_argument(
+        "--penalty",
+        choices=["firth", "ridge"],
+        help="penalised fit (finite where ML runs to a boundary; default ML)",
+    )
+    single.add_argument(
+        "--variance",
+        choices=["analytic", "bootstrap"],
+        help="standard error of N̂ (default analytic)",
+    )
     single.add_argument(
         "--bootstrap-type",
         dest="bootstrap_type",
@@ -279,39 +391,124 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
         choices=["firth", "ridge", "none"],
         help="refit of diverging bootstrap replicates (default firth; none keeps the ML refits)",
     )
-    single.add_argument("--interval", choices=["normal", "lognormal", "bootstrap", "profile", "dark_lognormal"], help="interval shown (default normal; bootstrap with --variance bootstrap; profile is the default of the multiple-systems models)")
-    multi = p.add_argument_group("multiple systems (loglinear, petersen, chapman, closedp, closedp0)")
-    multi.add_argument("--lists", help="comma-separated 0/1 capture columns (default: every in_* column); --weights names the count column of an aggregated table")
-    multi.add_argument("--terms", help="log-linear model, e.g. '[in_police,region][in_iom,region]' or 'A*B + C' (default: main effects)")
+    single.add_argument(
+        "--interval",
+        choices=["normal", "lognormal", "bootstrap", "profile", "dark_lognormal"],
+        help="interval shown (default normal; bootstrap with --variance bootstrap; profile is the default of the multiple-systems models)",
+    )
+    multi = p.add_argument_group(
+        "multiple systems (loglinear, petersen, chapman, closedp, closedp0)"
+    )
+    multi.add_argument(
+        "--lists",
+        help="comma-separated 0/1 capture columns (default: every in_* column); --weights names the count column of an aggregated table",
+    )
+    multi.add_argument(
+        "--terms",
+        help="log-linear model, e.g. '[in_police,region][in_iom,region]' or 'A*B + C' (default: main effects)",
+    )
     multi.add_argument("--covariates", help="comma-separated covariates that stratify the table")
-    multi.add_argument("--partial-covariates", dest="partial_covariates", help="covariates missing for some people (observed in one source only), fitted by EM")
-    multi.add_argument("--passive", action="append", metavar="COVARIATE=LIST", help="passive covariate linked to one list: breaks N̂ down without changing it (repeatable)")
-    multi.add_argument("--search", choices=["stepwise", "exhaustive", "sparsemse"], help="choose the log-linear model (hierarchical; sparsemse: SparseMSE's p-value rule)")
-    multi.add_argument("--criterion", choices=["aic", "bic"], help="criterion of --search stepwise/exhaustive (default aic)")
-    multi.add_argument("--max-order", dest="max_order", type=int, help="highest interaction order searched (default 2)")
-    multi.add_argument("--pthresh", type=float, help="p-value threshold of --search sparsemse (default 0.02)")
-    multi.add_argument("--empty-overlaps", dest="empty_overlaps", choices=["drop", "keep"], help="interactions of lists that never overlap: drop their cells (SparseMSE, default) or keep them")
-    multi.add_argument("--heterogeneity", help="add Rcapture's heterogeneity to a log-linear model: Chao (LB), Poisson2, Darroch, Gamma3.5")
-    multi.add_argument("--closed-model", dest="closed_model", help="Rcapture model of closedp/closedp0, e.g. Mt, 'Mh Chao (LB)', 'Mth Darroch' (closedp0 counts: --count-col, frequencies: --weights)")
-    multi.add_argument("--dependence-thetas", dest="dependence_thetas", metavar="THETAS", help="odds ratios θ between two lists for the dependence sensitivity, e.g. 0.5,1,2")
+    multi.add_argument(
+        "--partial-covariates",
+        dest="partial_covariates",
+        help="covariates missing for some people (observed in one source only), fitted by EM",
+    )
+    multi.add_argument(
+        "--passive",
+        action="append",
+        metavar="COVARIATE=LIST",
+        help="passive covariate linked to one list: breaks N̂ down without changing it (repeatable)",
+    )
+    multi.add_argument(
+        "--search",
+        choices=["stepwise", "exhaustive", "sparsemse"],
+        help="choose the log-linear model (hierarchical; sparsemse: SparseMSE's p-value rule)",
+    )
+    multi.add_argument(
+        "--criterion",
+        choices=["aic", "bic"],
+        help="criterion of --search stepwise/exhaustive (default aic)",
+    )
+    multi.add_argument(
+        "--max-order",
+        dest="max_order",
+        type=int,
+        help="highest interaction order searched (default 2)",
+    )
+    multi.add_argument(
+        "--pthresh", type=float, help="p-value threshold of --search sparsemse (default 0.02)"
+    )
+    multi.add_argument(
+        "--empty-overlaps",
+        dest="empty_overlaps",
+        choices=["drop", "keep"],
+        help="interactions of lists that never overlap: drop their cells (SparseMSE, default) or keep them",
+    )
+    multi.add_argument(
+        "--heterogeneity",
+        help="add Rcapture's heterogeneity to a log-linear model: Chao (LB), Poisson2, Darroch, Gamma3.5",
+    )
+    multi.add_argument(
+        "--closed-model",
+        dest="closed_model",
+        help="Rcapture model of closedp/closedp0, e.g. Mt, 'Mh Chao (LB)', 'Mth Darroch' (closedp0 counts: --count-col, frequencies: --weights)",
+    )
+    multi.add_argument(
+        "--dependence-thetas",
+        dest="dependence_thetas",
+        metavar="THETAS",
+        help="odds ratios θ between two lists for the dependence sensitivity, e.g. 0.5,1,2",
+    )
     cov = p.add_argument_group("covariates of persons")
-    cov.add_argument("--missing", choices=["allocate", "level"], default="allocate",
-                     help="persons with an unknown covariate: fit on the others and allocate them "
-                          "proportionally (default), or keep 'unknown' as a level")
-    cov.add_argument("--merge-sparse-levels", dest="merge_sparse_levels", type=int, metavar="K",
-                     help="merge covariate levels with fewer than K informative persons "
-                          "(seen twice; in both lists)")
-    link = p.add_argument_group("linkage uncertainty (persons.parquet of a run; docs/linkage-uncertainty.md)")
-    link.add_argument("--imputations", type=int, metavar="M",
-                      help="draw M linkages from the match probabilities, refit, combine by Rubin's rules")
-    link.add_argument("--imputation-workers", dest="imputation_workers", type=int, metavar="W",
-                      help="processes for the imputations (default: all cores)")
-    link.add_argument("--thresholds", metavar="P,P,…", help="match thresholds for a sensitivity table, e.g. 0.3,0.5,0.9")
-    link.add_argument("--analytic-linkage", dest="analytic_linkage", action="store_true",
-                      help="Ding–Fienberg / Di Consiglio–Tuoto corrected two-list estimate")
-    link.add_argument("--records", type=Path, help="records.parquet (default: beside the persons file)")
+    cov.add_argument(
+        "--missing",
+        choices=["allocate", "level"],
+        default="allocate",
+        help="persons with an unknown covariate: fit on the others and allocate them "
+        "proportionally (default), or keep 'unknown' as a level",
+    )
+    cov.add_argument(
+        "--merge-sparse-levels",
+        dest="merge_sparse_levels",
+        type=int,
+        metavar="K",
+        help="merge covariate levels with fewer than K informative persons "
+        "(seen twice; in both lists)",
+    )
+    link = p.add_argument_group(
+        "linkage uncertainty (persons.parquet of a run; docs/linkage-uncertainty.md)"
+    )
+    link.add_argument(
+        "--imputations",
+        type=int,
+        metavar="M",
+        help="draw M linkages from the match probabilities, refit, combine by Rubin's rules",
+    )
+    link.add_argument(
+        "--imputation-workers",
+        dest="imputation_workers",
+        type=int,
+        metavar="W",
+        help="processes for the imputations (default: all cores)",
+    )
+    link.add_argument(
+        "--thresholds",
+        metavar="P,P,…",
+        help="match thresholds for a sensitivity table, e.g. 0.3,0.5,0.9",
+    )
+    link.add_argument(
+        "--analytic-linkage",
+        dest="analytic_linkage",
+        action="store_true",
+        help="Ding–Fienberg / Di Consiglio–Tuoto corrected two-list estimate",
+    )
+    link.add_argument(
+        "--records", type=Path, help="records.parquet (default: beside the persons file)"
+    )
     link.add_argument("--pairs", type=Path, help="pairs.parquet (default: beside the persons file)")
-    link.add_argument("--clusters", type=Path, help="clusters.parquet (default: beside the persons file)")
+    link.add_argument(
+        "--clusters", type=Path, help="clusters.parquet (default: beside the persons file)"
+    )
 
 
 # ----------------------------------------------------------------------------- run
@@ -326,8 +523,12 @@ def _run_run(args: argparse.Namespace) -> int:
 @command("run", "run the whole pipeline from a pipeline.toml")(_run_run)
 def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", type=Path, help="pipeline TOML (see docs/pipeline.md)")
-    p.add_argument("--run-dir", type=Path, default=None, help="run directory (default: the config's run.dir)")
-    p.add_argument("--force", action="store_true", help="redo every stage even if its inputs are unchanged")
+    p.add_argument(
+        "--run-dir", type=Path, default=None, help="run directory (default: the config's run.dir)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="redo every stage even if its inputs are unchanged"
+    )
 
 
 # ----------------------------------------------------------------------------- report
@@ -342,13 +543,25 @@ def _run_report(args: argparse.Namespace) -> int:
 
 @command("report", "write HTML reports for a run directory")(_run_report)
 def _add_report(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR", type=Path,
-                   help="run directory holding the artifacts of the stages that have run")
-    p.add_argument("--out", metavar="DIR", type=Path, default=None,
-                   help="where to write the reports (default: RUN_DIR/reports)")
-    p.add_argument("--show-names", action="store_true",
-                   help="show names, birth dates and V-numbers in the linkage review sample "
-                        "(personal data; the page says so at the top)")
+    p.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        type=Path,
+        help="run directory holding the artifacts of the stages that have run",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="where to write the reports (default: RUN_DIR/reports)",
+    )
+    p.add_argument(
+        "--show-names",
+        action="store_true",
+        help="show names, birth dates and V-numbers in the linkage review sample "
+        "(personal data; the page says so at the top)",
+    )
 
 
 # ----------------------------------------------------------------------------- review
@@ -369,36 +582,60 @@ def _run_review(args: argparse.Namespace) -> int:
             model = run / "linkage_model.json"
             threshold = float(read_json(model)["threshold"]) if model.is_file() else 0.5
         out = args.out or run / "review_sample.csv"
-        sample = export_review_sample(pl.read_parquet(run / "pairs.parquet"), pl.read_parquet(run / "records.parquet"),
-                                      out, threshold=threshold, sample_size=args.n, seed=args.seed)
+        sample = export_review_sample(
+            pl.read_parquet(run / "pairs.parquet"),
+            pl.read_parquet(run / "records.parquet"),
+            out,
+            threshold=threshold,
+            sample_size=args.n,
+            seed=args.seed,
+        )
         print(f"{sample.height:,} pairs around p = {threshold:g} written to {out}")
-        print("It holds names and birth dates in clear: review it on the secure workstation, fill in 'label' "
-              "(match / non-match / unsure), save it as review_labels.csv in the run directory for the report.")
+        print(
+            "It holds names and birth dates in clear: review it on the secure workstation, fill in 'label' "
+            "(match / non-match / unsure), save it as review_labels.csv in the run directory for the report."
+        )
         return 0
     estimate = review_error_rates(args.labels, allow_unlabelled=args.allow_unlabelled)
     lo, hi = estimate.precision_ci
     mlo, mhi = estimate.missed_link_rate_ci
-    print(f"{estimate.n_labelled:,} labelled pairs ({estimate.n_unsure:,} unsure) at threshold {estimate.threshold:g}")
+    print(
+        f"{estimate.n_labelled:,} labelled pairs ({estimate.n_unsure:,} unsure) at threshold {estimate.threshold:g}"
+    )
     print(f"  precision above the threshold  {estimate.precision:.4f}  ({lo:.4f} – {hi:.4f})")
-    print(f"  missed-link rate below it      {estimate.missed_link_rate:.4f}  ({mlo:.4f} – {mhi:.4f})")
-    print(f"  estimated false links {estimate.estimated_false_links:,.1f}, missed links {estimate.estimated_missed_links:,.1f}")
+    print(
+        f"  missed-link rate below it      {estimate.missed_link_rate:.4f}  ({mlo:.4f} – {mhi:.4f})"
+    )
+    print(
+        f"  estimated false links {estimate.estimated_false_links:,.1f}, missed links {estimate.estimated_missed_links:,.1f}"
+    )
     if args.out:
         write_json(estimate.to_dict(), args.out)
     return 0
 
 
-@command("review", "clerical review: export pairs around the threshold, estimate error rates from labels")(_run_review)
+@command(
+    "review", "clerical review: export pairs around the threshold, estimate error rates from labels"
+)(_run_review)
 def _add_review(p: argparse.ArgumentParser) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    export = actions.add_parser("export", help="write a stratified sample of scored pairs to CSV (names in clear)")
-    export.add_argument("run_dir", type=Path, help="run directory with pairs.parquet and records.parquet")
+    export = actions.add_parser(
+        "export", help="write a stratified sample of scored pairs to CSV (names in clear)"
+    )
+    export.add_argument(
+        "run_dir", type=Path, help="run directory with pairs.parquet and records.parquet"
+    )
     export.add_argument("--out", type=Path, help="CSV to write (default RUN_DIR/review_sample.csv)")
     export.add_argument("--n", type=int, default=300, help="pairs to sample (default 300)")
     export.add_argument("--threshold", type=float, help="match threshold (default: the run's)")
     export.add_argument("--seed", type=int, default=0, help="seed of the sample")
-    estimate = actions.add_parser("estimate", help="precision and missed-link rate from a labelled sample")
+    estimate = actions.add_parser(
+        "estimate", help="precision and missed-link rate from a labelled sample"
+    )
     estimate.add_argument("labels", type=Path, help="the labelled review CSV")
-    estimate.add_argument("--allow-unlabelled", action="store_true", help="leave empty labels out instead of failing")
+    estimate.add_argument(
+        "--allow-unlabelled", action="store_true", help="leave empty labels out instead of failing"
+    )
     estimate.add_argument("--out", type=Path, help="write the estimate as JSON here")
 
 
@@ -406,22 +643,41 @@ def _add_review(p: argparse.ArgumentParser) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from recapture.pipelines.demo import format_demo, run_demo
 
-    result = run_demo(args.out, seed=args.seed, size=args.size, realistic=args.realistic,
-                      imputations=args.imputations, force=args.force)
+    result = run_demo(
+        args.out,
+        seed=args.seed,
+        size=args.size,
+        realistic=args.realistic,
+        imputations=args.imputations,
+        force=args.force,
+    )
     print(format_demo(result))
     return 0
 
 
-@command("demo", "simulate a world, run the whole pipeline on it and compare with the truth")(_run_demo)
+@command("demo", "simulate a world, run the whole pipeline on it and compare with the truth")(
+    _run_demo
+)
 def _add_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=Path("demo-run"), help="output directory (default ./demo-run)")
-    p.add_argument("--seed", type=int, default=20180630, help="seed of the simulated world and the run")
+    p.add_argument(
+        "--out", type=Path, default=Path("demo-run"), help="output directory (default ./demo-run)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=20180630, help="seed of the simulated world and the run"
+    )
     p.add_argument("--size", type=int, default=None, help="true population size N (default 23,000)")
-    p.add_argument("--realistic", action="store_true",
-                   help="simulate the realistic default world (frailty, one-inflation, time at risk) "
-                        "instead of one that meets the models' assumptions")
-    p.add_argument("--imputations", type=int, default=20,
-                   help="imputed linkages for the linkage-aware intervals (0 = off)")
+    p.add_argument(
+        "--realistic",
+        action="store_true",
+        help="simulate the realistic default world (frailty, one-inflation, time at risk) "
+        "instead of one that meets the models' assumptions",
+    )
+    p.add_argument(
+        "--imputations",
+        type=int,
+        default=20,
+        help="imputed linkages for the linkage-aware intervals (0 = off)",
+    )
     p.add_argument("--force", action="store_true", help="resimulate and redo every stage")
 
 

@@ -71,7 +71,9 @@ def _check_keys(table: dict, allowed: set[str], where: str, file: str | None) ->
     for key in table:
         if key not in allowed:
             raise ConfigError(
-                f"unknown key (allowed: {', '.join(sorted(allowed))})", file=file, key=f"{where}{key}"
+                f"unknown key (allowed: {', '.join(sorted(allowed))})",
+                file=file,
+                key=f"{where}{key}",
             )
 
 
@@ -108,9 +110,16 @@ def _date(value: Any, key: str, file: str | None) -> dt.date:
     raise ConfigError(f"expected a date (YYYY-MM-DD), got {value!r}", file=file, key=key)
 
 
-def parse_config(data: dict[str, Any], *, base_dir: Path, file: str | None = None) -> PipelineConfig:
+def parse_config(
+    data: dict[str, Any], *, base_dir: Path, file: str | None = None
+) -> PipelineConfig:
     """Validate a parsed TOML mapping into a :class:`PipelineConfig`."""
-    _check_keys(data, {"run", "sources", "linkage", "periods", "persons", "estimators", "uncertainty", "reports"}, "", file)
+    _check_keys(
+        data,
+        {"run", "sources", "linkage", "periods", "persons", "estimators", "uncertainty", "reports"},
+        "",
+        file,
+    )
     run = data.get("run", {})
     _check_keys(run, {"dir", "seed", "as_of"}, "run.", file)
     as_of = _date(run["as_of"], "run.as_of", file) if "as_of" in run else None
@@ -131,8 +140,11 @@ def parse_config(data: dict[str, Any], *, base_dir: Path, file: str | None = Non
             definition = str(_path(definition, base_dir, f"{where}definition", file))
         name = _definition_name(definition, f"{where}definition", file)
         if src.get("name", name) != name:
-            raise ConfigError(f"the source definition names this source {name!r}; records carry that name",
-                              file=file, key=f"{where}name")
+            raise ConfigError(
+                f"the source definition names this source {name!r}; records carry that name",
+                file=file,
+                key=f"{where}name",
+            )
         sources.append(
             SourceConfig(
                 name=name,
@@ -150,9 +162,13 @@ def parse_config(data: dict[str, Any], *, base_dir: Path, file: str | None = Non
     if threshold is not None:
         threshold = float(_typed(threshold, (int, float), "linkage.threshold", file))
         if not 0.0 < threshold < 1.0:
-            raise ConfigError("must be a probability strictly between 0 and 1", file=file, key="linkage.threshold")
+            raise ConfigError(
+                "must be a probability strictly between 0 and 1", file=file, key="linkage.threshold"
+            )
     linkage = LinkageConfig(
-        settings=_path(link["settings"], base_dir, "linkage.settings", file) if "settings" in link else None,
+        settings=_path(link["settings"], base_dir, "linkage.settings", file)
+        if "settings" in link
+        else None,
         threshold=threshold,
     )
 
@@ -163,7 +179,9 @@ def parse_config(data: dict[str, Any], *, base_dir: Path, file: str | None = Non
         start = _date(_require(per, "start", (str, dt.date), where, file), f"{where}start", file)
         end = _date(_require(per, "end", (str, dt.date), where, file), f"{where}end", file)
         if end < start:
-            raise ConfigError(f"period ends ({end}) before it starts ({start})", file=file, key=f"{where}end")
+            raise ConfigError(
+                f"period ends ({end}) before it starts ({start})", file=file, key=f"{where}end"
+            )
         periods.append(Period(start, end, str(per.get("label", ""))))
     if not periods:
         periods = [Period.year_from_july(2017)]
@@ -177,11 +195,21 @@ def parse_config(data: dict[str, Any], *, base_dir: Path, file: str | None = Non
     rules = CaptureHistoryRules()
     if "age_breaks" in persons_table:
         breaks = _typed(persons_table["age_breaks"], list, "persons.age_breaks", file)
-        if not breaks or any(not isinstance(b, int) for b in breaks) or breaks != sorted(set(breaks)):
-            raise ConfigError("must be a non-empty increasing list of integers", file=file, key="persons.age_breaks")
+        if (
+            not breaks
+            or any(not isinstance(b, int) for b in breaks)
+            or breaks != sorted(set(breaks))
+        ):
+            raise ConfigError(
+                "must be a non-empty increasing list of integers",
+                file=file,
+                key="persons.age_breaks",
+            )
         rules.age_breaks = tuple(breaks)
     if "exclude_out_of_target" in persons_table:
-        rules.exclude_out_of_target = _typed(persons_table["exclude_out_of_target"], bool, "persons.exclude_out_of_target", file)
+        rules.exclude_out_of_target = _typed(
+            persons_table["exclude_out_of_target"], bool, "persons.exclude_out_of_target", file
+        )
     for key in ("departure_source", "primary_source"):
         if key in persons_table:
             setattr(rules, key, _typed(persons_table[key], str, f"persons.{key}", file))
@@ -194,20 +222,32 @@ def parse_config(data: dict[str, Any], *, base_dir: Path, file: str | None = Non
         est = dict(_typed(est, dict, f"estimators[{i}]", file))
         model = _require(est, "model", str, where, file)
         if model not in MODELS:
-            raise ConfigError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}", file=file, key=f"{where}model")
+            raise ConfigError(
+                f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}",
+                file=file,
+                key=f"{where}model",
+            )
         name = str(est.pop("name", model))
         est.pop("model")
         lists = est.get("lists")
         if lists is not None:
-            lists = [lists] if isinstance(lists, str) else _typed(lists, list, f"{where}lists", file)
+            lists = (
+                [lists] if isinstance(lists, str) else _typed(lists, list, f"{where}lists", file)
+            )
             unknown = [x for x in lists if x not in names]
             if unknown:
-                raise ConfigError(f"unknown sources {unknown} (configured: {names})", file=file, key=f"{where}lists")
+                raise ConfigError(
+                    f"unknown sources {unknown} (configured: {names})",
+                    file=file,
+                    key=f"{where}lists",
+                )
             est["lists"] = lists
         estimators.append(EstimatorConfig(name=name, model=model, options=est))
     est_names = [e.name for e in estimators]
     if len(set(est_names)) != len(est_names):
-        raise ConfigError(f"estimator names must be unique, got {est_names}", file=file, key="estimators")
+        raise ConfigError(
+            f"estimator names must be unique, got {est_names}", file=file, key="estimators"
+        )
 
     uncertainty = _typed(data.get("uncertainty", {}), dict, "uncertainty", file)
     if uncertainty:

@@ -103,7 +103,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     for key, value in meta.items():
         k = key.decode()
         if k.startswith(META_PREFIX):
-            out[k[len(META_PREFIX):]] = value.decode()
+            out[k[len(META_PREFIX) :]] = value.decode()
     return out
 
 

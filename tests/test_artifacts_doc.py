@@ -64,9 +64,12 @@ def test_artifact_doc_matches_model(artifact):
     assert not undocumented, f"{artifact}: model columns not documented: {undocumented}"
     for pattern in patterns:
         placeholders = [d for d in documented if "<" in d]
-        assert any(pattern.match(concrete[d]) for d in placeholders), \
+        assert any(pattern.match(concrete[d]) for d in placeholders), (
             f"{artifact}: regex column {pattern.pattern} not documented (as e.g. name_<part>)"
-    unknown = sorted(d for d in documented if d not in exact and not any(p.match(concrete[d]) for p in patterns))
+        )
+    unknown = sorted(
+        d for d in documented if d not in exact and not any(p.match(concrete[d]) for p in patterns)
+    )
     assert not unknown, f"{artifact}: documented columns not in the model: {unknown}"
     assert len(documented) == len(set(documented)), f"{artifact}: a column is documented twice"
 

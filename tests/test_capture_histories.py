@@ -13,21 +13,120 @@ D = dt.date
 def _records() -> pl.DataFrame:
     rows = [
         # record_id, source, event_date, sex, birth_year, month, day, quality, iso3, region, reason, unit, in_target
-        (1, "police", D(2017, 8, 1), "M", 1990, 3, 4, "full", "MAR", "North Africa", "criminal_offence", "Amsterdam", True),
-        (2, "police", D(2017, 9, 1), "M", 1990, 1, 1, "default", "MAR", "North Africa", "immigration_check", "Rotterdam", True),
-        (3, "police", D(2018, 1, 5), "F", 1990, 3, 4, "full", "DZA", "North Africa", "other", "Rotterdam", True),
-        (4, "iom", D(2018, 3, 1), "M", 1990, None, None, "year_only", "MAR", "North Africa", None, None, True),
-        (5, "police", D(2016, 1, 1), "F", 1970, 5, 6, "full", "TUR", "Turkey", "other", "Limburg", True),  # outside
-        (6, "iom", D(2018, 2, 1), "F", 1985, 2, 2, "full", "CHN", "Asia", None, None, False),  # out of target
+        (
+            1,
+            "police",
+            D(2017, 8, 1),
+            "M",
+            1990,
+            3,
+            4,
+            "full",
+            "MAR",
+            "North Africa",
+            "criminal_offence",
+            "Amsterdam",
+            True,
+        ),
+        (
+            2,
+            "police",
+            D(2017, 9, 1),
+            "M",
+            1990,
+            1,
+            1,
+            "default",
+            "MAR",
+            "North Africa",
+            "immigration_check",
+            "Rotterdam",
+            True,
+        ),
+        (
+            3,
+            "police",
+            D(2018, 1, 5),
+            "F",
+            1990,
+            3,
+            4,
+            "full",
+            "DZA",
+            "North Africa",
+            "other",
+            "Rotterdam",
+            True,
+        ),
+        (
+            4,
+            "iom",
+            D(2018, 3, 1),
+            "M",
+            1990,
+            None,
+            None,
+            "year_only",
+            "MAR",
+            "North Africa",
+            None,
+            None,
+            True,
+        ),
+        (
+            5,
+            "police",
+            D(2016, 1, 1),
+            "F",
+            1970,
+            5,
+            6,
+            "full",
+            "TUR",
+            "Turkey",
+            "other",
+            "Limburg",
+            True,
+        ),  # outside
+        (
+            6,
+            "iom",
+            D(2018, 2, 1),
+            "F",
+            1985,
+            2,
+            2,
+            "full",
+            "CHN",
+            "Asia",
+            None,
+            None,
+            False,
+        ),  # out of target
         (7, "iom", D(2018, 4, 1), None, None, None, None, "missing", None, None, None, None, True),
     ]
-    cols = ["record_id", "source", "event_date", "sex", "birth_year", "birth_month", "birth_day",
-            "birth_date_quality", "nationality_iso3", "nationality_region", "reason", "police_unit", "in_target"]
+    cols = [
+        "record_id",
+        "source",
+        "event_date",
+        "sex",
+        "birth_year",
+        "birth_month",
+        "birth_day",
+        "birth_date_quality",
+        "nationality_iso3",
+        "nationality_region",
+        "reason",
+        "police_unit",
+        "in_target",
+    ]
     return pl.DataFrame(rows, schema=cols, orient="row")
 
 
 def _clusters() -> pl.DataFrame:
-    return pl.DataFrame({"record_id": [1, 2, 3, 4, 5, 6, 7], "person_id": [10, 10, 10, 10, 11, 12, 13]})
+    return pl.DataFrame(
+        {"record_id": [1, 2, 3, 4, 5, 6, 7], "person_id": [10, 10, 10, 10, 11, 12, 13]}
+    )
 
 
 def test_counts_indicators_and_reconciliation():
@@ -41,12 +140,16 @@ def test_counts_indicators_and_reconciliation():
     assert counts.out_of_target == {"police": 0, "iom": 1}
     # records in = outside + out of target + used
     used = sum(counts.records_used.values())
-    assert counts.records_in == used + sum(counts.outside_period.values()) + sum(counts.out_of_target.values())
+    assert counts.records_in == used + sum(counts.outside_period.values()) + sum(
+        counts.out_of_target.values()
+    )
     assert persons["record_count"].sum() == used
 
 
 def test_covariate_rules_and_conflicts():
-    persons, _ = build_persons(_records(), _clusters(), Period.year_from_july(2017), sources=["police", "iom"])
+    persons, _ = build_persons(
+        _records(), _clusters(), Period.year_from_july(2017), sources=["police", "iom"]
+    )
     p10 = persons.row(0, named=True)
     assert p10["sex"] == "M" and p10["conflicts_sex"] == 1
     assert p10["nationality_iso3"] == "MAR" and p10["conflicts_nationality"] == 1
@@ -63,14 +166,20 @@ def test_covariate_rules_and_conflicts():
 
 
 def test_weakest_link_probability():
-    pairs = pl.DataFrame({
-        "record_id_l": [1, 1, 2, 3, 5], "record_id_r": [2, 3, 3, 4, 6],
-        "match_probability": [0.99, 0.6, 0.7, 0.95, 0.2],
-    })
-    persons, _ = build_persons(_records(), _clusters(), Period.year_from_july(2017),
-                               sources=["police", "iom"], pairs=pairs)
+    pairs = pl.DataFrame(
+        {
+            "record_id_l": [1, 1, 2, 3, 5],
+            "record_id_r": [2, 3, 3, 4, 6],
+            "match_probability": [0.99, 0.6, 0.7, 0.95, 0.2],
+        }
+    )
+    persons, _ = build_persons(
+        _records(), _clusters(), Period.year_from_july(2017), sources=["police", "iom"], pairs=pairs
+    )
     # record 1 best 0.99, 2 best 0.99, 3 best 0.95, 4 best 0.95 → weakest 0.95
-    assert persons.filter(pl.col("person_id") == 10)["min_link_probability"].item() == pytest.approx(0.95)
+    assert persons.filter(pl.col("person_id") == 10)[
+        "min_link_probability"
+    ].item() == pytest.approx(0.95)
     assert persons.filter(pl.col("person_id") == 13)["min_link_probability"].item() is None
 
 

@@ -28,7 +28,16 @@ def test_docs_cli_is_current():
 def test_every_command_has_help():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    assert set(sub.choices) == {"simulate", "validate", "link", "estimate", "run", "report", "review", "demo"}
+    assert set(sub.choices) == {
+        "simulate",
+        "validate",
+        "link",
+        "estimate",
+        "run",
+        "report",
+        "review",
+        "demo",
+    }
     for name in sub.choices:
         with pytest.raises(SystemExit) as exit_info:
             main([name, "--help"])
@@ -36,7 +45,9 @@ def test_every_command_has_help():
 
 
 def test_version():
-    out = subprocess.run([sys.executable, "-m", "recapture", "--version"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "recapture", "--version"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and out.stdout.strip() == f"recapture {__version__}"
 
 
@@ -44,7 +55,10 @@ def test_version():
     "argv, needle",
     [
         (["link", "no/such/records.parquet", "--out", "x"], "no/such/records.parquet"),
-        (["estimate", "no/such/persons.parquet", "--model", "ztpoisson", "--count-col", "n"], "no/such/persons.parquet"),
+        (
+            ["estimate", "no/such/persons.parquet", "--model", "ztpoisson", "--count-col", "n"],
+            "no/such/persons.parquet",
+        ),
         (["run", "no/such/pipeline.toml"], "no/such/pipeline.toml"),
         (["report", "no/such/run"], "no/such/run"),
         (["validate", "no/such/police.csv", "-o", "x"], "no/such/police.csv"),
@@ -52,7 +66,9 @@ def test_version():
 )
 def test_user_errors_are_one_line_naming_the_file(argv, needle, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    out = subprocess.run([sys.executable, "-m", "recapture", "--quiet", *argv], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "recapture", "--quiet", *argv], capture_output=True, text=True
+    )
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
@@ -61,6 +77,9 @@ def test_user_errors_are_one_line_naming_the_file(argv, needle, tmp_path, monkey
 
 def test_debug_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    out = subprocess.run([sys.executable, "-m", "recapture", "--debug", "run", "nope.toml"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "recapture", "--debug", "run", "nope.toml"],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode != 0 and "Traceback" in out.stderr

@@ -26,8 +26,14 @@ def _covered(tmp: Path, seed: int, size: int) -> dict[str, bool]:
     world = tmp / f"world-{seed}"
     sim = demo_world_config(seed, size)
     run_simulation(sim, world)
-    raw = demo_pipeline_config(world, tmp / f"run-{seed}", seed, imputations=0, thresholds=[],
-                               age_breaks=[int(b) for b in sim.police.age_breaks])
+    raw = demo_pipeline_config(
+        world,
+        tmp / f"run-{seed}",
+        seed,
+        imputations=0,
+        thresholds=[],
+        age_breaks=[int(b) for b in sim.police.age_breaks],
+    )
     raw["estimators"] = [e for e in DEMO_ESTIMATORS if e["name"] in CHECKED]
     raw.pop("uncertainty")
     raw["reports"] = {"enabled": False}
@@ -53,7 +59,9 @@ def _check(tmp: Path, seeds: list[int], size: int) -> None:
     need = _min_covered(len(seeds))
     for name in CHECKED:
         hits = sum(r[name] for r in results)
-        assert hits >= need, f"{name}: truth inside the 95% interval in {hits}/{len(seeds)} worlds (need {need})"
+        assert hits >= need, (
+            f"{name}: truth inside the 95% interval in {hits}/{len(seeds)} worlds (need {need})"
+        )
 
 
 def test_intervals_cover_the_truth_on_a_few_worlds(tmp_path: Path):

@@ -24,7 +24,13 @@ def world(seed=3, N=30000):
     x = rng.choice(3, size=N, p=[0.5, 0.3, 0.2])
     police = rng.random(N) < np.array([0.25, 0.05, 0.15])[x]
     iom = rng.random(N) < np.array([0.20, 0.04, 0.30])[x]
-    df = pl.DataFrame({"in_police": police.astype(int), "in_iom": iom.astype(int), "region": np.array(["a", "b", "c"])[x]})
+    df = pl.DataFrame(
+        {
+            "in_police": police.astype(int),
+            "in_iom": iom.astype(int),
+            "region": np.array(["a", "b", "c"])[x],
+        }
+    )
     return df.filter((pl.col("in_police") + pl.col("in_iom")) > 0)
 
 
@@ -50,9 +56,14 @@ def test_stratified_petersen_equals_loglinear_ax_bx():
     ll = LogLinearModel("[in_police region][in_iom region]", covariates=["region"]).fit(df)
     # [AX][BX] is the Petersen estimate in each stratum, summed
     assert ll.population_size == pytest.approx(strat.population_size, rel=1e-9)
-    assert sum(s["population_size"] for s in ll.strata) == pytest.approx(ll.population_size, rel=1e-12)
+    assert sum(s["population_size"] for s in ll.strata) == pytest.approx(
+        ll.population_size, rel=1e-12
+    )
     # a covariate named in the model is taken from the data without declaring it
-    assert LogLinearModel("[in_police,region][in_iom,region]").fit(df).population_size == ll.population_size
+    assert (
+        LogLinearModel("[in_police,region][in_iom,region]").fit(df).population_size
+        == ll.population_size
+    )
     plain = Petersen().fit(df)
     assert plain.population_size < 0.9 * ll.population_size  # heterogeneity biases it down here
 
@@ -85,8 +96,14 @@ def test_passive_covariate_leaves_estimate_unchanged_and_breaks_it_down():
     passive = LogLinearModel(passive={"region": "in_police"}).fit(df)
     assert passive.population_size == pytest.approx(base.population_size, rel=1e-9)
     parts = passive.strata
-    assert {(p["variable"], p["level"]) for p in parts} == {("region", "a"), ("region", "b"), ("region", "c")}
-    assert sum(p["population_size"] for p in parts) == pytest.approx(passive.population_size, rel=1e-9)
+    assert {(p["variable"], p["level"]) for p in parts} == {
+        ("region", "a"),
+        ("region", "b"),
+        ("region", "c"),
+    }
+    assert sum(p["population_size"] for p in parts) == pytest.approx(
+        passive.population_size, rel=1e-9
+    )
     # the profile likelihood over the strata (hidden cells pooled) is invariant as well
     assert passive.confint("profile") == pytest.approx(base.confint("profile"), rel=1e-9)
 
@@ -111,7 +128,9 @@ def test_em_covariate_observed_in_one_source_only():
     hidden = np.array([s["hidden"] for s in r.strata])
     assert hidden / hidden.sum() == pytest.approx(only_police / only_police.sum(), rel=1e-6)
     # with the covariate tied to both lists the missing part is not identified: flagged
-    bad = LogLinearModel("[in_iom region][in_police region]", partial_covariates=["region"]).fit(masked)
+    bad = LogLinearModel("[in_iom region][in_police region]", partial_covariates=["region"]).fit(
+        masked
+    )
     assert bad.diagnostics["identifiable"] is False and math.isnan(bad.population_size)
 
 
@@ -174,11 +193,17 @@ def test_categorical_covariates_pandas_and_enum():
     plain = LogLinearModel(covariates=["region"]).fit(df)
     pdf = df.to_pandas()
     pdf["region"] = pdf["region"].astype("category")
-    assert LogLinearModel(covariates=["region"]).fit(pdf).population_size == pytest.approx(plain.population_size, rel=1e-12)
+    assert LogLinearModel(covariates=["region"]).fit(pdf).population_size == pytest.approx(
+        plain.population_size, rel=1e-12
+    )
     enum = df.with_columns(pl.col("region").cast(pl.Enum(["c", "b", "a"])))
     res = LogLinearModel(covariates=["region"]).fit(enum)
     assert res.population_size == pytest.approx(plain.population_size, rel=1e-9)
-    assert [r["level"] for r in res.strata] == ["c", "b", "a"]  # the Enum's order: c is the reference
+    assert [r["level"] for r in res.strata] == [
+        "c",
+        "b",
+        "a",
+    ]  # the Enum's order: c is the reference
 
 
 def test_default_model_handles_empty_strata_and_unseen_levels():
@@ -188,14 +213,19 @@ def test_default_model_handles_empty_strata_and_unseen_levels():
     z = rng.choice(3, N)
     a = rng.random(N) < 0.3
     b = rng.random(N) < np.array([0.1, 0.3, 0.2, 0.0])[x]  # IOM never sees x = 3
-    df = pl.DataFrame({"in_a": a.astype(int), "in_b": b.astype(int), "x": x.astype(str), "z": z.astype(str)})
+    df = pl.DataFrame(
+        {"in_a": a.astype(int), "in_b": b.astype(int), "x": x.astype(str), "z": z.astype(str)}
+    )
     df = df.filter((pl.col("in_a") + pl.col("in_b")) > 0)
     # nobody observed in the stratum x = 2, z = 2: a boundary of the covariate distribution
     df = df.filter(~((pl.col("x") == "2") & (pl.col("z") == "2")))
     r = LogLinearModel(covariates=["x", "z"]).fit(df)
     assert r.diagnostics["mle_exists"] and r.diagnostics["identifiable"]
     assert np.isfinite(r.population_size)
-    assert r.extra["dropped_terms"] == ["in_a:x", "in_b:x"]  # in x = 3 police saw everybody, IOM nobody
+    assert r.extra["dropped_terms"] == [
+        "in_a:x",
+        "in_b:x",
+    ]  # in x = 3 police saw everybody, IOM nobody
     assert "simplified" in r.warnings[0]
     # named explicitly, the same model is reported as failing rather than silently changed
     named = LogLinearModel("[in_a,x][in_b,x][in_a,z][in_b,z]").fit(df)

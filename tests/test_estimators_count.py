@@ -56,7 +56,12 @@ def test_ztpoisson_full_model_reproduces_the_2003_paper(nl):
     lo, hi = r.confint("normal")
     assert close(lo, 7_184.8, 1e-4) and close(hi, 18_198.1, 1e-4)
     assert r.loglik == pytest.approx(-848.448, abs=5e-4)
-    published = {"Intercept": -1.33179, "gender[T.male]": 0.39741, "nation[T.Surinam]": -2.33665, "reason[T.Other reason]": -0.01093}
+    published = {
+        "Intercept": -1.33179,
+        "gender[T.male]": 0.39741,
+        "nation[T.Surinam]": -2.33665,
+        "reason[T.Other reason]": -0.01093,
+    }
     coefs = {c["term"]: c["estimate"] for c in r.coefficients}
     for term, value in published.items():
         assert coefs[term] == pytest.approx(value, abs=1e-5)
@@ -99,7 +104,12 @@ def test_geometric_and_one_inflated_forms(nl):
     geom = ZeroTruncatedGeometric(FULL).fit(nl, count="capture")
     assert close(geom.population_size, 24_671.33, 1e-6)
     assert close(geom.se, 5_672.2, 1e-4)
-    expected = {("geometric", "oizt"): 7_551.43, ("geometric", "ztoi"): 18_111.68, ("poisson", "oizt"): 2_934.30, ("poisson", "ztoi"): 6_766.69}
+    expected = {
+        ("geometric", "oizt"): 7_551.43,
+        ("geometric", "ztoi"): 18_111.68,
+        ("poisson", "oizt"): 2_934.30,
+        ("poisson", "ztoi"): 6_766.69,
+    }
     for (base, form), n_hat in expected.items():
         cls = OneInflatedZeroTruncated if form == "oizt" else ZeroTruncatedOneInflated
         r = cls(FULL, base=base, dfpopsize=False).fit(nl, count="capture")
@@ -114,7 +124,10 @@ def test_one_inflated_parameterisations_fit_identically_but_differ_in_n(nl):
         ztoi = ZeroTruncatedOneInflated("~ 1", base=base).fit(nl, count="capture")
         assert oizt.loglik == pytest.approx(ztoi.loglik, abs=1e-7)
         assert ztoi.population_size > 1.2 * oizt.population_size
-        assert "inflate, then truncate" in oizt.description and "truncate, then inflate" in ztoi.description
+        assert (
+            "inflate, then truncate" in oizt.description
+            and "truncate, then inflate" in ztoi.description
+        )
 
 
 # ------------------------------------------------------------------------------ bars: farms
@@ -131,7 +144,9 @@ def test_farmsubmission(farms):
 
 
 # ------------------------------------------------------------------------------ input forms
-@pytest.mark.parametrize("model", ["ztpoisson", "ztgeom", "oiztpoisson", "ztoigeom", "zelterman", "chao"])
+@pytest.mark.parametrize(
+    "model", ["ztpoisson", "ztgeom", "oiztpoisson", "ztoigeom", "zelterman", "chao"]
+)
 def test_aggregated_input_with_weights_matches_individual_rows(nl, model):
     agg = nl.group_by(["gender", "age", "reason", "nation", "capture"]).len("n")
     a = estimate(nl, model, formula=FULL, count="capture", dfpopsize=False)
@@ -148,7 +163,11 @@ def test_leave_one_out_is_per_pattern_and_the_same_for_aggregated_input(nl):
     a = ZeroTruncatedPoisson("~ gender + age").fit(nl, count="capture")
     b = ZeroTruncatedPoisson("~ gender + age").fit(agg, count="capture", weights="n")
     assert len(a.diagnostics["dfpopsize_values"]) == a.diagnostics["n_cells"] == agg.height
-    np.testing.assert_allclose(sorted(a.diagnostics["dfpopsize_values"]), sorted(b.diagnostics["dfpopsize_values"]), rtol=1e-7)
+    np.testing.assert_allclose(
+        sorted(a.diagnostics["dfpopsize_values"]),
+        sorted(b.diagnostics["dfpopsize_values"]),
+        rtol=1e-7,
+    )
 
 
 def test_frequency_table_path_matches_individual_fit(nl):
@@ -160,15 +179,24 @@ def test_frequency_table_path_matches_individual_fit(nl):
         rows = cls("~ 1").fit(nl, count="capture")
         assert table.population_size == pytest.approx(rows.population_size, rel=1e-10)
         assert table.se == pytest.approx(rows.se, rel=1e-8)
-    assert ZeroTruncatedPoisson.fit_frequencies([1645, 183, 37, 13, 1, 1]).population_size == pytest.approx(7_079.93, rel=1e-6)
-    assert estimate_from_frequencies(freqs, "zelterman").population_size == pytest.approx(9_424.56, rel=1e-6)
+    assert ZeroTruncatedPoisson.fit_frequencies(
+        [1645, 183, 37, 13, 1, 1]
+    ).population_size == pytest.approx(7_079.93, rel=1e-6)
+    assert estimate_from_frequencies(freqs, "zelterman").population_size == pytest.approx(
+        9_424.56, rel=1e-6
+    )
     oizt = estimate_from_frequencies(freqs, "oiztgeom")
-    assert oizt.population_size == pytest.approx(OneInflatedZeroTruncated("~ 1", base="geometric").fit(nl, count="capture").population_size, rel=1e-8)
+    assert oizt.population_size == pytest.approx(
+        OneInflatedZeroTruncated("~ 1", base="geometric").fit(nl, count="capture").population_size,
+        rel=1e-8,
+    )
 
 
 def test_reference_level_changes_coefficients_not_the_estimate(nl):
     default = ZeroTruncatedPoisson(FULL).fit(nl, count="capture")
-    by_arg = ZeroTruncatedPoisson(FULL, reference={"nation": "North Africa"}).fit(nl, count="capture")
+    by_arg = ZeroTruncatedPoisson(FULL, reference={"nation": "North Africa"}).fit(
+        nl, count="capture"
+    )
     by_formula = ZeroTruncatedPoisson(
         "~ gender + age + reason + C(nation, contr.treatment('North Africa'))"
     ).fit(nl, count="capture")
@@ -188,8 +216,12 @@ def test_offset_for_time_at_risk_recovers_the_population():
     male = rng.integers(0, 2, n_true)
     lam = np.exp(np.log(days / 365) + -1.0 + 0.5 * male)
     y = rng.poisson(lam)
-    frame = pl.DataFrame({"y": y, "male": male, "log_days": np.log(days / 365)}).filter(pl.col("y") > 0)
-    with_offset = ZeroTruncatedPoisson("~ male", offset="log_days", dfpopsize=False).fit(frame, count="y")
+    frame = pl.DataFrame({"y": y, "male": male, "log_days": np.log(days / 365)}).filter(
+        pl.col("y") > 0
+    )
+    with_offset = ZeroTruncatedPoisson("~ male", offset="log_days", dfpopsize=False).fit(
+        frame, count="y"
+    )
     assert abs(with_offset.population_size - n_true) < 2.5 * with_offset.se
     coefs = {c["term"]: c["estimate"] for c in with_offset.coefficients}
     assert coefs["male"] == pytest.approx(0.5, abs=0.06)
@@ -198,7 +230,9 @@ def test_offset_for_time_at_risk_recovers_the_population():
     a = ZeroTruncatedPoisson("~ male", dfpopsize=False).fit(shifted, count="y")
     b = ZeroTruncatedPoisson("~ male", offset="c", dfpopsize=False).fit(shifted, count="y")
     assert b.population_size == pytest.approx(a.population_size, rel=1e-9)
-    assert b.coefficients[0]["estimate"] == pytest.approx(a.coefficients[0]["estimate"] - np.log(2.0), abs=1e-8)
+    assert b.coefficients[0]["estimate"] == pytest.approx(
+        a.coefficients[0]["estimate"] - np.log(2.0), abs=1e-8
+    )
 
 
 def test_zero_counts_are_left_out_and_noted(nl):
@@ -212,11 +246,15 @@ def test_bad_input_names_row_and_column(nl):
     with pytest.raises(InputError) as err:
         ZeroTruncatedPoisson("~ gender").fit(nl, count="n_police")
     assert err.value.column == "n_police"
-    broken = nl.with_columns(pl.when(pl.int_range(pl.len()) == 9).then(None).otherwise(pl.col("gender")).alias("gender"))
+    broken = nl.with_columns(
+        pl.when(pl.int_range(pl.len()) == 9).then(None).otherwise(pl.col("gender")).alias("gender")
+    )
     with pytest.raises(InputError) as err:
         ZeroTruncatedPoisson("~ gender").fit(broken, count="capture")
     assert (err.value.row, err.value.column) == (10, "gender")
-    negative = nl.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(-1).otherwise(pl.col("capture")).alias("capture"))
+    negative = nl.with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(-1).otherwise(pl.col("capture")).alias("capture")
+    )
     with pytest.raises(InputError) as err:
         ZeroTruncatedPoisson("~ 1").fit(negative, count="capture")
     assert err.value.row == 4
@@ -248,10 +286,17 @@ def test_strata_add_up_to_the_total(nl):
     r = ZeroTruncatedPoisson(FULL).fit(nl, count="capture")
     for var in ("gender", "age", "reason", "nation"):
         rows = [s for s in r.strata if s["variable"] == var]
-        assert sum(s["population_size"] for s in rows) == pytest.approx(r.population_size, rel=1e-10)
+        assert sum(s["population_size"] for s in rows) == pytest.approx(
+            r.population_size, rel=1e-10
+        )
         assert sum(s["observed"] for s in rows) == 1880
     assert {s["level"] for s in r.strata if s["variable"] == "nation"} == {
-        "American and Australia", "Asia", "North Africa", "Rest of Africa", "Surinam", "Turkey"
+        "American and Australia",
+        "Asia",
+        "North Africa",
+        "Rest of Africa",
+        "Surinam",
+        "Turkey",
     }
 
 
@@ -272,10 +317,11 @@ def test_fitted_frequencies_and_goodness_of_fit(nl):
 def test_dfpopsize_exact_refit_matches_leaving_the_person_out(nl):
     r = ZeroTruncatedPoisson("~ gender + age").fit(nl, count="capture")
     top = r.diagnostics["dfpopsize_top"][0]
-    idx = (
-        nl.with_row_index()
-        .filter((pl.col("gender") == top["gender"]) & (pl.col("age") == top["age"]) & (pl.col("capture") == top["count"]))["index"][0]
-    )
+    idx = nl.with_row_index().filter(
+        (pl.col("gender") == top["gender"])
+        & (pl.col("age") == top["age"])
+        & (pl.col("capture") == top["count"])
+    )["index"][0]
     without = nl.filter(pl.int_range(pl.len()) != idx)
     refit = ZeroTruncatedPoisson("~ gender + age", dfpopsize=False).fit(without, count="capture")
     assert top["dfpopsize"] == pytest.approx(r.population_size - refit.population_size, rel=1e-6)
@@ -302,13 +348,17 @@ def test_level_without_repeated_captures_is_reported(nl):
 def test_firth_penalised_fit_stays_finite_where_ml_diverges(nl):
     data = nl.filter(~((pl.col("nation") == "Surinam") & (pl.col("capture") > 1)))
     ml = ZeroTruncatedPoisson("~ nation", dfpopsize=False).fit(data, count="capture")
-    firth = ZeroTruncatedPoisson("~ nation", dfpopsize=False, penalty="firth").fit(data, count="capture")
+    firth = ZeroTruncatedPoisson("~ nation", dfpopsize=False, penalty="firth").fit(
+        data, count="capture"
+    )
     assert ml.population_size > 50 * ml.n_observed
     assert firth.population_size < 20 * firth.n_observed and np.isfinite(firth.se)
     assert any("firth-penalised" in w for w in firth.warnings)
     # where ML is well determined, Firth moves the estimate by less than its standard error
     a = ZeroTruncatedPoisson("~ gender + age", dfpopsize=False).fit(nl, count="capture")
-    b = ZeroTruncatedPoisson("~ gender + age", dfpopsize=False, penalty="firth").fit(nl, count="capture")
+    b = ZeroTruncatedPoisson("~ gender + age", dfpopsize=False, penalty="firth").fit(
+        nl, count="capture"
+    )
     assert abs(a.population_size - b.population_size) < a.se
 
 
@@ -328,13 +378,20 @@ def test_single_influential_person_is_reported(nl):
 # ------------------------------------------------------------------------------ bootstrap
 def test_robust_percentile_bootstrap_is_finite_on_the_1995_data(nl):
     r = ZeroTruncatedPoisson(FULL, dfpopsize=False).fit(
-        nl, count="capture", variance="bootstrap", bootstrap_type="parametric", replicates=400, seed=11
+        nl,
+        count="capture",
+        variance="bootstrap",
+        bootstrap_type="parametric",
+        replicates=400,
+        seed=11,
     )
     lo, hi = r.confint()
     assert r.default_interval == "bootstrap"
     assert 5_000 < lo < r.population_size < hi < 40_000
     info = r.bootstrap_info
-    assert 0.2 < info["share_flagged"] < 0.6  # Surinam loses its only repeat in about e⁻¹ of replicates
+    assert (
+        0.2 < info["share_flagged"] < 0.6
+    )  # Surinam loses its only repeat in about e⁻¹ of replicates
     assert info["n_failed"] == 0
     assert r.variance_components["analytic_se"] == pytest.approx(2_809.51, rel=1e-4)
     # without stabilisation the same replicates explode (singleRcapture's 3.7e10 upper bound)
@@ -347,16 +404,30 @@ def test_robust_percentile_bootstrap_is_finite_on_the_1995_data(nl):
 @pytest.mark.parametrize("kind", ["semiparametric", "nonparametric"])
 def test_resampling_bootstraps_are_seeded_and_worker_independent(nl, kind):
     model = Chao("~ gender + age", dfpopsize=False)
-    a = model.fit(nl, count="capture", variance="bootstrap", bootstrap_type=kind, replicates=60, seed=5)
-    b = model.fit(nl, count="capture", variance="bootstrap", bootstrap_type=kind, replicates=60, seed=5, workers=2)
+    a = model.fit(
+        nl, count="capture", variance="bootstrap", bootstrap_type=kind, replicates=60, seed=5
+    )
+    b = model.fit(
+        nl,
+        count="capture",
+        variance="bootstrap",
+        bootstrap_type=kind,
+        replicates=60,
+        seed=5,
+        workers=2,
+    )
     np.testing.assert_array_equal(a.bootstrap_replicates, b.bootstrap_replicates)
     assert np.isfinite(a.se) and a.se > 0
-    c = model.fit(nl, count="capture", variance="bootstrap", bootstrap_type=kind, replicates=60, seed=6)
+    c = model.fit(
+        nl, count="capture", variance="bootstrap", bootstrap_type=kind, replicates=60, seed=6
+    )
     assert not np.array_equal(a.bootstrap_replicates, c.bootstrap_replicates)
 
 
 def test_parametric_bootstrap_sd_is_close_to_the_analytic_se_in_a_regular_model(nl):
-    r = ZeroTruncatedPoisson("~ 1").fit(nl, count="capture", variance="bootstrap", replicates=400, seed=2)
+    r = ZeroTruncatedPoisson("~ 1").fit(
+        nl, count="capture", variance="bootstrap", replicates=400, seed=2
+    )
     assert r.bootstrap_info["share_flagged"] == 0
     assert r.se == pytest.approx(r.variance_components["analytic_se"], rel=0.15)
     lo, hi = r.confint("bootstrap")
@@ -365,7 +436,17 @@ def test_parametric_bootstrap_sd_is_close_to_the_analytic_se_in_a_regular_model(
 
 # ------------------------------------------------------------------------------ registry and CLI
 def test_registry_names_every_single_source_model():
-    for name in ["ztpoisson", "ztgeom", "ztnegbin", "oiztpoisson", "ztoipoisson", "oiztgeom", "ztoigeom", "zelterman", "chao"]:
+    for name in [
+        "ztpoisson",
+        "ztgeom",
+        "ztnegbin",
+        "oiztpoisson",
+        "ztoipoisson",
+        "oiztgeom",
+        "ztoigeom",
+        "zelterman",
+        "chao",
+    ]:
         assert MODELS[name].kind == "single-source"
     with pytest.raises(ConfigError):
         estimate(pl.DataFrame({"y": [1]}), "nonsense")
@@ -375,17 +456,37 @@ def test_registry_names_every_single_source_model():
 
 def test_cli_estimate_writes_json_and_prints_warnings(tmp_path, capsys):
     out = tmp_path / "estimates.json"
-    code = main([
-        "--quiet", "estimate", str(DATA / "netherlandsimmigrant.csv"), "--model", "ztpoisson",
-        "--formula", FULL, "--count-col", "capture", "--out", str(out),
-    ])
+    code = main(
+        [
+            "--quiet",
+            "estimate",
+            str(DATA / "netherlandsimmigrant.csv"),
+            "--model",
+            "ztpoisson",
+            "--formula",
+            FULL,
+            "--count-col",
+            "capture",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "12,691.45" in printed and "WARNING" in printed and "nation=Surinam" in printed
     payload = json.loads(out.read_text())
     assert payload["population_size"] == pytest.approx(12_691.45, rel=1e-6)
     assert payload["intervals"]["normal"]["lower"] == pytest.approx(7_184.8, rel=1e-4)
-    code = main(["estimate", str(DATA / "netherlandsimmigrant.csv"), "--model", "chao", "--count-col", "nope"])
+    code = main(
+        [
+            "estimate",
+            str(DATA / "netherlandsimmigrant.csv"),
+            "--model",
+            "chao",
+            "--count-col",
+            "nope",
+        ]
+    )
     assert code == 2
     assert "nope" in capsys.readouterr().err
 
@@ -412,7 +513,9 @@ def test_singlercapture_one_inflated_simulations_recover_the_true_size(model):
     data = pl.read_csv(DATA / "synthetic_singlercapture_test_inflated.csv").with_columns(
         pl.Series("x1", np.repeat([0, 1, 2, 3], [99, 228, 137, 36]))
     )
-    r = estimate(data, model, formula="~ x1", omega_formula="~ x1", count=f"{model}1", dfpopsize=False)
+    r = estimate(
+        data, model, formula="~ x1", omega_formula="~ x1", count=f"{model}1", dfpopsize=False
+    )
     assert abs(r.population_size - 500) < 2.5 * r.se
     assert [c["predictor"] for c in r.coefficients] == ["lambda", "lambda", "omega", "omega"]
 
@@ -422,8 +525,15 @@ def test_analytic_derivatives_match_complex_step_differentiation():
     from recapture.estimators import count_families as families
 
     rng = np.random.default_rng(0)
-    for cls in (families.ZTPoisson, families.ZTGeometric, families.ZTNegBin, families.OIZTPoisson,
-                families.ZTOIPoisson, families.OIZTGeometric, families.ZTOIGeometric):
+    for cls in (
+        families.ZTPoisson,
+        families.ZTGeometric,
+        families.ZTNegBin,
+        families.OIZTPoisson,
+        families.ZTOIPoisson,
+        families.OIZTGeometric,
+        families.ZTOIGeometric,
+    ):
         fam = cls()
         k = len(fam.predictors)
         y = rng.integers(1, 8, 300).astype(float)

@@ -29,10 +29,20 @@ from recapture.schemas import ClusterSchema, PairsSchema, validate
 def canonical(rows: list[dict]) -> pl.DataFrame:
     """A small canonical records frame; unspecified fields missing."""
     base = {
-        "family_name": None, "given_name": None, "family_name_key": None, "given_name_key": None,
-        "birth_date": None, "birth_year": None, "birth_month": None, "birth_day": None,
-        "birth_date_quality": "missing", "sex": None, "nationality_iso3": None,
-        "nationality_region": None, "v_number": None, "source": "police",
+        "family_name": None,
+        "given_name": None,
+        "family_name_key": None,
+        "given_name_key": None,
+        "birth_date": None,
+        "birth_year": None,
+        "birth_month": None,
+        "birth_day": None,
+        "birth_date_quality": "missing",
+        "sex": None,
+        "nationality_iso3": None,
+        "nationality_region": None,
+        "v_number": None,
+        "source": "police",
     }
     out = []
     for k, row in enumerate(rows):
@@ -44,11 +54,21 @@ def canonical(rows: list[dict]) -> pl.DataFrame:
                 rec["birth_date_quality"] = "full"
         out.append(rec)
     schema = {
-        "record_id": pl.Int64, "source": pl.String, "family_name": pl.String, "given_name": pl.String,
-        "family_name_key": pl.String, "given_name_key": pl.String, "birth_date": pl.Date,
-        "birth_year": pl.Int32, "birth_month": pl.Int32, "birth_day": pl.Int32,
-        "birth_date_quality": pl.String, "sex": pl.String, "nationality_iso3": pl.String,
-        "nationality_region": pl.String, "v_number": pl.String,
+        "record_id": pl.Int64,
+        "source": pl.String,
+        "family_name": pl.String,
+        "given_name": pl.String,
+        "family_name_key": pl.String,
+        "given_name_key": pl.String,
+        "birth_date": pl.Date,
+        "birth_year": pl.Int32,
+        "birth_month": pl.Int32,
+        "birth_day": pl.Int32,
+        "birth_date_quality": pl.String,
+        "sex": pl.String,
+        "nationality_iso3": pl.String,
+        "nationality_region": pl.String,
+        "v_number": pl.String,
     }
     return pl.DataFrame(out, schema=schema)
 
@@ -67,53 +87,100 @@ def levels_of(records: pl.DataFrame, pairs: list[tuple[int, int]], settings=None
 
 # ------------------------------------------------------------------ comparison levels
 def test_string_levels():
-    rec = canonical([
-        {"family_name": "el amrani", "family_name_key": "LMRN"},
-        {"family_name": "elamrani", "family_name_key": "LMRN"},  # exact once spaces removed
-        {"family_name": "al amrany", "family_name_key": "LMRN"},  # same transliteration key
-        {"family_name": "el amranu", "family_name_key": "LMRNU"},  # JW ≥ 0.92
-        {"family_name": "el omrany", "family_name_key": "X1"},  # 0.85 ≤ JW < 0.92
-        {"family_name": "janssen", "family_name_key": "JNSN"},  # else
-        {"family_name": None},  # missing
-        {"family_name": "amrani el", "family_name_key": "Q"},  # tokens swapped → exact
-        {"family_name": "amrani", "family_name_key": "Q2"},  # token subset → top JW level
-    ])
+    rec = canonical(
+        [
+            {"family_name": "el amrani", "family_name_key": "LMRN"},
+            {"family_name": "elamrani", "family_name_key": "LMRN"},  # exact once spaces removed
+            {"family_name": "al amrany", "family_name_key": "LMRN"},  # same transliteration key
+            {"family_name": "el amranu", "family_name_key": "LMRNU"},  # JW ≥ 0.92
+            {"family_name": "el omrany", "family_name_key": "X1"},  # 0.85 ≤ JW < 0.92
+            {"family_name": "janssen", "family_name_key": "JNSN"},  # else
+            {"family_name": None},  # missing
+            {"family_name": "amrani el", "family_name_key": "Q"},  # tokens swapped → exact
+            {"family_name": "amrani", "family_name_key": "Q2"},  # token subset → top JW level
+        ]
+    )
     named, _, _ = levels_of(rec, [(0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (0, 6), (0, 7), (0, 8)])
-    assert named["family_name"] == ["exact", "key", "jw_0.92", "jw_0.85", "else", "missing", "exact", "jw_0.92"]
+    assert named["family_name"] == [
+        "exact",
+        "key",
+        "jw_0.92",
+        "jw_0.85",
+        "else",
+        "missing",
+        "exact",
+        "jw_0.92",
+    ]
 
 
 def test_date_levels():
     d = dt.date
-    rec = canonical([
-        {"birth_date": d(1990, 3, 7)},
-        {"birth_date": d(1990, 3, 7)},  # exact
-        {"birth_date": d(1990, 7, 3)},  # day–month swapped
-        {"birth_date": d(1990, 3, 9)},  # one component off
-        {"birth_date": d(1990, 1, 1), "birth_date_quality": "default"},  # default date, same year
-        {"birth_date": d(1990, 11, 20)},  # same year only
-        {"birth_date": d(1991, 11, 20)},  # year off by one
-        {"birth_date": d(1970, 11, 20)},  # else
-        {},  # missing
-        {"birth_year": 1990, "birth_date_quality": "year_only"},  # year only, same year
-    ])
+    rec = canonical(
+        [
+            {"birth_date": d(1990, 3, 7)},
+            {"birth_date": d(1990, 3, 7)},  # exact
+            {"birth_date": d(1990, 7, 3)},  # day–month swapped
+            {"birth_date": d(1990, 3, 9)},  # one component off
+            {
+                "birth_date": d(1990, 1, 1),
+                "birth_date_quality": "default",
+            },  # default date, same year
+            {"birth_date": d(1990, 11, 20)},  # same year only
+            {"birth_date": d(1991, 11, 20)},  # year off by one
+            {"birth_date": d(1970, 11, 20)},  # else
+            {},  # missing
+            {"birth_year": 1990, "birth_date_quality": "year_only"},  # year only, same year
+        ]
+    )
     pairs = [(0, k) for k in range(1, 10)]
     named, _, _ = levels_of(rec, pairs)
-    assert named["birth_date"] == ["exact", "day_month_swapped", "one_component_off", "partial_same_year",
-                                   "same_year", "year_off_by_one", "else", "missing", "partial_same_year"]
+    assert named["birth_date"] == [
+        "exact",
+        "day_month_swapped",
+        "one_component_off",
+        "partial_same_year",
+        "same_year",
+        "year_off_by_one",
+        "else",
+        "missing",
+        "partial_same_year",
+    ]
     # two default dates of one year are not an exact agreement: 1 January is a placeholder
     rec2 = canonical([{"birth_date": d(1990, 1, 1), "birth_date_quality": "default"}] * 2)
     assert levels_of(rec2, [(0, 1)])[0]["birth_date"] == ["partial_same_year"]
 
 
 def test_sex_nationality_vnumber_levels():
-    rec = canonical([
-        {"sex": "M", "nationality_iso3": "MAR", "nationality_region": "North Africa", "v_number": "1234567890"},
-        {"sex": "M", "nationality_iso3": "MAR", "nationality_region": "North Africa", "v_number": "1234567890"},
-        {"sex": "F", "nationality_iso3": "DZA", "nationality_region": "North Africa", "v_number": "1234567809"},
-        {"sex": "F", "nationality_iso3": "SYR", "nationality_region": "Middle East", "v_number": "9999999999"},
-        {},
-        {},
-    ])
+    rec = canonical(
+        [
+            {
+                "sex": "M",
+                "nationality_iso3": "MAR",
+                "nationality_region": "North Africa",
+                "v_number": "1234567890",
+            },
+            {
+                "sex": "M",
+                "nationality_iso3": "MAR",
+                "nationality_region": "North Africa",
+                "v_number": "1234567890",
+            },
+            {
+                "sex": "F",
+                "nationality_iso3": "DZA",
+                "nationality_region": "North Africa",
+                "v_number": "1234567809",
+            },
+            {
+                "sex": "F",
+                "nationality_iso3": "SYR",
+                "nationality_region": "Middle East",
+                "v_number": "9999999999",
+            },
+            {},
+            {},
+        ]
+    )
     named, _, _ = levels_of(rec, [(0, 1), (0, 2), (0, 3), (0, 4), (4, 5)])
     assert named["sex"] == ["exact", "else", "else", "missing", "missing"]
     assert named["nationality"] == ["exact", "same_group", "else", "missing", "missing"]
@@ -122,11 +189,28 @@ def test_sex_nationality_vnumber_levels():
 
 
 def test_given_family_swap_is_detected_and_compared_aligned():
-    rec = canonical([
-        {"given_name": "karim", "family_name": "benali", "given_name_key": "KRM", "family_name_key": "BNL"},
-        {"given_name": "benali", "family_name": "karim", "given_name_key": "BNL", "family_name_key": "KRM"},
-        {"given_name": "karim", "family_name": "benaly", "given_name_key": "KRM", "family_name_key": "BNL"},
-    ])
+    rec = canonical(
+        [
+            {
+                "given_name": "karim",
+                "family_name": "benali",
+                "given_name_key": "KRM",
+                "family_name_key": "BNL",
+            },
+            {
+                "given_name": "benali",
+                "family_name": "karim",
+                "given_name_key": "BNL",
+                "family_name_key": "KRM",
+            },
+            {
+                "given_name": "karim",
+                "family_name": "benaly",
+                "given_name_key": "KRM",
+                "family_name_key": "BNL",
+            },
+        ]
+    )
     named, _, swap = levels_of(rec, [(0, 1), (0, 2)])
     assert swap.tolist() == [True, False]
     assert named["family_name"][0] == "exact" and named["given_name"][0] == "exact"
@@ -153,9 +237,17 @@ def test_tf_common_name_weighs_less_than_rare_name():
 
 def test_tf_counts_people_not_registrations():
     """A man registered many times does not make his own name common."""
-    people = [{"given_name": f"name{k}", "given_name_key": f"K{k}", "family_name": f"fam{k}"} for k in range(50)]
-    once = canonical(people + [{"given_name": "zakariya", "given_name_key": "SKR", "family_name": "idrissi"}] * 2)
-    often = canonical(people + [{"given_name": "zakariya", "given_name_key": "SKR", "family_name": "idrissi"}] * 20)
+    people = [
+        {"given_name": f"name{k}", "given_name_key": f"K{k}", "family_name": f"fam{k}"}
+        for k in range(50)
+    ]
+    once = canonical(
+        people + [{"given_name": "zakariya", "given_name_key": "SKR", "family_name": "idrissi"}] * 2
+    )
+    often = canonical(
+        people
+        + [{"given_name": "zakariya", "given_name_key": "SKR", "family_name": "idrissi"}] * 20
+    )
     _, tf_once, _ = levels_of(once, [(50, 51)])
     _, tf_often, _ = levels_of(often, [(50, 51)])
     assert tf_often["given_name"][0] == pytest.approx(tf_once["given_name"][0])
@@ -167,7 +259,9 @@ def _simulate_vectors(rng, n, lam, m, u, missing_rate=0.0):
     is_match = rng.random(n) < lam
     gammas = []
     for mk, uk in zip(m, u, strict=True):
-        g = np.where(is_match, rng.choice(len(mk), n, p=mk), rng.choice(len(uk), n, p=uk)).astype(np.int8)
+        g = np.where(is_match, rng.choice(len(mk), n, p=mk), rng.choice(len(uk), n, p=uk)).astype(
+            np.int8
+        )
         g[rng.random(n) < missing_rate] = -1
         gammas.append(g)
     return gammas, is_match
@@ -181,7 +275,7 @@ def test_em_recovers_known_m_u_and_lambda(fix_u):
     gammas, _ = _simulate_vectors(rng, 200_000, 0.2, m, u, missing_rate=0.1)
     comps = [Comparison(name=f"c{k}", kind="exact", column="x") for k in range(3)]
     for c, mk in zip(comps, m, strict=True):  # level counts come from level_names(); patch to match
-        c.level_names = (lambda n: (lambda: [str(x) for x in range(n)]))(len(mk))
+        c.level_names = (lambda n: lambda: [str(x) for x in range(n)])(len(mk))
     patterns = Patterns.from_gammas(gammas, [len(x) for x in m])
     assert patterns.levels.shape[0] <= 4 * 3 * 5  # EM sees distinct patterns, not 200,000 pairs
     start_m = [np.full(len(x), 1 / len(x)) + np.linspace(0, 0.2, len(x)) for x in m]
@@ -190,8 +284,9 @@ def test_em_recovers_known_m_u_and_lambda(fix_u):
     if not fix_u:
         start_u = [x[::-1].copy() * 0 + np.linspace(0.5, 0.1, len(x)) for x in u]
         start_u = [x / x.sum() for x in start_u]
-    m_hat, u_hat, lam, trace, converged = run_em(patterns, comps, start_m, start_u, 0.05, fix_u=fix_u,
-                                                 max_iter=500, tol=1e-8, smoothing=0.0)
+    m_hat, u_hat, lam, trace, converged = run_em(
+        patterns, comps, start_m, start_u, 0.05, fix_u=fix_u, max_iter=500, tol=1e-8, smoothing=0.0
+    )
     assert converged
     assert lam == pytest.approx(0.2, abs=0.01)
     for a, b in zip(m_hat, m, strict=True):
@@ -199,7 +294,9 @@ def test_em_recovers_known_m_u_and_lambda(fix_u):
     for a, b in zip(u_hat, u, strict=True):
         np.testing.assert_allclose(a, b, atol=0.015)
     lls = [t["log_likelihood"] for t in trace]
-    assert all(b >= a - 1e-6 * abs(a) for a, b in zip(lls, lls[1:], strict=False))  # EM never decreases
+    assert all(
+        b >= a - 1e-6 * abs(a) for a, b in zip(lls, lls[1:], strict=False)
+    )  # EM never decreases
 
 
 def test_missing_level_is_neutral():
@@ -214,31 +311,48 @@ def test_missing_level_is_neutral():
 
 
 def _two_comparisons():
-    comps = [Comparison(name="name", kind="exact", column="a"), Comparison(name="v", kind="exact", column="b")]
-    return comps, [np.array([0.05, 0.95]), np.array([0.1, 0.9])], [np.array([0.99, 0.01]), np.array([0.999, 0.001])]
+    comps = [
+        Comparison(name="name", kind="exact", column="a"),
+        Comparison(name="v", kind="exact", column="b"),
+    ]
+    return (
+        comps,
+        [np.array([0.05, 0.95]), np.array([0.1, 0.9])],
+        [np.array([0.99, 0.01]), np.array([0.999, 0.001])],
+    )
 
 
 def test_alias_mixture_keeps_the_evidence_of_a_kept_identifier():
     comps, m, u = _two_comparisons()
     levels = np.array([[1, 1], [0, 1], [0, 0], [1, -1]], dtype=np.int8)
     plain = FellegiSunterModel(comparisons=comps, m=m, u=u, lam=0.01)
-    mixed = FellegiSunterModel(comparisons=comps, m=m, u=u, lam=0.01, alias_mask=np.array([False, True]), alias_share=0.1)
+    mixed = FellegiSunterModel(
+        comparisons=comps, m=m, u=u, lam=0.01, alias_mask=np.array([False, True]), alias_share=0.1
+    )
     full = log_ratio(levels, m, u)
     kept = np.array([np.log(900.0), np.log(900.0), np.log(0.1 / 0.999), 0.0])
     # LR = (1 − π)·Π m/u + π·Π_kept m/u, by hand
-    np.testing.assert_allclose(np.exp(mixed.log_ratio(levels)), 0.9 * np.exp(full) + 0.1 * np.exp(kept))
+    np.testing.assert_allclose(
+        np.exp(mixed.log_ratio(levels)), 0.9 * np.exp(full) + 0.1 * np.exp(kept)
+    )
     np.testing.assert_allclose(mixture_log_ratio(full, kept, 0.0), full)
     np.testing.assert_allclose(plain.log_ratio(levels), full)
     # names disagree, identifier agrees: the plain model loses the identifier's evidence
     assert plain.pattern_weights(levels)[1] < mixed.pattern_weights(levels)[1]
-    assert mixed.pattern_weights(levels)[1] == pytest.approx(np.log2(0.01 / 0.99) + np.log2(0.9 * 900 * 0.05 / 0.99 + 0.1 * 900))
+    assert mixed.pattern_weights(levels)[1] == pytest.approx(
+        np.log2(0.01 / 0.99) + np.log2(0.9 * 900 * 0.05 / 0.99 + 0.1 * 900)
+    )
     # where the identity agrees, the alias component changes (almost) nothing
-    assert mixed.pattern_weights(levels)[0] == pytest.approx(plain.pattern_weights(levels)[0] + np.log2(0.9), abs=0.01)
+    assert mixed.pattern_weights(levels)[0] == pytest.approx(
+        plain.pattern_weights(levels)[0] + np.log2(0.9), abs=0.01
+    )
     # term-frequency bits act on the own-identity component only
     pats = Patterns(levels=levels, counts=np.ones(4), index=np.arange(4))
     tf = [np.array([-3.0, 0.0, 0.0, -3.0])]
     w = mixed.pair_weights(pats, tf)
-    expected = np.log2(0.01 / 0.99) + np.logaddexp2(np.log2(0.9) + full / np.log(2) + tf[0], np.log2(0.1) + kept / np.log(2))
+    expected = np.log2(0.01 / 0.99) + np.logaddexp2(
+        np.log2(0.9) + full / np.log(2) + tf[0], np.log2(0.1) + kept / np.log(2)
+    )
     np.testing.assert_allclose(w, expected)
 
 
@@ -260,17 +374,36 @@ def test_em_with_alias_mixture_recovers_the_alias_share():
         gammas.append(g.astype(np.int8))
     patterns = Patterns.from_gammas(gammas, [2, 2, 2])
     start_m = [np.array([0.3, 0.7])] * 3
-    m_hat, _, lam_hat, trace, converged = run_em(patterns, comps, start_m, u, 0.1, fix_u=True, smoothing=0.0,
-                                                 max_iter=2000, tol=1e-9, alias_mask=np.array([False, True, False]),
-                                                 alias_share=0.05)
+    m_hat, _, lam_hat, trace, converged = run_em(
+        patterns,
+        comps,
+        start_m,
+        u,
+        0.1,
+        fix_u=True,
+        smoothing=0.0,
+        max_iter=2000,
+        tol=1e-9,
+        alias_mask=np.array([False, True, False]),
+        alias_share=0.05,
+    )
     assert converged
     assert lam_hat == pytest.approx(lam, rel=0.05)
     assert trace[-1]["alias_share"] == pytest.approx(pi, abs=0.03)
     for a, b in zip(m_hat, m, strict=True):
         np.testing.assert_allclose(a, b, atol=0.02)
     # with π fixed, EM leaves it alone
-    _, _, _, trace_fixed, _ = run_em(patterns, comps, start_m, u, 0.1, fix_u=True, alias_mask=np.array([False, True, False]),
-                                     alias_share=0.05, fix_alias_share=True)
+    _, _, _, trace_fixed, _ = run_em(
+        patterns,
+        comps,
+        start_m,
+        u,
+        0.1,
+        fix_u=True,
+        alias_mask=np.array([False, True, False]),
+        alias_share=0.05,
+        fix_alias_share=True,
+    )
     assert {t["alias_share"] for t in trace_fixed} == {0.05}
 
 
@@ -295,41 +428,66 @@ def test_settings_reject_unknown_alias_comparison():
 
 # ------------------------------------------------------------------ blocking
 def test_blocking_union_has_no_duplicates_and_keeps_first_rule():
-    rec = canonical([
-        {"family_name_key": "A", "given_name_key": "X", "birth_year": 1990, "v_number": "1"},
-        {"family_name_key": "A", "given_name_key": "X", "birth_year": 1990, "v_number": "1"},
-        {"family_name_key": "A", "given_name_key": "Y", "birth_year": 1990},
-        {"family_name_key": "X", "given_name_key": "A", "birth_year": 1980},  # swapped names of 0/1
-        {"family_name_key": "B", "given_name_key": "Z", "birth_year": 1990},
-    ]).with_row_index(ROW)
+    rec = canonical(
+        [
+            {"family_name_key": "A", "given_name_key": "X", "birth_year": 1990, "v_number": "1"},
+            {"family_name_key": "A", "given_name_key": "X", "birth_year": 1990, "v_number": "1"},
+            {"family_name_key": "A", "given_name_key": "Y", "birth_year": 1990},
+            {
+                "family_name_key": "X",
+                "given_name_key": "A",
+                "birth_year": 1980,
+            },  # swapped names of 0/1
+            {"family_name_key": "B", "given_name_key": "Z", "birth_year": 1990},
+        ]
+    ).with_row_index(ROW)
     rules = [
         BlockingRule("v", ["v_number"]),
         BlockingRule("fam_year", ["family_name_key", "birth_year"]),
         BlockingRule("fam_given", ["family_name_key", "given_name_key"]),
-        BlockingRule("swap", ["given_name_key", "family_name_key"], ["family_name_key", "given_name_key"]),
+        BlockingRule(
+            "swap", ["given_name_key", "family_name_key"], ["family_name_key", "given_name_key"]
+        ),
     ]
     res = block(rec, rules, max_block_size=100)
     pairs = list(zip(res.i.tolist(), res.j.tolist(), strict=True))
     assert len(pairs) == len(set(pairs))
     assert all(a < b for a, b in pairs)
     found = {p: res.rule_names[r] for p, r in zip(pairs, res.rule.tolist(), strict=True)}
-    assert found == {(0, 1): "v", (0, 2): "fam_year", (1, 2): "fam_year", (0, 3): "swap", (1, 3): "swap"}
+    assert found == {
+        (0, 1): "v",
+        (0, 2): "fam_year",
+        (1, 2): "fam_year",
+        (0, 3): "swap",
+        (1, 3): "swap",
+    }
     stats = {s["rule"]: s for s in res.stats}
     assert stats["fam_given"]["pairs"] == 1 and stats["fam_given"]["pairs_first"] == 0
     assert res.reduction_ratio() == pytest.approx(1 - 5 / 10)
 
 
 def test_blocking_refines_then_skips_oversized_blocks():
-    rows = [{"family_name_key": "MHMD", "given_name_key": "A" if k < 4 else f"G{k}", "birth_year": 1990}
-            for k in range(30)]
-    rows += [{"family_name_key": "MHMD", "given_name_key": "B", "birth_year": 1990} for _ in range(12)]
+    rows = [
+        {"family_name_key": "MHMD", "given_name_key": "A" if k < 4 else f"G{k}", "birth_year": 1990}
+        for k in range(30)
+    ]
+    rows += [
+        {"family_name_key": "MHMD", "given_name_key": "B", "birth_year": 1990} for _ in range(12)
+    ]
     rows += [{"family_name_key": "RARE", "birth_year": 1990} for _ in range(3)]
     rec = canonical(rows).with_row_index(ROW)
-    plain = block(rec, [BlockingRule("fam_year", ["family_name_key", "birth_year"])], max_block_size=10)
+    plain = block(
+        rec, [BlockingRule("fam_year", ["family_name_key", "birth_year"])], max_block_size=10
+    )
     assert plain.n_pairs == 3  # the 42-record block is skipped
-    assert plain.stats[0]["blocks_skipped"] == 1 and plain.stats[0]["records_in_skipped_blocks"] == 42
-    refined = block(rec, [BlockingRule("fam_year", ["family_name_key", "birth_year"], refine=["given_name_key"])],
-                    max_block_size=10)
+    assert (
+        plain.stats[0]["blocks_skipped"] == 1 and plain.stats[0]["records_in_skipped_blocks"] == 42
+    )
+    refined = block(
+        rec,
+        [BlockingRule("fam_year", ["family_name_key", "birth_year"], refine=["given_name_key"])],
+        max_block_size=10,
+    )
     # inside the big block, given key A (4 records) gives 6 pairs; B (12 records) is still too big
     assert refined.n_pairs == 3 + 6
     st = refined.stats[0]
@@ -369,7 +527,9 @@ def test_settings_reject_unknown_keys_and_load_toml(tmp_path):
     with pytest.raises(ConfigError):
         LinkageSettings.from_dict({"comparisons": [{"name": "x", "kind": "fuzzy", "column": "x"}]})
     path = tmp_path / "link.toml"
-    path.write_text('threshold = 0.8\nmax_block_size = 50\n[[blocking_rules]]\nname = "v"\nkeys = ["v_number"]\n')
+    path.write_text(
+        'threshold = 0.8\nmax_block_size = 50\n[[blocking_rules]]\nname = "v"\nkeys = ["v_number"]\n'
+    )
     s = LinkageSettings.from_toml(path)
     assert s.threshold == 0.8 and [r.name for r in s.blocking_rules] == ["v"]
     assert LinkageSettings.from_dict(s.to_dict()) == s
@@ -388,10 +548,20 @@ def _small_world() -> pl.DataFrame:
     for k, (g, f, b, s, n, r) in enumerate(people):
         for copy, src in enumerate(["police", "police", "iom"]):
             fam = f if copy != 1 else f.replace("i", "y", 1)
-            rows.append({"given_name": g, "family_name": fam, "given_name_key": g[:3].upper(),
-                         "family_name_key": f[:4].upper(), "birth_date": b, "sex": s,
-                         "nationality_iso3": n, "nationality_region": r, "source": src,
-                         "v_number": f"12345678{k}{0}" if src == "iom" else None})
+            rows.append(
+                {
+                    "given_name": g,
+                    "family_name": fam,
+                    "given_name_key": g[:3].upper(),
+                    "family_name_key": f[:4].upper(),
+                    "birth_date": b,
+                    "sex": s,
+                    "nationality_iso3": n,
+                    "nationality_region": r,
+                    "source": src,
+                    "v_number": f"12345678{k}{0}" if src == "iom" else None,
+                }
+            )
     return canonical(rows)
 
 
@@ -403,8 +573,12 @@ def test_link_records_writes_valid_artifacts(tmp_path):
     assert result.clusters.height == records.height
     assert (result.pairs["record_id_l"] < result.pairs["record_id_r"]).all()
     paths = write_linkage(result, tmp_path)
-    assert {p.name for p in paths.values()} == {"pairs.parquet", "clusters.parquet", "linkage_model.json",
-                                                "linkage_metrics.json"}
+    assert {p.name for p in paths.values()} == {
+        "pairs.parquet",
+        "clusters.parquet",
+        "linkage_model.json",
+        "linkage_metrics.json",
+    }
     again = link_records(records, LinkageSettings.from_dict({"u_sample_pairs": 1000}))
     assert again.clusters.equals(result.clusters)  # deterministic
 
@@ -422,8 +596,22 @@ def test_cli_link(tmp_path, capsys):
     _small_world().write_parquet(path)
     settings = tmp_path / "link.toml"
     settings.write_text("u_sample_pairs = 1000\n")
-    assert main(["--quiet", "link", str(path), "--out", str(tmp_path / "out"), "--settings", str(settings),
-                 "--threshold", "0.9"]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "link",
+                str(path),
+                "--out",
+                str(tmp_path / "out"),
+                "--settings",
+                str(settings),
+                "--threshold",
+                "0.9",
+            ]
+        )
+        == 0
+    )
     clusters = pl.read_parquet(tmp_path / "out" / "clusters.parquet")
     assert clusters.height == 15
     assert main(["link", str(tmp_path / "missing.parquet"), "--out", str(tmp_path / "o")]) == 2
@@ -433,8 +621,11 @@ def test_cli_link(tmp_path, capsys):
 # ------------------------------------------------------------------ accuracy and calibration
 def _pairs_of_clusters(clusters: pl.DataFrame) -> pl.DataFrame:
     c = clusters.select("record_id", "person_id")
-    return (c.join(c, on="person_id", suffix="_r").filter(pl.col("record_id") < pl.col("record_id_r"))
-            .select(pl.col("record_id").alias("record_id_l"), "record_id_r"))
+    return (
+        c.join(c, on="person_id", suffix="_r")
+        .filter(pl.col("record_id") < pl.col("record_id_r"))
+        .select(pl.col("record_id").alias("record_id_l"), "record_id_r")
+    )
 
 
 @pytest.mark.parametrize(("name", "floor"), [("febrl3", 0.995), ("febrl4", 0.998)])
@@ -442,14 +633,17 @@ def test_febrl_accuracy_and_calibration(name, floor):
     from recapture.linkage.febrl import febrl_settings, load_febrl
 
     records, truth = load_febrl(name)
-    result = link_records(records, febrl_settings(link_only=(name == "febrl4"), u_sample_pairs=200_000))
+    result = link_records(
+        records, febrl_settings(link_only=(name == "febrl4"), u_sample_pairs=200_000)
+    )
     found = _pairs_of_clusters(result.clusters)
     tp = found.join(truth, on=["record_id_l", "record_id_r"]).height
     f1 = 2 * tp / (found.height + truth.height)
     assert f1 >= floor
     # calibration: the expected number of matches among candidates is the true number (±1%)
-    scored = result.pairs.join(truth.with_columns(pl.lit(1).alias("y")), on=["record_id_l", "record_id_r"],
-                               how="left").with_columns(pl.col("y").fill_null(0))
+    scored = result.pairs.join(
+        truth.with_columns(pl.lit(1).alias("y")), on=["record_id_l", "record_id_r"], how="left"
+    ).with_columns(pl.col("y").fill_null(0))
     assert scored["match_probability"].sum() == pytest.approx(scored["y"].sum(), rel=0.01)
     high = scored.filter(pl.col("match_probability") >= 0.99)
     assert high["y"].mean() >= 0.998
@@ -462,25 +656,45 @@ def test_simulated_world_accuracy_and_calibration(tmp_path):
 
     world = simulate_world(SimulationConfig(seed=20180630))
     paths = write_world(world, tmp_path)
-    records = validate_extracts([(paths["police"], "police"), (paths["iom"], "iom")],
-                                as_of=dt.date(2026, 1, 1)).records
+    records = validate_extracts(
+        [(paths["police"], "police"), (paths["iom"], "iom")], as_of=dt.date(2026, 1, 1)
+    ).records
     result = link_records(records)
     truth = world.records.select("source", "source_key", "person_id")
-    ids = records.select("record_id", "source", "source_key").join(truth, on=["source", "source_key"])
+    ids = records.select("record_id", "source", "source_key").join(
+        truth, on=["source", "source_key"]
+    )
     assert ids.height == records.height
-    true_pairs = (ids.join(ids, on="person_id", suffix="_r").filter(pl.col("record_id") < pl.col("record_id_r"))
-                  .select(pl.col("record_id").alias("record_id_l"), "record_id_r", pl.col("source").alias("sl"),
-                          pl.col("source_r").alias("sr")))
+    true_pairs = (
+        ids.join(ids, on="person_id", suffix="_r")
+        .filter(pl.col("record_id") < pl.col("record_id_r"))
+        .select(
+            pl.col("record_id").alias("record_id_l"),
+            "record_id_r",
+            pl.col("source").alias("sl"),
+            pl.col("source_r").alias("sr"),
+        )
+    )
     found = _pairs_of_clusters(result.clusters)
-    found = found.join(ids.select(pl.col("record_id").alias("record_id_l"), pl.col("source").alias("sl")),
-                       on="record_id_l").join(ids.select("record_id", pl.col("source").alias("sr")),
-                                              left_on="record_id_r", right_on="record_id")
-    for scope, floor in (((pl.col("sl") == "police") & (pl.col("sr") == "police"), 0.95),
-                         (pl.col("sl") != pl.col("sr"), 0.90)):
+    found = found.join(
+        ids.select(pl.col("record_id").alias("record_id_l"), pl.col("source").alias("sl")),
+        on="record_id_l",
+    ).join(
+        ids.select("record_id", pl.col("source").alias("sr")),
+        left_on="record_id_r",
+        right_on="record_id",
+    )
+    for scope, floor in (
+        ((pl.col("sl") == "police") & (pl.col("sr") == "police"), 0.95),
+        (pl.col("sl") != pl.col("sr"), 0.90),
+    ):
         t, f = true_pairs.filter(scope), found.filter(scope)
         tp = f.join(t, on=["record_id_l", "record_id_r"]).height
         assert 2 * tp / (f.height + t.height) >= floor
-    scored = result.pairs.join(true_pairs.select("record_id_l", "record_id_r", pl.lit(1).alias("y")),
-                               on=["record_id_l", "record_id_r"], how="left").with_columns(pl.col("y").fill_null(0))
+    scored = result.pairs.join(
+        true_pairs.select("record_id_l", "record_id_r", pl.lit(1).alias("y")),
+        on=["record_id_l", "record_id_r"],
+        how="left",
+    ).with_columns(pl.col("y").fill_null(0))
     # calibrated: expected matches among candidates within 3% of the true number
     assert scored["match_probability"].sum() == pytest.approx(scored["y"].sum(), rel=0.03)

@@ -122,7 +122,9 @@ def test_ece_known_answers_on_simulated_probabilities():
     # outcomes drawn with probability p² : the gap p − p² ≥ 0 everywhere, so ECE → ∫(p − p²) = 1/6
     overconfident = rng.uniform(size=p.size) < p**2
     assert expected_calibration_error(p, overconfident) == pytest.approx(1 / 6, abs=0.01)
-    assert expected_calibration_error(p, overconfident, strategy="quantile") == pytest.approx(1 / 6, abs=0.01)
+    assert expected_calibration_error(p, overconfident, strategy="quantile") == pytest.approx(
+        1 / 6, abs=0.01
+    )
     # Brier of calibrated uniform p: E[p(1−p)] = 1/6
     assert brier_score(p, calibrated) == pytest.approx(1 / 6, abs=0.005)
 

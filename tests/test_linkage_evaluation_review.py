@@ -51,7 +51,9 @@ def _label_from_truth(sample: pl.DataFrame, pairs: pl.DataFrame) -> pl.DataFrame
     return (
         sample.drop("label")
         .join(truth, on=["record_id_l", "record_id_r", "match_probability"], how="left")
-        .with_columns(label=pl.when(pl.col("is_match")).then(pl.lit("Match ")).otherwise(pl.lit("non-match")))
+        .with_columns(
+            label=pl.when(pl.col("is_match")).then(pl.lit("Match ")).otherwise(pl.lit("non-match"))
+        )
         .drop("is_match")
     )
 
@@ -63,20 +65,33 @@ def test_export_is_stratified_and_shows_both_records(scored, tmp_path):
     assert path.exists() and sample.height == 180
     assert sample["review_id"].to_list() == list(range(1, 181))
     assert sample["label"].null_count() == 180
-    for col in ("family_name_raw_l", "family_name_raw_r", "birth_date_raw_l", "nationality_raw_r", "source_l"):
+    for col in (
+        "family_name_raw_l",
+        "family_name_raw_r",
+        "birth_date_raw_l",
+        "nationality_raw_r",
+        "source_l",
+    ):
         assert col in sample.columns
     # the threshold is a band edge: no band straddles it
     assert ((sample["band_upper"] <= 0.6) | (sample["band_lower"] >= 0.6)).all()
-    per = sample.group_by("stratum").agg(pl.len(), pl.col("stratum_sample").first(), pl.col("stratum_pairs").first())
+    per = sample.group_by("stratum").agg(
+        pl.len(), pl.col("stratum_sample").first(), pl.col("stratum_pairs").first()
+    )
     assert (per["len"] == per["stratum_sample"]).all()
     assert per["stratum_pairs"].sum() == pairs.height
     # every probability lies in its band
-    assert ((sample["match_probability"] >= sample["band_lower"]) & (sample["match_probability"] <= sample["band_upper"])).all()
+    assert (
+        (sample["match_probability"] >= sample["band_lower"])
+        & (sample["match_probability"] <= sample["band_upper"])
+    ).all()
     # names belong to the right records
     row = sample.row(0, named=True)
     assert row["family_name_raw_l"] == f"Name{row['record_id_l']}"
     # deterministic given the seed
-    again = export_review_sample(pairs, records, tmp_path / "again.csv", threshold=0.6, sample_size=180, seed=3)
+    again = export_review_sample(
+        pairs, records, tmp_path / "again.csv", threshold=0.6, sample_size=180, seed=3
+    )
     assert again.equals(sample)
 
 
@@ -88,7 +103,9 @@ def test_round_trip_estimates_cover_population_truth(scored, tmp_path):
     est = review_error_rates(path)
     accepted = pairs.filter(pl.col("match_probability") >= 0.5)
     true_precision = accepted["is_match"].mean()
-    true_missed = pairs.filter(pl.col("match_probability") < 0.5)["is_match"].sum() / pairs["is_match"].sum()
+    true_missed = (
+        pairs.filter(pl.col("match_probability") < 0.5)["is_match"].sum() / pairs["is_match"].sum()
+    )
     assert est.n_labelled == 400 and est.n_unsure == 0
     assert est.precision_ci[0] <= true_precision <= est.precision_ci[1]
     assert est.missed_link_rate_ci[0] <= true_missed <= est.missed_link_rate_ci[1]
@@ -98,10 +115,15 @@ def test_round_trip_estimates_cover_population_truth(scored, tmp_path):
 
 def test_estimates_by_hand():
     # below: N=100, labels 1 match + 3 non-match (+1 unsure); above: N=10, 4 match + 1 non-match
-    rows = [(0, 0.0, 0.5, 100, 5, lab) for lab in ["match", "non-match", "non-match", "non-match", "unsure"]]
+    rows = [
+        (0, 0.0, 0.5, 100, 5, lab)
+        for lab in ["match", "non-match", "non-match", "non-match", "unsure"]
+    ]
     rows += [(1, 0.5, 1.0, 10, 5, lab) for lab in ["match"] * 4 + ["non-match"]]
     labels = pl.DataFrame(
-        rows, schema=["stratum", "band_lower", "band_upper", "stratum_pairs", "stratum_sample", "label"], orient="row"
+        rows,
+        schema=["stratum", "band_lower", "band_upper", "stratum_pairs", "stratum_sample", "label"],
+        orient="row",
     ).with_columns(threshold=pl.lit(0.5), match_probability=pl.lit(0.5))
     est = estimate_error_rates(labels)
     assert est.precision == pytest.approx(0.8)
@@ -124,7 +146,11 @@ def test_neyman_allocation_is_proportional_to_band_size_times_sd(scored, tmp_pat
     assert sorted(eq.group_by("stratum").len()["len"].to_list()) == [50, 50, 50, 50]
     mp = pl.col("match_probability")
     band = (mp >= 0.01).cast(pl.Int64) + (mp >= 0.5).cast(pl.Int64) + (mp >= 0.99).cast(pl.Int64)
-    stats = pairs.group_by(band.alias("stratum")).agg(pl.len().alias("n"), pl.col("match_probability").mean().alias("p")).sort("stratum")
+    stats = (
+        pairs.group_by(band.alias("stratum"))
+        .agg(pl.len().alias("n"), pl.col("match_probability").mean().alias("p"))
+        .sort("stratum")
+    )
     score = stats["n"] * (stats["p"] * (1 - stats["p"])).sqrt()
     expected = 10 + 160 * score / score.sum()  # 10 per band first, the rest ∝ N·sd
     got = ney.group_by("stratum").len().sort("stratum")["len"]
@@ -174,12 +200,16 @@ def test_deleted_row_and_empty_label_are_errors(scored, tmp_path):
 def test_edited_design_column_is_an_error(scored, tmp_path):
     path, labelled = _labelled_file(scored, tmp_path)
     labelled.with_columns(
-        stratum_pairs=pl.when(pl.col("review_id") == 1).then(pl.lit(-5)).otherwise(pl.col("stratum_pairs"))
+        stratum_pairs=pl.when(pl.col("review_id") == 1)
+        .then(pl.lit(-5))
+        .otherwise(pl.col("stratum_pairs"))
     ).write_csv(path)
     with pytest.raises(InputError, match="design columns"):
         read_review_labels(path)
     labelled.with_columns(
-        record_id_l=pl.when(pl.col("review_id") == 4).then(pl.lit("x")).otherwise(pl.col("record_id_l").cast(pl.String))
+        record_id_l=pl.when(pl.col("review_id") == 4)
+        .then(pl.lit("x"))
+        .otherwise(pl.col("record_id_l").cast(pl.String))
     ).write_csv(path)
     with pytest.raises(InputError) as err:
         read_review_labels(path)

@@ -53,7 +53,16 @@ def _table() -> pl.DataFrame:
         sex, age, region, iom_only, police_only, both = line.split()
         for (p, i), n in (((0, 1), iom_only), ((1, 0), police_only), ((1, 1), both)):
             if int(n):
-                rows.append({"in_police": p, "in_iom": i, "sex": sex, "age_class": age, "region": region, "n": int(n)})
+                rows.append(
+                    {
+                        "in_police": p,
+                        "in_iom": i,
+                        "sex": sex,
+                        "age_class": age,
+                        "region": region,
+                        "n": int(n),
+                    }
+                )
     return pl.DataFrame(rows)
 
 
@@ -61,7 +70,9 @@ def test_covariate_profile_interval_follows_the_mle():
     # The profile search used to start at a hidden count three times the MLE's, where the
     # fit crept for its 200 scoring steps and stopped short; the maximum was then looked for
     # only beyond it, and the interval came out as (n, ∞).
-    r = LogLinearModel(MODEL, covariates=COVARIATES).fit(_table(), lists=["in_police", "in_iom"], count="n")
+    r = LogLinearModel(MODEL, covariates=COVARIATES).fit(
+        _table(), lists=["in_police", "in_iom"], count="n"
+    )
     assert r.default_interval == "profile"
     lo, hi = r.confint("profile")
     assert math.isfinite(lo) and math.isfinite(hi)
@@ -87,7 +98,9 @@ def test_profile_interval_of_a_known_curve():
     grid = np.linspace(n + 1, 3 * n_hat, 200_001)
     ll = np.array([cormack_profile_loglik(deviance(N - n), N - n, N) for N in grid])
     inside = grid[ll >= ll.max() - 3.841458820694124 / 2]
-    assert lo == pytest.approx(inside.min(), abs=0.05) and hi == pytest.approx(inside.max(), abs=0.05)
+    assert lo == pytest.approx(inside.min(), abs=0.05) and hi == pytest.approx(
+        inside.max(), abs=0.05
+    )
 
 
 def test_newton_step_ascends_where_the_information_is_indefinite():

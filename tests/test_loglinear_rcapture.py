@@ -64,8 +64,20 @@ def test_hiv_closedp_t_point_estimates_and_se(hiv_models):
 
 def test_hiv_closedp_t_fit_statistics(hiv_models):
     # df as Rcapture: 15 cells minus parameters; Mh Chao drops the negative eta4 (Chao.neg)
-    df = {"M0": 13, "Mt": 10, "Mh Chao (LB)": 12, "Mh Poisson2": 12, "Mh Darroch": 12, "Mh Gamma3.5": 12,
-          "Mth Chao (LB)": 9, "Mth Poisson2": 9, "Mth Darroch": 9, "Mth Gamma3.5": 9, "Mb": 12, "Mbh": 11}
+    df = {
+        "M0": 13,
+        "Mt": 10,
+        "Mh Chao (LB)": 12,
+        "Mh Poisson2": 12,
+        "Mh Darroch": 12,
+        "Mh Gamma3.5": 12,
+        "Mth Chao (LB)": 9,
+        "Mth Poisson2": 9,
+        "Mth Darroch": 9,
+        "Mth Gamma3.5": 9,
+        "Mb": 12,
+        "Mbh": 11,
+    }
     assert {m: r.df_residual for m, r in hiv_models.items()} == df
     assert hiv_models["Mh Chao (LB)"].diagnostics["dropped_eta"] == ["eta4"]
     # R's glm AIC = deviance + 2·rank + a constant of the data (−2 Σ log dpois(y; y))
@@ -99,7 +111,9 @@ def test_seber_two_lists_mt_profile_interval():
 def test_seber_closedp_t_table():
     # Rout.save: M0 2805.6 (164.1) dev 281.334 df 1 AIC 308.166; Mt 2389.9 (130.4) 0 0 28.831;
     # Mb 1295.0 (17.3) 0 0 28.831
-    res = {r.model: r for r in closed_population_models(SEBER, lists=["first", "second"], count="freq")}
+    res = {
+        r.model: r for r in closed_population_models(SEBER, lists=["first", "second"], count="freq")
+    }
     assert list(res) == ["M0", "Mt", "Mb"]
     for name, (N, se, dev, df, aic) in {
         "M0": (2805.6, 164.1, 281.334, 1, 308.166),
@@ -155,13 +169,21 @@ def test_cormack_three_lists_rcapture_paper_results():
     # Rcapture's tests (Cormack, Chang & Smith 2000, Table 3b): Mt 209, dev 75.1, df 3,
     # profile CI 203 – 217; with c2:c3 dev 1.2, df 2, lower 210
     hist = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 1], [1, 0, 0], [0, 1, 1], [0, 1, 0], [0, 0, 1]])
-    df = pl.DataFrame({"c1": hist[:, 0], "c2": hist[:, 1], "c3": hist[:, 2], "n": [72, 5, 29, 54, 24, 3, 14]})
+    df = pl.DataFrame(
+        {"c1": hist[:, 0], "c2": hist[:, 1], "c3": hist[:, 2], "n": [72, 5, 29, 54, 24, 3, 14]}
+    )
     mt = ClosedPopulationModel("Mt").fit(df, lists=["c1", "c2", "c3"], count="n")
-    assert round(mt.population_size) == 209 and round(mt.deviance, 1) == 75.1 and mt.df_residual == 3
+    assert (
+        round(mt.population_size) == 209 and round(mt.deviance, 1) == 75.1 and mt.df_residual == 3
+    )
     lo, hi = mt.confint("profile")
     assert round(lo) == 203 and round(hi) == 217
     b2 = LogLinearModel("c2:c3").fit(df, lists=["c1", "c2", "c3"], count="n")
-    assert round(b2.deviance, 1) == 1.2 and b2.df_residual == 2 and round(b2.confint("profile")[0]) == 210
+    assert (
+        round(b2.deviance, 1) == 1.2
+        and b2.df_residual == 2
+        and round(b2.confint("profile")[0]) == 210
+    )
 
 
 def _table(counts, t):
@@ -186,9 +208,19 @@ def test_interactions_with_heterogeneity_rivest_2011_diabetes():
     }
     for het, (N, se, dev, df) in expected.items():
         r = LogLinearModel("c1:c3 + c2:c4 + c3:c4", heterogeneity=het).fit(d, lists=L, count="n")
-        assert (round(r.population_size), round(r.se), round(r.deviance, 2), r.df_residual) == (N, se, dev, df), het
+        assert (round(r.population_size), round(r.se), round(r.deviance, 2), r.df_residual) == (
+            N,
+            se,
+            dev,
+            df,
+        ), het
     bruno = LogLinearModel(["c1:c2", "c1:c3", "c2:c3", "c2:c4", "c3:c4"]).fit(d, lists=L, count="n")
-    assert (round(bruno.population_size), round(bruno.se), round(bruno.deviance, 2), bruno.df_residual) == (2771, 145, 7.62, 5)
+    assert (
+        round(bruno.population_size),
+        round(bruno.se),
+        round(bruno.deviance, 2),
+        bruno.df_residual,
+    ) == (2771, 145, 7.62, 5)
 
 
 def test_interactions_with_heterogeneity_darroch_r3():
@@ -198,8 +230,18 @@ def test_interactions_with_heterogeneity_darroch_r3():
     sat = LogLinearModel("(c1+c2+c3)^2").fit(d, lists=L, count="n")
     assert (round(sat.population_size), round(sat.se)) == (1240, 451)
     inter2 = LogLinearModel("c1:c2 + c2:c3").fit(d, lists=L, count="n")
-    assert (round(inter2.population_size), round(inter2.se), round(inter2.deviance, 1), inter2.df_residual) == (850, 186, 3.8, 1)
+    assert (
+        round(inter2.population_size),
+        round(inter2.se),
+        round(inter2.deviance, 1),
+        inter2.df_residual,
+    ) == (850, 186, 3.8, 1)
     lb = LogLinearModel("c1:c2", heterogeneity="Chao").fit(d, lists=L, count="n")
-    assert (round(lb.population_size), round(lb.se), round(lb.deviance, 2), lb.df_residual) == (681, 78, 3.45, 1)
+    assert (round(lb.population_size), round(lb.se), round(lb.deviance, 2), lb.df_residual) == (
+        681,
+        78,
+        3.45,
+        1,
+    )
     dar = LogLinearModel("c1:c2", heterogeneity="Darroch").fit(d, lists=L, count="n")
     assert (round(dar.population_size, 1), round(dar.se, 1)) == (1181.8, 404.2)

@@ -16,21 +16,42 @@ def test_models_are_registered():
 
 
 def test_estimate_loglinear_from_csv_path_with_sparsemse_search():
-    r = estimate(DATA / "sparsemse_UKdat_5.csv", "loglinear", lists="LA,NG,PFNCA,GO,GP", weights="count",
-                 search="sparsemse", formula=None, seed=None)
+    r = estimate(
+        DATA / "sparsemse_UKdat_5.csv",
+        "loglinear",
+        lists="LA,NG,PFNCA,GO,GP",
+        weights="count",
+        search="sparsemse",
+        formula=None,
+        seed=None,
+    )
     assert r.population_size == pytest.approx(11312.99, rel=1e-6)
 
 
 def test_estimate_closedp_models():
-    r = estimate(DATA / "rcapture_HIV.csv", "closedp", lists="c1,c2,c3,c4", weights="freq", closed_model="Mh Darroch")
+    r = estimate(
+        DATA / "rcapture_HIV.csv",
+        "closedp",
+        lists="c1,c2,c3,c4",
+        weights="freq",
+        closed_model="Mh Darroch",
+    )
     assert r.population_size == pytest.approx(20984.63, rel=1e-6)
-    r0 = estimate(DATA / "rcapture_ill.csv", "closedp0", count="nbcap", weights="freq", closed_model="M0")
+    r0 = estimate(
+        DATA / "rcapture_ill.csv", "closedp0", count="nbcap", weights="freq", closed_model="M0"
+    )
     assert r0.population_size == pytest.approx(7079.90, rel=1e-6)
 
 
 def test_unsupported_option_is_a_config_error():
     with pytest.raises(ConfigError) as exc:
-        estimate(DATA / "rcapture_HIV.csv", "petersen", lists="c1,c2", weights="freq", omega_formula="~ 1")
+        estimate(
+            DATA / "rcapture_HIV.csv",
+            "petersen",
+            lists="c1,c2",
+            weights="freq",
+            omega_formula="~ 1",
+        )
     assert exc.value.key == "omega_formula"
 
 
@@ -47,8 +68,23 @@ def test_cli_estimate_loglinear_writes_json(tmp_path, capsys):
     from recapture.io import read_json
 
     out = tmp_path / "estimates.json"
-    rc = main(["--quiet", "estimate", str(DATA / "rcapture_HIV.csv"), "--model", "loglinear",
-               "--lists", "c1,c2,c3,c4", "--weights", "freq", "--terms", "c1:c2", "--out", str(out)])
+    rc = main(
+        [
+            "--quiet",
+            "estimate",
+            str(DATA / "rcapture_HIV.csv"),
+            "--model",
+            "loglinear",
+            "--lists",
+            "c1,c2,c3,c4",
+            "--weights",
+            "freq",
+            "--terms",
+            "c1:c2",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     assert "12,318.47" in capsys.readouterr().out
     d = read_json(out)
@@ -59,12 +95,38 @@ def test_cli_estimate_loglinear_writes_json(tmp_path, capsys):
 def test_cli_petersen_prints_dependence_sensitivity(capsys):
     from recapture.cli import main
 
-    rc = main(["--quiet", "estimate", str(DATA / "rcapture_HIV.csv"), "--model", "petersen",
-               "--lists", "c1,c2", "--weights", "freq", "--dependence-thetas", "1,2"])
+    rc = main(
+        [
+            "--quiet",
+            "estimate",
+            str(DATA / "rcapture_HIV.csv"),
+            "--model",
+            "petersen",
+            "--lists",
+            "c1,c2",
+            "--weights",
+            "freq",
+            "--dependence-thetas",
+            "1,2",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "θ = 2" in text
-    rc = main(["--quiet", "estimate", str(DATA / "rcapture_HIV.csv"), "--model", "petersen",
-               "--lists", "c1,c2", "--weights", "freq", "--search", "stepwise"])
+    rc = main(
+        [
+            "--quiet",
+            "estimate",
+            str(DATA / "rcapture_HIV.csv"),
+            "--model",
+            "petersen",
+            "--lists",
+            "c1,c2",
+            "--weights",
+            "freq",
+            "--search",
+            "stepwise",
+        ]
+    )
     assert rc == 2
     assert "search" in capsys.readouterr().err

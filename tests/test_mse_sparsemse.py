@@ -91,7 +91,9 @@ def test_artificial_empty_overlap_is_boundary_not_failure(art):
     assert r.diagnostics["empty_overlaps"] == ["A:C", "B:C"]
     assert any("boundary" in w for w in r.warnings)
     assert np.isfinite(r.population_size)
-    kept = LogLinearModel("A:C + B:C", empty_overlaps="keep").fit(art, lists=["A", "B", "C"], count="n")
+    kept = LogLinearModel("A:C + B:C", empty_overlaps="keep").fit(
+        art, lists=["A", "B", "C"], count="n"
+    )
     assert kept.diagnostics["mle_exists"] is False
 
 

@@ -103,7 +103,10 @@ def test_counts_reconcile_and_manifest_is_complete(project: Path):
     assert "polars" in manifest["packages"] and "numpy" in manifest["packages"]
     assert all(s["seconds"] >= 0 for s in stages.values())
     assert [e["name"] for e in result.estimates] == ["ztp", "dse"]
-    assert all(e["population_size"] > persons.filter(pl.col("in_police") == 1).height for e in result.estimates)
+    assert all(
+        e["population_size"] > persons.filter(pl.col("in_police") == 1).height
+        for e in result.estimates
+    )
     # artifacts carry their schema version and the run id
     meta = read_metadata(result.path("persons"))
     assert meta["artifact"] == "persons" and meta["run_id"] == manifest["run_id"]
@@ -118,7 +121,11 @@ def test_rerun_reuses_and_a_changed_input_reruns(project: Path):
     assert all(second[n]["fingerprint"] == first[n]["fingerprint"] for n in first)
 
     # a changed setting redoes only what depends on it
-    text = (project / "pipeline.toml").read_text().replace('formula = "~ sex + age_class"', 'formula = "~ sex"')
+    text = (
+        (project / "pipeline.toml")
+        .read_text()
+        .replace('formula = "~ sex + age_class"', 'formula = "~ sex"')
+    )
     (project / "pipeline.toml").write_text(text)
     run_pipeline(project / "pipeline.toml")
     third = _stages(project / "run")
@@ -142,8 +149,11 @@ def test_rerun_reuses_and_a_changed_input_reruns(project: Path):
 def test_failing_stage_is_named_and_leaves_earlier_artifacts(project: Path):
     run_pipeline(project / "pipeline.toml")
     persons_before = pl.read_parquet(project / "run" / "persons.parquet")
-    text = (project / "pipeline.toml").read_text().replace('formula = "~ sex + age_class"',
-                                                            'formula = "~ sex + no_such_column"')
+    text = (
+        (project / "pipeline.toml")
+        .read_text()
+        .replace('formula = "~ sex + age_class"', 'formula = "~ sex + no_such_column"')
+    )
     (project / "pipeline.toml").write_text(text)
     with pytest.raises(StageError) as err:
         run_pipeline(project / "pipeline.toml")
@@ -156,7 +166,11 @@ def test_failing_stage_is_named_and_leaves_earlier_artifacts(project: Path):
 
 
 def test_cli_failure_is_one_line_naming_the_stage(project: Path, capsys):
-    text = (project / "pipeline.toml").read_text().replace('path = "world/iom.csv"', 'path = "world/nope.csv"')
+    text = (
+        (project / "pipeline.toml")
+        .read_text()
+        .replace('path = "world/iom.csv"', 'path = "world/nope.csv"')
+    )
     (project / "pipeline.toml").write_text(text)
     code = main(["--quiet", "run", str(project / "pipeline.toml")])
     err = capsys.readouterr().err.strip().splitlines()
@@ -168,8 +182,19 @@ def test_persons_carry_no_personal_identifiers(project: Path):
     result = run_pipeline(project / "pipeline.toml")
     persons = pl.read_parquet(result.path("persons"))
     records = pl.read_parquet(result.path("records"))
-    banned = {"family_name", "given_name", "birth_date", "birth_day", "birth_month", "birth_year",
-              "v_number", "source_key", "record_id", "family_name_raw", "given_name_raw"}
+    banned = {
+        "family_name",
+        "given_name",
+        "birth_date",
+        "birth_day",
+        "birth_month",
+        "birth_year",
+        "v_number",
+        "source_key",
+        "record_id",
+        "family_name_raw",
+        "given_name_raw",
+    }
     assert not banned & set(persons.columns)
     identifying = set(records["family_name"].drop_nulls()) | set(records["v_number"].drop_nulls())
     for column in persons.columns:
@@ -182,8 +207,7 @@ def test_config_errors_name_the_key(tmp_path: Path):
         'extra = 1\n[[sources]]\npath = "x.csv"\ndefinition = "police"': "extra",
         '[[sources]]\npath = "x.csv"\ndefinition = "police"\n[linkage]\nthreshold = 2.0': "linkage.threshold",
         '[[sources]]\npath = "x.csv"\ndefinition = "police"\n[[estimators]]\nmodel = "nope"': "estimators[0].model",
-        '[[sources]]\npath = "x.csv"\ndefinition = "police"\n[[periods]]\nstart = 2018-01-01\nend = 2017-01-01':
-            "periods[0].end",
+        '[[sources]]\npath = "x.csv"\ndefinition = "police"\n[[periods]]\nstart = 2018-01-01\nend = 2017-01-01': "periods[0].end",
         '[[sources]]\npath = "x.csv"\ndefinition = "police"\n[persons]\nage_breaks = [40, 30]': "persons.age_breaks",
         '[[sources]]\npath = "x.csv"\ndefinition = "police"\n[uncertainty]\nimputations = 1': "uncertainty.imputations",
         '[[sources]]\npath = "x.csv"\ndefinition = "nosuchdefinition"': "sources[0].definition",
@@ -198,16 +222,25 @@ def test_config_errors_name_the_key(tmp_path: Path):
 
 
 def test_two_periods_give_a_series(project: Path):
-    text = (project / "pipeline.toml").read_text().replace(
-        '[[periods]]\nstart = 2017-07-01\nend = 2018-06-30\nlabel = "2017/18"',
-        '[[periods]]\nstart = 2017-07-01\nend = 2017-12-31\nlabel = "H2 2017"\n'
-        '[[periods]]\nstart = 2018-01-01\nend = 2018-06-30\nlabel = "H1 2018"')
+    text = (
+        (project / "pipeline.toml")
+        .read_text()
+        .replace(
+            '[[periods]]\nstart = 2017-07-01\nend = 2018-06-30\nlabel = "2017/18"',
+            '[[periods]]\nstart = 2017-07-01\nend = 2017-12-31\nlabel = "H2 2017"\n'
+            '[[periods]]\nstart = 2018-01-01\nend = 2018-06-30\nlabel = "H1 2018"',
+        )
+    )
     (project / "pipeline.toml").write_text(text)
     result = run_pipeline(project / "pipeline.toml")
     persons = pl.read_parquet(result.path("persons"))
     assert set(persons["period"]) == {"H2 2017", "H1 2018"}
     assert [(e["name"], e["period"]) for e in result.estimates] == [
-        ("ztp", "H2 2017"), ("dse", "H2 2017"), ("ztp", "H1 2018"), ("dse", "H1 2018")]
+        ("ztp", "H2 2017"),
+        ("dse", "H2 2017"),
+        ("ztp", "H1 2018"),
+        ("dse", "H1 2018"),
+    ]
     assert result.manifest["reconciliation"]["ok"]
 
 
@@ -238,7 +271,9 @@ def test_killed_mid_write_leaves_no_half_written_parquet(tmp_path: Path):
 
 
 def test_parse_config_relative_paths(tmp_path: Path):
-    config = parse_config({"sources": [{"path": "a/police.csv", "definition": "police"}]}, base_dir=tmp_path)
+    config = parse_config(
+        {"sources": [{"path": "a/police.csv", "definition": "police"}]}, base_dir=tmp_path
+    )
     assert config.sources[0].path == tmp_path / "a" / "police.csv"
     assert config.sources[0].name == "police"
     assert config.periods[0].label == "2017-07-01/2018-06-30"
@@ -247,9 +282,29 @@ def test_parse_config_relative_paths(tmp_path: Path):
 def test_estimate_cli_linkage_aware_on_a_run(project: Path):
     result = run_pipeline(project / "pipeline.toml")
     out = project / "est.json"
-    code = main(["--quiet", "estimate", str(result.path("persons")), "--model", "ztpoisson",
-                 "--formula", "~ sex", "--count-col", "n_police", "--imputations", "3",
-                 "--imputation-workers", "1", "--thresholds", "0.5,0.9", "--seed", "4", "--out", str(out)])
+    code = main(
+        [
+            "--quiet",
+            "estimate",
+            str(result.path("persons")),
+            "--model",
+            "ztpoisson",
+            "--formula",
+            "~ sex",
+            "--count-col",
+            "n_police",
+            "--imputations",
+            "3",
+            "--imputation-workers",
+            "1",
+            "--thresholds",
+            "0.5,0.9",
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     payload = json.loads(out.read_text())
     aware = payload["extra"]["linkage_aware"]
@@ -264,17 +319,51 @@ def test_estimate_cli_linkage_aware_on_a_run(project: Path):
 def test_review_round_trip_on_a_run(project: Path, world: Path):
     result = run_pipeline(project / "pipeline.toml")
     sample_path = project / "review.csv"
-    assert main(["--quiet", "review", "export", str(result.run_dir), "--n", "40", "--out", str(sample_path)]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "review",
+                "export",
+                str(result.run_dir),
+                "--n",
+                "40",
+                "--out",
+                str(sample_path),
+            ]
+        )
+        == 0
+    )
     sample = pl.read_csv(sample_path, infer_schema=False)
     assert sample.height >= 20 and "label" in sample.columns
     # label the sample from the simulator's truth, as a reviewer would from the records
     records = pl.read_parquet(result.path("records"), columns=["record_id", "source", "source_key"])
-    truth = pl.read_parquet(world / "world" / "truth" / "records.parquet", columns=["source", "source_key", "person_id"])
-    person = dict(records.join(truth, on=["source", "source_key"]).select("record_id", "person_id").iter_rows())
-    labels = ["match" if person[int(a)] == person[int(b)] else "non-match"
-              for a, b in zip(sample["record_id_l"], sample["record_id_r"], strict=True)]
+    truth = pl.read_parquet(
+        world / "world" / "truth" / "records.parquet", columns=["source", "source_key", "person_id"]
+    )
+    person = dict(
+        records.join(truth, on=["source", "source_key"])
+        .select("record_id", "person_id")
+        .iter_rows()
+    )
+    labels = [
+        "match" if person[int(a)] == person[int(b)] else "non-match"
+        for a, b in zip(sample["record_id_l"], sample["record_id_r"], strict=True)
+    ]
     sample.with_columns(pl.Series("label", labels)).write_csv(project / "labels.csv")
-    assert main(["--quiet", "review", "estimate", str(project / "labels.csv"), "--out", str(project / "rates.json")]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "review",
+                "estimate",
+                str(project / "labels.csv"),
+                "--out",
+                str(project / "rates.json"),
+            ]
+        )
+        == 0
+    )
     rates = json.loads((project / "rates.json").read_text())
     assert rates["n_labelled"] == sample.height
     assert rates["precision_ci"][0] <= rates["precision"] <= rates["precision_ci"][1]

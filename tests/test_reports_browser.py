@@ -13,14 +13,32 @@ from recapture.reports.browser import Chromium, find_chromium
 #: quarantine at this size); the example run has every optional section.
 EXPECTED_PLOTS = {
     ("demo", "validation"): {"rows", "completeness", "birth-dates", "timeline"},
-    ("demo", "linkage"): {"blocking", "model-weights", "weights", "expected", "cluster-sizes",
-                          "precision-recall", "calibration"},
+    ("demo", "linkage"): {
+        "blocking",
+        "model-weights",
+        "weights",
+        "expected",
+        "cluster-sizes",
+        "precision-recall",
+        "calibration",
+    },
     ("demo", "estimates"): {"estimates", "frequencies-1", "strata-1", "dependence"},
     ("example", "validation"): {"rows", "quarantine", "completeness", "birth-dates", "timeline"},
-    ("example", "linkage"): {"blocking", "weights", "precision-recall", "calibration",
-                             "review-calibration"},
-    ("example", "estimates"): {"estimates", "frequencies-1", "strata-1", "dependence", "threshold",
-                               "series"},
+    ("example", "linkage"): {
+        "blocking",
+        "weights",
+        "precision-recall",
+        "calibration",
+        "review-calibration",
+    },
+    ("example", "estimates"): {
+        "estimates",
+        "frequencies-1",
+        "strata-1",
+        "dependence",
+        "threshold",
+        "series",
+    },
 }
 
 

@@ -32,12 +32,27 @@ from recapture.synthetic.config import POLICE_UNITS
 from recapture.synthetic.simulate import _choose_forms, _name_part
 
 POLICE_COLUMNS = [
-    "registratienummer", "achternaam", "voornamen", "geboortedatum", "geslacht",
-    "nationaliteit", "vnummer", "datum_staandehouding", "eenheid", "reden",
+    "registratienummer",
+    "achternaam",
+    "voornamen",
+    "geboortedatum",
+    "geslacht",
+    "nationaliteit",
+    "vnummer",
+    "datum_staandehouding",
+    "eenheid",
+    "reden",
 ]
 IOM_COLUMNS = [
-    "case_no", "last_name", "first_name", "dob", "sex", "nationality", "v_number",
-    "departure_date", "client_category",
+    "case_no",
+    "last_name",
+    "first_name",
+    "dob",
+    "sex",
+    "nationality",
+    "v_number",
+    "departure_date",
+    "client_category",
 ]
 
 
@@ -48,7 +63,9 @@ def assert_rate(flags, rate: float, what: str) -> None:
     assert n > 200, f"{what}: too few eligible cases ({n}) to test a rate"
     observed = flags.mean()
     tolerance = 4 * math.sqrt(rate * (1 - rate) / n) + 1e-12
-    assert abs(observed - rate) <= tolerance, f"{what}: observed {observed:.4f}, configured {rate} (±{tolerance:.4f}, n={n})"
+    assert abs(observed - rate) <= tolerance, (
+        f"{what}: observed {observed:.4f}, configured {rate} (±{tolerance:.4f}, n={n})"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +76,9 @@ def world():
 @pytest.fixture(scope="module")
 def busy_world():
     """Many registrations per person, so that every noise process occurs often enough."""
-    cfg = SimulationConfig(size=15_000, seed=12, police=PoliceConfig(intercept=0.6), iom=IomConfig(intercept=-1.0))
+    cfg = SimulationConfig(
+        size=15_000, seed=12, police=PoliceConfig(intercept=0.6), iom=IomConfig(intercept=-1.0)
+    )
     return simulate_world(cfg)
 
 
@@ -77,19 +96,25 @@ def _poisson_chi2(counts: np.ndarray, lam: np.ndarray, omega: float = 0.0) -> fl
     p = [e0, lam * e0, lam**2 / 2 * e0]
     p.append(1 - p[0] - p[1] - p[2])
     tail = 1 - p[0] - p[1]  # P(Y ≥ 2) before inflation
-    expected = np.array([
-        p[0].sum(),
-        (p[1] + omega * tail).sum(),
-        ((1 - omega) * p[2]).sum(),
-        ((1 - omega) * p[3]).sum(),
-    ])
-    observed = np.array([(counts == 0).sum(), (counts == 1).sum(), (counts == 2).sum(), (counts >= 3).sum()])
+    expected = np.array(
+        [
+            p[0].sum(),
+            (p[1] + omega * tail).sum(),
+            ((1 - omega) * p[2]).sum(),
+            ((1 - omega) * p[3]).sum(),
+        ]
+    )
+    observed = np.array(
+        [(counts == 0).sum(), (counts == 1).sum(), (counts == 2).sum(), (counts >= 3).sum()]
+    )
     chi2 = ((observed - expected) ** 2 / expected).sum()
     return float(stats.chi2.sf(chi2, df=len(observed) - 1))
 
 
 def test_police_counts_are_poisson_given_lambda():
-    world = simulate_world(SimulationConfig(size=60_000, seed=3, police=PoliceConfig(one_inflation=0.0)))
+    world = simulate_world(
+        SimulationConfig(size=60_000, seed=3, police=PoliceConfig(one_inflation=0.0))
+    )
     people = world.people.filter(pl.col("in_target"))
     counts = people["police_count"].to_numpy()
     lam = people["police_lambda"].to_numpy()
@@ -97,15 +122,19 @@ def test_police_counts_are_poisson_given_lambda():
     assert abs(counts.sum() - lam.sum()) <= 4 * math.sqrt(lam.sum())
     assert _poisson_chi2(counts, lam) > 1e-3
     # the configured linear predictor, frailty and exposure make up λ
-    reconstructed = np.exp(people["linear_predictor"].to_numpy()) * people["frailty"].to_numpy() * (
-        people["days_at_risk"].to_numpy() / 365
+    reconstructed = (
+        np.exp(people["linear_predictor"].to_numpy())
+        * people["frailty"].to_numpy()
+        * (people["days_at_risk"].to_numpy() / 365)
     )
     np.testing.assert_allclose(lam, reconstructed, rtol=1e-12)
 
 
 def test_one_inflation_moves_repeat_counts_to_one():
     omega = 0.4
-    world = simulate_world(SimulationConfig(size=60_000, seed=4, police=PoliceConfig(one_inflation=omega)))
+    world = simulate_world(
+        SimulationConfig(size=60_000, seed=4, police=PoliceConfig(one_inflation=omega))
+    )
     people = world.people.filter(pl.col("in_target"))
     counts = people["police_count"].to_numpy()
     lam = people["police_lambda"].to_numpy()
@@ -135,17 +164,28 @@ def test_poisson_regression_recovers_the_configured_coefficients():
     """Without frailty and one-inflation the counts follow the log-linear model exactly, so a
     Poisson GLM with a log(time at risk) offset recovers β within its standard errors."""
     police = PoliceConfig(frailty_shape=0.0, one_inflation=0.0)
-    people = simulate_world(SimulationConfig(size=200_000, seed=5, police=police)).people.filter(pl.col("in_target"))
+    people = simulate_world(SimulationConfig(size=200_000, seed=5, police=police)).people.filter(
+        pl.col("in_target")
+    )
     regions = [r for r in police.region_coefficients if r != "Other"]
     X = np.column_stack(
-        [np.ones(people.height), (people["sex"] == "M").to_numpy(), (people["age_class"] == "40+").to_numpy()]
+        [
+            np.ones(people.height),
+            (people["sex"] == "M").to_numpy(),
+            (people["age_class"] == "40+").to_numpy(),
+        ]
         + [(people["region"] == r).to_numpy() for r in regions]
     ).astype(float)
     offset = np.log(people["days_at_risk"].to_numpy() / 365)
     beta, se = _poisson_fit(people["police_count"].to_numpy().astype(float), X, offset)
-    truth = np.array([police.intercept, police.male, police.age_coefficients[0]] + [police.region_coefficients[r] for r in regions])
+    truth = np.array(
+        [police.intercept, police.male, police.age_coefficients[0]]
+        + [police.region_coefficients[r] for r in regions]
+    )
     z = (beta - truth) / se
-    assert np.abs(z).max() < 4.5, dict(zip(["intercept", "male", "40+", *regions], z.round(2), strict=True))
+    assert np.abs(z).max() < 4.5, dict(
+        zip(["intercept", "male", "40+", *regions], z.round(2), strict=True)
+    )
 
 
 def test_iom_registrations_follow_their_probability(world):
@@ -154,7 +194,10 @@ def test_iom_registrations_follow_their_probability(world):
     p = people["iom_probability"].to_numpy()
     assert abs(registered.sum() - p.sum()) <= 4 * math.sqrt((p * (1 - p)).sum())
     # IOM reaches women and older people more than the police does
-    by_sex = people.group_by("sex").agg((pl.col("iom_count") > 0).mean().alias("iom"), (pl.col("police_count") > 0).mean().alias("police"))
+    by_sex = people.group_by("sex").agg(
+        (pl.col("iom_count") > 0).mean().alias("iom"),
+        (pl.col("police_count") > 0).mean().alias("police"),
+    )
     d = {r["sex"]: r for r in by_sex.to_dicts()}
     assert d["F"]["iom"] / d["M"]["iom"] > 1.3
     assert d["F"]["police"] / d["M"]["police"] < 0.8
@@ -177,7 +220,8 @@ def _mantel_haenszel_or(people: pl.DataFrame) -> float:
 @pytest.mark.parametrize("odds_ratio", [1.0, 3.0])
 def test_iom_dependence_on_apprehension_has_the_configured_odds_ratio(odds_ratio):
     cfg = SimulationConfig(
-        size=150_000, seed=6,
+        size=150_000,
+        seed=6,
         iom=IomConfig(intercept=-2.5, apprehended_odds_ratio=odds_ratio, out_of_target_share=0.0),
     )
     people = simulate_world(cfg).people
@@ -200,10 +244,24 @@ def test_realistic_default_calibration():
 def test_time_at_risk_bounds_every_registration(world):
     people = world.people.select("person_id", "at_risk_from", "at_risk_to")
     recs = world.records.join(people, on="person_id")
-    assert recs.filter((pl.col("event_date") < pl.col("at_risk_from")) | (pl.col("event_date") > pl.col("at_risk_to"))).height == 0
+    assert (
+        recs.filter(
+            (pl.col("event_date") < pl.col("at_risk_from"))
+            | (pl.col("event_date") > pl.col("at_risk_to"))
+        ).height
+        == 0
+    )
     # an IOM departure is not followed by a police apprehension
-    last_police = world.records.filter(pl.col("source") == "police").group_by("person_id").agg(last=pl.col("event_date").max())
-    first_iom = world.records.filter(pl.col("source") == "iom").group_by("person_id").agg(first=pl.col("event_date").min())
+    last_police = (
+        world.records.filter(pl.col("source") == "police")
+        .group_by("person_id")
+        .agg(last=pl.col("event_date").max())
+    )
+    first_iom = (
+        world.records.filter(pl.col("source") == "iom")
+        .group_by("person_id")
+        .agg(first=pl.col("event_date").min())
+    )
     both = last_police.join(first_iom, on="person_id")
     assert both.height > 50
     assert both.filter(pl.col("first") < pl.col("last")).height == 0
@@ -215,16 +273,26 @@ def test_time_at_risk_bounds_every_registration(world):
 
 
 def test_name_pools_are_skewed_and_varied(world):
-    maghrebi_men = world.people.filter((pl.col("naming_culture") == "maghrebi") & (pl.col("sex") == "M"))
+    maghrebi_men = world.people.filter(
+        (pl.col("naming_culture") == "maghrebi") & (pl.col("sex") == "M")
+    )
     first = maghrebi_men["given_name"].str.split(" ").list.first()
     assert (first == "Mohamed").mean() > 0.10
     assert first.n_unique() > 50
     assert world.people["family_name"].n_unique() > 500
-    assert set(world.people["naming_culture"].unique()) >= {"maghrebi", "turkish", "slavic", "chinese", "latin"}
+    assert set(world.people["naming_culture"].unique()) >= {
+        "maghrebi",
+        "turkish",
+        "slavic",
+        "chinese",
+        "latin",
+    }
 
 
 def test_spelling_variants_cover_the_known_forms():
-    assert {"Mohammed", "Muhammad", "Mouhamed", "Mohamad"} <= set(pools.spelling_variants("Mohamed", "maghrebi", limit=20))
+    assert {"Mohammed", "Muhammad", "Mouhamed", "Mohamad"} <= set(
+        pools.spelling_variants("Mohamed", "maghrebi", limit=20)
+    )
     slavic = {pools.render(v) for v in pools.spelling_variants("Шевченко", "slavic")}
     assert pools.romanise("Шевченко") == "Shevchenko"
     assert {"Sjevtsjenko", "Chevtchenko"} <= slavic
@@ -243,11 +311,19 @@ def test_spelling_variant_and_compound_rates():
     _, flip, _ = _choose_forms(rng, entries, 0.2)
     assert_rate(flip, 0.2, "transliteration")
     # compound names: draw canonical forms only, so eligibility is the entry's own
-    compound_entries = np.asarray([e for e in range(len(tables.form_offset)) if tables.form_has_compound[tables.form_offset[e]]])
+    compound_entries = np.asarray(
+        [
+            e
+            for e in range(len(tables.form_offset))
+            if tables.form_has_compound[tables.form_offset[e]]
+        ]
+    )
     cfg = SimulationConfig(noise=NoiseConfig(transliteration=0.0, compound=0.3))
     text, _, compound = _name_part(rng, np.resize(compound_entries, 20_000), cfg)
     assert_rate(compound, 0.3, "compound")
-    canonical = tables.form_text.gather(pl.Series(tables.form_offset[np.resize(compound_entries, 20_000)]))
+    canonical = tables.form_text.gather(
+        pl.Series(tables.form_offset[np.resize(compound_entries, 20_000)])
+    )
     changed = (text != canonical).to_numpy()
     np.testing.assert_array_equal(changed, compound)
 
@@ -271,7 +347,9 @@ def test_record_noise_rates(busy_world):
     forms = noise.police_nationality
     pf = recs.filter(pl.col("source") == "police")["nationality_form"]
     for name in ("country_name", "adjective", "iso3", "iso2", "unknown"):
-        share = getattr(forms, name) / sum(getattr(forms, f) for f in ("country_name", "adjective", "iso3", "iso2", "unknown"))
+        share = getattr(forms, name) / sum(
+            getattr(forms, f) for f in ("country_name", "adjective", "iso3", "iso2", "unknown")
+        )
         assert_rate(pf == name, share, f"nationality form {name}")
 
 
@@ -281,15 +359,21 @@ def test_alias_and_v_number_rates(busy_world):
     people = world.people
     assert_rate(people["has_alias"], noise.alias_person_share, "alias person share")
     recs = world.records.join(people.select("person_id", "has_alias", "v_number"), on="person_id")
-    assert_rate(recs.filter(pl.col("has_alias"))["identity"] == "alias", noise.alias_use, "alias use")
+    assert_rate(
+        recs.filter(pl.col("has_alias"))["identity"] == "alias", noise.alias_use, "alias use"
+    )
     assert (recs.filter(~pl.col("has_alias"))["identity"] == "alias").sum() == 0
     primary_v = recs.filter((pl.col("identity") == "primary") & pl.col("v_number").is_not_null())
     pol = primary_v.filter(pl.col("source") == "police")
-    assert_rate(pol["v_number_recorded"] == "missing", noise.v_number_missing_police, "V missing police")
+    assert_rate(
+        pol["v_number_recorded"] == "missing", noise.v_number_missing_police, "V missing police"
+    )
     present = primary_v.filter(pl.col("v_number_recorded").is_in(["recorded", "mistyped"]))
     assert_rate(present["v_number_recorded"] == "mistyped", noise.v_number_mistyped, "V mistyped")
     alias_v = recs.filter((pl.col("identity") == "alias") & pl.col("v_number").is_not_null())
-    assert_rate(alias_v["v_number_recorded"] != "alias_without", noise.alias_keeps_v_number, "alias keeps V")
+    assert_rate(
+        alias_v["v_number_recorded"] != "alias_without", noise.alias_keeps_v_number, "alias keeps V"
+    )
 
 
 def test_birth_date_noise_matches_the_extract(busy_world):
@@ -297,10 +381,18 @@ def test_birth_date_noise_matches_the_extract(busy_world):
     people = world.people.select("person_id", "birth_date", "alias_birth_date")
     pol = (
         world.police.with_row_index("i")
-        .hstack(world.records.filter(pl.col("source") == "police").select("identity", "birth_date_recorded", "birth_day_month_swap"))
+        .hstack(
+            world.records.filter(pl.col("source") == "police").select(
+                "identity", "birth_date_recorded", "birth_day_month_swap"
+            )
+        )
         .hstack(world.records.filter(pl.col("source") == "police").select("person_id"))
         .join(people, on="person_id")
-        .with_columns(true=pl.when(pl.col("identity") == "alias").then(pl.col("alias_birth_date")).otherwise(pl.col("birth_date")))
+        .with_columns(
+            true=pl.when(pl.col("identity") == "alias")
+            .then(pl.col("alias_birth_date"))
+            .otherwise(pl.col("birth_date"))
+        )
     )
     full = pol.filter((pl.col("birth_date_recorded") == "full") & ~pl.col("birth_day_month_swap"))
     assert (full["geboortedatum"] == full["true"].dt.strftime("%d-%m-%Y")).all()
@@ -310,25 +402,40 @@ def test_birth_date_noise_matches_the_extract(busy_world):
     assert (year["geboortedatum"] == "00-00-" + year["true"].dt.year().cast(pl.String)).all()
     assert pol.filter(pl.col("birth_date_recorded") == "missing")["geboortedatum"].is_null().all()
     eligible = pol.filter(
-        (pl.col("birth_date_recorded") == "full") & (pl.col("true").dt.day() <= 12) & (pl.col("true").dt.day() != pl.col("true").dt.month())
+        (pl.col("birth_date_recorded") == "full")
+        & (pl.col("true").dt.day() <= 12)
+        & (pl.col("true").dt.day() != pl.col("true").dt.month())
     )
-    assert_rate(eligible["birth_day_month_swap"], world.config.noise.birth_day_month_swap, "day-month swap")
+    assert_rate(
+        eligible["birth_day_month_swap"], world.config.noise.birth_day_month_swap, "day-month swap"
+    )
     swapped = eligible.filter(pl.col("birth_day_month_swap"))
     assert (swapped["geboortedatum"] == swapped["true"].dt.strftime("%m-%d-%Y")).all()
 
 
 def test_diacritics_dropped_at_its_rate():
     cfg = SimulationConfig(
-        size=20_000, seed=9,
+        size=20_000,
+        seed=9,
         population=PopulationConfig(nationality_weights={"TUR": 1.0}),
-        noise=NoiseConfig(transliteration=0.0, compound=0.0, typo=0.0, name_swap=0.0, alias_person_share=0.0, diacritics_dropped=0.35),
+        noise=NoiseConfig(
+            transliteration=0.0,
+            compound=0.0,
+            typo=0.0,
+            name_swap=0.0,
+            alias_person_share=0.0,
+            diacritics_dropped=0.35,
+        ),
     )
     world = simulate_world(cfg)
     recs = world.records.filter(pl.col("source") == "police")
     joined = world.police.hstack(recs.select("person_id", "diacritics_dropped")).join(
         world.people.select("person_id", "given_name", "family_name"), on="person_id"
     )
-    has = joined.filter(pl.col("given_name").str.contains("[çğıİöşüÇÖŞÜ]") | pl.col("family_name").str.contains("[çğıİöşüÇÖŞÜ]"))
+    has = joined.filter(
+        pl.col("given_name").str.contains("[çğıİöşüÇÖŞÜ]")
+        | pl.col("family_name").str.contains("[çğıİöşüÇÖŞÜ]")
+    )
     assert_rate(has["diacritics_dropped"], 0.35, "diacritics")
     dropped = has.filter(pl.col("diacritics_dropped"))
     assert not dropped["achternaam"].str.contains("[çğıİöşüÇÖŞÜ]").any()
@@ -352,7 +459,10 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
 
 def test_truth_is_consistent_with_the_extracts(world):
     recs, people = world.records, world.people
-    for source, extract, key in (("police", world.police, "registratienummer"), ("iom", world.iom, "case_no")):
+    for source, extract, key in (
+        ("police", world.police, "registratienummer"),
+        ("iom", world.iom, "case_no"),
+    ):
         truth = recs.filter(pl.col("source") == source)
         assert truth.height == extract.height
         assert truth["source_key"].equals(extract[key].alias("source_key"))
@@ -365,23 +475,41 @@ def test_truth_is_consistent_with_the_extracts(world):
     counts = recs.group_by("person_id").agg(
         police=(pl.col("source") == "police").sum(), iom=(pl.col("source") == "iom").sum()
     )
-    check = people.join(counts, on="person_id", how="left").with_columns(pl.col("police", "iom").fill_null(0))
+    check = people.join(counts, on="person_id", how="left").with_columns(
+        pl.col("police", "iom").fill_null(0)
+    )
     assert (check["police"] == check["police_count"]).all()
     assert (check["iom"] == check["iom_count"]).all()
     # people outside the target population appear only at IOM, in their categories
     outside = check.filter(~pl.col("in_target"))
     assert outside.height > 0 and (outside["police"] == 0).all() and (outside["iom"] > 0).all()
     iom = world.iom.hstack(recs.filter(pl.col("source") == "iom").select("in_target"))
-    assert set(iom.filter(~pl.col("in_target"))["client_category"]) <= {"pending_procedure", "dublin"}
-    assert set(iom.filter(pl.col("in_target"))["client_category"]) <= {"irregular", "rejected_asylum"}
+    assert set(iom.filter(~pl.col("in_target"))["client_category"]) <= {
+        "pending_procedure",
+        "dublin",
+    }
+    assert set(iom.filter(pl.col("in_target"))["client_category"]) <= {
+        "irregular",
+        "rejected_asylum",
+    }
     # the written V-number is the person's own unless it is flagged as mistyped
-    pol = world.police.hstack(recs.filter(pl.col("source") == "police").select("person_id", "v_number_recorded")).join(
-        people.select("person_id", pl.col("v_number").alias("true_v")), on="person_id"
+    pol = world.police.hstack(
+        recs.filter(pl.col("source") == "police").select("person_id", "v_number_recorded")
+    ).join(people.select("person_id", pl.col("v_number").alias("true_v")), on="person_id")
+    assert (
+        pol.filter(pl.col("v_number_recorded") == "recorded")
+        .select((pl.col("vnummer") == pl.col("true_v")).all())
+        .item()
     )
-    assert (pol.filter(pl.col("v_number_recorded") == "recorded").select((pl.col("vnummer") == pl.col("true_v")).all()).item())
     mistyped = pol.filter(pl.col("v_number_recorded") == "mistyped")
     assert (mistyped["vnummer"] != mistyped["true_v"]).all()
-    assert pol.filter(pl.col("v_number_recorded").is_in(["missing", "none", "alias_without"]))["vnummer"].is_null().all()
+    assert (
+        pol.filter(pl.col("v_number_recorded").is_in(["missing", "none", "alias_without"]))[
+            "vnummer"
+        ]
+        .is_null()
+        .all()
+    )
     assert world.summary["true_n"] == people["in_target"].sum() == world.config.size
 
 
@@ -398,7 +526,11 @@ def test_extracts_parse_with_their_declared_layout(written):
         assert re.fullmatch(r"PSH\d{9}", r[col["registratienummer"]])
         dt.datetime.strptime(r[col["datum_staandehouding"]], "%d-%m-%Y")
         b = r[col["geboortedatum"]]
-        assert b == "" or re.fullmatch(r"00-00-\d{4}|00-\d{2}-\d{4}", b) or dt.datetime.strptime(b, "%d-%m-%Y")
+        assert (
+            b == ""
+            or re.fullmatch(r"00-00-\d{4}|00-\d{2}-\d{4}", b)
+            or dt.datetime.strptime(b, "%d-%m-%Y")
+        )
         assert r[col["geslacht"]] in {"M", "V", "O", ""}
         assert r[col["vnummer"]] == "" or re.fullmatch(r"\d{10}", r[col["vnummer"]])
         assert r[col["eenheid"]] in POLICE_UNITS
@@ -418,7 +550,9 @@ def test_extracts_parse_with_their_declared_layout(written):
         b = r[col["dob"]]
         assert b == "" or re.fullmatch(r"\d{4}", b) or dt.date.fromisoformat(b)
         assert r[col["sex"]] in {"Male", "Female", "Unknown"}
-        assert r[col["v_number"]] == "" or re.fullmatch(r"\d{10}|\d{4}\.\d{3}\.\d{3}", r[col["v_number"]])
+        assert r[col["v_number"]] == "" or re.fullmatch(
+            r"\d{10}|\d{4}\.\d{3}\.\d{3}", r[col["v_number"]]
+        )
     # polars reads both back to the frames that were written
     police = pl.read_csv(paths["police"], separator=";", infer_schema=False, encoding="utf8")
     assert police.columns == POLICE_COLUMNS and police.height == len(body)
@@ -445,7 +579,7 @@ def test_truth_files_and_manifest(written, world):
 def test_config_from_toml_with_overrides(tmp_path):
     path = tmp_path / "sim.toml"
     path.write_text(
-        'size = 5000\nperiod_start = 2012-07-01\nperiod_end = 2013-06-30\n'
+        "size = 5000\nperiod_start = 2012-07-01\nperiod_end = 2013-06-30\n"
         "[police]\nintercept = -1.0\nregion_coefficients = { Turkey = -2.0 }\n"
         "[noise]\ntypo = 0.05\n[noise.police_nationality]\nunknown = 0.2\n",
         encoding="utf-8",
@@ -482,7 +616,9 @@ def test_cli_simulate_and_errors(tmp_path, capsys):
     assert main(["--quiet", "simulate", str(tmp_path / "w"), "--size", "400", "--seed", "2"]) == 0
     stdout = capsys.readouterr().out
     assert "true population size N" in stdout and "400" in stdout
-    assert (tmp_path / "w" / "police.csv").exists() and (tmp_path / "w" / "truth" / "records.parquet").exists()
+    assert (tmp_path / "w" / "police.csv").exists() and (
+        tmp_path / "w" / "truth" / "records.parquet"
+    ).exists()
     bad = tmp_path / "bad.toml"
     bad.write_text("[noise]\nbogus = 1\n", encoding="utf-8")
     assert main(["simulate", str(tmp_path / "x"), "--config", str(bad)]) == 2
@@ -511,7 +647,9 @@ def test_iom_side_rates(busy_world):
         world.people.select("person_id", pl.col("v_number").alias("true_v")), on="person_id"
     )
     with_v = recs.filter((pl.col("identity") == "primary") & pl.col("true_v").is_not_null())
-    assert_rate(with_v["v_number_recorded"] == "missing", cfg.noise.v_number_missing_iom, "V missing IOM")
+    assert_rate(
+        with_v["v_number_recorded"] == "missing", cfg.noise.v_number_missing_iom, "V missing IOM"
+    )
     forms = cfg.noise.iom_nationality
     total = sum(getattr(forms, f) for f in ("country_name", "adjective", "iso3", "iso2", "unknown"))
     assert_rate(recs["nationality_form"] == "iso3", forms.iso3 / total, "IOM nationality iso3")

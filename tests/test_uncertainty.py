@@ -43,8 +43,12 @@ class Chao:
         f1, f2 = float((y == 1).sum()), float((y == 2).sum())
         r = f1 / f2
         var = f2 * (r**4 / 4 + r**3 + r**2 / 2)
-        return PopulationEstimate(model="chao", population_size=y.size + f1**2 / (2 * f2),
-                                  se=math.sqrt(var), n_observed=int(y.size))
+        return PopulationEstimate(
+            model="chao",
+            population_size=y.size + f1**2 / (2 * f2),
+            se=math.sqrt(var),
+            n_observed=int(y.size),
+        )
 
 
 class Petersen:
@@ -56,28 +60,34 @@ class Petersen:
         n1, n2, m = float(a.sum()), float(b.sum()), float((a & b).sum())
         n_hat = n1 * n2 / m
         var = n1 * n2 * (n1 - m) * (n2 - m) / m**3
-        return PopulationEstimate(model="petersen", population_size=n_hat, se=math.sqrt(var),
-                                  n_observed=int(persons.height))
+        return PopulationEstimate(
+            model="petersen",
+            population_size=n_hat,
+            se=math.sqrt(var),
+            n_observed=int(persons.height),
+        )
 
 
 def _records(sources: list[str], dates: list[dt.date] | None = None) -> pl.DataFrame:
     n = len(sources)
     dates = dates or [dt.date(2017, 9, 1)] * n
-    return pl.DataFrame({
-        "record_id": np.arange(n, dtype=np.int64),
-        "source": sources,
-        "event_date": dates,
-        "sex": ["M"] * n,
-        "birth_year": [1990] * n,
-        "birth_month": [1] * n,
-        "birth_day": [1] * n,
-        "birth_date_quality": ["full"] * n,
-        "nationality_iso3": ["MAR"] * n,
-        "nationality_region": ["North Africa"] * n,
-        "reason": ["other" if s == "police" else None for s in sources],
-        "police_unit": ["A" if s == "police" else None for s in sources],
-        "in_target": [True] * n,
-    })
+    return pl.DataFrame(
+        {
+            "record_id": np.arange(n, dtype=np.int64),
+            "source": sources,
+            "event_date": dates,
+            "sex": ["M"] * n,
+            "birth_year": [1990] * n,
+            "birth_month": [1] * n,
+            "birth_day": [1] * n,
+            "birth_date_quality": ["full"] * n,
+            "nationality_iso3": ["MAR"] * n,
+            "nationality_region": ["North Africa"] * n,
+            "reason": ["other" if s == "police" else None for s in sources],
+            "police_unit": ["A" if s == "police" else None for s in sources],
+            "in_target": [True] * n,
+        }
+    )
 
 
 def _world(n_people: int = 1500, seed: int = 1, certain: bool = False):
@@ -112,9 +122,13 @@ def _world(n_people: int = 1500, seed: int = 1, certain: bool = False):
     left = np.concatenate([li, fl])
     right = np.concatenate([ri, fr])
     lo, hi = np.minimum(left, right), np.maximum(left, right)
-    pairs = pl.DataFrame({"record_id_l": lo, "record_id_r": hi,
-                          "match_probability": np.concatenate([p_true, p_false])}).unique(
-        ["record_id_l", "record_id_r"], keep="first")
+    pairs = pl.DataFrame(
+        {
+            "record_id_l": lo,
+            "record_id_r": hi,
+            "match_probability": np.concatenate([p_true, p_false]),
+        }
+    ).unique(["record_id_l", "record_id_r"], keep="first")
     return records, pairs, truth
 
 
@@ -130,6 +144,7 @@ def test_rubin_rules_on_hand_computed_numbers():
     # Rubin 1987: ν = (M − 1)(1 + 1/r)², r = 16/3 → 2·(19/16)²
     assert comb.df == pytest.approx(2 * (19 / 16) ** 2)
     from scipy import stats
+
     half = stats.t.ppf(0.975, 2 * (19 / 16) ** 2) * math.sqrt(19 / 3)
     assert (comb.lower, comb.upper) == pytest.approx((12 - half, 12 + half))
 
@@ -173,23 +188,32 @@ def test_isolated_pairs_merge_with_their_probability():
     # 400 disjoint record pairs: a draw merges pair k with probability p_k exactly
     p = np.linspace(0.05, 0.95, 400)
     records = _records(["police"] * 800)
-    pairs = pl.DataFrame({"record_id_l": np.arange(0, 800, 2), "record_id_r": np.arange(1, 800, 2),
-                          "match_probability": p})
+    pairs = pl.DataFrame(
+        {
+            "record_id_l": np.arange(0, 800, 2),
+            "record_id_r": np.arange(1, 800, 2),
+            "match_probability": p,
+        }
+    )
     graph = prepare_pairs(records["record_id"], pairs)
     rng = np.random.default_rng(5)
-    merged = np.array([800 - (draw_labels(graph, rng)[0].max() + 1) for _ in range(300)], dtype=float)
+    merged = np.array(
+        [800 - (draw_labels(graph, rng)[0].max() + 1) for _ in range(300)], dtype=float
+    )
     sd = math.sqrt((p * (1 - p)).sum() / 300)
     assert abs(merged.mean() - p.sum()) < 4 * sd
 
 
 def test_chaining_guard_keeps_coherent_and_breaks_conflicting_merges():
     records = _records(["police"] * 6)
-    pairs = pl.DataFrame({
-        # records 0-1-2: one person, all pairs certain; 3-4 and 4-5 likely but 3-5 impossible
-        "record_id_l": [0, 0, 1, 3, 4, 3],
-        "record_id_r": [1, 2, 2, 4, 5, 5],
-        "match_probability": [0.99, 0.99, 0.99, 0.7, 0.7, 0.0001],
-    })
+    pairs = pl.DataFrame(
+        {
+            # records 0-1-2: one person, all pairs certain; 3-4 and 4-5 likely but 3-5 impossible
+            "record_id_l": [0, 0, 1, 3, 4, 3],
+            "record_id_r": [1, 2, 2, 4, 5, 5],
+            "match_probability": [0.99, 0.99, 0.99, 0.7, 0.7, 0.0001],
+        }
+    )
     graph = prepare_pairs(records["record_id"], pairs)
     rng = np.random.default_rng(0)
     for _ in range(200):
@@ -204,7 +228,9 @@ def test_imputation_collapses_to_the_plug_in_estimate_with_certain_links():
     clusters = pl.DataFrame({"record_id": records["record_id"], "person_id": truth})
     persons, _ = build_persons(records, clusters, PERIOD, sources=["police", "iom"])
     plug_in = Chao().fit(persons)
-    mi = multiple_imputation(records, pairs, Chao(), period=PERIOD, imputations=5, seed=1, workers=1)
+    mi = multiple_imputation(
+        records, pairs, Chao(), period=PERIOD, imputations=5, seed=1, workers=1
+    )
     aware = mi.extra["linkage_aware"]
     assert mi.model == "mi:chao"
     assert mi.population_size == plug_in.population_size
@@ -216,15 +242,31 @@ def test_imputation_collapses_to_the_plug_in_estimate_with_certain_links():
 
 def test_imputation_is_seeded_and_independent_of_workers():
     records, pairs, _ = _world(n_people=800, seed=4)
-    a = multiple_imputation(records, pairs, Petersen(), period=PERIOD, imputations=6, seed=42, workers=1)
-    b = multiple_imputation(records, pairs, Petersen(), period=PERIOD, imputations=6, seed=42, workers=2)
-    c = multiple_imputation(records, pairs, Petersen(), period=PERIOD, imputations=6, seed=43, workers=1)
+    a = multiple_imputation(
+        records, pairs, Petersen(), period=PERIOD, imputations=6, seed=42, workers=1
+    )
+    b = multiple_imputation(
+        records, pairs, Petersen(), period=PERIOD, imputations=6, seed=42, workers=2
+    )
+    c = multiple_imputation(
+        records, pairs, Petersen(), period=PERIOD, imputations=6, seed=43, workers=1
+    )
     ka, kb, kc = (x.extra["linkage_aware"] for x in (a, b, c))
     assert ka["imputed_population_sizes"] == kb["imputed_population_sizes"]
     assert ka["imputed_population_sizes"] != kc["imputed_population_sizes"]
     assert ka["between_var"] > 0 and 0 < ka["linkage_variance_share"] < 1
-    for key in ("method", "M", "population_size", "se", "lower", "upper", "within_var", "between_var",
-                "linkage_variance_share", "df"):
+    for key in (
+        "method",
+        "M",
+        "population_size",
+        "se",
+        "lower",
+        "upper",
+        "within_var",
+        "between_var",
+        "linkage_variance_share",
+        "df",
+    ):
         assert key in ka
     lo, hi = a.confint()
     assert (lo, hi) == pytest.approx((ka["lower"], ka["upper"]))
@@ -234,8 +276,9 @@ def test_imputation_is_seeded_and_independent_of_workers():
 
 def test_imputation_accepts_a_callable_and_log_scale():
     records, pairs, _ = _world(n_people=600, seed=6)
-    mi = multiple_imputation(records, pairs, Chao().fit, period=PERIOD, imputations=4, seed=2,
-                             workers=1, scale="log")
+    mi = multiple_imputation(
+        records, pairs, Chao().fit, period=PERIOD, imputations=4, seed=2, workers=1, scale="log"
+    )
     lo, hi = mi.confint()
     assert lo < mi.population_size < hi
     assert mi.population_size / lo != pytest.approx(hi / mi.population_size, rel=1e-9) or lo > 0
@@ -259,8 +302,10 @@ def test_ding_fienberg_hand_computed_and_recovers_truth():
     # the delta-method gradient matches finite differences
     base = ding_fienberg(500, 400, 184, 0.9, 0.02, var_alpha=1e-4, link_randomness=False)
     h = 1e-6
-    g = (ding_fienberg(500, 400, 184, 0.9 + h, 0.02).population_size
-         - ding_fienberg(500, 400, 184, 0.9 - h, 0.02).population_size) / (2 * h)
+    g = (
+        ding_fienberg(500, 400, 184, 0.9 + h, 0.02).population_size
+        - ding_fienberg(500, 400, 184, 0.9 - h, 0.02).population_size
+    ) / (2 * h)
     assert base.linkage_var == pytest.approx(g**2 * 1e-4, rel=1e-5)
     with pytest.raises(ValueError):
         ding_fienberg(500, 400, 5, 0.9, 0.05)
@@ -269,8 +314,17 @@ def test_ding_fienberg_hand_computed_and_recovers_truth():
 def test_rates_from_link_counts_give_n1_n2_over_expected_matches():
     alpha, beta, va, vb, cab = rates_from_link_counts(400, 184, 170.0, 30.0, 10.0, 5.0)
     assert alpha == pytest.approx(170 / 200) and beta == pytest.approx(14 / 200)
-    res = ding_fienberg(500, 400, 184, alpha, beta, var_alpha=va, var_beta=vb, cov_alpha_beta=cab,
-                        link_randomness=False)
+    res = ding_fienberg(
+        500,
+        400,
+        184,
+        alpha,
+        beta,
+        var_alpha=va,
+        var_beta=vb,
+        cov_alpha_beta=cab,
+        link_randomness=False,
+    )
     assert res.population_size == pytest.approx(500 * 400 / 200)
     # Var(N̂) from the rates equals (N̂/M̂)²·(Var A + Var R): N̂ depends on A + R only
     assert res.linkage_var == pytest.approx((1000 / 200) ** 2 * 15.0)
@@ -281,8 +335,9 @@ def test_fellegi_sunter_link_counts_on_a_constructed_linkage():
     # police 2 with p 0.3 and of police 4 with p 0.9 → capped at 1); 3 = police 4
     records = _records(["police", "iom", "police", "iom", "police"])
     clusters = pl.DataFrame({"record_id": [0, 1, 2, 3, 4], "person_id": [0, 0, 1, 2, 3]})
-    pairs = pl.DataFrame({"record_id_l": [0, 2, 3], "record_id_r": [1, 3, 4],
-                          "match_probability": [0.9, 0.3, 0.9]})
+    pairs = pl.DataFrame(
+        {"record_id_l": [0, 2, 3], "record_id_r": [1, 3, 4], "match_probability": [0.9, 0.3, 0.9]}
+    )
     persons, _ = build_persons(records, clusters, PERIOD, sources=["police", "iom"])
     counts = fellegi_sunter_link_counts(records, clusters, pairs, persons, period=PERIOD)
     row = counts.row(0, named=True)
@@ -292,8 +347,18 @@ def test_fellegi_sunter_link_counts_on_a_constructed_linkage():
     assert row["missed_links"] == pytest.approx(1.0)
     est = linkage_corrected_dse(counts)
     assert est.population_size == pytest.approx(3 * 2 / 1.9)
-    assert set(est.extra["linkage_aware"]) >= {"method", "M", "population_size", "se", "lower", "upper",
-                                               "within_var", "between_var", "linkage_variance_share", "df"}
+    assert set(est.extra["linkage_aware"]) >= {
+        "method",
+        "M",
+        "population_size",
+        "se",
+        "lower",
+        "upper",
+        "within_var",
+        "between_var",
+        "linkage_variance_share",
+        "df",
+    }
 
 
 def _calibrated_dse_world(seed: int):
@@ -309,7 +374,9 @@ def _calibrated_dse_world(seed: int):
     iom_ids = np.arange(k + only1, k + only1 + k)
     person = np.arange(len(sources))
     person[iom_ids[true]] = police_ids[true]
-    pairs = pl.DataFrame({"record_id_l": police_ids, "record_id_r": iom_ids, "match_probability": p})
+    pairs = pl.DataFrame(
+        {"record_id_l": police_ids, "record_id_r": iom_ids, "match_probability": p}
+    )
     return records, pairs, person
 
 
@@ -327,7 +394,9 @@ def test_model_corrected_dse_removes_the_linkage_bias_on_calibrated_scores():
         counts = fellegi_sunter_link_counts(records, clusters, pairs, persons, period=PERIOD)
         est = linkage_corrected_dse(counts)
         errors_dct.append(est.population_size / target - 1)
-        z.append((est.population_size - target) / math.sqrt(est.extra["linkage_aware"]["between_var"]))
+        z.append(
+            (est.population_size - target) / math.sqrt(est.extra["linkage_aware"]["between_var"])
+        )
     assert abs(np.mean(errors_dct)) < 0.01 < abs(np.mean(errors_plug))
     # the linkage part of the variance describes the spread around the perfect-link estimate
     assert 0.5 < np.std(z) < 1.6
@@ -336,7 +405,9 @@ def test_model_corrected_dse_removes_the_linkage_bias_on_calibrated_scores():
 # ----------------------------------------------------------------------------- thresholds
 def test_threshold_sensitivity_is_monotone_when_duplicates_score_moderately():
     records, pairs, _ = _world(n_people=1500, seed=9)
-    table = threshold_sensitivity(records, pairs, Chao(), period=PERIOD, thresholds=[0.2, 0.5, 0.8, 0.95])
+    table = threshold_sensitivity(
+        records, pairs, Chao(), period=PERIOD, thresholds=[0.2, 0.5, 0.8, 0.95]
+    )
     assert [r["threshold"] for r in table] == [0.2, 0.5, 0.8, 0.95]
     assert set(table[0]) == {"threshold", "population_size", "se", "lower", "upper", "n_observed"}
     n_obs = [r["n_observed"] for r in table]
@@ -345,7 +416,9 @@ def test_threshold_sensitivity_is_monotone_when_duplicates_score_moderately():
     assert n_hat == sorted(n_hat) and n_hat[0] < n_hat[-1]
     graph = prepare_pairs(records["record_id"], pairs)
     clusters = labels_to_clusters(graph, threshold_labels(graph, 0.5))
-    est = attach_threshold_sensitivity(Chao().fit(build_persons(records, clusters, PERIOD)[0]), table)
+    est = attach_threshold_sensitivity(
+        Chao().fit(build_persons(records, clusters, PERIOD)[0]), table
+    )
     assert est.extra["threshold_sensitivity"] == table
     assert est.population_size == pytest.approx(table[1]["population_size"])
 
@@ -362,18 +435,39 @@ def test_linkage_aware_estimate_with_a_registry_model_and_config_checks():
     estimator = RegistryEstimator("ztpoisson", {"formula": "~ 1", "count": "n_police"})
     plug_in = estimator.fit(persons)  # persons never seen by the police are left out by the model
 
-    options = UncertaintyOptions.from_dict({"imputations": 4, "workers": 1, "thresholds": [0.3, 0.9]})
-    out = linkage_aware_estimate(plug_in, estimator=estimator, records=records, pairs=pairs,
-                                 clusters=clusters, persons=persons, period=PERIOD, options=options,
-                                 threshold=0.5, seed=3)
+    options = UncertaintyOptions.from_dict(
+        {"imputations": 4, "workers": 1, "thresholds": [0.3, 0.9]}
+    )
+    out = linkage_aware_estimate(
+        plug_in,
+        estimator=estimator,
+        records=records,
+        pairs=pairs,
+        clusters=clusters,
+        persons=persons,
+        period=PERIOD,
+        options=options,
+        threshold=0.5,
+        seed=3,
+    )
     aware = out.extra["linkage_aware"]
     assert aware["method"] == "multiple_imputation" and aware["M"] == 4
     assert [r["threshold"] for r in out.extra["threshold_sensitivity"]] == [0.3, 0.5, 0.9]
-    assert out.extra["threshold_sensitivity"][1]["population_size"] == pytest.approx(plug_in.population_size)
+    assert out.extra["threshold_sensitivity"][1]["population_size"] == pytest.approx(
+        plug_in.population_size
+    )
 
-    dse = linkage_aware_estimate(Petersen().fit(persons), estimator=Petersen(), records=records, pairs=pairs,
-                                 clusters=clusters, persons=persons, period=PERIOD,
-                                 options=UncertaintyOptions(), lists=["police", "iom"])
+    dse = linkage_aware_estimate(
+        Petersen().fit(persons),
+        estimator=Petersen(),
+        records=records,
+        pairs=pairs,
+        clusters=clusters,
+        persons=persons,
+        period=PERIOD,
+        options=UncertaintyOptions(),
+        lists=["police", "iom"],
+    )
     assert dse.extra["linkage_aware"]["method"] == "di_consiglio_tuoto"
 
     with pytest.raises(ConfigError, match="imputation"):
@@ -410,11 +504,22 @@ def test_corrected_linked_cell_refit_matches_the_closed_form():
     persons, _ = build_persons(records, clusters, PERIOD, sources=["police", "iom"])
     counts = fellegi_sunter_link_counts(records, clusters, pairs, persons, period=PERIOD)
     closed = linkage_corrected_dse(counts)
-    refit = linkage_corrected_loglinear(records, clusters, pairs, persons, RepoPetersen(dependence_thetas=None),
-                                        period=PERIOD, covariates=["sex"], replicates=30, seed=1)
+    refit = linkage_corrected_loglinear(
+        records,
+        clusters,
+        pairs,
+        persons,
+        RepoPetersen(dependence_thetas=None),
+        period=PERIOD,
+        covariates=["sex"],
+        replicates=30,
+        seed=1,
+    )
     assert refit.population_size == pytest.approx(closed.population_size, rel=1e-9)
     # replicate linkage variance ≈ the delta-method one
-    ratio = refit.extra["linkage_aware"]["between_var"] / closed.extra["linkage_aware"]["between_var"]
+    ratio = (
+        refit.extra["linkage_aware"]["between_var"] / closed.extra["linkage_aware"]["between_var"]
+    )
     assert 0.5 < ratio < 2.0
 
 
@@ -427,8 +532,14 @@ def test_threshold_clustering_equals_the_linkage_engine():
     i = np.searchsorted(ids, pairs["record_id_l"].to_numpy())
     j = np.searchsorted(ids, pairs["record_id_r"].to_numpy())
     for threshold in (0.3, 0.5, 0.9):
-        engine = cluster_pairs(ids.size, i, j, pairs["match_probability"].to_numpy(), threshold,
-                               chaining_steps=[0.8, 0.9, 0.95, 0.99, 0.999]).labels
+        engine = cluster_pairs(
+            ids.size,
+            i,
+            j,
+            pairs["match_probability"].to_numpy(),
+            threshold,
+            chaining_steps=[0.8, 0.9, 0.95, 0.99, 0.999],
+        ).labels
         ours = threshold_labels(graph, threshold)
         assert np.array_equal(engine[:, None] == engine[None, :], ours[:, None] == ours[None, :])
 
@@ -440,7 +551,12 @@ def test_read_linkage_inputs_from_a_run_directory(tmp_path):
     records, pairs, truth = _world(n_people=300, seed=41)
     clusters = pl.DataFrame({"record_id": records["record_id"], "person_id": truth})
     persons, _ = build_persons(records, clusters, PERIOD, sources=["police", "iom"])
-    for name, frame in (("records", records), ("pairs", pairs), ("clusters", clusters), ("persons", persons)):
+    for name, frame in (
+        ("records", records),
+        ("pairs", pairs),
+        ("clusters", clusters),
+        ("persons", persons),
+    ):
         frame.write_parquet(tmp_path / f"{name}.parquet")
     inputs = read_linkage_inputs(tmp_path / "persons.parquet")
     assert inputs["period"] == PERIOD

@@ -26,14 +26,43 @@ from recapture.validation import (
 DATA = Path(__file__).parent / "data" / "validation"
 AS_OF = dt.date(2020, 1, 1)
 
-POLICE_HEADER = ["registratienummer", "achternaam", "voornamen", "geboortedatum", "geslacht",
-                 "nationaliteit", "vnummer", "datum_staandehouding", "eenheid", "reden"]
-IOM_HEADER = ["case_no", "last_name", "first_name", "dob", "sex", "nationality", "v_number",
-              "departure_date", "client_category"]
+POLICE_HEADER = [
+    "registratienummer",
+    "achternaam",
+    "voornamen",
+    "geboortedatum",
+    "geslacht",
+    "nationaliteit",
+    "vnummer",
+    "datum_staandehouding",
+    "eenheid",
+    "reden",
+]
+IOM_HEADER = [
+    "case_no",
+    "last_name",
+    "first_name",
+    "dob",
+    "sex",
+    "nationality",
+    "v_number",
+    "departure_date",
+    "client_category",
+]
 
 
-def police_row(n, family="Amrani", given="Mohamed", birth="12-03-1990", sex="M", nat="Marokkaanse",
-               vnr="1234567890", date="05-01-2018", unit="Amsterdam", reason="vreemdelingencontrole"):
+def police_row(
+    n,
+    family="Amrani",
+    given="Mohamed",
+    birth="12-03-1990",
+    sex="M",
+    nat="Marokkaanse",
+    vnr="1234567890",
+    date="05-01-2018",
+    unit="Amsterdam",
+    reason="vreemdelingencontrole",
+):
     return [f"PSH{n:09d}", family, given, birth, sex, nat, vnr, date, unit, reason]
 
 
@@ -72,17 +101,17 @@ def reasons_of(result, key):
 # ----------------------------------------------------------------------------- row faults
 def test_row_faults_end_in_quarantine_with_every_reason(tmp_path):
     rows = [
-        police_row(1),                                                  # clean
-        police_row(2, birth="31-02-1990"),                              # impossible
-        police_row(3, birth="01-01-2030"),                              # future + after event
-        police_row(4, birth="06-01-2018", date="05-01-2018"),           # birth after apprehension
-        police_row(5, birth="01-06-1900"),                              # age over 110
-        police_row(1, family="Dup"),                                    # duplicate record key
-        police_row(7, date="05-01-2021"),                               # future apprehension
-        police_row(8, date="2018-01-05"),                               # unreadable apprehension date
-        police_row(9, birth="1990/03/12", date=""),                     # two faults at once
-        police_row(10, nat="Atlantis", sex="Q", vnr="12.34"),           # warnings only
-        police_row(11, birth="00-00-1985"),                             # partial: fine
+        police_row(1),  # clean
+        police_row(2, birth="31-02-1990"),  # impossible
+        police_row(3, birth="01-01-2030"),  # future + after event
+        police_row(4, birth="06-01-2018", date="05-01-2018"),  # birth after apprehension
+        police_row(5, birth="01-06-1900"),  # age over 110
+        police_row(1, family="Dup"),  # duplicate record key
+        police_row(7, date="05-01-2021"),  # future apprehension
+        police_row(8, date="2018-01-05"),  # unreadable apprehension date
+        police_row(9, birth="1990/03/12", date=""),  # two faults at once
+        police_row(10, nat="Atlantis", sex="Q", vnr="12.34"),  # warnings only
+        police_row(11, birth="00-00-1985"),  # partial: fine
     ]
     path = write_csv(tmp_path / "police.csv", POLICE_HEADER, rows)
     result = validate_one(path, tmp_out=tmp_path / "out")
@@ -98,7 +127,9 @@ def test_row_faults_end_in_quarantine_with_every_reason(tmp_path):
     dup = result.quarantine.filter(pl.col("source_row") == 6)
     assert dup["reasons"][0].to_list() == ["source_key.duplicate"]
     # the first occurrence is the registration
-    assert result.records.filter(pl.col("source_key") == "PSH000000001")["source_row"].to_list() == [1]
+    assert result.records.filter(pl.col("source_key") == "PSH000000001")[
+        "source_row"
+    ].to_list() == [1]
 
     q = result.quarantine.filter(pl.col("source_key") == "PSH000000009").row(0, named=True)
     assert q["columns"] == ["birth_date", "event_date"]
@@ -108,16 +139,28 @@ def test_row_faults_end_in_quarantine_with_every_reason(tmp_path):
     assert list(original) == POLICE_HEADER
 
     warned = result.records.filter(pl.col("source_key") == "PSH000000010").row(0, named=True)
-    assert sorted(warned["warnings"]) == ["nationality.unrecognised", "sex.unrecognised", "v_number.invalid"]
+    assert sorted(warned["warnings"]) == [
+        "nationality.unrecognised",
+        "sex.unrecognised",
+        "v_number.invalid",
+    ]
     assert warned["nationality_iso3"] is None and warned["nationality_raw"] == "Atlantis"
     assert warned["v_number"] is None and warned["v_number_raw"] == "12.34"
     partial = result.records.filter(pl.col("source_key") == "PSH000000011").row(0, named=True)
-    assert (partial["birth_date_quality"], partial["birth_year"], partial["birth_date"]) == ("year_only", 1985, None)
+    assert (partial["birth_date_quality"], partial["birth_year"], partial["birth_date"]) == (
+        "year_only",
+        1985,
+        None,
+    )
 
     s = result.summary
     assert s["quarantine_by_reason"]["birth_date.after_event"] == 2
     assert s["quarantine_by_column"]["birth_date"] == 5
-    assert s["warnings"] == {"nationality.unrecognised": 1, "sex.unrecognised": 1, "v_number.invalid": 1}
+    assert s["warnings"] == {
+        "nationality.unrecognised": 1,
+        "sex.unrecognised": 1,
+        "v_number.invalid": 1,
+    }
     assert s["unknown_nationalities"] == [{"text": "Atlantis", "count": 1}]
     assert s["sources"]["police"]["birth_date_quality"]["counts"]["year_only"] == 1
     assert s["sources"]["police"]["rows_in"] == 11
@@ -134,8 +177,14 @@ def test_encoding_bom_latin1_quoted_delimiters_and_trailing_spaces(tmp_path):
         police_row(3, family="Müller", birth=" 12-03-1990 "),
     ]
     bom = validate_one(write_csv(tmp_path / "bom.csv", POLICE_HEADER, rows, encoding="utf-8-sig"))
-    latin = validate_one(write_csv(tmp_path / "latin.csv", POLICE_HEADER,
-                                   [r for r in rows if "Ş" not in r[2]], encoding="cp1252"))
+    latin = validate_one(
+        write_csv(
+            tmp_path / "latin.csv",
+            POLICE_HEADER,
+            [r for r in rows if "Ş" not in r[2]],
+            encoding="cp1252",
+        )
+    )
     assert_reconciles(bom, 3)
     assert_reconciles(latin, 2)
     assert bom.summary["files"][0]["encoding"] == "utf-8-sig"
@@ -146,16 +195,29 @@ def test_encoding_bom_latin1_quoted_delimiters_and_trailing_spaces(tmp_path):
     assert rec["given_name"].to_list()[:2] == ["sukru", "mohamed ali"]
     assert rec["nationality_iso3"].to_list()[0] == "TUR"
     assert rec["birth_date"].to_list()[2] == dt.date(1990, 3, 12)
-    assert latin.records.sort("source_row")["family_name_raw"].to_list() == ["El-Amrani; \"jr\"", "Müller"]
+    assert latin.records.sort("source_row")["family_name_raw"].to_list() == [
+        'El-Amrani; "jr"',
+        "Müller",
+    ]
 
 
 def test_mixed_date_formats_declared_in_the_definition(tmp_path):
     definition = tmp_path / "mixed.toml"
-    base = (Path(__file__).parents[1] / "recapture" / "validation" / "sources" / "police.toml").read_text()
-    definition.write_text(base.replace('birth_date_formats = ["%d-%m-%Y"]',
-                                       'birth_date_formats = ["%d-%m-%Y", "%Y-%m-%d", "%d.%m.%Y"]'))
-    rows = [police_row(1, birth="12-03-1990"), police_row(2, birth="1990-03-12"),
-            police_row(3, birth="12.03.1990"), police_row(4, birth="12/03/1990")]
+    base = (
+        Path(__file__).parents[1] / "recapture" / "validation" / "sources" / "police.toml"
+    ).read_text()
+    definition.write_text(
+        base.replace(
+            'birth_date_formats = ["%d-%m-%Y"]',
+            'birth_date_formats = ["%d-%m-%Y", "%Y-%m-%d", "%d.%m.%Y"]',
+        )
+    )
+    rows = [
+        police_row(1, birth="12-03-1990"),
+        police_row(2, birth="1990-03-12"),
+        police_row(3, birth="12.03.1990"),
+        police_row(4, birth="12/03/1990"),
+    ]
     result = validate_one(write_csv(tmp_path / "police.csv", POLICE_HEADER, rows), str(definition))
     assert_reconciles(result, 4)
     assert result.records["birth_date"].to_list() == [dt.date(1990, 3, 12)] * 3
@@ -163,25 +225,54 @@ def test_mixed_date_formats_declared_in_the_definition(tmp_path):
 
 
 def test_policy_turns_errors_into_warnings(tmp_path):
-    base = (Path(__file__).parents[1] / "recapture" / "validation" / "sources" / "police.toml").read_text()
+    base = (
+        Path(__file__).parents[1] / "recapture" / "validation" / "sources" / "police.toml"
+    ).read_text()
     definition = tmp_path / "lenient.toml"
-    definition.write_text(base + '\n[policy]\n"birth_date.impossible" = "warning"\n"source_key.duplicate" = "warning"\n')
+    definition.write_text(
+        base
+        + '\n[policy]\n"birth_date.impossible" = "warning"\n"source_key.duplicate" = "warning"\n'
+    )
     rows = [police_row(1, birth="31-02-1990"), police_row(1)]
     result = validate_one(write_csv(tmp_path / "police.csv", POLICE_HEADER, rows), str(definition))
     assert_reconciles(result, 2)
     assert result.quarantine.height == 0
     first, second = result.records.sort("source_row").iter_rows(named=True)
     assert first["warnings"] == ["birth_date.impossible"]
-    assert first["birth_date"] is None and first["birth_year"] is None and first["birth_date_raw"] == "31-02-1990"
+    assert (
+        first["birth_date"] is None
+        and first["birth_year"] is None
+        and first["birth_date_raw"] == "31-02-1990"
+    )
     assert first["birth_date_quality"] == "missing"
     assert second["warnings"] == ["source_key.duplicate"]
 
 
 def test_iom_extract_and_target_population(tmp_path):
     rows = [
-        ["IOM-0000001", "Amrani", "Mohamed", "1990-03-12", "Male", "Moroccan", "1234.567.890", "2018-02-01", "irregular"],
+        [
+            "IOM-0000001",
+            "Amrani",
+            "Mohamed",
+            "1990-03-12",
+            "Male",
+            "Moroccan",
+            "1234.567.890",
+            "2018-02-01",
+            "irregular",
+        ],
         ["IOM-0000002", "Tesfaye", "Selam", "1992", "Female", "ER", "", "2018-02-02", "dublin"],
-        ["IOM-0000003", "Nguyen", "Lan", "", "Unknown", "Unknown", "", "2018-02-03", "pending_procedure"],
+        [
+            "IOM-0000003",
+            "Nguyen",
+            "Lan",
+            "",
+            "Unknown",
+            "Unknown",
+            "",
+            "2018-02-03",
+            "pending_procedure",
+        ],
         ["IOM-0000004", "Doe", "Jan", "1980-01-01", "Male", "Ghana", "", "2018-02-04", "tourist"],
         ["IOM-0000005", "Doe", "Jan", "1980-01-01", "Male", "Ghana", "", "2018-02-04", ""],
         ["IOM-123", "Doe", "Jan", "1980-01-01", "Male", "Ghana", "", "2018-02-04", "irregular"],
@@ -204,9 +295,12 @@ def test_iom_extract_and_target_population(tmp_path):
 
 def test_two_sources_stacked_with_deterministic_record_ids(tmp_path):
     police = write_csv(tmp_path / "police.csv", POLICE_HEADER, [police_row(i) for i in range(1, 4)])
-    iom = write_csv(tmp_path / "iom.csv", IOM_HEADER,
-                    [["IOM-0000001", "A", "B", "1990", "Male", "MAR", "", "2018-02-01", "irregular"]],
-                    delimiter=",")
+    iom = write_csv(
+        tmp_path / "iom.csv",
+        IOM_HEADER,
+        [["IOM-0000001", "A", "B", "1990", "Male", "MAR", "", "2018-02-01", "irregular"]],
+        delimiter=",",
+    )
     a = validate_extracts([(police, "police"), (iom, "iom")], tmp_path / "a", as_of=AS_OF)
     b = validate_extracts([(police, "police"), (iom, "iom")], tmp_path / "b", as_of=AS_OF)
     assert a.records["record_id"].to_list() == [0, 1, 2, 3]
@@ -220,11 +314,18 @@ def test_blank_and_ragged_rows_are_quarantined_not_dropped(tmp_path):
     path = tmp_path / "police.csv"
     good = ";".join(police_row(1))
     ragged = ";".join(police_row(2)) + ";extra;fields"
-    path.write_text(";".join(POLICE_HEADER) + "\n" + good + "\n\n" + ragged + "\n", encoding="utf-8")
+    path.write_text(
+        ";".join(POLICE_HEADER) + "\n" + good + "\n\n" + ragged + "\n", encoding="utf-8"
+    )
     result = validate_one(path)
     assert_reconciles(result, 3)
-    assert result.quarantine.filter(pl.col("source_row") == 2)["reasons"][0].to_list()[0] == "event_date.missing"
-    assert "row.empty" in result.quarantine.filter(pl.col("source_row") == 2)["reasons"][0].to_list()
+    assert (
+        result.quarantine.filter(pl.col("source_row") == 2)["reasons"][0].to_list()[0]
+        == "event_date.missing"
+    )
+    assert (
+        "row.empty" in result.quarantine.filter(pl.col("source_row") == 2)["reasons"][0].to_list()
+    )
     r = result.quarantine.filter(pl.col("source_row") == 3).row(0, named=True)
     assert r["reasons"] == ["row.too_many_fields"]
     assert json.loads(r["original"])["_extra_fields"] == "extra;fields"
@@ -237,16 +338,42 @@ def test_blank_and_ragged_rows_are_quarantined_not_dropped(tmp_path):
         (b"", "empty file"),
         (b"\xef\xbb\xbf\r\n", "empty file"),
         ((";".join(POLICE_HEADER) + "\r\n").encode(), "header only"),
-        ((",".join(POLICE_HEADER) + "\n" + ",".join(police_row(1)) + "\n").encode(), "only one column"),
-        ((";".join(POLICE_HEADER[:-2]) + "\n" + ";".join(police_row(1)[:-2]) + "\n").encode(),
-         "required columns missing: eenheid, reden"),
-        ((";".join([*POLICE_HEADER, "opmerking"]) + "\n" + ";".join([*police_row(1), "x"]) + "\n").encode(),
-         "unknown columns: opmerking"),
-        ((";".join([*POLICE_HEADER, "Achternaam "]) + "\n" + ";".join([*police_row(1), "x"]) + "\n").encode(),
-         "column names repeated in the header: achternaam"),
+        (
+            (",".join(POLICE_HEADER) + "\n" + ",".join(police_row(1)) + "\n").encode(),
+            "only one column",
+        ),
+        (
+            (";".join(POLICE_HEADER[:-2]) + "\n" + ";".join(police_row(1)[:-2]) + "\n").encode(),
+            "required columns missing: eenheid, reden",
+        ),
+        (
+            (
+                ";".join([*POLICE_HEADER, "opmerking"])
+                + "\n"
+                + ";".join([*police_row(1), "x"])
+                + "\n"
+            ).encode(),
+            "unknown columns: opmerking",
+        ),
+        (
+            (
+                ";".join([*POLICE_HEADER, "Achternaam "])
+                + "\n"
+                + ";".join([*police_row(1), "x"])
+                + "\n"
+            ).encode(),
+            "column names repeated in the header: achternaam",
+        ),
     ],
-    ids=["empty", "bom-only", "header-only", "wrong-delimiter", "missing-columns", "unknown-column",
-         "repeated-column"],
+    ids=[
+        "empty",
+        "bom-only",
+        "header-only",
+        "wrong-delimiter",
+        "missing-columns",
+        "unknown-column",
+        "repeated-column",
+    ],
 )
 def test_whole_file_faults_raise_and_write_nothing(tmp_path, content, fragment):
     path = tmp_path / "police.csv"
@@ -278,7 +405,9 @@ def test_unreadable_parquet_and_missing_file(tmp_path):
 
 
 def test_parquet_input_with_typed_dates(tmp_path):
-    frame = pl.DataFrame([police_row(1), police_row(2, birth="00-00-1970")], schema=POLICE_HEADER, orient="row")
+    frame = pl.DataFrame(
+        [police_row(1), police_row(2, birth="00-00-1970")], schema=POLICE_HEADER, orient="row"
+    )
     frame = frame.with_columns(pl.col("datum_staandehouding").str.to_date("%d-%m-%Y"))
     frame.write_parquet(tmp_path / "police.parquet")
     result = validate_one(tmp_path / "police.parquet")
@@ -313,8 +442,11 @@ def test_builtin_definitions_match_the_documented_layouts():
     police_part = doc.split("## Police apprehensions")[1].split("## IOM")[0]
     iom_part = doc.split("## IOM assisted returns")[1].split("## Truth")[0]
     for definition, part in ((police, police_part), (iom, iom_part)):
-        documented = [line.split("|")[1].strip().strip("`") for line in part.splitlines()
-                      if line.startswith("| `")]
+        documented = [
+            line.split("|")[1].strip().strip("`")
+            for line in part.splitlines()
+            if line.startswith("| `")
+        ]
         assert definition.extract_columns == documented
     assert (police.delimiter, iom.delimiter) == (";", ",")
     assert police.encoding == "utf-8-sig" and iom.encoding == "cp1252"
@@ -352,21 +484,39 @@ def test_every_check_has_a_message_and_a_documented_policy():
 
 # ----------------------------------------------------------------------------- CLI
 def test_cli_validate_and_its_error_exit(tmp_path, capsys):
-    src = write_csv(tmp_path / "police.csv", POLICE_HEADER, [police_row(1), police_row(2, birth="31-02-1990")])
+    src = write_csv(
+        tmp_path / "police.csv", POLICE_HEADER, [police_row(1), police_row(2, birth="31-02-1990")]
+    )
     out = tmp_path / "run"
     assert main(["--quiet", "validate", str(src), "-o", str(out), "--as-of", "2020-01-01"]) == 0
     assert "2 rows in: 1 records, 1 quarantined" in capsys.readouterr().out
     assert (out / "records.parquet").exists() and (out / "validation_summary.json").exists()
     shutil.copy(DATA / "kmar_2019.csv", tmp_path / "export.csv")
-    assert main(["--quiet", "validate", "-i", str(DATA / "kmar_2019.toml"), str(tmp_path / "export.csv"),
-                 "-o", str(tmp_path / "k"), "--as-of", "2020-01-01"]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "validate",
+                "-i",
+                str(DATA / "kmar_2019.toml"),
+                str(tmp_path / "export.csv"),
+                "-o",
+                str(tmp_path / "k"),
+                "--as-of",
+                "2020-01-01",
+            ]
+        )
+        == 0
+    )
     empty = tmp_path / "e" / "police.csv"
     empty.parent.mkdir()
     empty.write_text("")
     assert main(["--quiet", "validate", str(empty), "-o", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "empty file" in err and "Traceback" not in err
-    assert main(["--quiet", "validate", str(tmp_path / "export.csv"), "-o", str(tmp_path / "y")]) == 2
+    assert (
+        main(["--quiet", "validate", str(tmp_path / "export.csv"), "-o", str(tmp_path / "y")]) == 2
+    )
     assert "--input DEFINITION" in capsys.readouterr().err
 
 
@@ -381,7 +531,11 @@ def test_stray_quote_is_read_leniently_and_an_unclosed_quote_is_a_clear_error(tm
 
     unclosed = tmp_path / "unclosed" / "police.csv"
     unclosed.parent.mkdir()
-    rows = [";".join(police_row(1)), ";".join(police_row(2, family='"Amrani')), ";".join(police_row(3))]
+    rows = [
+        ";".join(police_row(1)),
+        ";".join(police_row(2, family='"Amrani')),
+        ";".join(police_row(3)),
+    ]
     unclosed.write_text(";".join(POLICE_HEADER) + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
     with pytest.raises(InputError, match="never closed") as info:
         validate_one(unclosed)
@@ -389,7 +543,9 @@ def test_stray_quote_is_read_leniently_and_an_unclosed_quote_is_a_clear_error(tm
 
 
 def test_utf16_with_byte_order_mark_is_decoded(tmp_path):
-    path = write_csv(tmp_path / "police.csv", POLICE_HEADER, [police_row(1, family="Öztürk")], encoding="utf-16")
+    path = write_csv(
+        tmp_path / "police.csv", POLICE_HEADER, [police_row(1, family="Öztürk")], encoding="utf-16"
+    )
     result = validate_one(path)
     assert result.summary["files"][0]["encoding"] == "utf-16"
     assert result.records["family_name"].to_list() == ["ozturk"]

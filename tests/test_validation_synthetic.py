@@ -17,16 +17,21 @@ def world_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("world")
     world = simulate_world(SimulationConfig(size=2_500, seed=11))
     paths = write_world(world, out)
-    result = validate_extracts([(paths["police"], "police"), (paths["iom"], "iom")], out / "run",
-                               as_of=dt.date(2019, 1, 1))
+    result = validate_extracts(
+        [(paths["police"], "police"), (paths["iom"], "iom")], out / "run", as_of=dt.date(2019, 1, 1)
+    )
     truth = pl.read_parquet(paths["truth_records"])
     return result, truth
 
 
 def test_every_simulated_row_is_in_exactly_one_output(world_run):
     result, truth = world_run
-    keys = pl.concat([result.records.select("source", "source_key", "source_row"),
-                      result.quarantine.select("source", "source_key", "source_row")])
+    keys = pl.concat(
+        [
+            result.records.select("source", "source_key", "source_row"),
+            result.quarantine.select("source", "source_key", "source_row"),
+        ]
+    )
     assert keys.height == truth.height == result.summary["totals"]["rows_in"]
     assert result.summary["totals"]["reconciled"]
     assert keys.select(pl.struct("source", "source_key").is_unique().all()).item()
@@ -53,12 +58,27 @@ def test_name_key_joins_transliteration_variants_of_one_person(world_run):
     far more often than the standardised spelling does."""
     result, truth = world_run
     j = result.records.join(truth, on=["source", "source_key"], how="inner")
-    cols = ["record_id", "person_id", "identity", "typo_family", "name_swap", "family_name", "family_name_key"]
+    cols = [
+        "record_id",
+        "person_id",
+        "identity",
+        "typo_family",
+        "name_swap",
+        "family_name",
+        "family_name_key",
+    ]
     r = j.select(cols)
-    pairs = (r.join(r, on="person_id", suffix="_b")
-             .filter(pl.col("record_id") < pl.col("record_id_b"))
-             .filter(~pl.col("typo_family") & ~pl.col("typo_family_b") & ~pl.col("name_swap")
-                     & ~pl.col("name_swap_b") & (pl.col("identity") == pl.col("identity_b"))))
+    pairs = (
+        r.join(r, on="person_id", suffix="_b")
+        .filter(pl.col("record_id") < pl.col("record_id_b"))
+        .filter(
+            ~pl.col("typo_family")
+            & ~pl.col("typo_family_b")
+            & ~pl.col("name_swap")
+            & ~pl.col("name_swap_b")
+            & (pl.col("identity") == pl.col("identity_b"))
+        )
+    )
     assert pairs.height >= 30
     key_agree = (pairs["family_name_key"] == pairs["family_name_key_b"]).mean()
     spelling_agree = (pairs["family_name"] == pairs["family_name_b"]).mean()

@@ -64,18 +64,24 @@ class EstimatorEntry:
 MODELS: dict[str, EstimatorEntry] = {}
 
 
-def register_model(name: str, run: Callable[..., PopulationEstimate], *, kind: str, description: str) -> None:
+def register_model(
+    name: str, run: Callable[..., PopulationEstimate], *, kind: str, description: str
+) -> None:
     MODELS[name] = EstimatorEntry(name=name, kind=kind, description=description, run=run)
 
 
 def estimate(data: Any, model: str, **options: Any) -> PopulationEstimate:
     """Fit the estimator named ``model`` to ``data`` (a frame or a Parquet/CSV path)."""
     if model not in MODELS:
-        raise ConfigError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}", key="model")
+        raise ConfigError(
+            f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}", key="model"
+        )
     return MODELS[model].run(data, **options)
 
 
-def estimate_from_frequencies(frequencies: Any, model: str = "chao", **options: Any) -> PopulationEstimate:
+def estimate_from_frequencies(
+    frequencies: Any, model: str = "chao", **options: Any
+) -> PopulationEstimate:
     """Covariate-free single-source estimate from f_k: ``{k: f_k}`` or ``[f_1, f_2, …]``."""
     import pandas as pd
 
@@ -89,8 +95,29 @@ def estimate_from_frequencies(frequencies: Any, model: str = "chao", **options: 
 
 
 # ------------------------------------------------------------------------------ single-source
-_COUNT_CONSTRUCT = ("formula", "reference", "offset", "information", "strata", "absurd_ratio", "dfpopsize", "penalty", "omega_formula", "alpha_formula")
-_COUNT_FIT = ("count", "weights", "variance", "bootstrap_type", "replicates", "seed", "workers", "interval", "bootstrap_penalty")
+_COUNT_CONSTRUCT = (
+    "formula",
+    "reference",
+    "offset",
+    "information",
+    "strata",
+    "absurd_ratio",
+    "dfpopsize",
+    "penalty",
+    "omega_formula",
+    "alpha_formula",
+)
+_COUNT_FIT = (
+    "count",
+    "weights",
+    "variance",
+    "bootstrap_type",
+    "replicates",
+    "seed",
+    "workers",
+    "interval",
+    "bootstrap_penalty",
+)
 
 
 def _count_runner(name: str) -> Callable[..., PopulationEstimate]:
@@ -98,11 +125,15 @@ def _count_runner(name: str) -> Callable[..., PopulationEstimate]:
         given = {k: v for k, v in options.items() if v is not None}
         unknown = sorted(set(given) - set(_COUNT_CONSTRUCT) - set(_COUNT_FIT))
         if unknown:
-            raise ConfigError(f"option(s) not supported by --model {name}: {', '.join(unknown)}", key=unknown[0])
+            raise ConfigError(
+                f"option(s) not supported by --model {name}: {', '.join(unknown)}", key=unknown[0]
+            )
         construct = {k: given[k] for k in _COUNT_CONSTRUCT if k in given}
         fit = {k: given[k] for k in _COUNT_FIT if k in given}
         if "count" not in fit:
-            raise ConfigError("single-source models need the count column (--count-col)", key="count")
+            raise ConfigError(
+                "single-source models need the count column (--count-col)", key="count"
+            )
         formula = construct.pop("formula", "~ 1")
         return _COUNT_MODEL_CLASSES[name](formula, **construct).fit(data, **fit)
 

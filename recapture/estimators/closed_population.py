@@ -82,7 +82,8 @@ def canonical_model_name(name: str) -> str:
     if key in _ALIASES:
         return _ALIASES[key]
     raise ConfigError(
-        f"unknown closed-population model {name!r}; known: {', '.join(CLOSEDP_T_MODELS)}", key="model"
+        f"unknown closed-population model {name!r}; known: {', '.join(CLOSEDP_T_MODELS)}",
+        key="model",
     )
 
 
@@ -93,7 +94,9 @@ def _heterogeneity(model: str, nbcap: np.ndarray, t: int) -> tuple[np.ndarray, l
     raise ConfigError(f"no heterogeneity in model {model!r}", key="model")
 
 
-def closed_population_design(model: str, histories: np.ndarray) -> tuple[np.ndarray, list[str], int]:
+def closed_population_design(
+    model: str, histories: np.ndarray
+) -> tuple[np.ndarray, list[str], int]:
     """Design (intercept first) of an Rcapture model on the given histories, its column names
     and ``nca`` (number of columns, with the intercept, that do not model heterogeneity)."""
     model = canonical_model_name(model)
@@ -103,7 +106,10 @@ def closed_population_design(model: str, histories: np.ndarray) -> tuple[np.ndar
     if model == "M0":
         X, names = np.column_stack([ones, nbcap]), ["(Intercept)", "beta"]
     elif model == "Mt":
-        X, names = np.column_stack([ones, histories]), ["(Intercept)"] + [f"beta{i + 1}" for i in range(t)]
+        X, names = (
+            np.column_stack([ones, histories]),
+            ["(Intercept)"] + [f"beta{i + 1}" for i in range(t)],
+        )
     elif model.startswith("Mh "):
         het, hn = _heterogeneity(model, nbcap, t)
         X, names = np.column_stack([ones, nbcap, het]), ["(Intercept)", "beta", *hn]
@@ -112,7 +118,9 @@ def closed_population_design(model: str, histories: np.ndarray) -> tuple[np.ndar
         X = np.column_stack([ones, histories, het])
         names = ["(Intercept)"] + [f"beta{i + 1}" for i in range(t)] + hn
     elif model in ("Mb", "Mbh"):
-        first = np.argmax(histories == 1, axis=1).astype(float)  # occasions before the first capture
+        first = np.argmax(histories == 1, axis=1).astype(
+            float
+        )  # occasions before the first capture
         after = nbcap - 1
         if model == "Mb":
             X, names = np.column_stack([ones, first, after]), ["(Intercept)", "beta1", "beta2"]
@@ -125,7 +133,9 @@ def closed_population_design(model: str, histories: np.ndarray) -> tuple[np.ndar
     return X.astype(float), names, nca
 
 
-def _fit_chao_neg(X: np.ndarray, y: np.ndarray, offset: np.ndarray, nca: int) -> tuple[PoissonFit, np.ndarray]:
+def _fit_chao_neg(
+    X: np.ndarray, y: np.ndarray, offset: np.ndarray, nca: int
+) -> tuple[PoissonFit, np.ndarray]:
     """Rcapture's ``Chao.neg``: refit without the first non-positive η until none is left."""
     cols = np.arange(X.shape[1])
     fit = fit_poisson(X, y, offset)
@@ -172,26 +182,36 @@ def _estimate(
         e2, e3, e23 = math.exp(b[2]), math.exp(b[3]), math.exp(b[1] + b[2])
         d = 1 + e3 - e2
         N = math.exp(b[0]) * (1 + e3) ** (t - 1) * (1 + e23 / d)
-        v = math.exp(b[0]) * (1 + e3) ** (t - 1) * np.array(
-            [
-                1 + e23 / d,
-                e23 / d,
-                e23 / d + math.exp(b[1] + 2 * b[2]) / d**2,
-                (t - 1) * e3 / (1 + e3) - math.exp(b[1] + b[2] + b[3]) / d**2,
-            ]
+        v = (
+            math.exp(b[0])
+            * (1 + e3) ** (t - 1)
+            * np.array(
+                [
+                    1 + e23 / d,
+                    e23 / d,
+                    e23 / d + math.exp(b[1] + 2 * b[2]) / d**2,
+                    (t - 1) * e3 / (1 + e3) - math.exp(b[1] + b[2] + b[3]) / d**2,
+                ]
+            )
         )
         var = float(v @ V @ v - N)
     else:
         N = n + math.exp(b[0])
         var = math.exp(b[0]) + math.exp(2 * b[0]) * V[0, 0]
     if var < 0:
-        warnings.append("negative variance estimate (Rcapture's formula for this model); SE reported as NaN")
+        warnings.append(
+            "negative variance estimate (Rcapture's formula for this model); SE reported as NaN"
+        )
     se = math.sqrt(var) if var >= 0 else math.nan
     if not fit.converged:
         warnings.append("the Poisson fit did not converge")
     used = [names[i] for i in cols]
     coefs = [
-        {"term": nm, "estimate": float(b[j]), "se": float(math.sqrt(V[j, j])) if np.isfinite(V[j, j]) else math.nan}
+        {
+            "term": nm,
+            "estimate": float(b[j]),
+            "se": float(math.sqrt(V[j, j])) if np.isfinite(V[j, j]) else math.nan,
+        }
         for j, nm in enumerate(used)
     ]
     res = PopulationEstimate(
@@ -211,9 +231,13 @@ def _estimate(
         warnings=warnings,
         default_interval="normal",
     )
-    res.diagnostics["dropped_eta"] = [nm for i, nm in enumerate(names) if i not in set(cols.tolist())]
+    res.diagnostics["dropped_eta"] = [
+        nm for i, nm in enumerate(names) if i not in set(cols.tolist())
+    ]
     res.extra["occasions"] = t
-    res.fitted_frequencies = [{"observed": float(o), "fitted": float(m)} for o, m in zip(y, fit.mu, strict=True)]
+    res.fitted_frequencies = [
+        {"observed": float(o), "fitted": float(m)} for o, m in zip(y, fit.mu, strict=True)
+    ]
     if profile and model not in ("Mb", "Mbh"):
         cf = CellFit(fit, X[:, cols], y, offset, np.zeros((1, len(cols))), np.zeros(1), n)
         cf.X0[0, 0] = 1.0
@@ -287,7 +311,9 @@ class ClosedPopulationModel:
         self.profile = profile
         self.level = level
 
-    def fit(self, data: Any, lists: Sequence[str] | None = None, count: str | None = None) -> PopulationEstimate:
+    def fit(
+        self, data: Any, lists: Sequence[str] | None = None, count: str | None = None
+    ) -> PopulationEstimate:
         table = _history_table(data, lists, count)
         t = table.k
         if t < 3 and (self.model.startswith("Mh") or self.model.startswith("Mth")):
@@ -324,7 +350,11 @@ def _frequency_vector(data: Any, nbcap: str, freq: str | None) -> np.ndarray:
         raise InputError("column not found", column=freq)
     bad = ~np.isfinite(k) | (k < 0) | (k != np.round(k))
     if bad.any():
-        raise InputError("capture counts must be non-negative integers", row=int(np.argmax(bad)) + 1, column=nbcap)
+        raise InputError(
+            "capture counts must be non-negative integers",
+            row=int(np.argmax(bad)) + 1,
+            column=nbcap,
+        )
     keep = (k > 0) & (w > 0)
     kmax = int(k[keep].max())
     f = np.zeros(kmax)

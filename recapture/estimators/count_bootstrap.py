@@ -154,16 +154,23 @@ def run_bootstrap(
     whatever the number of ``workers`` (processes).
     """
     if kind not in BOOTSTRAP_TYPES:
-        raise ConfigError(f"unknown bootstrap type {kind!r} (choose from {', '.join(BOOTSTRAP_TYPES)})", key="bootstrap_type")
+        raise ConfigError(
+            f"unknown bootstrap type {kind!r} (choose from {', '.join(BOOTSTRAP_TYPES)})",
+            key="bootstrap_type",
+        )
     if replicates < 2:
         raise ConfigError("need at least 2 bootstrap replicates", key="replicates")
     if penalty not in (None, "firth", "ridge"):
-        raise ConfigError(f"unknown bootstrap penalty {penalty!r} (firth, ridge or none)", key="bootstrap_penalty")
+        raise ConfigError(
+            f"unknown bootstrap penalty {penalty!r} (firth, ridge or none)", key="bootstrap_penalty"
+        )
     if penalty == "firth" and len(problem.X) > 1:
         penalty = "ridge"  # Firth's penalty is implemented for single-predictor families
     n_obs = float(problem.w.sum())
     if kind != "parametric" and not np.allclose(problem.w, np.round(problem.w)):
-        raise ConfigError("resampling bootstraps need integer frequency weights", key="bootstrap_type")
+        raise ConfigError(
+            "resampling bootstraps need integer frequency weights", key="bootstrap_type"
+        )
     if not np.isfinite(n_hat):
         raise ConfigError("N̂ is not finite: nothing to bootstrap", key="variance")
     seq = np.random.SeedSequence(seed)
@@ -173,9 +180,13 @@ def run_bootstrap(
         eta = problem.eta_patterns(beta)[problem.pattern]
         contrib = problem.w * problem.family.population_size_terms(problem.y, eta)
         pop = np.bincount(problem.pattern, weights=contrib, minlength=problem.n_patterns)
-        job = _Job(grid, beta, kind, int(round(n_obs)), n_hat, pop / pop.sum(), probs, None, penalty)
+        job = _Job(
+            grid, beta, kind, int(round(n_obs)), n_hat, pop / pop.sum(), probs, None, penalty
+        )
     else:
-        job = _Job(problem, beta, kind, int(round(n_obs)), n_hat, None, None, problem.w.copy(), penalty)
+        job = _Job(
+            problem, beta, kind, int(round(n_obs)), n_hat, None, None, problem.w.copy(), penalty
+        )
 
     workers = max(1, int(workers))
     if workers == 1 or replicates < 50:
@@ -187,7 +198,12 @@ def run_bootstrap(
         out = np.empty((replicates, 4))
         for i in range(workers):
             out[i::workers] = results[i]
-    robust, ml, flagged, failed = out[:, 0], out[:, 1], out[:, 2].astype(bool), out[:, 3].astype(bool)
+    robust, ml, flagged, failed = (
+        out[:, 0],
+        out[:, 1],
+        out[:, 2].astype(bool),
+        out[:, 3].astype(bool),
+    )
     finite_ml = ml[np.isfinite(ml)]
     info: dict[str, Any] = {
         "type": kind,

@@ -58,7 +58,11 @@ def _logsumexp2(a, b):
     sb = 1.0 - sa
     grad = sa[:, None] * a[1] + sb[:, None] * b[1]
     outer = lambda g: g[:, :, None] * g[:, None, :]  # noqa: E731
-    hess = sa[:, None, None] * (a[2] + outer(a[1])) + sb[:, None, None] * (b[2] + outer(b[1])) - outer(grad)
+    hess = (
+        sa[:, None, None] * (a[2] + outer(a[1]))
+        + sb[:, None, None] * (b[2] + outer(b[1]))
+        - outer(grad)
+    )
     return value, grad, hess
 
 
@@ -68,7 +72,11 @@ def _log1m(b):
     value = np.log(-np.expm1(b[0]))
     r = eb / -np.expm1(b[0])
     outer = b[1][:, :, None] * b[1][:, None, :]
-    return value, -r[:, None] * b[1], -r[:, None, None] * b[2] - (r * (1 + r))[:, None, None] * outer
+    return (
+        value,
+        -r[:, None] * b[1],
+        -r[:, None, None] * b[2] - (r * (1 + r))[:, None, None] * outer,
+    )
 
 
 def _term(value, d1=None, d2=None, d11=None, d12=None, d22=None):
@@ -252,7 +260,11 @@ class ZTGeometric(CountFamily):
         e = eta[:, 0]
         lam = np.exp(e)
         ll = (y - 1) * e - y * np.log1p(lam)
-        return ll, ((y - 1) - y * lam / (1 + lam))[:, None], (-y * lam / (1 + lam) ** 2)[:, None, None]
+        return (
+            ll,
+            ((y - 1) - y * lam / (1 + lam))[:, None],
+            (-y * lam / (1 + lam) ** 2)[:, None, None],
+        )
 
     def info_weight(self, eta):
         lam = np.exp(eta[:, 0])
@@ -287,7 +299,11 @@ class ZTNegBin(CountFamily):
         al = alpha * lam
         log_p0 = -inv * np.log1p(al)
         untrunc = (
-            loggamma(y + inv) - loggamma(inv) - gammaln(y + 1) + log_p0 + y * (np.log(al) - np.log1p(al))
+            loggamma(y + inv)
+            - loggamma(inv)
+            - gammaln(y + 1)
+            + log_p0
+            + y * (np.log(al) - np.log1p(al))
         )
         return untrunc - np.log(-np.expm1(log_p0))
 
@@ -305,12 +321,16 @@ class ZTNegBin(CountFamily):
         p = _expit(log_u)  # u/(1+u)
         dg = digamma(y + theta) - digamma(theta)
         tg = polygamma(1, y + theta) - polygamma(1, theta)
-        value = gammaln(y + theta) - gammaln(theta) - gammaln(y + 1) + y * log_u - (y + theta) * log1pu
+        value = (
+            gammaln(y + theta) - gammaln(theta) - gammaln(y + 1) + y * log_u - (y + theta) * log1pu
+        )
         d1 = y - (y + theta) * p
         d2 = -theta * dg + y + theta * log1pu - (y + theta) * p
         d11 = -(y + theta) * p * (1 - p)
         d12 = theta * p - (y + theta) * p * (1 - p)
-        d22 = theta * dg + theta**2 * tg - theta * log1pu + 2 * theta * p - (y + theta) * p * (1 - p)
+        d22 = (
+            theta * dg + theta**2 * tg - theta * log1pu + 2 * theta * p - (y + theta) * p * (1 - p)
+        )
         return _term(value, d1, d2, d11, d12, d22)
 
     def evaluate(self, y, eta):
@@ -328,7 +348,11 @@ class _OneInflated(CountFamily):
     def start(self, y, w):
         ybar = float(np.sum(w * y) / np.sum(w))
         share1 = float(np.sum(w * (y == 1)) / np.sum(w))
-        lam = np.log(max(2.0 * (ybar - 1.0), 0.05)) if self.base == "poisson" else np.log(max(ybar - 1, 0.05))
+        lam = (
+            np.log(max(2.0 * (ybar - 1.0), 0.05))
+            if self.base == "poisson"
+            else np.log(max(ybar - 1, 0.05))
+        )
         omega = np.log(max(share1 * 0.3, 0.01) / (1 - max(share1 * 0.3, 0.01)))
         return [lam, omega]
 
@@ -365,7 +389,12 @@ class _OneInflated(CountFamily):
         if self.base == "poisson":
             return _term(y * eta[:, 0] - lam - gammaln(y + 1), y - lam, None, -lam)
         frac = lam / (1 + lam)
-        return _term(y * eta[:, 0] - (y + 1) * np.log1p(lam), y - (y + 1) * frac, None, -(y + 1) * frac / (1 + lam))
+        return _term(
+            y * eta[:, 0] - (y + 1) * np.log1p(lam),
+            y - (y + 1) * frac,
+            None,
+            -(y + 1) * frac / (1 + lam),
+        )
 
     def evaluate(self, y, eta):
         omega = _expit(eta[:, 1])

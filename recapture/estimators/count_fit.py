@@ -78,7 +78,9 @@ class CountProblem:
         )
 
 
-def warm_start(problem: CountProblem, max_patterns: int = 100_000, seed: int = 0) -> np.ndarray | None:
+def warm_start(
+    problem: CountProblem, max_patterns: int = 100_000, seed: int = 0
+) -> np.ndarray | None:
     """ML estimate on a random subset of the covariate patterns, as the start of the full fit.
 
     With a million distinct patterns each Newton step touches the whole design; a start
@@ -163,9 +165,11 @@ def prepare(
     for col in [count, *(c for c in [weights, offset] if c), *variables, *(strata or [])]:
         if col not in frame.columns:
             raise InputError(f"column not found (columns: {', '.join(frame.columns)})", column=col)
-    for var in (reference or {}):
+    for var in reference or {}:
         if var not in variables:
-            raise ConfigError(f"reference level given for {var!r}, which is not in the formula", key="reference")
+            raise ConfigError(
+                f"reference level given for {var!r}, which is not in the formula", key="reference"
+            )
 
     frame = frame.with_row_index("__row__", offset=1)
     y = frame[count]
@@ -184,14 +188,22 @@ def prepare(
             raise InputError("weights must be numeric", column=weights)
         bad = frame.filter(wcol.is_null() | ~wcol.cast(pl.Float64).is_finite() | (wcol < 0))
         if bad.height:
-            raise InputError("weights must be finite and ≥ 0", row=int(bad["__row__"][0]), column=weights)
+            raise InputError(
+                "weights must be finite and ≥ 0", row=int(bad["__row__"][0]), column=weights
+            )
     if offset:
         ocol = frame[offset]
         if not ocol.dtype.is_numeric():
-            raise InputError("offset must be numeric (on the log scale, e.g. log days at risk)", column=offset)
+            raise InputError(
+                "offset must be numeric (on the log scale, e.g. log days at risk)", column=offset
+            )
         bad = frame.filter(ocol.is_null() | ~ocol.cast(pl.Float64).is_finite())
         if bad.height:
-            raise InputError("offset must be finite (log of a positive exposure)", row=int(bad["__row__"][0]), column=offset)
+            raise InputError(
+                "offset must be finite (log of a positive exposure)",
+                row=int(bad["__row__"][0]),
+                column=offset,
+            )
     for var in [*variables, *(strata or [])]:
         nulls = frame.filter(frame[var].is_null())
         if nulls.height:
@@ -234,9 +246,16 @@ def prepare(
     pdf = patterns.drop("__pattern__").to_pandas()
     for var, level in (reference or {}).items():
         values = pdf[var]
-        levels = sorted(values.astype(str).unique()) if values.dtype == object else sorted(values.unique())
+        levels = (
+            sorted(values.astype(str).unique())
+            if values.dtype == object
+            else sorted(values.unique())
+        )
         if str(level) not in [str(v) for v in levels]:
-            raise ConfigError(f"reference level {level!r} not found in {var!r} (levels: {', '.join(map(str, levels))})", key="reference")
+            raise ConfigError(
+                f"reference level {level!r} not found in {var!r} (levels: {', '.join(map(str, levels))})",
+                key="reference",
+            )
         match = [v for v in levels if str(v) == str(level)][0]
         pdf[var] = pd.Categorical(values, categories=[match] + [v for v in levels if v != match])
 
@@ -263,7 +282,11 @@ def prepare(
         formula=formula,
         strata_columns=strata,
     )
-    notes = {"rows_with_zero_count_excluded": zero_rows, "n_cells": len(cell_key), "n_patterns": int(patterns.height)}
+    notes = {
+        "rows_with_zero_count_excluded": zero_rows,
+        "n_cells": len(cell_key),
+        "n_patterns": int(patterns.height),
+    }
     return problem, notes
 
 
@@ -273,12 +296,16 @@ def _design(formula: str, frame: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     try:
         mm = model_matrix(formula, frame, na_action="raise", output="numpy")
     except Exception as exc:
-        raise ConfigError(f"cannot build the design matrix for {formula!r}: {exc}", key="formula") from exc
+        raise ConfigError(
+            f"cannot build the design matrix for {formula!r}: {exc}", key="formula"
+        ) from exc
     mat = np.ascontiguousarray(np.asarray(mm, dtype=float))
     if mat.ndim == 1:
         mat = mat[:, None]
     if mat.shape[1] == 0:
-        raise ConfigError(f"formula {formula!r} has no terms (use '~ 1' for intercept only)", key="formula")
+        raise ConfigError(
+            f"formula {formula!r} has no terms (use '~ 1' for intercept only)", key="formula"
+        )
     return mat, [str(c) for c in mm.model_spec.column_names]
 
 
@@ -294,7 +321,9 @@ class FitResult:
     penalty: str | None = None
 
 
-def _aggregate(problem: CountProblem, beta: np.ndarray, w: np.ndarray, want_hessian: bool = True, stats=None):
+def _aggregate(
+    problem: CountProblem, beta: np.ndarray, w: np.ndarray, want_hessian: bool = True, stats=None
+):
     """Log-likelihood, gradient and Hessian in beta, summing cell terms per pattern first."""
     fam = problem.family
     eta_p = problem.eta_patterns(beta)
@@ -379,7 +408,9 @@ def fit_ml(
     active = identified_columns(problem, w)
     if beta0 is None:
         beta = np.zeros(q)
-        starts = problem.family.start(problem.y[problem.family.fit_mask(problem.y)], w[problem.family.fit_mask(problem.y)])
+        starts = problem.family.start(
+            problem.y[problem.family.fit_mask(problem.y)], w[problem.family.fit_mask(problem.y)]
+        )
         offs = np.cumsum([0, *problem.sizes])
         for j, x in enumerate(problem.X):
             # the start goes on the intercept (without one, every coefficient starts at 0)
@@ -440,10 +471,20 @@ def fit_ml(
         change = np.max(np.abs(cand - beta))
         gain = c_obj - obj
         beta, obj, og, ll, _g, h = cand, c_obj, c_og, c_ll, c_g, c_h
-        if change < tol * (1 + np.max(np.abs(beta))) or (abs(gain) < 1e-13 * max(1.0, abs(obj)) and np.max(np.abs(og[active])) < 1e-6):
+        if change < tol * (1 + np.max(np.abs(beta))) or (
+            abs(gain) < 1e-13 * max(1.0, abs(obj)) and np.max(np.abs(og[active])) < 1e-6
+        ):
             converged = True
             break
-    return FitResult(beta=beta, loglik=ll, hessian=h, converged=converged, iterations=iterations, active=active, penalty=penalty)
+    return FitResult(
+        beta=beta,
+        loglik=ll,
+        hessian=h,
+        converged=converged,
+        iterations=iterations,
+        active=active,
+        penalty=penalty,
+    )
 
 
 def _solve_pd(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
@@ -467,7 +508,9 @@ def _solve_pd(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def expected_hessian(problem: CountProblem, beta: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+def expected_hessian(
+    problem: CountProblem, beta: np.ndarray, w: np.ndarray | None = None
+) -> np.ndarray:
     """Minus the expected information: Σ_k P(k | x) · Hessian(k), per pattern, then summed.
 
     The sum runs over k = 1…K until the remaining probability is below 1e-12 (at most
@@ -504,11 +547,18 @@ def expected_hessian(problem: CountProblem, beta: np.ndarray, w: np.ndarray | No
     hess = np.empty((q, q))
     for a in range(k):
         for b in range(k):
-            hess[offs[a] : offs[a + 1], offs[b] : offs[b + 1]] = problem.X[a].T @ ((W * acc[:, a, b])[:, None] * problem.X[b])
+            hess[offs[a] : offs[a + 1], offs[b] : offs[b + 1]] = problem.X[a].T @ (
+                (W * acc[:, a, b])[:, None] * problem.X[b]
+            )
     return hess
 
 
-def population_estimate(problem: CountProblem, beta: np.ndarray, w: np.ndarray | None = None, cells: np.ndarray | None = None):
+def population_estimate(
+    problem: CountProblem,
+    beta: np.ndarray,
+    w: np.ndarray | None = None,
+    cells: np.ndarray | None = None,
+):
     """N̂, the gradient dN̂/dβ and Σ w·(1−p)/p² over the selected cells."""
     w = problem.w if w is None else w
     fam = problem.family
@@ -518,7 +568,10 @@ def population_estimate(problem: CountProblem, beta: np.ndarray, w: np.ndarray |
     ww = w * sel
     P = problem.n_patterns
     grad = np.concatenate(
-        [problem.X[j].T @ np.bincount(problem.pattern, weights=ww * dn[:, j], minlength=P) for j in range(dn.shape[1])]
+        [
+            problem.X[j].T @ np.bincount(problem.pattern, weights=ww * dn[:, j], minlength=P)
+            for j in range(dn.shape[1])
+        ]
     )
     return float(np.sum(ww * n_i)), grad, float(np.sum(ww * var_i))
 

@@ -113,15 +113,42 @@ class CountModel:
         # numerical trouble (log 0 at a boundary, overflow of a diverging λ) is reported in
         # the result's warnings, not as numpy RuntimeWarnings
         with np.errstate(all="ignore"):
-            return self._fit(data, count, weights, variance, bootstrap_type, replicates, seed, workers, interval, bootstrap_penalty)
+            return self._fit(
+                data,
+                count,
+                weights,
+                variance,
+                bootstrap_type,
+                replicates,
+                seed,
+                workers,
+                interval,
+                bootstrap_penalty,
+            )
 
-    def _fit(self, data, count, weights, variance, bootstrap_type, replicates, seed, workers, interval, bootstrap_penalty):
+    def _fit(
+        self,
+        data,
+        count,
+        weights,
+        variance,
+        bootstrap_type,
+        replicates,
+        seed,
+        workers,
+        interval,
+        bootstrap_penalty,
+    ):
         if bootstrap_penalty == "none":
             bootstrap_penalty = None
         if variance not in VARIANCE_METHODS:
-            raise ConfigError(f"unknown variance {variance!r} (analytic or bootstrap)", key="variance")
+            raise ConfigError(
+                f"unknown variance {variance!r} (analytic or bootstrap)", key="variance"
+            )
         if interval is not None and interval not in INTERVALS:
-            raise ConfigError(f"unknown interval {interval!r} ({', '.join(INTERVALS)})", key="interval")
+            raise ConfigError(
+                f"unknown interval {interval!r} ({', '.join(INTERVALS)})", key="interval"
+            )
         if interval == "bootstrap" and variance != "bootstrap":
             raise ConfigError("a bootstrap interval needs variance='bootstrap'", key="interval")
         problem, notes = prepare(
@@ -160,7 +187,9 @@ class CountModel:
                     f"against n = {result.n_observed:,}): the model is not supported by the data"
                 )
             if info["n_failed"]:
-                result.warnings.append(f"{info['n_failed']} of {replicates} bootstrap replicates failed and were left out")
+                result.warnings.append(
+                    f"{info['n_failed']} of {replicates} bootstrap replicates failed and were left out"
+                )
             if info["share_flagged"] > 0:
                 result.warnings.append(
                     f"{info['share_flagged']:.1%} of bootstrap replicates diverged under ML "
@@ -173,14 +202,18 @@ class CountModel:
         return result
 
     @classmethod
-    def fit_frequencies(cls, frequencies: Mapping[int, float] | Sequence[float], **fit_options) -> PopulationEstimate:
+    def fit_frequencies(
+        cls, frequencies: Mapping[int, float] | Sequence[float], **fit_options
+    ) -> PopulationEstimate:
         """Covariate-free fit from a frequency table: ``{k: f_k}`` or ``[f_1, f_2, …]``."""
         if isinstance(frequencies, Mapping):
             ks, fs = zip(*sorted(frequencies.items()), strict=True)
         else:
             fs = tuple(frequencies)
             ks = tuple(range(1, len(fs) + 1))
-        table = pd.DataFrame({"count": np.asarray(ks, dtype=np.int64), "freq": np.asarray(fs, dtype=float)})
+        table = pd.DataFrame(
+            {"count": np.asarray(ks, dtype=np.int64), "freq": np.asarray(fs, dtype=float)}
+        )
         return cls("~ 1").fit(table, count="count", weights="freq", **fit_options)
 
     # ------------------------------------------------------------------------ internals
@@ -188,7 +221,9 @@ class CountModel:
         warnings: list[str] = []
         q = len(fit.beta)
         a = fit.active
-        hess = fit.hessian if self.information == "observed" else expected_hessian(problem, fit.beta)
+        hess = (
+            fit.hessian if self.information == "observed" else expected_hessian(problem, fit.beta)
+        )
         cov = np.full((q, q), np.nan)
         info = -hess[np.ix_(a, a)]
         try:
@@ -203,7 +238,9 @@ class CountModel:
             warnings.append("the information matrix cannot be inverted: no analytic standard error")
         return cov, warnings
 
-    def _result(self, problem: CountProblem, fit: FitResult, notes: dict[str, Any]) -> PopulationEstimate:
+    def _result(
+        self, problem: CountProblem, fit: FitResult, notes: dict[str, Any]
+    ) -> PopulationEstimate:
         fam = problem.family
         warnings: list[str] = []
         cov, cov_warnings = self._covariance(problem, fit)
@@ -213,9 +250,13 @@ class CountModel:
         a = fit.active
         var_est = float(grad[a] @ cov[np.ix_(a, a)] @ grad[a])
         total_var = var_sampling + var_est
-        se = float(np.sqrt(total_var)) if np.isfinite(total_var) and total_var >= 0 else float("nan")
+        se = (
+            float(np.sqrt(total_var)) if np.isfinite(total_var) and total_var >= 0 else float("nan")
+        )
         if not np.isfinite(se):
-            warnings.append("the analytic variance of N̂ is undefined (not finite or negative): no standard error")
+            warnings.append(
+                "the analytic variance of N̂ is undefined (not finite or negative): no standard error"
+            )
 
         # ---- coefficients
         ses = np.sqrt(np.clip(np.diag(cov), 0, None))
@@ -250,20 +291,26 @@ class CountModel:
                 "the variance uses the unpenalised information"
             )
         if not fit.converged:
-            warnings.append(f"the fit did not converge in {fit.iterations} iterations: estimates are not reliable")
+            warnings.append(
+                f"the fit did not converge in {fit.iterations} iterations: estimates are not reliable"
+            )
         if not a.all():
             dropped = [problem.names[i] for i in np.where(~a)[0]]
             warnings.append(f"coefficients without data, fixed at 0: {', '.join(dropped)}")
         warnings.extend(self._boundary_warnings(problem, fit))
         if not np.isfinite(n_hat):
-            warnings.append("N̂ is not finite: the model runs to a boundary (see the other warnings)")
+            warnings.append(
+                "N̂ is not finite: the model runs to a boundary (see the other warnings)"
+            )
         elif n_hat > self.absurd_ratio * n_obs:
             warnings.append(
                 f"N̂ = {n_hat:,.0f} is {n_hat / n_obs:,.0f} times the observed n = {n_obs:,.0f}: "
                 "absurd for this kind of data; the model is not supported by the data"
             )
         if np.isfinite(se) and np.isfinite(n_hat) and se > n_hat - n_obs and n_hat > n_obs:
-            warnings.append("the standard error exceeds the estimated number of unobserved: the interval is uninformative")
+            warnings.append(
+                "the standard error exceeds the estimated number of unobserved: the interval is uninformative"
+            )
 
         # ---- diagnostics
         fitted, gof = self._frequencies(problem, fit, k_par)
@@ -287,13 +334,23 @@ class CountModel:
             diagnostics.update(self._dfpopsize(problem, fit, n_hat, grad, cov))
             worst = diagnostics["dfpopsize_top"][0] if diagnostics["dfpopsize_top"] else None
             plausible = np.isfinite(n_hat) and n_hat <= self.absurd_ratio * n_obs
-            if worst is not None and plausible and abs(worst["dfpopsize"]) > max(n_hat - n_obs, 0.0):
-                where = ", ".join(f"{k}={v}" for k, v in worst.items() if k not in ("dfpopsize", "weight"))
+            if (
+                worst is not None
+                and plausible
+                and abs(worst["dfpopsize"]) > max(n_hat - n_obs, 0.0)
+            ):
+                where = ", ".join(
+                    f"{k}={v}" for k, v in worst.items() if k not in ("dfpopsize", "weight")
+                )
                 if abs(worst["dfpopsize"]) > self.absurd_ratio * n_obs:
-                    effect = "makes N̂ unbounded (a covariate level is left without repeated captures)"
+                    effect = (
+                        "makes N̂ unbounded (a covariate level is left without repeated captures)"
+                    )
                 else:
                     effect = f"changes N̂ by {worst['dfpopsize']:,.0f}, more than the estimated number unobserved"
-                warnings.append(f"N̂ hinges on single persons: leaving out one person ({where}) {effect}")
+                warnings.append(
+                    f"N̂ hinges on single persons: leaving out one person ({where}) {effect}"
+                )
 
         strata = self._strata(problem, fit, cov)
         result = PopulationEstimate(
@@ -395,9 +452,13 @@ class CountModel:
         if "omega" in params:
             omega = params["omega"]
             if np.min(omega) < 1e-5:
-                out.append("one-inflation ω runs to 0 (boundary): the model reduces to its non-inflated form")
+                out.append(
+                    "one-inflation ω runs to 0 (boundary): the model reduces to its non-inflated form"
+                )
             if np.max(omega) > 1 - 1e-5:
-                out.append("one-inflation ω runs to 1 (boundary): every unit is a one; N̂ is not identified")
+                out.append(
+                    "one-inflation ω runs to 1 (boundary): every unit is a one; N̂ is not identified"
+                )
         return out
 
     def _deviance(self, problem: CountProblem, fit: FitResult) -> float | None:
@@ -409,7 +470,9 @@ class CountModel:
             ys, inverse = np.unique(y, return_inverse=True)
             lam_u = np.where(ys > 1, ys + np.real(lambertw(-ys * np.exp(-ys))), 1.0)
             lam_s = lam_u[inverse]
-            ll_sat = np.where(y > 1, y * np.log(lam_s) - lam_s - np.log(-np.expm1(-lam_s)) - gammaln(y + 1), 0.0)
+            ll_sat = np.where(
+                y > 1, y * np.log(lam_s) - lam_s - np.log(-np.expm1(-lam_s)) - gammaln(y + 1), 0.0
+            )
         elif name == "ztgeom":
             ym1 = np.maximum(y - 1, 1e-300)
             ll_sat = np.where(y > 1, (y - 1) * np.log(ym1) - y * np.log(y), 0.0)
@@ -430,8 +493,13 @@ class CountModel:
         expected = pw @ pmf
         observed = np.bincount(problem.y.astype(int), weights=problem.w, minlength=k_max + 1)[1:]
         n = pw.sum()
-        rows = [{"k": int(k), "observed": float(o), "fitted": float(e)} for k, o, e in zip(ks, observed, expected, strict=True)]
-        rows.append({"k": f">{k_max}", "observed": 0.0, "fitted": float(max(n - expected.sum(), 0.0))})
+        rows = [
+            {"k": int(k), "observed": float(o), "fitted": float(e)}
+            for k, o, e in zip(ks, observed, expected, strict=True)
+        ]
+        rows.append(
+            {"k": f">{k_max}", "observed": 0.0, "fitted": float(max(n - expected.sum(), 0.0))}
+        )
         # group the tail until every expected frequency is at least 5
         obs_g = list(observed)
         exp_g = list(expected[:-1]) + [n - expected[:-1].sum()]  # last group: ≥ k_max
@@ -449,13 +517,20 @@ class CountModel:
             "chi2": chi2,
             "df": df,
             "p_value": float(stats.chi2.sf(chi2, df)) if df > 0 else float("nan"),
-            "groups": [{"k": lab, "observed": float(o), "fitted": float(e)} for lab, o, e in zip(labels, obs_a, exp_a, strict=True)],
+            "groups": [
+                {"k": lab, "observed": float(o), "fitted": float(e)}
+                for lab, o, e in zip(labels, obs_a, exp_a, strict=True)
+            ],
         }
         if df <= 0:
-            gof["note"] = "no degrees of freedom left after grouping the tail: the test is not available"
+            gof["note"] = (
+                "no degrees of freedom left after grouping the tail: the test is not available"
+            )
         return rows, gof
 
-    def _strata(self, problem: CountProblem, fit: FitResult, cov: np.ndarray) -> list[dict[str, Any]]:
+    def _strata(
+        self, problem: CountProblem, fit: FitResult, cov: np.ndarray
+    ) -> list[dict[str, Any]]:
         """N̂ by level of each stratum variable (singleRcapture's stratifyPopsize).
 
         Strata are sets of covariate patterns, so everything is summed per pattern first and
@@ -505,7 +580,9 @@ class CountModel:
                 out.append(row)
         return out
 
-    def _dfpopsize(self, problem: CountProblem, fit: FitResult, n_hat: float, grad: np.ndarray, cov: np.ndarray) -> dict[str, Any]:
+    def _dfpopsize(
+        self, problem: CountProblem, fit: FitResult, n_hat: float, grad: np.ndarray, cov: np.ndarray
+    ) -> dict[str, Any]:
         """Change in N̂ when one person of each (pattern, count) cell is left out: N̂ − N̂₍₋ᵢ₎."""
         C = len(problem.w)
         fam = problem.family
@@ -535,8 +612,18 @@ class CountModel:
         order = np.argsort(-np.abs(values))[:20]
         top = []
         for c in order:
-            row = {k: _plain(v) for k, v in problem.patterns.iloc[problem.pattern[c]].items() if not str(k).startswith("__")}
-            row.update({"count": int(problem.y[c]), "weight": float(problem.w[c]), "dfpopsize": float(values[c])})
+            row = {
+                k: _plain(v)
+                for k, v in problem.patterns.iloc[problem.pattern[c]].items()
+                if not str(k).startswith("__")
+            }
+            row.update(
+                {
+                    "count": int(problem.y[c]),
+                    "weight": float(problem.w[c]),
+                    "dfpopsize": float(values[c]),
+                }
+            )
             top.append(row)
         return {
             "dfpopsize_method": method,
@@ -614,10 +701,18 @@ MODEL_CLASSES: dict[str, Any] = {
     "ztpoisson": ZeroTruncatedPoisson,
     "ztgeom": ZeroTruncatedGeometric,
     "ztnegbin": ZeroTruncatedNegativeBinomial,
-    "oiztpoisson": lambda formula="~ 1", **kw: OneInflatedZeroTruncated(formula, base="poisson", **kw),
-    "ztoipoisson": lambda formula="~ 1", **kw: ZeroTruncatedOneInflated(formula, base="poisson", **kw),
-    "oiztgeom": lambda formula="~ 1", **kw: OneInflatedZeroTruncated(formula, base="geometric", **kw),
-    "ztoigeom": lambda formula="~ 1", **kw: ZeroTruncatedOneInflated(formula, base="geometric", **kw),
+    "oiztpoisson": lambda formula="~ 1", **kw: OneInflatedZeroTruncated(
+        formula, base="poisson", **kw
+    ),
+    "ztoipoisson": lambda formula="~ 1", **kw: ZeroTruncatedOneInflated(
+        formula, base="poisson", **kw
+    ),
+    "oiztgeom": lambda formula="~ 1", **kw: OneInflatedZeroTruncated(
+        formula, base="geometric", **kw
+    ),
+    "ztoigeom": lambda formula="~ 1", **kw: ZeroTruncatedOneInflated(
+        formula, base="geometric", **kw
+    ),
     "zelterman": Zelterman,
     "chao": Chao,
 }

@@ -76,14 +76,17 @@ def allocate_unknown(
         return result
     n_complete = n_total - n_unknown
     if n_complete == 0:
-        raise ConfigError("every person has an unknown value of " + ", ".join(covariates), key="formula")
+        raise ConfigError(
+            "every person has an unknown value of " + ", ".join(covariates), key="formula"
+        )
     ratio = n_total / n_complete
     scaled = dataclasses.replace(
         result,
         population_size=result.population_size * ratio,
         se=result.se * ratio,
         n_observed=n_total,
-        bootstrap_replicates=None if result.bootstrap_replicates is None
+        bootstrap_replicates=None
+        if result.bootstrap_replicates is None
         else np.asarray(result.bootstrap_replicates) * ratio,
         interval_methods={
             name: (lambda level, f=f: tuple(ratio * v for v in f(level)))
@@ -146,7 +149,10 @@ def merge_sparse_levels(
         if len(merged) > 1:
             label = " + ".join(sorted(merged))
             persons = persons.with_columns(
-                pl.when(pl.col(column).is_in(merged)).then(pl.lit(label)).otherwise(pl.col(column)).alias(column)
+                pl.when(pl.col(column).is_in(merged))
+                .then(pl.lit(label))
+                .otherwise(pl.col(column))
+                .alias(column)
             )
             merges[column] = sorted(merged)
     return persons, merges

@@ -50,7 +50,9 @@ class _TwoList:
     def _point(n1: np.ndarray, n2: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def fit(self, data: Any, lists: Sequence[str] | None = None, count: str | None = None) -> PopulationEstimate:
+    def fit(
+        self, data: Any, lists: Sequence[str] | None = None, count: str | None = None
+    ) -> PopulationEstimate:
         table = capture_table(data, lists=lists, count=count, covariates=self.strata)
         if table.k != 2:
             raise InputError(f"{self.model} needs exactly two lists, got {table.lists}")
@@ -78,17 +80,24 @@ class _TwoList:
             se=math.sqrt(var) if np.isfinite(var) else math.nan,
             n_observed=int(round(float(nobs.sum()))),
             formula=None,
-            description=self.description + (f", stratified by {', '.join(self.strata)}" if self.strata else ""),
+            description=self.description
+            + (f", stratified by {', '.join(self.strata)}" if self.strata else ""),
             warnings=warnings,
             default_interval="lognormal",
         )
-        res.extra.update({"lists": list(table.lists), "n1": n1.tolist(), "n2": n2.tolist(), "m": m.tolist()})
+        res.extra.update(
+            {"lists": list(table.lists), "n1": n1.tolist(), "n2": n2.tolist(), "m": m.tolist()}
+        )
         if self.strata:
             N_all = np.zeros(S)
             var_all = np.zeros(S)
             N_all[used], var_all[used] = N_s, var_s
             res.strata = _marginal_strata(
-                table, nobs.astype(float), N_all, lambda mask: float(var_all @ mask), hidden_given=False
+                table,
+                nobs.astype(float),
+                N_all,
+                lambda mask: float(var_all @ mask),
+                hidden_given=False,
             )
         elif self.model == "petersen" and m[0] > 0:
             # N̂ is the MLE of model Mt: Rcapture's profile-likelihood interval applies
@@ -117,7 +126,9 @@ class Petersen(_TwoList):
     def _point(n1, n2, m):
         with np.errstate(divide="ignore", invalid="ignore"):
             N = np.where(m > 0, n1 * n2 / np.where(m > 0, m, 1), np.inf)
-            var = np.where(m > 0, n1 * n2 * (n1 - m) * (n2 - m) / np.where(m > 0, m, 1) ** 3, np.inf)
+            var = np.where(
+                m > 0, n1 * n2 * (n1 - m) * (n2 - m) / np.where(m > 0, m, 1) ** 3, np.inf
+            )
         return N, var
 
 

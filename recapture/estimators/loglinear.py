@@ -80,7 +80,9 @@ class CaptureTable:
         return self.stratum_values[self.strata]
 
     def stratum_label(self, s: int) -> dict[str, Any]:
-        return {c: self.levels[c][int(self.stratum_values[s, j])] for j, c in enumerate(self.covariates)}
+        return {
+            c: self.levels[c][int(self.stratum_values[s, j])] for j, c in enumerate(self.covariates)
+        }
 
     def collapse(self, keep: Sequence[str]) -> CaptureTable:
         """The table summed over every covariate not in ``keep`` (no partial counts)."""
@@ -214,21 +216,32 @@ def capture_table(
         try:
             v = s.cast(pl.Float64).to_numpy()
         except Exception as exc:
-            raise InputError(f"capture indicator is not numeric ({exc})", file=where, column=col) from None
+            raise InputError(
+                f"capture indicator is not numeric ({exc})", file=where, column=col
+            ) from None
         bad = ~np.isin(v, (0.0, 1.0))
         if bad.any():
             row = int(np.argmax(bad)) + 1
-            raise InputError(f"capture indicator must be 0 or 1, got {v[row - 1]!r}", file=where, row=row, column=col)
+            raise InputError(
+                f"capture indicator must be 0 or 1, got {v[row - 1]!r}",
+                file=where,
+                row=row,
+                column=col,
+            )
         hist_cols.append(v.astype(np.int8))
     H = np.column_stack(hist_cols)
     if count:
         c = df[count]
         if c.null_count():
-            raise InputError("missing count", file=where, row=int(c.is_null().arg_max()) + 1, column=count)
+            raise InputError(
+                "missing count", file=where, row=int(c.is_null().arg_max()) + 1, column=count
+            )
         w = c.cast(pl.Float64).to_numpy()
         if (w < 0).any() or not np.isfinite(w).all():
             row = int(np.argmax((w < 0) | ~np.isfinite(w))) + 1
-            raise InputError("counts must be finite and non-negative", file=where, row=row, column=count)
+            raise InputError(
+                "counts must be finite and non-negative", file=where, row=row, column=count
+            )
     else:
         w = np.ones(len(df))
     zero = H.sum(axis=1) == 0
@@ -263,7 +276,11 @@ def capture_table(
         missing[:, j] = isnull
         if s.dtype == pl.Categorical or s.dtype == pl.Enum:
             s = s.cast(pl.String)
-        codes[:, j] = s.replace_strict(lv, list(range(len(lv))), default=-1, return_dtype=pl.Int64).fill_null(-1).to_numpy()
+        codes[:, j] = (
+            s.replace_strict(lv, list(range(len(lv))), default=-1, return_dtype=pl.Int64)
+            .fill_null(-1)
+            .to_numpy()
+        )
     sizes = [len(levels[c]) for c in covariates]
     grid = (
         np.array(list(itertools.product(*[range(s) for s in sizes])), dtype=np.int64)
@@ -276,7 +293,9 @@ def capture_table(
     counts = np.zeros(C)
     hpos = _hist_position(_history_codes(H), len(lists))
     full = ~missing.any(axis=1)
-    spos = _grid_index(codes[full], grid) if covariates else np.zeros(int(full.sum()), dtype=np.int64)
+    spos = (
+        _grid_index(codes[full], grid) if covariates else np.zeros(int(full.sum()), dtype=np.int64)
+    )
     np.add.at(counts, spos * nh + hpos[full], w[full])
     table = CaptureTable(
         lists=lists,
@@ -322,7 +341,9 @@ def capture_table(
 Term = tuple[str, ...]
 
 
-def parse_terms(model: str | Sequence[Any] | None, variables: Sequence[str], lists: Sequence[str]) -> list[Term]:
+def parse_terms(
+    model: str | Sequence[Any] | None, variables: Sequence[str], lists: Sequence[str]
+) -> list[Term]:
     """Terms of a hierarchical log-linear model, closed under taking margins.
 
     Accepts a formula (``"A*B + C"``, ``"A + B + A:B"``, ``"(A+B+C)^2"``), generating classes
@@ -347,7 +368,9 @@ def parse_terms(model: str | Sequence[Any] | None, variables: Sequence[str], lis
             out.add(nm)
         return out
 
-    if model is None or (isinstance(model, str) and model.strip().lower() in ("", "main", "independence", "mt")):
+    if model is None or (
+        isinstance(model, str) and model.strip().lower() in ("", "main", "independence", "mt")
+    ):
         pass
     elif isinstance(model, str) and "[" in model:
         for body in re.findall(r"\[([^\]]*)\]", model):
@@ -643,7 +666,13 @@ def mle_exists(X: np.ndarray, y: np.ndarray) -> bool:
     A_ub = np.hstack([-np.eye(n), np.ones((n, 1))])
     b_ub = np.zeros(n)
     res = optimize.linprog(
-        c, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=[(0, None)] * n + [(0, 1)], method="highs"
+        c,
+        A_ub=A_ub,
+        b_ub=b_ub,
+        A_eq=A_eq,
+        b_eq=b_eq,
+        bounds=[(0, None)] * n + [(0, 1)],
+        method="highs",
     )
     if res.status != 0:
         return False
@@ -707,7 +736,12 @@ def cormack_profile_loglik(deviance: float, n0: float, total: float) -> float:
         else:
             ct = n0 - total - 0.5 * math.log(n0 / total)
     else:
-        ct = special.xlogy(n0, n0) + special.gammaln(total + 1) - total * math.log(total) - special.gammaln(n0 + 1)
+        ct = (
+            special.xlogy(n0, n0)
+            + special.gammaln(total + 1)
+            - total * math.log(total)
+            - special.gammaln(n0 + 1)
+        )
     return (deviance - 2 * ct) / -2
 
 
@@ -735,7 +769,9 @@ def profile_interval(
     f0 = max(N_hat - n, 0.0)
     half = max(f0 / 2, 1.0)
     opt = optimize.minimize_scalar(
-        lambda N: -ll(N), bounds=(max(n, N_hat - half), N_hat + half), method="bounded",
+        lambda N: -ll(N),
+        bounds=(max(n, N_hat - half), N_hat + half),
+        method="bounded",
         options={"xatol": 1e-8 * N_hat},
     )
     Nmax, lmax = float(opt.x), -float(opt.fun)
@@ -778,7 +814,9 @@ class _Continuation:
 
     def start(self, n0: float) -> np.ndarray:
         d = n0 - self.n0_hat
-        inner = [m for m in self.points if (m - self.n0_hat) * d >= 0 and abs(m - self.n0_hat) <= abs(d)]
+        inner = [
+            m for m in self.points if (m - self.n0_hat) * d >= 0 and abs(m - self.n0_hat) <= abs(d)
+        ]
         return self.points[max(inner, key=lambda m: abs(m - self.n0_hat))]
 
     def store(self, n0: float, coef: np.ndarray) -> None:
@@ -822,7 +860,9 @@ def fit_with_hidden_total(
         xbar = w @ X0
         hess = scoring - n0 * ((X0 * w[:, None]).T @ X0 - np.outer(xbar, xbar))
         step = _newton_step(hess, scoring, grad)
-        cand, ll_c, (mu_c, mu0_c, tot_c) = _ascent(beta, step, ll, lambda b: _with_loglik(parts(b), loglik))
+        cand, ll_c, (mu_c, mu0_c, tot_c) = _ascent(
+            beta, step, ll, lambda b: _with_loglik(parts(b), loglik)
+        )
         if ll_c < ll - 1e-12 * abs(ll):  # no ascent left along the step: at the maximum
             break
         beta, mu, mu0, tot0 = cand, mu_c, mu0_c, tot_c
@@ -875,8 +915,12 @@ def grouped_profile_deviance_fn(
     Xa = np.vstack([X, X0])
     offa = np.concatenate([offset, offset0])
     ya = np.concatenate([y_cells, np.zeros(S)])
-    hidden_group = sparse.csr_matrix((np.ones(S), (np.zeros(S, dtype=int), C + np.arange(S))), shape=(1, C + S))
-    Ga = sparse.vstack([sparse.hstack([groups, sparse.csr_matrix((groups.shape[0], S))]), hidden_group]).tocsr()
+    hidden_group = sparse.csr_matrix(
+        (np.ones(S), (np.zeros(S, dtype=int), C + np.arange(S))), shape=(1, C + S)
+    )
+    Ga = sparse.vstack(
+        [sparse.hstack([groups, sparse.csr_matrix((groups.shape[0], S))]), hidden_group]
+    ).tocsr()
     start = np.where(np.isfinite(start), start, 0.0)
     path = _Continuation(float(np.exp(X0 @ start + offset0).sum()), start)
 
@@ -940,7 +984,9 @@ def parametric_bootstrap(
     return out
 
 
-def dark_lognormal_interval(n: float, log_dark: float, se_log_dark: float, level: float) -> tuple[float, float]:
+def dark_lognormal_interval(
+    n: float, log_dark: float, se_log_dark: float, level: float
+) -> tuple[float, float]:
     """SparseMSE's interval: the dark figure exp(β₀) log-normal with the intercept's SE."""
     z = stats.norm.ppf(0.5 + level / 2)
     return (n + math.exp(log_dark - z * se_log_dark), n + math.exp(log_dark + z * se_log_dark))
@@ -995,7 +1041,9 @@ class LogLinearModel:
         self.name = name
         self.dependence_thetas = None if dependence_thetas is None else list(dependence_thetas)
         if heterogeneity is not None:
-            m = re.fullmatch(r"\s*(Chao|LB|Poisson|Darroch|Gamma)\s*(\(LB\))?\s*([0-9.]+)?\s*", heterogeneity)
+            m = re.fullmatch(
+                r"\s*(Chao|LB|Poisson|Darroch|Gamma)\s*(\(LB\))?\s*([0-9.]+)?\s*", heterogeneity
+            )
             if not m:
                 raise ConfigError(
                     f"unknown heterogeneity {heterogeneity!r}; known: Chao (LB), Poisson2, Darroch, Gamma3.5",
@@ -1018,7 +1066,12 @@ class LogLinearModel:
         covs = list(dict.fromkeys([*self.covariates, *self.partial_covariates, *self.passive]))
         covs += self._covariates_named_in_model(data, lists, count, covs)
         table = capture_table(
-            data, lists=lists, count=count, covariates=covs, source=source, allow_missing=self.partial_covariates
+            data,
+            lists=lists,
+            count=count,
+            covariates=covs,
+            source=source,
+            allow_missing=self.partial_covariates,
         )
         return self.fit_table(table)
 
@@ -1026,8 +1079,10 @@ class LogLinearModel:
         """Columns the model names that are neither lists nor declared covariates: covariates."""
         if self.model is None or isinstance(data, CaptureTable):
             return []
-        text = self.model if isinstance(self.model, str) else " ".join(
-            t if isinstance(t, str) else " ".join(t) for t in self.model
+        text = (
+            self.model
+            if isinstance(self.model, str)
+            else " ".join(t if isinstance(t, str) else " ".join(t) for t in self.model)
         )
         try:
             columns = _to_polars(data).columns
@@ -1051,7 +1106,9 @@ class LogLinearModel:
             extra.append(tuple(table.covariates))
         base = parse_terms([*base, *extra], variables, table.lists)
         missing = [
-            c for c in self.partial_covariates if not any(c in t and any(v in table.lists for v in t) for t in base)
+            c
+            for c in self.partial_covariates
+            if not any(c in t and any(v in table.lists for v in t) for t in base)
         ]
         if missing:
             raise ConfigError(
@@ -1065,10 +1122,14 @@ class LogLinearModel:
         terms = self.terms(table)
         for lst, cov in [(v, k) for k, v in self.passive.items()]:
             if lst not in table.lists:
-                raise ConfigError(f"passive covariate {cov!r} is linked to unknown list {lst!r}", key="passive")
+                raise ConfigError(
+                    f"passive covariate {cov!r} is linked to unknown list {lst!r}", key="passive"
+                )
         simplified: list[str] = []
         if self.model is None and self.covariates and not self.partial_covariates:
-            terms, simplified = _estimable_default(table, terms, self.covariates, self.empty_overlaps)
+            terms, simplified = _estimable_default(
+                table, terms, self.covariates, self.empty_overlaps
+            )
         result = _fit_terms(
             table,
             terms,
@@ -1092,7 +1153,9 @@ class LogLinearModel:
             result.extra["dropped_terms"] = simplified
         if self.dependence_thetas is not None and table.k == 2:
             if table.partial_counts is not None and table.partial_counts.sum() > 0:
-                result.warnings.append("dependence sensitivity skipped: not available with EM covariates")
+                result.warnings.append(
+                    "dependence sensitivity skipped: not available with EM covariates"
+                )
             else:
                 result.extra["dependence_sensitivity"] = dependence_sensitivity(
                     table, model=terms, thetas=self.dependence_thetas, level=self.level
@@ -1163,7 +1226,9 @@ def heterogeneity_columns(
     if key == "Gamma":
         th = 3.5 if theta is None else float(theta)
         return (-np.log(th + nbcap) + math.log(th))[:, None], ["tau"]
-    raise ConfigError(f"unknown heterogeneity {kind!r}; known: {', '.join(HETEROGENEITY)}", key="heterogeneity")
+    raise ConfigError(
+        f"unknown heterogeneity {kind!r}; known: {', '.join(HETEROGENEITY)}", key="heterogeneity"
+    )
 
 
 @dataclass
@@ -1190,7 +1255,9 @@ def _prepare_design(
     lists = table.lists
     design = build_design(table, terms)
     if heterogeneity is not None:
-        het, het_names = heterogeneity_columns(heterogeneity[0], table.histories.sum(axis=1), table.k, heterogeneity[1])
+        het, het_names = heterogeneity_columns(
+            heterogeneity[0], table.histories.sum(axis=1), table.k, heterogeneity[1]
+        )
         design = Design(
             np.column_stack([design.X, het]),
             np.column_stack([design.X0, np.zeros((design.X0.shape[0], het.shape[1]))]),
@@ -1204,14 +1271,20 @@ def _prepare_design(
     if empty_overlaps == "drop":
         for term in terms:
             if len(term) >= 2 and _list_only(term, lists):
-                ind = np.prod(table.histories[:, [lists.index(v) for v in term]], axis=1).astype(bool)
+                ind = np.prod(table.histories[:, [lists.index(v) for v in term]], axis=1).astype(
+                    bool
+                )
                 total = table.counts[ind].sum()
                 if partial_present:
-                    total += float(table.partial_counts @ (table.partial_cells @ ind.astype(float) > 0))
+                    total += float(
+                        table.partial_counts @ (table.partial_cells @ ind.astype(float) > 0)
+                    )
                 if total == 0:
                     empty.append(term_name(term))
                     cell_keep &= ~ind
-                    col_keep &= np.array([o is None or not set(term) <= set(o) for o in design.term_of_column])
+                    col_keep &= np.array(
+                        [o is None or not set(term) <= set(o) for o in design.term_of_column]
+                    )
     offset0 = np.zeros(table.n_strata)
     if table.covariates and tuple(table.covariates) in set(terms) and not partial_present:
         # the saturated covariate distribution puts strata nobody was seen in at zero (their
@@ -1299,7 +1372,14 @@ def _fit_terms(
     dropped_eta: list[str] = []
     if heterogeneity is not None and heterogeneity[0] in ("Chao", "LB"):
         prep, dropped_eta = _chao_negative_eta(prep)
-    X, X0, names, y, offset, offset0 = prep.X, prep.X0, prep.names, prep.y, prep.offset, prep.offset0
+    X, X0, names, y, offset, offset0 = (
+        prep.X,
+        prep.X0,
+        prep.names,
+        prep.y,
+        prep.offset,
+        prep.offset0,
+    )
     cell_keep, empty = prep.cell_keep, prep.empty
     partial_present = table.partial_counts is not None and table.partial_counts.sum() > 0
     if empty:
@@ -1353,7 +1433,11 @@ def _fit_terms(
     cov_full = np.full((X.shape[1], X.shape[1]), np.nan)
     cov_full[np.ix_(keep, keep)] = cf.covariance()
     coefs = [
-        {"term": nm, "estimate": float(b), "se": float(math.sqrt(v)) if np.isfinite(v) and v >= 0 else math.nan}
+        {
+            "term": nm,
+            "estimate": float(b),
+            "se": float(math.sqrt(v)) if np.isfinite(v) and v >= 0 else math.nan,
+        }
         for nm, b, v in zip(names, fit.coef, np.diag(cov_full), strict=True)
     ]
     p = fit.rank + len(empty)
@@ -1367,7 +1451,9 @@ def _fit_terms(
         df_res = int(len(y) - only_partial.sum() + len(table.partial_counts) - fit.rank)
     gen = generating_class(terms)
     if heterogeneity is not None:
-        gen += f" + h={heterogeneity[0]}" + (f"({heterogeneity[1]:g})" if heterogeneity[1] is not None else "")
+        gen += f" + h={heterogeneity[0]}" + (
+            f"({heterogeneity[1]:g})" if heterogeneity[1] is not None else ""
+        )
     result = PopulationEstimate(
         model="loglinear",
         population_size=N if (exists and identifiable) else math.nan,
@@ -1383,7 +1469,9 @@ def _fit_terms(
         df_residual=df_res,
         converged=fit.converged,
         warnings=warnings,
-        default_interval=("profile" if profile else "lognormal") if (exists and identifiable) else "normal",
+        default_interval=("profile" if profile else "lognormal")
+        if (exists and identifiable)
+        else "normal",
     )
     hidden = cf.hidden
     result.diagnostics.update(
@@ -1428,17 +1516,29 @@ def _fit_terms(
         result.strata = _marginal_strata(table, obs_s, hidden, cf.variance)
     # ---- intervals
     if exists and identifiable:
-        if fit.keep[0] == 0 and table.n_strata == 1 and not partial_present and np.all(offset0 == 0):
+        if (
+            fit.keep[0] == 0
+            and table.n_strata == 1
+            and not partial_present
+            and np.all(offset0 == 0)
+        ):
             b0, v0 = fit.coef[0], cov_full[0, 0]
-            result.interval_methods["dark_lognormal"] = lambda lv, b0=b0, v0=v0: dark_lognormal_interval(
-                n, b0, math.sqrt(v0), lv
+            result.interval_methods["dark_lognormal"] = lambda lv, b0=b0, v0=v0: (
+                dark_lognormal_interval(n, b0, math.sqrt(v0), lv)
             )
         if profile and not partial_present:
             result.interval_methods["profile"] = _cached_profile(cf, result)
         elif profile:
             keep = fit.keep
             dev_fn = grouped_profile_deviance_fn(
-                X[:, keep], y, offset, groups, table.partial_counts, X0[:, keep], offset0, fit.coef[keep]
+                X[:, keep],
+                y,
+                offset,
+                groups,
+                table.partial_counts,
+                X0[:, keep],
+                offset0,
+                fit.coef[keep],
             )
             result.interval_methods["profile"] = _cached_profile(cf, result, dev_fn)
         if bootstrap > 0 and not partial_present:
@@ -1449,7 +1549,11 @@ def _fit_terms(
 
             reps = parametric_bootstrap(refit, fit.mu, float(hidden.sum()), bootstrap, seed)
             result.bootstrap_replicates = reps
-            result.bootstrap_info = {"replicates": bootstrap, "kind": "parametric multinomial", "seed": seed}
+            result.bootstrap_info = {
+                "replicates": bootstrap,
+                "kind": "parametric multinomial",
+                "seed": seed,
+            }
     return result
 
 
@@ -1589,7 +1693,9 @@ def dependence_sensitivity(
     for theta in thetas:
         if not theta > 0:
             raise ConfigError("odds ratios must be positive", key="thetas")
-        res = _fit_terms(table, terms, offsets={tuple(table.lists): float(theta)}, profile=table.n_strata == 1)
+        res = _fit_terms(
+            table, terms, offsets={tuple(table.lists): float(theta)}, profile=table.n_strata == 1
+        )
         method = "profile" if "profile" in res.interval_methods else "lognormal"
         try:
             lo, hi = res.confint(method, level)

@@ -90,10 +90,14 @@ def _passive(value: Any) -> dict[str, str]:
 
 def _check(name: str, given: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(
-        k for k, v in given.items() if v is not None and v is not False and k not in allowed | {"interval"}
+        k
+        for k, v in given.items()
+        if v is not None and v is not False and k not in allowed | {"interval"}
     )
     if unknown:
-        raise ConfigError(f"option(s) not supported by --model {name}: {', '.join(unknown)}", key=unknown[0])
+        raise ConfigError(
+            f"option(s) not supported by --model {name}: {', '.join(unknown)}", key=unknown[0]
+        )
 
 
 def _with_interval(result: PopulationEstimate, interval: str | None) -> PopulationEstimate:
@@ -121,27 +125,63 @@ def _fit_loglinear_options(data: Any, **options: Any) -> PopulationEstimate:
         "loglinear",
         options,
         _TABLE
-        | {"terms", "covariates", "partial_covariates", "passive", "search", "criterion", "max_order",
-           "dependence_thetas", "replicates", "seed", "empty_overlaps", "pthresh", "heterogeneity"},
+        | {
+            "terms",
+            "covariates",
+            "partial_covariates",
+            "passive",
+            "search",
+            "criterion",
+            "max_order",
+            "dependence_thetas",
+            "replicates",
+            "seed",
+            "empty_overlaps",
+            "pthresh",
+            "heterogeneity",
+        },
     )
     lists = _split(options.get("lists")) or None
     count = options.get("weights")
     covariates = _split(options.get("covariates"))
     search = options.get("search")
     if search:
-        if options.get("partial_covariates") or options.get("passive") or options.get("heterogeneity"):
-            raise ConfigError("model search does not combine with EM, passive covariates or heterogeneity", key="search")
+        if (
+            options.get("partial_covariates")
+            or options.get("passive")
+            or options.get("heterogeneity")
+        ):
+            raise ConfigError(
+                "model search does not combine with EM, passive covariates or heterogeneity",
+                key="search",
+            )
         criterion = options.get("criterion") or "aic"
         max_order = int(options.get("max_order") or 2)
         if search == "stepwise":
-            return stepwise(data, lists, count, covariates, start=options.get("terms"), criterion=criterion, max_order=max_order)
+            return stepwise(
+                data,
+                lists,
+                count,
+                covariates,
+                start=options.get("terms"),
+                criterion=criterion,
+                max_order=max_order,
+            )
         if search == "exhaustive":
-            return exhaustive(data, lists, count, covariates, criterion=criterion, max_order=max_order)[0]
+            return exhaustive(
+                data, lists, count, covariates, criterion=criterion, max_order=max_order
+            )[0]
         if search == "sparsemse":
             if covariates:
-                raise ConfigError("the SparseMSE stepwise rule is for tables without covariates", key="covariates")
-            return sparsemse_stepwise(data, lists, count, pthresh=float(options.get("pthresh") or 0.02))
-        raise ConfigError(f"unknown search {search!r} (stepwise, exhaustive, sparsemse)", key="search")
+                raise ConfigError(
+                    "the SparseMSE stepwise rule is for tables without covariates", key="covariates"
+                )
+            return sparsemse_stepwise(
+                data, lists, count, pthresh=float(options.get("pthresh") or 0.02)
+            )
+        raise ConfigError(
+            f"unknown search {search!r} (stepwise, exhaustive, sparsemse)", key="search"
+        )
     model = LogLinearModel(
         options.get("terms"),
         covariates,
@@ -160,9 +200,13 @@ def _two_list(cls: type) -> Callable[..., PopulationEstimate]:
     def run(data: Any, **options: Any) -> PopulationEstimate:
         _check(cls.model, options, _TABLE | {"covariates", "strata", "dependence_thetas"})
         thetas = _floats(options.get("dependence_thetas"), "dependence_thetas")
-        strata = list(dict.fromkeys(_split(options.get("covariates")) + _split(options.get("strata"))))
+        strata = list(
+            dict.fromkeys(_split(options.get("covariates")) + _split(options.get("strata")))
+        )
         est = cls(strata, **({} if thetas is None else {"dependence_thetas": thetas}))
-        res = est.fit(data, lists=_split(options.get("lists")) or None, count=options.get("weights"))
+        res = est.fit(
+            data, lists=_split(options.get("lists")) or None, count=options.get("weights")
+        )
         return _with_interval(res, options.get("interval"))
 
     return run
@@ -171,26 +215,53 @@ def _two_list(cls: type) -> Callable[..., PopulationEstimate]:
 def _run_closedp(data: Any, **options: Any) -> PopulationEstimate:
     _check("closedp", options, _TABLE | {"closed_model"})
     model = options.get("closed_model") or "Mt"
-    res = ClosedPopulationModel(model).fit(data, lists=_split(options.get("lists")) or None, count=options.get("weights"))
+    res = ClosedPopulationModel(model).fit(
+        data, lists=_split(options.get("lists")) or None, count=options.get("weights")
+    )
     return _with_interval(res, options.get("interval"))
 
 
 def _run_closedp0(data: Any, **options: Any) -> PopulationEstimate:
     _check("closedp0", options, {"count", "weights", "closed_model"})
     if not options.get("count"):
-        raise ConfigError("closedp0 needs the column with each person's number of captures (--count-col)", key="count")
+        raise ConfigError(
+            "closedp0 needs the column with each person's number of captures (--count-col)",
+            key="count",
+        )
     model = options.get("closed_model") or "Mh Chao (LB)"
-    (res,) = capture_frequency_models(data, nbcap=options["count"], freq=options.get("weights"), models=[model], profile=True)
+    (res,) = capture_frequency_models(
+        data, nbcap=options["count"], freq=options.get("weights"), models=[model], profile=True
+    )
     return _with_interval(res, options.get("interval"))
 
 
-register_model("loglinear", _run_loglinear, kind="multiple-systems",
-               description="Poisson log-linear model on capture histories × covariates (DSE/MSE)")
-register_model("petersen", _two_list(Petersen), kind="multiple-systems",
-               description="Lincoln–Petersen dual systems estimate (optionally stratified)")
-register_model("chapman", _two_list(Chapman), kind="multiple-systems",
-               description="Chapman dual systems estimate (optionally stratified)")
-register_model("closedp", _run_closedp, kind="multiple-systems",
-               description="Rcapture closed-population model (M0, Mt, Mh …, Mth …, Mb, Mbh) on capture histories")
-register_model("closedp0", _run_closedp0, kind="multiple-systems",
-               description="Rcapture closed-population model on capture frequencies (continuous time)")
+register_model(
+    "loglinear",
+    _run_loglinear,
+    kind="multiple-systems",
+    description="Poisson log-linear model on capture histories × covariates (DSE/MSE)",
+)
+register_model(
+    "petersen",
+    _two_list(Petersen),
+    kind="multiple-systems",
+    description="Lincoln–Petersen dual systems estimate (optionally stratified)",
+)
+register_model(
+    "chapman",
+    _two_list(Chapman),
+    kind="multiple-systems",
+    description="Chapman dual systems estimate (optionally stratified)",
+)
+register_model(
+    "closedp",
+    _run_closedp,
+    kind="multiple-systems",
+    description="Rcapture closed-population model (M0, Mt, Mh …, Mth …, Mb, Mbh) on capture histories",
+)
+register_model(
+    "closedp0",
+    _run_closedp0,
+    kind="multiple-systems",
+    description="Rcapture closed-population model on capture frequencies (continuous time)",
+)

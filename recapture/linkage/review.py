@@ -146,7 +146,10 @@ def export_review_sample(
     order = np.argsort(stratum, kind="stable")
     starts = np.concatenate([[0], np.cumsum(sizes)])
     chosen = np.concatenate(
-        [rng.choice(order[starts[h] : starts[h + 1]], size=alloc[h], replace=False) for h in range(k)]
+        [
+            rng.choice(order[starts[h] : starts[h + 1]], size=alloc[h], replace=False)
+            for h in range(k)
+        ]
     ).astype(np.int64)
     chosen.sort()
 
@@ -200,7 +203,11 @@ def read_review_labels(path: str | os.PathLike, *, allow_unlabelled: bool = Fals
         raise InputError(f"not a readable CSV: {exc}", file=str(path)) from None
     missing = [c for c in DESIGN_COLUMNS if c not in raw.columns]
     if missing:
-        raise InputError(f"missing column(s) {missing} of the exported review file", file=str(path), column=missing[0])
+        raise InputError(
+            f"missing column(s) {missing} of the exported review file",
+            file=str(path),
+            column=missing[0],
+        )
 
     numeric = {
         "review_id": pl.Int64,
@@ -222,7 +229,9 @@ def read_review_labels(path: str | os.PathLike, *, allow_unlabelled: bool = Fals
         bad = cast.is_null()
         if bad.any():
             row = int(df["_row"].filter(bad)[0])
-            raise InputError(f"expected a number, got {df[col][row - 1]!r}", file=str(path), row=row, column=col)
+            raise InputError(
+                f"expected a number, got {df[col][row - 1]!r}", file=str(path), row=row, column=col
+            )
         df = df.with_columns(cast.alias(col))
 
     label = df["label"].str.strip_chars().str.to_lowercase()
@@ -257,7 +266,8 @@ def read_review_labels(path: str | os.PathLike, *, allow_unlabelled: bool = Fals
         )
     per_stratum = df.group_by("stratum").agg(
         pl.max_horizontal(
-            pl.col(c).n_unique() for c in ("stratum_pairs", "stratum_sample", "band_lower", "band_upper")
+            pl.col(c).n_unique()
+            for c in ("stratum_pairs", "stratum_sample", "band_lower", "band_upper")
         ).alias("k"),
         pl.col("stratum_sample").first(),
         pl.len().alias("rows"),
@@ -294,7 +304,9 @@ def wilson_interval(successes: float, n: float, level: float = 0.95) -> tuple[fl
     return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
 
 
-def _design_interval(estimate: float, variance: float, n_labelled: int, level: float) -> tuple[float, float]:
+def _design_interval(
+    estimate: float, variance: float, n_labelled: int, level: float
+) -> tuple[float, float]:
     """Wilson interval at the Kish effective sample size p(1−p)/Var (n when Var is 0)."""
     if math.isnan(estimate):
         return (float("nan"), float("nan"))
@@ -401,7 +413,9 @@ def estimate_error_rates(labels: pl.DataFrame, *, level: float = 0.95) -> Review
     precision_ci = _design_interval(precision, var_precision, n_above_labelled, level)
     total = tp_above + m_below
     missed = m_below / total if total else float("nan")
-    var_missed = (tp_above**2 * var_below + m_below**2 * var_above) / total**4 if total else float("nan")
+    var_missed = (
+        (tp_above**2 * var_below + m_below**2 * var_above) / total**4 if total else float("nan")
+    )
     missed_ci = _design_interval(missed, var_missed, int(n.sum()), level)
     return ReviewEstimate(
         threshold=threshold,
@@ -421,6 +435,10 @@ def estimate_error_rates(labels: pl.DataFrame, *, level: float = 0.95) -> Review
     )
 
 
-def review_error_rates(path: str | os.PathLike, *, allow_unlabelled: bool = False, level: float = 0.95) -> ReviewEstimate:
+def review_error_rates(
+    path: str | os.PathLike, *, allow_unlabelled: bool = False, level: float = 0.95
+) -> ReviewEstimate:
     """Read a labelled review file and estimate the linkage error rates from it."""
-    return estimate_error_rates(read_review_labels(path, allow_unlabelled=allow_unlabelled), level=level)
+    return estimate_error_rates(
+        read_review_labels(path, allow_unlabelled=allow_unlabelled), level=level
+    )

@@ -19,7 +19,9 @@ from typing import Any
 from recapture.errors import ConfigError
 
 #: Blocking-key transforms: ``first3(family_name)``, ``last2(x)``, ``token1(x)``, ``compact(x)``.
-KEY_TRANSFORM = re.compile(r"^(?P<fn>first|last)(?P<n>\d+)\((?P<col>\w+)\)$|^(?P<fn2>token1|compact|sorted)\((?P<col2>\w+)\)$")
+KEY_TRANSFORM = re.compile(
+    r"^(?P<fn>first|last)(?P<n>\d+)\((?P<col>\w+)\)$|^(?P<fn2>token1|compact|sorted)\((?P<col2>\w+)\)$"
+)
 
 COMPARISON_KINDS = ("string", "date", "exact", "id")
 
@@ -97,12 +99,23 @@ class Comparison:
             names = ["exact"] + (["key"] if self.key_column else [])
             names += [f"jw_{t:g}" for t in self.thresholds] + ["else"]
         elif self.kind == "date":
-            names = ["exact", "day_month_swapped", "one_component_off", "partial_same_year",
-                     "same_year", "year_off_by_one", "else"]
+            names = [
+                "exact",
+                "day_month_swapped",
+                "one_component_off",
+                "partial_same_year",
+                "same_year",
+                "year_off_by_one",
+                "else",
+            ]
         elif self.kind == "exact":
             names = ["exact"] + (["same_group"] if self.group_column else []) + ["else"]
         else:
-            names = ["exact", "one_edit"] + (["one_side_only"] if self.one_side_level else []) + ["else"]
+            names = (
+                ["exact", "one_edit"]
+                + (["one_side_only"] if self.one_side_level else [])
+                + ["else"]
+            )
         return names[::-1]
 
     @property
@@ -110,8 +123,15 @@ class Comparison:
         return len(self.level_names())
 
     def columns(self) -> list[str]:
-        cols = [self.column, self.key_column, self.group_column, self.year, self.month,
-                self.day, self.quality]
+        cols = [
+            self.column,
+            self.key_column,
+            self.group_column,
+            self.year,
+            self.month,
+            self.day,
+            self.quality,
+        ]
         return [c for c in cols if c]
 
 
@@ -215,11 +235,22 @@ class LinkageSettings:
         for key in merged:
             if key not in known:
                 raise ConfigError(f"unknown setting (known: {', '.join(sorted(known))})", key=key)
-        rules = [_build(BlockingRule, r, f"blocking_rules[{i}]") for i, r in enumerate(merged["blocking_rules"])]
-        comps = [_build(Comparison, c, f"comparisons[{i}]") for i, c in enumerate(merged["comparisons"])]
-        sessions = [_build(TrainingSession, t, f"training_sessions[{i}]")
-                    for i, t in enumerate(merged.get("training_sessions") or [])]
-        rest = {k: v for k, v in merged.items() if k not in ("blocking_rules", "comparisons", "training_sessions")}
+        rules = [
+            _build(BlockingRule, r, f"blocking_rules[{i}]")
+            for i, r in enumerate(merged["blocking_rules"])
+        ]
+        comps = [
+            _build(Comparison, c, f"comparisons[{i}]") for i, c in enumerate(merged["comparisons"])
+        ]
+        sessions = [
+            _build(TrainingSession, t, f"training_sessions[{i}]")
+            for i, t in enumerate(merged.get("training_sessions") or [])
+        ]
+        rest = {
+            k: v
+            for k, v in merged.items()
+            if k not in ("blocking_rules", "comparisons", "training_sessions")
+        }
         rest["session_u"] = list(rest.get("session_u") or [])
         rest["alias_comparisons"] = list(rest.get("alias_comparisons") or [])
         settings = cls(blocking_rules=rules, comparisons=comps, training_sessions=sessions, **rest)
@@ -241,7 +272,10 @@ class LinkageSettings:
             if not rule.keys:
                 raise ConfigError("a rule needs at least one key", key=f"blocking_rules[{i}].keys")
             if rule.right_keys is not None and len(rule.right_keys) != len(rule.keys):
-                raise ConfigError("right_keys must have as many entries as keys", key=f"blocking_rules[{i}].right_keys")
+                raise ConfigError(
+                    "right_keys must have as many entries as keys",
+                    key=f"blocking_rules[{i}].right_keys",
+                )
             for k in rule.keys + (rule.right_keys or []) + rule.refine:
                 parse_key(k, f"blocking_rules[{i}]")
         cnames = [c.name for c in self.comparisons]
@@ -253,29 +287,44 @@ class LinkageSettings:
                 raise ConfigError(f"kind must be one of {COMPARISON_KINDS}", key=f"{where}.kind")
             if comp.kind == "date":
                 if not comp.year:
-                    raise ConfigError("a date comparison needs 'year' (and month, day)", key=f"{where}.year")
+                    raise ConfigError(
+                        "a date comparison needs 'year' (and month, day)", key=f"{where}.year"
+                    )
             elif not comp.column:
                 raise ConfigError("this comparison needs 'column'", key=f"{where}.column")
-            if comp.kind == "string" and sorted(comp.thresholds, reverse=True) != list(comp.thresholds):
-                raise ConfigError("thresholds must be in decreasing order", key=f"{where}.thresholds")
+            if comp.kind == "string" and sorted(comp.thresholds, reverse=True) != list(
+                comp.thresholds
+            ):
+                raise ConfigError(
+                    "thresholds must be in decreasing order", key=f"{where}.thresholds"
+                )
         if self.name_swap is not None and len(self.name_swap) != 2:
             raise ConfigError("name_swap is [given_column, family_column]", key="name_swap")
         if self.em_mode not in ("sessions", "candidates", "fixed_u"):
-            raise ConfigError("em_mode must be 'sessions', 'fixed_u' or 'candidates'", key="em_mode")
+            raise ConfigError(
+                "em_mode must be 'sessions', 'fixed_u' or 'candidates'", key="em_mode"
+            )
         if self.em_mode == "sessions":
             if not self.training_sessions:
-                raise ConfigError("em_mode 'sessions' needs training_sessions", key="training_sessions")
+                raise ConfigError(
+                    "em_mode 'sessions' needs training_sessions", key="training_sessions"
+                )
             estimated = set()
             for i, sess in enumerate(self.training_sessions):
                 for k in sess.keys:
                     parse_key(k, f"training_sessions[{i}].keys")
                 unknown = set(sess.fixes) - set(cnames)
                 if unknown:
-                    raise ConfigError(f"unknown comparison(s) {sorted(unknown)}", key=f"training_sessions[{i}].fixes")
+                    raise ConfigError(
+                        f"unknown comparison(s) {sorted(unknown)}",
+                        key=f"training_sessions[{i}].fixes",
+                    )
                 estimated |= set(cnames) - set(sess.fixes)
             left = set(cnames) - estimated
             if left:
-                raise ConfigError(f"no training session estimates m of {sorted(left)}", key="training_sessions")
+                raise ConfigError(
+                    f"no training session estimates m of {sorted(left)}", key="training_sessions"
+                )
         unknown = set(self.alias_comparisons) - set(cnames)
         if unknown:
             raise ConfigError(f"unknown comparison(s) {sorted(unknown)}", key="alias_comparisons")
@@ -329,7 +378,9 @@ def _build(cls, data: Any, where: str):
     known = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in known:
-            raise ConfigError(f"unknown key (known: {', '.join(sorted(known))})", key=f"{where}.{key}")
+            raise ConfigError(
+                f"unknown key (known: {', '.join(sorted(known))})", key=f"{where}.{key}"
+            )
     try:
         return cls(**data)
     except TypeError as exc:
@@ -340,42 +391,97 @@ def _build(cls, data: Any, where: str):
 DEFAULT_SETTINGS: dict[str, Any] = {
     "blocking_rules": [
         {"name": "v_number", "keys": ["v_number"]},
-        {"name": "family_key_birth_year", "keys": ["family_name_key", "birth_year"],
-         "refine": ["first1(given_name_key)"]},
+        {
+            "name": "family_key_birth_year",
+            "keys": ["family_name_key", "birth_year"],
+            "refine": ["first1(given_name_key)"],
+        },
         {"name": "given_key_birth_date", "keys": ["given_name_key", "birth_date"]},
-        {"name": "family_key_given_key", "keys": ["family_name_key", "given_name_key"],
-         "refine": ["birth_year"]},
-        {"name": "names_swapped", "keys": ["given_name_key", "family_name_key"],
-         "right_keys": ["family_name_key", "given_name_key"], "refine": ["birth_year"]},
-        {"name": "names_swapped_birth_date", "keys": ["given_name_key", "birth_date"],
-         "right_keys": ["family_name_key", "birth_date"]},
-        {"name": "family_key_as_given_key_birth_year", "keys": ["family_name_key", "birth_year", "first1(given_name_key)"],
-         "right_keys": ["given_name_key", "birth_year", "first1(family_name_key)"], "refine": ["sex"]},
+        {
+            "name": "family_key_given_key",
+            "keys": ["family_name_key", "given_name_key"],
+            "refine": ["birth_year"],
+        },
+        {
+            "name": "names_swapped",
+            "keys": ["given_name_key", "family_name_key"],
+            "right_keys": ["family_name_key", "given_name_key"],
+            "refine": ["birth_year"],
+        },
+        {
+            "name": "names_swapped_birth_date",
+            "keys": ["given_name_key", "birth_date"],
+            "right_keys": ["family_name_key", "birth_date"],
+        },
+        {
+            "name": "family_key_as_given_key_birth_year",
+            "keys": ["family_name_key", "birth_year", "first1(given_name_key)"],
+            "right_keys": ["given_name_key", "birth_year", "first1(family_name_key)"],
+            "refine": ["sex"],
+        },
         {"name": "family_key_end_birth_date", "keys": ["last4(family_name_key)", "birth_date"]},
-        {"name": "given_key_birth_year_nationality", "keys": ["given_name_key", "birth_year", "nationality_iso3"],
-         "refine": ["first1(family_name_key)"]},
-        {"name": "name_prefixes_birth_year", "keys": ["first2(family_name)", "first2(given_name)", "birth_year"],
-         "refine": ["sex", "nationality_iso3"]},
-        {"name": "birth_date_sex_nationality", "keys": ["birth_date", "sex", "nationality_iso3"],
-         "refine": ["first1(family_name_key)"]},
+        {
+            "name": "given_key_birth_year_nationality",
+            "keys": ["given_name_key", "birth_year", "nationality_iso3"],
+            "refine": ["first1(family_name_key)"],
+        },
+        {
+            "name": "name_prefixes_birth_year",
+            "keys": ["first2(family_name)", "first2(given_name)", "birth_year"],
+            "refine": ["sex", "nationality_iso3"],
+        },
+        {
+            "name": "birth_date_sex_nationality",
+            "keys": ["birth_date", "sex", "nationality_iso3"],
+            "refine": ["first1(family_name_key)"],
+        },
     ],
     "comparisons": [
-        {"name": "family_name", "kind": "string", "column": "family_name",
-         "key_column": "family_name_key", "thresholds": [0.92, 0.85], "tf": True},
-        {"name": "given_name", "kind": "string", "column": "given_name",
-         "key_column": "given_name_key", "thresholds": [0.92, 0.85], "tf": True},
-        {"name": "birth_date", "kind": "date", "year": "birth_year", "month": "birth_month",
-         "day": "birth_day", "quality": "birth_date_quality"},
+        {
+            "name": "family_name",
+            "kind": "string",
+            "column": "family_name",
+            "key_column": "family_name_key",
+            "thresholds": [0.92, 0.85],
+            "tf": True,
+        },
+        {
+            "name": "given_name",
+            "kind": "string",
+            "column": "given_name",
+            "key_column": "given_name_key",
+            "thresholds": [0.92, 0.85],
+            "tf": True,
+        },
+        {
+            "name": "birth_date",
+            "kind": "date",
+            "year": "birth_year",
+            "month": "birth_month",
+            "day": "birth_day",
+            "quality": "birth_date_quality",
+        },
         {"name": "sex", "kind": "exact", "column": "sex"},
-        {"name": "nationality", "kind": "exact", "column": "nationality_iso3",
-         "group_column": "nationality_region"},
+        {
+            "name": "nationality",
+            "kind": "exact",
+            "column": "nationality_iso3",
+            "group_column": "nationality_region",
+        },
         {"name": "v_number", "kind": "id", "column": "v_number", "one_side_level": True},
     ],
     "name_swap": ["given_name", "family_name"],
     "training_sessions": [
-        {"name": "same_name_keys", "keys": ["family_name_key", "given_name_key"],
-         "fixes": ["family_name", "given_name"]},
-        {"name": "same_birth_date_and_sex", "keys": ["birth_date", "sex"], "fixes": ["birth_date", "sex"]},
+        {
+            "name": "same_name_keys",
+            "keys": ["family_name_key", "given_name_key"],
+            "fixes": ["family_name", "given_name"],
+        },
+        {
+            "name": "same_birth_date_and_sex",
+            "keys": ["birth_date", "sex"],
+            "fixes": ["birth_date", "sex"],
+        },
     ],
     "session_u": ["sex", "nationality"],
     "alias_comparisons": ["v_number", "sex"],

@@ -31,7 +31,9 @@ class Period:
 
     def __post_init__(self) -> None:
         if self.end < self.start:
-            raise ConfigError(f"period ends ({self.end}) before it starts ({self.start})", key="periods")
+            raise ConfigError(
+                f"period ends ({self.end}) before it starts ({self.start})", key="periods"
+            )
         if not self.label:
             object.__setattr__(self, "label", f"{self.start.isoformat()}/{self.end.isoformat()}")
 
@@ -101,8 +103,14 @@ def _mode_with_conflicts(frame: pl.DataFrame, column: str, name: str) -> pl.Data
     best = (
         counts.sort(["person_id", "_n", "_first", column], descending=[False, True, False, False])
         .group_by("person_id", maintain_order=True)
-        .agg(pl.col(column).first().alias(name), pl.col("_n").first().alias("_n_best"), pl.col("_n").sum().alias("_n_all"))
-        .with_columns((pl.col("_n_all") - pl.col("_n_best")).cast(pl.Int32).alias(f"conflicts_{name}"))
+        .agg(
+            pl.col(column).first().alias(name),
+            pl.col("_n").first().alias("_n_best"),
+            pl.col("_n").sum().alias("_n_all"),
+        )
+        .with_columns(
+            (pl.col("_n_all") - pl.col("_n_best")).cast(pl.Int32).alias(f"conflicts_{name}")
+        )
         .drop("_n_best", "_n_all")
     )
     return best
@@ -135,7 +143,9 @@ def build_persons(
     )
     for row in tally.iter_rows(named=True):
         counts.outside_period[row["source"]] = int(row["outside"])
-        counts.out_of_target[row["source"]] = int(row["out_of_target"]) if rules.exclude_out_of_target else 0
+        counts.out_of_target[row["source"]] = (
+            int(row["out_of_target"]) if rules.exclude_out_of_target else 0
+        )
 
     kept = records.filter(in_period)
     if rules.exclude_out_of_target:
@@ -168,34 +178,43 @@ def build_persons(
     else:
         base = base.with_columns(pl.lit(None, dtype=pl.Date).alias("_departure"))
     base = base.with_columns(
-        (
-            (pl.coalesce("_departure", pl.lit(period.end)) - pl.lit(period.start)).dt.total_days()
-            + 1
-        )
+        ((pl.coalesce("_departure", pl.lit(period.end)) - pl.lit(period.start)).dt.total_days() + 1)
         .cast(pl.Int32)
         .alias("days_at_risk")
     ).drop("_departure")
 
     sex = _mode_with_conflicts(kept, "sex", "sex")
     nationality = _mode_with_conflicts(kept, "nationality_iso3", "nationality")
-    region = kept.filter(pl.col("nationality_region").is_not_null()).join(
-        nationality.select("person_id", "nationality"), on="person_id"
-    ).filter(pl.col("nationality_iso3") == pl.col("nationality")).group_by("person_id").agg(
-        pl.col("nationality_region").first().alias("region")
+    region = (
+        kept.filter(pl.col("nationality_region").is_not_null())
+        .join(nationality.select("person_id", "nationality"), on="person_id")
+        .filter(pl.col("nationality_iso3") == pl.col("nationality"))
+        .group_by("person_id")
+        .agg(pl.col("nationality_region").first().alias("region"))
     )
 
     birth = _resolve_birth_year(kept)
     age = birth.with_columns(
-        (pl.lit(period.start.year) - pl.col("birth_year")
-         - (pl.lit(period.start.month * 100 + period.start.day)
-            < pl.col("_birth_md").fill_null(101)).cast(pl.Int32)).cast(pl.Int32).alias("age")
+        (
+            pl.lit(period.start.year)
+            - pl.col("birth_year")
+            - (
+                pl.lit(period.start.month * 100 + period.start.day)
+                < pl.col("_birth_md").fill_null(101)
+            ).cast(pl.Int32)
+        )
+        .cast(pl.Int32)
+        .alias("age")
     ).select("person_id", "age", "conflicts_birth_year")
 
     primary = (
         kept.filter(pl.col("source") == rules.primary_source)
         .sort(["person_id", "event_date", "record_id"])
         .group_by("person_id", maintain_order=True)
-        .agg(pl.col("reason").first().alias("reason"), pl.col("police_unit").first().alias("police_unit"))
+        .agg(
+            pl.col("reason").first().alias("reason"),
+            pl.col("police_unit").first().alias("police_unit"),
+        )
     )
 
     persons = (
@@ -210,17 +229,33 @@ def build_persons(
         pl.col("region").fill_null("Unknown"),
         pl.col("sex").fill_null("unknown"),
         pl.col("age").cast(pl.Int32),
-        *[pl.col(c).fill_null(0) for c in ("conflicts_sex", "conflicts_nationality", "conflicts_birth_year")],
+        *[
+            pl.col(c).fill_null(0)
+            for c in ("conflicts_sex", "conflicts_nationality", "conflicts_birth_year")
+        ],
     )
     persons = persons.join(_link_confidence(kept, clusters, pairs), on="person_id", how="left")
     persons = persons.with_columns(pl.lit(period.label).alias("period")).sort("person_id")
 
     ordered = [
-        "person_id", "period",
-        *[f"n_{s}" for s in sources], *[f"in_{s}" for s in sources],
-        "record_count", "first_date", "last_date", "days_at_risk",
-        "sex", "age", "age_class", "nationality_iso3", "region", "reason", "police_unit",
-        "conflicts_sex", "conflicts_birth_year", "conflicts_nationality",
+        "person_id",
+        "period",
+        *[f"n_{s}" for s in sources],
+        *[f"in_{s}" for s in sources],
+        "record_count",
+        "first_date",
+        "last_date",
+        "days_at_risk",
+        "sex",
+        "age",
+        "age_class",
+        "nationality_iso3",
+        "region",
+        "reason",
+        "police_unit",
+        "conflicts_sex",
+        "conflicts_birth_year",
+        "conflicts_nationality",
         "min_link_probability",
     ]
     persons = persons.select(ordered)
@@ -261,7 +296,12 @@ def _resolve_birth_year(kept: pl.DataFrame) -> pl.DataFrame:
     disagree = (
         dated.join(best.select("person_id", pl.col("birth_year").alias("_chosen")), on="person_id")
         .group_by("person_id")
-        .agg((pl.col("birth_year") != pl.col("_chosen")).sum().cast(pl.Int32).alias("conflicts_birth_year"))
+        .agg(
+            (pl.col("birth_year") != pl.col("_chosen"))
+            .sum()
+            .cast(pl.Int32)
+            .alias("conflicts_birth_year")
+        )
     )
     return best.join(disagree, on="person_id", how="left")
 
@@ -282,13 +322,19 @@ def _link_confidence(
         .join(ids.rename({"record_id": "record_id_r", "person_id": "_pr"}), on="record_id_r")
         .filter(pl.col("_pl") == pl.col("_pr"))
     )
-    per_record = pl.concat(
-        [
-            within.select(pl.col("record_id_l").alias("record_id"), "_pl", "match_probability"),
-            within.select(pl.col("record_id_r").alias("record_id"), "_pl", "match_probability"),
-        ]
-    ).group_by(["record_id", "_pl"]).agg(pl.col("match_probability").max())
-    weakest = per_record.group_by("_pl").agg(
-        pl.col("match_probability").min().alias("min_link_probability")
-    ).rename({"_pl": "person_id"})
+    per_record = (
+        pl.concat(
+            [
+                within.select(pl.col("record_id_l").alias("record_id"), "_pl", "match_probability"),
+                within.select(pl.col("record_id_r").alias("record_id"), "_pl", "match_probability"),
+            ]
+        )
+        .group_by(["record_id", "_pl"])
+        .agg(pl.col("match_probability").max())
+    )
+    weakest = (
+        per_record.group_by("_pl")
+        .agg(pl.col("match_probability").min().alias("min_link_probability"))
+        .rename({"_pl": "person_id"})
+    )
     return persons.join(weakest, on="person_id", how="left")

@@ -57,10 +57,18 @@ def _config_snapshot(config: PipelineConfig) -> dict[str, Any]:
         "run_dir": str(config.run_dir),
         "seed": config.seed,
         "as_of": config.as_of.isoformat() if config.as_of else None,
-        "sources": [{"name": s.name, "path": str(s.path), "definition": s.definition} for s in config.sources],
-        "linkage": {"settings": str(config.linkage.settings) if config.linkage.settings else None,
-                    "threshold": config.linkage.threshold},
-        "periods": [{"label": p.label, "start": p.start.isoformat(), "end": p.end.isoformat()} for p in config.periods],
+        "sources": [
+            {"name": s.name, "path": str(s.path), "definition": s.definition}
+            for s in config.sources
+        ],
+        "linkage": {
+            "settings": str(config.linkage.settings) if config.linkage.settings else None,
+            "threshold": config.linkage.threshold,
+        },
+        "periods": [
+            {"label": p.label, "start": p.start.isoformat(), "end": p.end.isoformat()}
+            for p in config.periods
+        ],
         "persons": dataclasses.asdict(config.persons),
         "estimators": [dataclasses.asdict(e) for e in config.estimators],
         "uncertainty": config.uncertainty,
@@ -71,7 +79,11 @@ def _config_snapshot(config: PipelineConfig) -> dict[str, Any]:
 def _linkage_settings(config: PipelineConfig):
     from recapture.linkage import LinkageSettings
 
-    settings = LinkageSettings.from_toml(config.linkage.settings) if config.linkage.settings else LinkageSettings.default()
+    settings = (
+        LinkageSettings.from_toml(config.linkage.settings)
+        if config.linkage.settings
+        else LinkageSettings.default()
+    )
     overrides: dict[str, Any] = {"seed": config.seed}
     if config.linkage.threshold is not None:
         overrides["threshold"] = config.linkage.threshold
@@ -98,7 +110,9 @@ def run_pipeline(
         progress.info(f"· removed {stale.name}, left by an interrupted write")
     snapshot = _config_snapshot(config)
     manifest = Manifest(out, snapshot, config.seed)
-    run_id = manifest.data["run_id"] = fingerprint({"config": snapshot, "inputs": input_checksums(config)})
+    run_id = manifest.data["run_id"] = fingerprint(
+        {"config": snapshot, "inputs": input_checksums(config)}
+    )
     as_of = config.as_of or dt.date.today()
     sources = config.source_names
     settings = _linkage_settings(config)
@@ -106,11 +120,14 @@ def run_pipeline(
     def validate() -> dict[str, Any]:
         from recapture.validation import validate_extracts
 
-        result = validate_extracts([(s.path, s.definition) for s in config.sources], out, as_of=as_of,
-                                   run_id=run_id)
+        result = validate_extracts(
+            [(s.path, s.definition) for s in config.sources], out, as_of=as_of, run_id=run_id
+        )
         found = set(result.records["source"].unique().to_list())
         if not found <= set(sources):
-            raise ConfigError(f"records carry sources {sorted(found)}, config names {sources}", key="sources")
+            raise ConfigError(
+                f"records carry sources {sorted(found)}, config names {sources}", key="sources"
+            )
         return {
             "rows_in": result.rows_in,
             "records": result.records.height,
@@ -143,21 +160,35 @@ def run_pipeline(
         clusters = pl.read_parquet(out / ARTIFACTS["clusters"])
         # only the links the clustering used: the weakest-link summary needs nothing else,
         # and at a million records they are a small share of the scored pairs
-        pairs = (pl.scan_parquet(out / ARTIFACTS["pairs"]).filter(pl.col("linked"))
-                 .select("record_id_l", "record_id_r", "match_probability").collect())
+        pairs = (
+            pl.scan_parquet(out / ARTIFACTS["pairs"])
+            .filter(pl.col("linked"))
+            .select("record_id_l", "record_id_r", "match_probability")
+            .collect()
+        )
         frames, counts = [], {}
         for period in config.periods:
-            frame, c = build_persons(records, clusters, period, sources=sources, pairs=pairs, rules=config.persons)
+            frame, c = build_persons(
+                records, clusters, period, sources=sources, pairs=pairs, rules=config.persons
+            )
             frames.append(frame)
             counts[period.label] = c.to_dict()
         table = pl.concat(frames, how="vertical")
         PersonSchema.validate(table, lazy=True)
-        write_parquet(table, out / ARTIFACTS["persons"], artifact="persons",
-                      schema_version=SCHEMA_VERSIONS["persons"], run_id=run_id,
-                      extra_metadata={"sources": ",".join(sources),
-                                      "periods": json.dumps({p.label: [p.start.isoformat(), p.end.isoformat()]
-                                                             for p in config.periods}),
-                                      "capture_history_rules": json.dumps(dataclasses.asdict(config.persons))})
+        write_parquet(
+            table,
+            out / ARTIFACTS["persons"],
+            artifact="persons",
+            schema_version=SCHEMA_VERSIONS["persons"],
+            run_id=run_id,
+            extra_metadata={
+                "sources": ",".join(sources),
+                "periods": json.dumps(
+                    {p.label: [p.start.isoformat(), p.end.isoformat()] for p in config.periods}
+                ),
+                "capture_history_rules": json.dumps(dataclasses.asdict(config.persons)),
+            },
+        )
         write_json(counts, out / ARTIFACTS["persons_summary"])
         return {"rows": table.height, "by_period": counts}
 
@@ -173,25 +204,60 @@ def run_pipeline(
         return {"reports": {k: str(v) for k, v in written.items()}}
 
     stages = [
-        Stage("validate", [ARTIFACTS[a] for a in ("records", "quarantine", "validation_summary")], validate,
-              settings={"sources": snapshot["sources"], "as_of": as_of.isoformat()},
-              input_files=[s.path for s in config.sources]
-              + [Path(s.definition) for s in config.sources if s.definition.endswith(".toml")]),
-        Stage("link", [ARTIFACTS[a] for a in ("pairs", "clusters", "linkage_model", "linkage_metrics")], link,
-              settings=settings.to_dict(), upstream=["validate"]),
-        Stage("persons", [ARTIFACTS["persons"], ARTIFACTS["persons_summary"]], persons,
-              settings={"periods": snapshot["periods"], "rules": snapshot["persons"], "sources": sources},
-              upstream=["link"]),
-        Stage("estimate", [ARTIFACTS["estimates"]], estimate,
-              settings={"estimators": snapshot["estimators"], "uncertainty": config.uncertainty, "seed": config.seed},
-              upstream=["persons"]),
+        Stage(
+            "validate",
+            [ARTIFACTS[a] for a in ("records", "quarantine", "validation_summary")],
+            validate,
+            settings={"sources": snapshot["sources"], "as_of": as_of.isoformat()},
+            input_files=[s.path for s in config.sources]
+            + [Path(s.definition) for s in config.sources if s.definition.endswith(".toml")],
+        ),
+        Stage(
+            "link",
+            [ARTIFACTS[a] for a in ("pairs", "clusters", "linkage_model", "linkage_metrics")],
+            link,
+            settings=settings.to_dict(),
+            upstream=["validate"],
+        ),
+        Stage(
+            "persons",
+            [ARTIFACTS["persons"], ARTIFACTS["persons_summary"]],
+            persons,
+            settings={
+                "periods": snapshot["periods"],
+                "rules": snapshot["persons"],
+                "sources": sources,
+            },
+            upstream=["link"],
+        ),
+        Stage(
+            "estimate",
+            [ARTIFACTS["estimates"]],
+            estimate,
+            settings={
+                "estimators": snapshot["estimators"],
+                "uncertainty": config.uncertainty,
+                "seed": config.seed,
+            },
+            upstream=["persons"],
+        ),
     ]
     if config.reports:
-        stages.append(Stage("report", [f"reports/{name}.html" for name in ("validation", "linkage", "estimates")], report, settings={"version": 1}, upstream=["estimate"]))
+        stages.append(
+            Stage(
+                "report",
+                [f"reports/{name}.html" for name in ("validation", "linkage", "estimates")],
+                report,
+                settings={"version": 1},
+                upstream=["estimate"],
+            )
+        )
 
     data = run_stages(stages, manifest, force=force)
     manifest.data["reconciliation"] = reconcile(manifest.data["stages"])
-    manifest.data["status"] = "done" if manifest.data["reconciliation"]["ok"] else "counts do not reconcile"
+    manifest.data["status"] = (
+        "done" if manifest.data["reconciliation"]["ok"] else "counts do not reconcile"
+    )
     manifest.save()
     estimates = read_json(out / ARTIFACTS["estimates"])
     reports = data["stages"].get("report", {}).get("counts", {}).get("reports", {})
@@ -214,8 +280,10 @@ def format_run(result: RunResult) -> str:
             lines.append(f"  {e['name']:<26}{e['period']:<12} failed: {e['error']}")
             continue
         iv = e["intervals"].get(e["default_interval"]) or {}
-        lines.append(f"  {e['name']:<26}{e['period']:<12}{e['population_size']:>10,.0f}{e['se']:>9,.0f}   "
-                     f"{iv.get('lower', float('nan')):,.0f} – {iv.get('upper', float('nan')):,.0f}")
+        lines.append(
+            f"  {e['name']:<26}{e['period']:<12}{e['population_size']:>10,.0f}{e['se']:>9,.0f}   "
+            f"{iv.get('lower', float('nan')):,.0f} – {iv.get('upper', float('nan')):,.0f}"
+        )
         lines.extend(f"      warning: {w}" for w in e.get("warnings") or [])
     for name, path in sorted(result.reports.items()):
         lines.append(f"  {name} report: {path}")
@@ -243,8 +311,11 @@ def input_checksums(config: PipelineConfig) -> dict[str, str]:
     out = {}
     for i, source in enumerate(config.sources):
         if not source.path.is_file():
-            raise ConfigError(f"extract not found: {source.path}", file=str(config.path) if config.path else None,
-                              key=f"sources[{i}].path")
+            raise ConfigError(
+                f"extract not found: {source.path}",
+                file=str(config.path) if config.path else None,
+                key=f"sources[{i}].path",
+            )
         out[str(source.path)] = file_sha256(source.path)
     return out
 
@@ -254,7 +325,9 @@ def _used_threshold(out: Path) -> float | None:
     return read_json(path).get("threshold") if path.exists() else None
 
 
-def fit_estimators(config: PipelineConfig, out: Path, *, settings_threshold: float | None = None) -> list[dict[str, Any]]:
+def fit_estimators(
+    config: PipelineConfig, out: Path, *, settings_threshold: float | None = None
+) -> list[dict[str, Any]]:
     """Fit every configured estimator to every period's persons. Problems of the fit
     (boundary estimates, non-convergence) are warnings on its result; an estimator that
     cannot be fitted as configured is an error naming its config key."""
@@ -273,8 +346,11 @@ def fit_estimators(config: PipelineConfig, out: Path, *, settings_threshold: flo
             missing_rule = options.pop("missing", "allocate")
             linkage_aware = options.pop("linkage_uncertainty", True)
             if missing_rule not in ("allocate", "level"):
-                raise ConfigError("must be 'allocate' or 'level'", file=str(config.path) if config.path else None,
-                                  key=f"estimators[{i}].missing")
+                raise ConfigError(
+                    "must be 'allocate' or 'level'",
+                    file=str(config.path) if config.path else None,
+                    key=f"estimators[{i}].missing",
+                )
             if isinstance(options.get("lists"), list):
                 options["lists"] = [f"in_{name}" for name in options["lists"]]
             wants_seed = options.get("variance") == "bootstrap" or options.get("replicates")
@@ -286,15 +362,19 @@ def fit_estimators(config: PipelineConfig, out: Path, *, settings_threshold: flo
                     estimator = ConfiguredEstimator(est.model, options, missing_rule)
                     result = estimator.fit(persons)
                     if uncertainty is not None and uncertainty.active and linkage_aware:
-                        result = _with_linkage_uncertainty(result, estimator, uncertainty, config, out,
-                                                           period, settings_threshold)
+                        result = _with_linkage_uncertainty(
+                            result, estimator, uncertainty, config, out, period, settings_threshold
+                        )
                 except ConfigError as exc:
                     exc.key = f"estimators[{i}].{exc.key}" if exc.key else f"estimators[{i}]"
                     exc.file = str(config.path) if config.path else exc.file
                     raise
                 except RecaptureError as exc:  # e.g. a formula naming a column persons do not have
-                    raise ConfigError(f"estimator '{est.name}' [{period.label}]: {exc}",
-                                      file=str(config.path) if config.path else None, key=f"estimators[{i}]") from exc
+                    raise ConfigError(
+                        f"estimator '{est.name}' [{period.label}]: {exc}",
+                        file=str(config.path) if config.path else None,
+                        key=f"estimators[{i}]",
+                    ) from exc
             entry = result.to_dict()
             entry.update({"name": est.name, "period": period.label})
             entry["extra"]["period"] = period.label
@@ -334,26 +414,38 @@ def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing
     covariates = formula_covariates(options.get("formula"))
     listed = options.get("covariates")
     if listed:
-        covariates += [c.strip() for c in (listed.split(",") if isinstance(listed, str) else listed)]
-    covariates = [c for c in dict.fromkeys(covariates) if c in persons.columns and persons[c].dtype == pl.String]
+        covariates += [
+            c.strip() for c in (listed.split(",") if isinstance(listed, str) else listed)
+        ]
+    covariates = [
+        c
+        for c in dict.fromkeys(covariates)
+        if c in persons.columns and persons[c].dtype == pl.String
+    ]
     count = options.get("count")
     merges: dict[str, list[str]] = {}
     if min_informative and covariates:
         lists = options.get("lists") or []
         lists = [c.strip() for c in lists.split(",")] if isinstance(lists, str) else lists
-        informative = (pl.col(count) >= 2) if count else (pl.sum_horizontal([pl.col(c) for c in lists]) >= 2)
-        persons, merges = merge_sparse_levels(persons, covariates, informative, int(min_informative))
+        informative = (
+            (pl.col(count) >= 2) if count else (pl.sum_horizontal([pl.col(c) for c in lists]) >= 2)
+        )
+        persons, merges = merge_sparse_levels(
+            persons, covariates, informative, int(min_informative)
+        )
     if missing_rule == "level" or not covariates:
         result = estimate(persons, model, **options)
     else:
         observed = pl.col(count) > 0 if count else None
-        result = allocate_unknown(persons, covariates, lambda frame: estimate(frame, model, **options),
-                                  observed=observed)
+        result = allocate_unknown(
+            persons, covariates, lambda frame: estimate(frame, model, **options), observed=observed
+        )
     if merges:
         result.extra["merged_levels"] = merges
         result.warnings.extend(
             f"levels of {column} with fewer than {min_informative} informative persons merged: {' + '.join(levels)}"
-            for column, levels in merges.items())
+            for column, levels in merges.items()
+        )
     return result
 
 
@@ -368,15 +460,23 @@ def _with_linkage_uncertainty(result, estimator, uncertainty, config, out, perio
     # The Ding–Fienberg / Di Consiglio–Tuoto correction is a Petersen-type estimate: it
     # applies to two-list models without covariates; a covariate model would inherit the
     # heterogeneity bias of the unstratified correction, so it gets the imputations only.
-    two_list_plain = estimator.model in ("petersen", "chapman") and not estimator.options.get("covariates")
+    two_list_plain = estimator.model in ("petersen", "chapman") and not estimator.options.get(
+        "covariates"
+    )
     if uncertainty.analytic and not two_list_plain:
         uncertainty = dataclasses.replace(uncertainty, analytic=False)
     return linkage_aware_estimate(
         result,
         estimator=estimator,
-        records=records, pairs=pairs, clusters=clusters, persons=persons,
-        period=period, options=uncertainty, threshold=threshold,
-        sources=config.source_names, rules=config.persons,
+        records=records,
+        pairs=pairs,
+        clusters=clusters,
+        persons=persons,
+        period=period,
+        options=uncertainty,
+        threshold=threshold,
+        sources=config.source_names,
+        rules=config.persons,
         lists=lists if len(lists) == 2 else None,
         seed=config.seed,
     )
@@ -389,17 +489,32 @@ def reconcile(stages: dict[str, Any]) -> dict[str, Any]:
     k = stages.get("link", {}).get("counts", {})
     p = stages.get("persons", {}).get("counts", {})
     if v:
-        checks.append({"check": "rows in = records + quarantined",
-                       "left": v["rows_in"], "right": v["records"] + v["quarantined"],
-                       "ok": v["rows_in"] == v["records"] + v["quarantined"]})
+        checks.append(
+            {
+                "check": "rows in = records + quarantined",
+                "left": v["rows_in"],
+                "right": v["records"] + v["quarantined"],
+                "ok": v["rows_in"] == v["records"] + v["quarantined"],
+            }
+        )
     if v and k:
-        checks.append({"check": "records = records in clusters",
-                       "left": v["records"], "right": k["records_in_clusters"],
-                       "ok": v["records"] == k["records_in_clusters"]})
+        checks.append(
+            {
+                "check": "records = records in clusters",
+                "left": v["records"],
+                "right": k["records_in_clusters"],
+                "ok": v["records"] == k["records_in_clusters"],
+            }
+        )
     for label, c in (p.get("by_period") or {}).items():
         used = sum(c["records_used"].values())
         excluded = sum(c["outside_period"].values()) + sum(c["out_of_target"].values())
-        checks.append({"check": f"[{label}] records = used + outside period + out of target",
-                       "left": c["records_in"], "right": used + excluded,
-                       "ok": c["records_in"] == used + excluded})
+        checks.append(
+            {
+                "check": f"[{label}] records = used + outside period + out of target",
+                "left": c["records_in"],
+                "right": used + excluded,
+                "ok": c["records_in"] == used + excluded,
+            }
+        )
     return {"ok": all(c["ok"] for c in checks), "checks": checks}

@@ -26,12 +26,27 @@ from recapture.errors import RecaptureError, StageError
 from recapture.io import file_sha256, read_json, to_json_text, write_json
 
 MANIFEST = "manifest.json"
-_PACKAGES = ("numpy", "scipy", "pandas", "polars", "pyarrow", "pandera", "recordlinkage",
-             "rapidfuzz", "formulaic", "jinja2", "matplotlib")
+_PACKAGES = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "polars",
+    "pyarrow",
+    "pandera",
+    "recordlinkage",
+    "rapidfuzz",
+    "formulaic",
+    "jinja2",
+    "matplotlib",
+)
 
 
 def package_versions() -> dict[str, str]:
-    out = {"python": sys.version.split()[0], "recapture": __version__, "platform": platform.platform()}
+    out = {
+        "python": sys.version.split()[0],
+        "recapture": __version__,
+        "platform": platform.platform(),
+    }
     for name in _PACKAGES:
         try:
             out[name] = version(name)
@@ -92,17 +107,24 @@ def run_stages(stages: list[Stage], manifest: Manifest, *, force: bool = False) 
                     raise StageError(stage.name, f"input file not found: {path}")
                 checksums[str(path)] = file_sha256(path)
         manifest.data["inputs"].update({p: {"sha256": c} for p, c in checksums.items()})
-        fp = fingerprint({
-            "stage": stage.name,
-            "version": __version__,
-            "settings": stage.settings,
-            "inputs": {str(p): checksums[str(p)] for p in stage.input_files},
-            "upstream": {u: fingerprints[u] for u in stage.upstream},
-        })
+        fp = fingerprint(
+            {
+                "stage": stage.name,
+                "version": __version__,
+                "settings": stage.settings,
+                "inputs": {str(p): checksums[str(p)] for p in stage.input_files},
+                "upstream": {u: fingerprints[u] for u in stage.upstream},
+            }
+        )
         fingerprints[stage.name] = fp
         previous = manifest.previous_stages.get(stage.name, {})
         outputs_present = all((manifest.run_dir / o).exists() for o in stage.outputs)
-        if not force and previous.get("fingerprint") == fp and previous.get("status") == "done" and outputs_present:
+        if (
+            not force
+            and previous.get("fingerprint") == fp
+            and previous.get("status") == "done"
+            and outputs_present
+        ):
             progress.info(f"· {stage.name}: unchanged, reusing {', '.join(stage.outputs)}")
             manifest.data["stages"][stage.name] = {**previous, "reused": True}
             manifest.save()
@@ -134,7 +156,9 @@ def run_stages(stages: list[Stage], manifest: Manifest, *, force: bool = False) 
     return manifest.data
 
 
-def _record_failure(manifest: Manifest, stage: Stage, fp: str, started: float, exc: BaseException) -> None:
+def _record_failure(
+    manifest: Manifest, stage: Stage, fp: str, started: float, exc: BaseException
+) -> None:
     manifest.data["stages"][stage.name] = {
         "status": "failed",
         "fingerprint": fp,
@@ -164,7 +188,9 @@ class PeakMemory:
         self._process = psutil.Process()
         self._children: list = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample_until_stopped, name="peak-memory", daemon=True)
+        self._thread = threading.Thread(
+            target=self._sample_until_stopped, name="peak-memory", daemon=True
+        )
         self._peak = 0
         self.start_mib: float | None = None
         self.peak_mib: float | None = None
@@ -172,7 +198,9 @@ class PeakMemory:
     def _tree_rss(self, refresh_children: bool = True) -> int:
         import psutil
 
-        if refresh_children:  # finding children scans every process on the machine: not every sample
+        if (
+            refresh_children
+        ):  # finding children scans every process on the machine: not every sample
             self._children = self._process.children(recursive=True)
         total = self._process.memory_info().rss
         for child in self._children:
@@ -186,7 +214,9 @@ class PeakMemory:
         sample = 0
         while not self._stop.wait(self.interval):
             sample += 1
-            self._peak = max(self._peak, self._tree_rss(refresh_children=sample % self.children_every == 1))
+            self._peak = max(
+                self._peak, self._tree_rss(refresh_children=sample % self.children_every == 1)
+            )
 
     def __enter__(self) -> PeakMemory:
         self._maxrss_before = _maxrss_bytes()

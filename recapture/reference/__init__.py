@@ -33,15 +33,49 @@ __all__ = [
 #: Texts that mean "nationality not known": recognised, mapped to null, not reported as unknown text.
 UNKNOWN_NATIONALITY_TEXTS: frozenset[str] = frozenset(
     {
-        "onbekend", "onb", "unknown", "unk", "xxx", "xx", "nvt", "n v t", "na", "n a", "none",
-        "niet bekend", "not known", "unbekannt", "inconnu", "inconnue", "onbekende nationaliteit",
-        "unknown nationality", "nationaliteit onbekend", "nationality unknown", "zzz", "0",
+        "onbekend",
+        "onb",
+        "unknown",
+        "unk",
+        "xxx",
+        "xx",
+        "nvt",
+        "n v t",
+        "na",
+        "n a",
+        "none",
+        "niet bekend",
+        "not known",
+        "unbekannt",
+        "inconnu",
+        "inconnue",
+        "onbekende nationaliteit",
+        "unknown nationality",
+        "nationaliteit onbekend",
+        "nationality unknown",
+        "zzz",
+        "0",
     }
 )
 
 _SPECIAL_LETTERS = str.maketrans(
-    {"ß": "ss", "ø": "o", "Ø": "o", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "ı": "i",
-     "đ": "d", "Đ": "d", "ł": "l", "Ł": "l", "þ": "th", "ð": "d", "ħ": "h"}
+    {
+        "ß": "ss",
+        "ø": "o",
+        "Ø": "o",
+        "æ": "ae",
+        "Æ": "ae",
+        "œ": "oe",
+        "Œ": "oe",
+        "ı": "i",
+        "đ": "d",
+        "Đ": "d",
+        "ł": "l",
+        "Ł": "l",
+        "þ": "th",
+        "ð": "d",
+        "ħ": "h",
+    }
 )
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
@@ -105,8 +139,12 @@ def _lookup() -> dict[str, str]:
     df = _table()
     mapping: dict[str, str] = {}
     kinds = (
-        ("iso3",), ("iso2",), ("name_en", "name_nl"), ("adjective_en", "adjective_nl"),
-        ("adjective_nl_short",), ("aliases",),
+        ("iso3",),
+        ("iso2",),
+        ("name_en", "name_nl"),
+        ("adjective_en", "adjective_nl"),
+        ("adjective_nl_short",),
+        ("aliases",),
     )
     rows = df.to_dicts()
     for kind in kinds:

@@ -67,8 +67,9 @@ def svg(fig: Figure, key: str) -> Markup:
     start = text.find("<svg")
     text = text[start:]
     # Let CSS scale the plot to the column width; the viewBox keeps its proportions.
-    marks = sum(len(ax.lines) + len(ax.patches) + len(ax.collections) + len(ax.images)
-                for ax in fig.axes)
+    marks = sum(
+        len(ax.lines) + len(ax.patches) + len(ax.collections) + len(ax.images) for ax in fig.axes
+    )
     text = text.replace("<svg ", f'<svg role="img" aria-label="{key}" data-marks="{marks}" ', 1)
     return Markup(text)
 

@@ -58,8 +58,11 @@ class PageCheck:
     @property
     def empty_plots(self) -> list[str]:
         """Plots drawn with no data marks or laid out with no size."""
-        return [p["name"] for p in self.plots
-                if p["width"] < 50 or p["height"] < 30 or p["marks"] < 1 or p["shapes"] < 5]
+        return [
+            p["name"]
+            for p in self.plots
+            if p["width"] < 50 or p["height"] < 30 or p["marks"] < 1 or p["shapes"] < 5
+        ]
 
 
 def find_chromium() -> str | None:
@@ -120,13 +123,18 @@ class _DevTools:
 class Chromium:
     """One headless Chromium for several page checks (start-up is the slow part).
 
-        with Chromium() as browser:
-            for page in pages:
-                check = browser.check(page, page.with_suffix(".png"))
+    with Chromium() as browser:
+        for page in pages:
+            check = browser.check(page, page.with_suffix(".png"))
     """
 
-    def __init__(self, chromium: str | None = None, *, window: tuple[int, int] = (1280, 2000),
-                 timeout: float = 60.0):
+    def __init__(
+        self,
+        chromium: str | None = None,
+        *,
+        window: tuple[int, int] = (1280, 2000),
+        timeout: float = 60.0,
+    ):
         self.binary = chromium or find_chromium()
         if self.binary is None:
             raise FileNotFoundError("chromium not found (apt-get install chromium)")
@@ -141,13 +149,25 @@ class Chromium:
         profile = Path(self._profile.name)
         self._proc = subprocess.Popen(
             [
-                self.binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-default-apps", "--no-first-run", "--mute-audio", "--hide-scrollbars",
-                f"--window-size={self.window[0]},{self.window[1]}", f"--user-data-dir={profile}",
-                "--remote-debugging-port=0", "about:blank",
+                self.binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-default-apps",
+                "--no-first-run",
+                "--mute-audio",
+                "--hide-scrollbars",
+                f"--window-size={self.window[0]},{self.window[1]}",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "about:blank",
             ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: the renderers are stopped with it
         )
         try:
@@ -190,7 +210,9 @@ class Chromium:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def check(self, html_path: str | os.PathLike, screenshot: str | os.PathLike | None = None) -> PageCheck:
+    def check(
+        self, html_path: str | os.PathLike, screenshot: str | os.PathLike | None = None
+    ) -> PageCheck:
         """Load ``html_path`` and report what happened (see :func:`check_page`)."""
         if self._tools is None:
             raise RuntimeError("use Chromium as a context manager")
@@ -236,25 +258,44 @@ def _connect(proc: subprocess.Popen, profile: Path, timeout: float) -> _DevTools
 def _check(tools: _DevTools, url: str, screenshot, window, timeout) -> PageCheck:
     tools.drain(0.1)
     tools.events.clear()  # nothing of an earlier page counts against this one
-    tools.call("Emulation.setDeviceMetricsOverride", width=window[0], height=window[1],
-               deviceScaleFactor=1, mobile=False)
+    tools.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=window[0],
+        height=window[1],
+        deviceScaleFactor=1,
+        mobile=False,
+    )
     try:
         start = time.perf_counter()
         tools.call("Page.navigate", url=url)
         tools.wait_for("Page.loadEventFired", timeout)
         load_seconds = time.perf_counter() - start
         tools.drain(0.5)
-        probe = json.loads(tools.call("Runtime.evaluate", expression=_PROBE_JS,
-                                      returnByValue=True)["result"]["value"])
-        check = PageCheck(url=url, title=probe["title"], plots=probe["plots"],
-                          absent_notes=probe["absent"], names_banner=probe["banner"],
-                          text=probe["text"], load_seconds=load_seconds)
+        probe = json.loads(
+            tools.call("Runtime.evaluate", expression=_PROBE_JS, returnByValue=True)["result"][
+                "value"
+            ]
+        )
+        check = PageCheck(
+            url=url,
+            title=probe["title"],
+            plots=probe["plots"],
+            absent_notes=probe["absent"],
+            names_banner=probe["banner"],
+            text=probe["text"],
+            load_seconds=load_seconds,
+        )
         if screenshot is not None:
             metrics = tools.call("Page.getLayoutMetrics")
             height = min(int(metrics["cssContentSize"]["height"]) + 1, 30000)
             # grow the viewport to the whole page: more reliable than captureBeyondViewport
-            tools.call("Emulation.setDeviceMetricsOverride", width=window[0], height=height,
-                       deviceScaleFactor=1, mobile=False)
+            tools.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=window[0],
+                height=height,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
             shot = tools.call("Page.captureScreenshot", format="png")
             path = Path(screenshot)
             path.write_bytes(base64.b64decode(shot["data"]))
@@ -265,12 +306,16 @@ def _check(tools: _DevTools, url: str, screenshot, window, timeout) -> PageCheck
     for event in events:
         method, params = event.get("method"), event.get("params", {})
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            check.console_errors.append(" ".join(str(a.get("value", a.get("description", "")))
-                                                 for a in params.get("args", [])))
+            check.console_errors.append(
+                " ".join(
+                    str(a.get("value", a.get("description", ""))) for a in params.get("args", [])
+                )
+            )
         elif method == "Runtime.exceptionThrown":
             details = params.get("exceptionDetails", {})
-            check.console_errors.append(details.get("exception", {}).get("description")
-                                        or details.get("text", "exception"))
+            check.console_errors.append(
+                details.get("exception", {}).get("description") or details.get("text", "exception")
+            )
         elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             check.console_errors.append(params["entry"].get("text", ""))
         elif method == "Network.requestWillBeSent":

@@ -70,8 +70,10 @@ def load_estimates(source: Any) -> list[dict[str, Any]]:
     for i, entry in enumerate(entries):
         if isinstance(entry, PopulationEstimate):
             entry = entry.to_dict()
-        if not isinstance(entry, dict) or "model" not in entry or (
-            "population_size" not in entry and "error" not in entry
+        if (
+            not isinstance(entry, dict)
+            or "model" not in entry
+            or ("population_size" not in entry and "error" not in entry)
         ):
             raise InputError(f"estimate {i + 1} lacks 'model' or 'population_size'", row=i + 1)
         out.append(entry)
@@ -163,8 +165,9 @@ def _summary_section(estimates: list[dict[str, Any]], failed: list[dict[str, Any
     fig = None
     if rows:
         fig = svg(_forest_plot(rows), "estimates-forest")
-    return Section("Estimates", "estimates", rows=rows, has_period=has_period, forest=fig,
-                   failed=failed)
+    return Section(
+        "Estimates", "estimates", rows=rows, has_period=has_period, forest=fig, failed=failed
+    )
 
 
 def _forest_plot(rows: list[dict[str, Any]]):
@@ -243,13 +246,25 @@ def _frequencies_section(estimates: list[dict[str, Any]]) -> Section:
             if r["fitted"] > 0 and math.isfinite(r["observed"])
         )
         lists = (est.get("extra") or {}).get("lists")
-        xlabel = ("capture history (" + ", ".join(map(str, lists)) + ")") if lists else "times observed"
+        xlabel = (
+            ("capture history (" + ", ".join(map(str, lists)) + ")") if lists else "times observed"
+        )
         plot = svg(_frequency_plot(table, label_of(est), xlabel), f"freq-{i}")
-        blocks.append({"index": i + 1, "label": label_of(est), "period": period_of(est),
-                       "rows": table, "plot": plot, "chi2": chi2, "histories": bool(lists)})
+        blocks.append(
+            {
+                "index": i + 1,
+                "label": label_of(est),
+                "period": period_of(est),
+                "rows": table,
+                "plot": plot,
+                "chi2": chi2,
+                "histories": bool(lists),
+            }
+        )
     if not blocks:
         return absent_section(
-            "Observed vs fitted", "frequencies",
+            "Observed vs fitted",
+            "frequencies",
             "no estimate carries fitted frequencies ('fitted_frequencies').",
         )
     return Section("Observed vs fitted", "frequencies", blocks=blocks)
@@ -289,20 +304,30 @@ def _strata_section(estimates: list[dict[str, Any]]) -> Section:
             method = est.get("default_interval") or "normal"
             lo_keys = (f"{method}_lower", *LO_KEYS, "lognormal_lower", "normal_lower")
             hi_keys = (f"{method}_upper", *HI_KEYS, "lognormal_upper", "normal_upper")
-            rows.append({
-                "variable": str(variable),
-                "level": str(level),
-                "n_observed": first_key(row, ("n_observed", "observed", "n")),
-                "population_size": n_hat,
-                "se": _f(row.get("se")),
-                "lower": _f(first_key(row, lo_keys)),
-                "upper": _f(first_key(row, hi_keys)),
-            })
+            rows.append(
+                {
+                    "variable": str(variable),
+                    "level": str(level),
+                    "n_observed": first_key(row, ("n_observed", "observed", "n")),
+                    "population_size": n_hat,
+                    "se": _f(row.get("se")),
+                    "lower": _f(first_key(row, lo_keys)),
+                    "upper": _f(first_key(row, hi_keys)),
+                }
+            )
         if not rows:
             continue
         plot = svg(_strata_plot(rows[:MAX_STRATA_PLOTTED], label_of(est)), f"strata-{i}")
-        blocks.append({"index": i + 1, "label": label_of(est), "period": period_of(est),
-                       "rows": rows, "plot": plot, "truncated": len(rows) > MAX_STRATA_PLOTTED})
+        blocks.append(
+            {
+                "index": i + 1,
+                "label": label_of(est),
+                "period": period_of(est),
+                "rows": rows,
+                "plot": plot,
+                "truncated": len(rows) > MAX_STRATA_PLOTTED,
+            }
+        )
     if not blocks:
         return absent_section("N̂ by stratum", "strata", "no estimate carries strata ('strata').")
     return Section("N̂ by stratum", "strata", blocks=blocks, max_plotted=MAX_STRATA_PLOTTED)
@@ -321,10 +346,18 @@ def _strata_plot(rows: list[dict[str, Any]], title: str):
         hi = np.array([r["upper"] for r in rows])
         ok = np.isfinite(lo) & np.isfinite(hi)
         if ok.any():
-            ax.errorbar(n[ok], y[ok], xerr=np.vstack([n[ok] - lo[ok], hi[ok] - n[ok]]),
-                        fmt="none", ecolor="black", capsize=2, lw=0.8)
-        ax.set_yticks(y, [f"{r['variable']}={r['level']}" if r["variable"] else r["level"]
-                          for r in rows])
+            ax.errorbar(
+                n[ok],
+                y[ok],
+                xerr=np.vstack([n[ok] - lo[ok], hi[ok] - n[ok]]),
+                fmt="none",
+                ecolor="black",
+                capsize=2,
+                lw=0.8,
+            )
+        ax.set_yticks(
+            y, [f"{r['variable']}={r['level']}" if r["variable"] else r["level"] for r in rows]
+        )
         _scale_for_spread(ax, "x", np.concatenate([n, obs]))
         ax.set_xlabel("population size" + (" (log scale)" if ax.get_xscale() == "log" else ""))
         ax.set_title(title[:70], fontsize=9)
@@ -339,12 +372,19 @@ def _comparison_section(estimates: list[dict[str, Any]]) -> Section:
         if est.get("aic") is None and est.get("bic") is None:
             continue
         key = (period_of(est), est.get("n_observed"), (est.get("extra") or {}).get("data"))
-        groups[key].append({
-            "index": i + 1, "label": label_of(est), "formula": est.get("formula"),
-            "loglik": _f(est.get("loglik")), "aic": _f(est.get("aic")), "bic": _f(est.get("bic")),
-            "deviance": _f(est.get("deviance")), "df_residual": _f(est.get("df_residual")),
-            "population_size": _f(est.get("population_size")),
-        })
+        groups[key].append(
+            {
+                "index": i + 1,
+                "label": label_of(est),
+                "formula": est.get("formula"),
+                "loglik": _f(est.get("loglik")),
+                "aic": _f(est.get("aic")),
+                "bic": _f(est.get("bic")),
+                "deviance": _f(est.get("deviance")),
+                "df_residual": _f(est.get("df_residual")),
+                "population_size": _f(est.get("population_size")),
+            }
+        )
     blocks = []
     for (period, n_obs, _data), rows in groups.items():
         for crit in ("aic", "bic"):
@@ -355,8 +395,11 @@ def _comparison_section(estimates: list[dict[str, Any]]) -> Section:
         rows.sort(key=lambda r: (math.isnan(r["aic"]), r["aic"]))
         blocks.append({"period": period, "n_observed": n_obs, "rows": rows})
     if not blocks:
-        return absent_section("Model comparison", "comparison",
-                              "no estimate carries AIC or BIC (e.g. Chao and Zelterman do not).")
+        return absent_section(
+            "Model comparison",
+            "comparison",
+            "no estimate carries AIC or BIC (e.g. Chao and Zelterman do not).",
+        )
     return Section("Model comparison", "comparison", blocks=blocks)
 
 
@@ -365,14 +408,27 @@ def _curve_rows(data: Any, x_keys: Sequence[str]) -> list[dict[str, float]]:
     for row in _rows(data):
         x, n = _f(first_key(row, x_keys)), _f(first_key(row, N_KEYS))
         if math.isfinite(x) and math.isfinite(n):
-            out.append({"x": x, "population_size": n, "lower": _f(first_key(row, LO_KEYS)),
-                        "upper": _f(first_key(row, HI_KEYS)), "se": _f(row.get("se"))})
+            out.append(
+                {
+                    "x": x,
+                    "population_size": n,
+                    "lower": _f(first_key(row, LO_KEYS)),
+                    "upper": _f(first_key(row, HI_KEYS)),
+                    "se": _f(row.get("se")),
+                }
+            )
     out.sort(key=lambda r: r["x"])
     return out
 
 
-def _curve_plot(curves: list[tuple[str, list[dict[str, float]]]], xlabel: str, *,
-                logx: bool = False, mark: float | None = None, mark_label: str = ""):
+def _curve_plot(
+    curves: list[tuple[str, list[dict[str, float]]]],
+    xlabel: str,
+    *,
+    logx: bool = False,
+    mark: float | None = None,
+    mark_label: str = "",
+):
     with plot_context():
         fig, ax = new_figure(6.4, 3.2)
         for j, (label, rows) in enumerate(curves):
@@ -389,8 +445,15 @@ def _curve_plot(curves: list[tuple[str, list[dict[str, float]]]], xlabel: str, *
             ax.set_xscale("log")
         if mark is not None:
             ax.axvline(mark, color="grey", ls="--", lw=1)
-            ax.annotate(mark_label, (mark, 1), xycoords=("data", "axes fraction"),
-                        xytext=(3, -10), textcoords="offset points", fontsize=8, color="grey")
+            ax.annotate(
+                mark_label,
+                (mark, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, -10),
+                textcoords="offset points",
+                fontsize=8,
+                color="grey",
+            )
         ax.yaxis.set_major_formatter(_thousands())
         ax.set_xlabel(xlabel)
         ax.set_ylabel("population size")
@@ -398,8 +461,16 @@ def _curve_plot(curves: list[tuple[str, list[dict[str, float]]]], xlabel: str, *
     return fig
 
 
-def _sensitivity_section(estimates, key: str, title: str, anchor: str, xlabel: str,
-                         x_keys: Sequence[str], absent: str, **plot_kw) -> Section:
+def _sensitivity_section(
+    estimates,
+    key: str,
+    title: str,
+    anchor: str,
+    xlabel: str,
+    x_keys: Sequence[str],
+    absent: str,
+    **plot_kw,
+) -> Section:
     curves, tables, unusable = [], [], []
     for i, est in enumerate(estimates):
         raw = (est.get("extra") or {}).get(key)
@@ -412,8 +483,10 @@ def _sensitivity_section(estimates, key: str, title: str, anchor: str, xlabel: s
             tables.append({"label": label, "rows": rows})
     if not curves:
         if unusable:
-            absent = (f"extra['{key}'] is present ({'; '.join(unusable)}) but holds no finite N̂ "
-                      "(the model could not be fitted at these values).")
+            absent = (
+                f"extra['{key}'] is present ({'; '.join(unusable)}) but holds no finite N̂ "
+                "(the model could not be fitted at these values)."
+            )
         return absent_section(title, anchor, absent)
     plot = svg(_curve_plot(curves, xlabel, **plot_kw), anchor)
     return Section(title, anchor, plot=plot, tables=tables)
@@ -427,23 +500,43 @@ def _linkage_aware_section(estimates: list[dict[str, Any]]) -> Section:
             continue
         lo, hi, method = interval_of(est)
         analytic = (est.get("extra") or {}).get("linkage_aware_analytic")
-        rows.append({
-            "index": i + 1, "label": label_of(est), "period": period_of(est),
-            "analytic": None if not isinstance(analytic, dict) else {
-                "population_size": _f(first_key(analytic, N_KEYS)), "se": _f(analytic.get("se")),
-                "lower": _f(first_key(analytic, LO_KEYS)), "upper": _f(first_key(analytic, HI_KEYS)),
-                "method": analytic.get("method", "analytic")},
-            "naive": {"population_size": _f(est.get("population_size")), "se": _f(est.get("se")),
-                      "lower": lo, "upper": hi, "method": method},
-            "aware": {"population_size": _f(first_key(la, N_KEYS)), "se": _f(la.get("se")),
-                      "lower": _f(first_key(la, LO_KEYS)), "upper": _f(first_key(la, HI_KEYS)),
-                      "method": la.get("method", "")},
-            "share": _f(la.get("linkage_variance_share")),
-        })
+        rows.append(
+            {
+                "index": i + 1,
+                "label": label_of(est),
+                "period": period_of(est),
+                "analytic": None
+                if not isinstance(analytic, dict)
+                else {
+                    "population_size": _f(first_key(analytic, N_KEYS)),
+                    "se": _f(analytic.get("se")),
+                    "lower": _f(first_key(analytic, LO_KEYS)),
+                    "upper": _f(first_key(analytic, HI_KEYS)),
+                    "method": analytic.get("method", "analytic"),
+                },
+                "naive": {
+                    "population_size": _f(est.get("population_size")),
+                    "se": _f(est.get("se")),
+                    "lower": lo,
+                    "upper": hi,
+                    "method": method,
+                },
+                "aware": {
+                    "population_size": _f(first_key(la, N_KEYS)),
+                    "se": _f(la.get("se")),
+                    "lower": _f(first_key(la, LO_KEYS)),
+                    "upper": _f(first_key(la, HI_KEYS)),
+                    "method": la.get("method", ""),
+                },
+                "share": _f(la.get("linkage_variance_share")),
+            }
+        )
     if not rows:
-        return absent_section("Linkage-aware interval", "linkage-aware",
-                              "no estimate carries a linkage-aware interval "
-                              "(extra['linkage_aware']).")
+        return absent_section(
+            "Linkage-aware interval",
+            "linkage-aware",
+            "no estimate carries a linkage-aware interval (extra['linkage_aware']).",
+        )
     return Section("Linkage-aware interval", "linkage-aware", rows=rows)
 
 
@@ -457,32 +550,47 @@ def _series_section(estimates: list[dict[str, Any]]) -> Section:
         if period not in periods:
             periods.append(period)
         lo, hi, _ = interval_of(est)
-        by_model[label_of(est)].append({"period": period, "population_size": _f(est["population_size"]),
-                                        "lower": lo, "upper": hi})
+        by_model[label_of(est)].append(
+            {
+                "period": period,
+                "population_size": _f(est["population_size"]),
+                "lower": lo,
+                "upper": hi,
+            }
+        )
     if len(periods) < 2:
         what = f"one period ({periods[0]})" if periods else "no period labels (extra['period'])"
-        return absent_section("Series over periods", "series",
-                              f"the run has {what}; a series needs two or more periods.")
+        return absent_section(
+            "Series over periods",
+            "series",
+            f"the run has {what}; a series needs two or more periods.",
+        )
     periods.sort()
     pos = {p: j for j, p in enumerate(periods)}
     with plot_context():
         fig, ax = new_figure(6.8, 3.4)
         for j, (label, rows) in enumerate(by_model.items()):
             rows.sort(key=lambda r: pos[r["period"]])
-            x = np.array([pos[r["period"]] for r in rows], dtype=float) + (j - len(by_model) / 2) * 0.04
+            x = (
+                np.array([pos[r["period"]] for r in rows], dtype=float)
+                + (j - len(by_model) / 2) * 0.04
+            )
             n = np.array([r["population_size"] for r in rows])
             lo = np.array([r["lower"] for r in rows])
             hi = np.array([r["upper"] for r in rows])
             ok = np.isfinite(lo) & np.isfinite(hi)
             err = np.vstack([np.where(ok, n - lo, 0), np.where(ok, hi - n, 0)])
-            ax.errorbar(x, n, yerr=err, fmt="o-", ms=4, capsize=3, label=label[:50], color=f"C{j % 8}")
+            ax.errorbar(
+                x, n, yerr=err, fmt="o-", ms=4, capsize=3, label=label[:50], color=f"C{j % 8}"
+            )
         ax.set_xticks(range(len(periods)), periods, rotation=20, ha="right")
         ax.yaxis.set_major_formatter(_thousands())
         ax.set_ylabel("population size")
         ax.legend(frameon=False, fontsize=8)
     table = [{"label": label, "rows": rows} for label, rows in by_model.items()]
-    return Section("Series over periods", "series", plot=svg(fig, "series"), periods=periods,
-                   tables=table)
+    return Section(
+        "Series over periods", "series", plot=svg(fig, "series"), periods=periods, tables=table
+    )
 
 
 # ------------------------------------------------------------------------------ public
@@ -500,30 +608,52 @@ def estimate_report(
     """
     loaded = load_estimates(estimates)
     if not loaded:
-        raise InputError("no estimates to report",
-                         file=str(estimates) if isinstance(estimates, str | os.PathLike) else None)
+        raise InputError(
+            "no estimates to report",
+            file=str(estimates) if isinstance(estimates, str | os.PathLike) else None,
+        )
     entries = [e for e in loaded if "population_size" in e]
-    failed = [{"label": label_of(e), "period": period_of(e), "error": e.get("error", "")}
-              for e in loaded if "population_size" not in e]
+    failed = [
+        {"label": label_of(e), "period": period_of(e), "error": e.get("error", "")}
+        for e in loaded
+        if "population_size" not in e
+    ]
     sections = [
         _summary_section(entries, failed),
         _frequencies_section(entries),
         _strata_section(entries),
         _comparison_section(entries),
         _sensitivity_section(
-            entries, "dependence_sensitivity", "Dependence sensitivity N̂(θ)", "dependence",
-            "odds ratio θ between the lists (1 = independence)", THETA_KEYS,
+            entries,
+            "dependence_sensitivity",
+            "Dependence sensitivity N̂(θ)",
+            "dependence",
+            "odds ratio θ between the lists (1 = independence)",
+            THETA_KEYS,
             "no estimate carries a dependence sensitivity (extra['dependence_sensitivity']); "
             "it applies to two-list DSE.",
-            logx=True, mark=1.0, mark_label="independence",
+            logx=True,
+            mark=1.0,
+            mark_label="independence",
         ),
         _sensitivity_section(
-            entries, "threshold_sensitivity", "Threshold sensitivity", "threshold",
-            "linkage match-weight threshold", ("threshold", "match_weight", "t"),
+            entries,
+            "threshold_sensitivity",
+            "Threshold sensitivity",
+            "threshold",
+            "linkage match-weight threshold",
+            ("threshold", "match_weight", "t"),
             "no estimate carries a threshold sensitivity (extra['threshold_sensitivity']).",
         ),
         _linkage_aware_section(entries),
         _series_section(entries),
     ]
-    return render("estimate.html", out_path, report_name="estimates", title=title,
-                  run=run_info or {}, sections=sections, s={x.anchor: x for x in sections})
+    return render(
+        "estimate.html",
+        out_path,
+        report_name="estimates",
+        title=title,
+        run=run_info or {},
+        sections=sections,
+        s={x.anchor: x for x in sections},
+    )

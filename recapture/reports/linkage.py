@@ -48,8 +48,14 @@ DEFAULT_CONFLICT_PROBABILITY = 0.01
 #: Width of a match-weight histogram bin (bits).
 WEIGHT_BIN = 0.5
 #: Record fields shown in the review sample with ``show_names``.
-NAME_FIELDS = ("family_name_raw", "given_name_raw", "birth_date_raw", "sex", "nationality_raw",
-               "v_number_raw")
+NAME_FIELDS = (
+    "family_name_raw",
+    "given_name_raw",
+    "birth_date_raw",
+    "sex",
+    "nationality_raw",
+    "v_number_raw",
+)
 
 
 def _read_json_opt(path: Path) -> dict[str, Any] | None:
@@ -72,8 +78,9 @@ def _weight_to_prob(w: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ sections
-def _overview(pairs: pl.DataFrame, clusters: pl.DataFrame, metrics: dict | None,
-              threshold: float | None) -> dict[str, Any]:
+def _overview(
+    pairs: pl.DataFrame, clusters: pl.DataFrame, metrics: dict | None, threshold: float | None
+) -> dict[str, Any]:
     n_records = clusters.height
     sizes = clusters.group_by("person_id").len()
     links = int((pairs["match_probability"] >= threshold).sum()) if threshold is not None else None
@@ -90,37 +97,51 @@ def _overview(pairs: pl.DataFrame, clusters: pl.DataFrame, metrics: dict | None,
         "singletons": int((sizes["len"] == 1).sum()),
         "expected_matches": float(pairs["match_probability"].sum()),
     }
-    per_source = (clusters.group_by("source")
-                  .agg(pl.len().alias("records"), pl.col("person_id").n_unique().alias("persons"))
-                  .sort("source").to_dicts())
+    per_source = (
+        clusters.group_by("source")
+        .agg(pl.len().alias("records"), pl.col("person_id").n_unique().alias("persons"))
+        .sort("source")
+        .to_dicts()
+    )
     out["per_source"] = per_source
-    both = (clusters.group_by("person_id").agg(pl.col("source").n_unique().alias("k"))
-            .filter(pl.col("k") > 1).height)
+    both = (
+        clusters.group_by("person_id")
+        .agg(pl.col("source").n_unique().alias("k"))
+        .filter(pl.col("k") > 1)
+        .height
+    )
     out["persons_in_several_sources"] = both
     return out
 
 
 def _blocking_section(pairs: pl.DataFrame, metrics: dict | None, n_records: int) -> Section:
     counts = pairs.group_by("blocking_rule").len("pairs").sort("pairs", descending=True)
-    stats = {r.get("rule"): r for r in (metrics or {}).get("blocking_rules", []) if isinstance(r, dict)}
+    stats = {
+        r.get("rule"): r for r in (metrics or {}).get("blocking_rules", []) if isinstance(r, dict)
+    }
     if counts.height == 0 and not stats:
-        return absent_section("Blocking", "blocking", "no candidate pairs and no blocking statistics "
-                              "(linkage_metrics.json).")
+        return absent_section(
+            "Blocking",
+            "blocking",
+            "no candidate pairs and no blocking statistics (linkage_metrics.json).",
+        )
     order = [r for r in stats] + [r for r in counts["blocking_rule"].to_list() if r not in stats]
     first = dict(zip(counts["blocking_rule"].to_list(), counts["pairs"].to_list(), strict=True))
     possible = n_records * (n_records - 1) / 2
     rows = []
     for rule in order:
         st = stats.get(rule, {})
-        rows.append({
-            "rule": rule,
-            "key_columns": ", ".join(str(k) for k in (st.get("keys") or [])),
-            "pairs": st.get("pairs"),
-            "pairs_first": first.get(rule, 0),
-            "largest_block": st.get("largest_block"),
-            "blocks_skipped": st.get("blocks_skipped"),
-            "records_in_skipped_blocks": st.get("records_in_skipped_blocks"),
-        })
+        rows.append(
+            {
+                "rule": rule,
+                "key_columns": ", ".join(str(k) for k in (st.get("keys") or [])),
+                "pairs": st.get("pairs"),
+                "pairs_first": first.get(rule, 0),
+                "largest_block": st.get("largest_block"),
+                "blocks_skipped": st.get("blocks_skipped"),
+                "records_in_skipped_blocks": st.get("records_in_skipped_blocks"),
+            }
+        )
     with plot_context():
         fig, ax = new_figure(6.4, 0.9 + 0.35 * len(rows))
         y = np.arange(len(rows))[::-1]
@@ -130,17 +151,25 @@ def _blocking_section(pairs: pl.DataFrame, metrics: dict | None, n_records: int)
         ax.set_yticks(y, [str(r["rule"]) for r in rows])
         ax.set_xlabel("candidate pairs")
         ax.legend(frameon=False, fontsize=8, loc="lower right")
-    return Section("Blocking", "blocking", rows=rows, plot=svg(fig, "blocking"),
-                   reduction_ratio=1 - pairs.height / possible if possible else float("nan"),
-                   possible=possible, n_pairs=pairs.height,
-                   has_stats=bool(stats))
+    return Section(
+        "Blocking",
+        "blocking",
+        rows=rows,
+        plot=svg(fig, "blocking"),
+        reduction_ratio=1 - pairs.height / possible if possible else float("nan"),
+        possible=possible,
+        n_pairs=pairs.height,
+        has_stats=bool(stats),
+    )
 
 
 def _model_section(model: dict | None) -> Section:
     title, anchor = "Model: m, u and weights", "model"
     if model is None:
         return absent_section(title, anchor, "no linkage_model.json in the run directory.")
-    comparisons = [c for c in model.get("comparisons", []) if isinstance(c, dict) and c.get("levels")]
+    comparisons = [
+        c for c in model.get("comparisons", []) if isinstance(c, dict) and c.get("levels")
+    ]
     if not comparisons:
         return absent_section(title, anchor, "linkage_model.json lists no comparison levels.")
     blocks = []
@@ -149,8 +178,14 @@ def _model_section(model: dict | None) -> Section:
         for lv in levels:
             if lv.get("match_weight") is None and lv.get("m") and lv.get("u"):
                 lv["match_weight"] = math.log2(lv["m"] / lv["u"])
-        blocks.append({"name": comp.get("name"), "kind": comp.get("kind"), "tf": comp.get("tf"),
-                       "levels": levels})
+        blocks.append(
+            {
+                "name": comp.get("name"),
+                "kind": comp.get("kind"),
+                "tf": comp.get("tf"),
+                "levels": levels,
+            }
+        )
     n_bars = sum(len(b["levels"]) for b in blocks)
     with plot_context():
         fig, ax = new_figure(6.6, 0.8 + 0.2 * n_bars)
@@ -168,10 +203,17 @@ def _model_section(model: dict | None) -> Section:
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(y, labels, fontsize=7)
         ax.set_xlabel("weight log2(m/u), bits")
-    return Section(title, anchor, blocks=blocks, plot=svg(fig, "model-weights"),
-                   lam=model.get("lambda"), prior=model.get("prior_match_weight"),
-                   converged=model.get("converged"), em_mode=model.get("em_mode"),
-                   iterations=len(model.get("em_trace") or []))
+    return Section(
+        title,
+        anchor,
+        blocks=blocks,
+        plot=svg(fig, "model-weights"),
+        lam=model.get("lambda"),
+        prior=model.get("prior_match_weight"),
+        converged=model.get("converged"),
+        em_mode=model.get("em_mode"),
+        iterations=len(model.get("em_trace") or []),
+    )
 
 
 def _weight_histogram(pairs: pl.DataFrame, labels: pl.Series | None) -> pl.DataFrame:
@@ -187,10 +229,14 @@ def _weight_histogram(pairs: pl.DataFrame, labels: pl.Series | None) -> pl.DataF
     flag = labels.to_numpy().astype(np.int64)
     counts = np.bincount((bins - low) * 2 + flag)
     keep = np.flatnonzero(counts > 0)
-    return pl.DataFrame({"bin": keep // 2 + low, "is_match": (keep % 2).astype(bool), "n": counts[keep]})
+    return pl.DataFrame(
+        {"bin": keep // 2 + low, "is_match": (keep % 2).astype(bool), "n": counts[keep]}
+    )
 
 
-def _weights_section(pairs: pl.DataFrame, threshold: float | None, labels: pl.Series | None) -> Section:
+def _weights_section(
+    pairs: pl.DataFrame, threshold: float | None, labels: pl.Series | None
+) -> Section:
     if pairs.height == 0:
         return absent_section("Match-weight distribution", "weights", "no candidate pairs.")
     hist = _weight_histogram(pairs, labels)
@@ -198,37 +244,60 @@ def _weights_section(pairs: pl.DataFrame, threshold: float | None, labels: pl.Se
         fig, ax = new_figure(6.6, 3.2)
         lo_bin, hi_bin = int(hist["bin"].min()), int(hist["bin"].max())
         edges = np.arange(lo_bin, hi_bin + 2) * WEIGHT_BIN
-        groups = ([(None, "candidate pairs", "C0")] if labels is None else
-                  [(False, "true non-matches", "C0"), (True, "true matches", "C1")])
+        groups = (
+            [(None, "candidate pairs", "C0")]
+            if labels is None
+            else [(False, "true non-matches", "C0"), (True, "true matches", "C1")]
+        )
         for flag, name, colour in groups:
             part = hist if flag is None else hist.filter(pl.col("is_match") == flag)
             counts = np.zeros(edges.size - 1)
             counts[part["bin"].to_numpy() - lo_bin] = part["n"].to_numpy()
             # one outline per group (not one patch per bin): small SVG, fast to draw
-            ax.stairs(np.where(counts > 0, counts, 0.5), edges, fill=True, alpha=0.55,
-                      color=colour, label=name, baseline=0.5)
+            ax.stairs(
+                np.where(counts > 0, counts, 0.5),
+                edges,
+                fill=True,
+                alpha=0.55,
+                color=colour,
+                label=name,
+                baseline=0.5,
+            )
         ax.set_yscale("log")
         ax.set_ylim(bottom=0.5)
         if threshold is not None:
             tw = _prob_to_weight(threshold)
             ax.axvline(tw, color="black", ls="--", lw=1.2)
-            ax.annotate(f"threshold p={threshold:g} ({tw:.1f} bits)", (tw, 1),
-                        xycoords=("data", "axes fraction"), xytext=(4, -12),
-                        textcoords="offset points", fontsize=8)
+            ax.annotate(
+                f"threshold p={threshold:g} ({tw:.1f} bits)",
+                (tw, 1),
+                xycoords=("data", "axes fraction"),
+                xytext=(4, -12),
+                textcoords="offset points",
+                fontsize=8,
+            )
         ax.set_xlabel("match weight (bits)")
         ax.set_ylabel("pairs (log scale)")
         ax.legend(frameon=False, fontsize=8, loc="upper center")
     levels = (0.01, 0.5, 0.99)
     # one selection pass for all three (np.quantile partitions; no full sort per quantile)
     values = np.quantile(pairs["match_weight"].to_numpy(), levels, method="nearest")
-    return Section("Match-weight distribution", "weights", plot=svg(fig, "weights"),
-                   with_truth=labels is not None,
-                   quantiles={q: float(v) for q, v in zip(levels, values, strict=True)})
+    return Section(
+        "Match-weight distribution",
+        "weights",
+        plot=svg(fig, "weights"),
+        with_truth=labels is not None,
+        quantiles={q: float(v) for q, v in zip(levels, values, strict=True)},
+    )
 
 
-def _expected_section(pairs: pl.DataFrame, threshold: float | None, metrics: dict | None) -> Section:
+def _expected_section(
+    pairs: pl.DataFrame, threshold: float | None, metrics: dict | None
+) -> Section:
     if pairs.height == 0:
-        return absent_section("Model-estimated precision and recall", "expected", "no candidate pairs.")
+        return absent_section(
+            "Model-estimated precision and recall", "expected", "no candidate pairs."
+        )
     weights = np.arange(-10.0, 20.5, 0.5)
     grid = _weight_to_prob(weights)
     if threshold is not None:
@@ -248,11 +317,18 @@ def _expected_section(pairs: pl.DataFrame, threshold: float | None, metrics: dic
         ax.set_ylabel("share")
         ax.legend(frameon=False, fontsize=8, loc="lower left")
     rows = [r for r in (metrics or {}).get("expected_quality", []) if isinstance(r, dict)]
-    return Section("Model-estimated precision and recall", "expected", plot=svg(fig, "expected"),
-                   at=at, rows=rows)
+    return Section(
+        "Model-estimated precision and recall",
+        "expected",
+        plot=svg(fig, "expected"),
+        at=at,
+        rows=rows,
+    )
 
 
-def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray, what: str = "clusters.parquet") -> np.ndarray:
+def _lookup(
+    keys: np.ndarray, values: np.ndarray, query: np.ndarray, what: str = "clusters.parquet"
+) -> np.ndarray:
     """values[k] for each query key k (keys unique); vectorised, no join.
 
     Record ids are small non-negative integers (0, 1, … from validation), so a direct
@@ -265,8 +341,11 @@ def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray, what: str =
         pos = np.where(valid, table[np.where(valid, query, 0)], -1)
         if (pos < 0).any():
             missing = query[pos < 0][0]
-            raise InputError(f"record_id {missing} of pairs.parquet is not in {what}",
-                             file=what, column="record_id")
+            raise InputError(
+                f"record_id {missing} of pairs.parquet is not in {what}",
+                file=what,
+                column="record_id",
+            )
         return values[pos]
     order = np.argsort(keys, kind="stable")
     pos = np.searchsorted(keys, query, sorter=order)
@@ -274,13 +353,15 @@ def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray, what: str =
     found = keys[order[pos]] == query if keys.size else np.zeros(query.size, dtype=bool)
     if not found.all():
         missing = query[~found][0]
-        raise InputError(f"record_id {missing} of pairs.parquet is not in {what}",
-                         file=what, column="record_id")
+        raise InputError(
+            f"record_id {missing} of pairs.parquet is not in {what}", file=what, column="record_id"
+        )
     return values[order[pos]]
 
 
-def _cluster_stats(pairs: pl.DataFrame, clusters: pl.DataFrame, threshold: float,
-                   conflict_probability: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _cluster_stats(
+    pairs: pl.DataFrame, clusters: pl.DataFrame, threshold: float, conflict_probability: float
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per multi-record cluster: links inside, density, conflicts, weakest spanning link.
 
     Record → cluster lookups are array gathers, not joins, so millions of pairs stay fast.
@@ -316,25 +397,42 @@ def _cluster_stats(pairs: pl.DataFrame, clusters: pl.DataFrame, threshold: float
     with np.errstate(invalid="ignore", divide="ignore"):
         density = links / (size * (size - 1) / 2)
         mean_p = np.where(links > 0, link_p_sum / np.maximum(links, 1), np.nan)
-    stats = pl.DataFrame({
-        "person_id": person_ids[multi], "size": size[multi], "sources": n_sources[multi],
-        "first_record": first[multi], "links": links[multi], "conflicts": conflicts[multi],
-        "mean_link_probability": mean_p[multi], "scored_pairs": scored[multi],
-        "density": density[multi], "weakest_link": weakest[multi],
-    }).with_columns(pl.col("mean_link_probability", "weakest_link").fill_nan(None))
-    linked = pl.DataFrame({L: pairs[L].to_numpy()[link], R: pairs[R].to_numpy()[link],
-                           "match_probability": prob[link]})
+    stats = pl.DataFrame(
+        {
+            "person_id": person_ids[multi],
+            "size": size[multi],
+            "sources": n_sources[multi],
+            "first_record": first[multi],
+            "links": links[multi],
+            "conflicts": conflicts[multi],
+            "mean_link_probability": mean_p[multi],
+            "scored_pairs": scored[multi],
+            "density": density[multi],
+            "weakest_link": weakest[multi],
+        }
+    ).with_columns(pl.col("mean_link_probability", "weakest_link").fill_nan(None))
+    linked = pl.DataFrame(
+        {
+            L: pairs[L].to_numpy()[link],
+            R: pairs[R].to_numpy()[link],
+            "match_probability": prob[link],
+        }
+    )
     return stats, linked
 
 
-def _chain_lengths(suspects: pl.DataFrame, clusters: pl.DataFrame, linked: pl.DataFrame) -> dict[int, int]:
+def _chain_lengths(
+    suspects: pl.DataFrame, clusters: pl.DataFrame, linked: pl.DataFrame
+) -> dict[int, int]:
     """Longest shortest path (in links) inside each suspect cluster: long chains are suspect."""
     out: dict[int, int] = {}
     wanted = suspects.filter(pl.col("size") <= MAX_CHAIN_SIZE)["person_id"].to_list()
     if not wanted or linked.height == 0:
         return out
     members = clusters.filter(pl.col("person_id").is_in(wanted)).select("record_id", "person_id")
-    edges = (linked.join(members.rename({"record_id": L}), on=L, how="inner").select(L, R, "person_id"))
+    edges = linked.join(members.rename({"record_id": L}), on=L, how="inner").select(
+        L, R, "person_id"
+    )
     for pid in wanted:
         ids = np.sort(members.filter(pl.col("person_id") == pid)["record_id"].to_numpy())
         e = edges.filter(pl.col("person_id") == pid)
@@ -351,8 +449,9 @@ def _chain_lengths(suspects: pl.DataFrame, clusters: pl.DataFrame, linked: pl.Da
     return out
 
 
-def _clusters_section(pairs: pl.DataFrame, clusters: pl.DataFrame, threshold: float | None,
-                      metrics: dict | None) -> Section:
+def _clusters_section(
+    pairs: pl.DataFrame, clusters: pl.DataFrame, threshold: float | None, metrics: dict | None
+) -> Section:
     sizes = clusters.group_by("person_id").len("size")
     dist = sizes.group_by("size").len("clusters").sort("size")
     with plot_context():
@@ -364,17 +463,26 @@ def _clusters_section(pairs: pl.DataFrame, clusters: pl.DataFrame, threshold: fl
     chaining = ((metrics or {}).get("clustering") or {}).get("chaining") or {}
     conflict_p = float(chaining.get("conflict_probability", DEFAULT_CONFLICT_PROBABILITY))
     table = dist.with_columns((pl.col("size") * pl.col("clusters")).alias("records"))
-    content: dict[str, Any] = {"plot": svg(fig, "cluster-sizes"), "dist": table.to_dicts(),
-                               "chaining": chaining, "conflict_probability": conflict_p,
-                               "suspects": [], "n_multi": int((sizes["size"] > 1).sum())}
+    content: dict[str, Any] = {
+        "plot": svg(fig, "cluster-sizes"),
+        "dist": table.to_dicts(),
+        "chaining": chaining,
+        "conflict_probability": conflict_p,
+        "suspects": [],
+        "n_multi": int((sizes["size"] > 1).sum()),
+    }
     if threshold is not None and content["n_multi"]:
         stats, linked = _cluster_stats(pairs, clusters, threshold, conflict_p)
         ranked = stats.filter(pl.col("size") >= 3).sort(
             ["conflicts", "density", "weakest_link", "size"],
-            descending=[True, False, False, True], nulls_last=True)
+            descending=[True, False, False, True],
+            nulls_last=True,
+        )
         # clusters of two with a conflict are suspect too
-        ranked = pl.concat([ranked, stats.filter((pl.col("size") == 2) & (pl.col("conflicts") > 0))],
-                           how="vertical_relaxed")
+        ranked = pl.concat(
+            [ranked, stats.filter((pl.col("size") == 2) & (pl.col("conflicts") > 0))],
+            how="vertical_relaxed",
+        )
         suspects = ranked.head(SUSPECT_CLUSTERS)
         chains = _chain_lengths(suspects, clusters, linked)
         rows = suspects.to_dicts()
@@ -386,39 +494,66 @@ def _clusters_section(pairs: pl.DataFrame, clusters: pl.DataFrame, threshold: fl
     return Section("Clusters (persons)", "clusters", **content)
 
 
-def _sample_section(pairs: pl.DataFrame, clusters: pl.DataFrame, model: dict | None,
-                    threshold: float | None, records_path: Path, show_names: bool,
-                    seed: int) -> Section:
+def _sample_section(
+    pairs: pl.DataFrame,
+    clusters: pl.DataFrame,
+    model: dict | None,
+    threshold: float | None,
+    records_path: Path,
+    show_names: bool,
+    seed: int,
+) -> Section:
     title, anchor = "Pairs around the threshold", "sample"
     if threshold is None:
-        return absent_section(title, anchor, "no threshold in linkage_model.json or linkage_metrics.json.")
+        return absent_section(
+            title, anchor, "no threshold in linkage_model.json or linkage_metrics.json."
+        )
     tw = _prob_to_weight(threshold)
     band = pairs.filter((pl.col("match_weight") - tw).abs() <= SAMPLE_BAND_BITS)
     if band.height == 0:
-        return absent_section(title, anchor, f"no pair within ±{SAMPLE_BAND_BITS:g} bits of the threshold.")
+        return absent_section(
+            title, anchor, f"no pair within ±{SAMPLE_BAND_BITS:g} bits of the threshold."
+        )
     rng = np.random.default_rng(seed)
     take = np.sort(rng.choice(band.height, size=min(SAMPLE_PAIRS, band.height), replace=False))
     sample = band[take].sort("match_weight", descending=True)
     gamma_cols = [c for c in sample.columns if c.startswith("gamma_")]
     level_names: dict[str, dict[int, str]] = {}
     for comp in (model or {}).get("comparisons", []):
-        level_names[f"gamma_{comp.get('name')}"] = {int(lv["gamma"]): str(lv.get("level"))
-                                                     for lv in comp.get("levels", []) if "gamma" in lv}
+        level_names[f"gamma_{comp.get('name')}"] = {
+            int(lv["gamma"]): str(lv.get("level")) for lv in comp.get("levels", []) if "gamma" in lv
+        }
     source = clusters.select("record_id", "source", "person_id")
-    sample = (sample.join(source.rename({"record_id": L, "source": "source_l", "person_id": "person_l"}), on=L, how="left")
-              .join(source.rename({"record_id": R, "source": "source_r", "person_id": "person_r"}), on=R, how="left"))
+    sample = sample.join(
+        source.rename({"record_id": L, "source": "source_l", "person_id": "person_l"}),
+        on=L,
+        how="left",
+    ).join(
+        source.rename({"record_id": R, "source": "source_r", "person_id": "person_r"}),
+        on=R,
+        how="left",
+    )
     name_fields: list[str] = []
     if show_names:
         if not records_path.exists():
-            raise InputError("--show-names needs records.parquet in the run directory", file=str(records_path))
+            raise InputError(
+                "--show-names needs records.parquet in the run directory", file=str(records_path)
+            )
         available = pl.read_parquet_schema(records_path)
         name_fields = [f for f in NAME_FIELDS if f in available]
         ids = pl.concat([sample[L], sample[R]]).unique()
-        people = (pl.scan_parquet(records_path).select("record_id", *name_fields)
-                  .filter(pl.col("record_id").is_in(ids.implode())).collect())
+        people = (
+            pl.scan_parquet(records_path)
+            .select("record_id", *name_fields)
+            .filter(pl.col("record_id").is_in(ids.implode()))
+            .collect()
+        )
         for side, key in (("_l", L), ("_r", R)):
-            sample = sample.join(people.rename({"record_id": key} | {f: f + side for f in name_fields}),
-                                 on=key, how="left")
+            sample = sample.join(
+                people.rename({"record_id": key} | {f: f + side for f in name_fields}),
+                on=key,
+                how="left",
+            )
     rows = []
     for row in sample.iter_rows(named=True):
         levels = []
@@ -426,13 +561,28 @@ def _sample_section(pairs: pl.DataFrame, clusters: pl.DataFrame, model: dict | N
             g = row[col]
             name = "missing" if g is None or g < 0 else level_names.get(col, {}).get(int(g), str(g))
             levels.append(name)
-        rows.append({**row, "levels": levels, "same_person": row["person_l"] == row["person_r"],
-                     "above": row["match_probability"] >= threshold})
-    return Section(title, anchor, rows=rows, comparisons=[c[len("gamma_"):] for c in gamma_cols],
-                   n_band=band.height, band_bits=SAMPLE_BAND_BITS, name_fields=name_fields)
+        rows.append(
+            {
+                **row,
+                "levels": levels,
+                "same_person": row["person_l"] == row["person_r"],
+                "above": row["match_probability"] >= threshold,
+            }
+        )
+    return Section(
+        title,
+        anchor,
+        rows=rows,
+        comparisons=[c[len("gamma_") :] for c in gamma_cols],
+        n_band=band.height,
+        band_bits=SAMPLE_BAND_BITS,
+        name_fields=name_fields,
+    )
 
 
-def _truth_for(run: Path, truth: str | os.PathLike | None, manifest: dict | None) -> pl.DataFrame | None:
+def _truth_for(
+    run: Path, truth: str | os.PathLike | None, manifest: dict | None
+) -> pl.DataFrame | None:
     """record_id → true person id, from a simulated world's truth/records.parquet."""
     candidates = []
     if truth is not None:
@@ -447,7 +597,7 @@ def _truth_for(run: Path, truth: str | os.PathLike | None, manifest: dict | None
     for src in ((manifest or {}).get("config") or {}).get("sources") or []:
         if isinstance(src, dict) and isinstance(src.get("path"), str):
             p = Path(src["path"])
-            for base in ([p] if p.is_absolute() else [run / p, run.parent / p, p]):
+            for base in [p] if p.is_absolute() else [run / p, run.parent / p, p]:
                 candidates.append(base.parent / "truth" / "records.parquet")
     path = next((p for p in candidates if p.exists()), None)
     if path is None:
@@ -464,11 +614,15 @@ def _truth_for(run: Path, truth: str | os.PathLike | None, manifest: dict | None
         raise InputError(f"truth table needs record_id or {sorted(needed)}", file=str(path))
     records = run / "records.parquet"
     if not records.exists():
-        raise InputError("truth by source_key needs records.parquet to map record ids", file=str(records))
+        raise InputError(
+            "truth by source_key needs records.parquet to map record ids", file=str(records)
+        )
     ids = pl.read_parquet(records, columns=["record_id", "source", "source_key"])
-    return (ids.join(table.select("source", "source_key", pl.col("person_id").alias("true_person")),
-                     on=["source", "source_key"], how="inner")
-            .select("record_id", "true_person"))
+    return ids.join(
+        table.select("source", "source_key", pl.col("person_id").alias("true_person")),
+        on=["source", "source_key"],
+        how="inner",
+    ).select("record_id", "true_person")
 
 
 def clustering_metrics(predicted: np.ndarray, true: np.ndarray) -> tuple[dict, dict]:
@@ -499,9 +653,14 @@ def clustering_metrics(predicted: np.ndarray, true: np.ndarray) -> tuple[dict, d
     bp = float((n * n / a).sum() / records)
     br = float((n * n / b).sum() / records)
     cluster = {
-        "n_records": int(records), "persons_found": k_pred, "true_persons": k_true,
-        "exact_matches": exact, "exact_precision": exact / k_pred, "exact_recall": exact / k_true,
-        "bcubed_precision": bp, "bcubed_recall": br,
+        "n_records": int(records),
+        "persons_found": k_pred,
+        "true_persons": k_true,
+        "exact_matches": exact,
+        "exact_precision": exact / k_pred,
+        "exact_recall": exact / k_true,
+        "bcubed_precision": bp,
+        "bcubed_recall": br,
         "bcubed_f1": 2 * bp * br / (bp + br) if bp + br else float("nan"),
         "split_persons": int(np.unique(cell_true[k_pred_of_true > 1]).size),
         "merged_persons": int(np.unique(cell_true[k_true_in_pred > 1]).size),
@@ -510,11 +669,18 @@ def clustering_metrics(predicted: np.ndarray, true: np.ndarray) -> tuple[dict, d
     return induced, cluster
 
 
-def _truth_section(pairs: pl.DataFrame, clusters: pl.DataFrame, truth: pl.DataFrame | None,
-                   labels: pl.Series | None, threshold: float | None) -> Section:
+def _truth_section(
+    pairs: pl.DataFrame,
+    clusters: pl.DataFrame,
+    truth: pl.DataFrame | None,
+    labels: pl.Series | None,
+    threshold: float | None,
+) -> Section:
     title, anchor = "Against the truth", "truth"
     if truth is None or labels is None:
-        return absent_section(title, anchor, "no truth table (truth/records.parquet of a simulated world).")
+        return absent_section(
+            title, anchor, "no truth table (truth/records.parquet of a simulated world)."
+        )
     if pairs.height == 0:
         return absent_section(title, anchor, "no candidate pairs to compare with the truth.")
     truth_ids = truth.rename({"true_person": "entity"})
@@ -522,7 +688,11 @@ def _truth_section(pairs: pl.DataFrame, clusters: pl.DataFrame, truth: pl.DataFr
     w = pairs["match_weight"].to_numpy()
     y = labels.to_numpy().astype(bool)
     # precision–recall along the threshold from binned counts (no per-pair sort needed)
-    edges = np.arange(math.floor(w.min()) if w.size else 0, (math.ceil(w.max()) if w.size else 1) + WEIGHT_BIN, WEIGHT_BIN)
+    edges = np.arange(
+        math.floor(w.min()) if w.size else 0,
+        (math.ceil(w.max()) if w.size else 1) + WEIGHT_BIN,
+        WEIGHT_BIN,
+    )
     idx = np.clip(np.searchsorted(edges, w, side="right") - 1, 0, len(edges) - 1)
     tp_bin = np.bincount(idx, weights=y, minlength=len(edges))
     all_bin = np.bincount(idx, minlength=len(edges))
@@ -531,7 +701,9 @@ def _truth_section(pairs: pl.DataFrame, clusters: pl.DataFrame, truth: pl.DataFr
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(n_above > 0, tp_above / n_above, np.nan)
         recall = tp_above / n_true if n_true else np.full(edges.shape, np.nan)
-    reliability = evaluation.reliability_table(pairs["match_probability"], y.astype(float), n_bins=10)
+    reliability = evaluation.reliability_table(
+        pairs["match_probability"], y.astype(float), n_bins=10
+    )
     gap = (reliability["mean_predicted"] - reliability["observed_rate"]).abs()
     ece = float((gap * reliability["count"]).sum() / max(int(reliability["count"].sum()), 1))
     brier = evaluation.brier_score(pairs["match_probability"], y.astype(float))
@@ -539,8 +711,16 @@ def _truth_section(pairs: pl.DataFrame, clusters: pl.DataFrame, truth: pl.DataFr
         fig_pr, ax = new_figure(4.6, 3.4)
         ax.plot(recall, precision, "-", lw=1.5)
         if threshold is not None:
-            k = int(np.clip(np.searchsorted(edges, _prob_to_weight(threshold), side="right") - 1, 0, len(edges) - 1))
-            ax.plot([recall[k]], [precision[k]], "o", color="C1", label=f"threshold p={threshold:g}")
+            k = int(
+                np.clip(
+                    np.searchsorted(edges, _prob_to_weight(threshold), side="right") - 1,
+                    0,
+                    len(edges) - 1,
+                )
+            )
+            ax.plot(
+                [recall[k]], [precision[k]], "o", color="C1", label=f"threshold p={threshold:g}"
+            )
             ax.legend(frameon=False, fontsize=8, loc="lower left")
         ax.set_xlim(0, 1.02)
         ax.set_ylim(0, 1.02)
@@ -548,7 +728,9 @@ def _truth_section(pairs: pl.DataFrame, clusters: pl.DataFrame, truth: pl.DataFr
         ax.set_ylabel("precision")
         fig_cal, ax2 = new_figure(4.6, 3.4)
         ax2.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
-        ax2.plot(reliability["mean_predicted"].to_numpy(), reliability["observed_rate"].to_numpy(), "o-")
+        ax2.plot(
+            reliability["mean_predicted"].to_numpy(), reliability["observed_rate"].to_numpy(), "o-"
+        )
         ax2.set_xlabel("mean predicted match probability")
         ax2.set_ylabel("observed share of true matches")
         ax2.set_xlim(0, 1)
@@ -561,20 +743,34 @@ def _truth_section(pairs: pl.DataFrame, clusters: pl.DataFrame, truth: pl.DataFr
         tp = int((accepted & y).sum())
         fp = int((accepted & ~y).sum())
         fn_cand = int((~accepted & y).sum())
-        confusion = {"tp": tp, "fp": fp, "fn_candidates": fn_cand,
-                     "fn_blocking": n_true - int(y.sum()), "tn": int((~accepted & ~y).sum()),
-                     "n_true": n_true,
-                     "precision": tp / (tp + fp) if tp + fp else float("nan"),
-                     "recall": tp / n_true if n_true else float("nan")}
+        confusion = {
+            "tp": tp,
+            "fp": fp,
+            "fn_candidates": fn_cand,
+            "fn_blocking": n_true - int(y.sum()),
+            "tn": int((~accepted & ~y).sum()),
+            "n_true": n_true,
+            "precision": tp / (tp + fp) if tp + fp else float("nan"),
+            "recall": tp / n_true if n_true else float("nan"),
+        }
     keys = truth_ids["record_id"].to_numpy()
     ids = clusters["record_id"].to_numpy()
     if np.isin(ids, keys).all():
         entity = _lookup(keys, truth_ids["entity"].to_numpy(), ids, "the truth table")
         induced, cluster_m = clustering_metrics(clusters["person_id"].to_numpy(), entity)
-    return Section(title, anchor, pr_plot=svg(fig_pr, "precision-recall"),
-                   calibration_plot=svg(fig_cal, "calibration"), confusion=confusion,
-                   reliability=reliability.to_dicts(), ece=ece, brier=brier, induced=induced,
-                   cluster=cluster_m, pair_completeness=int(y.sum()) / n_true if n_true else float("nan"))
+    return Section(
+        title,
+        anchor,
+        pr_plot=svg(fig_pr, "precision-recall"),
+        calibration_plot=svg(fig_cal, "calibration"),
+        confusion=confusion,
+        reliability=reliability.to_dicts(),
+        ece=ece,
+        brier=brier,
+        induced=induced,
+        cluster=cluster_m,
+        pair_completeness=int(y.sum()) / n_true if n_true else float("nan"),
+    )
 
 
 def _review_section(review: str | os.PathLike | None, run: Path) -> Section:
@@ -601,14 +797,22 @@ def _review_section(review: str | os.PathLike | None, run: Path) -> Section:
         rate = strata["match_rate"].to_numpy()
         lo = strata["match_rate_lower"].to_numpy()
         hi = strata["match_rate_upper"].to_numpy()
-        err = np.clip(np.nan_to_num(np.vstack([rate - lo, hi - rate])), 0, None)  # rounding at 0 and 1
+        err = np.clip(
+            np.nan_to_num(np.vstack([rate - lo, hi - rate])), 0, None
+        )  # rounding at 0 and 1
         ax.errorbar(x, rate, yerr=err, fmt="o", capsize=3)
         ax.set_xlabel("mean match probability in the band")
         ax.set_ylabel("share labelled match")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
-    return Section(title, anchor, file=path.name, estimate=est.to_dict(), strata=strata.to_dicts(),
-                   plot=svg(fig, "review-calibration"))
+    return Section(
+        title,
+        anchor,
+        file=path.name,
+        estimate=est.to_dict(),
+        strata=strata.to_dicts(),
+        plot=svg(fig, "review-calibration"),
+    )
 
 
 # ------------------------------------------------------------------------------ public
@@ -635,10 +839,14 @@ def linkage_report(
         if not (run / name).exists():
             raise InputError(f"no {name}: run 'recapture link' first", file=str(run / name))
     pairs = pl.read_parquet(run / "pairs.parquet")
-    clusters = pl.read_parquet(run / "clusters.parquet", columns=["record_id", "source", "person_id"])
+    clusters = pl.read_parquet(
+        run / "clusters.parquet", columns=["record_id", "source", "person_id"]
+    )
     for col in (L, R, "match_weight", "match_probability", "blocking_rule"):
         if col not in pairs.columns:
-            raise InputError(f"pairs.parquet lacks column '{col}'", file=str(run / "pairs.parquet"), column=col)
+            raise InputError(
+                f"pairs.parquet lacks column '{col}'", file=str(run / "pairs.parquet"), column=col
+            )
     model = _read_json_opt(run / "linkage_model.json")
     metrics = _read_json_opt(run / "linkage_metrics.json")
     manifest = _read_json_opt(run / "manifest.json")
@@ -649,8 +857,9 @@ def linkage_report(
     if truth_table is not None:
         keys = truth_table["record_id"].to_numpy()
         entity = truth_table["true_person"].to_numpy()
-        same = (_lookup(keys, entity, pairs[L].to_numpy(), "the truth table")
-                == _lookup(keys, entity, pairs[R].to_numpy(), "the truth table"))
+        same = _lookup(keys, entity, pairs[L].to_numpy(), "the truth table") == _lookup(
+            keys, entity, pairs[R].to_numpy(), "the truth table"
+        )
         labels = pl.Series("is_match", same)
     overview = _overview(pairs, clusters, metrics, threshold)
     sections = [
@@ -659,10 +868,20 @@ def linkage_report(
         _weights_section(pairs, threshold, labels),
         _expected_section(pairs, threshold, metrics),
         _clusters_section(pairs, clusters, threshold, metrics),
-        _sample_section(pairs, clusters, model, threshold, run / "records.parquet", show_names, seed),
+        _sample_section(
+            pairs, clusters, model, threshold, run / "records.parquet", show_names, seed
+        ),
         _truth_section(pairs, clusters, truth_table, labels, threshold),
         _review_section(review, run),
     ]
-    return render("linkage.html", out_path, report_name="linkage", title=title,
-                  run=run_info or {"run directory": run.name}, sections=sections,
-                  s={x.anchor: x for x in sections}, overview=overview, show_names=show_names)
+    return render(
+        "linkage.html",
+        out_path,
+        report_name="linkage",
+        title=title,
+        run=run_info or {"run directory": run.name},
+        sections=sections,
+        s={x.anchor: x for x in sections},
+        overview=overview,
+        show_names=show_names,
+    )

@@ -34,7 +34,9 @@ def run_info(run_dir: Path) -> dict[str, Any]:
             for key in ("run_id", "created", "started", "seed"):
                 if manifest.get(key) is not None:
                     info[key.replace("_", " ")] = manifest[key]
-            version = manifest.get("recapture_version") or (manifest.get("versions") or {}).get("recapture")
+            version = manifest.get("recapture_version") or (manifest.get("versions") or {}).get(
+                "recapture"
+            )
             if version:
                 info["run by recapture"] = version
     return info

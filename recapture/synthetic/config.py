@@ -261,7 +261,9 @@ def _build(cls: type, data: Any, *, prefix: str, file: str | None) -> Any:
     for key, value in data.items():
         full = f"{prefix}{key}"
         if key not in names:
-            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(names))})", file=file, key=full)
+            raise ConfigError(
+                f"unknown key (allowed: {', '.join(sorted(names))})", file=file, key=full
+            )
         kwargs[key] = _convert(hints[key], value, key=full, file=file)
     try:
         return cls(**kwargs)
@@ -350,32 +352,59 @@ def check_config(cfg: SimulationConfig) -> None:
     known = set(countries()["iso3"].to_list()) if pop.nationality_weights else set()
     for iso3, weight in pop.nationality_weights.items():
         if iso3 not in known:
-            raise ConfigError("not an ISO 3166-1 alpha-3 code of the country table", key=f"population.nationality_weights.{iso3}")
+            raise ConfigError(
+                "not an ISO 3166-1 alpha-3 code of the country table",
+                key=f"population.nationality_weights.{iso3}",
+            )
         if weight < 0:
-            raise ConfigError("weights must be non-negative", key=f"population.nationality_weights.{iso3}")
+            raise ConfigError(
+                "weights must be non-negative", key=f"population.nationality_weights.{iso3}"
+            )
     if pop.nationality_weights and sum(pop.nationality_weights.values()) <= 0:
         raise ConfigError("weights sum to zero", key="population.nationality_weights")
     if len(pol.age_coefficients) != len(pol.age_breaks):
         raise ConfigError("needs one coefficient per age break", key="police.age_coefficients")
     if len(iom.age_coefficients) != len(pol.age_breaks):
-        raise ConfigError("needs one coefficient per police.age_breaks entry", key="iom.age_coefficients")
+        raise ConfigError(
+            "needs one coefficient per police.age_breaks entry", key="iom.age_coefficients"
+        )
     if sorted(pol.age_breaks) != pol.age_breaks:
         raise ConfigError("must be increasing", key="police.age_breaks")
     for section, coefs in (("police", pol.region_coefficients), ("iom", iom.region_coefficients)):
         for region in coefs:
             if region not in REGIONS:
-                raise ConfigError(f"unknown region (allowed: {', '.join(REGIONS)})", key=f"{section}.region_coefficients.{region}")
+                raise ConfigError(
+                    f"unknown region (allowed: {', '.join(REGIONS)})",
+                    key=f"{section}.region_coefficients.{region}",
+                )
     if pol.frailty_shape < 0:
         raise ConfigError("must be ≥ 0 (0 = no frailty)", key="police.frailty_shape")
     _rate(pol.one_inflation, "police.one_inflation")
     _rate(pol.home_unit_share, "police.home_unit_share")
-    if len(pol.unit_weights) != len(POLICE_UNITS) or min(pol.unit_weights) < 0 or sum(pol.unit_weights) <= 0:
-        raise ConfigError(f"needs {len(POLICE_UNITS)} non-negative weights", key="police.unit_weights")
-    if len(pol.reason_probabilities) != len(POLICE_REASONS) or min(pol.reason_probabilities) < 0 or sum(pol.reason_probabilities) <= 0:
-        raise ConfigError(f"needs {len(POLICE_REASONS)} non-negative weights", key="police.reason_probabilities")
+    if (
+        len(pol.unit_weights) != len(POLICE_UNITS)
+        or min(pol.unit_weights) < 0
+        or sum(pol.unit_weights) <= 0
+    ):
+        raise ConfigError(
+            f"needs {len(POLICE_UNITS)} non-negative weights", key="police.unit_weights"
+        )
+    if (
+        len(pol.reason_probabilities) != len(POLICE_REASONS)
+        or min(pol.reason_probabilities) < 0
+        or sum(pol.reason_probabilities) <= 0
+    ):
+        raise ConfigError(
+            f"needs {len(POLICE_REASONS)} non-negative weights", key="police.reason_probabilities"
+        )
     if iom.apprehended_odds_ratio <= 0:
         raise ConfigError("must be positive", key="iom.apprehended_odds_ratio")
-    for name in ("out_of_target_share", "pending_procedure_share", "duplicate_rate", "dotted_v_number_share"):
+    for name in (
+        "out_of_target_share",
+        "pending_procedure_share",
+        "duplicate_rate",
+        "dotted_v_number_share",
+    ):
         _rate(getattr(iom, name), f"iom.{name}")
     if iom.out_of_target_share >= 1:
         raise ConfigError("must be below 1", key="iom.out_of_target_share")
@@ -388,6 +417,11 @@ def check_config(cfg: SimulationConfig) -> None:
         values = [getattr(forms, f.name) for f in dataclasses.fields(NationalityForms)]
         if min(values) < 0 or sum(values) <= 0:
             raise ConfigError("shares must be non-negative and not all zero", key=f"noise.{name}")
-    birth = noise.birth_default + noise.birth_missing + noise.birth_year_only + noise.birth_month_year
+    birth = (
+        noise.birth_default + noise.birth_missing + noise.birth_year_only + noise.birth_month_year
+    )
     if birth > 1:
-        raise ConfigError("birth_default + birth_missing + birth_year_only + birth_month_year exceeds 1", key="noise.birth_default")
+        raise ConfigError(
+            "birth_default + birth_missing + birth_year_only + birth_month_year exceeds 1",
+            key="noise.birth_default",
+        )

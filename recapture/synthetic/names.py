@@ -298,10 +298,20 @@ POOLS: dict[str, dict[str, list[str]]] = {
 
 #: Share of people of each culture with a second given name.
 SECOND_GIVEN_SHARE: dict[str, float] = {
-    "maghrebi": 0.10, "mashriq": 0.10, "persian": 0.05, "turkish": 0.20,
-    "west_african": 0.30, "horn": 0.05, "slavic": 0.02, "albanian": 0.02,
-    "caucasus": 0.02, "chinese": 0.0, "south_asian": 0.20, "southeast_asian": 0.25,
-    "latin": 0.45, "english": 0.35,
+    "maghrebi": 0.10,
+    "mashriq": 0.10,
+    "persian": 0.05,
+    "turkish": 0.20,
+    "west_african": 0.30,
+    "horn": 0.05,
+    "slavic": 0.02,
+    "albanian": 0.02,
+    "caucasus": 0.02,
+    "chinese": 0.0,
+    "south_asian": 0.20,
+    "southeast_asian": 0.25,
+    "latin": 0.45,
+    "english": 0.35,
 }
 
 #: Zipf exponent of given-name frequencies: larger = a few names dominate more
@@ -321,7 +331,9 @@ _MAGHREBI_ROOTS = _split(
     "Zeroual, Ouarzazi, Berkani, Guerraoui, Haouari, Kettani, Laghzaoui, Mesbahi, Nejjari, "
     "Ouahabi, Qadiri, Riffi, Sbai, Tadlaoui, Yacoubi, Zemmouri, Fikri, Bakri"
 )
-_BERBER_ROOTS = _split("Hammou, Brahim, Lahcen, Moussa, Idir, Yahia, Ahmed, Omar, Mbarek, Ouakrim, Bihi, Addi")
+_BERBER_ROOTS = _split(
+    "Hammou, Brahim, Lahcen, Moussa, Idir, Yahia, Ahmed, Omar, Mbarek, Ouakrim, Bihi, Addi"
+)
 _SLAVIC_ROOTS = _split(
     "Петр, Иван, Сидор, Гончар, Кузьм, Бондар, Коваль, Ткач, Мельнич, Кравч, Савч, Марч, Павл, "
     "Левч, Гриц, Остап, Дорош, Клим, Панас, Мирошн, Сав, Тимош, Степан, Федор, Назар, Харч, "
@@ -350,8 +362,12 @@ _PERSIAN_SUFFIXES = ("i", "zada", "yar", "khel", "pour")
 
 def _extra_family_names(culture: str) -> list[str]:
     if culture == "maghrebi":
-        return ([f"El {r}" for r in _MAGHREBI_ROOTS] + _MAGHREBI_ROOTS
-                + [f"Ait {r}" for r in _BERBER_ROOTS] + [f"Ben {r}" for r in _BERBER_ROOTS])
+        return (
+            [f"El {r}" for r in _MAGHREBI_ROOTS]
+            + _MAGHREBI_ROOTS
+            + [f"Ait {r}" for r in _BERBER_ROOTS]
+            + [f"Ben {r}" for r in _BERBER_ROOTS]
+        )
     if culture == "slavic":
         return [r.lower().capitalize() + s for s in _SLAVIC_SUFFIXES for r in _SLAVIC_ROOTS]
     if culture == "latin":
@@ -374,13 +390,34 @@ def pool(culture: str, kind: str) -> list[str]:
                 entries.append(name)
     return entries
 
+
 #: Naming culture of each nationality; nationalities not listed use the region default.
 CULTURE_OF_NATIONALITY: dict[str, str] = {
     **dict.fromkeys(["MAR", "DZA", "TUN", "LBY"], "maghrebi"),
-    **dict.fromkeys(["EGY", "IRQ", "SYR", "LBN", "PSE", "JOR", "YEM", "SDN", "KWT", "SAU"], "mashriq"),
+    **dict.fromkeys(
+        ["EGY", "IRQ", "SYR", "LBN", "PSE", "JOR", "YEM", "SDN", "KWT", "SAU"], "mashriq"
+    ),
     **dict.fromkeys(["IRN", "AFG", "TJK"], "persian"),
     **dict.fromkeys(["TUR"], "turkish"),
-    **dict.fromkeys(["NGA", "GHA", "GIN", "SLE", "CMR", "CIV", "GMB", "SEN", "LBR", "MLI", "TGO", "BEN", "NER", "BFA"], "west_african"),
+    **dict.fromkeys(
+        [
+            "NGA",
+            "GHA",
+            "GIN",
+            "SLE",
+            "CMR",
+            "CIV",
+            "GMB",
+            "SEN",
+            "LBR",
+            "MLI",
+            "TGO",
+            "BEN",
+            "NER",
+            "BFA",
+        ],
+        "west_african",
+    ),
     **dict.fromkeys(["ERI", "ETH", "SOM", "DJI"], "horn"),
     **dict.fromkeys(["UKR", "RUS", "BLR", "MDA", "KAZ", "KGZ", "UZB", "SRB", "BGR"], "slavic"),
     **dict.fromkeys(["ALB", "XKX", "MKD"], "albanian"),
@@ -388,7 +425,10 @@ CULTURE_OF_NATIONALITY: dict[str, str] = {
     **dict.fromkeys(["CHN", "TWN", "HKG", "MNG"], "chinese"),
     **dict.fromkeys(["IND", "PAK", "BGD", "LKA", "NPL"], "south_asian"),
     **dict.fromkeys(["IDN", "PHL", "VNM", "THA", "MYS", "MMR"], "southeast_asian"),
-    **dict.fromkeys(["SUR", "BRA", "COL", "DOM", "VEN", "ECU", "PER", "BOL", "CUB", "MEX", "ARG", "CHL", "HTI"], "latin"),
+    **dict.fromkeys(
+        ["SUR", "BRA", "COL", "DOM", "VEN", "ECU", "PER", "BOL", "CUB", "MEX", "ARG", "CHL", "HTI"],
+        "latin",
+    ),
 }
 
 #: Culture by region for nationalities without their own entry.
@@ -406,24 +446,65 @@ CULTURE_OF_REGION: dict[str, str] = {
 #: The built-in nationality mix of the hidden population (weights, normalised on use).
 DEFAULT_NATIONALITY_WEIGHTS: dict[str, float] = {
     # North Africa ≈ 32%
-    "MAR": 0.17, "DZA": 0.08, "TUN": 0.02, "LBY": 0.02, "EGY": 0.03,
+    "MAR": 0.17,
+    "DZA": 0.08,
+    "TUN": 0.02,
+    "LBY": 0.02,
+    "EGY": 0.03,
     # Sub-Saharan Africa ≈ 14%
-    "NGA": 0.03, "GHA": 0.025, "GIN": 0.015, "SLE": 0.01, "ERI": 0.015, "SOM": 0.01,
-    "ETH": 0.01, "CMR": 0.01, "CIV": 0.005, "GMB": 0.005, "SDN": 0.01,
+    "NGA": 0.03,
+    "GHA": 0.025,
+    "GIN": 0.015,
+    "SLE": 0.01,
+    "ERI": 0.015,
+    "SOM": 0.01,
+    "ETH": 0.01,
+    "CMR": 0.01,
+    "CIV": 0.005,
+    "GMB": 0.005,
+    "SDN": 0.01,
     # Middle East ≈ 8%
-    "IRQ": 0.03, "SYR": 0.015, "IRN": 0.02, "LBN": 0.005, "PSE": 0.005,
+    "IRQ": 0.03,
+    "SYR": 0.015,
+    "IRN": 0.02,
+    "LBN": 0.005,
+    "PSE": 0.005,
     # Turkey
     "TUR": 0.05,
     # Eastern Europe ≈ 17%
-    "UKR": 0.04, "RUS": 0.015, "ALB": 0.04, "GEO": 0.03, "ARM": 0.015, "AZE": 0.01,
-    "MDA": 0.01, "BLR": 0.005, "MKD": 0.005,
+    "UKR": 0.04,
+    "RUS": 0.015,
+    "ALB": 0.04,
+    "GEO": 0.03,
+    "ARM": 0.015,
+    "AZE": 0.01,
+    "MDA": 0.01,
+    "BLR": 0.005,
+    "MKD": 0.005,
     # Asia ≈ 15%
-    "CHN": 0.04, "IND": 0.025, "PAK": 0.015, "BGD": 0.01, "AFG": 0.02, "IDN": 0.01,
-    "PHL": 0.01, "VNM": 0.01, "LKA": 0.005, "NPL": 0.005,
+    "CHN": 0.04,
+    "IND": 0.025,
+    "PAK": 0.015,
+    "BGD": 0.01,
+    "AFG": 0.02,
+    "IDN": 0.01,
+    "PHL": 0.01,
+    "VNM": 0.01,
+    "LKA": 0.005,
+    "NPL": 0.005,
     # Latin America and Caribbean ≈ 8%
-    "SUR": 0.025, "BRA": 0.02, "COL": 0.01, "DOM": 0.01, "VEN": 0.005, "ECU": 0.005, "PER": 0.005,
+    "SUR": 0.025,
+    "BRA": 0.02,
+    "COL": 0.01,
+    "DOM": 0.01,
+    "VEN": 0.005,
+    "ECU": 0.005,
+    "PER": 0.005,
     # Other ≈ 3%
-    "USA": 0.015, "AUS": 0.005, "CAN": 0.005, "ZAF": 0.005,
+    "USA": 0.015,
+    "AUS": 0.005,
+    "CAN": 0.005,
+    "ZAF": 0.005,
 }
 
 # --------------------------------------------------------------------------------------
@@ -431,8 +512,22 @@ DEFAULT_NATIONALITY_WEIGHTS: dict[str, float] = {
 # --------------------------------------------------------------------------------------
 #: Explicit variant groups: canonical (as in the pools) → variants, most common first.
 VARIANT_GROUPS: dict[str, list[str]] = {
-    "Mohamed": ["Mohammed", "Muhammad", "Mohamad", "Mouhamed", "Mohammad", "Muhamed", "Mohamet",
-                "Mhamed", "Mohemed", "Mahamed", "Muhammed", "Mouhammad", "Mohd", "Mahomed"],
+    "Mohamed": [
+        "Mohammed",
+        "Muhammad",
+        "Mohamad",
+        "Mouhamed",
+        "Mohammad",
+        "Muhamed",
+        "Mohamet",
+        "Mhamed",
+        "Mohemed",
+        "Mahamed",
+        "Muhammed",
+        "Mouhammad",
+        "Mohd",
+        "Mahomed",
+    ],
     "Mohammed": ["Mohamed", "Muhammad", "Mohammad", "Mohamad", "Muhammed", "Mouhammed"],
     "Mohammad": ["Mohammed", "Muhammad", "Mohamad", "Mohamed", "Mohammed", "Mahammad"],
     "Muhammad": ["Mohammad", "Muhammed", "Mohammed", "Mohd", "Mohamed"],
@@ -543,62 +638,262 @@ VARIANT_GROUPS: dict[str, list[str]] = {
 
 #: Romanisation rules by culture: (regex, replacement) applied one at a time.
 RULES: dict[str, list[tuple[str, str]]] = {
-    "maghrebi": [("ou", "u"), ("ch", "sh"), ("kh", "ch"), ("kh", "h"), ("dj", "j"),
-                 ("ss", "s"), ("aa", "a"), ("^El ", "Al "), ("^El ", "El-"), ("^Ben ", "Ben-"),
-                 ("q", "k"), ("ai", "ay"), ("ou", "oe"), ("i$", "y"), ("ia", "ya")],
-    "mashriq": [("^Al-", "Al "), ("^Al-", "El-"), ("ou", "u"), ("kh", "ch"), ("kh", "h"),
-                ("sh", "ch"), ("q", "k"), ("ee", "i"), ("oo", "u"), ("ay", "ai"), ("i$", "y"),
-                ("y", "i"), ("dh", "z"), ("aa", "a"), ("mm", "m")],
-    "persian": [("i$", "y"), ("ou", "u"), ("oo", "u"), ("kh", "ch"), ("gh", "g"), ("sh", "sj"),
-                ("ee", "i"), ("ei", "ey"), ("w", "v"), ("ullah$", "ollah"), ("zz", "z")],
-    "turkish": [("[öÖ]", "oe"), ("[üÜ]", "ue"), ("[şŞ]", "sch"), ("[şŞ]", "sj"),
-                ("[çÇ]", "tsj"), ("[çÇ]", "ch"), ("ğ", ""), ("ğ", "g"), ("ı", "i"), ("İ", "I"),
-                ("[öÖ]", "o"), ("[üÜ]", "u")],
-    "west_african": [("ou", "u"), ("dj", "j"), ("^Di", "J"), ("ll", "l"), ("h$", ""),
-                     ("ee", "i"), ("oo", "u"), ("u", "ou"), ("k", "c"), ("y", "i")],
-    "horn": [("^Gh", "G"), ("^G", "Gh"), ("ay$", "ai"), ("e$", "a"), ("y", "i"), ("tt", "t"),
-             ("ss", "s"), ("w", "v"), ("dh", "d"), ("^Wel", "Wol")],
-    "albanian": [("ë", "e"), ("ç", "c"), ("ç", "ch"), ("xh", "dzh"), ("xh", "j"),
-                 ("sh", "sj"), ("q", "c"), ("q", "tj"), ("gj", "dj"), ("y", "u")],
-    "caucasus": [("yan$", "ian"), ("yan$", "jan"), ("kh", "ch"), ("kh", "x"), ("kh", "h"),
-                 ("sh", "sj"), ("ts", "c"), ("yev$", "ev"), ("ov$", "ow"), ("vili$", "wili")],
+    "maghrebi": [
+        ("ou", "u"),
+        ("ch", "sh"),
+        ("kh", "ch"),
+        ("kh", "h"),
+        ("dj", "j"),
+        ("ss", "s"),
+        ("aa", "a"),
+        ("^El ", "Al "),
+        ("^El ", "El-"),
+        ("^Ben ", "Ben-"),
+        ("q", "k"),
+        ("ai", "ay"),
+        ("ou", "oe"),
+        ("i$", "y"),
+        ("ia", "ya"),
+    ],
+    "mashriq": [
+        ("^Al-", "Al "),
+        ("^Al-", "El-"),
+        ("ou", "u"),
+        ("kh", "ch"),
+        ("kh", "h"),
+        ("sh", "ch"),
+        ("q", "k"),
+        ("ee", "i"),
+        ("oo", "u"),
+        ("ay", "ai"),
+        ("i$", "y"),
+        ("y", "i"),
+        ("dh", "z"),
+        ("aa", "a"),
+        ("mm", "m"),
+    ],
+    "persian": [
+        ("i$", "y"),
+        ("ou", "u"),
+        ("oo", "u"),
+        ("kh", "ch"),
+        ("gh", "g"),
+        ("sh", "sj"),
+        ("ee", "i"),
+        ("ei", "ey"),
+        ("w", "v"),
+        ("ullah$", "ollah"),
+        ("zz", "z"),
+    ],
+    "turkish": [
+        ("[öÖ]", "oe"),
+        ("[üÜ]", "ue"),
+        ("[şŞ]", "sch"),
+        ("[şŞ]", "sj"),
+        ("[çÇ]", "tsj"),
+        ("[çÇ]", "ch"),
+        ("ğ", ""),
+        ("ğ", "g"),
+        ("ı", "i"),
+        ("İ", "I"),
+        ("[öÖ]", "o"),
+        ("[üÜ]", "u"),
+    ],
+    "west_african": [
+        ("ou", "u"),
+        ("dj", "j"),
+        ("^Di", "J"),
+        ("ll", "l"),
+        ("h$", ""),
+        ("ee", "i"),
+        ("oo", "u"),
+        ("u", "ou"),
+        ("k", "c"),
+        ("y", "i"),
+    ],
+    "horn": [
+        ("^Gh", "G"),
+        ("^G", "Gh"),
+        ("ay$", "ai"),
+        ("e$", "a"),
+        ("y", "i"),
+        ("tt", "t"),
+        ("ss", "s"),
+        ("w", "v"),
+        ("dh", "d"),
+        ("^Wel", "Wol"),
+    ],
+    "albanian": [
+        ("ë", "e"),
+        ("ç", "c"),
+        ("ç", "ch"),
+        ("xh", "dzh"),
+        ("xh", "j"),
+        ("sh", "sj"),
+        ("q", "c"),
+        ("q", "tj"),
+        ("gj", "dj"),
+        ("y", "u"),
+    ],
+    "caucasus": [
+        ("yan$", "ian"),
+        ("yan$", "jan"),
+        ("kh", "ch"),
+        ("kh", "x"),
+        ("kh", "h"),
+        ("sh", "sj"),
+        ("ts", "c"),
+        ("yev$", "ev"),
+        ("ov$", "ow"),
+        ("vili$", "wili"),
+    ],
     "chinese": [],
-    "south_asian": [("ee", "i"), ("oo", "u"), ("ai", "ay"), ("sh", "s"), ("q", "k"),
-                    ("ch", "tsj"), ("w", "v"), ("dh", "d"), ("th", "t")],
+    "south_asian": [
+        ("ee", "i"),
+        ("oo", "u"),
+        ("ai", "ay"),
+        ("sh", "s"),
+        ("q", "k"),
+        ("ch", "tsj"),
+        ("w", "v"),
+        ("dh", "d"),
+        ("th", "t"),
+    ],
     "southeast_asian": [("^Dela~", "De la "), ("^Dela~", "Dela "), ("u", "oe")],
-    "latin": [("z$", "s"), ("ll", "y"), ("y", "i"), ("v", "b"), ("j", "g"), ("^De la ", "Dela "),
-              ("^Del ", "Del"), ("ão", "ao"), ("ç", "c")],
+    "latin": [
+        ("z$", "s"),
+        ("ll", "y"),
+        ("y", "i"),
+        ("v", "b"),
+        ("j", "g"),
+        ("^De la ", "Dela "),
+        ("^Del ", "Del"),
+        ("ão", "ao"),
+        ("ç", "c"),
+    ],
     "english": [("ph", "f"), ("ck", "k"), ("mm", "m"), ("ll", "l"), ("^Mac", "Mc"), ("'", "")],
 }
 
 #: Whole-name respellings: every rule of a set applied together (Öztürk → Oeztuerk).
 COMBINED_RULES: dict[str, list[list[tuple[str, str]]]] = {
     "turkish": [
-        [("[öÖ]", "oe"), ("[üÜ]", "ue"), ("[şŞ]", "sch"), ("[çÇ]", "tsch"), ("ğ", "g"), ("ı", "i"), ("İ", "I")],
-        [("[öÖ]", "oe"), ("[üÜ]", "ue"), ("[şŞ]", "sj"), ("[çÇ]", "tsj"), ("ğ", ""), ("ı", "i"), ("İ", "I")],
+        [
+            ("[öÖ]", "oe"),
+            ("[üÜ]", "ue"),
+            ("[şŞ]", "sch"),
+            ("[çÇ]", "tsch"),
+            ("ğ", "g"),
+            ("ı", "i"),
+            ("İ", "I"),
+        ],
+        [
+            ("[öÖ]", "oe"),
+            ("[üÜ]", "ue"),
+            ("[şŞ]", "sj"),
+            ("[çÇ]", "tsj"),
+            ("ğ", ""),
+            ("ı", "i"),
+            ("İ", "I"),
+        ],
     ],
     "albanian": [[("ë", "e"), ("ç", "ch"), ("xh", "dzh"), ("sh", "sh")]],
 }
 
 # Cyrillic romanisation systems (Russian/Ukrainian letters).
 _CYRILLIC_COMMON = {
-    "а": "a", "б": "b", "г": "g", "д": "d", "е": "e", "з": "z", "и": "i", "к": "k", "л": "l",
-    "м": "m", "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t", "ф": "f", "ы": "y",
-    "ь": "", "ъ": "", "э": "e", "і": "i",
+    "а": "a",
+    "б": "b",
+    "г": "g",
+    "д": "d",
+    "е": "e",
+    "з": "z",
+    "и": "i",
+    "к": "k",
+    "л": "l",
+    "м": "m",
+    "н": "n",
+    "о": "o",
+    "п": "p",
+    "р": "r",
+    "с": "s",
+    "т": "t",
+    "ф": "f",
+    "ы": "y",
+    "ь": "",
+    "ъ": "",
+    "э": "e",
+    "і": "i",
 }
 ROMANISATIONS: dict[str, dict[str, str]] = {
-    "english": {**_CYRILLIC_COMMON, "в": "v", "ё": "yo", "ж": "zh", "й": "y", "у": "u",
-                "х": "kh", "ц": "ts", "ч": "ch", "ш": "sh", "щ": "shch", "ю": "yu", "я": "ya",
-                "є": "ye", "ї": "yi"},
-    "dutch": {**_CYRILLIC_COMMON, "в": "v", "ё": "jo", "ж": "zj", "й": "j", "у": "oe",
-              "х": "ch", "ц": "ts", "ч": "tsj", "ш": "sj", "щ": "sjtsj", "ю": "joe", "я": "ja",
-              "є": "je", "ї": "ji"},
-    "french": {**_CYRILLIC_COMMON, "в": "v", "ё": "io", "ж": "j", "й": "ï", "у": "ou",
-               "х": "kh", "ц": "ts", "ч": "tch", "ш": "ch", "щ": "chtch", "ю": "iou",
-               "я": "ia", "є": "ie", "ї": "ï"},
-    "german": {**_CYRILLIC_COMMON, "в": "w", "ё": "jo", "ж": "sch", "й": "j", "у": "u",
-               "х": "ch", "ц": "z", "ч": "tsch", "ш": "sch", "щ": "schtsch", "ю": "ju",
-               "я": "ja", "є": "je", "ї": "ji", "з": "s"},
+    "english": {
+        **_CYRILLIC_COMMON,
+        "в": "v",
+        "ё": "yo",
+        "ж": "zh",
+        "й": "y",
+        "у": "u",
+        "х": "kh",
+        "ц": "ts",
+        "ч": "ch",
+        "ш": "sh",
+        "щ": "shch",
+        "ю": "yu",
+        "я": "ya",
+        "є": "ye",
+        "ї": "yi",
+    },
+    "dutch": {
+        **_CYRILLIC_COMMON,
+        "в": "v",
+        "ё": "jo",
+        "ж": "zj",
+        "й": "j",
+        "у": "oe",
+        "х": "ch",
+        "ц": "ts",
+        "ч": "tsj",
+        "ш": "sj",
+        "щ": "sjtsj",
+        "ю": "joe",
+        "я": "ja",
+        "є": "je",
+        "ї": "ji",
+    },
+    "french": {
+        **_CYRILLIC_COMMON,
+        "в": "v",
+        "ё": "io",
+        "ж": "j",
+        "й": "ï",
+        "у": "ou",
+        "х": "kh",
+        "ц": "ts",
+        "ч": "tch",
+        "ш": "ch",
+        "щ": "chtch",
+        "ю": "iou",
+        "я": "ia",
+        "є": "ie",
+        "ї": "ï",
+    },
+    "german": {
+        **_CYRILLIC_COMMON,
+        "в": "w",
+        "ё": "jo",
+        "ж": "sch",
+        "й": "j",
+        "у": "u",
+        "х": "ch",
+        "ц": "z",
+        "ч": "tsch",
+        "ш": "sch",
+        "щ": "schtsch",
+        "ю": "ju",
+        "я": "ja",
+        "є": "je",
+        "ї": "ji",
+        "з": "s",
+    },
 }
 _CYRILLIC_LETTERS = set("абвгдеёжзийклмнопрстуфхцчшщъыьэюяієї")
 
@@ -704,7 +999,7 @@ def name_tables() -> NameTables:
                 exponent = FAMILY_ZIPF_EXPONENT.get(culture, DEFAULT_FAMILY_ZIPF)
             else:
                 exponent = ZIPF_EXPONENT.get(culture, 0.9)
-            weights = ranks ** -exponent
+            weights = ranks**-exponent
             entry_cdf[(culture, kind)] = np.cumsum(weights) / weights.sum()
             for entry in entries:
                 forms = [canonical_form(entry, culture), *spelling_variants(entry, culture)]
@@ -717,8 +1012,12 @@ def name_tables() -> NameTables:
     compound_series = pl.Series("compound", compounds, dtype=pl.String)
     groups = [(c, k) for c in cultures for k in KINDS]
     group_cdf = np.concatenate([g + entry_cdf[key] for g, key in enumerate(groups)])
-    group_cdf[np.cumsum([len(entry_cdf[key]) for key in groups]) - 1] = np.arange(1, len(groups) + 1)
-    group_end = np.asarray([entry_start[key] + len(entry_cdf[key]) for key in groups], dtype=np.int64)
+    group_cdf[np.cumsum([len(entry_cdf[key]) for key in groups]) - 1] = np.arange(
+        1, len(groups) + 1
+    )
+    group_end = np.asarray(
+        [entry_start[key] + len(entry_cdf[key]) for key in groups], dtype=np.int64
+    )
     return NameTables(
         cultures=cultures,
         entry_start=entry_start,

@@ -22,15 +22,41 @@ TRUTH_SCHEMA_VERSION = "1"
 
 #: Letters outside Windows-1252 and how the IOM extract writes them.
 CP1252_FALLBACK: dict[str, str] = {
-    "ş": "s", "Ş": "S", "ğ": "g", "Ğ": "G", "ı": "i", "İ": "I", "ć": "c", "Ć": "C", "č": "c",
-    "Č": "C", "đ": "d", "Đ": "D", "ė": "e", "ę": "e", "ą": "a", "ł": "l", "Ł": "L", "ń": "n",
-    "ő": "o", "ű": "u", "ř": "r", "ș": "s", "ț": "t", "ā": "a", "ē": "e", "ī": "i", "ō": "o",
+    "ş": "s",
+    "Ş": "S",
+    "ğ": "g",
+    "Ğ": "G",
+    "ı": "i",
+    "İ": "I",
+    "ć": "c",
+    "Ć": "C",
+    "č": "c",
+    "Č": "C",
+    "đ": "d",
+    "Đ": "D",
+    "ė": "e",
+    "ę": "e",
+    "ą": "a",
+    "ł": "l",
+    "Ł": "L",
+    "ń": "n",
+    "ő": "o",
+    "ű": "u",
+    "ř": "r",
+    "ș": "s",
+    "ț": "t",
+    "ā": "a",
+    "ē": "e",
+    "ī": "i",
+    "ō": "o",
     "ū": "u",
 }
 
 
 def _csv_text(df: pl.DataFrame, separator: str) -> str:
-    return df.write_csv(separator=separator, null_value="", line_terminator="\r\n", quote_style="necessary")
+    return df.write_csv(
+        separator=separator, null_value="", line_terminator="\r\n", quote_style="necessary"
+    )
 
 
 def to_cp1252(text: str) -> bytes:
@@ -42,7 +68,9 @@ def to_cp1252(text: str) -> bytes:
         try:
             ch.encode("cp1252")
         except UnicodeEncodeError:
-            folded = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+            folded = "".join(
+                c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c)
+            )
             bad[ch] = folded if folded.isascii() and folded else "?"
     if bad:
         text = text.translate(str.maketrans(bad))
@@ -75,12 +103,18 @@ def write_world(world, out_dir: str | os.PathLike) -> dict[str, Path]:
         "police": lambda: write_police_extract(world.police, out / "police.csv"),
         "iom": lambda: write_iom_extract(world.iom, out / "iom.csv"),
         "truth_people": lambda: write_parquet(
-            world.people, out / "truth" / "people.parquet", artifact="truth_people",
-            schema_version=TRUTH_SCHEMA_VERSION, run_id=run_id,
+            world.people,
+            out / "truth" / "people.parquet",
+            artifact="truth_people",
+            schema_version=TRUTH_SCHEMA_VERSION,
+            run_id=run_id,
         ),
         "truth_records": lambda: write_parquet(
-            world.records, out / "truth" / "records.parquet", artifact="truth_records",
-            schema_version=TRUTH_SCHEMA_VERSION, run_id=run_id,
+            world.records,
+            out / "truth" / "records.parquet",
+            artifact="truth_records",
+            schema_version=TRUTH_SCHEMA_VERSION,
+            run_id=run_id,
         ),
     }
     # The writers release the GIL (Arrow, polars), so the four files go out side by side.
@@ -102,7 +136,11 @@ def write_world(world, out_dir: str | os.PathLike) -> dict[str, Path]:
         "summary": world.summary,
         "config": world.config.to_dict(),
         "files": {
-            name: {"path": path.relative_to(out).as_posix(), "rows": rows[name], "sha256": file_sha256(path)}
+            name: {
+                "path": path.relative_to(out).as_posix(),
+                "rows": rows[name],
+                "sha256": file_sha256(path),
+            }
             for name, path in paths.items()
         },
     }
@@ -133,7 +171,8 @@ def format_summary(summary: dict, paths: dict[str, Path] | None = None) -> str:
         f"true population size N        {summary['true_n']:>9,}",
         f"persons apprehended by police  {summary['police_persons']:>9,}  "
         f"({summary['police_share_seen']:.1%} of N) in {summary['police_records']:,} records",
-        "police counts f1..f5, f6+      " + "  ".join(f"{f[k]:,}" for k in ("1", "2", "3", "4", "5", "6+"))
+        "police counts f1..f5, f6+      "
+        + "  ".join(f"{f[k]:,}" for k in ("1", "2", "3", "4", "5", "6+"))
         + (f"   (f1/f2 = {summary['f1_over_f2']:.1f})" if summary["f1_over_f2"] else ""),
         f"persons registered by IOM      {summary['iom_persons_in_target']:>9,}  "
         f"(+{summary['iom_persons_out_of_target']:,} clients outside the target population) "

@@ -50,14 +50,68 @@ _STREAMS = ("population", "police", "iom", "extra", "names", "noise_police", "no
 
 #: Characters whose diacritics a keyboard without them drops (per registration noise).
 DIACRITIC_MAP: dict[str, str] = {
-    "á": "a", "à": "a", "â": "a", "ä": "a", "ã": "a", "å": "a", "Á": "A", "À": "A", "Â": "A",
-    "Ä": "A", "é": "e", "è": "e", "ê": "e", "ë": "e", "É": "E", "È": "E", "Ë": "E",
-    "í": "i", "ì": "i", "î": "i", "ï": "i", "ı": "i", "İ": "I", "Í": "I", "Î": "I",
-    "ó": "o", "ò": "o", "ô": "o", "ö": "o", "õ": "o", "ø": "o", "Ó": "O", "Ö": "O", "Ø": "O",
-    "ú": "u", "ù": "u", "û": "u", "ü": "u", "Ú": "U", "Ü": "U", "ñ": "n", "Ñ": "N",
-    "ç": "c", "Ç": "C", "ş": "s", "Ş": "S", "ğ": "g", "Ğ": "G", "š": "s", "Š": "S",
-    "ž": "z", "Ž": "Z", "č": "c", "Č": "C", "ć": "c", "Ć": "C", "đ": "d", "Đ": "D",
-    "ō": "o", "ā": "a", "ū": "u", "ī": "i",
+    "á": "a",
+    "à": "a",
+    "â": "a",
+    "ä": "a",
+    "ã": "a",
+    "å": "a",
+    "Á": "A",
+    "À": "A",
+    "Â": "A",
+    "Ä": "A",
+    "é": "e",
+    "è": "e",
+    "ê": "e",
+    "ë": "e",
+    "É": "E",
+    "È": "E",
+    "Ë": "E",
+    "í": "i",
+    "ì": "i",
+    "î": "i",
+    "ï": "i",
+    "ı": "i",
+    "İ": "I",
+    "Í": "I",
+    "Î": "I",
+    "ó": "o",
+    "ò": "o",
+    "ô": "o",
+    "ö": "o",
+    "õ": "o",
+    "ø": "o",
+    "Ó": "O",
+    "Ö": "O",
+    "Ø": "O",
+    "ú": "u",
+    "ù": "u",
+    "û": "u",
+    "ü": "u",
+    "Ú": "U",
+    "Ü": "U",
+    "ñ": "n",
+    "Ñ": "N",
+    "ç": "c",
+    "Ç": "C",
+    "ş": "s",
+    "Ş": "S",
+    "ğ": "g",
+    "Ğ": "G",
+    "š": "s",
+    "Š": "S",
+    "ž": "z",
+    "Ž": "Z",
+    "č": "c",
+    "Č": "C",
+    "ć": "c",
+    "Ć": "C",
+    "đ": "d",
+    "Đ": "D",
+    "ō": "o",
+    "ā": "a",
+    "ū": "u",
+    "ī": "i",
 }
 _DIACRITIC_CLASS = "[" + "".join(DIACRITIC_MAP) + "]"
 
@@ -94,7 +148,9 @@ def _country_table() -> _Countries:
         iso3=iso3,
         index={c: i for i, c in enumerate(iso3)},
         region_code=np.asarray([region_index[r] for r in df["region"].to_list()], dtype=np.int8),
-        columns={c: df[c] for c in ("iso3", "iso2", "name_en", "name_nl", "adjective_en", "adjective_nl")},
+        columns={
+            c: df[c] for c in ("iso3", "iso2", "name_en", "name_nl", "adjective_en", "adjective_nl")
+        },
     )
 
 
@@ -105,7 +161,10 @@ def nationality_mix(config: SimulationConfig) -> tuple[np.ndarray, np.ndarray]:
     idx, probs = [], []
     for iso3, weight in weights.items():
         if iso3 not in table.index:
-            raise ConfigError("not an ISO3 code in the country table", key=f"population.nationality_weights.{iso3}")
+            raise ConfigError(
+                "not an ISO3 code in the country table",
+                key=f"population.nationality_weights.{iso3}",
+            )
         idx.append(table.index[iso3])
         probs.append(weight)
     p = np.asarray(probs, dtype=np.float64)
@@ -129,7 +188,9 @@ def _culture_codes(country_idx: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 # People
 # --------------------------------------------------------------------------------------
-def _draw_entries(rng: np.random.Generator, culture: np.ndarray, kind_by_person: np.ndarray) -> np.ndarray:
+def _draw_entries(
+    rng: np.random.Generator, culture: np.ndarray, kind_by_person: np.ndarray
+) -> np.ndarray:
     """Pool entry id per person, Zipf-distributed within the person's culture and kind.
 
     ``kind_by_person``: 0 male given, 1 female given, 2 family. One search in the
@@ -141,7 +202,9 @@ def _draw_entries(rng: np.random.Generator, culture: np.ndarray, kind_by_person:
     return np.minimum(entry, tables.group_end[group] - 1)
 
 
-def _draw_identity(rng: np.random.Generator, culture: np.ndarray, male: np.ndarray) -> dict[str, np.ndarray]:
+def _draw_identity(
+    rng: np.random.Generator, culture: np.ndarray, male: np.ndarray
+) -> dict[str, np.ndarray]:
     """Given name(s) and family name entries for people of the given cultures and sexes."""
     n = len(culture)
     given_kind = np.where(male, 0, 1)
@@ -161,7 +224,9 @@ def _draw_nationalities(rng: np.random.Generator, n: int, config: SimulationConf
     return idx.astype(np.int16)[rng.choice(len(idx), size=n, p=p)]
 
 
-def _other_in_region(rng: np.random.Generator, country_idx: np.ndarray, config: SimulationConfig) -> np.ndarray:
+def _other_in_region(
+    rng: np.random.Generator, country_idx: np.ndarray, config: SimulationConfig
+) -> np.ndarray:
     """Another nationality of the same region, drawn from the mix (unchanged if it is alone)."""
     table = _country_table()
     mix_idx, mix_p = nationality_mix(config)
@@ -177,7 +242,9 @@ def _other_in_region(rng: np.random.Generator, country_idx: np.ndarray, config: 
         rows = np.flatnonzero(region == r)
         todo = rows
         for _ in range(50):  # redraw those that drew their own nationality
-            draw = cand[np.minimum(np.searchsorted(cdf, rng.random(len(todo)), side="right"), len(cand) - 1)]
+            draw = cand[
+                np.minimum(np.searchsorted(cdf, rng.random(len(todo)), side="right"), len(cand) - 1)
+            ]
             ok = draw != country_idx[todo]
             out[todo[ok]] = draw[ok]
             todo = todo[~ok]
@@ -233,7 +300,9 @@ def _draw_people(
     arrive = rng.random(n) < pop.arrive_share
     leave = rng.random(n) < pop.leave_share
     entry = np.where(arrive, rng.integers(0, days, n), 0)
-    exit_ = np.where(leave, entry + 1 + np.floor(rng.random(n) * (days - entry)).astype(np.int64), days)
+    exit_ = np.where(
+        leave, entry + 1 + np.floor(rng.random(n) * (days - entry)).astype(np.int64), days
+    )
     return {
         "country": country,
         "male": male,
@@ -247,7 +316,12 @@ def _draw_people(
     }
 
 
-def _draw_names(rng: np.random.Generator, people: dict[str, np.ndarray], who: np.ndarray, config: SimulationConfig) -> None:
+def _draw_names(
+    rng: np.random.Generator,
+    people: dict[str, np.ndarray],
+    who: np.ndarray,
+    config: SimulationConfig,
+) -> None:
     """Add names and alias identities for the people ``who`` (indices) to ``people``.
 
     Only people who leave a registration need a name; drawing them for the others would
@@ -270,7 +344,9 @@ def _draw_names(rng: np.random.Generator, people: dict[str, np.ndarray], who: np
     people["alias_birth"][who] += shift
     people["alias_country"] = people["country"].copy()
     other = rng.random(k) < 0.3
-    people["alias_country"][who[other]] = _other_in_region(rng, people["country"][who[other]], config)
+    people["alias_country"][who[other]] = _other_in_region(
+        rng, people["country"][who[other]], config
+    )
 
 
 def _age_class(age: np.ndarray, breaks: list[float]) -> np.ndarray:
@@ -284,16 +360,29 @@ def _region_coefficients(coefs: dict[str, float]) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 # Police and IOM registrations
 # --------------------------------------------------------------------------------------
-def _police(rng: np.random.Generator, people: dict[str, np.ndarray], config: SimulationConfig) -> dict[str, np.ndarray]:
+def _police(
+    rng: np.random.Generator, people: dict[str, np.ndarray], config: SimulationConfig
+) -> dict[str, np.ndarray]:
     pol = config.police
     n = len(people["male"])
     table = _country_table()
     region = table.region_code[people["country"]]
     age_class = _age_class(people["age"], pol.age_breaks)
     age_coef = np.concatenate([[0.0], pol.age_coefficients])
-    eta = pol.intercept + pol.male * people["male"] + age_coef[age_class] + _region_coefficients(pol.region_coefficients)[region]
-    frailty = rng.gamma(pol.frailty_shape, 1.0 / pol.frailty_shape, n) if pol.frailty_shape > 0 else np.ones(n)
-    exposure = (people["exit"] - people["entry"]) / config.period_days if pol.time_at_risk else np.ones(n)
+    eta = (
+        pol.intercept
+        + pol.male * people["male"]
+        + age_coef[age_class]
+        + _region_coefficients(pol.region_coefficients)[region]
+    )
+    frailty = (
+        rng.gamma(pol.frailty_shape, 1.0 / pol.frailty_shape, n)
+        if pol.frailty_shape > 0
+        else np.ones(n)
+    )
+    exposure = (
+        (people["exit"] - people["entry"]) / config.period_days if pol.time_at_risk else np.ones(n)
+    )
     lam = np.exp(eta) * frailty * exposure
     count = rng.poisson(lam)
     inflate = (count >= 2) & (rng.random(n) < pol.one_inflation)
@@ -326,7 +415,9 @@ def _police(rng: np.random.Generator, people: dict[str, np.ndarray], config: Sim
     }
 
 
-def _iom_probability(people: dict[str, np.ndarray], apprehended: np.ndarray, config: SimulationConfig) -> np.ndarray:
+def _iom_probability(
+    people: dict[str, np.ndarray], apprehended: np.ndarray, config: SimulationConfig
+) -> np.ndarray:
     iom = config.iom
     table = _country_table()
     region = table.region_code[people["country"]]
@@ -343,7 +434,11 @@ def _iom_probability(people: dict[str, np.ndarray], apprehended: np.ndarray, con
 
 
 def _iom_records(
-    rng: np.random.Generator, registered: np.ndarray, lower: np.ndarray, upper: np.ndarray, config: SimulationConfig
+    rng: np.random.Generator,
+    registered: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    config: SimulationConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Person index and day of each IOM registration (duplicates included), days in [lower, upper)."""
     n = len(registered)
@@ -357,7 +452,9 @@ def _iom_records(
 # --------------------------------------------------------------------------------------
 # Recording noise
 # --------------------------------------------------------------------------------------
-def _choose_forms(rng: np.random.Generator, entry: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _choose_forms(
+    rng: np.random.Generator, entry: np.ndarray, rate: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Written form per registration: canonical, or with probability ``rate`` a spelling
     variant (earlier variants likelier). Returns form id, changed flag, has-a-name flag."""
     tables = name_pools.name_tables()
@@ -386,14 +483,22 @@ def _form_text(form: np.ndarray, valid: np.ndarray, compound_flip: np.ndarray) -
     return out
 
 
-def _name_part(rng: np.random.Generator, entry: np.ndarray, config: SimulationConfig) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+def _name_part(
+    rng: np.random.Generator, entry: np.ndarray, config: SimulationConfig
+) -> tuple[pl.Series, np.ndarray, np.ndarray]:
     tables = name_pools.name_tables()
     form, translit, valid = _choose_forms(rng, entry, config.noise.transliteration)
-    compound = valid & tables.form_has_compound[np.where(valid, form, 0)] & (rng.random(len(entry)) < config.noise.compound)
+    compound = (
+        valid
+        & tables.form_has_compound[np.where(valid, form, 0)]
+        & (rng.random(len(entry)) < config.noise.compound)
+    )
     return _form_text(form, valid, compound), translit, compound
 
 
-def _labels(labels: list[str] | tuple[str, ...], codes: np.ndarray, keep: np.ndarray | None = None) -> pl.Series:
+def _labels(
+    labels: list[str] | tuple[str, ...], codes: np.ndarray, keep: np.ndarray | None = None
+) -> pl.Series:
     """Strings from small integer codes (null where ``keep`` is False), built in polars:
     numpy string arrays of millions of rows are slow to convert and large."""
     idx = pl.Series(codes.astype(np.int64, copy=False))
@@ -403,11 +508,17 @@ def _labels(labels: list[str] | tuple[str, ...], codes: np.ndarray, keep: np.nda
 
 
 def _null_unless(keep: np.ndarray, values: pl.Series) -> pl.Series:
-    return pl.select(pl.when(pl.lit(pl.Series(keep))).then(pl.lit(values))).to_series().alias(values.name)
+    return (
+        pl.select(pl.when(pl.lit(pl.Series(keep))).then(pl.lit(values)))
+        .to_series()
+        .alias(values.name)
+    )
 
 
 def _pick(mask: np.ndarray, if_true: pl.Series, if_false: pl.Series) -> pl.Series:
-    return pl.select(pl.when(pl.lit(pl.Series(mask))).then(pl.lit(if_true)).otherwise(pl.lit(if_false))).to_series()
+    return pl.select(
+        pl.when(pl.lit(pl.Series(mask))).then(pl.lit(if_true)).otherwise(pl.lit(if_false))
+    ).to_series()
 
 
 _LETTERS = pl.Series(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"), dtype=pl.String)
@@ -431,9 +542,12 @@ def _typos(rng: np.random.Generator, text: pl.Series, rate: float) -> tuple[pl.S
     s, p = pl.col("s"), pl.col("p")
     head = s.str.slice(0, p)
     typo = (
-        pl.when(pl.col("op") == 0).then(head + pl.col("c") + s.str.slice(p + 1))
-        .when(pl.col("op") == 1).then(head + s.str.slice(p + 1))
-        .when(pl.col("op") == 2).then(head + pl.col("c") + s.str.slice(p))
+        pl.when(pl.col("op") == 0)
+        .then(head + pl.col("c") + s.str.slice(p + 1))
+        .when(pl.col("op") == 1)
+        .then(head + s.str.slice(p + 1))
+        .when(pl.col("op") == 2)
+        .then(head + pl.col("c") + s.str.slice(p))
         .otherwise(head + s.str.slice(p + 1, 1) + s.str.slice(p, 1) + s.str.slice(p + 2))
     )
     changed = df.select(typo)
@@ -461,7 +575,11 @@ def _mistype_digits(rng: np.random.Generator, digits: np.ndarray) -> np.ndarray:
 
 
 def _v_number_text(
-    number: np.ndarray, present: np.ndarray, mistyped: np.ndarray, rng: np.random.Generator, dotted: np.ndarray | None
+    number: np.ndarray,
+    present: np.ndarray,
+    mistyped: np.ndarray,
+    rng: np.random.Generator,
+    dotted: np.ndarray | None,
 ) -> pl.Series:
     number = number.copy()
     rows = np.flatnonzero(mistyped)
@@ -471,7 +589,11 @@ def _v_number_text(
         number[rows] = _mistype_digits(rng, digits) @ powers
     text = pl.Series(number).cast(pl.String).str.zfill(10)
     if dotted is not None:
-        text = _pick(dotted, text.str.slice(0, 4) + "." + text.str.slice(4, 3) + "." + text.str.slice(7), text)
+        text = _pick(
+            dotted,
+            text.str.slice(0, 4) + "." + text.str.slice(4, 3) + "." + text.str.slice(7),
+            text,
+        )
     return _null_unless(present, text)
 
 
@@ -502,7 +624,8 @@ def _record_noise(
     given = _join_given(given1, given2)
     # diacritics dropped (one draw per registration, both names)
     has_diacritics = (
-        given.str.contains(_DIACRITIC_CLASS).fill_null(False) | family.str.contains(_DIACRITIC_CLASS).fill_null(False)
+        given.str.contains(_DIACRITIC_CLASS).fill_null(False)
+        | family.str.contains(_DIACRITIC_CLASS).fill_null(False)
     ).to_numpy()
     drop = has_diacritics & (rng.random(n) < noise.diacritics_dropped)
     rows = np.flatnonzero(drop)
@@ -544,7 +667,9 @@ def _record_noise(
     # V-number
     has_v_person = people["has_v"][person]
     has_v = has_v_person & (~alias | (rng.random(n) < noise.alias_keeps_v_number))
-    missing_rate = noise.v_number_missing_police if source == "police" else noise.v_number_missing_iom
+    missing_rate = (
+        noise.v_number_missing_police if source == "police" else noise.v_number_missing_iom
+    )
     v_missing = has_v & (rng.random(n) < missing_rate)
     v_present = has_v & ~v_missing
     v_mistyped = v_present & (rng.random(n) < noise.v_number_mistyped)
@@ -554,21 +679,29 @@ def _record_noise(
 
     lang = "nl" if source == "police" else "en"
     cidx = pl.Series(country)
-    nat_text = pl.DataFrame(
-        {
-            "form": form,
-            "country_name": table.columns[f"name_{lang}"].gather(cidx),
-            "adjective": table.columns[f"adjective_{lang}"].gather(cidx),
-            "iso3": table.columns["iso3"].gather(cidx),
-            "iso2": table.columns["iso2"].gather(cidx),
-        }
-    ).select(
-        pl.when(pl.col("form") == 0).then(pl.col("country_name"))
-        .when(pl.col("form") == 1).then(pl.col("adjective"))
-        .when(pl.col("form") == 2).then(pl.col("iso3"))
-        .when(pl.col("form") == 3).then(pl.col("iso2"))
-        .otherwise(pl.lit("onbekend" if source == "police" else "Unknown"))
-    ).to_series()
+    nat_text = (
+        pl.DataFrame(
+            {
+                "form": form,
+                "country_name": table.columns[f"name_{lang}"].gather(cidx),
+                "adjective": table.columns[f"adjective_{lang}"].gather(cidx),
+                "iso3": table.columns["iso3"].gather(cidx),
+                "iso2": table.columns["iso2"].gather(cidx),
+            }
+        )
+        .select(
+            pl.when(pl.col("form") == 0)
+            .then(pl.col("country_name"))
+            .when(pl.col("form") == 1)
+            .then(pl.col("adjective"))
+            .when(pl.col("form") == 2)
+            .then(pl.col("iso3"))
+            .when(pl.col("form") == 3)
+            .then(pl.col("iso2"))
+            .otherwise(pl.lit("onbekend" if source == "police" else "Unknown"))
+        )
+        .to_series()
+    )
 
     written = pl.DataFrame(
         {
@@ -616,13 +749,20 @@ def _write_police_fields(written: pl.DataFrame, rng: np.random.Generator) -> pl.
     return written.select(
         achternaam=pl.col("family"),
         voornamen=pl.col("given"),
-        geboortedatum=pl.when(kind == 0).then(None)
-        .when(kind == 1).then(pl.lit("00-00-") + by)
-        .when(kind == 2).then(pl.lit("00-") + bm + pl.lit("-") + by)
+        geboortedatum=pl.when(kind == 0)
+        .then(None)
+        .when(kind == 1)
+        .then(pl.lit("00-00-") + by)
+        .when(kind == 2)
+        .then(pl.lit("00-") + bm + pl.lit("-") + by)
         .otherwise(bd + pl.lit("-") + bm + pl.lit("-") + by),
-        geslacht=pl.when(pl.col("sex_unknown") & pl.lit(unknown_blank)).then(None)
-        .when(pl.col("sex_unknown")).then(pl.lit("O"))
-        .when(pl.col("male")).then(pl.lit("M")).otherwise(pl.lit("V")),
+        geslacht=pl.when(pl.col("sex_unknown") & pl.lit(unknown_blank))
+        .then(None)
+        .when(pl.col("sex_unknown"))
+        .then(pl.lit("O"))
+        .when(pl.col("male"))
+        .then(pl.lit("M"))
+        .otherwise(pl.lit("V")),
         nationaliteit=pl.col("nationality"),
         vnummer=pl.col("v_number"),
     )
@@ -636,24 +776,33 @@ def _write_iom_fields(written: pl.DataFrame) -> pl.DataFrame:
     return written.select(
         last_name=pl.col("family"),
         first_name=pl.col("given"),
-        dob=pl.when(kind == 0).then(None)
-        .when(kind.is_in([1, 2])).then(by)
+        dob=pl.when(kind == 0)
+        .then(None)
+        .when(kind.is_in([1, 2]))
+        .then(by)
         .otherwise(by + pl.lit("-") + bm + pl.lit("-") + bd),
-        sex=pl.when(pl.col("sex_unknown")).then(pl.lit("Unknown"))
-        .when(pl.col("male")).then(pl.lit("Male")).otherwise(pl.lit("Female")),
+        sex=pl.when(pl.col("sex_unknown"))
+        .then(pl.lit("Unknown"))
+        .when(pl.col("male"))
+        .then(pl.lit("Male"))
+        .otherwise(pl.lit("Female")),
         nationality=pl.col("nationality"),
         v_number=pl.col("v_number"),
     )
 
 
-def _sequential_keys(rng: np.random.Generator, n: int, start_low: int, start_high: int, max_gap: int, limit: int) -> np.ndarray:
+def _sequential_keys(
+    rng: np.random.Generator, n: int, start_low: int, start_high: int, max_gap: int, limit: int
+) -> np.ndarray:
     """Increasing registration numbers with small random gaps, as a register issues them."""
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     gap = max_gap if start_high + n * max_gap < limit else 1
     keys = rng.integers(start_low, start_high) + np.cumsum(rng.integers(1, gap + 1, n))
     if keys[-1] >= limit:
-        raise ConfigError(f"too many registrations ({n:,}) for the registration-number format", key="size")
+        raise ConfigError(
+            f"too many registrations ({n:,}) for the registration-number format", key="size"
+        )
     return keys
 
 
@@ -663,7 +812,9 @@ def _dates(day_offsets: np.ndarray, config: SimulationConfig) -> pl.Series:
 
 
 def _prefixed(prefix: str, keys: np.ndarray, width: int) -> pl.Series:
-    return pl.select(pl.lit(prefix) + pl.lit(pl.Series(keys)).cast(pl.String).str.zfill(width)).to_series()
+    return pl.select(
+        pl.lit(prefix) + pl.lit(pl.Series(keys)).cast(pl.String).str.zfill(width)
+    ).to_series()
 
 
 # --------------------------------------------------------------------------------------
@@ -700,8 +851,12 @@ def simulate_world(config: SimulationConfig | None = None) -> World:
         extra["v_number"] = v_numbers(np.arange(n, n + n_extra))
         extra["entry"] = np.zeros(n_extra, dtype=np.int64)
         extra["exit"] = np.full(n_extra, days, dtype=np.int64)
-        extra_category = np.where(rng_extra.random(n_extra) < config.iom.pending_procedure_share, 2, 3).astype(np.int8)
-        extra_person, extra_day = _iom_records(rng_extra, np.ones(n_extra, dtype=bool), extra["entry"], extra["exit"], config)
+        extra_category = np.where(
+            rng_extra.random(n_extra) < config.iom.pending_procedure_share, 2, 3
+        ).astype(np.int8)
+        extra_person, extra_day = _iom_records(
+            rng_extra, np.ones(n_extra, dtype=bool), extra["entry"], extra["exit"], config
+        )
 
         everyone = {k: np.concatenate([people[k], extra[k]]) for k in people}
         del people, extra  # the concatenated copies replace them (memory at millions of people)
@@ -713,15 +868,21 @@ def simulate_world(config: SimulationConfig | None = None) -> World:
         iom_person_all = np.concatenate([iom_person, n + extra_person])
         iom_day_all = np.concatenate([iom_day, extra_day])
         category_all = np.concatenate([category_target, extra_category])
-        state["result"] = f"{len(police['rec_person']):,} police and {len(iom_person_all):,} IOM registrations"
+        state["result"] = (
+            f"{len(police['rec_person']):,} police and {len(iom_person_all):,} IOM registrations"
+        )
 
     with progress.step("write the registrations through recording noise"):
         # police extract, in date order
         order = np.lexsort((streams["keys"].random(len(police["rec_person"])), police["rec_day"]))
         pol_person = police["rec_person"][order]
         pol_day = police["rec_day"][order]
-        written, pol_flags = _record_noise(streams["noise_police"], "police", pol_person, everyone, config)
-        pol_keys = _sequential_keys(streams["keys"], len(pol_person), 180_000_000, 200_000_000, 40, 1_000_000_000)
+        written, pol_flags = _record_noise(
+            streams["noise_police"], "police", pol_person, everyone, config
+        )
+        pol_keys = _sequential_keys(
+            streams["keys"], len(pol_person), 180_000_000, 200_000_000, 40, 1_000_000_000
+        )
         police_df = pl.concat(
             [
                 pl.DataFrame({"registratienummer": _prefixed("PSH", pol_keys, 9)}),
@@ -741,7 +902,9 @@ def simulate_world(config: SimulationConfig | None = None) -> World:
         iom_p = iom_person_all[order_iom]
         iom_d = iom_day_all[order_iom]
         written_iom, iom_flags = _record_noise(streams["noise_iom"], "iom", iom_p, everyone, config)
-        iom_keys = _sequential_keys(streams["keys"], len(iom_p), 1_000_000, 1_100_000, 3, 10_000_000)
+        iom_keys = _sequential_keys(
+            streams["keys"], len(iom_p), 1_000_000, 1_100_000, 3, 10_000_000
+        )
         iom_df = pl.concat(
             [
                 pl.DataFrame({"case_no": _prefixed("IOM-", iom_keys, 7)}),
@@ -790,11 +953,15 @@ def simulate_world(config: SimulationConfig | None = None) -> World:
 def _entry_text(entry: np.ndarray) -> pl.Series:
     tables = name_pools.name_tables()
     valid = entry >= 0
-    return _null_unless(valid, tables.form_text.gather(pl.Series(tables.form_offset[np.where(valid, entry, 0)])))
+    return _null_unless(
+        valid, tables.form_text.gather(pl.Series(tables.form_offset[np.where(valid, entry, 0)]))
+    )
 
 
 def _join_given(g1: pl.Series, g2: pl.Series) -> pl.Series:
-    return pl.select(pl.when(pl.lit(g2).is_null()).then(pl.lit(g1)).otherwise(pl.lit(g1) + " " + pl.lit(g2))).to_series()
+    return pl.select(
+        pl.when(pl.lit(g2).is_null()).then(pl.lit(g1)).otherwise(pl.lit(g1) + " " + pl.lit(g2))
+    ).to_series()
 
 
 def _people_frame(
@@ -831,12 +998,23 @@ def _people_frame(
             "naming_culture": _labels(name_pools.name_tables().cultures, people["culture"]),
             "given_name": _join_given(_entry_text(people["given1"]), _entry_text(people["given2"])),
             "family_name": _entry_text(people["family"]),
-            "v_number": _null_unless(people["has_v"], pl.Series(people["v_number"]).cast(pl.String)),
+            "v_number": _null_unless(
+                people["has_v"], pl.Series(people["v_number"]).cast(pl.String)
+            ),
             "has_alias": has_alias,
-            "alias_given_name": _null_unless(has_alias, _join_given(_entry_text(people["alias_given1"]), _entry_text(people["alias_given2"]))),
+            "alias_given_name": _null_unless(
+                has_alias,
+                _join_given(
+                    _entry_text(people["alias_given1"]), _entry_text(people["alias_given2"])
+                ),
+            ),
             "alias_family_name": _null_unless(has_alias, _entry_text(people["alias_family"])),
-            "alias_birth_date": _null_unless(has_alias, _dates(people["alias_birth"] - start, config)),
-            "alias_nationality_iso3": _null_unless(has_alias, iso3.gather(pl.Series(people["alias_country"]))),
+            "alias_birth_date": _null_unless(
+                has_alias, _dates(people["alias_birth"] - start, config)
+            ),
+            "alias_nationality_iso3": _null_unless(
+                has_alias, iso3.gather(pl.Series(people["alias_country"]))
+            ),
             "at_risk_from": _dates(people["entry"], config),
             "at_risk_to": _dates(people["exit"] - 1, config),
             "days_at_risk": (people["exit"] - people["entry"]).astype(np.int64),

@@ -17,7 +17,9 @@ from recapture.pipelines.capture_histories import CaptureHistoryRules, Period, b
 Estimator = Any  # an object with .fit(persons, **kw) -> PopulationEstimate, or a callable
 
 
-def fit_estimator(estimator: Estimator, persons: pl.DataFrame, fit_kwargs: Mapping[str, Any] | None) -> PopulationEstimate:
+def fit_estimator(
+    estimator: Estimator, persons: pl.DataFrame, fit_kwargs: Mapping[str, Any] | None
+) -> PopulationEstimate:
     """Call ``estimator.fit(persons, **fit_kwargs)`` or ``estimator(persons, **fit_kwargs)``."""
     kwargs = dict(fit_kwargs or {})
     fit = getattr(estimator, "fit", None)
@@ -37,12 +39,25 @@ def estimator_name(estimator: Estimator) -> str:
 #: The record columns build_persons reads; the others (names, raw values) are dropped
 #: before the refits so that its joins do not copy them M times.
 PERSON_INPUT_COLUMNS = (
-    "record_id", "source", "event_date", "in_target", "sex", "birth_year", "birth_month", "birth_day",
-    "birth_date_quality", "nationality_iso3", "nationality_region", "reason", "police_unit",
+    "record_id",
+    "source",
+    "event_date",
+    "in_target",
+    "sex",
+    "birth_year",
+    "birth_month",
+    "birth_day",
+    "birth_date_quality",
+    "nationality_iso3",
+    "nationality_region",
+    "reason",
+    "police_unit",
 )
 
 
-def period_records(records: pl.DataFrame, period: Period, rules: CaptureHistoryRules) -> pl.DataFrame:
+def period_records(
+    records: pl.DataFrame, period: Period, rules: CaptureHistoryRules
+) -> pl.DataFrame:
     """The records build_persons would keep, with only the columns it reads; filtering
     once saves it on every refit (clustering still uses every record, so chains through
     other periods are kept)."""
@@ -52,7 +67,9 @@ def period_records(records: pl.DataFrame, period: Period, rules: CaptureHistoryR
     return kept.select([c for c in records.columns if c in PERSON_INPUT_COLUMNS])
 
 
-def persons_for(records: pl.DataFrame, clusters: pl.DataFrame, period: Period, sources, rules) -> pl.DataFrame:
+def persons_for(
+    records: pl.DataFrame, clusters: pl.DataFrame, period: Period, sources, rules
+) -> pl.DataFrame:
     return build_persons(records, clusters, period, sources=sources, rules=rules)[0]
 
 
@@ -61,11 +78,21 @@ def summary_row(est: PopulationEstimate, level: float, interval: str | None) -> 
         lo, hi = est.confint(interval, level)
     except Exception:  # an interval that cannot be computed is reported as NaN
         lo, hi = math.nan, math.nan
-    return {"population_size": float(est.population_size), "se": float(est.se),
-            "lower": float(lo), "upper": float(hi), "n_observed": int(est.n_observed)}
+    return {
+        "population_size": float(est.population_size),
+        "se": float(est.se),
+        "lower": float(lo),
+        "upper": float(hi),
+        "n_observed": int(est.n_observed),
+    }
 
 
-_SINGLE_THREAD_ENV = ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_SINGLE_THREAD_ENV = (
+    "POLARS_MAX_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
 
 
 @contextlib.contextmanager
@@ -91,7 +118,9 @@ def resolve_workers(workers: int | None, tasks: int) -> int:
     return max(1, min(int(workers), tasks))
 
 
-def run_tasks(task: Callable[[int], Any], n: int, workers: int, init: Callable[..., None], init_args: tuple) -> list[Any]:
+def run_tasks(
+    task: Callable[[int], Any], n: int, workers: int, init: Callable[..., None], init_args: tuple
+) -> list[Any]:
     """Run ``task(k)`` for k < n, inline or in a spawn process pool (fork is unsafe with
     polars' thread pool). Results come back in task order."""
     if workers <= 1:
@@ -100,9 +129,15 @@ def run_tasks(task: Callable[[int], Any], n: int, workers: int, init: Callable[.
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    with single_threaded_children(), ProcessPoolExecutor(
-        max_workers=workers, mp_context=mp.get_context("spawn"), initializer=init, initargs=init_args
-    ) as pool:
+    with (
+        single_threaded_children(),
+        ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=init,
+            initargs=init_args,
+        ) as pool,
+    ):
         return list(pool.map(task, range(n), chunksize=max(1, n // (4 * workers))))
 
 

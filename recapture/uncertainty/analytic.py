@@ -100,13 +100,26 @@ def ding_fienberg(
     if link_randomness:
         var_m = alpha * (1 - alpha) * matches + beta * (1 - beta) * max(n2 - matches, 0.0)
         noise = (n_hat / denom) ** 2 * var_m
-    return DingFienberg(n1=n1, n2=n2, m=m, alpha=alpha, beta=beta, matches=matches,
-                        population_size=n_hat, sampling_var=sampling, linkage_var=max(rates, 0.0) + noise)
+    return DingFienberg(
+        n1=n1,
+        n2=n2,
+        m=m,
+        alpha=alpha,
+        beta=beta,
+        matches=matches,
+        population_size=n_hat,
+        sampling_var=sampling,
+        linkage_var=max(rates, 0.0) + noise,
+    )
 
 
 def rates_from_link_counts(
-    n2: float, m: float, true_links: float, missed_links: float,
-    var_true_links: float = 0.0, var_missed_links: float = 0.0,
+    n2: float,
+    m: float,
+    true_links: float,
+    missed_links: float,
+    var_true_links: float = 0.0,
+    var_missed_links: float = 0.0,
 ) -> tuple[float, float, float, float, float]:
     """α, β and their (co)variances from A (true links among the m accepted) and R
     (true matches among rejected candidates), with independent variances of A and R."""
@@ -136,16 +149,29 @@ def _stratum_from_counts(row: dict) -> dict:
     a, r = float(row["true_links"]), float(row["missed_links"])
     matches = a + r
     if matches <= 0:
-        raise InputError(f"a stratum has no expected match (n1 = {n1:g}, n2 = {n2:g}, m = {m:g}): "
-                         "use coarser strata")
+        raise InputError(
+            f"a stratum has no expected match (n1 = {n1:g}, n2 = {n2:g}, m = {m:g}): "
+            "use coarser strata"
+        )
     n_hat = n1 * n2 / matches
     sampling = n1 * n2 * max(n1 - matches, 0.0) * max(n2 - matches, 0.0) / matches**3
-    linkage = (n_hat / matches) ** 2 * (float(row.get("var_true_links") or 0.0) + float(row.get("var_missed_links") or 0.0))
+    linkage = (n_hat / matches) ** 2 * (
+        float(row.get("var_true_links") or 0.0) + float(row.get("var_missed_links") or 0.0)
+    )
     rest = n2 - matches
-    return {"n1": n1, "n2": n2, "m": m, "alpha": a / matches,
-            "beta": (m - a) / rest if rest > 0 else math.nan, "matches": matches,
-            "population_size": n_hat, "sampling_var": sampling, "linkage_var": linkage,
-            "variance": sampling + linkage, "se": math.sqrt(sampling + linkage)}
+    return {
+        "n1": n1,
+        "n2": n2,
+        "m": m,
+        "alpha": a / matches,
+        "beta": (m - a) / rest if rest > 0 else math.nan,
+        "matches": matches,
+        "population_size": n_hat,
+        "sampling_var": sampling,
+        "linkage_var": linkage,
+        "variance": sampling + linkage,
+        "se": math.sqrt(sampling + linkage),
+    }
 
 
 # ------------------------------------------------------------------ link counts from the model
@@ -178,56 +204,106 @@ def fellegi_sunter_link_counts(
     kept = records.filter(pl.col("event_date").is_between(period.start, period.end, closed="both"))
     if rules.exclude_out_of_target:
         kept = kept.filter(pl.col("in_target"))
-    rec = kept.select("record_id", "source").join(clusters.select("record_id", "person_id"), on="record_id")
+    rec = kept.select("record_id", "source").join(
+        clusters.select("record_id", "person_id"), on="record_id"
+    )
     side = pairs.select("record_id_l", "record_id_r", "match_probability")
-    side = side.join(rec.rename({"record_id": "record_id_l", "source": "src_l", "person_id": "person_l"}), on="record_id_l")
-    side = side.join(rec.rename({"record_id": "record_id_r", "source": "src_r", "person_id": "person_r"}), on="record_id_r")
+    side = side.join(
+        rec.rename({"record_id": "record_id_l", "source": "src_l", "person_id": "person_l"}),
+        on="record_id_l",
+    )
+    side = side.join(
+        rec.rename({"record_id": "record_id_r", "source": "src_r", "person_id": "person_r"}),
+        on="record_id_r",
+    )
     side = side.filter(
-        ((pl.col("src_l") == l1) & (pl.col("src_r") == l2)) | ((pl.col("src_l") == l2) & (pl.col("src_r") == l1))
+        ((pl.col("src_l") == l1) & (pl.col("src_r") == l2))
+        | ((pl.col("src_l") == l2) & (pl.col("src_r") == l1))
     ).select(
-        pl.when(pl.col("src_l") == l1).then(pl.col("person_l")).otherwise(pl.col("person_r")).alias("person_1"),
-        pl.when(pl.col("src_l") == l1).then(pl.col("person_r")).otherwise(pl.col("person_l")).alias("person_2"),
+        pl.when(pl.col("src_l") == l1)
+        .then(pl.col("person_l"))
+        .otherwise(pl.col("person_r"))
+        .alias("person_1"),
+        pl.when(pl.col("src_l") == l1)
+        .then(pl.col("person_r"))
+        .otherwise(pl.col("person_l"))
+        .alias("person_2"),
         pl.col("match_probability").alias("p"),
     )
-    pcols = persons.select("person_id", pl.col(f"in_{l1}").alias("_in1"), pl.col(f"in_{l2}").alias("_in2"), *strata)
+    pcols = persons.select(
+        "person_id", pl.col(f"in_{l1}").alias("_in1"), pl.col(f"in_{l2}").alias("_in2"), *strata
+    )
     both = pcols.filter((pl.col("_in1") == 1) & (pl.col("_in2") == 1))
     accepted = (
         side.filter(pl.col("person_1") == pl.col("person_2"))
-        .group_by("person_1").agg(pl.col("p").max().alias("a"))
+        .group_by("person_1")
+        .agg(pl.col("p").max().alias("a"))
         .rename({"person_1": "person_id"})
     )
-    accepted = both.join(accepted, on="person_id", how="left").with_columns(pl.col("a").fill_null(1.0))
-    only1 = pcols.filter((pl.col("_in1") == 1) & (pl.col("_in2") == 0)).select(pl.col("person_id").alias("person_1"))
-    only2 = pcols.filter((pl.col("_in1") == 0) & (pl.col("_in2") == 1)).select(pl.col("person_id").alias("person_2"), *strata)
+    accepted = both.join(accepted, on="person_id", how="left").with_columns(
+        pl.col("a").fill_null(1.0)
+    )
+    only1 = pcols.filter((pl.col("_in1") == 1) & (pl.col("_in2") == 0)).select(
+        pl.col("person_id").alias("person_1")
+    )
+    only2 = pcols.filter((pl.col("_in1") == 0) & (pl.col("_in2") == 1)).select(
+        pl.col("person_id").alias("person_2"), *strata
+    )
     rejected = (
         side.filter(pl.col("person_1") != pl.col("person_2"))
-        .join(only1, on="person_1").join(only2.select("person_2"), on="person_2")
-        .group_by("person_1", "person_2").agg(pl.col("p").max())
-        .group_by("person_2").agg(pl.col("p").sum().clip(upper_bound=1.0).alias("r"))
+        .join(only1, on="person_1")
+        .join(only2.select("person_2"), on="person_2")
+        .group_by("person_1", "person_2")
+        .agg(pl.col("p").max())
+        .group_by("person_2")
+        .agg(pl.col("p").sum().clip(upper_bound=1.0).alias("r"))
     )
     rejected = only2.join(rejected, on="person_2", how="inner").rename({"person_2": "person_id"})
     keys = list(strata)
-    counts = pcols.group_by(keys).agg(
-        pl.col("_in1").sum().alias("n1"),
-        pl.col("_in2").sum().alias("n2"),
-        ((pl.col("_in1") == 1) & (pl.col("_in2") == 1)).sum().alias("m"),
-    ) if keys else pcols.select(
-        pl.col("_in1").sum().alias("n1"), pl.col("_in2").sum().alias("n2"),
-        ((pl.col("_in1") == 1) & (pl.col("_in2") == 1)).sum().alias("m"),
+    counts = (
+        pcols.group_by(keys).agg(
+            pl.col("_in1").sum().alias("n1"),
+            pl.col("_in2").sum().alias("n2"),
+            ((pl.col("_in1") == 1) & (pl.col("_in2") == 1)).sum().alias("m"),
+        )
+        if keys
+        else pcols.select(
+            pl.col("_in1").sum().alias("n1"),
+            pl.col("_in2").sum().alias("n2"),
+            ((pl.col("_in1") == 1) & (pl.col("_in2") == 1)).sum().alias("m"),
+        )
     )
-    acc = accepted.group_by(keys).agg(pl.col("a").sum().alias("true_links"),
-                                      (pl.col("a") * (1 - pl.col("a"))).sum().alias("var_true_links")) if keys else \
-        accepted.select(pl.col("a").sum().alias("true_links"), (pl.col("a") * (1 - pl.col("a"))).sum().alias("var_true_links"))
-    rej = rejected.group_by(keys).agg(pl.col("r").sum().alias("missed_links"),
-                                      (pl.col("r") * (1 - pl.col("r"))).sum().alias("var_missed_links")) if keys else \
-        rejected.select(pl.col("r").sum().alias("missed_links"), (pl.col("r") * (1 - pl.col("r"))).sum().alias("var_missed_links"))
+    acc = (
+        accepted.group_by(keys).agg(
+            pl.col("a").sum().alias("true_links"),
+            (pl.col("a") * (1 - pl.col("a"))).sum().alias("var_true_links"),
+        )
+        if keys
+        else accepted.select(
+            pl.col("a").sum().alias("true_links"),
+            (pl.col("a") * (1 - pl.col("a"))).sum().alias("var_true_links"),
+        )
+    )
+    rej = (
+        rejected.group_by(keys).agg(
+            pl.col("r").sum().alias("missed_links"),
+            (pl.col("r") * (1 - pl.col("r"))).sum().alias("var_missed_links"),
+        )
+        if keys
+        else rejected.select(
+            pl.col("r").sum().alias("missed_links"),
+            (pl.col("r") * (1 - pl.col("r"))).sum().alias("var_missed_links"),
+        )
+    )
     if keys:
         out = counts.join(acc, on=keys, how="left").join(rej, on=keys, how="left").sort(keys)
     else:
         out = pl.concat([counts, acc, rej], how="horizontal")
     cols = ["true_links", "var_true_links", "missed_links", "var_missed_links"]
-    return out.with_columns(*[pl.col(c).cast(pl.Float64).fill_null(0.0) for c in cols],
-                            *[pl.col(c).cast(pl.Int64) for c in ("n1", "n2", "m")])
+    return out.with_columns(
+        *[pl.col(c).cast(pl.Float64).fill_null(0.0) for c in cols],
+        *[pl.col(c).cast(pl.Int64) for c in ("n1", "n2", "m")],
+    )
 
 
 def linkage_corrected_dse(
@@ -270,22 +346,35 @@ def linkage_corrected_dse(
         "linkage_variance_share": linkage / total if total > 0 else 0.0,
         "df": None,
         "alpha": float(sum(r["alpha"] * r["matches"] for r in rows) / matches),
-        "beta": float((m - sum(r["alpha"] * r["matches"] for r in rows)) / (n2 - matches)) if n2 > matches else math.nan,
-        "n1": n1, "n2": n2, "m": m, "corrected_matches": matches,
+        "beta": float((m - sum(r["alpha"] * r["matches"] for r in rows)) / (n2 - matches))
+        if n2 > matches
+        else math.nan,
+        "n1": n1,
+        "n2": n2,
+        "m": m,
+        "corrected_matches": matches,
         "strata": list(strata),
     }
     warnings = []
     small = [r for r in rows if r["matches"] < 5]
     if small:
-        warnings.append(f"{len(small)} strata have fewer than 5 expected matches: Petersen bias is large there")
+        warnings.append(
+            f"{len(small)} strata have fewer than 5 expected matches: Petersen bias is large there"
+        )
     return PopulationEstimate(
         model=method,
         population_size=n_hat,
         se=se,
         n_observed=int(round(n1 + n2 - matches)),
         formula=" + ".join(strata) if strata else None,
-        description=("Ding–Fienberg DSE, linkage errors from "
-                     + ("the Fellegi–Sunter model" if method == "di_consiglio_tuoto" else "a clerical review")),
+        description=(
+            "Ding–Fienberg DSE, linkage errors from "
+            + (
+                "the Fellegi–Sunter model"
+                if method == "di_consiglio_tuoto"
+                else "a clerical review"
+            )
+        ),
         variance_components={"sampling": sampling, "linkage": linkage},
         strata=rows if strata else [],
         warnings=warnings,
@@ -307,31 +396,48 @@ def model_corrected_dse(
 ) -> PopulationEstimate:
     """Di Consiglio–Tuoto: the Ding–Fienberg DSE with α, β from the match probabilities,
     optionally stratified by person covariates (e.g. ``("sex", "region")``)."""
-    counts = fellegi_sunter_link_counts(records, clusters, pairs, persons, lists=lists, period=period,
-                                        rules=rules, strata=strata)
+    counts = fellegi_sunter_link_counts(
+        records, clusters, pairs, persons, lists=lists, period=period, rules=rules, strata=strata
+    )
     return linkage_corrected_dse(counts, method="di_consiglio_tuoto", level=level, strata=strata)
 
 
 def review_corrected_dse(
-    n1: int, n2: int, m: int, *,
-    precision: float, precision_var: float,
-    missed_links: float, missed_links_var: float,
+    n1: int,
+    n2: int,
+    m: int,
+    *,
+    precision: float,
+    precision_var: float,
+    missed_links: float,
+    missed_links_var: float,
     level: float = 0.95,
 ) -> PopulationEstimate:
     """Ding–Fienberg DSE with error rates from a clerical review of cross-list links:
     ``precision`` (share of true links among the m accepted, with its variance) and
     ``missed_links`` (estimated true matches among rejected cross-list candidates)."""
-    counts = pl.DataFrame({
-        "n1": [n1], "n2": [n2], "m": [m],
-        "true_links": [precision * m], "var_true_links": [precision_var * m**2],
-        "missed_links": [float(missed_links)], "var_missed_links": [float(missed_links_var)],
-    })
+    counts = pl.DataFrame(
+        {
+            "n1": [n1],
+            "n2": [n2],
+            "m": [m],
+            "true_links": [precision * m],
+            "var_true_links": [precision_var * m**2],
+            "missed_links": [float(missed_links)],
+            "var_missed_links": [float(missed_links_var)],
+        }
+    )
     return linkage_corrected_dse(counts, method="ding_fienberg_review", level=level)
 
 
 # ------------------------------------------------------------------ covariate log-linear DSE
-def corrected_history_counts(link_counts: pl.DataFrame, *, lists: tuple[str, str], strata: Sequence[str],
-                             matches: np.ndarray | None = None) -> pl.DataFrame:
+def corrected_history_counts(
+    link_counts: pl.DataFrame,
+    *,
+    lists: tuple[str, str],
+    strata: Sequence[str],
+    matches: np.ndarray | None = None,
+) -> pl.DataFrame:
     """Capture histories per stratum with the linked cell replaced by M̂ = A + R (or by
     ``matches``): (1,1) = M̂, (1,0) = n1 − M̂, (0,1) = n2 − M̂ — a frequency table that any
     log-linear model with these strata as covariates can be fitted to."""
@@ -344,8 +450,13 @@ def corrected_history_counts(link_counts: pl.DataFrame, *, lists: tuple[str, str
     a, b = (f"in_{s}" for s in lists)
     parts = []
     for h1, h2, count in ((1, 1, matches), (1, 0, n1 - matches), (0, 1, n2 - matches)):
-        parts.append(keys.with_columns(pl.lit(h1, dtype=pl.Int8).alias(a), pl.lit(h2, dtype=pl.Int8).alias(b),
-                                       pl.Series("count", count)))
+        parts.append(
+            keys.with_columns(
+                pl.lit(h1, dtype=pl.Int8).alias(a),
+                pl.lit(h2, dtype=pl.Int8).alias(b),
+                pl.Series("count", count),
+            )
+        )
     return pl.concat(parts)
 
 
@@ -370,8 +481,16 @@ def linkage_corrected_loglinear(
     frequency table. The linkage variance comes from ``replicates`` refits with each
     pattern's M̂ drawn from N(A + R, Var A + Var R) (clipped to its feasible range);
     it is added to the corrected fit's own variance."""
-    counts = fellegi_sunter_link_counts(records, clusters, pairs, persons, lists=lists, period=period,
-                                        rules=rules, strata=covariates)
+    counts = fellegi_sunter_link_counts(
+        records,
+        clusters,
+        pairs,
+        persons,
+        lists=lists,
+        period=period,
+        rules=rules,
+        strata=covariates,
+    )
     in_lists = [f"in_{s}" for s in lists]
     table = corrected_history_counts(counts, lists=lists, strata=covariates)
     fit = estimator.fit(table, lists=in_lists, count="count")
@@ -382,8 +501,11 @@ def linkage_corrected_loglinear(
     for _ in range(replicates):
         drawn = centre + sd * rng.standard_normal(centre.size)
         try:
-            est = estimator.fit(corrected_history_counts(counts, lists=lists, strata=covariates, matches=drawn),
-                                lists=in_lists, count="count")
+            est = estimator.fit(
+                corrected_history_counts(counts, lists=lists, strata=covariates, matches=drawn),
+                lists=in_lists,
+                count="count",
+            )
         except Exception:  # a replicate the model cannot fit is left out
             continue
         if math.isfinite(est.population_size):
@@ -399,18 +521,35 @@ def linkage_corrected_loglinear(
     n1, n2, m = (int(counts[c].sum()) for c in ("n1", "n2", "m"))
     matches = float(centre.sum())
     aware = {
-        "method": "di_consiglio_tuoto_loglinear", "M": None, "population_size": n_hat, "se": se,
-        "lower": n_hat - z * se, "upper": n_hat + z * se, "level": level,
-        "within_var": sampling, "between_var": linkage,
-        "linkage_variance_share": linkage / total if total > 0 else 0.0, "df": None,
-        "n1": n1, "n2": n2, "m": m, "corrected_matches": matches,
+        "method": "di_consiglio_tuoto_loglinear",
+        "M": None,
+        "population_size": n_hat,
+        "se": se,
+        "lower": n_hat - z * se,
+        "upper": n_hat + z * se,
+        "level": level,
+        "within_var": sampling,
+        "between_var": linkage,
+        "linkage_variance_share": linkage / total if total > 0 else 0.0,
+        "df": None,
+        "n1": n1,
+        "n2": n2,
+        "m": m,
+        "corrected_matches": matches,
         "alpha": float(counts["true_links"].sum() / matches) if matches > 0 else math.nan,
-        "replicates": len(reps), "strata": list(covariates),
+        "replicates": len(reps),
+        "strata": list(covariates),
     }
     return PopulationEstimate(
-        model=f"dct:{fit.model}", population_size=n_hat, se=se, n_observed=int(round(n1 + n2 - matches)),
-        formula=fit.formula, description=f"{fit.description or fit.model}, linked cell corrected for linkage error "
-                                         "(Di Consiglio–Tuoto, Fellegi–Sunter rates)",
-        coefficients=fit.coefficients, variance_components={"sampling": sampling, "linkage": linkage},
-        warnings=list(fit.warnings), extra={"linkage_aware": aware},
+        model=f"dct:{fit.model}",
+        population_size=n_hat,
+        se=se,
+        n_observed=int(round(n1 + n2 - matches)),
+        formula=fit.formula,
+        description=f"{fit.description or fit.model}, linked cell corrected for linkage error "
+        "(Di Consiglio–Tuoto, Fellegi–Sunter rates)",
+        coefficients=fit.coefficients,
+        variance_components={"sampling": sampling, "linkage": linkage},
+        warnings=list(fit.warnings),
+        extra={"linkage_aware": aware},
     )

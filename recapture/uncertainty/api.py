@@ -75,13 +75,17 @@ class UncertaintyOptions:
     level: float = 0.95
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, file: str | None = None, where: str = "uncertainty.") -> UncertaintyOptions:
+    def from_dict(
+        cls, data: Mapping[str, Any], *, file: str | None = None, where: str = "uncertainty."
+    ) -> UncertaintyOptions:
         """Build from a config table; unknown keys and wrong types are ConfigErrors."""
         known = {f.name: f for f in dataclasses.fields(cls)}
         values: dict[str, Any] = {}
         for key, value in data.items():
             if key not in known:
-                raise ConfigError(f"unknown key (allowed: {', '.join(sorted(known))})", file=file, key=where + key)
+                raise ConfigError(
+                    f"unknown key (allowed: {', '.join(sorted(known))})", file=file, key=where + key
+                )
             values[key] = value
         opts = cls(**values)
         opts.check(file=file, where=where)
@@ -91,8 +95,12 @@ class UncertaintyOptions:
         def bad(key: str, msg: str) -> ConfigError:
             return ConfigError(msg, file=file, key=where + key)
 
-        if not isinstance(self.imputations, int) or isinstance(self.imputations, bool) or self.imputations < 0 \
-                or self.imputations == 1:
+        if (
+            not isinstance(self.imputations, int)
+            or isinstance(self.imputations, bool)
+            or self.imputations < 0
+            or self.imputations == 1
+        ):
             raise bad("imputations", "imputations must be 0 (off) or an integer ≥ 2")
         if self.scale not in ("linear", "log"):
             raise bad("scale", "scale must be 'linear' or 'log'")
@@ -115,7 +123,9 @@ def period_from_label(label: str) -> Period:
     try:
         start, end = (dt.date.fromisoformat(x) for x in label.split("/"))
     except ValueError:
-        raise ConfigError(f"period label {label!r} is not 'YYYY-MM-DD/YYYY-MM-DD'", key="period") from None
+        raise ConfigError(
+            f"period label {label!r} is not 'YYYY-MM-DD/YYYY-MM-DD'", key="period"
+        ) from None
     return Period(start, end, label)
 
 
@@ -131,20 +141,29 @@ def read_linkage_inputs(
     Persons of several periods need one call per period (filter ``persons`` first)."""
     persons_path = Path(persons_path)
     run = persons_path.parent
-    paths = {"records": Path(records) if records else run / "records.parquet",
-             "pairs": Path(pairs) if pairs else run / "pairs.parquet",
-             "clusters": Path(clusters) if clusters else run / "clusters.parquet"}
+    paths = {
+        "records": Path(records) if records else run / "records.parquet",
+        "pairs": Path(pairs) if pairs else run / "pairs.parquet",
+        "clusters": Path(clusters) if clusters else run / "clusters.parquet",
+    }
     for name, path in paths.items():
         if not path.exists():
-            raise InputError(f"linkage-aware estimates need {name}.parquet (give its path)", file=str(path))
+            raise InputError(
+                f"linkage-aware estimates need {name}.parquet (give its path)", file=str(path)
+            )
     persons = pl.read_parquet(persons_path)
     periods = persons["period"].unique().to_list() if "period" in persons.columns else []
     if len(periods) != 1:
-        raise InputError(f"persons must hold exactly one period for linkage-aware estimates, found {periods}",
-                         file=str(persons_path), column="period")
+        raise InputError(
+            f"persons must hold exactly one period for linkage-aware estimates, found {periods}",
+            file=str(persons_path),
+            column="period",
+        )
     return {
         "records": pl.read_parquet(paths["records"]),
-        "pairs": pl.read_parquet(paths["pairs"], columns=["record_id_l", "record_id_r", "match_probability"]),
+        "pairs": pl.read_parquet(
+            paths["pairs"], columns=["record_id_l", "record_id_r", "match_probability"]
+        ),
         "clusters": pl.read_parquet(paths["clusters"], columns=["record_id", "person_id"]),
         "persons": persons,
         "period": _period_of(persons_path, periods[0]),
@@ -189,26 +208,56 @@ def linkage_aware_estimate(
     ``threshold`` is the linkage threshold used, added to the sensitivity thresholds so
     the table contains the plug-in row.
     """
-    common = dict(period=period, sources=sources, rules=rules,
-                  conflict_probability=options.conflict_probability, chaining_steps=options.chaining_steps)
+    common = dict(
+        period=period,
+        sources=sources,
+        rules=rules,
+        conflict_probability=options.conflict_probability,
+        chaining_steps=options.chaining_steps,
+    )
     if options.imputations:
-        mi = multiple_imputation(records, pairs, estimator, imputations=options.imputations,
-                                 seed=options.seed if options.seed is not None else seed,
-                                 workers=options.workers, scale=options.scale, level=options.level, **common)
+        mi = multiple_imputation(
+            records,
+            pairs,
+            estimator,
+            imputations=options.imputations,
+            seed=options.seed if options.seed is not None else seed,
+            workers=options.workers,
+            scale=options.scale,
+            level=options.level,
+            **common,
+        )
         plug_in.extra["linkage_aware"] = mi.extra["linkage_aware"]
         plug_in.warnings.extend(f"linkage-aware: {w}" for w in mi.warnings)
     if options.analytic and lists is not None and len(lists) == 2:
         try:
-            analytic = model_corrected_dse(records, clusters, pairs, persons, period=period, lists=tuple(lists),
-                                           strata=options.analytic_strata, rules=rules, level=options.level)
+            analytic = model_corrected_dse(
+                records,
+                clusters,
+                pairs,
+                persons,
+                period=period,
+                lists=tuple(lists),
+                strata=options.analytic_strata,
+                rules=rules,
+                level=options.level,
+            )
         except Exception as exc:  # reported, not fatal: the plug-in estimate stands
             plug_in.warnings.append(f"analytic linkage correction failed: {exc}")
         else:
             key = "linkage_aware_analytic" if "linkage_aware" in plug_in.extra else "linkage_aware"
             plug_in.extra[key] = analytic.extra["linkage_aware"]
     if options.thresholds:
-        thresholds = sorted(set(options.thresholds) | ({float(threshold)} if threshold is not None else set()))
+        thresholds = sorted(
+            set(options.thresholds) | ({float(threshold)} if threshold is not None else set())
+        )
         plug_in.extra["threshold_sensitivity"] = threshold_sensitivity(
-            records, pairs, estimator, thresholds=thresholds, level=options.level,
-            workers=options.workers, **common)
+            records,
+            pairs,
+            estimator,
+            thresholds=thresholds,
+            level=options.level,
+            workers=options.workers,
+            **common,
+        )
     return plug_in

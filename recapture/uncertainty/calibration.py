@@ -46,7 +46,8 @@ class Recalibration:
         eta = self.intercept + self.slope * _logit(probability)
         if self.group_shifts and groups is not None:
             shift = pl.Series(np.asarray(groups).astype(str)).replace_strict(
-                self.group_shifts, default=0.0, return_dtype=pl.Float64)
+                self.group_shifts, default=0.0, return_dtype=pl.Float64
+            )
             eta = eta + shift.to_numpy()
         return np.clip(1.0 / (1.0 + np.exp(-eta)), 0.0, 1.0)
 
@@ -61,8 +62,14 @@ class Recalibration:
         )
 
     def to_dict(self) -> dict:
-        return {"intercept": self.intercept, "slope": self.slope, "group_shifts": dict(self.group_shifts),
-                "group_column": self.group_column, "n_labelled": self.n_labelled, "n_matches": self.n_matches}
+        return {
+            "intercept": self.intercept,
+            "slope": self.slope,
+            "group_shifts": dict(self.group_shifts),
+            "group_column": self.group_column,
+            "n_labelled": self.n_labelled,
+            "n_matches": self.n_matches,
+        }
 
 
 def fit_recalibration(
@@ -78,13 +85,18 @@ def fit_recalibration(
             raise InputError(f"labelled pairs need column {col!r}", column=col)
     y = labelled[label].cast(pl.Float64).to_numpy()
     if y.size < 10 or y.sum() < 2 or (y.size - y.sum()) < 2:
-        raise InputError("need at least 10 labelled pairs with at least 2 matches and 2 non-matches", column=label)
+        raise InputError(
+            "need at least 10 labelled pairs with at least 2 matches and 2 non-matches",
+            column=label,
+        )
     x = _logit(labelled["match_probability"].to_numpy())
     levels: list[str] = []
     if group_column:
         levels = sorted(str(v) for v in labelled[group_column].unique().to_list())[1:]
         gcode = labelled[group_column].cast(pl.String).to_numpy()
-        design = np.column_stack([np.ones_like(x), x, *[(gcode == lv).astype(float) for lv in levels]])
+        design = np.column_stack(
+            [np.ones_like(x), x, *[(gcode == lv).astype(float) for lv in levels]]
+        )
     else:
         design = np.column_stack([np.ones_like(x), x])
     prior = np.zeros(design.shape[1])
@@ -101,15 +113,30 @@ def fit_recalibration(
     res = optimize.minimize(objective, prior.copy(), jac=True, method="BFGS")
     beta = res.x
     shifts = {lv: float(b) for lv, b in zip(levels, beta[2:], strict=True)}
-    return Recalibration(intercept=float(beta[0]), slope=float(beta[1]), group_shifts=shifts,
-                         group_column=group_column, n_labelled=int(y.size), n_matches=int(y.sum()))
+    return Recalibration(
+        intercept=float(beta[0]),
+        slope=float(beta[1]),
+        group_shifts=shifts,
+        group_column=group_column,
+        n_labelled=int(y.size),
+        n_matches=int(y.sum()),
+    )
 
 
-def pair_kind(pairs: pl.DataFrame, records: pl.DataFrame, *, name: str = "pair_kind") -> pl.DataFrame:
+def pair_kind(
+    pairs: pl.DataFrame, records: pl.DataFrame, *, name: str = "pair_kind"
+) -> pl.DataFrame:
     """Add ``pair_kind`` = 'within:<source>' or 'across' (for a group-wise recalibration)."""
     src = records.select("record_id", "source")
-    out = pairs.join(src.rename({"record_id": "record_id_l", "source": "_sl"}), on="record_id_l", how="left")
-    out = out.join(src.rename({"record_id": "record_id_r", "source": "_sr"}), on="record_id_r", how="left")
+    out = pairs.join(
+        src.rename({"record_id": "record_id_l", "source": "_sl"}), on="record_id_l", how="left"
+    )
+    out = out.join(
+        src.rename({"record_id": "record_id_r", "source": "_sr"}), on="record_id_r", how="left"
+    )
     return out.with_columns(
-        pl.when(pl.col("_sl") == pl.col("_sr")).then(pl.lit("within:") + pl.col("_sl")).otherwise(pl.lit("across")).alias(name)
+        pl.when(pl.col("_sl") == pl.col("_sr"))
+        .then(pl.lit("within:") + pl.col("_sl"))
+        .otherwise(pl.lit("across"))
+        .alias(name)
     ).drop("_sl", "_sr")

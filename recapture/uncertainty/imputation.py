@@ -37,8 +37,16 @@ _STATE: dict[str, Any] = {}
 
 
 def _init_worker(graph, records, period, sources, rules, estimator, fit_kwargs, seeds) -> None:
-    _STATE.update(graph=graph, records=records, period=period, sources=sources, rules=rules,
-                  estimator=estimator, fit_kwargs=fit_kwargs, seeds=seeds)
+    _STATE.update(
+        graph=graph,
+        records=records,
+        period=period,
+        sources=sources,
+        rules=rules,
+        estimator=estimator,
+        fit_kwargs=fit_kwargs,
+        seeds=seeds,
+    )
 
 
 def _one_imputation(k: int) -> dict[str, Any]:
@@ -56,9 +64,15 @@ def _one_imputation(k: int) -> dict[str, Any]:
     if not (math.isfinite(est.population_size) and math.isfinite(est.se)):
         out["error"] = f"non-finite estimate (N̂ = {est.population_size}, SE = {est.se})"
         return out
-    out.update(population_size=float(est.population_size), se=float(est.se),
-               n_observed=int(est.n_observed), model=est.model, formula=est.formula,
-               n_coefficients=len(est.coefficients), converged=bool(est.converged))
+    out.update(
+        population_size=float(est.population_size),
+        se=float(est.se),
+        n_observed=int(est.n_observed),
+        model=est.model,
+        formula=est.formula,
+        n_coefficients=len(est.coefficients),
+        converged=bool(est.converged),
+    )
     return out
 
 
@@ -102,16 +116,28 @@ def multiple_imputation(
     sources = sources or sorted(records["source"].unique().to_list())
     started = time.perf_counter()
     if graph is None:
-        graph = prepare_pairs(records["record_id"], pairs, conflict_probability=conflict_probability,
-                              chaining_steps=chaining_steps, min_probability=min_probability)
+        graph = prepare_pairs(
+            records["record_id"],
+            pairs,
+            conflict_probability=conflict_probability,
+            chaining_steps=chaining_steps,
+            min_probability=min_probability,
+        )
     kept = _fitting.period_records(records, period, rules)
     seeds = np.random.SeedSequence(seed).spawn(imputations)
     n_workers = _fitting.resolve_workers(workers, imputations)
     init_args = (graph, kept, period, sources, rules, estimator, dict(fit_kwargs or {}), seeds)
     runs = _fitting.run_tasks(_one_imputation, imputations, n_workers, _init_worker, init_args)
     _STATE.clear()
-    return combine_imputations(runs, scale=scale, level=level, seed=seed, workers=n_workers,
-                               seconds=time.perf_counter() - started, expected_links=graph.expected_links)
+    return combine_imputations(
+        runs,
+        scale=scale,
+        level=level,
+        seed=seed,
+        workers=n_workers,
+        seconds=time.perf_counter() - started,
+        expected_links=graph.expected_links,
+    )
 
 
 def combine_imputations(
@@ -164,7 +190,9 @@ def combine_imputations(
         "imputed_n_observed": n_obs.tolist(),
         "imputed_pair_links": [r["pair_links"] for r in ok],
         "expected_pair_links": expected_links,
-        "failed_imputations": [{"imputation": r["imputation"], "error": r["error"]} for r in failed],
+        "failed_imputations": [
+            {"imputation": r["imputation"], "error": r["error"]} for r in failed
+        ],
         "seed": seed,
         "workers": workers,
         "seconds": seconds,
@@ -176,7 +204,10 @@ def combine_imputations(
             return (lower, upper)
         crit = stats.norm.ppf(0.5 + lv / 2) if math.isinf(df) else stats.t.ppf(0.5 + lv / 2, df)
         if scale == "log":
-            return (math.exp(comb.estimate - crit * comb.se), math.exp(comb.estimate + crit * comb.se))
+            return (
+                math.exp(comb.estimate - crit * comb.se),
+                math.exp(comb.estimate + crit * comb.se),
+            )
         return (estimate - crit * se_total, estimate + crit * se_total)
 
     warnings = []

@@ -34,18 +34,30 @@ DEFAULT_THRESHOLDS: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9, 0.99)
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(graph, records, period, sources, rules, estimators, fit_kwargs, thresholds, level, interval) -> None:
-    _STATE.update(graph=graph, records=records, period=period, sources=sources, rules=rules,
-                  estimators=estimators, fit_kwargs=fit_kwargs, thresholds=thresholds, level=level,
-                  interval=interval)
+def _init_worker(
+    graph, records, period, sources, rules, estimators, fit_kwargs, thresholds, level, interval
+) -> None:
+    _STATE.update(
+        graph=graph,
+        records=records,
+        period=period,
+        sources=sources,
+        rules=rules,
+        estimators=estimators,
+        fit_kwargs=fit_kwargs,
+        thresholds=thresholds,
+        level=level,
+        interval=interval,
+    )
 
 
 def _one_threshold(k: int) -> dict[str, dict[str, Any]]:
     s = _STATE
     threshold = s["thresholds"][k]
     labels = threshold_labels(s["graph"], threshold)
-    persons = _fitting.persons_for(s["records"], labels_to_clusters(s["graph"], labels), s["period"],
-                                   s["sources"], s["rules"])
+    persons = _fitting.persons_for(
+        s["records"], labels_to_clusters(s["graph"], labels), s["period"], s["sources"], s["rules"]
+    )
     out = {}
     for name, estimator in s["estimators"].items():
         row: dict[str, Any] = {"threshold": float(threshold)}
@@ -53,8 +65,13 @@ def _one_threshold(k: int) -> dict[str, dict[str, Any]]:
             est = _fitting.fit_estimator(estimator, persons, s["fit_kwargs"].get(name))
             row.update(_fitting.summary_row(est, s["level"], s["interval"]))
         except Exception:  # a threshold where the model cannot be fitted shows as NaN
-            row.update(population_size=math.nan, se=math.nan, lower=math.nan, upper=math.nan,
-                       n_observed=int(persons.height))
+            row.update(
+                population_size=math.nan,
+                se=math.nan,
+                lower=math.nan,
+                upper=math.nan,
+                n_observed=int(persons.height),
+            )
         out[name] = row
     return out
 
@@ -85,13 +102,31 @@ def threshold_sensitivity_many(
     rules = rules or CaptureHistoryRules()
     sources = sources or sorted(records["source"].unique().to_list())
     if graph is None:
-        graph = prepare_pairs(records["record_id"], pairs, conflict_probability=conflict_probability,
-                              chaining_steps=chaining_steps, min_probability=min(thresholds))
+        graph = prepare_pairs(
+            records["record_id"],
+            pairs,
+            conflict_probability=conflict_probability,
+            chaining_steps=chaining_steps,
+            min_probability=min(thresholds),
+        )
     kept = _fitting.period_records(records, period, rules)
     kwargs = {name: dict((fit_kwargs or {}).get(name, {})) for name in estimators}
     n_workers = _fitting.resolve_workers(workers, len(thresholds))
-    init_args = (graph, kept, period, sources, rules, dict(estimators), kwargs, thresholds, level, interval)
-    per_threshold = _fitting.run_tasks(_one_threshold, len(thresholds), n_workers, _init_worker, init_args)
+    init_args = (
+        graph,
+        kept,
+        period,
+        sources,
+        rules,
+        dict(estimators),
+        kwargs,
+        thresholds,
+        level,
+        interval,
+    )
+    per_threshold = _fitting.run_tasks(
+        _one_threshold, len(thresholds), n_workers, _init_worker, init_args
+    )
     _STATE.clear()
     return {name: [res[name] for res in per_threshold] for name in estimators}
 
@@ -107,12 +142,21 @@ def threshold_sensitivity(
     **options: Any,
 ) -> list[dict[str, Any]]:
     """One estimator's threshold table (see :func:`threshold_sensitivity_many`)."""
-    table = threshold_sensitivity_many(records, pairs, {"_": estimator}, period=period, thresholds=thresholds,
-                                       fit_kwargs={"_": fit_kwargs or {}}, **options)
+    table = threshold_sensitivity_many(
+        records,
+        pairs,
+        {"_": estimator},
+        period=period,
+        thresholds=thresholds,
+        fit_kwargs={"_": fit_kwargs or {}},
+        **options,
+    )
     return table["_"]
 
 
-def attach_threshold_sensitivity(estimate: PopulationEstimate, table: list[dict[str, Any]]) -> PopulationEstimate:
+def attach_threshold_sensitivity(
+    estimate: PopulationEstimate, table: list[dict[str, Any]]
+) -> PopulationEstimate:
     """Store the table where reports look for it: ``extra['threshold_sensitivity']``."""
     estimate.extra["threshold_sensitivity"] = [dict(row) for row in table]
     return estimate

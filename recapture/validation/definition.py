@@ -32,12 +32,27 @@ __all__ = [
 #: Canonical input fields a definition can map, per kind of source.
 CANONICAL_FIELDS: dict[str, tuple[str, ...]] = {
     "police": (
-        "source_key", "family_name", "given_name", "birth_date", "sex", "nationality",
-        "v_number", "event_date", "police_unit", "reason",
+        "source_key",
+        "family_name",
+        "given_name",
+        "birth_date",
+        "sex",
+        "nationality",
+        "v_number",
+        "event_date",
+        "police_unit",
+        "reason",
     ),
     "iom": (
-        "source_key", "family_name", "given_name", "birth_date", "sex", "nationality",
-        "v_number", "event_date", "client_category",
+        "source_key",
+        "family_name",
+        "given_name",
+        "birth_date",
+        "sex",
+        "nationality",
+        "v_number",
+        "event_date",
+        "client_category",
     ),
 }
 SOURCE_KINDS = tuple(CANONICAL_FIELDS)
@@ -122,9 +137,18 @@ class SourceDefinition:
 
 
 _ALLOWED: dict[str, Any] = {
-    "name": str, "kind": str, "description": str,
-    "file": {"format": str, "delimiter": str, "quote_char": str, "encoding": str,
-             "fallback_encodings": list, "unknown_columns": str, "ignore_columns": list},
+    "name": str,
+    "kind": str,
+    "description": str,
+    "file": {
+        "format": str,
+        "delimiter": str,
+        "quote_char": str,
+        "encoding": str,
+        "fallback_encodings": list,
+        "unknown_columns": str,
+        "ignore_columns": list,
+    },
     "columns": dict,
     "source_key": {"pattern": str},
     "dates": {"event_date_formats": list, "birth_date_formats": list, "max_age": int},
@@ -137,7 +161,9 @@ def _check_keys(table: dict, allowed: dict, origin: str, prefix: str = "") -> No
     for key, value in table.items():
         dotted = f"{prefix}{key}"
         if key not in allowed:
-            raise ConfigError(f"unknown key (allowed: {', '.join(allowed)})", file=origin, key=dotted)
+            raise ConfigError(
+                f"unknown key (allowed: {', '.join(allowed)})", file=origin, key=dotted
+            )
         expected = allowed[key]
         if isinstance(expected, dict):
             if not isinstance(value, dict):
@@ -170,16 +196,23 @@ def parse_source_definition(data: dict, origin: str = "<memory>") -> SourceDefin
         if canonical not in fields:
             raise ConfigError(
                 f"unknown canonical field for a {kind} source (allowed: {', '.join(fields)})",
-                file=origin, key=f"columns.{canonical}",
+                file=origin,
+                key=f"columns.{canonical}",
             )
         if not isinstance(extract_column, str) or not extract_column.strip():
-            raise ConfigError("must name an extract column", file=origin, key=f"columns.{canonical}")
+            raise ConfigError(
+                "must name an extract column", file=origin, key=f"columns.{canonical}"
+            )
         columns[canonical] = extract_column.strip()
     if len(set(columns.values())) != len(columns):
-        raise ConfigError("two canonical fields map to the same extract column", file=origin, key="columns")
+        raise ConfigError(
+            "two canonical fields map to the same extract column", file=origin, key="columns"
+        )
     for required in REQUIRED_FIELDS[kind]:
         if required not in columns:
-            raise ConfigError(f"a {kind} source must map '{required}'", file=origin, key=f"columns.{required}")
+            raise ConfigError(
+                f"a {kind} source must map '{required}'", file=origin, key=f"columns.{required}"
+            )
 
     file = data.get("file", {})
     fmt = file.get("format", "auto")
@@ -194,8 +227,11 @@ def parse_source_definition(data: dict, origin: str = "<memory>") -> SourceDefin
     if len(quote_char) != 1:
         raise ConfigError("must be one character", file=origin, key="file.quote_char")
     encoding = file.get("encoding", "utf-8")
-    fallback = tuple(_str_list(file.get("fallback_encodings", ["cp1252", "latin-1"]), origin,
-                               "file.fallback_encodings"))
+    fallback = tuple(
+        _str_list(
+            file.get("fallback_encodings", ["cp1252", "latin-1"]), origin, "file.fallback_encodings"
+        )
+    )
     import codecs
 
     for i, enc in enumerate((encoding, *fallback)):
@@ -227,32 +263,57 @@ def parse_source_definition(data: dict, origin: str = "<memory>") -> SourceDefin
         raise ConfigError("must be between 1 and 150", file=origin, key="dates.max_age")
 
     codes = data.get("codes", {})
-    sex_codes = _code_table(codes.get("sex"), ("M", "F", "unknown"), origin, "codes.sex", DEFAULT_SEX_CODES)
-    reason_codes = _code_table(codes.get("reason"), ("immigration_check", "criminal_offence", "other"),
-                               origin, "codes.reason", DEFAULT_REASON_CODES)
+    sex_codes = _code_table(
+        codes.get("sex"), ("M", "F", "unknown"), origin, "codes.sex", DEFAULT_SEX_CODES
+    )
+    reason_codes = _code_table(
+        codes.get("reason"),
+        ("immigration_check", "criminal_offence", "other"),
+        origin,
+        "codes.reason",
+        DEFAULT_REASON_CODES,
+    )
     categories = codes.get("client_category", {})
     for key in categories:
         if key not in ("in_target", "not_in_target"):
-            raise ConfigError("allowed: in_target, not_in_target", file=origin, key=f"codes.client_category.{key}")
-    in_target = tuple(_str_list(categories.get("in_target", []), origin, "codes.client_category.in_target"))
-    not_in_target = tuple(_str_list(categories.get("not_in_target", []), origin,
-                                    "codes.client_category.not_in_target"))
+            raise ConfigError(
+                "allowed: in_target, not_in_target", file=origin, key=f"codes.client_category.{key}"
+            )
+    in_target = tuple(
+        _str_list(categories.get("in_target", []), origin, "codes.client_category.in_target")
+    )
+    not_in_target = tuple(
+        _str_list(
+            categories.get("not_in_target", []), origin, "codes.client_category.not_in_target"
+        )
+    )
     if kind == "iom" and not (in_target or not_in_target):
-        raise ConfigError("an iom source must list its client categories", file=origin,
-                          key="codes.client_category")
+        raise ConfigError(
+            "an iom source must list its client categories",
+            file=origin,
+            key="codes.client_category",
+        )
     nationality = codes.get("nationality", {})
     for text, iso3 in nationality.items():
         if not isinstance(iso3, str) or len(iso3) != 3:
-            raise ConfigError("must map to an ISO 3166-1 alpha-3 code", file=origin,
-                              key=f"codes.nationality.{text}")
+            raise ConfigError(
+                "must map to an ISO 3166-1 alpha-3 code",
+                file=origin,
+                key=f"codes.nationality.{text}",
+            )
 
     policy = dict(DEFAULT_POLICY)
     for check, level in data.get("policy", {}).items():
         if check not in DEFAULT_POLICY:
-            raise ConfigError(f"unknown check (known: {', '.join(DEFAULT_POLICY)})", file=origin,
-                              key=f"policy.{check}")
+            raise ConfigError(
+                f"unknown check (known: {', '.join(DEFAULT_POLICY)})",
+                file=origin,
+                key=f"policy.{check}",
+            )
         if level not in _LEVELS:
-            raise ConfigError(f"must be one of {', '.join(_LEVELS)}", file=origin, key=f"policy.{check}")
+            raise ConfigError(
+                f"must be one of {', '.join(_LEVELS)}", file=origin, key=f"policy.{check}"
+            )
         policy[check] = level
 
     pattern = data.get("source_key", {}).get("pattern")
@@ -262,31 +323,49 @@ def parse_source_definition(data: dict, origin: str = "<memory>") -> SourceDefin
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ConfigError(f"not a regular expression: {exc}", file=origin, key="source_key.pattern") from None
+            raise ConfigError(
+                f"not a regular expression: {exc}", file=origin, key="source_key.pattern"
+            ) from None
 
     return SourceDefinition(
-        name=data["name"], kind=kind, columns=columns, origin=origin,
-        description=data.get("description", ""), format=fmt, delimiter=delimiter,
-        quote_char=quote_char, encoding=encoding, fallback_encodings=fallback,
+        name=data["name"],
+        kind=kind,
+        columns=columns,
+        origin=origin,
+        description=data.get("description", ""),
+        format=fmt,
+        delimiter=delimiter,
+        quote_char=quote_char,
+        encoding=encoding,
+        fallback_encodings=fallback,
         unknown_columns=unknown_columns,
-        ignore_columns=tuple(_str_list(file.get("ignore_columns", []), origin, "file.ignore_columns")),
+        ignore_columns=tuple(
+            _str_list(file.get("ignore_columns", []), origin, "file.ignore_columns")
+        ),
         source_key_pattern=pattern,
         event_date_formats=date_formats["event_date_formats"],
-        birth_date_formats=date_formats["birth_date_formats"], max_age=max_age,
-        sex_codes=sex_codes, reason_codes=reason_codes,
-        client_categories_in_target=in_target, client_categories_not_in_target=not_in_target,
-        nationality_aliases={k: v.upper() for k, v in nationality.items()}, policy=policy,
+        birth_date_formats=date_formats["birth_date_formats"],
+        max_age=max_age,
+        sex_codes=sex_codes,
+        reason_codes=reason_codes,
+        client_categories_in_target=in_target,
+        client_categories_not_in_target=not_in_target,
+        nationality_aliases={k: v.upper() for k, v in nationality.items()},
+        policy=policy,
     )
 
 
-def _code_table(table: Any, allowed: tuple[str, ...], origin: str, key: str,
-                default: dict[str, list[str]]) -> dict[str, list[str]]:
+def _code_table(
+    table: Any, allowed: tuple[str, ...], origin: str, key: str, default: dict[str, list[str]]
+) -> dict[str, list[str]]:
     if table is None:
         return {k: list(v) for k, v in default.items()}
     out = {}
     for canonical, values in table.items():
         if canonical not in allowed:
-            raise ConfigError(f"allowed: {', '.join(allowed)}", file=origin, key=f"{key}.{canonical}")
+            raise ConfigError(
+                f"allowed: {', '.join(allowed)}", file=origin, key=f"{key}.{canonical}"
+            )
         out[canonical] = _str_list(values, origin, f"{key}.{canonical}")
     return out
 

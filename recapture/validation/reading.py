@@ -53,7 +53,7 @@ def decode_bytes(data: bytes, encoding: str, fallbacks: tuple[str, ...]) -> tupl
     Windows-1252 file with any non-ASCII letter is practically never valid UTF-8), then
     the declared encoding, then the fallbacks. Returns (text, encoding used)."""
     if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8):].decode("utf-8", errors="strict"), "utf-8-sig"
+        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return data.decode("utf-16", errors="strict"), "utf-16"
     tried = []
@@ -67,7 +67,9 @@ def decode_bytes(data: bytes, encoding: str, fallbacks: tuple[str, ...]) -> tupl
             return data.decode(enc, errors="strict"), enc
         except UnicodeDecodeError:
             continue
-    raise UnicodeDecodeError("recapture", data[:1], 0, 1, f"not decodable as any of {', '.join(tried)}")
+    raise UnicodeDecodeError(
+        "recapture", data[:1], 0, 1, f"not decodable as any of {', '.join(tried)}"
+    )
 
 
 def _fold(name: str) -> str:
@@ -94,12 +96,21 @@ def _read_csv(path: str, definition: SourceDefinition) -> tuple[pl.DataFrame, st
             f"cannot decode the file with {definition.encoding} or {', '.join(definition.fallback_encodings)}",
             file=path,
         ) from None
-    utf8 = data[3:] if encoding == "utf-8-sig" else (data if encoding == "utf-8" else text.encode("utf-8"))
+    utf8 = (
+        data[3:]
+        if encoding == "utf-8-sig"
+        else (data if encoding == "utf-8" else text.encode("utf-8"))
+    )
     if encoding == "utf-16":
         text = text.lstrip("\ufeff")
     options = dict(
-        separator=definition.delimiter, quote_char=definition.quote_char, infer_schema=False,
-        has_header=True, row_index_name=ROW, row_index_offset=1, encoding="utf8",
+        separator=definition.delimiter,
+        quote_char=definition.quote_char,
+        infer_schema=False,
+        has_header=True,
+        row_index_name=ROW,
+        row_index_offset=1,
+        encoding="utf8",
     )
     try:
         frame = pl.read_csv(io.BytesIO(utf8), **options)
@@ -115,8 +126,12 @@ def _read_lenient(text: str, definition: SourceDefinition, path: str, first_erro
     an unquoted field) with Python's lenient csv reader. Surplus fields of a row go to
     ``_extra`` so the row can be quarantined with everything it said. A quote that is never
     closed would swallow the rest of the file into one field: that stays a whole-file fault."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=definition.delimiter,
-                        quotechar=definition.quote_char, strict=False)
+    reader = csv.reader(
+        io.StringIO(text, newline=""),
+        delimiter=definition.delimiter,
+        quotechar=definition.quote_char,
+        strict=False,
+    )
     try:
         header = next(reader)
         rows = list(reader)
@@ -128,7 +143,9 @@ def _read_lenient(text: str, definition: SourceDefinition, path: str, first_erro
             if "\n" in value and definition.delimiter in value:
                 raise InputError(
                     "a quote opened in this row is never closed: the rest of the file would be "
-                    "read as one field", file=path, row=i,
+                    "read as one field",
+                    file=path,
+                    row=i,
                 )
     columns: list[list[str | None]] = [[] for _ in range(width)]
     extra: list[str | None] = []
@@ -138,8 +155,13 @@ def _read_lenient(text: str, definition: SourceDefinition, path: str, first_erro
         extra.append(definition.delimiter.join(fields[width:]) if len(fields) > width else None)
     names = _unique_names(header)
     frame = pl.DataFrame(
-        {ROW: pl.int_range(1, len(rows) + 1, eager=True, dtype=pl.Int64),
-         **{name: pl.Series(name, col, dtype=pl.String) for name, col in zip(names, columns, strict=True)}},
+        {
+            ROW: pl.int_range(1, len(rows) + 1, eager=True, dtype=pl.Int64),
+            **{
+                name: pl.Series(name, col, dtype=pl.String)
+                for name, col in zip(names, columns, strict=True)
+            },
+        },
     )
     ragged = sum(e is not None for e in extra)
     if ragged:
@@ -168,7 +190,11 @@ def _read_parquet(path: str) -> tuple[pl.DataFrame, tuple[str, ...]]:
         raise
     except Exception as exc:  # noqa: BLE001 — an unreadable file is the user's input problem
         raise InputError(f"cannot read as Parquet: {str(exc).splitlines()[0]}", file=path) from None
-    typed = tuple(c for c, t in frame.schema.items() if t in (pl.Date, pl.Datetime) or isinstance(t, pl.Datetime))
+    typed = tuple(
+        c
+        for c, t in frame.schema.items()
+        if t in (pl.Date, pl.Datetime) or isinstance(t, pl.Datetime)
+    )
     frame = frame.with_columns(
         [pl.col(c).dt.strftime("%Y-%m-%d") for c in typed]
         + [pl.col(c).cast(pl.String) for c, t in frame.schema.items() if c not in typed]
@@ -202,8 +228,11 @@ def read_extract(path: str | Path, definition: SourceDefinition) -> Extract:
     folded_names = [_fold(re.sub(r"_duplicated_\d+$", "", c)) for c in columns]
     repeated = sorted({c for c in folded_names if folded_names.count(c) > 1})
     if repeated:
-        raise InputError(f"column names repeated in the header: {', '.join(repeated)}", file=path,
-                         column=repeated[0])
+        raise InputError(
+            f"column names repeated in the header: {', '.join(repeated)}",
+            file=path,
+            column=repeated[0],
+        )
 
     expected = definition.extract_columns
     folded_expected = {_fold(c): c for c in expected}
@@ -216,14 +245,16 @@ def read_extract(path: str | Path, definition: SourceDefinition) -> Extract:
         hint = f"; the header contains {guess!r} — is that the delimiter?" if guess else ""
         raise InputError(
             f"only one column found ({columns[0]!r}) with delimiter {definition.delimiter!r}{hint}",
-            file=path, column=columns[0],
+            file=path,
+            column=columns[0],
         )
     found = set(header_map.values())
     missing = [c for c in expected if c not in found]
     if missing:
         raise InputError(
             f"required columns missing: {', '.join(missing)} (found: {', '.join(columns)})",
-            file=path, column=missing[0],
+            file=path,
+            column=missing[0],
         )
     ignored = {_fold(c) for c in definition.ignore_columns}
     unknown = [c for c in columns if c not in header_map and _fold(c) not in ignored]
@@ -231,14 +262,22 @@ def read_extract(path: str | Path, definition: SourceDefinition) -> Extract:
         raise InputError(
             f"unknown columns: {', '.join(unknown)} (list them in file.ignore_columns or set "
             f"file.unknown_columns = 'ignore' in the source definition)",
-            file=path, column=unknown[0],
+            file=path,
+            column=unknown[0],
         )
     if frame.height == 0:
         raise InputError("header only: the file has no data rows", file=path)
     frame = frame.with_columns(pl.col(ROW).cast(pl.Int64))
     typed_mapped = tuple(header_map[c] for c in typed if c in header_map)
     return Extract(
-        path=path, frame=frame, format=fmt, encoding=encoding, delimiter=delimiter,
-        sha256=file_sha256(path), header_map=header_map, ragged_rows=ragged, parser=parser,
+        path=path,
+        frame=frame,
+        format=fmt,
+        encoding=encoding,
+        delimiter=delimiter,
+        sha256=file_sha256(path),
+        header_map=header_map,
+        ragged_rows=ragged,
+        parser=parser,
         typed_date_columns=typed_mapped,
     )

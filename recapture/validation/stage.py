@@ -88,20 +88,45 @@ CHECK_CODES: tuple[str, ...] = tuple(MESSAGES)
 _CHECK_COLUMN = {"name": "family_name", "row": "row"}
 
 _RECORD_COLUMNS: dict[str, pl.DataType] = {
-    "record_id": pl.Int64, "source": pl.String, "source_file": pl.String, "source_row": pl.Int64,
-    "source_key": pl.String, "event_date": pl.Date, "family_name_raw": pl.String,
-    "given_name_raw": pl.String, "family_name": pl.String, "given_name": pl.String,
-    "family_name_key": pl.String, "given_name_key": pl.String, "birth_date": pl.Date,
-    "birth_year": pl.Int64, "birth_month": pl.Int64, "birth_day": pl.Int64,
-    "birth_date_raw": pl.String, "birth_date_quality": pl.String, "sex": pl.String,
-    "sex_raw": pl.String, "nationality_iso3": pl.String, "nationality_region": pl.String,
-    "nationality_raw": pl.String, "v_number": pl.String, "v_number_raw": pl.String,
-    "police_unit": pl.String, "reason": pl.String, "client_category": pl.String,
-    "in_target": pl.Boolean, "warnings": pl.List(pl.String),
+    "record_id": pl.Int64,
+    "source": pl.String,
+    "source_file": pl.String,
+    "source_row": pl.Int64,
+    "source_key": pl.String,
+    "event_date": pl.Date,
+    "family_name_raw": pl.String,
+    "given_name_raw": pl.String,
+    "family_name": pl.String,
+    "given_name": pl.String,
+    "family_name_key": pl.String,
+    "given_name_key": pl.String,
+    "birth_date": pl.Date,
+    "birth_year": pl.Int64,
+    "birth_month": pl.Int64,
+    "birth_day": pl.Int64,
+    "birth_date_raw": pl.String,
+    "birth_date_quality": pl.String,
+    "sex": pl.String,
+    "sex_raw": pl.String,
+    "nationality_iso3": pl.String,
+    "nationality_region": pl.String,
+    "nationality_raw": pl.String,
+    "v_number": pl.String,
+    "v_number_raw": pl.String,
+    "police_unit": pl.String,
+    "reason": pl.String,
+    "client_category": pl.String,
+    "in_target": pl.Boolean,
+    "warnings": pl.List(pl.String),
 }
 _QUARANTINE_COLUMNS: dict[str, pl.DataType] = {
-    "source": pl.String, "source_file": pl.String, "source_row": pl.Int64, "source_key": pl.String,
-    "original": pl.String, "reasons": pl.List(pl.String), "columns": pl.List(pl.String),
+    "source": pl.String,
+    "source_file": pl.String,
+    "source_row": pl.Int64,
+    "source_key": pl.String,
+    "original": pl.String,
+    "reasons": pl.List(pl.String),
+    "columns": pl.List(pl.String),
     "messages": pl.List(pl.String),
 }
 _ALL_FIELDS = tuple(dict.fromkeys(f for fields in CANONICAL_FIELDS.values() for f in fields))
@@ -126,22 +151,33 @@ def _schema_failures(mapped: pl.DataFrame, definition: SourceDefinition, path: s
     """Run the kind's pandera model (lazily, all failures) and return (row position, code)."""
     schema = EXTRACT_MODELS[definition.kind].to_schema()
     if definition.source_key_pattern and "source_key" in mapped.columns:
-        schema = schema.update_column("source_key", checks=[pa.Check.str_matches(definition.source_key_pattern)])
+        schema = schema.update_column(
+            "source_key", checks=[pa.Check.str_matches(definition.source_key_pattern)]
+        )
     empty = pl.DataFrame(schema={"_pos": pl.Int64, "_code": pl.String})
     try:
         schema.validate(mapped, lazy=True)
         return empty
     except pa.errors.SchemaErrors as exc:
-        cases = pl.from_pandas(exc.failure_cases) if not isinstance(exc.failure_cases, pl.DataFrame) else exc.failure_cases
+        cases = (
+            pl.from_pandas(exc.failure_cases)
+            if not isinstance(exc.failure_cases, pl.DataFrame)
+            else exc.failure_cases
+        )
     whole = cases.filter(pl.col("index").is_null())
     if whole.height:
         first = whole.row(0, named=True)
-        raise InputError(f"extract fails schema check {first['check']}: {first['failure_case']}",
-                         file=path, column=first["column"])
+        raise InputError(
+            f"extract fails schema check {first['check']}: {first['failure_case']}",
+            file=path,
+            column=first["column"],
+        )
     check = pl.col("check").cast(pl.String)
     code = (
-        pl.when(check == "not_nullable").then(pl.concat_str(pl.col("column"), pl.lit(".missing")))
-        .when(check.str.starts_with("str_matches")).then(pl.concat_str(pl.col("column"), pl.lit(".format")))
+        pl.when(check == "not_nullable")
+        .then(pl.concat_str(pl.col("column"), pl.lit(".missing")))
+        .when(check.str.starts_with("str_matches"))
+        .then(pl.concat_str(pl.col("column"), pl.lit(".format")))
         .otherwise(pl.concat_str(pl.col("column"), pl.lit(".invalid")))
     )
     return cases.select(pl.col("index").cast(pl.Int64).alias("_pos"), code.alias("_code")).unique()
@@ -152,12 +188,17 @@ def _text(column: str) -> pl.Expr:
     return pl.when(stripped == "").then(None).otherwise(stripped)
 
 
-def _process_extract(extract: Extract, definition: SourceDefinition, index: int,
-                     as_of: dt.date) -> pl.DataFrame:
+def _process_extract(
+    extract: Extract, definition: SourceDefinition, index: int, as_of: dt.date
+) -> pl.DataFrame:
     """Map, check and standardise one extract; one output row per input row, with bit masks
     of its failed error and warning checks (decoded after the duplicate check)."""
-    rename = {col: canonical for canonical, ext in definition.columns.items()
-              for col, mapped in extract.header_map.items() if mapped == ext}
+    rename = {
+        col: canonical
+        for canonical, ext in definition.columns.items()
+        for col, mapped in extract.header_map.items()
+        if mapped == ext
+    }
     raw = extract.frame
     mapped = raw.select(
         pl.col(ROW),
@@ -165,22 +206,36 @@ def _process_extract(extract: Extract, definition: SourceDefinition, index: int,
         *([pl.col("_extra")] if "_extra" in raw.columns else []),
     )
     extract_cols = [c for c in raw.columns if c not in (ROW, "_extra")]
-    all_empty = pl.all_horizontal(pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in extract_cols)
+    all_empty = pl.all_horizontal(
+        pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in extract_cols
+    )
     row_flags = raw.select(
         all_empty.alias("_row_empty"),
-        (pl.col("_extra").is_not_null() if "_extra" in raw.columns else pl.lit(False)).alias("_row_ragged"),
+        (pl.col("_extra").is_not_null() if "_extra" in raw.columns else pl.lit(False)).alias(
+            "_row_ragged"
+        ),
     )
     failures = _schema_failures(mapped.select(list(rename.values())), definition, extract.path)
     per_row = failures.group_by("_pos").agg(pl.col("_code").sort().alias("_schema_codes"))
 
-    work = pl.concat([mapped, row_flags], how="horizontal").with_row_index("_pos").with_columns(pl.col("_pos").cast(pl.Int64))
+    work = (
+        pl.concat([mapped, row_flags], how="horizontal")
+        .with_row_index("_pos")
+        .with_columns(pl.col("_pos").cast(pl.Int64))
+    )
     work = work.join(per_row, on="_pos", how="left", maintain_order="left")
-    work = work.with_columns(pl.lit(None, dtype=pl.String).alias(f) for f in _ALL_FIELDS if f not in work.columns)
+    work = work.with_columns(
+        pl.lit(None, dtype=pl.String).alias(f) for f in _ALL_FIELDS if f not in work.columns
+    )
 
     pivot = as_of.year
     ev_formats = list(definition.event_date_formats)
     bd_formats = list(definition.birth_date_formats)
-    typed = {canonical for canonical, ext in definition.columns.items() if ext in extract.typed_date_columns}
+    typed = {
+        canonical
+        for canonical, ext in definition.columns.items()
+        if ext in extract.typed_date_columns
+    }
     if "event_date" in typed:
         ev_formats.insert(0, "%Y-%m-%d")
     if "birth_date" in typed:
@@ -201,9 +256,13 @@ def _process_extract(extract: Extract, definition: SourceDefinition, index: int,
     given = standardise_names(work["given_name"], first_only=True)
     nat = standardise_nationality(work["nationality"], definition.nationality_aliases)
     work = work.with_columns(
-        family_name_std=family["standard"], family_name_key=family["key"],
-        given_name_std=given["standard"], given_name_key=given["key"],
-        nationality_iso3=nat["iso3"], nationality_region=nat["region"], _nat_unrec=nat["unrecognised"],
+        family_name_std=family["standard"],
+        family_name_key=family["key"],
+        given_name_std=given["standard"],
+        given_name_key=given["key"],
+        nationality_iso3=nat["iso3"],
+        nationality_region=nat["region"],
+        _nat_unrec=nat["unrecognised"],
     )
     ev = pl.col("_ev")
     bc = pl.col("_bc")
@@ -215,14 +274,24 @@ def _process_extract(extract: Extract, definition: SourceDefinition, index: int,
     ).with_columns(_d_hi=bd.fill_null(_days_in_month(by, pl.col("_m_hi"))))
     event = pl.col("_event")
     earliest = pl.col("_earliest")
-    age = (event.dt.year() - by
-           - ((event.dt.month() * 100 + event.dt.day()) < (pl.col("_m_hi") * 100 + pl.col("_d_hi"))).cast(pl.Int32))
+    age = (
+        event.dt.year()
+        - by
+        - (
+            (event.dt.month() * 100 + event.dt.day()) < (pl.col("_m_hi") * 100 + pl.col("_d_hi"))
+        ).cast(pl.Int32)
+    )
 
     folded_category = pl.col("client_category").str.to_lowercase()
     in_cats = [c.casefold() for c in definition.client_categories_in_target]
     out_cats = [c.casefold() for c in definition.client_categories_not_in_target]
-    category_names = {c.casefold(): c for c in (*definition.client_categories_in_target,
-                                                 *definition.client_categories_not_in_target)}
+    category_names = {
+        c.casefold(): c
+        for c in (
+            *definition.client_categories_in_target,
+            *definition.client_categories_not_in_target,
+        )
+    }
     schema_codes = pl.col("_schema_codes").fill_null(pl.lit([], dtype=pl.List(pl.String)))
     flags: dict[str, pl.Expr] = {
         "row.empty": pl.col("_row_empty"),
@@ -237,7 +306,8 @@ def _process_extract(extract: Extract, definition: SourceDefinition, index: int,
         "birth_date.missing": pl.col("birth_date").is_null(),
         "birth_date.unparseable": bc.struct.field("unparseable"),
         "birth_date.impossible": bc.struct.field("impossible"),
-        "birth_date.two_digit_year": pl.col("_bp").struct.field("two_digit_year") & by.is_not_null(),
+        "birth_date.two_digit_year": pl.col("_bp").struct.field("two_digit_year")
+        & by.is_not_null(),
         "birth_date.future": earliest > pl.lit(as_of),
         "birth_date.after_event": earliest > event,
         "birth_date.age_over_max": age > definition.max_age,
@@ -251,14 +321,17 @@ def _process_extract(extract: Extract, definition: SourceDefinition, index: int,
         flags["police_unit.missing"] = pl.col("police_unit").is_null()
     else:
         flags["client_category.missing"] = pl.col("client_category").is_null()
-        flags["client_category.unrecognised"] = (
-            pl.col("client_category").is_not_null() & ~folded_category.is_in(in_cats + out_cats)
-        )
+        flags["client_category.unrecognised"] = pl.col(
+            "client_category"
+        ).is_not_null() & ~folded_category.is_in(in_cats + out_cats)
     # Other pandera failures (none with the shipped models) quarantine as schema.failed.
     known = set(flags)
     unknown_codes = failures.filter(~pl.col("_code").is_in(list(known)))["_code"].unique().to_list()
-    flags["schema.failed"] = (schema_codes.list.eval(pl.element().is_in(unknown_codes)).list.any()
-                              if unknown_codes else pl.lit(False))
+    flags["schema.failed"] = (
+        schema_codes.list.eval(pl.element().is_in(unknown_codes)).list.any()
+        if unknown_codes
+        else pl.lit(False)
+    )
     # Each row's failed checks as two bit masks (error, warning) over CHECK_CODES; decoded
     # into code lists after the duplicate check, once per distinct mask.
     error_codes = [c for c in flags if _level(definition, c) == "error"]
@@ -266,8 +339,11 @@ def _process_extract(extract: Extract, definition: SourceDefinition, index: int,
     errors = _mask({c: flags[c] for c in error_codes}).alias("_err")
     warnings = _mask({c: flags[c] for c in warning_codes}).alias("_warn")
 
-    in_target = (pl.lit(True) if definition.kind == "police"
-                 else folded_category.is_in(in_cats).fill_null(False))
+    in_target = (
+        pl.lit(True)
+        if definition.kind == "police"
+        else folded_category.is_in(in_cats).fill_null(False)
+    )
     out = work.select(
         pl.lit(index, dtype=pl.Int64).alias("_input"),
         pl.lit(definition.name).alias("source"),
@@ -279,7 +355,8 @@ def _process_extract(extract: Extract, definition: SourceDefinition, index: int,
         pl.col("given_name").alias("given_name_raw"),
         pl.col("family_name_std").alias("family_name"),
         pl.col("given_name_std").alias("given_name"),
-        "family_name_key", "given_name_key",
+        "family_name_key",
+        "given_name_key",
         bc.struct.field("date").alias("birth_date"),
         by.cast(pl.Int64).alias("birth_year"),
         bm.cast(pl.Int64).alias("birth_month"),
@@ -288,13 +365,16 @@ def _process_extract(extract: Extract, definition: SourceDefinition, index: int,
         bc.struct.field("quality").alias("birth_date_quality"),
         pl.col("_sex").struct.field("value").alias("sex"),
         pl.col("sex").alias("sex_raw"),
-        "nationality_iso3", "nationality_region",
+        "nationality_iso3",
+        "nationality_region",
         pl.col("nationality").alias("nationality_raw"),
         pl.col("_vn").struct.field("value").alias("v_number"),
         pl.col("v_number").alias("v_number_raw"),
         pl.col("police_unit"),
         pl.col("_reason").struct.field("value").alias("reason"),
-        folded_category.replace_strict(category_names, default=pl.col("client_category")).alias("client_category"),
+        folded_category.replace_strict(category_names, default=pl.col("client_category")).alias(
+            "client_category"
+        ),
         in_target.alias("in_target"),
         warnings,
         errors,
@@ -319,7 +399,10 @@ def _mask(flags: dict[str, pl.Expr]) -> pl.Expr:
     if not flags:
         return pl.lit(0, dtype=pl.UInt64)
     return pl.sum_horizontal(
-        [f.fill_null(False).cast(pl.UInt64) * pl.lit(_bit(c), dtype=pl.UInt64) for c, f in flags.items()]
+        [
+            f.fill_null(False).cast(pl.UInt64) * pl.lit(_bit(c), dtype=pl.UInt64)
+            for c, f in flags.items()
+        ]
     )
 
 
@@ -327,7 +410,9 @@ def _decode_mask(rows: pl.DataFrame, mask: str, out: str) -> pl.DataFrame:
     """Replace a bit-mask column by the sorted list of check codes it holds."""
     distinct = rows[mask].unique().to_list()
     lists = [sorted(c for i, c in enumerate(CHECK_CODES) if m >> i & 1) for m in distinct]
-    table = pl.DataFrame({mask: distinct, out: lists}, schema={mask: pl.UInt64, out: pl.List(pl.String)})
+    table = pl.DataFrame(
+        {mask: distinct, out: lists}, schema={mask: pl.UInt64, out: pl.List(pl.String)}
+    )
     return rows.join(table, on=mask, how="left", maintain_order="left").drop(mask)
 
 
@@ -339,24 +424,36 @@ def _message_frame(quarantined: pl.DataFrame) -> pl.DataFrame:
             pl.lit([], dtype=pl.List(pl.String)).alias("columns"),
             pl.lit([], dtype=pl.List(pl.String)).alias("messages"),
         )
-    flat = quarantined.select("_qid", "_errors", *[c for c in _VALUE_OF.values() if c in quarantined.columns]).explode("_errors")
+    flat = quarantined.select(
+        "_qid", "_errors", *[c for c in _VALUE_OF.values() if c in quarantined.columns]
+    ).explode("_errors")
     prefix = pl.col("_errors").str.split(".").list.first()
     column = prefix.replace(_CHECK_COLUMN)
     value = pl.lit(None, dtype=pl.String)
     for canonical, value_col in _VALUE_OF.items():
         if value_col in flat.columns:
             value = pl.when(column == canonical).then(pl.col(value_col)).otherwise(value)
-    text = pl.col("_errors").replace_strict(MESSAGES, default=pl.concat_str(pl.lit("schema check failed: "), pl.col("_errors")))
+    text = pl.col("_errors").replace_strict(
+        MESSAGES, default=pl.concat_str(pl.lit("schema check failed: "), pl.col("_errors"))
+    )
     message = pl.when(value.is_not_null()).then(pl.format("{} ('{}')", text, value)).otherwise(text)
     flat = flat.select("_qid", column.alias("_col"), message.alias("_msg"))
-    grouped = flat.group_by("_qid", maintain_order=True).agg(pl.col("_col").alias("columns"), pl.col("_msg").alias("messages"))
+    grouped = flat.group_by("_qid", maintain_order=True).agg(
+        pl.col("_col").alias("columns"), pl.col("_msg").alias("messages")
+    )
     return quarantined.join(grouped, on="_qid", how="left", maintain_order="left")
 
 
 _VALUE_OF = {
-    "source_key": "source_key", "event_date": "_event_raw", "birth_date": "birth_date_raw",
-    "sex": "sex_raw", "nationality": "nationality_raw", "v_number": "v_number_raw",
-    "reason": "_reason_raw", "client_category": "client_category", "family_name": "family_name_raw",
+    "source_key": "source_key",
+    "event_date": "_event_raw",
+    "birth_date": "birth_date_raw",
+    "sex": "sex_raw",
+    "nationality": "nationality_raw",
+    "v_number": "v_number_raw",
+    "reason": "_reason_raw",
+    "client_category": "client_category",
+    "family_name": "family_name_raw",
     "police_unit": "police_unit",
 }
 
@@ -371,12 +468,17 @@ def _originals(extracts: list[Extract], keys: pl.DataFrame) -> pl.DataFrame:
         raw = extract.frame.join(rows, on=ROW, how="semi", maintain_order="left")
         cols = [c for c in raw.columns if c != ROW]
         struct = pl.struct([pl.col(c).alias("_extra_fields" if c == "_extra" else c) for c in cols])
-        parts.append(raw.select(
-            pl.lit(index, dtype=pl.Int64).alias("_input"), pl.col(ROW).alias("source_row"),
-            struct.struct.json_encode().alias("original"),
-        ))
+        parts.append(
+            raw.select(
+                pl.lit(index, dtype=pl.Int64).alias("_input"),
+                pl.col(ROW).alias("source_row"),
+                struct.struct.json_encode().alias("original"),
+            )
+        )
     if not parts:
-        return pl.DataFrame(schema={"_input": pl.Int64, "source_row": pl.Int64, "original": pl.String})
+        return pl.DataFrame(
+            schema={"_input": pl.Int64, "source_row": pl.Int64, "original": pl.String}
+        )
     return pl.concat(parts)
 
 
@@ -385,7 +487,9 @@ def _counts(series: pl.Series) -> dict[str, int]:
     if series.len() == 0:
         return {}
     vc = series.value_counts(sort=True, name="n")
-    return {str(k): int(n) for k, n in zip(vc[series.name].to_list(), vc["n"].to_list(), strict=True)}
+    return {
+        str(k): int(n) for k, n in zip(vc[series.name].to_list(), vc["n"].to_list(), strict=True)
+    }
 
 
 def _list_counts(frame: pl.DataFrame, column: str) -> dict[str, int]:
@@ -396,17 +500,35 @@ def _list_counts(frame: pl.DataFrame, column: str) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-_COMPLETENESS = ("source_key", "family_name", "given_name", "birth_date", "birth_year", "sex",
-                 "nationality_iso3", "v_number", "police_unit", "reason", "client_category")
+_COMPLETENESS = (
+    "source_key",
+    "family_name",
+    "given_name",
+    "birth_date",
+    "birth_year",
+    "sex",
+    "nationality_iso3",
+    "v_number",
+    "police_unit",
+    "reason",
+    "client_category",
+)
 
 
-def _source_summary(all_rows: pl.DataFrame, records: pl.DataFrame, quarantine: pl.DataFrame,
-                    unknown_nat: pl.DataFrame) -> dict[str, Any]:
+def _source_summary(
+    all_rows: pl.DataFrame,
+    records: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    unknown_nat: pl.DataFrame,
+) -> dict[str, Any]:
     n_rec = records.height
     quality_counts = {q: 0 for q in BIRTH_DATE_QUALITY}
     quality_counts.update(_counts(records["birth_date_quality"]) if n_rec else {})
-    unknown = (unknown_nat.group_by("nationality_raw").agg(pl.len().alias("count"))
-               .sort(["count", "nationality_raw"], descending=[True, False]))
+    unknown = (
+        unknown_nat.group_by("nationality_raw")
+        .agg(pl.len().alias("count"))
+        .sort(["count", "nationality_raw"], descending=[True, False])
+    )
     return {
         "rows_in": all_rows.height,
         "records": n_rec,
@@ -416,9 +538,7 @@ def _source_summary(all_rows: pl.DataFrame, records: pl.DataFrame, quarantine: p
         "quarantine_by_column": _list_counts(quarantine, "columns"),
         "warnings": _list_counts(records, "warnings"),
         "records_with_warnings": int(records["warnings"].list.len().gt(0).sum()) if n_rec else 0,
-        "unknown_nationalities": [
-            {"text": t, "count": int(c)} for t, c in unknown.iter_rows()
-        ],
+        "unknown_nationalities": [{"text": t, "count": int(c)} for t, c in unknown.iter_rows()],
         "birth_date_quality": {
             "counts": quality_counts,
             "shares": {q: (n / n_rec if n_rec else None) for q, n in quality_counts.items()},
@@ -461,7 +581,10 @@ def validate_extracts(
             state["result"] = f"{extracts[-1].frame.height:,} rows"
 
     with progress.step("checking and standardising") as state:
-        parts = [_process_extract(e, d, i, as_of) for i, (e, d) in enumerate(zip(extracts, definitions, strict=True))]
+        parts = [
+            _process_extract(e, d, i, as_of)
+            for i, (e, d) in enumerate(zip(extracts, definitions, strict=True))
+        ]
         rows = pl.concat(parts, how="vertical_relaxed")
         # Duplicates: the first row with a registration id (in input order) is the
         # registration; later rows with the same id in the same source are flagged.
@@ -469,7 +592,9 @@ def validate_extracts(
         duplicate = pl.col("source_key").is_not_null() & ~key.is_first_distinct()
         bit = pl.lit(_bit("source_key.duplicate"), dtype=pl.UInt64)
         for level, mask in (("error", "_err"), ("warning", "_warn")):
-            inputs_at_level = [i for i, d in enumerate(definitions) if d.level("source_key.duplicate") == level]
+            inputs_at_level = [
+                i for i, d in enumerate(definitions) if d.level("source_key.duplicate") == level
+            ]
             if inputs_at_level:
                 hit = duplicate & pl.col("_input").is_in(inputs_at_level)
                 rows = rows.with_columns((pl.col(mask) | (hit.cast(pl.UInt64) * bit)).alias(mask))
@@ -477,17 +602,28 @@ def validate_extracts(
         bad = pl.col("_errors").list.len() > 0
         state["result"] = f"{rows.height:,} rows"
 
-    records = (rows.filter(~bad).drop("_errors")
-               .with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("record_id"))
-               .select([pl.col(c).cast(t) for c, t in _RECORD_COLUMNS.items()]))
+    records = (
+        rows.filter(~bad)
+        .drop("_errors")
+        .with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("record_id"))
+        .select([pl.col(c).cast(t) for c, t in _RECORD_COLUMNS.items()])
+    )
     quarantined = rows.filter(bad).with_row_index("_qid")
     quarantined = quarantined.with_columns(pl.col("_errors").list.sort())
     quarantined = _message_frame(quarantined)
     originals = _originals(extracts, quarantined.select("_input", "source_row"))
-    quarantined = quarantined.join(originals, on=["_input", "source_row"], how="left", maintain_order="left")
+    quarantined = quarantined.join(
+        originals, on=["_input", "source_row"], how="left", maintain_order="left"
+    )
     quarantine = quarantined.select(
-        "source", "source_file", "source_row", "source_key", "original",
-        pl.col("_errors").alias("reasons"), "columns", "messages",
+        "source",
+        "source_file",
+        "source_row",
+        "source_key",
+        "original",
+        pl.col("_errors").alias("reasons"),
+        "columns",
+        "messages",
     ).select([pl.col(c).cast(t) for c, t in _QUARANTINE_COLUMNS.items()])
 
     with progress.step("checking the outputs against their schemas"):
@@ -502,34 +638,63 @@ def validate_extracts(
     if out_dir is not None:
         out = Path(out_dir)
         meta = {"run_id": run_id} if run_id else {}
-        result.paths["records"] = write_parquet(records, out / "records.parquet", artifact="records",
-                                                schema_version=SCHEMA_VERSIONS["records"], **meta)
-        result.paths["quarantine"] = write_parquet(quarantine, out / "quarantine.parquet", artifact="quarantine",
-                                                   schema_version=SCHEMA_VERSIONS["quarantine"], **meta)
+        result.paths["records"] = write_parquet(
+            records,
+            out / "records.parquet",
+            artifact="records",
+            schema_version=SCHEMA_VERSIONS["records"],
+            **meta,
+        )
+        result.paths["quarantine"] = write_parquet(
+            quarantine,
+            out / "quarantine.parquet",
+            artifact="quarantine",
+            schema_version=SCHEMA_VERSIONS["quarantine"],
+            **meta,
+        )
         result.paths["summary"] = write_json(summary, out / "validation_summary.json")
     progress.info(f"  {records.height:,} records, {quarantine.height:,} quarantined")
     return result
 
 
-def _summary(rows: pl.DataFrame, records: pl.DataFrame, quarantine: pl.DataFrame,
-             extracts: list[Extract], definitions: list[SourceDefinition], as_of: dt.date,
-             run_id: str | None) -> dict[str, Any]:
+def _summary(
+    rows: pl.DataFrame,
+    records: pl.DataFrame,
+    quarantine: pl.DataFrame,
+    extracts: list[Extract],
+    definitions: list[SourceDefinition],
+    as_of: dt.date,
+    run_id: str | None,
+) -> dict[str, Any]:
     files = []
     for index, (extract, definition) in enumerate(zip(extracts, definitions, strict=True)):
         in_rows = extract.frame.height
-        files.append({
-            "path": extract.path, "source": definition.name, "definition": definition.origin,
-            "format": extract.format, "encoding": extract.encoding, "delimiter": extract.delimiter,
-            "sha256": extract.sha256, "rows_in": in_rows, "_index": index,
-            "ragged_rows": extract.ragged_rows, "parser": extract.parser,
-        })
+        files.append(
+            {
+                "path": extract.path,
+                "source": definition.name,
+                "definition": definition.origin,
+                "format": extract.format,
+                "encoding": extract.encoding,
+                "delimiter": extract.delimiter,
+                "sha256": extract.sha256,
+                "rows_in": in_rows,
+                "_index": index,
+                "ragged_rows": extract.ragged_rows,
+                "parser": extract.parser,
+            }
+        )
     per_input = rows.group_by("_input").agg(
         (pl.col("_errors").list.len() == 0).sum().alias("records"),
         (pl.col("_errors").list.len() > 0).sum().alias("quarantined"),
     )
     counts = {r["_input"]: r for r in per_input.iter_rows(named=True)}
     for entry in files:
-        c = counts[entry.pop("_index")] if entry["_index"] in counts else {"records": 0, "quarantined": 0}
+        c = (
+            counts[entry.pop("_index")]
+            if entry["_index"] in counts
+            else {"records": 0, "quarantined": 0}
+        )
         entry["records"] = int(c["records"])
         entry["quarantined"] = int(c["quarantined"])
         entry["reconciled"] = entry["rows_in"] == entry["records"] + entry["quarantined"]
@@ -539,11 +704,17 @@ def _summary(rows: pl.DataFrame, records: pl.DataFrame, quarantine: pl.DataFrame
     for name in dict.fromkeys(d.name for d in definitions):
         defs = [d for d in definitions if d.name == name]
         entry = _source_summary(
-            rows.filter(pl.col("source") == name), records.filter(pl.col("source") == name),
-            quarantine.filter(pl.col("source") == name), unknown_nat.filter(pl.col("source") == name),
+            rows.filter(pl.col("source") == name),
+            records.filter(pl.col("source") == name),
+            quarantine.filter(pl.col("source") == name),
+            unknown_nat.filter(pl.col("source") == name),
         )
-        sources[name] = {"kind": defs[0].kind, "definitions": sorted({d.origin for d in defs}),
-                         "files": sum(1 for d in definitions if d.name == name), **entry}
+        sources[name] = {
+            "kind": defs[0].kind,
+            "definitions": sorted({d.origin for d in defs}),
+            "files": sum(1 for d in definitions if d.name == name),
+            **entry,
+        }
     total = _source_summary(rows, records, quarantine, unknown_nat)
     policy = {d.name: {k: v for k, v in sorted(d.policy.items())} for d in definitions}
     return {
@@ -551,8 +722,10 @@ def _summary(rows: pl.DataFrame, records: pl.DataFrame, quarantine: pl.DataFrame
         "schema_version": SUMMARY_VERSION,
         "run_id": run_id,
         "as_of": as_of.isoformat(),
-        "totals": {k: total[k] for k in ("rows_in", "records", "quarantined", "reconciled",
-                                         "records_with_warnings")},
+        "totals": {
+            k: total[k]
+            for k in ("rows_in", "records", "quarantined", "reconciled", "records_with_warnings")
+        },
         "files": files,
         "sources": sources,
         "quarantine_by_reason": total["quarantine_by_reason"],
@@ -562,4 +735,3 @@ def _summary(rows: pl.DataFrame, records: pl.DataFrame, quarantine: pl.DataFrame
         "birth_date_quality": total["birth_date_quality"],
         "policy": policy,
     }
-

@@ -40,9 +40,30 @@ __all__ = [
 # ------------------------------------------------------------------------------- names
 #: Letters NFKD does not decompose, spelled as ASCII the way they are usually transliterated.
 SPECIAL_LETTERS: dict[str, str] = {
-    "ß": "ss", "ẞ": "ss", "ø": "o", "Ø": "o", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe",
-    "ı": "i", "İ": "i", "đ": "d", "Đ": "d", "ð": "d", "Ð": "d", "ł": "l", "Ł": "l",
-    "þ": "th", "Þ": "th", "ħ": "h", "Ħ": "h", "ŋ": "ng", "ĸ": "k", "ſ": "s", "ĳ": "ij",
+    "ß": "ss",
+    "ẞ": "ss",
+    "ø": "o",
+    "Ø": "o",
+    "æ": "ae",
+    "Æ": "ae",
+    "œ": "oe",
+    "Œ": "oe",
+    "ı": "i",
+    "İ": "i",
+    "đ": "d",
+    "Đ": "d",
+    "ð": "d",
+    "Ð": "d",
+    "ł": "l",
+    "Ł": "l",
+    "þ": "th",
+    "Þ": "th",
+    "ħ": "h",
+    "Ħ": "h",
+    "ŋ": "ng",
+    "ĸ": "k",
+    "ſ": "s",
+    "ĳ": "ij",
     "Ĳ": "ij",
 }
 #: Apostrophe-like marks are dropped inside a word (N'Diaye → ndiaye, O'Brien → obrien).
@@ -50,14 +71,44 @@ _APOSTROPHES = r"['’‘`´ʼʻʹ]"
 
 #: Particles dropped from the key when other tokens remain (they come and go between records).
 DROPPED_PARTICLES: tuple[str, ...] = (
-    "van", "von", "de", "der", "den", "ter", "ten", "da", "di", "du", "la", "le", "del",
-    "della", "dos", "das", "do",
+    "van",
+    "von",
+    "de",
+    "der",
+    "den",
+    "ter",
+    "ten",
+    "da",
+    "di",
+    "du",
+    "la",
+    "le",
+    "del",
+    "della",
+    "dos",
+    "das",
+    "do",
 )
 #: Arabic articles and name prefixes: kept, glued to the next token, because they are
 #: written apart or together at random (El Amrani / Elamrani, Abdel Kader / Abdelkader).
 GLUED_PREFIXES: tuple[str, ...] = (
-    "el", "al", "ul", "el", "abd", "abdel", "abdal", "abdul", "abdoul", "abdou", "abu", "abou",
-    "ben", "bin", "ibn", "ould", "bou",
+    "el",
+    "al",
+    "ul",
+    "el",
+    "abd",
+    "abdel",
+    "abdal",
+    "abdul",
+    "abdoul",
+    "abdou",
+    "abu",
+    "abou",
+    "ben",
+    "bin",
+    "ibn",
+    "ould",
+    "bou",
 )
 
 #: Ordered letter-cluster folds for the key. Upper-case S and J are the fold classes of
@@ -65,10 +116,34 @@ GLUED_PREFIXES: tuple[str, ...] = (
 #: (j/dj/dzj/zh/zj, and an initial y), so Dutch, English, French and German
 #: transliterations of one Cyrillic, Arabic or Albanian (xh) name coincide.
 KEY_FOLDS: tuple[tuple[str, str], ...] = (
-    ("tsch", "S"), ("dsch", "J"), ("dzh", "J"), ("dzj", "J"), ("tsj", "S"), ("tch", "S"),
-    ("sch", "S"), ("sj", "S"), ("sh", "S"), ("ch", "S"), ("zh", "J"), ("zj", "J"), ("dj", "J"),
-    ("xh", "J"), ("kh", "h"), ("gh", "g"), ("ph", "f"), ("th", "t"), ("dh", "d"), ("ck", "k"), ("ij", "i"),
-    ("q", "k"), ("c", "k"), ("x", "ks"), ("w", "v"), ("v", "f"), ("z", "s"), ("j", "J"),
+    ("tsch", "S"),
+    ("dsch", "J"),
+    ("dzh", "J"),
+    ("dzj", "J"),
+    ("tsj", "S"),
+    ("tch", "S"),
+    ("sch", "S"),
+    ("sj", "S"),
+    ("sh", "S"),
+    ("ch", "S"),
+    ("zh", "J"),
+    ("zj", "J"),
+    ("dj", "J"),
+    ("xh", "J"),
+    ("kh", "h"),
+    ("gh", "g"),
+    ("ph", "f"),
+    ("th", "t"),
+    ("dh", "d"),
+    ("ck", "k"),
+    ("ij", "i"),
+    ("q", "k"),
+    ("c", "k"),
+    ("x", "ks"),
+    ("w", "v"),
+    ("v", "f"),
+    ("z", "s"),
+    ("j", "J"),
 )
 
 
@@ -136,19 +211,31 @@ def name_keys(standard: pl.Series) -> pl.Series:
     frame = frame.with_columns(k.str.extract_groups(r"^(?:al|el|ul) ?([a-z]+)(.*)$").alias("g"))
     stem = pl.col("g").struct.field("1")
     strip = (stem.str.len_chars() >= 4) & (stem.str.count_matches("[^aeiou]") >= 2)
-    step(pl.when(strip.fill_null(False)).then(pl.concat_str(stem, pl.col("g").struct.field("2"))).otherwise(k))
+    step(
+        pl.when(strip.fill_null(False))
+        .then(pl.concat_str(stem, pl.col("g").struct.field("2")))
+        .otherwise(k)
+    )
     # A word-final h after a vowel is silent and comes and goes (Abdullah/Abdulla).
-    folded = k.str.replace_all(r"([aeiou])h( |$)", "${1}${2}").str.replace_all(" ", "", literal=True)
+    folded = k.str.replace_all(r"([aeiou])h( |$)", "${1}${2}").str.replace_all(
+        " ", "", literal=True
+    )
     for pattern, replacement in KEY_FOLDS:
         folded = folded.str.replace_all(pattern, replacement, literal=True)
     step(folded.str.replace(r"^y", "J").str.replace_all("y", "i", literal=True))
     frame = frame.with_columns(k.str.extract_groups(r"^([^aeiou]*)([aeiou]+)(.*)$").alias("g"))
     g = pl.col("g").struct
-    vowel = g.field("2").str.slice(0, 1).replace_strict(
-        {"a": "a", "e": "i", "i": "i", "o": "u", "u": "u"}, default=None, return_dtype=pl.String
+    vowel = (
+        g.field("2")
+        .str.slice(0, 1)
+        .replace_strict(
+            {"a": "a", "e": "i", "i": "i", "o": "u", "u": "u"}, default=None, return_dtype=pl.String
+        )
     )
     rest = g.field("3").str.replace_all("[aeiou]", "")
-    step(pl.when(g.field("2").is_null()).then(k).otherwise(pl.concat_str(g.field("1"), vowel, rest)))
+    step(
+        pl.when(g.field("2").is_null()).then(k).otherwise(pl.concat_str(g.field("1"), vowel, rest))
+    )
     collapsed = k
     for letter in "abcdefghijklmnopqrstuvwxyzSJ":
         collapsed = collapsed.str.replace_all(f"{letter}{{2,}}", letter)
@@ -212,8 +299,15 @@ def check_date_format(fmt: str) -> None:
         raise ValueError(f"date format {fmt!r} has a day but no month")
 
 
-_PARTS_DTYPE = pl.Struct({"year": pl.Int32, "month": pl.Int32, "day": pl.Int32,
-                          "matched": pl.Boolean, "two_digit_year": pl.Boolean})
+_PARTS_DTYPE = pl.Struct(
+    {
+        "year": pl.Int32,
+        "month": pl.Int32,
+        "day": pl.Int32,
+        "matched": pl.Boolean,
+        "two_digit_year": pl.Boolean,
+    }
+)
 
 
 def parse_date_parts(raw: pl.Expr, formats: Sequence[str], *, pivot_year: int) -> pl.Expr:
@@ -230,8 +324,9 @@ def parse_date_parts(raw: pl.Expr, formats: Sequence[str], *, pivot_year: int) -
         raise ValueError("no date formats given")
     for fmt in formats:
         check_date_format(fmt)
-    return raw.map_batches(lambda s: date_parts(s, formats, pivot_year=pivot_year),
-                           return_dtype=_PARTS_DTYPE)
+    return raw.map_batches(
+        lambda s: date_parts(s, formats, pivot_year=pivot_year), return_dtype=_PARTS_DTYPE
+    )
 
 
 def date_parts(raw: pl.Series, formats: Sequence[str], *, pivot_year: int) -> pl.Series:
@@ -242,7 +337,9 @@ def date_parts(raw: pl.Series, formats: Sequence[str], *, pivot_year: int) -> pl
     for i, fmt in enumerate(formats):
         comps = _format_components(fmt)
         name = f"g{i}"
-        distinct = distinct.with_columns(pl.col("raw").str.extract_groups(_format_regex(fmt)).alias(name))
+        distinct = distinct.with_columns(
+            pl.col("raw").str.extract_groups(_format_regex(fmt)).alias(name)
+        )
         groups = pl.col(name).struct
         hit = groups.field("1").is_not_null()
 
@@ -255,7 +352,10 @@ def date_parts(raw: pl.Series, formats: Sequence[str], *, pivot_year: int) -> pl
             y, is_two = field("Y"), pl.lit(False)
         else:
             yy = field("y")
-            y, is_two = pl.when(yy + 2000 <= pivot_year).then(yy + 2000).otherwise(yy + 1900), pl.lit(True)
+            y, is_two = (
+                pl.when(yy + 2000 <= pivot_year).then(yy + 2000).otherwise(yy + 1900),
+                pl.lit(True),
+            )
         year = pl.when(hit).then(y) if year is None else year.when(hit).then(y)
         month = pl.when(hit).then(field("m")) if month is None else month.when(hit).then(field("m"))
         day = pl.when(hit).then(field("d")) if day is None else day.when(hit).then(field("d"))
@@ -279,8 +379,10 @@ def date_parts(raw: pl.Series, formats: Sequence[str], *, pivot_year: int) -> pl
 def _days_in_month(year: pl.Expr, month: pl.Expr) -> pl.Expr:
     leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
     return (
-        pl.when(month == 2).then(pl.when(leap).then(29).otherwise(28))
-        .when(month.is_in([4, 6, 9, 11])).then(30)
+        pl.when(month == 2)
+        .then(pl.when(leap).then(29).otherwise(28))
+        .when(month.is_in([4, 6, 9, 11]))
+        .then(30)
         .otherwise(31)
     )
 
@@ -304,17 +406,22 @@ def classify_birth_dates(parts: pl.Expr, raw: pl.Expr) -> pl.Expr:
     known_m = m.is_not_null() & (m != 0)
     known_d = d.is_not_null() & (d != 0)
     impossible = matched & (
-        (y < 1800) | (y > 2100)
+        (y < 1800)
+        | (y > 2100)
         | (known_m & (m > 12))
         | (known_d & ~known_m)
         | (known_d & known_m & (m <= 12) & (d > _days_in_month(y, m)))
     )
     ok = matched & ~impossible
     quality = (
-        pl.when(~ok).then(pl.lit("missing"))
-        .when(known_d & known_m & (d == 1) & (m == 1)).then(pl.lit("default"))
-        .when(known_d & known_m).then(pl.lit("full"))
-        .when(known_m).then(pl.lit("month_year"))
+        pl.when(~ok)
+        .then(pl.lit("missing"))
+        .when(known_d & known_m & (d == 1) & (m == 1))
+        .then(pl.lit("default"))
+        .when(known_d & known_m)
+        .then(pl.lit("full"))
+        .when(known_m)
+        .then(pl.lit("month_year"))
         .otherwise(pl.lit("year_only"))
     )
     full = ok & known_d & known_m
@@ -324,10 +431,15 @@ def classify_birth_dates(parts: pl.Expr, raw: pl.Expr) -> pl.Expr:
         pl.when(full).then(d).alias("day"),
         # components of rows that are no full valid date are replaced before pl.date,
         # which raises on impossible components even in a branch that is not taken
-        pl.when(full).then(pl.date(
-            pl.when(full).then(y).otherwise(2000), pl.when(full).then(m).otherwise(1),
-            pl.when(full).then(d).otherwise(1),
-        )).alias("date"),
+        pl.when(full)
+        .then(
+            pl.date(
+                pl.when(full).then(y).otherwise(2000),
+                pl.when(full).then(m).otherwise(1),
+                pl.when(full).then(d).otherwise(1),
+            )
+        )
+        .alias("date"),
         quality.alias("quality"),
         (present & ~matched).alias("unparseable"),
         (present & impossible).fill_null(False).alias("impossible"),
@@ -344,12 +456,24 @@ def parse_full_dates(raw: pl.Expr, formats: Sequence[str], *, pivot_year: int) -
     formats = list(formats)
 
     def parse(series: pl.Series) -> pl.Series:
-        frame = pl.DataFrame({"raw": series, "parts": date_parts(series, formats, pivot_year=pivot_year)})
-        return frame.select(full_date_from_parts(pl.col("parts"), pl.col("raw")).alias(series.name)).to_series()
+        frame = pl.DataFrame(
+            {"raw": series, "parts": date_parts(series, formats, pivot_year=pivot_year)}
+        )
+        return frame.select(
+            full_date_from_parts(pl.col("parts"), pl.col("raw")).alias(series.name)
+        ).to_series()
 
-    return raw.map_batches(parse, return_dtype=pl.Struct({
-        "date": pl.Date, "unparseable": pl.Boolean, "partial": pl.Boolean, "two_digit_year": pl.Boolean,
-    }))
+    return raw.map_batches(
+        parse,
+        return_dtype=pl.Struct(
+            {
+                "date": pl.Date,
+                "unparseable": pl.Boolean,
+                "partial": pl.Boolean,
+                "two_digit_year": pl.Boolean,
+            }
+        ),
+    )
 
 
 def full_date_from_parts(parts: pl.Expr, raw: pl.Expr) -> pl.Expr:
@@ -433,7 +557,12 @@ def standardise_nationality(raw: pl.Series, extra: Mapping[str, str] | None = No
         unrecognised.append(code is None and key not in UNKNOWN_NATIONALITY_TEXTS and key != "")
     table = pl.DataFrame(
         {"raw": distinct, "iso3": iso3s, "region": regions, "unrecognised": unrecognised},
-        schema={"raw": pl.String, "iso3": pl.String, "region": pl.String, "unrecognised": pl.Boolean},
+        schema={
+            "raw": pl.String,
+            "iso3": pl.String,
+            "region": pl.String,
+            "unrecognised": pl.Boolean,
+        },
     )
     frame = pl.DataFrame({"raw": raw}, schema={"raw": pl.String})
     joined = frame.join(table, on="raw", how="left", maintain_order="left")
