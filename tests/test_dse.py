@@ -179,7 +179,7 @@ def test_result_serialises_to_json():
 
 
 def test_search_with_covariates_finds_the_true_two_list_model():
-    from recapture.estimators.mse_search import exhaustive, stepwise
+    from recapture.estimators.loglinear.search import exhaustive, stepwise
 
     df = world()
     step = stepwise(df, covariates=["region"], criterion="bic")

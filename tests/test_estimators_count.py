@@ -522,7 +522,7 @@ def test_singlercapture_one_inflated_simulations_recover_the_true_size(model):
 
 # ------------------------------------------------------------------------------ derivatives
 def test_analytic_derivatives_match_complex_step_differentiation():
-    from recapture.estimators import count_families as families
+    from recapture.estimators.count import families
 
     rng = np.random.default_rng(0)
     for cls in (

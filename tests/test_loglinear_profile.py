@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recapture.estimators.loglinear import LogLinearModel, _newton_step, profile_interval
+from recapture.estimators.loglinear import LogLinearModel, profile_interval
+from recapture.estimators.loglinear.fit import newton_step
 
 COVARIATES = ["sex", "age_class", "region"]
 MODEL = " + ".join(f"{lst}*{c}" for lst in ("in_police", "in_iom") for c in COVARIATES)
@@ -106,6 +107,6 @@ def test_profile_interval_of_a_known_curve():
 def test_newton_step_ascends_where_the_information_is_indefinite():
     hess = np.array([[2.0, 0.0], [0.0, -1.0]])
     grad = np.array([1.0, 1.0])
-    step = _newton_step(hess, np.eye(2), grad)
+    step = newton_step(hess, np.eye(2), grad)
     assert grad @ step > 0
     assert step == pytest.approx([0.5, 1.0])

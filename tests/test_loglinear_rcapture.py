@@ -187,9 +187,9 @@ def test_cormack_three_lists_rcapture_paper_results():
 
 
 def _table(counts, t):
-    from recapture.estimators.loglinear import _all_histories
+    from recapture.estimators.loglinear import all_histories
 
-    H = _all_histories(t)
+    H = all_histories(t)
     return pl.DataFrame({f"c{i + 1}": H[:, i] for i in range(t)}).with_columns(n=pl.Series(counts))
 
 

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from recapture.estimators.loglinear import LogLinearModel, capture_table, check_model, parse_terms
-from recapture.estimators.mse_search import exhaustive, sparsemse_stepwise, stepwise
+from recapture.estimators.loglinear.search import exhaustive, sparsemse_stepwise, stepwise
 
 DATA = Path(__file__).parent / "data"
 UK_LISTS = ["LA", "NG", "PFNCA", "GO", "GP"]

@@ -13,17 +13,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from recapture.errors import ConfigError
-from recapture.estimators.count_models import (
+from recapture.estimators.count import (
     MODEL_CLASSES as _COUNT_MODEL_CLASSES,
 )
-from recapture.estimators.count_models import (
+from recapture.estimators.count import (
     Chao,
     CountModel,
     OneInflatedZeroTruncated,
+    OneInflatedZeroTruncatedGeometric,
+    OneInflatedZeroTruncatedPoisson,
     Zelterman,
     ZeroTruncatedGeometric,
     ZeroTruncatedNegativeBinomial,
     ZeroTruncatedOneInflated,
+    ZeroTruncatedOneInflatedGeometric,
+    ZeroTruncatedOneInflatedPoisson,
     ZeroTruncatedPoisson,
 )
 from recapture.estimators.result import PopulationEstimate
@@ -34,11 +38,15 @@ __all__ = [
     "CountModel",
     "EstimatorEntry",
     "OneInflatedZeroTruncated",
+    "OneInflatedZeroTruncatedGeometric",
+    "OneInflatedZeroTruncatedPoisson",
     "PopulationEstimate",
     "Zelterman",
     "ZeroTruncatedGeometric",
     "ZeroTruncatedNegativeBinomial",
     "ZeroTruncatedOneInflated",
+    "ZeroTruncatedOneInflatedGeometric",
+    "ZeroTruncatedOneInflatedPoisson",
     "ZeroTruncatedPoisson",
     "estimate",
     "estimate_from_frequencies",

@@ -28,13 +28,13 @@ from recapture.estimators.loglinear import (
     CaptureTable,
     CellFit,
     PoissonFit,
-    _all_histories,
-    _to_polars,
+    all_histories,
     capture_table,
     fit_poisson,
     heterogeneity_columns,
     profile_interval,
 )
+from recapture.estimators.reading import read_frame
 from recapture.estimators.result import PopulationEstimate
 
 #: closedp.t model names, in Rcapture's order
@@ -273,7 +273,7 @@ def _history_table(data: Any, lists: Sequence[str] | None, count: str | None) ->
         table = data
     else:
         if lists is None:
-            df = _to_polars(data)
+            df = read_frame(data)
             lists = [c for c in df.columns if c.startswith("in_")] or [
                 c for c in df.columns if c != count
             ]
@@ -318,7 +318,7 @@ class ClosedPopulationModel:
         t = table.k
         if t < 3 and (self.model.startswith("Mh") or self.model.startswith("Mth")):
             raise ConfigError("heterogeneity models need at least 3 lists/occasions", key="model")
-        hist = _all_histories(t).astype(float)
+        hist = all_histories(t).astype(float)
         y = table.counts.astype(float)
         X, names, nca = closed_population_design(self.model, hist)
         return _estimate(
@@ -341,7 +341,7 @@ class ClosedPopulationModel:
 
 def _frequency_vector(data: Any, nbcap: str, freq: str | None) -> np.ndarray:
     """f_k for k = 1..max from a frequency table (``nbcap``, ``freq``) or one count per person."""
-    df = _to_polars(data)
+    df = read_frame(data)
     if nbcap not in df.columns:
         raise InputError("column not found", column=nbcap)
     k = df[nbcap].cast(float).to_numpy()

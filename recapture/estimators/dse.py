@@ -22,9 +22,9 @@ import numpy as np
 from recapture.errors import InputError
 from recapture.estimators.loglinear import (
     DEFAULT_THETAS,
-    _marginal_strata,
     capture_table,
     dependence_sensitivity,
+    marginal_strata,
 )
 from recapture.estimators.result import PopulationEstimate
 
@@ -92,7 +92,7 @@ class _TwoList:
             N_all = np.zeros(S)
             var_all = np.zeros(S)
             N_all[used], var_all[used] = N_s, var_s
-            res.strata = _marginal_strata(
+            res.strata = marginal_strata(
                 table,
                 nobs.astype(float),
                 N_all,

@@ -35,7 +35,7 @@ from recapture.estimators.loglinear import (
     fit_loglinear,
     parse_terms,
 )
-from recapture.estimators.mse_search import exhaustive, sparsemse_stepwise, stepwise
+from recapture.estimators.loglinear.search import exhaustive, sparsemse_stepwise, stepwise
 from recapture.estimators.result import PopulationEstimate
 
 __all__ = [

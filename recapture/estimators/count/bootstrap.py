@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from recapture.errors import ConfigError
-from recapture.estimators.count_fit import CountProblem, fit_ml, population_size
+from recapture.estimators.count.fit import fit_ml, population_size
+from recapture.estimators.count.problem import CountProblem
 
 BOOTSTRAP_TYPES = ("parametric", "semiparametric", "nonparametric")
 DIVERGENCE = 8.0

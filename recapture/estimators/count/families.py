@@ -21,8 +21,10 @@ second derivatives by central differences of those (error about 1e-10).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-from scipy.special import digamma, gammaln, loggamma, polygamma
+from scipy.special import digamma, gammaln, lambertw, loggamma, polygamma
 
 _CSTEP = 1e-20  # complex step
 _FSTEP = 1e-5  # finite-difference step for second derivatives
@@ -101,6 +103,8 @@ class CountFamily:
     predictors: tuple[str, ...] = ("lambda",)
     #: True when the family's likelihood uses every count (False: Zelterman/Chao use 1 and 2)
     uses_all_counts: bool = True
+    #: the model in one line, for the result's ``extra``
+    parameterisation: str = ""
 
     # ---------------------------------------------------------------- to implement
     def loglik(self, y: np.ndarray, eta: np.ndarray) -> np.ndarray:
@@ -185,11 +189,47 @@ class CountFamily:
     def evaluate_patterns(self, stats, eta_p):
         raise NotImplementedError
 
+    def saturated_loglik(self, y: np.ndarray) -> np.ndarray | None:
+        """Log-likelihood per unit of the saturated model (one parameter per count), the
+        reference of the deviance; None when the family has no deviance."""
+        return None
+
 
 # ------------------------------------------------------------------------------ Poisson
 class ZTPoisson(CountFamily):
     name = "ztpoisson"
+    short, label = "poisson", "Poisson"
     description = "zero-truncated Poisson"
+    parameterisation = (
+        "P(y|y>0) = Pois(y; λ)/(1 − e^{−λ}); log λ = xβ + offset; N̂ = Σ 1/(1 − e^{−λ})"
+    )
+    parameterisation_oizt = (
+        "one-inflated then zero-truncated Poisson: (ω·1{y=1} + (1−ω)Pois(y))/(1 − (1−ω)e^{−λ}); "
+        "N̂ = Σ 1/(1 − (1−ω)e^{−λ})"
+    )
+    parameterisation_ztoi = (
+        "zero-truncated then one-inflated Poisson: ω·1{y=1} + (1−ω)Pois(y)/(1−e^{−λ}); "
+        "N̂ = Σ 1/(1 − e^{−λ})"
+    )
+
+    def untruncated_logpmf(self, y, eta):
+        """Untruncated log pmf and log P(0) (complex-safe), for the one-inflated wrapper."""
+        lam = np.exp(eta[:, 0])
+        return y * eta[:, 0] - lam - gammaln(y + 1), -lam
+
+    def untruncated_term(self, y, eta):
+        """log f(y) untruncated with its derivatives in (log λ, ·)."""
+        lam = np.exp(eta[:, 0])
+        return _term(y * eta[:, 0] - lam - gammaln(y + 1), y - lam, None, -lam)
+
+    def saturated_loglik(self, y):
+        # the saturated λ solves λ/(1 − e^{−λ}) = y; solved once per distinct count
+        ys, inverse = np.unique(y, return_inverse=True)
+        lam_u = np.where(ys > 1, ys + np.real(lambertw(-ys * np.exp(-ys))), 1.0)
+        lam_s = lam_u[inverse]
+        return np.where(
+            y > 1, y * np.log(lam_s) - lam_s - np.log(-np.expm1(-lam_s)) - gammaln(y + 1), 0.0
+        )
 
     def loglik(self, y, eta):
         lam = np.exp(eta[:, 0])
@@ -244,7 +284,31 @@ class ZTPoisson(CountFamily):
 # ------------------------------------------------------------------------------ geometric
 class ZTGeometric(CountFamily):
     name = "ztgeom"
+    short, label = "geom", "geometric"
     description = "zero-truncated geometric"
+    parameterisation = "P(y|y>0) = λ^{y−1}/(1+λ)^y; log λ = xβ + offset; N̂ = Σ (1+λ)/λ"
+    parameterisation_oizt = "one-inflated then zero-truncated geometric; N̂ = Σ 1/(1 − (1−ω)/(1+λ))"
+    parameterisation_ztoi = "zero-truncated then one-inflated geometric; N̂ = Σ (1+λ)/λ"
+
+    def untruncated_logpmf(self, y, eta):
+        """Untruncated log pmf and log P(0) (complex-safe), for the one-inflated wrapper."""
+        log1p_lam = np.log1p(np.exp(eta[:, 0]))
+        return y * eta[:, 0] - (y + 1) * log1p_lam, -log1p_lam
+
+    def untruncated_term(self, y, eta):
+        """log f(y) untruncated with its derivatives in (log λ, ·)."""
+        lam = np.exp(eta[:, 0])
+        frac = lam / (1 + lam)
+        return _term(
+            y * eta[:, 0] - (y + 1) * np.log1p(lam),
+            y - (y + 1) * frac,
+            None,
+            -(y + 1) * frac / (1 + lam),
+        )
+
+    def saturated_loglik(self, y):
+        ym1 = np.maximum(y - 1, 1e-300)
+        return np.where(y > 1, (y - 1) * np.log(ym1) - y * np.log(y), 0.0)
 
     def start(self, y, w):
         ybar = float(np.sum(w * y) / np.sum(w))
@@ -287,6 +351,9 @@ class ZTGeometric(CountFamily):
 class ZTNegBin(CountFamily):
     name = "ztnegbin"
     description = "zero-truncated negative binomial"
+    parameterisation = (
+        "NB with mean λ and variance λ + αλ², truncated at 0; N̂ = Σ 1/(1 − (1+αλ)^{−1/α})"
+    )
     predictors = ("lambda", "alpha")
 
     def parameters(self, eta):
@@ -340,36 +407,35 @@ class ZTNegBin(CountFamily):
 
 
 # ------------------------------------------------------------------------------ one-inflated
-class _OneInflated(CountFamily):
+class OneInflated(CountFamily):
+    """One-inflation wrapped around a base family (Poisson or geometric) that supplies its
+    untruncated log pmf: ``truncate_first=False`` is ``oizt*`` (inflate, then truncate),
+    ``True`` is ``ztoi*`` (truncate, then inflate). The wrapper never asks which base it has."""
+
     predictors = ("lambda", "omega")
-    base: str = "poisson"
-    truncate_first: bool = False  # True: ztoi (truncate, then inflate)
+
+    def __init__(self, base: CountFamily, *, truncate_first: bool = False):
+        self.base = base
+        self.truncate_first = truncate_first
+        order = "zero-truncated one-inflated" if truncate_first else "one-inflated zero-truncated"
+        then = "truncate, then inflate" if truncate_first else "inflate, then truncate"
+        self.name = ("ztoi" if truncate_first else "oizt") + base.short
+        self.description = f"{order} {base.label} ({then})"
+        self.parameterisation = (
+            base.parameterisation_ztoi if truncate_first else base.parameterisation_oizt
+        )
 
     def start(self, y, w):
-        ybar = float(np.sum(w * y) / np.sum(w))
         share1 = float(np.sum(w * (y == 1)) / np.sum(w))
-        lam = (
-            np.log(max(2.0 * (ybar - 1.0), 0.05))
-            if self.base == "poisson"
-            else np.log(max(ybar - 1, 0.05))
-        )
         omega = np.log(max(share1 * 0.3, 0.01) / (1 - max(share1 * 0.3, 0.01)))
-        return [lam, omega]
+        return [self.base.start(y, w)[0], omega]
 
     def parameters(self, eta):
         return {"lambda": np.exp(eta[:, 0]), "omega": _expit(eta[:, 1])}
 
-    def _base_logpmf(self, y, eta):
-        """Untruncated log pmf of the base distribution and its log P(0)."""
-        lam = np.exp(eta[:, 0])
-        if self.base == "poisson":
-            return y * eta[:, 0] - lam - gammaln(y + 1), -lam
-        log1p_lam = np.log1p(lam)
-        return y * eta[:, 0] - (y + 1) * log1p_lam, -log1p_lam
-
     def loglik(self, y, eta):
         omega = _expit(eta[:, 1])
-        log_f, log_p0 = self._base_logpmf(y, eta)
+        log_f, log_p0 = self.base.untruncated_logpmf(y, eta)
         is_one = y == 1
         if self.truncate_first:
             # ω·1{y=1} + (1 − ω)·f(y)/(1 − f(0))
@@ -383,27 +449,14 @@ class _OneInflated(CountFamily):
             one = np.log(omega + (1 - omega) * np.exp(log_f)) - denom
         return np.where(is_one, one, rest)
 
-    def _base_term(self, y, eta):
-        """log f(y) of the base distribution and its derivatives in (log λ, logit ω)."""
-        lam = np.exp(eta[:, 0])
-        if self.base == "poisson":
-            return _term(y * eta[:, 0] - lam - gammaln(y + 1), y - lam, None, -lam)
-        frac = lam / (1 + lam)
-        return _term(
-            y * eta[:, 0] - (y + 1) * np.log1p(lam),
-            y - (y + 1) * frac,
-            None,
-            -(y + 1) * frac / (1 + lam),
-        )
-
     def evaluate(self, y, eta):
         omega = _expit(eta[:, 1])
         n = len(y)
         zero = np.zeros(n)
         log_omega = _term(np.log(omega), None, 1 - omega, None, None, -omega * (1 - omega))
         log_1m_omega = _term(np.log1p(-omega), None, -omega, None, None, -omega * (1 - omega))
-        log_f = self._base_term(y, eta)
-        log_f0 = self._base_term(zero, eta)
+        log_f = self.base.untruncated_term(y, eta)
+        log_f0 = self.base.untruncated_term(zero, eta)
         if self.truncate_first:
             trunc = _sum(log_f, _neg(_log1m(log_f0)))
             rest = _sum(log_1m_omega, trunc)
@@ -420,35 +473,27 @@ class _OneInflated(CountFamily):
         )
 
     def p_observed(self, eta):
-        _, log_p0 = self._base_logpmf(np.zeros(eta.shape[0]), eta)
+        _, log_p0 = self.base.untruncated_logpmf(np.zeros(eta.shape[0]), eta)
         if self.truncate_first:
             return -np.expm1(log_p0)
         omega = _expit(eta[:, 1])
         return 1 - (1 - omega) * np.exp(log_p0)
 
 
-class OIZTPoisson(_OneInflated):
-    name = "oiztpoisson"
-    description = "one-inflated zero-truncated Poisson (inflate, then truncate)"
+def OIZTPoisson() -> OneInflated:  # noqa: N802 (a family constructor, named like one)
+    return OneInflated(ZTPoisson())
 
 
-class ZTOIPoisson(_OneInflated):
-    name = "ztoipoisson"
-    description = "zero-truncated one-inflated Poisson (truncate, then inflate)"
-    truncate_first = True
+def ZTOIPoisson() -> OneInflated:  # noqa: N802
+    return OneInflated(ZTPoisson(), truncate_first=True)
 
 
-class OIZTGeometric(_OneInflated):
-    name = "oiztgeom"
-    description = "one-inflated zero-truncated geometric (inflate, then truncate)"
-    base = "geometric"
+def OIZTGeometric() -> OneInflated:  # noqa: N802
+    return OneInflated(ZTGeometric())
 
 
-class ZTOIGeometric(_OneInflated):
-    name = "ztoigeom"
-    description = "zero-truncated one-inflated geometric (truncate, then inflate)"
-    base = "geometric"
-    truncate_first = True
+def ZTOIGeometric() -> OneInflated:  # noqa: N802
+    return OneInflated(ZTGeometric(), truncate_first=True)
 
 
 # ------------------------------------------------------------------------------ Zelterman / Chao
@@ -509,12 +554,16 @@ class _OneTwoLogistic(CountFamily):
     def p_observed(self, eta):
         return -np.expm1(-2.0 * np.exp(eta[:, 0]))
 
+    def saturated_loglik(self, y):
+        return np.zeros_like(y)
 
-class Zelterman(_OneTwoLogistic):
+
+class ZeltermanFamily(_OneTwoLogistic):
     """Zelterman regression: λ from the 1-2 logistic fit, HT sum over every observed unit."""
 
     name = "zelterman"
     description = "Zelterman regression (Horvitz–Thompson with λ fitted on counts 1 and 2)"
+    parameterisation = "logit P(y=2 | y∈{1,2}) = log(λ/2) = xβ + offset; N̂ = Σ_all 1/(1 − e^{−λ})"
 
     def population_terms(self, y, eta):
         lam = self.lambda_(eta)
@@ -522,11 +571,14 @@ class Zelterman(_OneTwoLogistic):
         return 1.0 / p, (-lam * np.exp(-lam) / p**2)[:, None], np.exp(-lam) / p**2
 
 
-class Chao(_OneTwoLogistic):
+class ChaoFamily(_OneTwoLogistic):
     """Generalised Chao lower bound (Böhning et al. 2013): n + Σ_{y∈{1,2}} 1/(λ + λ²/2)."""
 
     name = "chao"
     description = "generalised Chao lower bound (Böhning et al. 2013)"
+    parameterisation = (
+        "logit P(y=2 | y∈{1,2}) = log(λ/2) = xβ + offset; N̂ = n + Σ_{y∈{1,2}} 1/(λ + λ²/2)"
+    )
 
     def population_terms(self, y, eta):
         lam = self.lambda_(eta)
@@ -546,17 +598,15 @@ class Chao(_OneTwoLogistic):
         return 1.0 + in12 / (lam + lam**2 / 2)
 
 
-FAMILIES: dict[str, type[CountFamily]] = {
-    cls.name: cls
-    for cls in (
-        ZTPoisson,
-        ZTGeometric,
-        ZTNegBin,
-        OIZTPoisson,
-        ZTOIPoisson,
-        OIZTGeometric,
-        ZTOIGeometric,
-        Zelterman,
-        Chao,
-    )
+#: family name → constructor (the one-inflated ones wrap a base family)
+FAMILIES: dict[str, Callable[[], CountFamily]] = {
+    "ztpoisson": ZTPoisson,
+    "ztgeom": ZTGeometric,
+    "ztnegbin": ZTNegBin,
+    "oiztpoisson": OIZTPoisson,
+    "ztoipoisson": ZTOIPoisson,
+    "oiztgeom": OIZTGeometric,
+    "ztoigeom": ZTOIGeometric,
+    "zelterman": ZeltermanFamily,
+    "chao": ChaoFamily,
 }

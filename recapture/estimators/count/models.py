@@ -13,27 +13,25 @@ repeated captures, an N̂ absurd relative to n) are put in ``warnings`` — neve
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.special import gammaln, lambertw
 
 from recapture.errors import ConfigError
-from recapture.estimators import count_families as fams
-from recapture.estimators.count_bootstrap import run_bootstrap
-from recapture.estimators.count_fit import (
-    CountProblem,
+from recapture.estimators.count import families as fams
+from recapture.estimators.count.bootstrap import run_bootstrap
+from recapture.estimators.count.fit import (
     FitResult,
     expected_hessian,
     fit_ml,
     population_estimate,
     population_size,
-    prepare,
     warm_start,
 )
+from recapture.estimators.count.problem import CountProblem, prepare
 from recapture.estimators.result import PopulationEstimate
 
 VARIANCE_METHODS = ("analytic", "bootstrap")
@@ -45,7 +43,7 @@ DFPOPSIZE_EXACT_MAX_CELLS = 400
 class CountModel:
     """Base of the single-source models; subclasses set ``family``."""
 
-    family_class: type[fams.CountFamily] = fams.ZTPoisson
+    family_class: Callable[[], fams.CountFamily] = fams.ZTPoisson
     second_formula_name: str | None = None  # "omega" or "alpha"
 
     def __init__(
@@ -77,7 +75,7 @@ class CountModel:
         if penalty not in (None, "none", "firth", "ridge"):
             raise ConfigError("penalty must be 'firth', 'ridge' or None", key="penalty")
         self.penalty = None if penalty == "none" else penalty
-        self.family = self.family_class()
+        self.family = self._make_family()
         self.extra_formulas: dict[str, str] = {}
         for key, value in second.items():
             name = key.removesuffix("_formula")
@@ -86,6 +84,9 @@ class CountModel:
             self.extra_formulas[name] = value
         for name in self.family.predictors[1:]:
             self.extra_formulas.setdefault(name, "~ 1")
+
+    def _make_family(self) -> fams.CountFamily:
+        return self.family_class()
 
     # ------------------------------------------------------------------------ API
     def fit(
@@ -379,26 +380,13 @@ class CountModel:
             extra={
                 "family": fam.name,
                 "penalty": fit.penalty,
-                "parameterisation": self._parameterisation(),
+                "parameterisation": fam.parameterisation,
                 "offset": self.offset,
                 "reference": self.reference,
                 "formulas": {"lambda": problem.formula, **self.extra_formulas},
             },
         )
         return result
-
-    def _parameterisation(self) -> str:
-        return {
-            "ztpoisson": "P(y|y>0) = Pois(y; λ)/(1 − e^{−λ}); log λ = xβ + offset; N̂ = Σ 1/(1 − e^{−λ})",
-            "ztgeom": "P(y|y>0) = λ^{y−1}/(1+λ)^y; log λ = xβ + offset; N̂ = Σ (1+λ)/λ",
-            "ztnegbin": "NB with mean λ and variance λ + αλ², truncated at 0; N̂ = Σ 1/(1 − (1+αλ)^{−1/α})",
-            "oiztpoisson": "one-inflated then zero-truncated Poisson: (ω·1{y=1} + (1−ω)Pois(y))/(1 − (1−ω)e^{−λ}); N̂ = Σ 1/(1 − (1−ω)e^{−λ})",
-            "ztoipoisson": "zero-truncated then one-inflated Poisson: ω·1{y=1} + (1−ω)Pois(y)/(1−e^{−λ}); N̂ = Σ 1/(1 − e^{−λ})",
-            "oiztgeom": "one-inflated then zero-truncated geometric; N̂ = Σ 1/(1 − (1−ω)/(1+λ))",
-            "ztoigeom": "zero-truncated then one-inflated geometric; N̂ = Σ (1+λ)/λ",
-            "zelterman": "logit P(y=2 | y∈{1,2}) = log(λ/2) = xβ + offset; N̂ = Σ_all 1/(1 − e^{−λ})",
-            "chao": "logit P(y=2 | y∈{1,2}) = log(λ/2) = xβ + offset; N̂ = n + Σ_{y∈{1,2}} 1/(λ + λ²/2)",
-        }[self.family.name]
 
     def _boundary_warnings(self, problem: CountProblem, fit: FitResult) -> list[str]:
         fam = problem.family
@@ -462,26 +450,12 @@ class CountModel:
         return out
 
     def _deviance(self, problem: CountProblem, fit: FitResult) -> float | None:
-        name = problem.family.name
-        y, w = problem.y, problem.w
-        eta = problem.eta_patterns(fit.beta)[problem.pattern]
-        if name == "ztpoisson":
-            # the saturated λ solves λ/(1 − e^{−λ}) = y; solved once per distinct count
-            ys, inverse = np.unique(y, return_inverse=True)
-            lam_u = np.where(ys > 1, ys + np.real(lambertw(-ys * np.exp(-ys))), 1.0)
-            lam_s = lam_u[inverse]
-            ll_sat = np.where(
-                y > 1, y * np.log(lam_s) - lam_s - np.log(-np.expm1(-lam_s)) - gammaln(y + 1), 0.0
-            )
-        elif name == "ztgeom":
-            ym1 = np.maximum(y - 1, 1e-300)
-            ll_sat = np.where(y > 1, (y - 1) * np.log(ym1) - y * np.log(y), 0.0)
-        elif name in ("zelterman", "chao"):
-            ll_sat = np.zeros_like(y)
-        else:
+        ll_sat = problem.family.saturated_loglik(problem.y)
+        if ll_sat is None:
             return None
-        ll = problem.family.evaluate(y, eta)[0]
-        return float(2 * np.sum(w * (ll_sat - ll)))
+        eta = problem.eta_patterns(fit.beta)[problem.pattern]
+        ll = problem.family.evaluate(problem.y, eta)[0]
+        return float(2 * np.sum(problem.w * (ll_sat - ll)))
 
     def _frequencies(self, problem: CountProblem, fit: FitResult, k_par: int):
         fam = problem.family
@@ -658,16 +632,28 @@ class ZeroTruncatedNegativeBinomial(CountModel):
     family_class = fams.ZTNegBin
 
 
+_BASES = {"poisson": fams.ZTPoisson, "geometric": fams.ZTGeometric}
+
+
+def _base(base: str) -> fams.CountFamily:
+    if base not in _BASES:
+        raise ConfigError("base must be 'poisson' or 'geometric'", key="base")
+    return _BASES[base]()
+
+
 class OneInflatedZeroTruncated(CountModel):
     """One-inflated *then* zero-truncated model (Godwin & Böhning 2017), ``base`` poisson or
     geometric. N̂ = Σ 1/(1 − (1−ω)·P(0)): the extra ones are part of the population
     model, so fewer people are missed than under :class:`ZeroTruncatedOneInflated`."""
 
-    def __init__(self, formula: str = "~ 1", *, base: str = "poisson", **options):
-        self.family_class = {"poisson": fams.OIZTPoisson, "geometric": fams.OIZTGeometric}.get(base)  # type: ignore[assignment]
-        if self.family_class is None:
-            raise ConfigError("base must be 'poisson' or 'geometric'", key="base")
+    base = "poisson"
+
+    def __init__(self, formula: str = "~ 1", *, base: str | None = None, **options):
+        self.base = base or type(self).base
         super().__init__(formula, **options)
+
+    def _make_family(self) -> fams.CountFamily:
+        return fams.OneInflated(_base(self.base))
 
 
 class ZeroTruncatedOneInflated(CountModel):
@@ -676,43 +662,59 @@ class ZeroTruncatedOneInflated(CountModel):
     as a behavioural response after the first capture, so N̂ = Σ 1/(1 − P(0)) as in the
     non-inflated model."""
 
-    def __init__(self, formula: str = "~ 1", *, base: str = "poisson", **options):
-        self.family_class = {"poisson": fams.ZTOIPoisson, "geometric": fams.ZTOIGeometric}.get(base)  # type: ignore[assignment]
-        if self.family_class is None:
-            raise ConfigError("base must be 'poisson' or 'geometric'", key="base")
+    base = "poisson"
+
+    def __init__(self, formula: str = "~ 1", *, base: str | None = None, **options):
+        self.base = base or type(self).base
         super().__init__(formula, **options)
+
+    def _make_family(self) -> fams.CountFamily:
+        return fams.OneInflated(_base(self.base), truncate_first=True)
+
+
+class OneInflatedZeroTruncatedPoisson(OneInflatedZeroTruncated):
+    """``oiztpoisson``: one-inflated, then zero-truncated Poisson."""
+
+
+class ZeroTruncatedOneInflatedPoisson(ZeroTruncatedOneInflated):
+    """``ztoipoisson``: zero-truncated, then one-inflated Poisson."""
+
+
+class OneInflatedZeroTruncatedGeometric(OneInflatedZeroTruncated):
+    """``oiztgeom``: one-inflated, then zero-truncated geometric."""
+
+    base = "geometric"
+
+
+class ZeroTruncatedOneInflatedGeometric(ZeroTruncatedOneInflated):
+    """``ztoigeom``: zero-truncated, then one-inflated geometric."""
+
+    base = "geometric"
 
 
 class Zelterman(CountModel):
     """Zelterman regression (Böhning & van der Heijden 2009): logistic fit on counts 1–2,
     then the Horvitz–Thompson sum over all observed units with λ = 2·exp(xγ)."""
 
-    family_class = fams.Zelterman
+    family_class = fams.ZeltermanFamily
 
 
 class Chao(CountModel):
     """Generalised Chao lower bound (Böhning et al. 2013): n + Σ_{y∈{1,2}} 1/(λ + λ²/2);
     without covariates n + f1²/(2 f2)."""
 
-    family_class = fams.Chao
+    family_class = fams.ChaoFamily
 
 
-MODEL_CLASSES: dict[str, Any] = {
+#: model name (``--model``) → its class, one class per name
+MODEL_CLASSES: dict[str, type[CountModel]] = {
     "ztpoisson": ZeroTruncatedPoisson,
     "ztgeom": ZeroTruncatedGeometric,
     "ztnegbin": ZeroTruncatedNegativeBinomial,
-    "oiztpoisson": lambda formula="~ 1", **kw: OneInflatedZeroTruncated(
-        formula, base="poisson", **kw
-    ),
-    "ztoipoisson": lambda formula="~ 1", **kw: ZeroTruncatedOneInflated(
-        formula, base="poisson", **kw
-    ),
-    "oiztgeom": lambda formula="~ 1", **kw: OneInflatedZeroTruncated(
-        formula, base="geometric", **kw
-    ),
-    "ztoigeom": lambda formula="~ 1", **kw: ZeroTruncatedOneInflated(
-        formula, base="geometric", **kw
-    ),
+    "oiztpoisson": OneInflatedZeroTruncatedPoisson,
+    "ztoipoisson": ZeroTruncatedOneInflatedPoisson,
+    "oiztgeom": OneInflatedZeroTruncatedGeometric,
+    "ztoigeom": ZeroTruncatedOneInflatedGeometric,
     "zelterman": Zelterman,
     "chao": Chao,
 }

@@ -21,11 +21,10 @@ import numpy as np
 from scipy import stats
 
 from recapture.errors import ConfigError
-from recapture.estimators.loglinear import (
-    CaptureTable,
+from recapture.estimators.loglinear.model import FitOptions, fit_terms
+from recapture.estimators.loglinear.tables import CaptureTable, capture_table
+from recapture.estimators.loglinear.terms import (
     Term,
-    _fit_terms,
-    capture_table,
     check_model,
     generating_class,
     parse_terms,
@@ -99,7 +98,7 @@ def stepwise(
         key = frozenset(terms)
         if key not in cache:
             ordered = parse_terms(sorted(terms, key=len), variables, table.lists)
-            cache[key] = _fit_terms(table, ordered, empty_overlaps=empty_overlaps, profile=True)
+            cache[key] = fit_terms(table, ordered, FitOptions(empty_overlaps=empty_overlaps))
         return cache[key]
 
     best = fit(current)
@@ -181,7 +180,7 @@ def exhaustive(
     out = []
     for m in models:
         ordered = parse_terms(sorted(m, key=len), variables, table.lists)
-        out.append(_fit_terms(table, ordered, empty_overlaps=empty_overlaps, profile=True))
+        out.append(fit_terms(table, ordered, FitOptions(empty_overlaps=empty_overlaps)))
     out.sort(key=lambda r: _criterion(r, criterion))
     for rank, r in enumerate(out, 1):
         r.extra["search"] = {
@@ -212,7 +211,7 @@ def sparsemse_stepwise(
 
     def fit(terms: list[Term]) -> PopulationEstimate:
         ordered = parse_terms(terms, L, L)
-        return _fit_terms(table, ordered, empty_overlaps="drop", profile=True, check=False)
+        return fit_terms(table, ordered, FitOptions(check=False))
 
     current = fit([])
     path = [{"added": None, "p_value": None, "population_size": current.population_size}]
