@@ -270,7 +270,7 @@ def _read_table(path: Path):
 
 def _linkage_aware(args: argparse.Namespace, estimator, result):
     """Linkage-aware interval and threshold sensitivity from the run directory's linkage."""
-    from recapture.pipelines.run import persons_rules
+    from recapture.persons import persons_rules
     from recapture.uncertainty import (
         UncertaintyOptions,
         linkage_aware_estimate,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from recapture.errors import ConfigError
-from recapture.pipelines.capture_histories import CaptureHistoryRules, Period
+from recapture.persons import CaptureHistoryRules, Period
 
 
 @dataclass

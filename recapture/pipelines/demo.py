@@ -19,7 +19,7 @@ import polars as pl
 
 from recapture.config import parse_config
 from recapture.io import read_json
-from recapture.pipelines.capture_histories import build_persons
+from recapture.persons import build_persons
 from recapture.pipelines.run import RunResult, _fit_one, run_pipeline
 
 #: The estimators the demo fits (the pipeline config's [[estimators]] tables).

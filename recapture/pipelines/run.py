@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,9 @@ import polars as pl
 from recapture import progress
 from recapture.config import PipelineConfig, load_config
 from recapture.errors import ConfigError, RecaptureError
-from recapture.io import file_sha256, read_json, remove_stale_temporaries, write_json, write_parquet
-from recapture.pipelines.capture_histories import build_persons
+from recapture.io import file_sha256, read_json, remove_stale_temporaries, write_json
+from recapture.persons import build_persons, write_persons
 from recapture.pipelines.stages import Manifest, Stage, fingerprint, run_stages
-from recapture.schemas import SCHEMA_VERSIONS, PersonSchema
 
 ARTIFACTS = {
     "records": "records.parquet",
@@ -174,20 +172,13 @@ def run_pipeline(
             frames.append(frame)
             counts[period.label] = c.to_dict()
         table = pl.concat(frames, how="vertical")
-        PersonSchema.validate(table, lazy=True)
-        write_parquet(
+        write_persons(
             table,
             out / ARTIFACTS["persons"],
-            artifact="persons",
-            schema_version=SCHEMA_VERSIONS["persons"],
+            sources=sources,
+            periods=config.periods,
+            rules=config.persons,
             run_id=run_id,
-            extra_metadata={
-                "sources": ",".join(sources),
-                "periods": json.dumps(
-                    {p.label: [p.start.isoformat(), p.end.isoformat()] for p in config.periods}
-                ),
-                "capture_history_rules": json.dumps(dataclasses.asdict(config.persons)),
-            },
         )
         write_json(counts, out / ARTIFACTS["persons_summary"])
         return {"rows": table.height, "by_period": counts}
@@ -288,22 +279,6 @@ def format_run(result: RunResult) -> str:
     for name, path in sorted(result.reports.items()):
         lines.append(f"  {name} report: {path}")
     return "\n".join(lines)
-
-
-def persons_rules(persons_path: str | Path) -> tuple[list[str] | None, Any]:
-    """The sources and capture-history rules a persons.parquet was built with (from its
-    metadata), so rebuilt capture histories match it."""
-    from recapture.io import read_metadata
-    from recapture.pipelines.capture_histories import CaptureHistoryRules
-
-    meta = read_metadata(persons_path)
-    sources = meta["sources"].split(",") if meta.get("sources") else None
-    rules = None
-    if meta.get("capture_history_rules"):
-        data = json.loads(meta["capture_history_rules"])
-        data["age_breaks"] = tuple(data["age_breaks"])
-        rules = CaptureHistoryRules(**data)
-    return sources, rules
 
 
 def input_checksums(config: PipelineConfig) -> dict[str, str]:

@@ -559,7 +559,7 @@ def write_demo_run(run_dir: str | os.PathLike, size: int = 3000, *, seed: int = 
     from recapture.estimators import estimate
     from recapture.linkage import LinkageSettings, link_records, write_linkage
     from recapture.linkage.engine import read_records
-    from recapture.pipelines.capture_histories import Period, build_persons
+    from recapture.persons import Period, build_persons, write_persons
     from recapture.synthetic import load_config, run_simulation
     from recapture.validation import validate_extracts
 
@@ -588,11 +588,11 @@ def write_demo_run(run_dir: str | os.PathLike, size: int = 3000, *, seed: int = 
         persons, _counts = build_persons(
             records, clusters, period, sources=["police", "iom"], pairs=pairs
         )
-        write_parquet(
+        write_persons(
             persons,
             run / "persons.parquet",
-            artifact="persons",
-            schema_version=SCHEMA_VERSIONS["persons"],
+            sources=["police", "iom"],
+            periods=[period],
             run_id="demo",
         )
         police = persons.filter(pl.col("n_police") > 0)

@@ -23,7 +23,7 @@ import polars as pl
 
 from recapture.errors import ConfigError, InputError
 from recapture.estimators.result import PopulationEstimate
-from recapture.pipelines.capture_histories import CaptureHistoryRules, Period
+from recapture.persons import CaptureHistoryRules, Period
 from recapture.uncertainty.analytic import model_corrected_dse
 from recapture.uncertainty.draws import DEFAULT_CHAINING_STEPS, DEFAULT_CONFLICT_PROBABILITY
 from recapture.uncertainty.imputation import multiple_imputation
