@@ -56,7 +56,7 @@ def test_unsupported_option_is_a_config_error():
 
 
 def test_bad_path_and_bad_list_are_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(InputError, match="file not found"):
         estimate(tmp_path / "missing.parquet", "loglinear")
     with pytest.raises(InputError) as exc:
         estimate(DATA / "rcapture_HIV.csv", "loglinear", lists="c1,c9", weights="freq")

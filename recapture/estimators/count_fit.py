@@ -12,7 +12,6 @@ and aggregated input give the same numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ import polars as pl
 
 from recapture.errors import ConfigError, InputError
 from recapture.estimators.count_families import CountFamily
+from recapture.io import read_table
 
 WEIGHT = "__weight__"
 OFFSET = "__offset__"
@@ -112,18 +112,7 @@ def warm_start(
 
 
 def _to_polars(data: Any) -> pl.DataFrame:
-    if isinstance(data, pl.DataFrame):
-        return data
-    if isinstance(data, pl.LazyFrame):
-        return data.collect()
-    if isinstance(data, pd.DataFrame):
-        return pl.from_pandas(data)
-    if isinstance(data, str | Path):
-        path = Path(data)
-        if path.suffix.lower() == ".csv":
-            return pl.read_csv(path)
-        return pl.read_parquet(path)
-    raise InputError(f"cannot read data of type {type(data).__name__}")
+    return read_table(data)
 
 
 def required_variables(formula: str) -> list[str]:

@@ -32,6 +32,7 @@ from scipy import optimize, sparse, special, stats
 
 from recapture.errors import ConfigError, InputError
 from recapture.estimators.result import PopulationEstimate
+from recapture.io import read_table
 
 Z95 = stats.norm.ppf(0.975)
 
@@ -149,28 +150,9 @@ def _grid_index(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 
 def _to_polars(data: Any) -> pl.DataFrame:
-    if isinstance(data, pl.DataFrame):
-        return data
-    if isinstance(data, str | Path):
-        path = Path(data)
-        if not path.exists():
-            raise FileNotFoundError(2, "No such file or directory", str(path))
-        try:
-            if path.suffix.lower() in (".csv", ".txt"):
-                return pl.read_csv(path)
-            return pl.read_parquet(path)
-        except Exception as exc:
-            raise InputError(f"cannot read the table ({exc})", file=str(path)) from None
     if isinstance(data, CaptureTable):
         return data.to_frame()
-    try:
-        import pandas as pd
-
-        if isinstance(data, pd.DataFrame):
-            return pl.from_pandas(data)
-    except ImportError:  # pragma: no cover
-        pass
-    raise InputError(f"expected a polars or pandas DataFrame, got {type(data).__name__}")
+    return read_table(data)
 
 
 def capture_table(

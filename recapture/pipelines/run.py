@@ -18,22 +18,16 @@ import polars as pl
 from recapture import progress
 from recapture.config import PipelineConfig, load_config
 from recapture.errors import ConfigError, RecaptureError
-from recapture.io import file_sha256, read_json, remove_stale_temporaries, write_json
+from recapture.io import (
+    ARTIFACTS,
+    artifact_path,
+    file_sha256,
+    read_json,
+    remove_stale_temporaries,
+    write_json,
+)
 from recapture.persons import build_persons, write_persons
 from recapture.pipelines.stages import Manifest, Stage, fingerprint, run_stages
-
-ARTIFACTS = {
-    "records": "records.parquet",
-    "quarantine": "quarantine.parquet",
-    "validation_summary": "validation_summary.json",
-    "pairs": "pairs.parquet",
-    "clusters": "clusters.parquet",
-    "linkage_model": "linkage_model.json",
-    "linkage_metrics": "linkage_metrics.json",
-    "persons": "persons.parquet",
-    "persons_summary": "persons_summary.json",
-    "estimates": "estimates.json",
-}
 
 
 @dataclass
@@ -46,7 +40,7 @@ class RunResult:
     reports: dict[str, str] = field(default_factory=dict)
 
     def path(self, artifact: str) -> Path:
-        return self.run_dir / ARTIFACTS[artifact]
+        return artifact_path(self.run_dir, artifact)
 
 
 def _config_snapshot(config: PipelineConfig) -> dict[str, Any]:
@@ -142,7 +136,7 @@ def run_pipeline(
     def link() -> dict[str, Any]:
         from recapture.linkage import link_records, write_linkage
 
-        records = pl.read_parquet(out / ARTIFACTS["records"])
+        records = pl.read_parquet(artifact_path(out, "records"))
         result = link_records(records, settings)
         write_linkage(result, out, run_id=run_id)
         return {
@@ -154,12 +148,12 @@ def run_pipeline(
         }
 
     def persons() -> dict[str, Any]:
-        records = pl.read_parquet(out / ARTIFACTS["records"])
-        clusters = pl.read_parquet(out / ARTIFACTS["clusters"])
+        records = pl.read_parquet(artifact_path(out, "records"))
+        clusters = pl.read_parquet(artifact_path(out, "clusters"))
         # only the links the clustering used: the weakest-link summary needs nothing else,
         # and at a million records they are a small share of the scored pairs
         pairs = (
-            pl.scan_parquet(out / ARTIFACTS["pairs"])
+            pl.scan_parquet(artifact_path(out, "pairs"))
             .filter(pl.col("linked"))
             .select("record_id_l", "record_id_r", "match_probability")
             .collect()
@@ -174,18 +168,18 @@ def run_pipeline(
         table = pl.concat(frames, how="vertical")
         write_persons(
             table,
-            out / ARTIFACTS["persons"],
+            artifact_path(out, "persons"),
             sources=sources,
             periods=config.periods,
             rules=config.persons,
             run_id=run_id,
         )
-        write_json(counts, out / ARTIFACTS["persons_summary"])
+        write_json(counts, artifact_path(out, "persons_summary"), sort_keys=True)
         return {"rows": table.height, "by_period": counts}
 
     def estimate() -> dict[str, Any]:
         entries = fit_estimators(config, out, settings_threshold=_used_threshold(out))
-        write_json(entries, out / ARTIFACTS["estimates"])
+        write_json(entries, artifact_path(out, "estimates"))
         return {"estimates": len(entries), "failed": sum(1 for e in entries if e.get("error"))}
 
     def report() -> dict[str, Any]:
@@ -197,7 +191,7 @@ def run_pipeline(
     stages = [
         Stage(
             "validate",
-            [ARTIFACTS[a] for a in ("records", "quarantine", "validation_summary")],
+            [ARTIFACTS[a].file for a in ("records", "quarantine", "validation_summary")],
             validate,
             settings={"sources": snapshot["sources"], "as_of": as_of.isoformat()},
             input_files=[s.path for s in config.sources]
@@ -205,14 +199,14 @@ def run_pipeline(
         ),
         Stage(
             "link",
-            [ARTIFACTS[a] for a in ("pairs", "clusters", "linkage_model", "linkage_metrics")],
+            [ARTIFACTS[a].file for a in ("pairs", "clusters", "linkage_model", "linkage_metrics")],
             link,
             settings=settings.to_dict(),
             upstream=["validate"],
         ),
         Stage(
             "persons",
-            [ARTIFACTS["persons"], ARTIFACTS["persons_summary"]],
+            [ARTIFACTS["persons"].file, ARTIFACTS["persons_summary"].file],
             persons,
             settings={
                 "periods": snapshot["periods"],
@@ -223,7 +217,7 @@ def run_pipeline(
         ),
         Stage(
             "estimate",
-            [ARTIFACTS["estimates"]],
+            [ARTIFACTS["estimates"].file],
             estimate,
             settings={
                 "estimators": snapshot["estimators"],
@@ -237,7 +231,10 @@ def run_pipeline(
         stages.append(
             Stage(
                 "report",
-                [f"reports/{name}.html" for name in ("validation", "linkage", "estimates")],
+                [
+                    ARTIFACTS[f"{name}_report"].file
+                    for name in ("validation", "linkage", "estimates")
+                ],
                 report,
                 settings={"version": 1},
                 upstream=["estimate"],
@@ -250,7 +247,7 @@ def run_pipeline(
         "done" if manifest.data["reconciliation"]["ok"] else "counts do not reconcile"
     )
     manifest.save()
-    estimates = read_json(out / ARTIFACTS["estimates"])
+    estimates = read_json(artifact_path(out, "estimates"))
     reports = data["stages"].get("report", {}).get("counts", {}).get("reports", {})
     return RunResult(run_dir=out, manifest=manifest.data, estimates=estimates, reports=reports)
 
@@ -296,7 +293,7 @@ def input_checksums(config: PipelineConfig) -> dict[str, str]:
 
 
 def _used_threshold(out: Path) -> float | None:
-    path = out / ARTIFACTS["linkage_model"]
+    path = artifact_path(out, "linkage_model")
     return read_json(path).get("threshold") if path.exists() else None
 
 
@@ -307,7 +304,7 @@ def fit_estimators(
     (boundary estimates, non-convergence) are warnings on its result; an estimator that
     cannot be fitted as configured is an error naming its config key."""
 
-    persons_all = pl.read_parquet(out / ARTIFACTS["persons"])
+    persons_all = pl.read_parquet(artifact_path(out, "persons"))
     uncertainty = None
     if config.uncertainty:
         from recapture.uncertainty import UncertaintyOptions
@@ -427,10 +424,12 @@ def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing
 def _with_linkage_uncertainty(result, estimator, uncertainty, config, out, period, threshold):
     from recapture.uncertainty import linkage_aware_estimate
 
-    records = pl.read_parquet(out / ARTIFACTS["records"])
-    pairs = pl.read_parquet(out / ARTIFACTS["pairs"])
-    clusters = pl.read_parquet(out / ARTIFACTS["clusters"])
-    persons = pl.read_parquet(out / ARTIFACTS["persons"]).filter(pl.col("period") == period.label)
+    records = pl.read_parquet(artifact_path(out, "records"))
+    pairs = pl.read_parquet(artifact_path(out, "pairs"))
+    clusters = pl.read_parquet(artifact_path(out, "clusters"))
+    persons = pl.read_parquet(artifact_path(out, "persons")).filter(
+        pl.col("period") == period.label
+    )
     lists = [c.removeprefix("in_") for c in estimator.options.get("lists") or []]
     # The Ding–Fienberg / Di Consiglio–Tuoto correction is a Petersen-type estimate: it
     # applies to two-list models without covariates; a covariate model would inherit the
