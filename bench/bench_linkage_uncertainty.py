@@ -270,7 +270,7 @@ def run_world(seed: int, size: int, imputations: int, raw_mi: bool, variant: str
     import numpy as np
 
     from recapture import progress
-    from recapture.pipelines.capture_histories import Period, build_persons
+    from recapture.persons import Period, build_persons
     from recapture.uncertainty import model_corrected_dse, multiple_imputation
     from recapture.uncertainty.calibration import fit_recalibration, pair_kind
     from recapture.uncertainty.draws import draw_labels, prepare_pairs, within_cluster_pairs
@@ -430,7 +430,7 @@ def timing(records_target: int, imputations: int, workers: int) -> dict:
     import polars as pl
 
     from recapture import progress
-    from recapture.pipelines.capture_histories import Period
+    from recapture.persons import Period
     from recapture.uncertainty import multiple_imputation
 
     progress.set_quiet(True)

@@ -272,7 +272,7 @@ def true_link_estimates(
     import polars as pl
 
     from recapture.config import load_config
-    from recapture.pipelines.capture_histories import build_persons
+    from recapture.persons import build_persons
     from recapture.pipelines.demo import _true_clusters
     from recapture.pipelines.run import _fit_one
 

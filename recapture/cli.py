@@ -199,7 +199,7 @@ _ESTIMATE_CLI_ONLY = {
 
 
 def _run_estimate(args: argparse.Namespace) -> int:
-    from recapture.io import write_json
+    from recapture.io import read_table, write_json
     from recapture.pipelines.run import ConfiguredEstimator
 
     options = {k: v for k, v in vars(args).items() if k not in _ESTIMATE_CLI_ONLY and v is not None}
@@ -208,7 +208,7 @@ def _run_estimate(args: argparse.Namespace) -> int:
     if args.merge_sparse_levels:
         options["merge_sparse_levels"] = args.merge_sparse_levels
     estimator = ConfiguredEstimator(args.model, options, args.missing)
-    result = estimator.fit(_read_table(args.input))
+    result = estimator.fit(read_table(args.input))
     if args.imputations or args.thresholds or args.analytic_linkage:
         result = _linkage_aware(args, estimator, result)
     print(result.summary(level=args.level))
@@ -253,24 +253,9 @@ def _run_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_table(path: Path):
-    import polars as pl
-
-    from recapture.errors import InputError
-
-    if not path.is_file():
-        raise InputError("file not found", file=str(path))
-    try:
-        if path.suffix.lower() == ".parquet":
-            return pl.read_parquet(path)
-        return pl.read_csv(path, infer_schema_length=10_000)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(f"cannot read the table: {exc}", file=str(path)) from None
-
-
 def _linkage_aware(args: argparse.Namespace, estimator, result):
     """Linkage-aware interval and threshold sensitivity from the run directory's linkage."""
-    from recapture.pipelines.run import persons_rules
+    from recapture.persons import persons_rules
     from recapture.uncertainty import (
         UncertaintyOptions,
         linkage_aware_estimate,
@@ -569,22 +554,22 @@ def _run_review(args: argparse.Namespace) -> int:
     import polars as pl
 
     from recapture.errors import InputError
-    from recapture.io import read_json, write_json
+    from recapture.io import ARTIFACTS, artifact_path, read_json, write_json
     from recapture.linkage.review import export_review_sample, review_error_rates
 
     if args.action == "export":
         run = args.run_dir
-        for name in ("pairs.parquet", "records.parquet"):
+        for name in (ARTIFACTS["pairs"].file, ARTIFACTS["records"].file):
             if not (run / name).is_file():
                 raise InputError(f"no {name} in the run directory", file=str(run / name))
         threshold = args.threshold
         if threshold is None:
-            model = run / "linkage_model.json"
+            model = artifact_path(run, "linkage_model")
             threshold = float(read_json(model)["threshold"]) if model.is_file() else 0.5
         out = args.out or run / "review_sample.csv"
         sample = export_review_sample(
-            pl.read_parquet(run / "pairs.parquet"),
-            pl.read_parquet(run / "records.parquet"),
+            pl.read_parquet(artifact_path(run, "pairs")),
+            pl.read_parquet(artifact_path(run, "records")),
             out,
             threshold=threshold,
             sample_size=args.n,

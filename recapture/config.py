@@ -8,13 +8,16 @@ config file's folder, so a run directory and its config can be moved together.
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from recapture.errors import ConfigError
-from recapture.pipelines.capture_histories import CaptureHistoryRules, Period
+from recapture.loader import check_keys, expect, in_range, read_toml, require
+from recapture.persons import CaptureHistoryRules, Period
+
+#: Seeds are 32-bit unsigned integers (numpy's and the manifest's common ground).
+SEED_LIMIT = 2**32
 
 
 @dataclass
@@ -68,28 +71,15 @@ class PipelineConfig:
 
 
 def _check_keys(table: dict, allowed: set[str], where: str, file: str | None) -> None:
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(
-                f"unknown key (allowed: {', '.join(sorted(allowed))})",
-                file=file,
-                key=f"{where}{key}",
-            )
+    check_keys(table, allowed, file=file, prefix=where)
 
 
 def _require(table: dict, key: str, kind: type | tuple, where: str, file: str | None) -> Any:
-    if key not in table:
-        raise ConfigError("missing required key", file=file, key=f"{where}{key}")
-    return _typed(table[key], kind, f"{where}{key}", file)
+    return require(table, key, kind, prefix=where, file=file)
 
 
 def _typed(value: Any, kind: type | tuple, key: str, file: str | None) -> Any:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    if bool in kinds or not isinstance(value, bool):
-        if isinstance(value, kinds):
-            return value
-    names = " or ".join(k.__name__ for k in kinds)
-    raise ConfigError(f"expected {names}, got {type(value).__name__} {value!r}", file=file, key=key)
+    return expect(value, kind, key=key, file=file)
 
 
 def _path(value: Any, base: Path, key: str, file: str | None) -> Path:
@@ -125,6 +115,7 @@ def parse_config(
     as_of = _date(run["as_of"], "run.as_of", file) if "as_of" in run else None
     run_dir = _path(run.get("dir", "run"), base_dir, "run.dir", file)
     seed = _typed(run.get("seed", 20170701), int, "run.seed", file)
+    in_range(seed, 0, SEED_LIMIT, upper_open=True, key="run.seed", file=file)
 
     raw_sources = data.get("sources")
     if not raw_sources:
@@ -285,12 +276,5 @@ def _definition_name(definition: str, key: str, file: str | None) -> str:
 def load_config(path: str | Path) -> PipelineConfig:
     """Read and validate a pipeline TOML file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("config file not found", file=str(path)) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
+    data = read_toml(path)
     return parse_config(data, base_dir=path.resolve().parent, file=str(path))

@@ -1,6 +1,9 @@
-"""Reading and writing artifacts: atomic, with schema metadata.
+"""Reading and writing artifacts: atomic, with schema metadata, from one registry.
 
-Every artifact is written to a temporary file in the target directory and renamed into
+:data:`ARTIFACTS` names every file a run writes (its file name, pandera schema, schema
+version, and how it is read and written), so no stage, report or command spells a file
+name of its own. :func:`read_table` is the one reader of a user-supplied table. Every
+artifact is written to a temporary file in the target directory and renamed into
 place, so a crash leaves the previous artifact or none, never half of one. Parquet files
 carry key-value metadata: the artifact name, its schema version and the run id, so a
 reader can tell what a file is without our code.
@@ -10,16 +13,158 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recapture.errors import InputError
+
 META_PREFIX = "recapture."
+#: Largest table :func:`read_table` reads from a path (override with ``max_bytes``).
+MAX_TABLE_BYTES = 8 * 2**30
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file of a run: what it is called, what it holds and how it is read and written."""
+
+    name: str
+    file: str
+    kind: str  # "parquet", "json" or "html"
+    stage: str
+    #: Name of its pandera model in :mod:`recapture.schemas` (Parquet artifacts only).
+    schema_name: str | None = None
+
+    @property
+    def schema(self):
+        """The pandera model that validates this artifact (None for JSON and HTML)."""
+        if self.schema_name is None:
+            return None
+        from recapture import schemas
+
+        return getattr(schemas, self.schema_name)
+
+    @property
+    def schema_version(self) -> str | None:
+        from recapture.schemas import SCHEMA_VERSIONS
+
+        return SCHEMA_VERSIONS.get(self.name)
+
+    def path(self, run_dir: str | os.PathLike) -> Path:
+        return Path(run_dir) / self.file
+
+    def write(
+        self,
+        data: Any,
+        run_dir: str | os.PathLike,
+        *,
+        run_id: str | None = None,
+        extra_metadata: Mapping[str, str] | None = None,
+    ) -> Path:
+        """Write ``data`` as this artifact into ``run_dir`` (atomically, with metadata)."""
+        if self.kind == "parquet":
+            return write_parquet(
+                data,
+                self.path(run_dir),
+                artifact=self.name,
+                schema_version=self.schema_version or "1",
+                run_id=run_id,
+                extra_metadata=extra_metadata,
+            )
+        if self.kind == "json":
+            return write_json(data, self.path(run_dir))
+        raise TypeError(f"{self.name} is written by its own stage, not by the registry")
+
+    def read(self, run_dir: str | os.PathLike, **options: Any) -> Any:
+        """Read this artifact from ``run_dir``: a polars frame or the parsed JSON."""
+        path = self.path(run_dir)
+        if self.kind == "parquet":
+            return read_table(path, **options)
+        if self.kind == "json":
+            if not path.is_file():
+                raise InputError(f"{self.file} not found", file=str(path))
+            return read_json(path)
+        raise TypeError(f"{self.name} is a report, not data")
+
+
+ARTIFACTS: dict[str, Artifact] = {
+    a.name: a
+    for a in (
+        Artifact("records", "records.parquet", "parquet", "validate", "RecordSchema"),
+        Artifact("quarantine", "quarantine.parquet", "parquet", "validate", "QuarantineSchema"),
+        Artifact("validation_summary", "validation_summary.json", "json", "validate"),
+        Artifact("pairs", "pairs.parquet", "parquet", "link", "PairsSchema"),
+        Artifact("clusters", "clusters.parquet", "parquet", "link", "ClusterSchema"),
+        Artifact("linkage_model", "linkage_model.json", "json", "link"),
+        Artifact("linkage_metrics", "linkage_metrics.json", "json", "link"),
+        Artifact("persons", "persons.parquet", "parquet", "persons", "PersonSchema"),
+        Artifact("persons_summary", "persons_summary.json", "json", "persons"),
+        Artifact("estimates", "estimates.json", "json", "estimate"),
+        Artifact("validation_report", "reports/validation.html", "html", "report"),
+        Artifact("linkage_report", "reports/linkage.html", "html", "report"),
+        Artifact("estimates_report", "reports/estimates.html", "html", "report"),
+        Artifact("manifest", "manifest.json", "json", "run"),
+    )
+}
+
+
+def artifact_path(run_dir: str | os.PathLike, name: str) -> Path:
+    """Where artifact ``name`` (a key of :data:`ARTIFACTS`) lives in ``run_dir``."""
+    return ARTIFACTS[name].path(run_dir)
+
+
+def read_table(source: Any, *, max_bytes: int = MAX_TABLE_BYTES, columns: list[str] | None = None):
+    """The one table reader: a polars/pandas frame passes through (as polars), a path to
+    a Parquet or CSV regular file is read. Anything else -- a missing file, a folder, a
+    FIFO or device, a file over ``max_bytes``, unreadable content -- is an
+    :class:`~recapture.errors.InputError` naming the file."""
+    import polars as pl
+
+    if isinstance(source, pl.DataFrame):
+        return source.select(columns) if columns else source
+    if isinstance(source, pl.LazyFrame):
+        return (source.select(columns) if columns else source).collect()
+    if not isinstance(source, str | os.PathLike):
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover
+            pd = None
+        if pd is not None and isinstance(source, pd.DataFrame):
+            frame = pl.from_pandas(source)
+            return frame.select(columns) if columns else frame
+        raise InputError(f"expected a table or a path to one, got {type(source).__name__}")
+    path = Path(source)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InputError("file not found", file=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror}", file=str(path)) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError("not a regular file", file=str(path))
+    if info.st_size > max_bytes:
+        raise InputError(
+            f"file is {info.st_size:,} bytes, over the limit of {max_bytes:,}", file=str(path)
+        )
+    with open(path, "rb") as handle:
+        parquet = handle.read(4) == b"PAR1"
+    try:
+        if parquet:
+            return pl.read_parquet(path, columns=columns)
+        if path.suffix.lower() == ".parquet":
+            raise InputError("not a Parquet file (no PAR1 header)", file=str(path))
+        frame = pl.read_csv(path, infer_schema_length=10_000)
+        return frame.select(columns) if columns else frame
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the table: {exc}", file=str(path)) from None
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
@@ -129,13 +274,29 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def to_json_text(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, default=_json_default, allow_nan=True)
+def _finite(data: Any) -> Any:
+    """``data`` with every NaN or infinity replaced by None (JSON has no such numbers)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
 
 
-def write_json(data: Any, path: str | os.PathLike) -> Path:
-    """Write JSON atomically (numpy scalars, dates and paths are converted)."""
-    text = to_json_text(data) + "\n"
+def to_json_text(data: Any, *, sort_keys: bool = False) -> str:
+    """Strict JSON: NaN and infinities become null, so any JSON parser reads the file."""
+    plain = json.loads(json.dumps(data, default=_json_default, allow_nan=True))
+    return json.dumps(
+        _finite(plain), indent=2, ensure_ascii=False, allow_nan=False, sort_keys=sort_keys
+    )
+
+
+def write_json(data: Any, path: str | os.PathLike, *, sort_keys: bool = False) -> Path:
+    """Write strict JSON atomically (numpy scalars, dates and paths are converted; NaN and
+    infinities become null)."""
+    text = to_json_text(data, sort_keys=sort_keys) + "\n"
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 

@@ -5,7 +5,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from recapture.pipelines.capture_histories import CaptureHistoryRules, Period, build_persons
+from recapture.persons import CaptureHistoryRules, Period, build_persons
 
 D = dt.date
 

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from recapture.estimators.result import PopulationEstimate
-from recapture.pipelines.capture_histories import Period, build_persons
+from recapture.persons import Period, build_persons
 from recapture.uncertainty import (
     combine_rubin,
     draw_labels,

@@ -16,7 +16,7 @@ import polars as pl
 
 from recapture import progress
 from recapture.errors import InputError
-from recapture.io import read_json, write_json, write_parquet
+from recapture.io import artifact_path, read_json, write_json, write_parquet
 from recapture.linkage.blocking import ROW, SRC, BlockingResult, block
 from recapture.linkage.clustering import Clustering, cluster_pairs
 from recapture.linkage.comparisons import PreparedRecords, compare_pairs
@@ -651,20 +651,20 @@ def write_linkage(
     paths = {
         "pairs": write_parquet(
             result.pairs,
-            out / "pairs.parquet",
+            artifact_path(out, "pairs"),
             artifact="pairs",
             schema_version=SCHEMA_VERSIONS["pairs"],
             run_id=run_id,
         ),
         "clusters": write_parquet(
             result.clusters,
-            out / "clusters.parquet",
+            artifact_path(out, "clusters"),
             artifact="clusters",
             schema_version=SCHEMA_VERSIONS["clusters"],
             run_id=run_id,
         ),
-        "linkage_model": write_json(result.model_dict(), out / "linkage_model.json"),
-        "linkage_metrics": write_json(result.metrics, out / "linkage_metrics.json"),
+        "linkage_model": write_json(result.model_dict(), artifact_path(out, "linkage_model")),
+        "linkage_metrics": write_json(result.metrics, artifact_path(out, "linkage_metrics")),
     }
     return paths
 

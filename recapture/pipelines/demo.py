@@ -18,8 +18,8 @@ from typing import Any
 import polars as pl
 
 from recapture.config import parse_config
-from recapture.io import read_json
-from recapture.pipelines.capture_histories import build_persons
+from recapture.io import artifact_path, read_json
+from recapture.persons import build_persons
 from recapture.pipelines.run import RunResult, _fit_one, run_pipeline
 
 #: The estimators the demo fits (the pipeline config's [[estimators]] tables).
@@ -133,8 +133,9 @@ def run_demo(
     sim_config = demo_world_config(seed, size, realistic)
     if (
         force
-        or not (world_dir / "manifest.json").exists()
-        or read_json(world_dir / "manifest.json").get("config") != _jsonable(sim_config.to_dict())
+        or not (artifact_path(world_dir, "manifest")).exists()
+        or read_json(artifact_path(world_dir, "manifest")).get("config")
+        != _jsonable(sim_config.to_dict())
     ):
         run_simulation(sim_config, world_dir)
     raw = demo_pipeline_config(
@@ -153,7 +154,7 @@ def run_demo(
     truth = _true_clusters(run.run_dir, world_dir)
     linkage = _linkage_quality(run.run_dir, truth)
     true_persons, _ = build_persons(
-        pl.read_parquet(run.run_dir / "records.parquet"),
+        pl.read_parquet(artifact_path(run.run_dir, "records")),
         truth,
         config.periods[0],
         sources=config.source_names,
@@ -209,7 +210,7 @@ def _jsonable(data: Any) -> Any:
 def _true_clusters(run_dir: Path, world_dir: Path) -> pl.DataFrame:
     """Record → true person, by joining records to the simulator's truth on the registration id."""
     records = pl.read_parquet(
-        run_dir / "records.parquet", columns=["record_id", "source", "source_key"]
+        artifact_path(run_dir, "records"), columns=["record_id", "source", "source_key"]
     )
     truth = pl.read_parquet(
         world_dir / "truth" / "records.parquet", columns=["source", "source_key", "person_id"]
@@ -221,7 +222,7 @@ def _true_clusters(run_dir: Path, world_dir: Path) -> pl.DataFrame:
 def _linkage_quality(run_dir: Path, truth: pl.DataFrame) -> dict[str, Any]:
     from recapture.linkage.evaluation import pairwise_metrics_from_clusters
 
-    clusters = pl.read_parquet(run_dir / "clusters.parquet")
+    clusters = pl.read_parquet(artifact_path(run_dir, "clusters"))
     out: dict[str, Any] = {
         "records": clusters.height,
         "persons_found": int(clusters["person_id"].n_unique()),

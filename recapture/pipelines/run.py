@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,23 +18,16 @@ import polars as pl
 from recapture import progress
 from recapture.config import PipelineConfig, load_config
 from recapture.errors import ConfigError, RecaptureError
-from recapture.io import file_sha256, read_json, remove_stale_temporaries, write_json, write_parquet
-from recapture.pipelines.capture_histories import build_persons
+from recapture.io import (
+    ARTIFACTS,
+    artifact_path,
+    file_sha256,
+    read_json,
+    remove_stale_temporaries,
+    write_json,
+)
+from recapture.persons import build_persons, write_persons
 from recapture.pipelines.stages import Manifest, Stage, fingerprint, run_stages
-from recapture.schemas import SCHEMA_VERSIONS, PersonSchema
-
-ARTIFACTS = {
-    "records": "records.parquet",
-    "quarantine": "quarantine.parquet",
-    "validation_summary": "validation_summary.json",
-    "pairs": "pairs.parquet",
-    "clusters": "clusters.parquet",
-    "linkage_model": "linkage_model.json",
-    "linkage_metrics": "linkage_metrics.json",
-    "persons": "persons.parquet",
-    "persons_summary": "persons_summary.json",
-    "estimates": "estimates.json",
-}
 
 
 @dataclass
@@ -48,7 +40,7 @@ class RunResult:
     reports: dict[str, str] = field(default_factory=dict)
 
     def path(self, artifact: str) -> Path:
-        return self.run_dir / ARTIFACTS[artifact]
+        return artifact_path(self.run_dir, artifact)
 
 
 def _config_snapshot(config: PipelineConfig) -> dict[str, Any]:
@@ -144,7 +136,7 @@ def run_pipeline(
     def link() -> dict[str, Any]:
         from recapture.linkage import link_records, write_linkage
 
-        records = pl.read_parquet(out / ARTIFACTS["records"])
+        records = pl.read_parquet(artifact_path(out, "records"))
         result = link_records(records, settings)
         write_linkage(result, out, run_id=run_id)
         return {
@@ -156,12 +148,12 @@ def run_pipeline(
         }
 
     def persons() -> dict[str, Any]:
-        records = pl.read_parquet(out / ARTIFACTS["records"])
-        clusters = pl.read_parquet(out / ARTIFACTS["clusters"])
+        records = pl.read_parquet(artifact_path(out, "records"))
+        clusters = pl.read_parquet(artifact_path(out, "clusters"))
         # only the links the clustering used: the weakest-link summary needs nothing else,
         # and at a million records they are a small share of the scored pairs
         pairs = (
-            pl.scan_parquet(out / ARTIFACTS["pairs"])
+            pl.scan_parquet(artifact_path(out, "pairs"))
             .filter(pl.col("linked"))
             .select("record_id_l", "record_id_r", "match_probability")
             .collect()
@@ -174,27 +166,20 @@ def run_pipeline(
             frames.append(frame)
             counts[period.label] = c.to_dict()
         table = pl.concat(frames, how="vertical")
-        PersonSchema.validate(table, lazy=True)
-        write_parquet(
+        write_persons(
             table,
-            out / ARTIFACTS["persons"],
-            artifact="persons",
-            schema_version=SCHEMA_VERSIONS["persons"],
+            artifact_path(out, "persons"),
+            sources=sources,
+            periods=config.periods,
+            rules=config.persons,
             run_id=run_id,
-            extra_metadata={
-                "sources": ",".join(sources),
-                "periods": json.dumps(
-                    {p.label: [p.start.isoformat(), p.end.isoformat()] for p in config.periods}
-                ),
-                "capture_history_rules": json.dumps(dataclasses.asdict(config.persons)),
-            },
         )
-        write_json(counts, out / ARTIFACTS["persons_summary"])
+        write_json(counts, artifact_path(out, "persons_summary"), sort_keys=True)
         return {"rows": table.height, "by_period": counts}
 
     def estimate() -> dict[str, Any]:
         entries = fit_estimators(config, out, settings_threshold=_used_threshold(out))
-        write_json(entries, out / ARTIFACTS["estimates"])
+        write_json(entries, artifact_path(out, "estimates"))
         return {"estimates": len(entries), "failed": sum(1 for e in entries if e.get("error"))}
 
     def report() -> dict[str, Any]:
@@ -206,7 +191,7 @@ def run_pipeline(
     stages = [
         Stage(
             "validate",
-            [ARTIFACTS[a] for a in ("records", "quarantine", "validation_summary")],
+            [ARTIFACTS[a].file for a in ("records", "quarantine", "validation_summary")],
             validate,
             settings={"sources": snapshot["sources"], "as_of": as_of.isoformat()},
             input_files=[s.path for s in config.sources]
@@ -214,14 +199,14 @@ def run_pipeline(
         ),
         Stage(
             "link",
-            [ARTIFACTS[a] for a in ("pairs", "clusters", "linkage_model", "linkage_metrics")],
+            [ARTIFACTS[a].file for a in ("pairs", "clusters", "linkage_model", "linkage_metrics")],
             link,
             settings=settings.to_dict(),
             upstream=["validate"],
         ),
         Stage(
             "persons",
-            [ARTIFACTS["persons"], ARTIFACTS["persons_summary"]],
+            [ARTIFACTS["persons"].file, ARTIFACTS["persons_summary"].file],
             persons,
             settings={
                 "periods": snapshot["periods"],
@@ -232,7 +217,7 @@ def run_pipeline(
         ),
         Stage(
             "estimate",
-            [ARTIFACTS["estimates"]],
+            [ARTIFACTS["estimates"].file],
             estimate,
             settings={
                 "estimators": snapshot["estimators"],
@@ -246,7 +231,10 @@ def run_pipeline(
         stages.append(
             Stage(
                 "report",
-                [f"reports/{name}.html" for name in ("validation", "linkage", "estimates")],
+                [
+                    ARTIFACTS[f"{name}_report"].file
+                    for name in ("validation", "linkage", "estimates")
+                ],
                 report,
                 settings={"version": 1},
                 upstream=["estimate"],
@@ -259,7 +247,7 @@ def run_pipeline(
         "done" if manifest.data["reconciliation"]["ok"] else "counts do not reconcile"
     )
     manifest.save()
-    estimates = read_json(out / ARTIFACTS["estimates"])
+    estimates = read_json(artifact_path(out, "estimates"))
     reports = data["stages"].get("report", {}).get("counts", {}).get("reports", {})
     return RunResult(run_dir=out, manifest=manifest.data, estimates=estimates, reports=reports)
 
@@ -290,22 +278,6 @@ def format_run(result: RunResult) -> str:
     return "\n".join(lines)
 
 
-def persons_rules(persons_path: str | Path) -> tuple[list[str] | None, Any]:
-    """The sources and capture-history rules a persons.parquet was built with (from its
-    metadata), so rebuilt capture histories match it."""
-    from recapture.io import read_metadata
-    from recapture.pipelines.capture_histories import CaptureHistoryRules
-
-    meta = read_metadata(persons_path)
-    sources = meta["sources"].split(",") if meta.get("sources") else None
-    rules = None
-    if meta.get("capture_history_rules"):
-        data = json.loads(meta["capture_history_rules"])
-        data["age_breaks"] = tuple(data["age_breaks"])
-        rules = CaptureHistoryRules(**data)
-    return sources, rules
-
-
 def input_checksums(config: PipelineConfig) -> dict[str, str]:
     """sha256 of every input extract, keyed by path; a missing file is an error naming it."""
     out = {}
@@ -321,7 +293,7 @@ def input_checksums(config: PipelineConfig) -> dict[str, str]:
 
 
 def _used_threshold(out: Path) -> float | None:
-    path = out / ARTIFACTS["linkage_model"]
+    path = artifact_path(out, "linkage_model")
     return read_json(path).get("threshold") if path.exists() else None
 
 
@@ -332,7 +304,7 @@ def fit_estimators(
     (boundary estimates, non-convergence) are warnings on its result; an estimator that
     cannot be fitted as configured is an error naming its config key."""
 
-    persons_all = pl.read_parquet(out / ARTIFACTS["persons"])
+    persons_all = pl.read_parquet(artifact_path(out, "persons"))
     uncertainty = None
     if config.uncertainty:
         from recapture.uncertainty import UncertaintyOptions
@@ -452,10 +424,12 @@ def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing
 def _with_linkage_uncertainty(result, estimator, uncertainty, config, out, period, threshold):
     from recapture.uncertainty import linkage_aware_estimate
 
-    records = pl.read_parquet(out / ARTIFACTS["records"])
-    pairs = pl.read_parquet(out / ARTIFACTS["pairs"])
-    clusters = pl.read_parquet(out / ARTIFACTS["clusters"])
-    persons = pl.read_parquet(out / ARTIFACTS["persons"]).filter(pl.col("period") == period.label)
+    records = pl.read_parquet(artifact_path(out, "records"))
+    pairs = pl.read_parquet(artifact_path(out, "pairs"))
+    clusters = pl.read_parquet(artifact_path(out, "clusters"))
+    persons = pl.read_parquet(artifact_path(out, "persons")).filter(
+        pl.col("period") == period.label
+    )
     lists = [c.removeprefix("in_") for c in estimator.options.get("lists") or []]
     # The Ding–Fienberg / Di Consiglio–Tuoto correction is a Petersen-type estimate: it
     # applies to two-list models without covariates; a covariate model would inherit the

@@ -23,9 +23,9 @@ from typing import Any
 
 from recapture import __version__, progress
 from recapture.errors import RecaptureError, StageError
-from recapture.io import file_sha256, read_json, to_json_text, write_json
+from recapture.io import ARTIFACTS, file_sha256, read_json, to_json_text, write_json
 
-MANIFEST = "manifest.json"
+MANIFEST = ARTIFACTS["manifest"].file
 _PACKAGES = (
     "numpy",
     "scipy",

@@ -19,7 +19,7 @@ import numpy as np
 
 from recapture.errors import InputError
 from recapture.estimators.result import PopulationEstimate
-from recapture.io import read_json
+from recapture.io import artifact_path, read_json
 from recapture.reports._render import (
     Section,
     absent_section,
@@ -52,7 +52,7 @@ def load_estimates(source: Any) -> list[dict[str, Any]]:
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         if path.is_dir():
-            path = path / "estimates.json"
+            path = artifact_path(path, "estimates")
         if not path.exists():
             raise InputError("no estimates.json: run 'recapture estimate' first", file=str(path))
         try:

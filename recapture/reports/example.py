@@ -19,7 +19,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from recapture.estimators.result import PopulationEstimate
-from recapture.io import write_json, write_parquet
+from recapture.io import artifact_path, write_json, write_parquet
 from recapture.schemas import REGIONS, SCHEMA_VERSIONS
 
 FAMILY = np.array(
@@ -226,7 +226,7 @@ def write_example_run(
     assert set(records["nationality_region"].drop_nulls().unique()) <= set(REGIONS)
     write_parquet(
         records,
-        run / "records.parquet",
+        artifact_path(run, "records"),
         artifact="records",
         schema_version=SCHEMA_VERSIONS["records"],
         run_id="example",
@@ -266,7 +266,7 @@ def write_example_run(
     )
     write_parquet(
         quarantine,
-        run / "quarantine.parquet",
+        artifact_path(run, "quarantine"),
         artifact="quarantine",
         schema_version=SCHEMA_VERSIONS["quarantine"],
         run_id="example",
@@ -333,7 +333,7 @@ def write_example_run(
     )
     write_parquet(
         pairs,
-        run / "pairs.parquet",
+        artifact_path(run, "pairs"),
         artifact="pairs",
         schema_version=SCHEMA_VERSIONS["pairs"],
         run_id="example",
@@ -354,7 +354,7 @@ def write_example_run(
     )
     write_parquet(
         clusters,
-        run / "clusters.parquet",
+        artifact_path(run, "clusters"),
         artifact="clusters",
         schema_version=SCHEMA_VERSIONS["clusters"],
         run_id="example",
@@ -385,7 +385,7 @@ def write_example_run(
             for c, levels in COMPARISONS.items()
         ],
     }
-    write_json(model, run / "linkage_model.json")
+    write_json(model, artifact_path(run, "linkage_model"))
     per_rule = pairs.group_by("blocking_rule").len()
     metrics = {
         "records": int(rid.size),
@@ -415,7 +415,7 @@ def write_example_run(
             }
         },
     }
-    write_json(metrics, run / "linkage_metrics.json")
+    write_json(metrics, artifact_path(run, "linkage_metrics"))
 
     # a clerical review sample, labelled from the truth as a reviewer would
     from recapture.linkage.review import export_review_sample
@@ -533,7 +533,7 @@ def write_example_run(
                 },
             ).to_dict()
         )
-    write_json(estimates, run / "estimates.json")
+    write_json(estimates, artifact_path(run, "estimates"))
     write_json(
         {
             "run_id": "example",
@@ -541,7 +541,7 @@ def write_example_run(
             "created": "2026-01-01T00:00:00Z",
             "truth": "truth/records.parquet",
         },
-        run / "manifest.json",
+        artifact_path(run, "manifest"),
     )
     return run
 
@@ -559,7 +559,7 @@ def write_demo_run(run_dir: str | os.PathLike, size: int = 3000, *, seed: int = 
     from recapture.estimators import estimate
     from recapture.linkage import LinkageSettings, link_records, write_linkage
     from recapture.linkage.engine import read_records
-    from recapture.pipelines.capture_histories import Period, build_persons
+    from recapture.persons import Period, build_persons, write_persons
     from recapture.synthetic import load_config, run_simulation
     from recapture.validation import validate_extracts
 
@@ -579,20 +579,20 @@ def write_demo_run(run_dir: str | os.PathLike, size: int = 3000, *, seed: int = 
         settings = LinkageSettings.default()
         settings.seed = seed
         write_linkage(
-            link_records(read_records(run / "records.parquet"), settings), run, run_id="demo"
+            link_records(read_records(artifact_path(run, "records")), settings), run, run_id="demo"
         )
-        records = pl.read_parquet(run / "records.parquet")
-        clusters = pl.read_parquet(run / "clusters.parquet")
-        pairs = pl.read_parquet(run / "pairs.parquet")
+        records = pl.read_parquet(artifact_path(run, "records"))
+        clusters = pl.read_parquet(artifact_path(run, "clusters"))
+        pairs = pl.read_parquet(artifact_path(run, "pairs"))
         period = Period.year_from_july(2017)
         persons, _counts = build_persons(
             records, clusters, period, sources=["police", "iom"], pairs=pairs
         )
-        write_parquet(
+        write_persons(
             persons,
-            run / "persons.parquet",
-            artifact="persons",
-            schema_version=SCHEMA_VERSIONS["persons"],
+            artifact_path(run, "persons"),
+            sources=["police", "iom"],
+            periods=[period],
             run_id="demo",
         )
         police = persons.filter(pl.col("n_police") > 0)
@@ -616,7 +616,7 @@ def write_demo_run(run_dir: str | os.PathLike, size: int = 3000, *, seed: int = 
             entry.update({"name": name, "period": period.label})
             entry["extra"]["period"] = period.label
             entries.append(entry)
-        write_json(entries, run / "estimates.json")
+        write_json(entries, artifact_path(run, "estimates"))
     finally:
         progress.set_quiet(quiet)
     return run

@@ -22,7 +22,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree, shortest_path
 
 from recapture.errors import InputError
-from recapture.io import read_json
+from recapture.io import artifact_path, read_json
 from recapture.linkage import evaluation
 from recapture.reports._render import (
     Section,
@@ -605,14 +605,14 @@ def _truth_for(
             raise InputError("truth table not found", file=str(truth))
         return None
     if path.is_dir():
-        path = path / "records.parquet"
+        path = artifact_path(path, "records")
     table = pl.read_parquet(path)
     if "record_id" in table.columns and "person_id" in table.columns:
         return table.select("record_id", pl.col("person_id").alias("true_person"))
     needed = {"source", "source_key", "person_id"}
     if not needed <= set(table.columns):
         raise InputError(f"truth table needs record_id or {sorted(needed)}", file=str(path))
-    records = run / "records.parquet"
+    records = artifact_path(run, "records")
     if not records.exists():
         raise InputError(
             "truth by source_key needs records.parquet to map record ids", file=str(records)
@@ -838,18 +838,20 @@ def linkage_report(
     for name in ("pairs.parquet", "clusters.parquet"):
         if not (run / name).exists():
             raise InputError(f"no {name}: run 'recapture link' first", file=str(run / name))
-    pairs = pl.read_parquet(run / "pairs.parquet")
+    pairs = pl.read_parquet(artifact_path(run, "pairs"))
     clusters = pl.read_parquet(
-        run / "clusters.parquet", columns=["record_id", "source", "person_id"]
+        artifact_path(run, "clusters"), columns=["record_id", "source", "person_id"]
     )
     for col in (L, R, "match_weight", "match_probability", "blocking_rule"):
         if col not in pairs.columns:
             raise InputError(
-                f"pairs.parquet lacks column '{col}'", file=str(run / "pairs.parquet"), column=col
+                f"pairs.parquet lacks column '{col}'",
+                file=str(artifact_path(run, "pairs")),
+                column=col,
             )
-    model = _read_json_opt(run / "linkage_model.json")
-    metrics = _read_json_opt(run / "linkage_metrics.json")
-    manifest = _read_json_opt(run / "manifest.json")
+    model = _read_json_opt(artifact_path(run, "linkage_model"))
+    metrics = _read_json_opt(artifact_path(run, "linkage_metrics"))
+    manifest = _read_json_opt(artifact_path(run, "manifest"))
     threshold = (model or {}).get("threshold", (metrics or {}).get("threshold"))
     threshold = float(threshold) if threshold is not None else None
     truth_table = _truth_for(run, truth, manifest)
@@ -869,7 +871,7 @@ def linkage_report(
         _expected_section(pairs, threshold, metrics),
         _clusters_section(pairs, clusters, threshold, metrics),
         _sample_section(
-            pairs, clusters, model, threshold, run / "records.parquet", show_names, seed
+            pairs, clusters, model, threshold, artifact_path(run, "records"), show_names, seed
         ),
         _truth_section(pairs, clusters, truth_table, labels, threshold),
         _review_section(review, run),

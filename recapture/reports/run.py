@@ -8,23 +8,29 @@ from typing import Any
 
 from recapture import progress
 from recapture.errors import InputError
-from recapture.io import read_json
+from recapture.io import ARTIFACTS, artifact_path, read_json
 from recapture.reports.estimate import estimate_report
 from recapture.reports.linkage import linkage_report
 from recapture.reports.validation import validation_report
 
 #: Report name → (file name, artifacts that must exist in the run directory).
 REPORTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "validation": ("validation.html", ("records.parquet",)),
-    "linkage": ("linkage.html", ("pairs.parquet", "clusters.parquet")),
-    "estimates": ("estimates.html", ("estimates.json",)),
+    name: (
+        Path(ARTIFACTS[f"{name}_report"].file).name,
+        tuple(ARTIFACTS[a].file for a in needs),
+    )
+    for name, needs in (
+        ("validation", ("records",)),
+        ("linkage", ("pairs", "clusters")),
+        ("estimates", ("estimates",)),
+    )
 }
 
 
 def run_info(run_dir: Path) -> dict[str, Any]:
     """Header facts of the run from manifest.json, when there is one."""
     info: dict[str, Any] = {"run directory": run_dir.name or str(run_dir)}
-    manifest_path = run_dir / "manifest.json"
+    manifest_path = artifact_path(run_dir, "manifest")
     if manifest_path.exists():
         try:
             manifest = read_json(manifest_path)

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from recapture.errors import InputError
-from recapture.io import read_json
+from recapture.io import artifact_path, read_json
 from recapture.reports._render import (
     Section,
     absent_section,
@@ -366,7 +366,7 @@ def _timeline_section(records: pl.LazyFrame) -> Section:
 
 def _summary_files(run_dir: Path) -> list[dict[str, Any]] | None:
     """Input files from validation_summary.json (name, source, rows), when present."""
-    path = run_dir / "validation_summary.json"
+    path = artifact_path(run_dir, "validation_summary")
     if not path.exists():
         return None
     try:
@@ -409,7 +409,7 @@ def validation_report(
 ) -> Path:
     """Write the validation report of the run directory's validation stage."""
     run = Path(run_dir)
-    records_path = run / "records.parquet"
+    records_path = artifact_path(run, "records")
     if not records_path.exists():
         raise InputError(
             "no records.parquet: run 'recapture validate' first", file=str(records_path)
@@ -419,7 +419,7 @@ def validation_report(
         raise InputError(
             "records.parquet has no 'source' column", file=str(records_path), column="source"
         )
-    quarantine_path = run / "quarantine.parquet"
+    quarantine_path = artifact_path(run, "quarantine")
     quarantine = _scan(quarantine_path) if quarantine_path.exists() else None
     sections = [
         _rows_section(records, quarantine),

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recapture.errors import ConfigError
+from recapture.loader import build, read_toml
 from recapture.reference import countries
 from recapture.schemas import REGIONS
 
@@ -233,100 +231,14 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> SimulationC
     file = None
     if path is not None:
         file = str(path)
-        try:
-            with open(path, "rb") as handle:
-                data = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"not valid TOML: {exc}", file=file) from None
+        data = read_toml(path)
     data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
     return config_from_dict(data, file=file)
 
 
 def config_from_dict(data: dict[str, Any], *, file: str | None = None) -> SimulationConfig:
     """Build a config from nested dicts; an unknown key or a bad value raises ConfigError."""
-    try:
-        return _build(SimulationConfig, data, prefix="", file=file)
-    except ConfigError as exc:
-        if exc.file is None:
-            exc.file = file
-        raise
-
-
-def _build(cls: type, data: Any, *, prefix: str, file: str | None) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError("expected a table", file=file, key=prefix.rstrip(".") or None)
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        full = f"{prefix}{key}"
-        if key not in names:
-            raise ConfigError(
-                f"unknown key (allowed: {', '.join(sorted(names))})", file=file, key=full
-            )
-        kwargs[key] = _convert(hints[key], value, key=full, file=file)
-    try:
-        return cls(**kwargs)
-    except ConfigError as exc:
-        if exc.key is not None and prefix and not exc.key.startswith(prefix):
-            exc.key = prefix + exc.key
-        raise
-
-
-def _convert(hint: Any, value: Any, *, key: str, file: str | None) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, prefix=key + ".", file=file)
-    origin = typing.get_origin(hint)
-    bad = ConfigError(f"expected {_describe(hint)}, got {value!r}", file=file, key=key)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise bad
-        return float(value)
-    if hint is dt.date:
-        if isinstance(value, dt.date):
-            return value
-        try:
-            return dt.date.fromisoformat(str(value))
-        except ValueError:
-            raise bad from None
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise bad
-        return [_convert(item, v, key=f"{key}[{i}]", file=file) for i, v in enumerate(value)]
-    if origin is dict:
-        _, item = typing.get_args(hint)
-        if not isinstance(value, dict):
-            raise bad
-        return {str(k): _convert(item, v, key=f"{key}.{k}", file=file) for k, v in value.items()}
-    if origin in (types.UnionType, typing.Union):  # pragma: no cover - not used yet
-        return value
-    return value
-
-
-def _describe(hint: Any) -> str:
-    if hint is float:
-        return "a number"
-    if hint is int:
-        return "an integer"
-    if hint is bool:
-        return "true or false"
-    if hint is dt.date:
-        return "a date (YYYY-MM-DD)"
-    origin = typing.get_origin(hint)
-    if origin is list:
-        return "a list"
-    if origin is dict:
-        return "a table"
-    return str(hint)
+    return build(SimulationConfig, data, file=file)
 
 
 def _rate(value: float, key: str) -> None:
@@ -338,8 +250,8 @@ def check_config(cfg: SimulationConfig) -> None:
     """Reject values that cannot make a world, naming the key."""
     if cfg.size < 1:
         raise ConfigError(f"must be at least 1, got {cfg.size}", key="size")
-    if cfg.seed < 0:
-        raise ConfigError(f"must be a non-negative integer, got {cfg.seed}", key="seed")
+    if not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"must be an integer in [0, 2**32), got {cfg.seed}", key="seed")
     if cfg.period_end < cfg.period_start:
         raise ConfigError("period_end is before period_start", key="period_end")
     pop, pol, iom, noise = cfg.population, cfg.police, cfg.iom, cfg.noise

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from recapture.estimators.result import PopulationEstimate
-from recapture.pipelines.capture_histories import CaptureHistoryRules, Period, build_persons
+from recapture.persons import CaptureHistoryRules, Period, build_persons
 
 Estimator = Any  # an object with .fit(persons, **kw) -> PopulationEstimate, or a callable
 

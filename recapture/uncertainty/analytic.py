@@ -34,7 +34,7 @@ from scipy import stats
 
 from recapture.errors import InputError
 from recapture.estimators.result import PopulationEstimate
-from recapture.pipelines.capture_histories import CaptureHistoryRules, Period
+from recapture.persons import CaptureHistoryRules, Period
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ import polars as pl
 
 from recapture.errors import ConfigError, InputError
 from recapture.estimators.result import PopulationEstimate
-from recapture.pipelines.capture_histories import CaptureHistoryRules, Period
+from recapture.io import artifact_path
+from recapture.persons import CaptureHistoryRules, Period
 from recapture.uncertainty.analytic import model_corrected_dse
 from recapture.uncertainty.draws import DEFAULT_CHAINING_STEPS, DEFAULT_CONFLICT_PROBABILITY
 from recapture.uncertainty.imputation import multiple_imputation
@@ -142,9 +143,9 @@ def read_linkage_inputs(
     persons_path = Path(persons_path)
     run = persons_path.parent
     paths = {
-        "records": Path(records) if records else run / "records.parquet",
-        "pairs": Path(pairs) if pairs else run / "pairs.parquet",
-        "clusters": Path(clusters) if clusters else run / "clusters.parquet",
+        "records": Path(records) if records else artifact_path(run, "records"),
+        "pairs": Path(pairs) if pairs else artifact_path(run, "pairs"),
+        "clusters": Path(clusters) if clusters else artifact_path(run, "clusters"),
     }
     for name, path in paths.items():
         if not path.exists():

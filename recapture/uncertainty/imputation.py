@@ -4,7 +4,7 @@ Linking once and treating the links as truth hides the linkage error: a few perc
 missed duplicates moves a truncated count estimate by more than its standard error. Here
 M link configurations are drawn from the pair match probabilities
 (:mod:`recapture.uncertainty.draws`), the capture histories are rebuilt for each
-(:func:`~recapture.pipelines.capture_histories.build_persons`), the estimator is refitted,
+(:func:`~recapture.persons.build_persons`), the estimator is refitted,
 and the M fits are combined by Rubin's rules, so the interval carries the variance
 between linkages as well as the sampling variance of each fit.
 """
@@ -21,7 +21,7 @@ import polars as pl
 from scipy import stats
 
 from recapture.estimators.result import PopulationEstimate
-from recapture.pipelines.capture_histories import CaptureHistoryRules, Period
+from recapture.persons import CaptureHistoryRules, Period
 from recapture.uncertainty import _fitting
 from recapture.uncertainty.draws import (
     DEFAULT_CHAINING_STEPS,

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from recapture.estimators.result import PopulationEstimate
-from recapture.pipelines.capture_histories import CaptureHistoryRules, Period
+from recapture.persons import CaptureHistoryRules, Period
 from recapture.uncertainty import _fitting
 from recapture.uncertainty.draws import (
     DEFAULT_CHAINING_STEPS,

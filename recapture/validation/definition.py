@@ -11,13 +11,13 @@ definition, not new code. Built-in definitions (``police``, ``iom``) live in
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from recapture.errors import ConfigError
+from recapture.loader import check_keys, parse_toml, read_toml
 from recapture.validation.standardise import DEFAULT_SEX_CODES, check_date_format
 
 __all__ = [
@@ -158,19 +158,7 @@ _ALLOWED: dict[str, Any] = {
 
 
 def _check_keys(table: dict, allowed: dict, origin: str, prefix: str = "") -> None:
-    for key, value in table.items():
-        dotted = f"{prefix}{key}"
-        if key not in allowed:
-            raise ConfigError(
-                f"unknown key (allowed: {', '.join(allowed)})", file=origin, key=dotted
-            )
-        expected = allowed[key]
-        if isinstance(expected, dict):
-            if not isinstance(value, dict):
-                raise ConfigError("must be a table", file=origin, key=dotted)
-            _check_keys(value, expected, origin, dotted + ".")
-        elif not isinstance(value, expected):
-            raise ConfigError(f"must be a {expected.__name__}", file=origin, key=dotted)
+    check_keys(table, allowed, file=origin, prefix=prefix)
 
 
 def _str_list(value: Any, origin: str, key: str) -> list[str]:
@@ -392,10 +380,5 @@ def load_source_definition(spec: str | os.PathLike | SourceDefinition) -> Source
                 f"no such source definition (built-in: {', '.join(builtin_definitions())}, or a .toml path)",
                 file=text_spec,
             )
-        origin = str(path)
-        raw = path.read_bytes()
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"not valid TOML: {exc}", file=origin) from None
-    return parse_source_definition(data, origin)
+        return parse_source_definition(read_toml(path), str(path))
+    return parse_source_definition(parse_toml(raw, file=origin), origin)

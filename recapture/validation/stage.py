@@ -20,7 +20,7 @@ import polars as pl
 
 from recapture import progress
 from recapture.errors import InputError
-from recapture.io import write_json, write_parquet
+from recapture.io import artifact_path, write_json, write_parquet
 from recapture.schemas import (
     BIRTH_DATE_QUALITY,
     EXTRACT_MODELS,
@@ -640,19 +640,19 @@ def validate_extracts(
         meta = {"run_id": run_id} if run_id else {}
         result.paths["records"] = write_parquet(
             records,
-            out / "records.parquet",
+            artifact_path(out, "records"),
             artifact="records",
             schema_version=SCHEMA_VERSIONS["records"],
             **meta,
         )
         result.paths["quarantine"] = write_parquet(
             quarantine,
-            out / "quarantine.parquet",
+            artifact_path(out, "quarantine"),
             artifact="quarantine",
             schema_version=SCHEMA_VERSIONS["quarantine"],
             **meta,
         )
-        result.paths["summary"] = write_json(summary, out / "validation_summary.json")
+        result.paths["summary"] = write_json(summary, artifact_path(out, "validation_summary"))
     progress.info(f"  {records.height:,} records, {quarantine.height:,} quarantined")
     return result
 
