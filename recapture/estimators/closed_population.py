@@ -104,29 +104,29 @@ def closed_population_design(
     nbcap = histories.sum(axis=1).astype(float)
     ones = np.ones((len(histories), 1))
     if model == "M0":
-        X, names = np.column_stack([ones, nbcap]), ["(Intercept)", "beta"]
+        X, names = np.column_stack([ones, nbcap]), ["Intercept", "beta"]
     elif model == "Mt":
         X, names = (
             np.column_stack([ones, histories]),
-            ["(Intercept)"] + [f"beta{i + 1}" for i in range(t)],
+            ["Intercept"] + [f"beta{i + 1}" for i in range(t)],
         )
     elif model.startswith("Mh "):
         het, hn = _heterogeneity(model, nbcap, t)
-        X, names = np.column_stack([ones, nbcap, het]), ["(Intercept)", "beta", *hn]
+        X, names = np.column_stack([ones, nbcap, het]), ["Intercept", "beta", *hn]
     elif model.startswith("Mth "):
         het, hn = _heterogeneity(model, nbcap, t)
         X = np.column_stack([ones, histories, het])
-        names = ["(Intercept)"] + [f"beta{i + 1}" for i in range(t)] + hn
+        names = ["Intercept"] + [f"beta{i + 1}" for i in range(t)] + hn
     elif model in ("Mb", "Mbh"):
         first = np.argmax(histories == 1, axis=1).astype(
             float
         )  # occasions before the first capture
         after = nbcap - 1
         if model == "Mb":
-            X, names = np.column_stack([ones, first, after]), ["(Intercept)", "beta1", "beta2"]
+            X, names = np.column_stack([ones, first, after]), ["Intercept", "beta1", "beta2"]
         else:
             X = np.column_stack([ones, 1 - histories[:, 0], first, after])
-            names = ["(Intercept)", "eta", "beta1", "beta2"]
+            names = ["Intercept", "eta", "beta1", "beta2"]
     else:  # pragma: no cover
         raise ConfigError(f"unknown model {model!r}", key="model")
     nca = 2 if model.startswith("Mh ") else t + 1
@@ -215,6 +215,9 @@ def _estimate(
         for j, nm in enumerate(used)
     ]
     res = PopulationEstimate(
+        param_names=list(used),
+        param_values=np.array(b, dtype=float),
+        param_cov=np.array(V, dtype=float),
         model=model,
         population_size=N,
         se=se,
@@ -402,10 +405,10 @@ def capture_frequency_models(
             raise ConfigError(f"model {m} needs capture histories, not frequencies", key="model")
         ones = np.ones((len(ks), 1))
         if m == "M0":
-            X, names, nca = np.column_stack([ones, ks]), ["(Intercept)", "beta"], 2
+            X, names, nca = np.column_stack([ones, ks]), ["Intercept", "beta"], 2
         else:
             het, hn = _heterogeneity(m, ks, t0_)
-            X, names, nca = np.column_stack([ones, ks, het]), ["(Intercept)", "beta", *hn], 2
+            X, names, nca = np.column_stack([ones, ks, het]), ["Intercept", "beta", *hn], 2
         res = _estimate(
             m,
             X,

@@ -8,11 +8,13 @@ linkage-uncertainty layer treat all estimators alike.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 
@@ -51,6 +53,90 @@ class PopulationEstimate:
     interval_methods: dict[str, Callable[[float], tuple[float, float]]] = field(
         default_factory=dict, repr=False
     )
+    #: the model's coefficient vector (NaN where not estimable), named by term, and its
+    #: covariance; read them through ``params``, ``bse``, ``cov_params()`` …
+    param_names: list[str] = field(default_factory=list)
+    param_values: np.ndarray | None = field(default=None, repr=False)
+    param_cov: np.ndarray | None = field(default=None, repr=False)
+
+    # -------------------------------------------------------------------- coefficients
+    def _param_arrays(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        if self.param_values is not None:
+            values = np.asarray(self.param_values, dtype=float)
+            cov = (
+                np.asarray(self.param_cov, dtype=float)
+                if self.param_cov is not None
+                else np.full((len(values), len(values)), np.nan)
+            )
+            return list(self.param_names), values, cov
+        # estimators without a covariance matrix: the reported coefficients, variances only
+        names = [str(c["term"]) for c in self.coefficients]
+        values = np.array([_num(c.get("estimate")) for c in self.coefficients], dtype=float)
+        se = np.array([_num(c.get("se")) for c in self.coefficients], dtype=float)
+        cov = np.diag(se**2) if len(se) else np.zeros((0, 0))
+        cov[~np.eye(len(se), dtype=bool)] = np.nan
+        return names, values, cov
+
+    @property
+    def params(self) -> pd.Series:
+        """Coefficients named by term (``Intercept``, ``var[T.level]``, ``a:b``)."""
+        names, values, _ = self._param_arrays()
+        return pd.Series(values, index=pd.Index(names, name="term"), name="params")
+
+    def cov_params(self) -> pd.DataFrame:
+        """Covariance matrix of the coefficients (NaN for those not estimable)."""
+        names, _, cov = self._param_arrays()
+        index = pd.Index(names, name="term")
+        return pd.DataFrame(cov, index=index, columns=index)
+
+    @property
+    def bse(self) -> pd.Series:
+        """Standard errors of the coefficients."""
+        names, _, cov = self._param_arrays()
+        with np.errstate(invalid="ignore"):
+            se = np.sqrt(np.where(np.diag(cov) >= 0, np.diag(cov), np.nan))
+        return pd.Series(se, index=pd.Index(names, name="term"), name="bse")
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """Wald z statistics (the models are likelihood-based: z, not t)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = self.params / self.bse
+        return z.rename("z")
+
+    zvalues = tvalues
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided p-values of the Wald z statistics."""
+        z = self.tvalues.to_numpy()
+        p = 2 * stats.norm.sf(np.abs(z))
+        return pd.Series(p, index=self.params.index, name="pvalues")
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald intervals for the coefficients at level 1 − alpha (columns 0 and 1)."""
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        z = stats.norm.ppf(1 - alpha / 2)
+        b, se = self.params, self.bse
+        return pd.DataFrame({0: b - z * se, 1: b + z * se})
+
+    # -------------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Interval methods that are closures (profile likelihood, multiple imputation) do not
+        pickle: they are replaced by the intervals they give at the levels computed so far
+        (and at 95%)."""
+        state = dict(self.__dict__)
+        methods = {}
+        for name, fn in self.interval_methods.items():
+            try:
+                pickle.dumps(fn)
+                methods[name] = fn
+            except Exception:
+                levels = {0.95} | {float(k) for k in self.extra.get(name, {}) if _is_float(k)}
+                methods[name] = StoredInterval.of(fn, sorted(levels))
+        state["interval_methods"] = methods
+        return state
 
     # -------------------------------------------------------------------- intervals
     @property
@@ -161,3 +247,43 @@ class PopulationEstimate:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+class StoredInterval:
+    """An interval method reduced to its values at some levels (what survives pickling)."""
+
+    def __init__(self, values: dict[float, tuple[float, float] | str]):
+        self.values = values
+
+    @classmethod
+    def of(cls, fn: Callable[[float], tuple[float, float]], levels: list[float]) -> StoredInterval:
+        values: dict[float, tuple[float, float] | str] = {}
+        for level in levels:
+            try:
+                values[level] = tuple(fn(level))  # type: ignore[assignment]
+            except Exception as exc:  # kept as the error it was
+                values[level] = str(exc)
+        return cls(values)
+
+    def __call__(self, level: float) -> tuple[float, float]:
+        value = self.values.get(float(level))
+        if value is None:
+            raise ValueError(
+                f"interval at level {level} was not computed before the estimate was stored; "
+                f"stored levels: {', '.join(map(str, self.values))}"
+            )
+        if isinstance(value, str):
+            raise ValueError(value)
+        return value
+
+
+def _num(value: Any) -> float:
+    return float(value) if value is not None else math.nan
+
+
+def _is_float(text: Any) -> bool:
+    try:
+        float(text)
+        return True
+    except (TypeError, ValueError):
+        return False

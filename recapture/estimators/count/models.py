@@ -355,6 +355,9 @@ class CountModel:
 
         strata = self._strata(problem, fit, cov)
         result = PopulationEstimate(
+            param_names=list(problem.names),
+            param_values=np.where(a, fit.beta, np.nan),
+            param_cov=cov,
             model=fam.name,
             population_size=n_hat,
             se=se,

@@ -341,6 +341,9 @@ def fit_terms(
             f"({heterogeneity[1]:g})" if heterogeneity[1] is not None else ""
         )
     result = PopulationEstimate(
+        param_names=list(names),
+        param_values=np.array(fit.coef, dtype=float),
+        param_cov=cov_full,
         model="loglinear",
         population_size=N if (exists and identifiable) else math.nan,
         se=se if (exists and identifiable) else math.nan,

@@ -143,7 +143,7 @@ def build_design(table: CaptureTable, terms: Sequence[Term]) -> Design:
     lists = table.lists
     cellcov = table.cell_covariates()
     S = table.n_strata
-    cols, cols0, names, owner = [np.ones(len(table.counts))], [np.ones(S)], ["(Intercept)"], [None]
+    cols, cols0, names, owner = [np.ones(len(table.counts))], [np.ones(S)], ["Intercept"], [None]
     for term in terms:
         lt = [v for v in term if v in lists]
         ct = [v for v in term if v not in lists]
@@ -159,7 +159,7 @@ def build_design(table: CaptureTable, terms: Sequence[Term]) -> Design:
                 j = table.covariates.index(c)
                 col = col * (cellcov[:, j] == lev)
                 col0 = col0 * (table.stratum_values[:, j] == lev)
-                label.append(f"{c}[{table.levels[c][lev]}]")
+                label.append(f"{c}[T.{table.levels[c][lev]}]")
             cols.append(col)
             cols0.append(col0)
             names.append(":".join(label))
