@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from recapture.errors import InputError
+from recapture.estimators.formula import check_names
 from recapture.estimators.loglinear import (
     DEFAULT_THETAS,
     capture_table,
@@ -42,7 +43,7 @@ class _TwoList:
         dependence_thetas: Sequence[float] | None = DEFAULT_THETAS,
         level: float = 0.95,
     ):
-        self.strata = list(strata)
+        self.strata = check_names(strata, "strata")
         self.dependence_thetas = None if dependence_thetas is None else list(dependence_thetas)
         self.level = level
 

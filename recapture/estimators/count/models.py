@@ -32,6 +32,7 @@ from recapture.estimators.count.fit import (
     warm_start,
 )
 from recapture.estimators.count.problem import CountProblem, prepare
+from recapture.estimators.formula import check_name, check_names, parse_formula
 from recapture.estimators.result import PopulationEstimate
 
 VARIANCE_METHODS = ("analytic", "bootstrap")
@@ -61,15 +62,20 @@ class CountModel:
     ):
         if information not in ("observed", "expected"):
             raise ConfigError("information must be 'observed' or 'expected'", key="information")
+        if not isinstance(formula, str):
+            raise ConfigError(
+                f"expected a formula string, got {type(formula).__name__}", key="formula"
+            )
         formula = formula.strip()
         if not formula.startswith("~"):
             # allow "capture ~ x": the response is given by ``count`` in fit()
             formula = "~" + formula.split("~", 1)[1] if "~" in formula else "~ " + formula
+        parse_formula(formula)  # refuse anything outside the grammar before any data is read
         self.formula = formula
         self.reference = dict(reference or {})
-        self.offset = offset
+        self.offset = check_name(offset, "offset") if offset is not None else None
         self.information = information
-        self.strata = list(strata) if strata is not None else None
+        self.strata = check_names(strata, "strata") if strata is not None else None
         self.absurd_ratio = absurd_ratio
         self.dfpopsize = dfpopsize
         if penalty not in (None, "none", "firth", "ridge"):
@@ -81,6 +87,7 @@ class CountModel:
             name = key.removesuffix("_formula")
             if name not in self.family.predictors[1:]:
                 raise ConfigError(f"unknown option {key!r} for {self.family.name}", key=key)
+            parse_formula(value, key)
             self.extra_formulas[name] = value
         for name in self.family.predictors[1:]:
             self.extra_formulas.setdefault(name, "~ 1")

@@ -19,6 +19,7 @@ import polars as pl
 
 from recapture.errors import ConfigError, InputError
 from recapture.estimators.count.families import CountFamily
+from recapture.estimators.formula import check_names, parse_formula
 from recapture.estimators.reading import read_frame
 
 WEIGHT = "__weight__"
@@ -77,13 +78,9 @@ class CountProblem:
         )
 
 
-def required_variables(formula: str) -> list[str]:
-    from formulaic import Formula
-
-    try:
-        return sorted(Formula(formula).required_variables)
-    except Exception as exc:  # formulaic raises several parser exceptions
-        raise ConfigError(f"cannot parse formula {formula!r}: {exc}", key="formula") from exc
+def required_variables(formula: str, key: str = "formula") -> list[str]:
+    """The columns a formula names (parsed by the closed grammar, never evaluated)."""
+    return sorted(parse_formula(formula, key).variables)
 
 
 def prepare(
@@ -106,13 +103,16 @@ def prepare(
     weight — is an :class:`InputError` naming the column and the first offending row.
     """
     frame = read_frame(data)
-    formulas = {"lambda": formula, **(extra_formulas or {})}
+    formulas = {
+        name: parse_formula(f, "formula" if name == "lambda" else f"{name}_formula")
+        for name, f in {"lambda": formula, **(extra_formulas or {})}.items()
+    }
     variables: list[str] = []
     for f in formulas.values():
-        for v in required_variables(f):
+        for v in sorted(f.variables):
             if v not in variables:
                 variables.append(v)
-    strata = list(strata) if strata is not None else None
+    strata = check_names(strata, "strata") if strata is not None else None
     for col in [count, *(c for c in [weights, offset] if c), *variables, *(strata or [])]:
         if col not in frame.columns:
             raise InputError(f"column not found (columns: {', '.join(frame.columns)})", column=col)
@@ -212,7 +212,9 @@ def prepare(
 
     X, names, predictor_of = [], [], []
     for predictor, f in formulas.items():
-        mat, cols = _design(f, pdf)
+        # only the canonical text of the validated formula reaches formulaic, and every
+        # name in it has been checked to be a column above
+        mat, cols = _design(f.text, pdf)
         X.append(mat)
         prefix = "" if predictor == "lambda" else f"{predictor}:"
         names.extend(prefix + c for c in cols)

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import stats
 
 from recapture.errors import ConfigError
+from recapture.estimators.formula import check_name, check_names
 from recapture.estimators.loglinear.fit import (
     CellFit,
     fit_grouped_poisson,
@@ -85,9 +86,12 @@ class LogLinearModel:
         if empty_overlaps not in ("drop", "keep"):
             raise ConfigError("empty_overlaps must be 'drop' or 'keep'", key="empty_overlaps")
         self.model = model
-        self.covariates = list(covariates)
-        self.partial_covariates = list(partial_covariates)
-        self.passive = dict(passive or {})
+        self.covariates = check_names(covariates, "covariates")
+        self.partial_covariates = check_names(partial_covariates, "partial_covariates")
+        self.passive = {
+            check_name(cov, "passive"): check_name(lst, "passive")
+            for cov, lst in (passive or {}).items()
+        }
         self.empty_overlaps = empty_overlaps
         self.offsets = dict(offsets or {})
         self.profile = profile
