@@ -79,3 +79,19 @@ def test_estimates_pickle_with_their_intervals():
     )
     assert two.params.empty  # a closed form has no coefficient vector
     assert pickle.loads(pickle.dumps(two)).confint() == pytest.approx(two.confint())
+
+
+def test_estimates_json_keys_are_documented_in_artifacts_md():
+    """docs/artifacts.md documents every key of PopulationEstimate.to_dict() and no other
+    (besides `input`, which `recapture estimate --out` adds)."""
+    import re
+
+    text = (Path(__file__).parents[1] / "docs" / "artifacts.md").read_text(encoding="utf-8")
+    section = re.search(r"^## estimates\.json\s*$(.*?)(?=^## |\Z)", text, re.M | re.S).group(1)
+    documented = set()
+    for first_cell in re.findall(r"^\|([^|]*)\|", section, re.M):
+        for key in re.findall(r"`([^`]+)`", first_cell):
+            documented.add(re.split(r"[.\[]", key)[0])
+    keys = set(estimate_from_frequencies([100, 30, 8], "ztpoisson").to_dict())
+    assert keys - documented == set(), f"undocumented keys: {sorted(keys - documented)}"
+    assert documented - keys - {"input"} == set(), sorted(documented - keys - {"input"})

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from recapture.errors import ConfigError, InputError
+from recapture.estimators.count.problem import DEFAULT_MAX_COUNT, check_max_count
 from recapture.estimators.loglinear import (
     CaptureTable,
     CellFit,
@@ -35,7 +36,7 @@ from recapture.estimators.loglinear import (
     profile_interval,
 )
 from recapture.estimators.reading import read_frame
-from recapture.estimators.result import PopulationEstimate
+from recapture.estimators.result import PopulationEstimate, check_level
 
 #: closedp.t model names, in Rcapture's order
 CLOSEDP_T_MODELS = (
@@ -312,7 +313,7 @@ class ClosedPopulationModel:
     def __init__(self, model: str = "Mt", *, profile: bool = True, level: float = 0.95):
         self.model = canonical_model_name(model)
         self.profile = profile
-        self.level = level
+        self.level = check_level(level)
 
     def fit(
         self, data: Any, lists: Sequence[str] | None = None, count: str | None = None
@@ -342,15 +343,20 @@ class ClosedPopulationModel:
 # ----------------------------------------------------------------------------- capture frequencies
 
 
-def _frequency_vector(data: Any, nbcap: str, freq: str | None) -> np.ndarray:
-    """f_k for k = 1..max from a frequency table (``nbcap``, ``freq``) or one count per person."""
+def _frequency_vector(
+    data: Any, nbcap: str, freq: str | None, max_count: int = DEFAULT_MAX_COUNT
+) -> np.ndarray:
+    """f_k for k = 1..max from a frequency table (``nbcap``, ``freq``) or one count per person.
+
+    The vector is as long as the largest count, so counts above ``max_count`` are refused
+    (see :data:`~recapture.estimators.count.problem.DEFAULT_MAX_COUNT`)."""
     df = read_frame(data)
     if nbcap not in df.columns:
         raise InputError("column not found", column=nbcap)
-    k = df[nbcap].cast(float).to_numpy()
-    w = df[freq].cast(float).to_numpy() if freq else np.ones(len(k))
     if freq and freq not in df.columns:
         raise InputError("column not found", column=freq)
+    k = df[nbcap].cast(float).to_numpy()
+    w = df[freq].cast(float).to_numpy() if freq else np.ones(len(k))
     bad = ~np.isfinite(k) | (k < 0) | (k != np.round(k))
     if bad.any():
         raise InputError(
@@ -358,6 +364,16 @@ def _frequency_vector(data: Any, nbcap: str, freq: str | None) -> np.ndarray:
             row=int(np.argmax(bad)) + 1,
             column=nbcap,
         )
+    too_big = k > max_count
+    if too_big.any():
+        raise InputError(
+            f"implausible count {k[too_big][0]:.0f}: more than max_count = {max_count:,} "
+            "captures; a data error, or raise max_count",
+            row=int(np.argmax(too_big)) + 1,
+            column=nbcap,
+        )
+    if not np.any((k > 0) & (w > 0)):
+        raise InputError("no person with a capture count ≥ 1", column=nbcap)
     keep = (k > 0) & (w > 0)
     kmax = int(k[keep].max())
     f = np.zeros(kmax)
@@ -374,13 +390,14 @@ def capture_frequency_models(
     t: float = math.inf,
     t0: int | None = None,
     profile: bool = False,
+    max_count: int = DEFAULT_MAX_COUNT,
 ) -> list[PopulationEstimate]:
     """Rcapture ``closedp.0``: models for one source counted as capture frequencies.
 
     ``t = inf`` (continuous time: the Poisson count model, offset −log k!) or a finite number of
     occasions (binomial, offset log C(t, k)); ``t0`` keeps only f₁…f_{t0} in the fit.
     """
-    f = _frequency_vector(data, nbcap, freq)
+    f = _frequency_vector(data, nbcap, freq, check_max_count(max_count))
     tmax = len(f)
     tinf = math.isinf(t)
     T = tmax if tinf else int(t)

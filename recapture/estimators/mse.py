@@ -231,7 +231,7 @@ def _run_closedp(data: Any, **options: Any) -> PopulationEstimate:
 
 
 def _run_closedp0(data: Any, **options: Any) -> PopulationEstimate:
-    _check("closedp0", options, {"count", "weights", "closed_model"})
+    _check("closedp0", options, {"count", "weights", "closed_model", "max_count"})
     if not options.get("count"):
         raise ConfigError(
             "closedp0 needs the column with each person's number of captures (--count-col)",
@@ -239,7 +239,12 @@ def _run_closedp0(data: Any, **options: Any) -> PopulationEstimate:
         )
     model = options.get("closed_model") or "Mh Chao (LB)"
     (res,) = capture_frequency_models(
-        data, nbcap=options["count"], freq=options.get("weights"), models=[model], profile=True
+        data,
+        nbcap=options["count"],
+        freq=options.get("weights"),
+        models=[model],
+        profile=True,
+        **({"max_count": options["max_count"]} if options.get("max_count") else {}),
     )
     return _with_interval(res, options.get("interval"))
 

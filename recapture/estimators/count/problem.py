@@ -22,6 +22,15 @@ from recapture.estimators.count.families import CountFamily
 from recapture.estimators.formula import check_names, parse_formula
 from recapture.estimators.reading import read_frame
 
+#: Largest plausible number of captures of one person in one period. Even a person
+#: apprehended every day of a year has 366; a count in the thousands is a data error (an id,
+#: a sum or a date read as a count). The fitted-frequency table, the expected information and
+#: the parametric bootstrap grow with the largest count, so an absurd one (30 million, 1e15)
+#: would cost minutes and gigabytes or crash: it is refused as an input error instead.
+#: Raise it with ``max_count`` for sources that really count more often (e.g. daily visits
+#: over several years).
+DEFAULT_MAX_COUNT = 1_000
+
 WEIGHT = "__weight__"
 OFFSET = "__offset__"
 COUNT = "__count__"
@@ -78,6 +87,18 @@ class CountProblem:
         )
 
 
+def check_max_count(value: Any, key: str = "max_count") -> int:
+    """``max_count`` must be a positive whole number."""
+    try:
+        out = int(value)
+        whole = not isinstance(value, bool) and float(value) == out
+    except (TypeError, ValueError, OverflowError):
+        whole, out = False, 0
+    if not whole or out < 1:
+        raise ConfigError(f"max_count must be a positive integer, got {value!r}", key=key)
+    return out
+
+
 def required_variables(formula: str, key: str = "formula") -> list[str]:
     """The columns a formula names (parsed by the closed grammar, never evaluated)."""
     return sorted(parse_formula(formula, key).variables)
@@ -94,6 +115,7 @@ def prepare(
     reference: dict[str, str] | None,
     extra_formulas: dict[str, str] | None = None,
     strata: list[str] | None = None,
+    max_count: int = DEFAULT_MAX_COUNT,
 ) -> tuple[CountProblem, dict[str, Any]]:
     """Validate and aggregate the input into a :class:`CountProblem`.
 
@@ -131,6 +153,14 @@ def prepare(
         raise InputError(
             f"count must be a non-negative integer (found {bad[count][0]!r})",
             row=int(bad["__row__"][0]),
+            column=count,
+        )
+    too_big = frame.filter(y > max_count)
+    if too_big.height:
+        raise InputError(
+            f"implausible count {too_big[count][0]!r}: more than max_count = {max_count:,} "
+            f"captures in the period ({too_big.height:,} rows); a data error, or raise max_count",
+            row=int(too_big["__row__"][0]),
             column=count,
         )
     if weights:

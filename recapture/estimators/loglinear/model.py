@@ -45,7 +45,7 @@ from recapture.estimators.loglinear.terms import (
     term_name,
 )
 from recapture.estimators.reading import read_frame
-from recapture.estimators.result import PopulationEstimate
+from recapture.estimators.result import PopulationEstimate, check_level
 
 Z95 = stats.norm.ppf(0.975)
 
@@ -97,7 +97,7 @@ class LogLinearModel:
         self.profile = profile
         self.bootstrap = int(bootstrap)
         self.seed = seed
-        self.level = level
+        self.level = check_level(level)
         self.name = name
         self.dependence_thetas = None if dependence_thetas is None else list(dependence_thetas)
         if heterogeneity is not None:
@@ -447,6 +447,9 @@ def fit_terms(
                 "kind": "parametric multinomial",
                 "seed": seed,
             }
+    if not (exists and identifiable):
+        reasons = [w for w in warnings if "does not exist" in w or "not identifiable" in w]
+        result.flag_non_estimate("; ".join(reasons))
     return result
 
 
@@ -478,7 +481,7 @@ def marginal_strata(
                 "population_size": N,
                 "se": se,
                 "observed_share": obs / N if N > 0 else math.nan,
-                "normal_lower": N - z * se,
+                "normal_lower": max(N - z * se, obs),  # N is at least the observed
                 "normal_upper": N + z * se,
             }
             if hid > 0 and np.isfinite(se):
