@@ -292,6 +292,9 @@ def test_all_counts_one_is_a_flagged_non_estimate_not_a_converged_number(persons
         assert out["population_size"] is None and out["se"] is None
         assert out["non_estimate"] == res.non_estimate
         assert all("error" in iv for iv in out["intervals"].values())
+    by_sex = estimate(ones, "ztpoisson", formula="~ sex", count="n_police")
+    assert not by_sex.estimable and by_sex.strata
+    assert all(row["population_size"] is None for row in _json(by_sex)["strata"])
 
 
 @pytest.mark.parametrize("model", ["petersen", "chapman"])

@@ -291,6 +291,10 @@ class PopulationEstimate:
         self.non_estimate = reason
         self.warnings[:] = [w for w in self.warnings if w not in reason]
         self.warnings.insert(0, f"not an estimate: {reason}")
+        for row in self.strata:  # nor are its breakdowns: only what was observed stays
+            for key in row:
+                if key not in ("variable", "level", "observed"):
+                    row[key] = math.nan
 
     def __str__(self) -> str:
         return self.summary()

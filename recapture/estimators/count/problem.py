@@ -159,7 +159,8 @@ def prepare(
     if too_big.height:
         raise InputError(
             f"implausible count {too_big[count][0]!r}: more than max_count = {max_count:,} "
-            f"captures in the period ({too_big.height:,} rows); a data error, or raise max_count",
+            f"captures in the period ({too_big.height:,} such row"
+            f"{'s' if too_big.height > 1 else ''}); a data error, or raise max_count",
             row=int(too_big["__row__"][0]),
             column=count,
         )
