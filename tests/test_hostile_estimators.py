@@ -172,7 +172,7 @@ _ALPHABET = st.sampled_from(
 )
 
 
-@settings(max_examples=300, deadline=500)  # ms per example: the parser is bounded
+@settings(max_examples=300, deadline=2000)  # ms per example: the parser is bounded
 @given(pieces=st.lists(_ALPHABET, max_size=60), raw=st.text(max_size=80))
 def test_fuzz_the_parser_parses_or_refuses_and_never_evaluates(pieces, raw):
     def refuse(*args, **kwargs):
