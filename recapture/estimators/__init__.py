@@ -114,6 +114,7 @@ _COUNT_CONSTRUCT = (
     "penalty",
     "omega_formula",
     "alpha_formula",
+    "max_count",
 )
 _COUNT_FIT = (
     "count",

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from recapture.errors import ConfigError, InputError
+from recapture.estimators.count.problem import DEFAULT_MAX_COUNT, check_max_count
 from recapture.estimators.loglinear import (
     CaptureTable,
     CellFit,
@@ -35,7 +36,7 @@ from recapture.estimators.loglinear import (
     profile_interval,
 )
 from recapture.estimators.reading import read_frame
-from recapture.estimators.result import PopulationEstimate
+from recapture.estimators.result import PopulationEstimate, check_level
 
 #: closedp.t model names, in Rcapture's order
 CLOSEDP_T_MODELS = (
@@ -104,29 +105,29 @@ def closed_population_design(
     nbcap = histories.sum(axis=1).astype(float)
     ones = np.ones((len(histories), 1))
     if model == "M0":
-        X, names = np.column_stack([ones, nbcap]), ["(Intercept)", "beta"]
+        X, names = np.column_stack([ones, nbcap]), ["Intercept", "beta"]
     elif model == "Mt":
         X, names = (
             np.column_stack([ones, histories]),
-            ["(Intercept)"] + [f"beta{i + 1}" for i in range(t)],
+            ["Intercept"] + [f"beta{i + 1}" for i in range(t)],
         )
     elif model.startswith("Mh "):
         het, hn = _heterogeneity(model, nbcap, t)
-        X, names = np.column_stack([ones, nbcap, het]), ["(Intercept)", "beta", *hn]
+        X, names = np.column_stack([ones, nbcap, het]), ["Intercept", "beta", *hn]
     elif model.startswith("Mth "):
         het, hn = _heterogeneity(model, nbcap, t)
         X = np.column_stack([ones, histories, het])
-        names = ["(Intercept)"] + [f"beta{i + 1}" for i in range(t)] + hn
+        names = ["Intercept"] + [f"beta{i + 1}" for i in range(t)] + hn
     elif model in ("Mb", "Mbh"):
         first = np.argmax(histories == 1, axis=1).astype(
             float
         )  # occasions before the first capture
         after = nbcap - 1
         if model == "Mb":
-            X, names = np.column_stack([ones, first, after]), ["(Intercept)", "beta1", "beta2"]
+            X, names = np.column_stack([ones, first, after]), ["Intercept", "beta1", "beta2"]
         else:
             X = np.column_stack([ones, 1 - histories[:, 0], first, after])
-            names = ["(Intercept)", "eta", "beta1", "beta2"]
+            names = ["Intercept", "eta", "beta1", "beta2"]
     else:  # pragma: no cover
         raise ConfigError(f"unknown model {model!r}", key="model")
     nca = 2 if model.startswith("Mh ") else t + 1
@@ -215,6 +216,9 @@ def _estimate(
         for j, nm in enumerate(used)
     ]
     res = PopulationEstimate(
+        param_names=list(used),
+        param_values=np.array(b, dtype=float),
+        param_cov=np.array(V, dtype=float),
         model=model,
         population_size=N,
         se=se,
@@ -309,7 +313,7 @@ class ClosedPopulationModel:
     def __init__(self, model: str = "Mt", *, profile: bool = True, level: float = 0.95):
         self.model = canonical_model_name(model)
         self.profile = profile
-        self.level = level
+        self.level = check_level(level)
 
     def fit(
         self, data: Any, lists: Sequence[str] | None = None, count: str | None = None
@@ -339,15 +343,20 @@ class ClosedPopulationModel:
 # ----------------------------------------------------------------------------- capture frequencies
 
 
-def _frequency_vector(data: Any, nbcap: str, freq: str | None) -> np.ndarray:
-    """f_k for k = 1..max from a frequency table (``nbcap``, ``freq``) or one count per person."""
+def _frequency_vector(
+    data: Any, nbcap: str, freq: str | None, max_count: int = DEFAULT_MAX_COUNT
+) -> np.ndarray:
+    """f_k for k = 1..max from a frequency table (``nbcap``, ``freq``) or one count per person.
+
+    The vector is as long as the largest count, so counts above ``max_count`` are refused
+    (see :data:`~recapture.estimators.count.problem.DEFAULT_MAX_COUNT`)."""
     df = read_frame(data)
     if nbcap not in df.columns:
         raise InputError("column not found", column=nbcap)
-    k = df[nbcap].cast(float).to_numpy()
-    w = df[freq].cast(float).to_numpy() if freq else np.ones(len(k))
     if freq and freq not in df.columns:
         raise InputError("column not found", column=freq)
+    k = df[nbcap].cast(float).to_numpy()
+    w = df[freq].cast(float).to_numpy() if freq else np.ones(len(k))
     bad = ~np.isfinite(k) | (k < 0) | (k != np.round(k))
     if bad.any():
         raise InputError(
@@ -355,6 +364,16 @@ def _frequency_vector(data: Any, nbcap: str, freq: str | None) -> np.ndarray:
             row=int(np.argmax(bad)) + 1,
             column=nbcap,
         )
+    too_big = k > max_count
+    if too_big.any():
+        raise InputError(
+            f"implausible count {k[too_big][0]:.0f}: more than max_count = {max_count:,} "
+            "captures; a data error, or raise max_count",
+            row=int(np.argmax(too_big)) + 1,
+            column=nbcap,
+        )
+    if not np.any((k > 0) & (w > 0)):
+        raise InputError("no person with a capture count ≥ 1", column=nbcap)
     keep = (k > 0) & (w > 0)
     kmax = int(k[keep].max())
     f = np.zeros(kmax)
@@ -371,13 +390,14 @@ def capture_frequency_models(
     t: float = math.inf,
     t0: int | None = None,
     profile: bool = False,
+    max_count: int = DEFAULT_MAX_COUNT,
 ) -> list[PopulationEstimate]:
     """Rcapture ``closedp.0``: models for one source counted as capture frequencies.
 
     ``t = inf`` (continuous time: the Poisson count model, offset −log k!) or a finite number of
     occasions (binomial, offset log C(t, k)); ``t0`` keeps only f₁…f_{t0} in the fit.
     """
-    f = _frequency_vector(data, nbcap, freq)
+    f = _frequency_vector(data, nbcap, freq, check_max_count(max_count))
     tmax = len(f)
     tinf = math.isinf(t)
     T = tmax if tinf else int(t)
@@ -402,10 +422,10 @@ def capture_frequency_models(
             raise ConfigError(f"model {m} needs capture histories, not frequencies", key="model")
         ones = np.ones((len(ks), 1))
         if m == "M0":
-            X, names, nca = np.column_stack([ones, ks]), ["(Intercept)", "beta"], 2
+            X, names, nca = np.column_stack([ones, ks]), ["Intercept", "beta"], 2
         else:
             het, hn = _heterogeneity(m, ks, t0_)
-            X, names, nca = np.column_stack([ones, ks, het]), ["(Intercept)", "beta", *hn], 2
+            X, names, nca = np.column_stack([ones, ks, het]), ["Intercept", "beta", *hn], 2
         res = _estimate(
             m,
             X,

@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from recapture.errors import ConfigError
+from recapture.estimators.formula import parse_formula
 from recapture.estimators.result import PopulationEstimate
 
 #: Values that mean "unknown" in persons.parquet covariates.
@@ -38,10 +39,7 @@ def formula_covariates(formula: str | None) -> list[str]:
     """The data columns a model formula uses."""
     if not formula or formula.strip() in ("~ 1", "~1", "1"):
         return []
-    from formulaic import Formula
-
-    text = formula if "~" in formula else f"~ {formula}"
-    return sorted(Formula(text).required_variables)
+    return sorted(parse_formula(formula).variables)
 
 
 def is_unknown(columns: Iterable[str]) -> pl.Expr:

@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 
 from recapture.errors import InputError
+from recapture.estimators.formula import check_names
 from recapture.estimators.loglinear import (
     DEFAULT_THETAS,
     capture_table,
     dependence_sensitivity,
     marginal_strata,
 )
-from recapture.estimators.result import PopulationEstimate
+from recapture.estimators.result import PopulationEstimate, check_level
 
 __all__ = ["Petersen", "Chapman", "dependence_sensitivity", "DEFAULT_THETAS"]
 
@@ -42,9 +43,9 @@ class _TwoList:
         dependence_thetas: Sequence[float] | None = DEFAULT_THETAS,
         level: float = 0.95,
     ):
-        self.strata = list(strata)
+        self.strata = check_names(strata, "strata")
         self.dependence_thetas = None if dependence_thetas is None else list(dependence_thetas)
-        self.level = level
+        self.level = check_level(level)
 
     @staticmethod
     def _point(n1: np.ndarray, n2: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,9 +69,22 @@ class _TwoList:
         nobs = n1 + n2 - m
         used = nobs > 0
         N_s, var_s = self._point(n1[used], n2[used], m[used])
-        if self.model == "petersen" and np.any(m[used] == 0):
+        reason = None
+        if not np.any(m[used] > 0):
+            reason = (
+                "no person is on both lists, so the lists carry no information on how many "
+                "neither saw (N̂ = n₁n₂/m is infinite; Chapman's finite value is an artefact "
+                "of its +1 terms)"
+            )
+        elif self.model == "petersen" and np.any(m[used] == 0):
+            reason = (
+                "no person is on both lists in some stratum: the Lincoln–Petersen estimate "
+                "is infinite there; merge strata or use Chapman"
+            )
+        elif np.any(m[used] == 0):
             warnings.append(
-                "no person is on both lists in some stratum: the Lincoln–Petersen estimate is infinite"
+                "no person is on both lists in some stratum: Chapman's estimate there rests "
+                "on its +1 terms, not on data"
             )
         N = float(N_s.sum())
         var = float(var_s.sum())
@@ -92,13 +106,14 @@ class _TwoList:
             N_all = np.zeros(S)
             var_all = np.zeros(S)
             N_all[used], var_all[used] = N_s, var_s
-            res.strata = marginal_strata(
-                table,
-                nobs.astype(float),
-                N_all,
-                lambda mask: float(var_all @ mask),
-                hidden_given=False,
-            )
+            with np.errstate(invalid="ignore"):  # ∞·0 of a stratum without overlap
+                res.strata = marginal_strata(
+                    table,
+                    nobs.astype(float),
+                    N_all,
+                    lambda mask: float(var_all @ mask),
+                    hidden_given=False,
+                )
         elif self.model == "petersen" and m[0] > 0:
             # N̂ is the MLE of model Mt: Rcapture's profile-likelihood interval applies
             from recapture.estimators.closed_population import ClosedPopulationModel
@@ -107,6 +122,11 @@ class _TwoList:
             res.interval_methods["profile"] = mt.interval_methods["profile"]
             res.extra["mt"] = mt.extra
             res.default_interval = "profile"
+        if reason is not None:
+            res.extra["unreliable_population_size"] = N
+            res.population_size, res.se = math.nan, math.nan
+            res.flag_non_estimate(reason)
+            return res
         if self.dependence_thetas is not None and np.all(m[used] > 0):
             res.extra["dependence_sensitivity"] = dependence_sensitivity(
                 table.collapse([]) if not self.strata else table,

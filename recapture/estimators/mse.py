@@ -27,6 +27,7 @@ from recapture.estimators.closed_population import (
     closed_population_models,
 )
 from recapture.estimators.dse import Chapman, Petersen
+from recapture.estimators.formula import check_name, check_names
 from recapture.estimators.loglinear import (
     CaptureTable,
     LogLinearModel,
@@ -65,6 +66,11 @@ def _split(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
+def _names(value: Any, key: str) -> list[str]:
+    """Column or list names of an option, each checked against the closed grammar."""
+    return check_names(_split(value), key)
+
+
 def _floats(value: Any, key: str) -> list[float] | None:
     if value is None:
         return None
@@ -84,7 +90,7 @@ def _passive(value: Any) -> dict[str, str]:
         if "=" not in item:
             raise ConfigError(f"--passive expects COVARIATE=LIST, got {item!r}", key="passive")
         cov, lst = item.split("=", 1)
-        out[cov.strip()] = lst.strip()
+        out[check_name(cov, "passive")] = check_name(lst, "passive")
     return out
 
 
@@ -141,9 +147,9 @@ def _fit_loglinear_options(data: Any, **options: Any) -> PopulationEstimate:
             "heterogeneity",
         },
     )
-    lists = _split(options.get("lists")) or None
+    lists = _names(options.get("lists"), "lists") or None
     count = options.get("weights")
-    covariates = _split(options.get("covariates"))
+    covariates = _names(options.get("covariates"), "covariates")
     search = options.get("search")
     if search:
         if (
@@ -185,7 +191,7 @@ def _fit_loglinear_options(data: Any, **options: Any) -> PopulationEstimate:
     model = LogLinearModel(
         options.get("terms"),
         covariates,
-        partial_covariates=_split(options.get("partial_covariates")),
+        partial_covariates=_names(options.get("partial_covariates"), "partial_covariates"),
         passive=_passive(options.get("passive")),
         empty_overlaps=options.get("empty_overlaps") or "drop",
         bootstrap=int(options.get("replicates") or 0),
@@ -201,11 +207,14 @@ def _two_list(cls: type) -> Callable[..., PopulationEstimate]:
         _check(cls.model, options, _TABLE | {"covariates", "strata", "dependence_thetas"})
         thetas = _floats(options.get("dependence_thetas"), "dependence_thetas")
         strata = list(
-            dict.fromkeys(_split(options.get("covariates")) + _split(options.get("strata")))
+            dict.fromkeys(
+                _names(options.get("covariates"), "covariates")
+                + _names(options.get("strata"), "strata")
+            )
         )
         est = cls(strata, **({} if thetas is None else {"dependence_thetas": thetas}))
         res = est.fit(
-            data, lists=_split(options.get("lists")) or None, count=options.get("weights")
+            data, lists=_names(options.get("lists"), "lists") or None, count=options.get("weights")
         )
         return _with_interval(res, options.get("interval"))
 
@@ -216,13 +225,13 @@ def _run_closedp(data: Any, **options: Any) -> PopulationEstimate:
     _check("closedp", options, _TABLE | {"closed_model"})
     model = options.get("closed_model") or "Mt"
     res = ClosedPopulationModel(model).fit(
-        data, lists=_split(options.get("lists")) or None, count=options.get("weights")
+        data, lists=_names(options.get("lists"), "lists") or None, count=options.get("weights")
     )
     return _with_interval(res, options.get("interval"))
 
 
 def _run_closedp0(data: Any, **options: Any) -> PopulationEstimate:
-    _check("closedp0", options, {"count", "weights", "closed_model"})
+    _check("closedp0", options, {"count", "weights", "closed_model", "max_count"})
     if not options.get("count"):
         raise ConfigError(
             "closedp0 needs the column with each person's number of captures (--count-col)",
@@ -230,7 +239,12 @@ def _run_closedp0(data: Any, **options: Any) -> PopulationEstimate:
         )
     model = options.get("closed_model") or "Mh Chao (LB)"
     (res,) = capture_frequency_models(
-        data, nbcap=options["count"], freq=options.get("weights"), models=[model], profile=True
+        data,
+        nbcap=options["count"],
+        freq=options.get("weights"),
+        models=[model],
+        profile=True,
+        **({"max_count": options["max_count"]} if options.get("max_count") else {}),
     )
     return _with_interval(res, options.get("interval"))
 

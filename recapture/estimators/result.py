@@ -8,12 +8,16 @@ linkage-uncertainty layer treat all estimators alike.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy import stats
+
+from recapture.errors import ConfigError
 
 
 @dataclass
@@ -47,12 +51,104 @@ class PopulationEstimate:
     bootstrap_info: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     default_interval: str = "normal"
+    #: why this result is not an estimate (None when it is one): no information in the data
+    #: on the unseen (no repeated captures, no overlap), a boundary, a non-existent MLE …
+    non_estimate: str | None = None
     #: method name → callable(level) → (lower, upper); set by models with special intervals
     interval_methods: dict[str, Callable[[float], tuple[float, float]]] = field(
         default_factory=dict, repr=False
     )
+    #: the model's coefficient vector (NaN where not estimable), named by term, and its
+    #: covariance; read them through ``params``, ``bse``, ``cov_params()`` …
+    param_names: list[str] = field(default_factory=list)
+    param_values: np.ndarray | None = field(default=None, repr=False)
+    param_cov: np.ndarray | None = field(default=None, repr=False)
+
+    # -------------------------------------------------------------------- coefficients
+    def _param_arrays(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        if self.param_values is not None:
+            values = np.asarray(self.param_values, dtype=float)
+            cov = (
+                np.asarray(self.param_cov, dtype=float)
+                if self.param_cov is not None
+                else np.full((len(values), len(values)), np.nan)
+            )
+            return list(self.param_names), values, cov
+        # estimators without a covariance matrix: the reported coefficients, variances only
+        names = [str(c["term"]) for c in self.coefficients]
+        values = np.array([_num(c.get("estimate")) for c in self.coefficients], dtype=float)
+        se = np.array([_num(c.get("se")) for c in self.coefficients], dtype=float)
+        cov = np.diag(se**2) if len(se) else np.zeros((0, 0))
+        cov[~np.eye(len(se), dtype=bool)] = np.nan
+        return names, values, cov
+
+    @property
+    def params(self) -> pd.Series:
+        """Coefficients named by term (``Intercept``, ``var[T.level]``, ``a:b``)."""
+        names, values, _ = self._param_arrays()
+        return pd.Series(values, index=pd.Index(names, name="term"), name="params")
+
+    def cov_params(self) -> pd.DataFrame:
+        """Covariance matrix of the coefficients (NaN for those not estimable)."""
+        names, _, cov = self._param_arrays()
+        index = pd.Index(names, name="term")
+        return pd.DataFrame(cov, index=index, columns=index)
+
+    @property
+    def bse(self) -> pd.Series:
+        """Standard errors of the coefficients."""
+        names, _, cov = self._param_arrays()
+        with np.errstate(invalid="ignore"):
+            se = np.sqrt(np.where(np.diag(cov) >= 0, np.diag(cov), np.nan))
+        return pd.Series(se, index=pd.Index(names, name="term"), name="bse")
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """Wald z statistics (the models are likelihood-based: z, not t)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = self.params / self.bse
+        return z.rename("z")
+
+    zvalues = tvalues
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided p-values of the Wald z statistics."""
+        z = self.tvalues.to_numpy()
+        p = 2 * stats.norm.sf(np.abs(z))
+        return pd.Series(p, index=self.params.index, name="pvalues")
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald intervals for the coefficients at level 1 − alpha (columns 0 and 1)."""
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+        z = stats.norm.ppf(1 - alpha / 2)
+        b, se = self.params, self.bse
+        return pd.DataFrame({0: b - z * se, 1: b + z * se})
+
+    # -------------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Interval methods that are closures (profile likelihood, multiple imputation) do not
+        pickle: they are replaced by the intervals they give at the levels computed so far
+        (and at 95%)."""
+        state = dict(self.__dict__)
+        methods = {}
+        for name, fn in self.interval_methods.items():
+            try:
+                pickle.dumps(fn)
+                methods[name] = fn
+            except Exception:
+                levels = {0.95} | {float(k) for k in self.extra.get(name, {}) if _is_float(k)}
+                methods[name] = StoredInterval.of(fn, sorted(levels))
+        state["interval_methods"] = methods
+        return state
 
     # -------------------------------------------------------------------- intervals
+    @property
+    def estimable(self) -> bool:
+        """False for a flagged non-estimate (see ``non_estimate``)."""
+        return self.non_estimate is None
+
     @property
     def observed_share(self) -> float:
         return self.n_observed / self.population_size if self.population_size > 0 else math.nan
@@ -63,34 +159,51 @@ class PopulationEstimate:
         return self.population_size - self.n_observed
 
     def confint(self, method: str | None = None, level: float = 0.95) -> tuple[float, float]:
-        """Interval for N at ``level``.
+        """Interval for N at ``level`` (in (0, 1)); never below the observed n.
 
         Methods: ``normal`` (N̂ ± z·SE), ``lognormal`` (Chao 1987: log-normal on the dark
-        figure N̂ − n, never below n), ``bootstrap`` (percentile of the stored replicates),
-        and whatever the model adds (e.g. ``profile``).
+        figure N̂ − n), ``bootstrap`` (percentile of the stored replicates), and whatever the
+        model adds (e.g. ``profile``). An interval that is undefined — a non-estimate, no
+        standard error — raises ValueError saying why; ``to_dict`` reports it as an error.
         """
+        check_level(level)
         method = method or self.default_interval
+        if self.non_estimate is not None:
+            raise ValueError(f"no interval: not an estimate ({self.non_estimate})")
         z = stats.norm.ppf(0.5 + level / 2)
+        n = float(self.n_observed)
+        if method in ("normal", "lognormal") and not (
+            np.isfinite(self.se) and np.isfinite(self.population_size)
+        ):
+            raise ValueError(
+                f"no {method} interval: the standard error of N̂ is undefined (see the warnings)"
+            )
         if method == "normal":
-            return (self.population_size - z * self.se, self.population_size + z * self.se)
-        if method == "lognormal":
+            lo, hi = self.population_size - z * self.se, self.population_size + z * self.se
+        elif method == "lognormal":
             f0 = self.dark_figure
-            if f0 <= 0 or not np.isfinite(self.se):
-                return (float(self.n_observed), float(self.n_observed))
+            if f0 <= 0:
+                return (n, n)  # nobody unseen: N̂ = n, and N ≥ n
             c = math.exp(z * math.sqrt(math.log1p(self.se**2 / f0**2)))
-            return (self.n_observed + f0 / c, self.n_observed + f0 * c)
-        if method == "bootstrap":
+            lo, hi = n + f0 / c, n + f0 * c
+        elif method == "bootstrap":
             if self.bootstrap_replicates is None or len(self.bootstrap_replicates) == 0:
                 raise ValueError("no bootstrap replicates: fit with a bootstrap variance first")
             reps = np.asarray(self.bootstrap_replicates, dtype=float)
             reps = reps[np.isfinite(reps)]
+            if len(reps) == 0:
+                raise ValueError(
+                    "no finite bootstrap replicate: the percentile interval is undefined"
+                )
             alpha = (1 - level) / 2
-            lo, hi = np.quantile(reps, [alpha, 1 - alpha])
-            return (float(lo), float(hi))
-        if method in self.interval_methods:
-            return self.interval_methods[method](level)
-        known = ["normal", "lognormal", "bootstrap", *self.interval_methods]
-        raise ValueError(f"unknown interval method {method!r}; known: {', '.join(known)}")
+            lo, hi = (float(q) for q in np.quantile(reps, [alpha, 1 - alpha]))
+        elif method in self.interval_methods:
+            lo, hi = self.interval_methods[method](level)
+        else:
+            known = ["normal", "lognormal", "bootstrap", *self.interval_methods]
+            raise ValueError(f"unknown interval method {method!r}; known: {', '.join(known)}")
+        # N is at least the number of people seen: no interval goes below n
+        return (max(float(lo), n), max(float(hi), n))
 
     def available_intervals(self) -> list[str]:
         methods = ["normal", "lognormal"]
@@ -101,6 +214,9 @@ class PopulationEstimate:
 
     # -------------------------------------------------------------------- output
     def to_dict(self, level: float = 0.95) -> dict[str, Any]:
+        """The estimate as plain JSON-able data; every non-finite number becomes None (never
+        NaN or Infinity in JSON), and a non-estimate has a null N̂ and SE."""
+        check_level(level)
         intervals = {}
         for method in self.available_intervals():
             try:
@@ -108,14 +224,16 @@ class PopulationEstimate:
                 intervals[method] = {"lower": lo, "upper": hi, "level": level}
             except Exception as exc:  # an interval that cannot be computed is reported, not fatal
                 intervals[method] = {"error": str(exc)}
+        estimable = self.non_estimate is None
         out = {
             "model": self.model,
             "description": self.description,
             "formula": self.formula,
-            "population_size": self.population_size,
-            "se": self.se,
+            "population_size": self.population_size if estimable else None,
+            "se": self.se if estimable else None,
             "n_observed": self.n_observed,
-            "observed_share": self.observed_share,
+            "observed_share": self.observed_share if estimable else None,
+            "non_estimate": self.non_estimate,
             "default_interval": self.default_interval,
             "intervals": intervals,
             "coefficients": self.coefficients,
@@ -133,18 +251,26 @@ class PopulationEstimate:
             "bootstrap": self.bootstrap_info or None,
             "extra": self.extra,
         }
-        return out
+        return _finite_or_none(out)
 
     def summary(self, level: float = 0.95) -> str:
-        lo, hi = self.confint(None, level)
-        lines = [
-            f"{self.description or self.model}" + (f"  [{self.formula}]" if self.formula else ""),
-            f"  observed n        {self.n_observed:>14,d}",
-            f"  population size   {self.population_size:>14,.2f}",
-            f"  standard error    {self.se:>14,.2f}",
-            f"  {int(level * 100)}% interval ({self.default_interval})  {lo:,.1f} – {hi:,.1f}",
-            f"  observed share    {self.observed_share:>14.3f}",
-        ]
+        check_level(level)
+        head = f"{self.description or self.model}" + (f"  [{self.formula}]" if self.formula else "")
+        lines = [head, f"  observed n        {self.n_observed:>14,d}"]
+        if self.non_estimate is not None:
+            lines.append(f"  NOT AN ESTIMATE: {self.non_estimate}")
+        else:
+            try:
+                lo, hi = self.confint(None, level)
+                interval = f"{lo:,.1f} – {hi:,.1f}"
+            except ValueError as exc:
+                interval = f"undefined ({exc})"
+            lines += [
+                f"  population size   {self.population_size:>14,.2f}",
+                f"  standard error    {self.se:>14,.2f}",
+                f"  {level * 100:g}% interval ({self.default_interval})  {interval}",
+                f"  observed share    {self.observed_share:>14.3f}",
+            ]
         if self.loglik is not None:
             lines.append(f"  log-likelihood    {self.loglik:>14.3f}")
         if self.aic is not None:
@@ -159,5 +285,80 @@ class PopulationEstimate:
             lines.append(f"  WARNING: {warning}")
         return "\n".join(lines)
 
+    def flag_non_estimate(self, reason: str) -> None:
+        """Mark this result as not an estimate, for ``reason`` (kept first in the warnings,
+        which every report shows)."""
+        self.non_estimate = reason
+        self.warnings[:] = [w for w in self.warnings if w not in reason]
+        self.warnings.insert(0, f"not an estimate: {reason}")
+        for row in self.strata:  # nor are its breakdowns: only what was observed stays
+            for key in row:
+                if key not in ("variable", "level", "observed"):
+                    row[key] = math.nan
+
     def __str__(self) -> str:
         return self.summary()
+
+
+class StoredInterval:
+    """An interval method reduced to its values at some levels (what survives pickling)."""
+
+    def __init__(self, values: dict[float, tuple[float, float] | str]):
+        self.values = values
+
+    @classmethod
+    def of(cls, fn: Callable[[float], tuple[float, float]], levels: list[float]) -> StoredInterval:
+        values: dict[float, tuple[float, float] | str] = {}
+        for level in levels:
+            try:
+                values[level] = tuple(fn(level))  # type: ignore[assignment]
+            except Exception as exc:  # kept as the error it was
+                values[level] = str(exc)
+        return cls(values)
+
+    def __call__(self, level: float) -> tuple[float, float]:
+        value = self.values.get(float(level))
+        if value is None:
+            raise ValueError(
+                f"interval at level {level} was not computed before the estimate was stored; "
+                f"stored levels: {', '.join(map(str, self.values))}"
+            )
+        if isinstance(value, str):
+            raise ValueError(value)
+        return value
+
+
+def _num(value: Any) -> float:
+    return float(value) if value is not None else math.nan
+
+
+def _is_float(text: Any) -> bool:
+    try:
+        float(text)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def check_level(level: Any, key: str = "level") -> float:
+    """An interval level must be a number strictly between 0 and 1."""
+    try:
+        value = float(level)
+    except (TypeError, ValueError):
+        raise ConfigError(f"level must be a number in (0, 1), got {level!r}", key=key) from None
+    if not 0 < value < 1:
+        raise ConfigError(f"level must be in (0, 1), got {level!r}", key=key)
+    return value
+
+
+def _finite_or_none(value: Any) -> Any:
+    """Nested data with every NaN/±inf float replaced by None (JSON has neither)."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.ndarray):
+        return _finite_or_none(value.tolist())
+    return value

@@ -31,7 +31,13 @@ from recapture.estimators.count.fit import (
     population_size,
     warm_start,
 )
-from recapture.estimators.count.problem import CountProblem, prepare
+from recapture.estimators.count.problem import (
+    DEFAULT_MAX_COUNT,
+    CountProblem,
+    check_max_count,
+    prepare,
+)
+from recapture.estimators.formula import check_name, check_names, parse_formula
 from recapture.estimators.result import PopulationEstimate
 
 VARIANCE_METHODS = ("analytic", "bootstrap")
@@ -57,20 +63,27 @@ class CountModel:
         absurd_ratio: float = 50.0,
         dfpopsize: bool = True,
         penalty: str | None = None,
+        max_count: int = DEFAULT_MAX_COUNT,
         **second: str,
     ):
         if information not in ("observed", "expected"):
             raise ConfigError("information must be 'observed' or 'expected'", key="information")
+        if not isinstance(formula, str):
+            raise ConfigError(
+                f"expected a formula string, got {type(formula).__name__}", key="formula"
+            )
         formula = formula.strip()
         if not formula.startswith("~"):
             # allow "capture ~ x": the response is given by ``count`` in fit()
             formula = "~" + formula.split("~", 1)[1] if "~" in formula else "~ " + formula
+        parse_formula(formula)  # refuse anything outside the grammar before any data is read
         self.formula = formula
         self.reference = dict(reference or {})
-        self.offset = offset
+        self.offset = check_name(offset, "offset") if offset is not None else None
         self.information = information
-        self.strata = list(strata) if strata is not None else None
+        self.strata = check_names(strata, "strata") if strata is not None else None
         self.absurd_ratio = absurd_ratio
+        self.max_count = check_max_count(max_count)
         self.dfpopsize = dfpopsize
         if penalty not in (None, "none", "firth", "ridge"):
             raise ConfigError("penalty must be 'firth', 'ridge' or None", key="penalty")
@@ -81,6 +94,7 @@ class CountModel:
             name = key.removesuffix("_formula")
             if name not in self.family.predictors[1:]:
                 raise ConfigError(f"unknown option {key!r} for {self.family.name}", key=key)
+            parse_formula(value, key)
             self.extra_formulas[name] = value
         for name in self.family.predictors[1:]:
             self.extra_formulas.setdefault(name, "~ 1")
@@ -162,10 +176,11 @@ class CountModel:
             reference=self.reference,
             extra_formulas={k: v for k, v in self.extra_formulas.items()},
             strata=self.strata,
+            max_count=self.max_count,
         )
         fit = fit_ml(problem, beta0=warm_start(problem), penalty=self.penalty)
         result = self._result(problem, fit, notes)
-        if variance == "bootstrap":
+        if variance == "bootstrap" and result.estimable:
             reps, info = run_bootstrap(
                 problem,
                 fit.beta,
@@ -355,6 +370,9 @@ class CountModel:
 
         strata = self._strata(problem, fit, cov)
         result = PopulationEstimate(
+            param_names=list(problem.names),
+            param_values=np.where(a, fit.beta, np.nan),
+            param_cov=cov,
             model=fam.name,
             population_size=n_hat,
             se=se,
@@ -386,7 +404,32 @@ class CountModel:
                 "formulas": {"lambda": problem.formula, **self.extra_formulas},
             },
         )
+        reason = self._non_estimate(problem, n_hat)
+        if reason is not None:
+            result.extra["unreliable_population_size"] = n_hat
+            result.population_size, result.se = float("nan"), float("nan")
+            result.flag_non_estimate(reason)
         return result
+
+    @staticmethod
+    def _non_estimate(problem: CountProblem, n_hat: float) -> str | None:
+        """Why the data cannot give N̂ at all (a boundary the fit 'converges' to), or None.
+
+        Without anyone seen twice (or, for Zelterman/Chao, anyone with a count of 2) the
+        likelihood keeps rising as λ → 0 and N̂ → ∞: the optimizer stops somewhere (all
+        counts 1 gave N̂ ≈ 7e17) and the number means nothing.
+        """
+        fam = problem.family
+        repeat = (problem.y == 2) if not fam.uses_all_counts else (problem.y >= 2)
+        if not np.any(problem.w[repeat] > 0):
+            what = "a count of 2" if not fam.uses_all_counts else "more than one capture"
+            return (
+                f"no one has {what}, so the data carry no information on how many were "
+                "never seen (N̂ runs to infinity)"
+            )
+        if not np.isfinite(n_hat):
+            return "N̂ is not finite: the model runs to a boundary (see the warnings)"
+        return None
 
     def _boundary_warnings(self, problem: CountProblem, fit: FitResult) -> list[str]:
         fam = problem.family
@@ -461,10 +504,13 @@ class CountModel:
         fam = problem.family
         eta_p = problem.eta_patterns(fit.beta)
         pw = np.bincount(problem.pattern, weights=problem.w, minlength=problem.n_patterns)
-        k_max = int(problem.y.max())
+        k_max = int(problem.y.max())  # at most max_count (checked in prepare)
         ks = np.arange(1, k_max + 1, dtype=float)
-        pmf = fam.truncated_pmf(ks, eta_p)
-        expected = pw @ pmf
+        # patterns × counts in blocks, so memory stays bounded whatever the largest count
+        block = max(1, 4_000_000 // max(problem.n_patterns, 1))
+        expected = np.concatenate(
+            [pw @ fam.truncated_pmf(ks[i : i + block], eta_p) for i in range(0, k_max, block)]
+        )
         observed = np.bincount(problem.y.astype(int), weights=problem.w, minlength=k_max + 1)[1:]
         n = pw.sum()
         rows = [
@@ -544,7 +590,7 @@ class CountModel:
                     "population_size": n_hat,
                     "se": se,
                     "observed_share": obs / n_hat if n_hat > 0 else float("nan"),
-                    "normal_lower": n_hat - z * se,
+                    "normal_lower": max(n_hat - z * se, obs),  # N is at least the observed
                     "normal_upper": n_hat + z * se,
                 }
                 f0 = n_hat - obs

@@ -19,7 +19,17 @@ import polars as pl
 
 from recapture.errors import ConfigError, InputError
 from recapture.estimators.count.families import CountFamily
+from recapture.estimators.formula import check_names, parse_formula
 from recapture.estimators.reading import read_frame
+
+#: Largest plausible number of captures of one person in one period. Even a person
+#: apprehended every day of a year has 366; a count in the thousands is a data error (an id,
+#: a sum or a date read as a count). The fitted-frequency table, the expected information and
+#: the parametric bootstrap grow with the largest count, so an absurd one (30 million, 1e15)
+#: would cost minutes and gigabytes or crash: it is refused as an input error instead.
+#: Raise it with ``max_count`` for sources that really count more often (e.g. daily visits
+#: over several years).
+DEFAULT_MAX_COUNT = 1_000
 
 WEIGHT = "__weight__"
 OFFSET = "__offset__"
@@ -77,13 +87,21 @@ class CountProblem:
         )
 
 
-def required_variables(formula: str) -> list[str]:
-    from formulaic import Formula
-
+def check_max_count(value: Any, key: str = "max_count") -> int:
+    """``max_count`` must be a positive whole number."""
     try:
-        return sorted(Formula(formula).required_variables)
-    except Exception as exc:  # formulaic raises several parser exceptions
-        raise ConfigError(f"cannot parse formula {formula!r}: {exc}", key="formula") from exc
+        out = int(value)
+        whole = not isinstance(value, bool) and float(value) == out
+    except (TypeError, ValueError, OverflowError):
+        whole, out = False, 0
+    if not whole or out < 1:
+        raise ConfigError(f"max_count must be a positive integer, got {value!r}", key=key)
+    return out
+
+
+def required_variables(formula: str, key: str = "formula") -> list[str]:
+    """The columns a formula names (parsed by the closed grammar, never evaluated)."""
+    return sorted(parse_formula(formula, key).variables)
 
 
 def prepare(
@@ -97,6 +115,7 @@ def prepare(
     reference: dict[str, str] | None,
     extra_formulas: dict[str, str] | None = None,
     strata: list[str] | None = None,
+    max_count: int = DEFAULT_MAX_COUNT,
 ) -> tuple[CountProblem, dict[str, Any]]:
     """Validate and aggregate the input into a :class:`CountProblem`.
 
@@ -106,13 +125,16 @@ def prepare(
     weight — is an :class:`InputError` naming the column and the first offending row.
     """
     frame = read_frame(data)
-    formulas = {"lambda": formula, **(extra_formulas or {})}
+    formulas = {
+        name: parse_formula(f, "formula" if name == "lambda" else f"{name}_formula")
+        for name, f in {"lambda": formula, **(extra_formulas or {})}.items()
+    }
     variables: list[str] = []
     for f in formulas.values():
-        for v in required_variables(f):
+        for v in sorted(f.variables):
             if v not in variables:
                 variables.append(v)
-    strata = list(strata) if strata is not None else None
+    strata = check_names(strata, "strata") if strata is not None else None
     for col in [count, *(c for c in [weights, offset] if c), *variables, *(strata or [])]:
         if col not in frame.columns:
             raise InputError(f"column not found (columns: {', '.join(frame.columns)})", column=col)
@@ -131,6 +153,15 @@ def prepare(
         raise InputError(
             f"count must be a non-negative integer (found {bad[count][0]!r})",
             row=int(bad["__row__"][0]),
+            column=count,
+        )
+    too_big = frame.filter(y > max_count)
+    if too_big.height:
+        raise InputError(
+            f"implausible count {too_big[count][0]!r}: more than max_count = {max_count:,} "
+            f"captures in the period ({too_big.height:,} such row"
+            f"{'s' if too_big.height > 1 else ''}); a data error, or raise max_count",
+            row=int(too_big["__row__"][0]),
             column=count,
         )
     if weights:
@@ -212,7 +243,9 @@ def prepare(
 
     X, names, predictor_of = [], [], []
     for predictor, f in formulas.items():
-        mat, cols = _design(f, pdf)
+        # only the canonical text of the validated formula reaches formulaic, and every
+        # name in it has been checked to be a column above
+        mat, cols = _design(f.text, pdf)
         X.append(mat)
         prefix = "" if predictor == "lambda" else f"{predictor}:"
         names.extend(prefix + c for c in cols)

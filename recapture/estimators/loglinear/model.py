@@ -18,6 +18,7 @@ import numpy as np
 from scipy import stats
 
 from recapture.errors import ConfigError
+from recapture.estimators.formula import check_name, check_names
 from recapture.estimators.loglinear.fit import (
     CellFit,
     fit_grouped_poisson,
@@ -44,7 +45,7 @@ from recapture.estimators.loglinear.terms import (
     term_name,
 )
 from recapture.estimators.reading import read_frame
-from recapture.estimators.result import PopulationEstimate
+from recapture.estimators.result import PopulationEstimate, check_level
 
 Z95 = stats.norm.ppf(0.975)
 
@@ -85,15 +86,18 @@ class LogLinearModel:
         if empty_overlaps not in ("drop", "keep"):
             raise ConfigError("empty_overlaps must be 'drop' or 'keep'", key="empty_overlaps")
         self.model = model
-        self.covariates = list(covariates)
-        self.partial_covariates = list(partial_covariates)
-        self.passive = dict(passive or {})
+        self.covariates = check_names(covariates, "covariates")
+        self.partial_covariates = check_names(partial_covariates, "partial_covariates")
+        self.passive = {
+            check_name(cov, "passive"): check_name(lst, "passive")
+            for cov, lst in (passive or {}).items()
+        }
         self.empty_overlaps = empty_overlaps
         self.offsets = dict(offsets or {})
         self.profile = profile
         self.bootstrap = int(bootstrap)
         self.seed = seed
-        self.level = level
+        self.level = check_level(level)
         self.name = name
         self.dependence_thetas = None if dependence_thetas is None else list(dependence_thetas)
         if heterogeneity is not None:
@@ -341,6 +345,9 @@ def fit_terms(
             f"({heterogeneity[1]:g})" if heterogeneity[1] is not None else ""
         )
     result = PopulationEstimate(
+        param_names=list(names),
+        param_values=np.array(fit.coef, dtype=float),
+        param_cov=cov_full,
         model="loglinear",
         population_size=N if (exists and identifiable) else math.nan,
         se=se if (exists and identifiable) else math.nan,
@@ -440,6 +447,9 @@ def fit_terms(
                 "kind": "parametric multinomial",
                 "seed": seed,
             }
+    if not (exists and identifiable):
+        reasons = [w for w in warnings if "does not exist" in w or "not identifiable" in w]
+        result.flag_non_estimate("; ".join(reasons))
     return result
 
 
@@ -471,7 +481,7 @@ def marginal_strata(
                 "population_size": N,
                 "se": se,
                 "observed_share": obs / N if N > 0 else math.nan,
-                "normal_lower": N - z * se,
+                "normal_lower": max(N - z * se, obs),  # N is at least the observed
                 "normal_upper": N + z * se,
             }
             if hid > 0 and np.isfinite(se):

@@ -207,6 +207,12 @@ def capture_table(
     dropped = float(w[zero].sum())
     H, w = H[~zero], w[~zero]
     df = df.filter(pl.Series(~zero))
+    if not np.any(w > 0):
+        raise InputError(
+            "no person is observed by any list (every row has an all-zero history or a zero "
+            "count): there is nothing to estimate from",
+            file=where,
+        )
     # -- covariates: levels in order of appearance sorted (first = reference level)
     levels: dict[str, list[Any]] = {}
     codes = np.zeros((len(df), len(covariates)), dtype=np.int64)

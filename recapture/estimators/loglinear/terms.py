@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from recapture.errors import ConfigError
+from recapture.estimators.formula import check_names, parse_generators
 from recapture.estimators.loglinear.fit import (
     fit_poisson,
     independent_columns,
@@ -42,53 +42,26 @@ def parse_terms(
     """
     order = {v: i for i, v in enumerate(variables)}
     gens: list[set[str]] = []
-
-    def check(names: Iterable[str], context: str) -> set[str]:
-        out = set()
-        for nm in names:
-            nm = nm.strip()
-            if not nm:
-                continue
-            if nm not in order:
-                raise ConfigError(
-                    f"unknown variable {nm!r} in model {context!r}; known: {', '.join(variables)}",
-                    key="model",
-                )
-            out.add(nm)
-        return out
-
     if model is None or (
         isinstance(model, str) and model.strip().lower() in ("", "main", "independence", "mt")
     ):
         pass
-    elif isinstance(model, str) and "[" in model:
-        for body in re.findall(r"\[([^\]]*)\]", model):
-            if re.search(r"[,\s:*]", body.strip()):
-                names = re.split(r"[,\s:*]+", body.strip())
-            elif body in order:
-                names = [body]
-            elif all(ch in order for ch in body):
-                names = list(body)
-            else:
-                raise ConfigError(f"cannot read generator [{body}] in model {model!r}", key="model")
-            gens.append(check(names, model))
     elif isinstance(model, str):
-        for piece in split_plus(model):
-            piece = piece.strip()
-            m = re.fullmatch(r"\((.*)\)\s*\^\s*(\d+)", piece)
-            if m:
-                names = check(m.group(1).split("+"), model)
-                deg = int(m.group(2))
-                for r in range(1, deg + 1):
-                    gens.extend(set(c) for c in itertools.combinations(sorted(names), r))
-            elif "*" in piece:
-                gens.append(check(piece.split("*"), model))
-            else:
-                gens.append(check(piece.split(":"), model))
+        gens.extend(set(g) for g in parse_generators(model, variables, key="model"))
     else:
         for term in model:
-            names = term.split(":") if isinstance(term, str) else list(term)
-            gens.append(check(names, str(model)))
+            if isinstance(term, str):
+                gens.extend(set(g) for g in parse_generators(term, variables, key="model"))
+                continue
+            names = set(check_names(term, "model"))
+            unknown = sorted(names - set(order))
+            if unknown:
+                raise ConfigError(
+                    f"unknown variable {unknown[0]!r} in model term {tuple(term)!r}; "
+                    f"known: {', '.join(variables)}",
+                    key="model",
+                )
+            gens.append(names)
     gens.extend({name} for name in lists)
     terms: set[Term] = set()
     for g in gens:
@@ -96,22 +69,6 @@ def parse_terms(
             for sub in itertools.combinations(sorted(g, key=order.get), r):
                 terms.add(sub)
     return sorted(terms, key=lambda t: (len(t), [order[v] for v in t]))
-
-
-def split_plus(formula: str) -> list[str]:
-    out, depth, cur = [], 0, ""
-    for ch in formula:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "+" and depth == 0:
-            out.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    out.append(cur)
-    return [p for p in out if p.strip()]
 
 
 def term_name(term: Term) -> str:
@@ -143,7 +100,7 @@ def build_design(table: CaptureTable, terms: Sequence[Term]) -> Design:
     lists = table.lists
     cellcov = table.cell_covariates()
     S = table.n_strata
-    cols, cols0, names, owner = [np.ones(len(table.counts))], [np.ones(S)], ["(Intercept)"], [None]
+    cols, cols0, names, owner = [np.ones(len(table.counts))], [np.ones(S)], ["Intercept"], [None]
     for term in terms:
         lt = [v for v in term if v in lists]
         ct = [v for v in term if v not in lists]
@@ -159,7 +116,7 @@ def build_design(table: CaptureTable, terms: Sequence[Term]) -> Design:
                 j = table.covariates.index(c)
                 col = col * (cellcov[:, j] == lev)
                 col0 = col0 * (table.stratum_values[:, j] == lev)
-                label.append(f"{c}[{table.levels[c][lev]}]")
+                label.append(f"{c}[T.{table.levels[c][lev]}]")
             cols.append(col)
             cols0.append(col0)
             names.append(":".join(label))
