@@ -20,6 +20,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from recapture.errors import InputError
@@ -200,7 +201,7 @@ def _read_csv(
     except Exception as exc:  # noqa: BLE001 — fall back to the lenient reader below
         first_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     else:
-        short = _short_rows(text, definition, frame)
+        short = _short_rows(utf8, definition, frame)
         if short is not None:
             if short.any():
                 frame = frame.with_columns(short.alias(SHORT))
@@ -210,24 +211,36 @@ def _read_csv(
     return frame, encoding, ragged, "lenient"
 
 
-def _short_rows(text: str, definition: SourceDefinition, frame: pl.DataFrame) -> pl.Series | None:
+def _short_rows(utf8: bytes, definition: SourceDefinition, frame: pl.DataFrame) -> pl.Series | None:
     """Which data rows have fewer fields than the header (the fast parser fills them with
-    nulls silently). Quoted sections are removed, then delimiters are counted per line, on
-    the whole text at once. None when lines and rows do not align (then the lenient reader,
-    which counts fields exactly, takes over)."""
-    width = len(frame.columns) - 1
-    q, d = definition.quote_char, definition.delimiter
-    whole = pl.Series([text], dtype=pl.String)
-    if q in text:
-        whole = whole.str.replace_all(f"{re.escape(q)}[^{re.escape(q)}]*{re.escape(q)}", "x")
-    lines = whole.str.split("\n").explode()
-    if lines.len() and lines[-1] == "":
-        lines = lines.head(-1)
-    if lines.len() - 1 != frame.height:
+    nulls silently). Delimiters are counted per line over the bytes at once (numpy), those
+    inside quotes left out by quote parity. None when lines and rows do not align, or the
+    delimiter or quote is not one byte: the lenient reader, which counts fields exactly,
+    takes over."""
+    d, q = definition.delimiter.encode(), definition.quote_char.encode()
+    if len(d) != 1 or len(q) != 1 or not utf8:
         return None
-    data = lines.slice(1)
-    blank = data.str.strip_chars().str.len_bytes() == 0
-    return ((data.str.count_matches(re.escape(d)) < width - 1) & ~blank).alias(SHORT)
+    a = np.frombuffer(utf8, dtype=np.uint8)
+    newline = a == 10
+    delimiter = a == d[0]
+    quote = a == q[0]
+    if quote.any():  # a byte is quoted when an odd number of quotes precede it
+        outside = (np.cumsum(quote, dtype=np.uint8) & 1) == 0
+        newline &= outside
+        delimiter &= outside
+        del outside
+    del quote
+    starts = np.concatenate([[0], np.flatnonzero(newline) + 1])
+    if starts[-1] == a.size:  # the file ends with a line end
+        starts = starts[:-1]
+    if starts.size - 1 != frame.height:
+        return None
+    fields = np.add.reduceat(delimiter.view(np.uint8), starts, dtype=np.uint32)[1:]
+    del delimiter, newline
+    # a line of spaces, tabs and control characters only is blank (row.empty), not short
+    content = np.maximum.reduceat((a > 32).view(np.uint8), starts)[1:]
+    width = len(frame.columns) - 1
+    return pl.Series(SHORT, (fields < width - 1) & (content > 0))
 
 
 def _read_lenient(text: str, definition: SourceDefinition, path: str, first_error: str):
