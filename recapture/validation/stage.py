@@ -210,6 +210,9 @@ def _process_extract(
     # Values over their field's length limit quarantine the row and are blanked here, so
     # no standardiser or message ever handles them (the quarantine keeps the original).
     limits = {c: definition.max_lengths[c] for c in rename.values() if c in definition.max_lengths}
+    if limits:  # bytes bound characters: only columns whose longest value has more bytes
+        longest = mapped.select(pl.col(c).str.len_bytes().max() for c in limits).row(0)
+        limits = {c: n for (c, n), b in zip(limits.items(), longest, strict=True) if (b or 0) > n}
     long_flags = {c: (pl.col(c).str.len_chars() > n).fill_null(False) for c, n in limits.items()}
     if long_flags:
         mapped = mapped.with_columns(
@@ -227,12 +230,12 @@ def _process_extract(
         ).with_columns(
             pl.when(f).then(None).otherwise(pl.col(c)).alias(c) for c, f in long_flags.items()
         )
+        mapped = mapped.with_columns(pl.col("_too_long").replace("", None))
     else:
         mapped = mapped.with_columns(
             pl.lit(None, dtype=pl.String).alias("_too_long"),
             pl.lit(None, dtype=pl.String).alias("_too_long_first"),
         )
-    mapped = mapped.with_columns(pl.col("_too_long").replace("", None))
     extract_cols = [c for c in raw.columns if c not in (ROW, EXTRA, SHORT)]
     all_empty = pl.all_horizontal(
         pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in extract_cols
