@@ -77,13 +77,15 @@ def _run_validate(args: argparse.Namespace) -> int:
 
     inputs: list[tuple[str, str]] = [(path, definition) for definition, path in args.input or []]
     for path in args.extracts:
-        stem = Path(path).name.split(".")[0]
-        if stem not in builtin_definitions():
+        name = Path(path).name.casefold()
+        # the longest built-in name the file name starts with: police.csv, police_ok.csv
+        named = [d for d in builtin_definitions() if name.startswith(d.casefold())]
+        if not named:
             raise RecaptureError(
-                f"{path}: cannot tell the source definition from the file name; use "
-                f"--input DEFINITION {path} (built-in: {', '.join(builtin_definitions())})"
+                f"{path}: cannot tell the source definition from the file name (it starts with "
+                f"none of {', '.join(builtin_definitions())}); use --input DEFINITION {path}"
             )
-        inputs.append((path, stem))
+        inputs.append((path, max(named, key=len)))
     if not inputs:
         raise RecaptureError("no extracts given (EXTRACT ... or --input DEFINITION PATH)")
     as_of = None
@@ -107,7 +109,8 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
         "extracts",
         nargs="*",
         metavar="EXTRACT",
-        help="extract whose file name names a built-in definition (police.csv, iom.csv)",
+        help="extract whose file name starts with a built-in definition's name "
+        "(police.csv, iom_2018.csv)",
     )
     p.add_argument(
         "-i",
@@ -544,7 +547,8 @@ def _add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--show-names",
         action="store_true",
-        help="show names, birth dates and V-numbers in the linkage review sample "
+        help="show names, birth dates and V-numbers in the linkage review sample, and free "
+        "text (police units, unrecognised nationality strings) instead of counts "
         "(personal data; the page says so at the top)",
     )
 

@@ -131,7 +131,11 @@ def test_validation_report_counts_reconcile(run_dir, tmp_path):
     for reason, n in per_reason.iter_rows():
         row = re.search(rf"<code>{re.escape(reason)}</code>.*?</tr>", html, re.S).group(0)
         assert f">{n:,}<" in row
-    assert "Soviet-Unie" in html  # an unrecognised nationality string, listed with its count
+    # an unrecognised nationality string is free text: counted by default, listed only
+    # with show_names
+    assert "Soviet-Unie" not in html
+    named = _text(validation_report(run_dir, tmp_path / "v2.html", show_names=True))
+    assert "Soviet-Unie" in named
 
 
 def test_validation_report_without_quarantine_says_so(run_dir, tmp_path):
@@ -384,10 +388,13 @@ def test_rare_unrecognised_nationality_strings_are_counted_not_shown(run_dir, tm
         pl.when(misplaced).then(None).otherwise("nationality_iso3").alias("nationality_iso3"),
     )
     records.write_parquet(run / "records.parquet")
-    html = _text(validation_report(run, tmp_path / "v.html"))
+    html = _text(validation_report(run, tmp_path / "v.html", show_names=True))
     assert "Jansen" not in html
     assert "1 strings held by fewer than 3 records each (1 records) are not shown" in html
     assert "Soviet-Unie" in html
+    default = _text(validation_report(run, tmp_path / "v0.html"))
+    assert "Jansen" not in default and "Soviet-Unie" not in default
+    assert "are counted, not shown" in default
 
 
 def test_clerical_review_section_matches_the_review_module(run_dir, reports):

@@ -9,6 +9,9 @@ and refuses anything malformed, and :func:`estimate_error_rates` turns the label
 design-weighted estimates of precision above the threshold, the false-link rate and the
 missed-link rate, with Wilson intervals.
 
+Text cells that a spreadsheet would run as a formula (starting with ``= + - @``, a tab or a
+carriage return) are written with a leading single quote (:func:`neutralise_formula`).
+
 The export holds names, birth dates, nationality and V-numbers in clear — nothing is
 pseudonymised, because a reviewer cannot judge a pair otherwise. It is meant for the
 secure workstation where the registrations themselves are processed and must not leave
@@ -181,8 +184,25 @@ def export_review_sample(
         *paired_fields,
         pl.lit(None, dtype=pl.String).alias("label"),
     ).sort("review_id")
-    atomic_write(path, lambda tmp: out.write_csv(tmp))
+    safe = out.with_columns(
+        neutralise_formula(pl.col(c)).alias(c) for c, t in out.schema.items() if t == pl.String
+    )
+    atomic_write(path, lambda tmp: safe.write_csv(tmp))
     return out
+
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def neutralise_formula(text: pl.Expr) -> pl.Expr:
+    """Text cells a spreadsheet would run as a formula (``=HYPERLINK(…)``, ``@SUM(…)``,
+    ``+1``, ``-1``, a leading tab or carriage return) prefixed with a single quote, which
+    spreadsheets show as text; the OWASP rule for CSV exports. Numbers are written as
+    numbers, so a negative match weight stays a number."""
+    risky = text.str.contains(_FORMULA_START).fill_null(False)
+    return pl.when(risky).then(pl.concat_str(pl.lit("'"), text)).otherwise(text)
 
 
 def read_review_labels(path: str | os.PathLike, *, allow_unlabelled: bool = False) -> pl.DataFrame:

@@ -42,6 +42,75 @@ HI_KEYS = ("upper", "hi", "ci_upper")
 #: Largest number of strata rows drawn in one plot (a table lists them all).
 MAX_STRATA_PLOTTED = 40
 
+#: Covariates whose levels come from a code list or are derived by recapture (persons.parquet):
+#: only their levels are shown by default. Levels of any other variable — police_unit, a
+#: column of a user's own table — are free text that may hold a name or a birth date; the
+#: report numbers them (``level 1``, ``level 2``, …) unless written with ``show_names``.
+CODED_VARIABLES = frozenset(
+    {"sex", "age_class", "nationality_iso3", "region", "reason", "client_category", "period"}
+)
+
+
+def _coded(variable: str) -> bool:
+    return variable in CODED_VARIABLES or variable.startswith("in_")
+
+
+def mask_free_text(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Estimates with the strata levels of free-text variables replaced by numbers, and those
+    levels removed from warning and error texts; also the variables masked. Levels are
+    numbered in sorted order per variable, the same in every estimate."""
+    levels: dict[str, set[str]] = defaultdict(set)
+    for est in entries:
+        for row in _rows(est.get("strata")):
+            variable = str(first_key(row, ("variable", "covariate", "name"), ""))
+            level = first_key(row, ("level", "value", "stratum", "group"), "")
+            if not _coded(variable):
+                levels[variable].add(str(level))
+    if not levels:
+        return entries, []
+    labels = {
+        (variable, text): f"level {k}"
+        for variable, texts in levels.items()
+        for k, text in enumerate(sorted(texts), start=1)
+    }
+    # longest first, so a level inside another is not replaced within it
+    secret = sorted(((t, label) for (_, t), label in labels.items() if t), key=lambda x: -len(x[0]))
+
+    def redact(text: Any) -> Any:
+        """A warning or error with the masked levels replaced by their numbers: anywhere
+        when 3 characters or longer, in coefficient names and quotes when shorter."""
+        if not isinstance(text, str):
+            return text
+        for t, label in secret:
+            if len(t) >= 3:
+                text = text.replace(t, label)
+            else:
+                for form in ("[T.{}]", "[{}]", "'{}'", '"{}"', "={}"):
+                    text = text.replace(form.format(t), form.format(label))
+        return text
+
+    out = []
+    for est in entries:
+        est = dict(est)
+        strata = []
+        for row in _rows(est.get("strata")):
+            variable = str(first_key(row, ("variable", "covariate", "name"), ""))
+            if not _coded(variable):
+                level = str(first_key(row, ("level", "value", "stratum", "group"), ""))
+                row = {
+                    k: v for k, v in row.items() if k not in ("level", "value", "stratum", "group")
+                }
+                row["level"] = labels[(variable, level)]
+            strata.append(row)
+        if strata:
+            est["strata"] = strata
+        if est.get("warnings"):
+            est["warnings"] = [redact(w) for w in est["warnings"]]
+        if "error" in est:
+            est["error"] = redact(est["error"])
+        out.append(est)
+    return out, sorted(levels)
+
 
 def load_estimates(source: Any) -> list[dict[str, Any]]:
     """Estimates as dicts from a run directory, an estimates.json path or objects.
@@ -289,7 +358,7 @@ def _frequency_plot(table: list[dict[str, Any]], title: str, xlabel: str):
     return fig
 
 
-def _strata_section(estimates: list[dict[str, Any]]) -> Section:
+def _strata_section(estimates: list[dict[str, Any]], masked: Sequence[str] = ()) -> Section:
     blocks = []
     for i, est in enumerate(estimates):
         rows = []
@@ -330,7 +399,13 @@ def _strata_section(estimates: list[dict[str, Any]]) -> Section:
         )
     if not blocks:
         return absent_section("N̂ by stratum", "strata", "no estimate carries strata ('strata').")
-    return Section("N̂ by stratum", "strata", blocks=blocks, max_plotted=MAX_STRATA_PLOTTED)
+    return Section(
+        "N̂ by stratum",
+        "strata",
+        blocks=blocks,
+        max_plotted=MAX_STRATA_PLOTTED,
+        masked=list(masked),
+    )
 
 
 def _strata_plot(rows: list[dict[str, Any]], title: str):
@@ -600,11 +675,14 @@ def estimate_report(
     *,
     run_info: dict[str, Any] | None = None,
     title: str = "Population-size estimates",
+    show_names: bool = False,
 ) -> Path:
     """Write the estimate report (one self-contained HTML file) and return its path.
 
     ``estimates`` is a run directory, an ``estimates.json`` path, or estimates as objects
-    or dicts. Sections whose inputs are absent say so instead of disappearing.
+    or dicts. Sections whose inputs are absent say so instead of disappearing. Strata
+    levels of free-text covariates (anything not in :data:`CODED_VARIABLES`) are numbered,
+    not shown, unless ``show_names``.
     """
     loaded = load_estimates(estimates)
     if not loaded:
@@ -612,6 +690,9 @@ def estimate_report(
             "no estimates to report",
             file=str(estimates) if isinstance(estimates, str | os.PathLike) else None,
         )
+    masked: list[str] = []
+    if not show_names:
+        loaded, masked = mask_free_text(loaded)
     entries = [e for e in loaded if "population_size" in e]
     failed = [
         {"label": label_of(e), "period": period_of(e), "error": e.get("error", "")}
@@ -621,7 +702,7 @@ def estimate_report(
     sections = [
         _summary_section(entries, failed),
         _frequencies_section(entries),
-        _strata_section(entries),
+        _strata_section(entries, masked),
         _comparison_section(entries),
         _sensitivity_section(
             entries,
@@ -656,4 +737,5 @@ def estimate_report(
         run=run_info or {},
         sections=sections,
         s={x.anchor: x for x in sections},
+        show_names=show_names,
     )

@@ -57,7 +57,9 @@ def write_reports(
 
     Reports go to ``out_dir`` (default ``run_dir/reports``). A stage that has not run
     yet just has no report; a run directory with none of the inputs is an error.
-    ``show_names`` puts names and birth dates into the linkage review sample.
+    ``show_names`` puts names and birth dates into the linkage review sample and free text
+    (police units, unrecognised nationality strings) into the other reports; by default
+    free text is only counted.
     """
     run = Path(run_dir)
     if not run.is_dir():
@@ -65,9 +67,11 @@ def write_reports(
     out = Path(out_dir) if out_dir is not None else run / "reports"
     info = run_info(run)
     writers = {
-        "validation": lambda path: validation_report(run, path, run_info=info),
+        "validation": lambda path: validation_report(
+            run, path, run_info=info, show_names=show_names
+        ),
         "linkage": lambda path: linkage_report(run, path, show_names=show_names, run_info=info),
-        "estimates": lambda path: estimate_report(run, path, run_info=info),
+        "estimates": lambda path: estimate_report(run, path, run_info=info, show_names=show_names),
     }
     written: dict[str, Path] = {}
     for name, (file_name, needs) in REPORTS.items():

@@ -1,9 +1,10 @@
 """The validation report: what came in, what was kept, what was quarantined and why.
 
 Reads ``records.parquet`` and ``quarantine.parquet`` (and ``validation_summary.json`` for
-the input files, when present). Everything shown is an aggregate: counts, shares, and the
-raw nationality strings that could not be recognised — never a name, birth date or
-V-number, and never the quarantined rows' original values.
+the input files, when present). Everything shown is an aggregate: counts, shares and
+code-listed values — never a name, birth date or V-number, and never the quarantined rows'
+original values. Free text (the nationality strings that could not be recognised) is
+counted, and listed only with ``show_names``.
 """
 
 from __future__ import annotations
@@ -265,7 +266,7 @@ def _birth_date_section(records: pl.LazyFrame) -> Section:
     return Section(title, anchor, rows=rows, qualities=qualities, plot=svg(fig, "birth-dates"))
 
 
-def _nationality_section(records: pl.LazyFrame) -> Section:
+def _nationality_section(records: pl.LazyFrame, show_names: bool = False) -> Section:
     title, anchor = "Unrecognised nationality strings", "nationality"
     cols = _columns(records)
     if "nationality_iso3" not in cols or "nationality_raw" not in cols:
@@ -292,8 +293,11 @@ def _nationality_section(records: pl.LazyFrame) -> Section:
         strings = strings.with_columns(pl.sum_horizontal(sources).alias("total")).sort(
             ["total", "nationality_raw"], descending=[True, False]
         )
-    shown = strings.filter(pl.col("total") >= MIN_STRING_RECORDS) if strings.height else strings
-    rare = strings.filter(pl.col("total") < MIN_STRING_RECORDS) if strings.height else strings
+    # Unrecognised text is free text: by default only counted, never shown; with show_names
+    # the strings held by at least MIN_STRING_RECORDS records are listed.
+    enough = pl.col("total") >= (MIN_STRING_RECORDS if show_names else float("inf"))
+    shown = strings.filter(enough) if strings.height else strings
+    rare = strings.filter(~enough) if strings.height else strings
     listed = shown.head(MAX_NATIONALITY_STRINGS)
     hidden = shown.slice(MAX_NATIONALITY_STRINGS)
     return Section(
@@ -308,6 +312,7 @@ def _nationality_section(records: pl.LazyFrame) -> Section:
         rare=rare.height,
         rare_rows=int(rare["total"].sum()) if rare.height else 0,
         min_records=MIN_STRING_RECORDS,
+        show_names=show_names,
     )
 
 
@@ -406,8 +411,11 @@ def validation_report(
     *,
     run_info: dict[str, Any] | None = None,
     title: str = "Validation report",
+    show_names: bool = False,
 ) -> Path:
-    """Write the validation report of the run directory's validation stage."""
+    """Write the validation report of the run directory's validation stage. Unrecognised
+    nationality strings (free text) are listed only with ``show_names``; by default they
+    are counted."""
     run = Path(run_dir)
     records_path = artifact_path(run, "records")
     if not records_path.exists():
@@ -426,7 +434,7 @@ def validation_report(
         _quarantine_section(quarantine),
         _completeness_section(records),
         _birth_date_section(records),
-        _nationality_section(records),
+        _nationality_section(records, show_names),
         _warnings_section(records),
         _timeline_section(records),
     ]
@@ -439,4 +447,5 @@ def validation_report(
         sections=sections,
         s={x.anchor: x for x in sections},
         files=_summary_files(run),
+        show_names=show_names,
     )

@@ -27,6 +27,8 @@ __all__ = [
     "CANONICAL_FIELDS",
     "DEFAULT_POLICY",
     "SOURCE_KINDS",
+    "DEFAULT_MAX_FILE_BYTES",
+    "DEFAULT_MAX_LENGTHS",
 ]
 
 #: Canonical input fields a definition can map, per kind of source.
@@ -92,6 +94,26 @@ DEFAULT_POLICY: dict[str, str] = {
 }
 _LEVELS = ("error", "warning", "ignore")
 
+#: Largest extract file read (bytes) unless ``[limits] max_file_bytes`` says otherwise: a
+#: bound on memory, so a mistaken path (a disk image, a dump) fails at once with one line.
+DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
+#: Longest value (characters) of each canonical field unless ``[limits.max_length]`` says
+#: otherwise; a longer value quarantines the row (``field.too_long``), so that string
+#: comparisons in the linkage stay bounded.
+DEFAULT_MAX_LENGTHS: dict[str, int] = {
+    "source_key": 100,
+    "family_name": 200,
+    "given_name": 200,
+    "birth_date": 50,
+    "sex": 50,
+    "nationality": 100,
+    "v_number": 50,
+    "event_date": 50,
+    "police_unit": 200,
+    "reason": 200,
+    "client_category": 100,
+}
+
 DEFAULT_REASON_CODES: dict[str, list[str]] = {
     "immigration_check": ["immigration_check", "immigration check"],
     "criminal_offence": ["criminal_offence", "criminal offence"],
@@ -125,6 +147,8 @@ class SourceDefinition:
     client_categories_not_in_target: tuple[str, ...] = ()
     nationality_aliases: dict[str, str] = field(default_factory=dict)
     policy: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_POLICY))
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_lengths: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_LENGTHS))
 
     def level(self, check: str) -> str:
         """Policy level of a check: 'error', 'warning' or 'ignore'."""
@@ -154,6 +178,7 @@ _ALLOWED: dict[str, Any] = {
     "dates": {"event_date_formats": list, "birth_date_formats": list, "max_age": int},
     "codes": {"sex": dict, "reason": dict, "client_category": dict, "nationality": dict},
     "policy": dict,
+    "limits": {"max_file_bytes": int, "max_length": dict},
 }
 
 
@@ -340,7 +365,26 @@ def parse_source_definition(data: dict, origin: str = "<memory>") -> SourceDefin
         client_categories_not_in_target=not_in_target,
         nationality_aliases={k: v.upper() for k, v in nationality.items()},
         policy=policy,
+        **_parse_limits(data.get("limits", {}), fields, origin),
     )
+
+
+def _parse_limits(limits: dict, fields: tuple[str, ...], origin: str) -> dict[str, Any]:
+    """``[limits]``: the file size and per-field length bounds (positive integers)."""
+    max_bytes = limits.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES)
+    if isinstance(max_bytes, bool) or max_bytes < 1:
+        raise ConfigError("must be a positive integer", file=origin, key="limits.max_file_bytes")
+    lengths = {f: n for f, n in DEFAULT_MAX_LENGTHS.items() if f in fields}
+    for name, n in limits.get("max_length", {}).items():
+        key = f"limits.max_length.{name}"
+        if name not in fields:
+            raise ConfigError(
+                f"not a field of this kind ({', '.join(fields)})", file=origin, key=key
+            )
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError("must be a positive integer", file=origin, key=key)
+        lengths[name] = n
+    return {"max_file_bytes": max_bytes, "max_lengths": lengths}
 
 
 def _code_table(

@@ -11,21 +11,31 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import io
+import os
 import re
+import stat
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from recapture.errors import InputError
-from recapture.io import file_sha256
 from recapture.validation.definition import SourceDefinition
 
-__all__ = ["Extract", "read_extract", "decode_bytes"]
+__all__ = ["Extract", "read_extract", "decode_bytes", "read_regular_file"]
 
 ROW = "source_row"
-_COMMON_DELIMITERS = (";", ",", "\t", "|")
+#: Columns the reader adds beside the extract's own: surplus fields of long rows, and the
+#: mark of rows with fewer fields than the header.
+EXTRA, SHORT = "_extra", "_short"
+_INTERNAL = (ROW, EXTRA, SHORT)
+_COMMON_DELIMITERS = (";", ",", "\t", "|", ":")
+#: Parquet types that are not one value per cell: refused, naming the column.
+_NESTED = (pl.Struct, pl.List, pl.Array, pl.Object, pl.Binary)
 
 
 @dataclass
@@ -43,6 +53,8 @@ class Extract:
     header_map: dict[str, str] = field(default_factory=dict)
     #: rows with more fields than the header (their extra fields are in ``frame['_extra']``)
     ragged_rows: int = 0
+    #: rows with fewer fields than the header (marked in ``frame['_short']``)
+    short_rows: int = 0
     typed_date_columns: tuple[str, ...] = ()
     #: "polars" (fast CSV parser), "lenient" (Python's csv module, for malformed rows) or "pyarrow" (Parquet)
     parser: str = "polars"
@@ -56,6 +68,9 @@ def decode_bytes(data: bytes, encoding: str, fallbacks: tuple[str, ...]) -> tupl
         return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="strict"), "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return data.decode("utf-16", errors="strict"), "utf-16"
+    bomless = _utf16_without_bom(data)
+    if bomless:
+        return data.decode(bomless, errors="strict"), bomless
     tried = []
     for enc in ("utf-8", encoding, *fallbacks):
         if enc in ("auto", "utf-8-sig"):
@@ -72,6 +87,73 @@ def decode_bytes(data: bytes, encoding: str, fallbacks: tuple[str, ...]) -> tupl
     )
 
 
+def _utf16_without_bom(data: bytes) -> str | None:
+    """'utf-16-le' or 'utf-16-be' when the text is UTF-16 without a byte-order mark: in text
+    of Latin letters, digits and delimiters every other byte is NUL, which no 8-bit or
+    UTF-8 text has. Judged on the first 4 KiB; None otherwise."""
+    head = data[:4096]
+    half = len(head) // 2
+    if half < 2:
+        return None
+    even, odd = head[0 : 2 * half : 2], head[1 : 2 * half : 2]
+    for nuls, other, name in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if nuls.count(0) >= 0.9 * half and other.count(0) <= 0.1 * half:
+            return name
+    return None
+
+
+def read_regular_file(path: str, max_bytes: int, limit_key: str = "limits.max_file_bytes") -> bytes:
+    """The bytes of ``path`` if it is a regular file (symlinks followed) of at most
+    ``max_bytes``. Devices, pipes and sockets are refused before anything is read, so
+    ``/dev/zero`` or a FIFO cannot exhaust memory or hang the run."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise InputError("no such file", file=path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not an extract", file=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError("is a directory, not an extract", file=path)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(
+                "not a regular file (a device, pipe or socket): only regular files are read",
+                file=path,
+            )
+        too_big = InputError(
+            f"larger than the limit of {max_bytes:,} bytes (raise {limit_key} in the "
+            "source definition if it is really an extract)",
+            file=path,
+        )
+        if info.st_size > max_bytes:
+            raise too_big
+        try:
+            data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from None
+    if len(data) > max_bytes:
+        raise too_big
+    return data
+
+
+def shown(name: str, limit: int = 60) -> str:
+    """A header name as an error message may show it: control and format characters
+    escaped (the message stays one line), at most ``limit`` characters."""
+    out = "".join(
+        ch if unicodedata.category(ch)[0] not in "CZ" or ch == " " else repr(ch)[1:-1]
+        for ch in name[: limit + 1]
+    )
+    return out if len(name) <= limit and len(out) <= limit * 4 else out[:limit] + "…"
+
+
+def _names(names: list[str], most: int = 20) -> str:
+    listed = ", ".join(shown(n) for n in names[:most])
+    return listed + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def _fold(name: str) -> str:
     return " ".join(name.replace("\ufeff", "").split()).casefold()
 
@@ -82,11 +164,9 @@ def _guess_delimiter(header: str, declared: str) -> str | None:
     return best if counts[best] > 0 else None
 
 
-def _read_csv(path: str, definition: SourceDefinition) -> tuple[pl.DataFrame, str, int, str]:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read file: {exc.strerror or exc}", file=path) from None
+def _read_csv(
+    path: str, data: bytes, definition: SourceDefinition
+) -> tuple[pl.DataFrame, str, int, str]:
     if not data.strip(b" \t\r\n\x00" + codecs.BOM_UTF8):
         raise InputError("empty file: no header and no rows", file=path)
     try:
@@ -101,8 +181,12 @@ def _read_csv(path: str, definition: SourceDefinition) -> tuple[pl.DataFrame, st
         if encoding == "utf-8-sig"
         else (data if encoding == "utf-8" else text.encode("utf-8"))
     )
-    if encoding == "utf-16":
+    if encoding.startswith("utf-16"):
         text = text.lstrip("\ufeff")
+    if "\n" not in text and "\r" in text:
+        # Classic Mac line ends (CR only): the fast parser would see one long line.
+        text = text.replace("\r", "\n")
+        utf8 = text.encode("utf-8")
     options = dict(
         separator=definition.delimiter,
         quote_char=definition.quote_char,
@@ -114,11 +198,49 @@ def _read_csv(path: str, definition: SourceDefinition) -> tuple[pl.DataFrame, st
     )
     try:
         frame = pl.read_csv(io.BytesIO(utf8), **options)
-        return frame, encoding, 0, "polars"
     except Exception as exc:  # noqa: BLE001 — fall back to the lenient reader below
-        first_error = str(exc).splitlines()[0]
+        first_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    else:
+        short = _short_rows(utf8, definition, frame)
+        if short is not None:
+            if short.any():
+                frame = frame.with_columns(short.alias(SHORT))
+            return frame, encoding, 0, "polars"
+        first_error = "rows and lines do not align"
     frame, ragged = _read_lenient(text, definition, path, first_error)
     return frame, encoding, ragged, "lenient"
+
+
+def _short_rows(utf8: bytes, definition: SourceDefinition, frame: pl.DataFrame) -> pl.Series | None:
+    """Which data rows have fewer fields than the header (the fast parser fills them with
+    nulls silently). Delimiters are counted per line over the bytes at once (numpy), those
+    inside quotes left out by quote parity. None when lines and rows do not align, or the
+    delimiter or quote is not one byte: the lenient reader, which counts fields exactly,
+    takes over."""
+    d, q = definition.delimiter.encode(), definition.quote_char.encode()
+    if len(d) != 1 or len(q) != 1 or not utf8:
+        return None
+    a = np.frombuffer(utf8, dtype=np.uint8)
+    newline = a == 10
+    delimiter = a == d[0]
+    quote = a == q[0]
+    if quote.any():  # a byte is quoted when an odd number of quotes precede it
+        outside = (np.cumsum(quote, dtype=np.uint8) & 1) == 0
+        newline &= outside
+        delimiter &= outside
+        del outside
+    del quote
+    starts = np.concatenate([[0], np.flatnonzero(newline) + 1])
+    if starts[-1] == a.size:  # the file ends with a line end
+        starts = starts[:-1]
+    if starts.size - 1 != frame.height:
+        return None
+    fields = np.add.reduceat(delimiter.view(np.uint8), starts, dtype=np.uint32)[1:]
+    del delimiter, newline
+    # a line of spaces, tabs and control characters only is blank (row.empty), not short
+    content = np.maximum.reduceat((a > 32).view(np.uint8), starts)[1:]
+    width = len(frame.columns) - 1
+    return pl.Series(SHORT, (fields < width - 1) & (content > 0))
 
 
 def _read_lenient(text: str, definition: SourceDefinition, path: str, first_error: str):
@@ -149,10 +271,12 @@ def _read_lenient(text: str, definition: SourceDefinition, path: str, first_erro
                 )
     columns: list[list[str | None]] = [[] for _ in range(width)]
     extra: list[str | None] = []
+    short: list[bool] = []
     for fields in rows:
         for j in range(width):
             columns[j].append(fields[j] if j < len(fields) and fields[j] != "" else None)
         extra.append(definition.delimiter.join(fields[width:]) if len(fields) > width else None)
+        short.append(0 < len(fields) < width and any(f.strip() for f in fields))
     names = _unique_names(header)
     frame = pl.DataFrame(
         {
@@ -165,7 +289,9 @@ def _read_lenient(text: str, definition: SourceDefinition, path: str, first_erro
     )
     ragged = sum(e is not None for e in extra)
     if ragged:
-        frame = frame.with_columns(pl.Series("_extra", extra, dtype=pl.String))
+        frame = frame.with_columns(pl.Series(EXTRA, extra, dtype=pl.String))
+    if any(short):
+        frame = frame.with_columns(pl.Series(SHORT, short, dtype=pl.Boolean))
     return frame, ragged
 
 
@@ -183,13 +309,20 @@ def _unique_names(header: list[str]) -> list[str]:
     return out
 
 
-def _read_parquet(path: str) -> tuple[pl.DataFrame, tuple[str, ...]]:
+def _read_parquet(path: str, data: bytes) -> tuple[pl.DataFrame, tuple[str, ...]]:
     try:
-        frame = pl.read_parquet(path)
-    except FileNotFoundError:
-        raise
+        frame = pl.read_parquet(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 — an unreadable file is the user's input problem
-        raise InputError(f"cannot read as Parquet: {str(exc).splitlines()[0]}", file=path) from None
+        message = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"cannot read as Parquet: {message}", file=path) from None
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, _NESTED) or dtype in _NESTED:
+            raise InputError(
+                f"a {dtype.base_type()} column: extract columns must hold one text, number or "
+                "date per cell",
+                file=path,
+                column=name,
+            )
     typed = tuple(
         c
         for c, t in frame.schema.items()
@@ -206,32 +339,28 @@ def _read_parquet(path: str) -> tuple[pl.DataFrame, tuple[str, ...]]:
 def read_extract(path: str | Path, definition: SourceDefinition) -> Extract:
     """Read an extract as text and check it as a whole against the definition."""
     path = str(path)
-    if not Path(path).exists():
-        raise InputError("no such file", file=path)
-    if Path(path).is_dir():
-        raise InputError("is a directory, not an extract", file=path)
+    data = read_regular_file(path, definition.max_file_bytes)
     fmt = definition.format
     if fmt == "auto":
-        with open(path, "rb") as handle:
-            magic = handle.read(4)
+        magic = data[:4]
         fmt = "parquet" if path.lower().endswith((".parquet", ".pq")) or magic == b"PAR1" else "csv"
     encoding = delimiter = None
     ragged = 0
     parser = "pyarrow"
     typed: tuple[str, ...] = ()
     if fmt == "parquet":
-        frame, typed = _read_parquet(path)
+        frame, typed = _read_parquet(path, data)
     else:
-        frame, encoding, ragged, parser = _read_csv(path, definition)
+        frame, encoding, ragged, parser = _read_csv(path, data, definition)
         delimiter = definition.delimiter
-    columns = [c for c in frame.columns if c not in (ROW, "_extra")]
+    columns = [c for c in frame.columns if c not in _INTERNAL]
     folded_names = [_fold(re.sub(r"_duplicated_\d+$", "", c)) for c in columns]
     repeated = sorted({c for c in folded_names if folded_names.count(c) > 1})
     if repeated:
         raise InputError(
-            f"column names repeated in the header: {', '.join(repeated)}",
+            f"column names repeated in the header: {_names(repeated)}",
             file=path,
-            column=repeated[0],
+            column=shown(repeated[0]),
         )
 
     expected = definition.extract_columns
@@ -241,29 +370,52 @@ def read_extract(path: str | Path, definition: SourceDefinition) -> Extract:
         if _fold(column) in folded_expected:
             header_map[column] = folded_expected[_fold(column)]
     if fmt == "csv" and len(columns) == 1 and len(expected) > 1:
+        # The header is echoed only when it is this extract's header with another delimiter:
+        # any other file's first line (a path given by mistake) is not printed.
         guess = _guess_delimiter(columns[0], definition.delimiter)
-        hint = f"; the header contains {guess!r} — is that the delimiter?" if guess else ""
+        ours = guess is not None and any(
+            _fold(part) in folded_expected for part in columns[0].split(guess)
+        )
+        if ours:
+            raise InputError(
+                f"only one column found ('{shown(columns[0], 200)}') with delimiter "
+                f"{definition.delimiter!r}; the header contains {guess!r} — is that the delimiter?",
+                file=path,
+                column=shown(columns[0]),
+            )
+        hint = (
+            f"; the first line contains {guess!r}, which may be its delimiter"
+            if guess
+            else "; the first line contains none of ; , tab | :"
+        )
         raise InputError(
-            f"only one column found ({columns[0]!r}) with delimiter {definition.delimiter!r}{hint}",
+            f"only one column found with delimiter {definition.delimiter!r}{hint}; "
+            f"is it really an extract of source {definition.name!r}?",
             file=path,
-            column=columns[0],
         )
     found = set(header_map.values())
     missing = [c for c in expected if c not in found]
+    if missing and not found:
+        raise InputError(
+            f"none of the columns of {definition.origin} found in the header "
+            f"({len(columns)} columns); is it really an extract of source {definition.name!r}?",
+            file=path,
+            column=shown(missing[0]),
+        )
     if missing:
         raise InputError(
-            f"required columns missing: {', '.join(missing)} (found: {', '.join(columns)})",
+            f"required columns missing: {_names(missing)} (found: {_names(columns)})",
             file=path,
-            column=missing[0],
+            column=shown(missing[0]),
         )
     ignored = {_fold(c) for c in definition.ignore_columns}
     unknown = [c for c in columns if c not in header_map and _fold(c) not in ignored]
     if unknown and definition.unknown_columns == "error":
         raise InputError(
-            f"unknown columns: {', '.join(unknown)} (list them in file.ignore_columns or set "
+            f"unknown columns: {_names(unknown)} (list them in file.ignore_columns or set "
             f"file.unknown_columns = 'ignore' in the source definition)",
             file=path,
-            column=unknown[0],
+            column=shown(unknown[0]),
         )
     if frame.height == 0:
         raise InputError("header only: the file has no data rows", file=path)
@@ -275,9 +427,10 @@ def read_extract(path: str | Path, definition: SourceDefinition) -> Extract:
         format=fmt,
         encoding=encoding,
         delimiter=delimiter,
-        sha256=file_sha256(path),
+        sha256=hashlib.sha256(data).hexdigest(),
         header_map=header_map,
         ragged_rows=ragged,
+        short_rows=int(frame[SHORT].sum()) if SHORT in frame.columns else 0,
         parser=parser,
         typed_date_columns=typed_mapped,
     )

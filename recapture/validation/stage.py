@@ -33,7 +33,7 @@ from recapture.validation.definition import (
     SourceDefinition,
     load_source_definition,
 )
-from recapture.validation.reading import ROW, Extract, read_extract
+from recapture.validation.reading import EXTRA, ROW, SHORT, Extract, read_extract
 from recapture.validation.standardise import (
     _days_in_month,
     classify_birth_dates,
@@ -57,6 +57,8 @@ ALWAYS_ERROR = ("event_date.missing", "event_date.unparseable", "event_date.part
 MESSAGES: dict[str, str] = {
     "row.empty": "the row is empty",
     "row.too_many_fields": "the row has more fields than the header",
+    "row.too_few_fields": "the row has fewer fields than the header",
+    "field.too_long": "a value is longer than the definition's limit",
     "source_key.missing": "registration id is empty",
     "source_key.format": "registration id does not match the definition's pattern",
     "source_key.duplicate": "registration id already seen earlier in this source",
@@ -203,16 +205,48 @@ def _process_extract(
     mapped = raw.select(
         pl.col(ROW),
         *[_text(col).alias(canonical) for col, canonical in rename.items()],
-        *([pl.col("_extra")] if "_extra" in raw.columns else []),
+        *([pl.col(EXTRA)] if EXTRA in raw.columns else []),
     )
-    extract_cols = [c for c in raw.columns if c not in (ROW, "_extra")]
+    # Values over their field's length limit quarantine the row and are blanked here, so
+    # no standardiser or message ever handles them (the quarantine keeps the original).
+    limits = {c: definition.max_lengths[c] for c in rename.values() if c in definition.max_lengths}
+    if limits:  # bytes bound characters: only columns whose longest value has more bytes
+        longest = mapped.select(pl.col(c).str.len_bytes().max() for c in limits).row(0)
+        limits = {c: n for (c, n), b in zip(limits.items(), longest, strict=True) if (b or 0) > n}
+    long_flags = {c: (pl.col(c).str.len_chars() > n).fill_null(False) for c, n in limits.items()}
+    if long_flags:
+        mapped = mapped.with_columns(
+            pl.concat_str(
+                [
+                    pl.when(f).then(pl.lit(f"{c} longer than {limits[c]} characters"))
+                    for c, f in long_flags.items()
+                ],
+                separator="; ",
+                ignore_nulls=True,
+            ).alias("_too_long"),
+            pl.coalesce([pl.when(f).then(pl.lit(c)) for c, f in long_flags.items()]).alias(
+                "_too_long_first"
+            ),
+        ).with_columns(
+            pl.when(f).then(None).otherwise(pl.col(c)).alias(c) for c, f in long_flags.items()
+        )
+        mapped = mapped.with_columns(pl.col("_too_long").replace("", None))
+    else:
+        mapped = mapped.with_columns(
+            pl.lit(None, dtype=pl.String).alias("_too_long"),
+            pl.lit(None, dtype=pl.String).alias("_too_long_first"),
+        )
+    extract_cols = [c for c in raw.columns if c not in (ROW, EXTRA, SHORT)]
     all_empty = pl.all_horizontal(
         pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in extract_cols
     )
     row_flags = raw.select(
         all_empty.alias("_row_empty"),
-        (pl.col("_extra").is_not_null() if "_extra" in raw.columns else pl.lit(False)).alias(
+        (pl.col(EXTRA).is_not_null() if EXTRA in raw.columns else pl.lit(False)).alias(
             "_row_ragged"
+        ),
+        (pl.col(SHORT).fill_null(False) if SHORT in raw.columns else pl.lit(False)).alias(
+            "_row_short"
         ),
     )
     failures = _schema_failures(mapped.select(list(rename.values())), definition, extract.path)
@@ -296,6 +330,8 @@ def _process_extract(
     flags: dict[str, pl.Expr] = {
         "row.empty": pl.col("_row_empty"),
         "row.too_many_fields": pl.col("_row_ragged"),
+        "row.too_few_fields": pl.col("_row_short"),
+        "field.too_long": pl.col("_too_long").is_not_null(),
         "source_key.missing": schema_codes.list.contains("source_key.missing"),
         "source_key.format": schema_codes.list.contains("source_key.format"),
         "event_date.missing": pl.col("event_date").is_null(),
@@ -381,12 +417,14 @@ def _process_extract(
         pl.col("event_date").alias("_event_raw"),
         pl.col("reason").alias("_reason_raw"),
         pl.col("_nat_unrec"),
+        pl.col("_too_long"),
+        pl.col("_too_long_first"),
     )
     return out
 
 
 def _level(definition: SourceDefinition, code: str) -> str:
-    if code in ALWAYS_ERROR or code.startswith(("row.", "schema.")):
+    if code in ALWAYS_ERROR or code.startswith(("row.", "schema.", "field.")):
         return "error"
     return definition.level(code)
 
@@ -425,7 +463,11 @@ def _message_frame(quarantined: pl.DataFrame) -> pl.DataFrame:
             pl.lit([], dtype=pl.List(pl.String)).alias("messages"),
         )
     flat = quarantined.select(
-        "_qid", "_errors", *[c for c in _VALUE_OF.values() if c in quarantined.columns]
+        "_qid",
+        "_errors",
+        "_too_long",
+        "_too_long_first",
+        *[c for c in _VALUE_OF.values() if c in quarantined.columns],
     ).explode("_errors")
     prefix = pl.col("_errors").str.split(".").list.first()
     column = prefix.replace(_CHECK_COLUMN)
@@ -433,6 +475,10 @@ def _message_frame(quarantined: pl.DataFrame) -> pl.DataFrame:
     for canonical, value_col in _VALUE_OF.items():
         if value_col in flat.columns:
             value = pl.when(column == canonical).then(pl.col(value_col)).otherwise(value)
+    # field.too_long names the field(s) at fault, never the (long) value itself
+    too_long = prefix == "field"
+    value = pl.when(too_long).then(pl.col("_too_long")).otherwise(value)
+    column = pl.when(too_long).then(pl.col("_too_long_first")).otherwise(column)
     text = pl.col("_errors").replace_strict(
         MESSAGES, default=pl.concat_str(pl.lit("schema check failed: "), pl.col("_errors"))
     )
@@ -466,8 +512,8 @@ def _originals(extracts: list[Extract], keys: pl.DataFrame) -> pl.DataFrame:
         if rows.height == 0:
             continue
         raw = extract.frame.join(rows, on=ROW, how="semi", maintain_order="left")
-        cols = [c for c in raw.columns if c != ROW]
-        struct = pl.struct([pl.col(c).alias("_extra_fields" if c == "_extra" else c) for c in cols])
+        cols = [c for c in raw.columns if c not in (ROW, SHORT)]
+        struct = pl.struct([pl.col(c).alias("_extra_fields" if c == EXTRA else c) for c in cols])
         parts.append(
             raw.select(
                 pl.lit(index, dtype=pl.Int64).alias("_input"),
@@ -554,6 +600,16 @@ def _source_summary(
 
 
 # ----------------------------------------------------------------------------- the stage
+def _check_out_dir(out: Path) -> None:
+    """Refuse, before any work, an output directory that is a file or lies below one."""
+    for folder in (out, *out.parents):
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                what = "is" if folder == out else f"lies below {folder}, which is"
+                raise InputError(f"the output directory {what} not a directory", file=str(out))
+            return
+
+
 def validate_extracts(
     inputs: Sequence[tuple[str | os.PathLike, str | os.PathLike | SourceDefinition]],
     out_dir: str | os.PathLike | None = None,
@@ -572,6 +628,8 @@ def validate_extracts(
     """
     if not inputs:
         raise InputError("no extracts given")
+    if out_dir is not None:
+        _check_out_dir(Path(out_dir))
     as_of = as_of or dt.date.today()
     definitions = [load_source_definition(spec) for _, spec in inputs]
     extracts: list[Extract] = []
@@ -681,6 +739,7 @@ def _summary(
                 "rows_in": in_rows,
                 "_index": index,
                 "ragged_rows": extract.ragged_rows,
+                "short_rows": extract.short_rows,
                 "parser": extract.parser,
             }
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 
 import polars as pl
@@ -147,9 +148,28 @@ KEY_FOLDS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: Letters of any script but Latin: names holding them are transliterated first.
+_NON_LATIN = r"[\p{L}--\p{Latin}]"
+
+
+def transliterate(raw: pl.Series) -> pl.Series:
+    """Names in other scripts (Cyrillic, Arabic, Greek, CJK, …) spelled in ASCII by anyascii
+    (Иванов → Ivanov, محمد → mhmd, 王伟 → WangWei). Only values holding a non-Latin letter
+    are touched, one call per such value; Latin names pass through unchanged."""
+    mask = raw.str.contains(_NON_LATIN).fill_null(False)
+    if not mask.any():
+        return raw
+    from anyascii import anyascii
+
+    done = raw.filter(mask).map_elements(anyascii, return_dtype=pl.String)
+    return raw.clone().scatter(mask.arg_true(), done)
+
+
 def _clean_text(expr: pl.Expr) -> pl.Expr:
-    """NFKD, special letters, diacritics dropped, lower case, punctuation → space."""
-    out = expr.str.replace_many(list(SPECIAL_LETTERS), list(SPECIAL_LETTERS.values()))
+    """Other scripts transliterated, NFKD, special letters, diacritics dropped, lower case,
+    punctuation → space."""
+    out = expr.map_batches(transliterate, return_dtype=pl.String)
+    out = out.str.replace_many(list(SPECIAL_LETTERS), list(SPECIAL_LETTERS.values()))
     out = out.str.normalize("NFKD").str.replace_all(r"\p{M}", "")
     out = out.str.to_lowercase().str.replace_all(_APOSTROPHES, "")
     out = out.str.replace_all(r"[^a-z]+", " ").str.strip_chars()
@@ -157,7 +177,8 @@ def _clean_text(expr: pl.Expr) -> pl.Expr:
 
 
 def standardise_name(expr: pl.Expr) -> pl.Expr:
-    """Standard form of a name: ASCII lower case, diacritics and special letters
+    """Standard form of a name: ASCII lower case, other scripts transliterated (anyascii:
+    Иванов → ivanov), diacritics and special letters
     transliterated (ß→ss, ø→o, ı→i, ş→s, æ→ae, đ→d, ł→l), apostrophes dropped, hyphens and
     other punctuation turned into token breaks, tokens separated by one space; null when
     nothing is left. Particles stay, so the standard form still reads as the name."""
@@ -271,11 +292,11 @@ def _format_regex(fmt: str) -> str:
     out = []
     for token in tokens:
         if token in ("%d", "%m"):
-            out.append(r"(\d{2})" if compact else r"(\d{1,2})")
+            out.append(r"([0-9]{2})" if compact else r"([0-9]{1,2})")
         elif token == "%Y":
-            out.append(r"(\d{4})")
+            out.append(r"([0-9]{4})")
         elif token == "%y":
-            out.append(r"(\d{2})")
+            out.append(r"([0-9]{2})")
         elif token:
             if "%" in token:
                 raise ValueError(f"unsupported directive in date format {fmt!r}: {token!r}")
@@ -329,16 +350,37 @@ def parse_date_parts(raw: pl.Expr, formats: Sequence[str], *, pivot_year: int) -
     )
 
 
+def ascii_digits(text: str) -> str:
+    """Text with compatibility forms folded (NFKC: full-width digits and dashes) and every
+    decimal digit of any script written as its ASCII digit (Arabic-Indic ٣ → 3)."""
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(
+        str(unicodedata.decimal(ch)) if not ch.isascii() and ch.isdecimal() else ch for ch in text
+    )
+
+
+def _ascii_date_text(distinct: pl.Series) -> pl.Series:
+    """Distinct date texts with non-ASCII digits and separators folded to ASCII; ASCII texts
+    (nearly all) pass untouched, the rest are folded one by one."""
+    mask = distinct.str.contains(r"[^\x00-\x7f]").fill_null(False)
+    if not mask.any():
+        return distinct
+    folded = distinct.filter(mask).map_elements(ascii_digits, return_dtype=pl.String)
+    return distinct.scatter(mask.arg_true(), folded)
+
+
 def date_parts(raw: pl.Series, formats: Sequence[str], *, pivot_year: int) -> pl.Series:
-    """:func:`parse_date_parts` on a Series."""
+    """:func:`parse_date_parts` on a Series. Digits of other scripts (Arabic-Indic,
+    full-width) are read as the digits they are."""
     distinct = pl.DataFrame({"raw": raw.unique()}, schema={"raw": pl.String})
+    distinct = distinct.with_columns(_text=_ascii_date_text(distinct["raw"].clone()))
     year = month = day = two = None
     matched = pl.lit(False)
     for i, fmt in enumerate(formats):
         comps = _format_components(fmt)
         name = f"g{i}"
         distinct = distinct.with_columns(
-            pl.col("raw").str.extract_groups(_format_regex(fmt)).alias(name)
+            pl.col("_text").str.extract_groups(_format_regex(fmt)).alias(name)
         )
         groups = pl.col(name).struct
         hit = groups.field("1").is_not_null()
