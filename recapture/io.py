@@ -83,12 +83,14 @@ class Artifact:
             )
         if self.kind == "json":
             return write_json(data, self.path(run_dir))
+        if self.kind == "csv":
+            return atomic_write(self.path(run_dir), lambda tmp: data.write_csv(tmp))
         raise TypeError(f"{self.name} is written by its own stage, not by the registry")
 
     def read(self, run_dir: str | os.PathLike, **options: Any) -> Any:
-        """Read this artifact from ``run_dir``: a polars frame or the parsed JSON."""
+        """Read this artifact from ``run_dir``: a polars frame (Parquet, CSV) or parsed JSON."""
         path = self.path(run_dir)
-        if self.kind == "parquet":
+        if self.kind in ("parquet", "csv"):
             return read_table(path, **options)
         if self.kind == "json":
             if not path.is_file():
@@ -115,8 +117,29 @@ ARTIFACTS: dict[str, Artifact] = {
         Artifact("estimates_report", "reports/estimates.html", "html", "report"),
         Artifact("manifest", "manifest.json", "json", "run"),
         Artifact("review_sample", "review_sample.csv", "csv", "review"),
+        # filled in by a clerical reviewer (here or in review/); read by the linkage report
+        Artifact("review_labels", "review_labels.csv", "csv", "review"),
     )
 }
+
+
+#: Files of a simulated world (``recapture simulate``): name → path inside its folder.
+WORLD_FILES: dict[str, str] = {
+    "police": "police.csv",
+    "iom": "iom.csv",
+    "truth_people": "truth/people.parquet",
+    "truth_records": "truth/records.parquet",
+    "manifest": "manifest.json",
+}
+
+
+def world_path(world_dir: str | os.PathLike, name: str) -> Path:
+    """Where file ``name`` (a key of :data:`WORLD_FILES`) of a simulated world lives."""
+    return Path(world_dir) / WORLD_FILES[name]
+
+
+#: Folder of a run directory where a reviewer may keep review files (review_labels.csv).
+REVIEW_FOLDER = "review"
 
 
 def artifact_path(run_dir: str | os.PathLike, name: str) -> Path:

@@ -352,12 +352,12 @@ def test_a_failing_estimator_does_not_take_the_others_down(project: Path, monkey
 
 
 def test_a_failing_linkage_aware_interval_keeps_the_estimate(project: Path, monkeypatch):
-    import recapture.uncertainty as uncertainty
+    from recapture.pipelines import run as run_module
 
     def fail(*args, **kwargs):
         raise ValueError("20 of 20 imputation fits failed: singular design")
 
-    monkeypatch.setattr(uncertainty, "linkage_aware_estimate", fail)
+    monkeypatch.setattr(run_module, "linkage_aware_estimate", fail)
     _config(project, PIPELINE.replace("[reports]", "[uncertainty]\nimputations = 2\n\n[reports]"))
     result = run_pipeline(project / "pipeline.toml")
     for entry in result.estimates:
@@ -366,3 +366,17 @@ def test_a_failing_linkage_aware_interval_keeps_the_estimate(project: Path, monk
         assert "imputation fits failed" in aware["error"] and aware["suggestion"]
         assert any("linkage-aware interval failed" in w for w in entry["warnings"])
     assert len(result.manifest["failed_estimates"]) == 2
+
+    from recapture.reports import write_reports
+
+    page = write_reports(result.run_dir)["estimates"].read_text(encoding="utf-8")
+    assert "linkage-aware interval failed" in page
+
+
+def test_review_labels_beside_a_run_are_not_foreign(project: Path):
+    run = project / "run"
+    (run / "review").mkdir(parents=True)
+    (run / "review" / "review_labels.csv").write_text("record_id_l,record_id_r,label\n")
+    (run / "review_labels.csv").write_text("record_id_l,record_id_r,label\n")
+    run_pipeline(project / "pipeline.toml", until="validate")
+    assert (run / "review_labels.csv").exists() and (run / "review" / "review_labels.csv").exists()

@@ -18,6 +18,12 @@ import polars as pl
 from recapture import progress
 from recapture.config import PipelineConfig, load_config
 from recapture.errors import ConfigError, RecaptureError
+from recapture.estimators import estimate
+from recapture.estimators.covariates import (
+    allocate_unknown,
+    formula_covariates,
+    merge_sparse_levels,
+)
 from recapture.io import (
     ARTIFACTS,
     artifact_path,
@@ -25,6 +31,7 @@ from recapture.io import (
     read_json,
     write_json,
 )
+from recapture.linkage import LinkageSettings, link_records, write_linkage
 from recapture.persons import build_persons, write_persons
 from recapture.pipelines.rundir import RunDirectory
 from recapture.pipelines.stages import (
@@ -34,6 +41,9 @@ from recapture.pipelines.stages import (
     interrupt_on_sigterm,
     run_stages,
 )
+from recapture.reports import write_reports
+from recapture.uncertainty import UncertaintyOptions, linkage_aware_estimate
+from recapture.validation import validate_extracts
 
 
 @dataclass
@@ -75,8 +85,6 @@ def _config_snapshot(config: PipelineConfig) -> dict[str, Any]:
 
 
 def _linkage_settings(config: PipelineConfig):
-    from recapture.linkage import LinkageSettings
-
     settings = (
         LinkageSettings.from_toml(config.linkage.settings)
         if config.linkage.settings
@@ -133,8 +141,6 @@ def _run(config: PipelineConfig, out: Path, *, force: bool, until: str | None) -
     settings = _linkage_settings(config)
 
     def validate() -> dict[str, Any]:
-        from recapture.validation import validate_extracts
-
         result = validate_extracts(
             [(s.path, s.definition) for s in config.sources], out, as_of=as_of, run_id=run_id
         )
@@ -157,8 +163,6 @@ def _run(config: PipelineConfig, out: Path, *, force: bool, until: str | None) -
         }
 
     def link() -> dict[str, Any]:
-        from recapture.linkage import link_records, write_linkage
-
         records = pl.read_parquet(artifact_path(out, "records"))
         result = link_records(records, settings)
         write_linkage(result, out, run_id=run_id)
@@ -220,8 +224,6 @@ def _run(config: PipelineConfig, out: Path, *, force: bool, until: str | None) -
         return {"estimates": len(entries), "failed": len(failures), "failures": failures}
 
     def report() -> dict[str, Any]:
-        from recapture.reports import write_reports
-
         written = write_reports(out)
         return {"reports": {k: str(v) for k, v in written.items()}}
 
@@ -391,8 +393,6 @@ def fit_estimators(
     persons_all = pl.read_parquet(artifact_path(out, "persons"))
     uncertainty = None
     if config.uncertainty:
-        from recapture.uncertainty import UncertaintyOptions
-
         uncertainty = UncertaintyOptions.from_dict(config.uncertainty)
     entries: list[dict[str, Any]] = []
     for period in config.periods:
@@ -502,12 +502,6 @@ class ConfiguredEstimator:
 def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing_rule: str):
     """Fit one registry model: merge sparse covariate levels if asked (option
     ``merge_sparse_levels``), then allocate persons with unknown covariates (``missing``)."""
-    from recapture.estimators import estimate
-    from recapture.estimators.covariates import (
-        allocate_unknown,
-        formula_covariates,
-        merge_sparse_levels,
-    )
 
     options = dict(options)
     min_informative = options.pop("merge_sparse_levels", None)
@@ -550,8 +544,6 @@ def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing
 
 
 def _with_linkage_uncertainty(result, estimator, uncertainty, config, out, period, threshold):
-    from recapture.uncertainty import linkage_aware_estimate
-
     records = pl.read_parquet(artifact_path(out, "records"))
     pairs = pl.read_parquet(artifact_path(out, "pairs"))
     clusters = pl.read_parquet(artifact_path(out, "clusters"))

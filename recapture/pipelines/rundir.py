@@ -23,7 +23,7 @@ from typing import Any
 
 from recapture import progress
 from recapture.errors import RecaptureError
-from recapture.io import ARTIFACTS, remove_temporaries, temporary_tag
+from recapture.io import ARTIFACTS, REVIEW_FOLDER, remove_temporaries, temporary_tag
 
 LOCK_FILE = ".recapture.lock"
 
@@ -33,8 +33,9 @@ class RunDirectoryError(RecaptureError):
 
 
 def owned_names() -> set[str]:
-    """Top-level entries of a run directory that recapture writes (files and folders)."""
-    return {Path(a.file).parts[0] for a in ARTIFACTS.values()} | {LOCK_FILE}
+    """Top-level entries a run directory may hold: what recapture writes (files and
+    folders) and the review files a reviewer keeps there for the linkage report."""
+    return {Path(a.file).parts[0] for a in ARTIFACTS.values()} | {LOCK_FILE, REVIEW_FOLDER}
 
 
 def _artifact_folders(run_dir: Path) -> dict[Path, list[str]]:
