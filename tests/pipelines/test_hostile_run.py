@@ -30,9 +30,8 @@ from recapture.errors import ConfigError
 from recapture.io import ARTIFACTS
 from recapture.pipelines.run import run_pipeline
 from recapture.pipelines.rundir import LOCK_FILE, RunDirectory, RunDirectoryError
-from recapture.synthetic import SimulationConfig, run_simulation
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 PIPELINE = """
 [run]
@@ -69,20 +68,9 @@ enabled = false
 """
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("hostile")
-    run_simulation(SimulationConfig(size=1_500, seed=3), base / "world")
-    return base
-
-
 @pytest.fixture()
-def project(world: Path, tmp_path: Path) -> Path:
-    (tmp_path / "world").mkdir()
-    for name in ("police.csv", "iom.csv"):
-        (tmp_path / "world" / name).write_bytes((world / "world" / name).read_bytes())
-    (tmp_path / "pipeline.toml").write_text(PIPELINE, encoding="utf-8")
-    return tmp_path
+def project(simulated_world, make_project) -> Path:
+    return make_project(simulated_world(1_500, 3), PIPELINE)
 
 
 def _config(project: Path, text: str) -> Path:
