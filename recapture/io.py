@@ -44,6 +44,8 @@ class Artifact:
     stage: str
     #: Name of its pandera model in :mod:`recapture.schemas` (Parquet artifacts only).
     schema_name: str | None = None
+    #: JSON written with sorted keys (where the key order would come from the data).
+    sort_keys: bool = False
 
     @property
     def schema(self):
@@ -82,7 +84,7 @@ class Artifact:
                 extra_metadata=extra_metadata,
             )
         if self.kind == "json":
-            return write_json(data, self.path(run_dir))
+            return write_json(data, self.path(run_dir), sort_keys=self.sort_keys)
         if self.kind == "csv":
             return atomic_write(self.path(run_dir), lambda tmp: data.write_csv(tmp))
         raise TypeError(f"{self.name} is written by its own stage, not by the registry")
@@ -110,7 +112,7 @@ ARTIFACTS: dict[str, Artifact] = {
         Artifact("linkage_model", "linkage_model.json", "json", "link"),
         Artifact("linkage_metrics", "linkage_metrics.json", "json", "link"),
         Artifact("persons", "persons.parquet", "parquet", "persons", "PersonSchema"),
-        Artifact("persons_summary", "persons_summary.json", "json", "persons"),
+        Artifact("persons_summary", "persons_summary.json", "json", "persons", sort_keys=True),
         Artifact("estimates", "estimates.json", "json", "estimate"),
         Artifact("validation_report", "reports/validation.html", "html", "report"),
         Artifact("linkage_report", "reports/linkage.html", "html", "report"),

@@ -29,7 +29,6 @@ from recapture.io import (
     artifact_path,
     file_sha256,
     read_json,
-    write_json,
 )
 from recapture.linkage import LinkageSettings, link_records, write_linkage
 from recapture.persons import build_persons, write_persons
@@ -201,12 +200,12 @@ def _run(config: PipelineConfig, out: Path, *, force: bool, until: str | None) -
             rules=config.persons,
             run_id=run_id,
         )
-        write_json(counts, artifact_path(out, "persons_summary"), sort_keys=True)
+        ARTIFACTS["persons_summary"].write(counts, out)
         return {"rows": table.height, "by_period": counts}
 
     def estimate() -> dict[str, Any]:
         entries = fit_estimators(config, out, settings_threshold=_used_threshold(out))
-        write_json(entries, artifact_path(out, "estimates"))
+        ARTIFACTS["estimates"].write(entries, out)
         failures = [
             {"name": e["name"], "period": e["period"], "error": e["error"]}
             for e in entries
