@@ -45,6 +45,8 @@ def _die_with_parent(parent: int) -> None:
 
 def _init_worker(parent: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a forked worker inherits the parent's Python handlers: SIGTERM must simply end it
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(parent)
     if initializer is not None:
         initializer(*initargs)

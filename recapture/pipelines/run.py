@@ -283,7 +283,13 @@ def _run(config: PipelineConfig, out: Path, *, force: bool, until: str | None) -
         stages = [s for s in stages if STAGES.index(s.name) <= STAGES.index(until)]
     manifest.data["until"] = until
     manifest.data["removed_stale"] = remove_stale_outputs(manifest, stages)
-    data = run_stages(stages, manifest, force=force)
+    try:
+        data = run_stages(stages, manifest, force=force)
+    except KeyboardInterrupt:  # between stages: run_stages records one inside a stage
+        if manifest.data.get("status") != "interrupted":
+            manifest.data["status"] = "interrupted"
+            manifest.save()
+        raise
     manifest.data["reconciliation"] = reconcile(manifest.data["stages"])
     failed = [
         f"{e['name']} [{e['period']}]"

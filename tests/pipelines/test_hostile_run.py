@@ -131,7 +131,7 @@ def test_run_dir_pointing_at_a_users_folder_is_refused(project: Path):
 
 # ------------------------------------------------------------------- 13: interrupts
 _ORPHANS = textwrap.dedent("""
-    import os, sys, time
+    import multiprocessing, os, sys, time
     from recapture.workers import worker_pool
 
     def pid(_):
@@ -142,7 +142,7 @@ _ORPHANS = textwrap.dedent("""
         time.sleep(600)
 
     if __name__ == "__main__":
-        with worker_pool(2) as pool:
+        with worker_pool(2, mp_context=multiprocessing.get_context(sys.argv[1])) as pool:
             pids = sorted(set(pool.map(pid, range(4))))
             futures = [pool.submit(sleep, i) for i in range(2)]
             print(" ".join(map(str, pids)), flush=True)
@@ -164,11 +164,12 @@ def _wait_gone(pids, seconds: float = 20.0) -> list[int]:
     return [p for p in pids if _alive(p)]
 
 
-def test_workers_die_with_a_killed_parent(tmp_path: Path):
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_workers_die_with_a_killed_parent(tmp_path: Path, context: str):
     script = tmp_path / "orphans.py"
     script.write_text(_ORPHANS)
     proc = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.PIPE, env=_env(), cwd=tmp_path
+        [sys.executable, str(script), context], stdout=subprocess.PIPE, env=_env(), cwd=tmp_path
     )
     try:
         pids = [int(p) for p in proc.stdout.readline().split()]
