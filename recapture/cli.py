@@ -503,9 +503,17 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
 def _run_run(args: argparse.Namespace) -> int:
     from recapture.pipelines.run import format_run, run_pipeline
 
-    result = run_pipeline(args.config, run_dir=args.run_dir, force=args.force)
+    result = run_pipeline(
+        args.config,
+        run_dir=args.run_dir,
+        force=args.force,
+        until=args.until,
+        allow_other_files=args.allow_other_files,
+    )
     print(format_run(result))
-    return 0 if result.manifest["reconciliation"]["ok"] else 1
+    if not result.manifest["reconciliation"]["ok"]:
+        return 1
+    return 1 if args.strict and result.manifest.get("failed_estimates") else 0
 
 
 @command("run", "run the whole pipeline from a pipeline.toml")(_run_run)
@@ -516,6 +524,23 @@ def _add_run(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--force", action="store_true", help="redo every stage even if its inputs are unchanged"
+    )
+    p.add_argument(
+        "--until",
+        choices=("validate", "link", "persons", "estimate", "report"),
+        help="stop after this stage (--until persons writes persons.parquet, no estimates)",
+    )
+    p.add_argument(
+        "--allow-other-files",
+        dest="allow_other_files",
+        action="store_true",
+        help="run in a directory that holds files recapture did not write (they are left alone)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when an estimator or its linkage-aware interval failed (default: exit 0, "
+        "failures recorded in estimates.json and the manifest)",
     )
 
 
@@ -570,7 +595,7 @@ def _run_review(args: argparse.Namespace) -> int:
         if threshold is None:
             model = artifact_path(run, "linkage_model")
             threshold = float(read_json(model)["threshold"]) if model.is_file() else 0.5
-        out = args.out or run / "review_sample.csv"
+        out = args.out or artifact_path(run, "review_sample")
         sample = export_review_sample(
             pl.read_parquet(artifact_path(run, "pairs")),
             pl.read_parquet(artifact_path(run, "records")),
@@ -696,8 +721,10 @@ def main(argv: list[str] | None = None) -> int:
     progress.set_quiet(args.quiet)
     try:
         return int(args._run(args) or 0)
-    except KeyboardInterrupt:
-        print("recapture: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        stage = getattr(exc, "stage", None)
+        where = f" during stage '{stage}' (recorded in the manifest)" if stage else ""
+        print(f"recapture {args.command}: interrupted{where}", file=sys.stderr)
         return 130
     except (RecaptureError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         if args.debug:

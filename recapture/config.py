@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from recapture.errors import ConfigError
+from recapture.estimators import MODELS
 from recapture.loader import check_keys, expect, in_range, read_toml, require
 from recapture.persons import CaptureHistoryRules, Period
+from recapture.uncertainty import UncertaintyOptions
+from recapture.validation import load_source_definition
 
 #: Seeds are 32-bit unsigned integers (numpy's and the manifest's common ground).
 SEED_LIMIT = 2**32
@@ -205,8 +208,6 @@ def parse_config(
         if key in persons_table:
             setattr(rules, key, _typed(persons_table[key], str, f"persons.{key}", file))
 
-    from recapture.estimators import MODELS
-
     estimators = []
     for i, est in enumerate(_typed(data.get("estimators", []), list, "estimators", file)):
         where = f"estimators[{i}]."
@@ -242,8 +243,6 @@ def parse_config(
 
     uncertainty = _typed(data.get("uncertainty", {}), dict, "uncertainty", file)
     if uncertainty:
-        from recapture.uncertainty import UncertaintyOptions
-
         UncertaintyOptions.from_dict(uncertainty, file=file)  # validated now, built per run
 
     reports = data.get("reports", {})
@@ -265,8 +264,6 @@ def parse_config(
 
 
 def _definition_name(definition: str, key: str, file: str | None) -> str:
-    from recapture.validation import load_source_definition
-
     try:
         return load_source_definition(definition).name
     except ConfigError as exc:

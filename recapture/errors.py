@@ -60,3 +60,13 @@ class StageError(RecaptureError):
         self.stage = stage
         self.cause = cause
         super().__init__(f"stage '{stage}' failed: {cause}")
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM; names the stage it stopped in, if any."""
+
+    def __init__(self, signal_name: str = "SIGINT", stage: str | None = None):
+        self.signal_name = signal_name
+        self.stage = stage
+        where = f" during stage '{stage}'" if stage else ""
+        super().__init__(f"interrupted by {signal_name}{where}")

@@ -17,7 +17,9 @@ import math
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,8 @@ class Artifact:
     stage: str
     #: Name of its pandera model in :mod:`recapture.schemas` (Parquet artifacts only).
     schema_name: str | None = None
+    #: JSON written with sorted keys (where the key order would come from the data).
+    sort_keys: bool = False
 
     @property
     def schema(self):
@@ -80,13 +84,15 @@ class Artifact:
                 extra_metadata=extra_metadata,
             )
         if self.kind == "json":
-            return write_json(data, self.path(run_dir))
+            return write_json(data, self.path(run_dir), sort_keys=self.sort_keys)
+        if self.kind == "csv":
+            return atomic_write(self.path(run_dir), lambda tmp: data.write_csv(tmp))
         raise TypeError(f"{self.name} is written by its own stage, not by the registry")
 
     def read(self, run_dir: str | os.PathLike, **options: Any) -> Any:
-        """Read this artifact from ``run_dir``: a polars frame or the parsed JSON."""
+        """Read this artifact from ``run_dir``: a polars frame (Parquet, CSV) or parsed JSON."""
         path = self.path(run_dir)
-        if self.kind == "parquet":
+        if self.kind in ("parquet", "csv"):
             return read_table(path, **options)
         if self.kind == "json":
             if not path.is_file():
@@ -106,14 +112,36 @@ ARTIFACTS: dict[str, Artifact] = {
         Artifact("linkage_model", "linkage_model.json", "json", "link"),
         Artifact("linkage_metrics", "linkage_metrics.json", "json", "link"),
         Artifact("persons", "persons.parquet", "parquet", "persons", "PersonSchema"),
-        Artifact("persons_summary", "persons_summary.json", "json", "persons"),
+        Artifact("persons_summary", "persons_summary.json", "json", "persons", sort_keys=True),
         Artifact("estimates", "estimates.json", "json", "estimate"),
         Artifact("validation_report", "reports/validation.html", "html", "report"),
         Artifact("linkage_report", "reports/linkage.html", "html", "report"),
         Artifact("estimates_report", "reports/estimates.html", "html", "report"),
         Artifact("manifest", "manifest.json", "json", "run"),
+        Artifact("review_sample", "review_sample.csv", "csv", "review"),
+        # filled in by a clerical reviewer (here or in review/); read by the linkage report
+        Artifact("review_labels", "review_labels.csv", "csv", "review"),
     )
 }
+
+
+#: Files of a simulated world (``recapture simulate``): name → path inside its folder.
+WORLD_FILES: dict[str, str] = {
+    "police": "police.csv",
+    "iom": "iom.csv",
+    "truth_people": "truth/people.parquet",
+    "truth_records": "truth/records.parquet",
+    "manifest": "manifest.json",
+}
+
+
+def world_path(world_dir: str | os.PathLike, name: str) -> Path:
+    """Where file ``name`` (a key of :data:`WORLD_FILES`) of a simulated world lives."""
+    return Path(world_dir) / WORLD_FILES[name]
+
+
+#: Folder of a run directory where a reviewer may keep review files (review_labels.csv).
+REVIEW_FOLDER = "review"
 
 
 def artifact_path(run_dir: str | os.PathLike, name: str) -> Path:
@@ -167,11 +195,36 @@ def read_table(source: Any, *, max_bytes: int = MAX_TABLE_BYTES, columns: list[s
         raise InputError(f"cannot read the table: {exc}", file=str(path)) from None
 
 
+#: Tag in the names of temporary files; a run sets its own (see :func:`temporary_tag`)
+#: and records it, so the next run removes exactly the temporaries that run left.
+_TMP_TAG: ContextVar[str] = ContextVar("recapture_tmp_tag", default="recapture")
+TMP_SUFFIX = ".tmp"
+
+
+@contextmanager
+def temporary_tag(tag: str) -> Iterator[None]:
+    """Name the temporaries of writes in this block ``.<file>.<tag>.<random>.tmp``."""
+    if not tag.isalnum():
+        raise ValueError(f"temporary tag must be alphanumeric, got {tag!r}")
+    token = _TMP_TAG.set(tag)
+    try:
+        yield
+    finally:
+        _TMP_TAG.reset(token)
+
+
+def temporary_prefix(file_name: str, tag: str) -> str:
+    """The name prefix of a temporary for ``file_name`` written under ``tag``."""
+    return f".{file_name}.{tag}."
+
+
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
     """Call ``writer(tmp_path)`` and rename the result onto ``path`` atomically."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=temporary_prefix(target.name, _TMP_TAG.get()), suffix=TMP_SUFFIX, dir=target.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -192,12 +245,24 @@ def _umask() -> int:
     return mask
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete temporary files left by writes that were killed before their rename."""
+def remove_temporaries(
+    folder: str | os.PathLike, file_names: Iterable[str], tag: str
+) -> list[Path]:
+    """Delete the temporaries a killed write under ``tag`` left for ``file_names`` in
+    ``folder`` -- only those: not recursively, not other files, not other tags."""
     removed = []
-    for path in Path(folder).rglob(".*.tmp"):
-        path.unlink(missing_ok=True)
-        removed.append(path)
+    base = Path(folder)
+    if not tag.isalnum() or not base.is_dir():
+        return removed
+    prefixes = tuple(temporary_prefix(name, tag) for name in file_names)
+    for entry in os.scandir(base):
+        if (
+            entry.name.startswith(prefixes)
+            and entry.name.endswith(TMP_SUFFIX)
+            and entry.is_file(follow_symlinks=False)
+        ):
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
     return removed
 
 

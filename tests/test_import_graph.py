@@ -15,7 +15,7 @@ import recapture
 
 PACKAGE = Path(recapture.__file__).parent
 #: Bottom layer: these import no other part of recapture (but ``progress``/``__init__``).
-FOUNDATION = {"errors", "io", "schemas", "progress", "loader"}
+FOUNDATION = {"errors", "io", "schemas", "progress", "loader", "workers"}
 #: Only these may import the orchestrator.
 ORCHESTRATOR_USERS = {"cli", "__main__", "pipelines"}
 

@@ -9,7 +9,14 @@ import polars as pl
 import pytest
 
 from recapture.errors import InputError
-from recapture.io import ARTIFACTS, artifact_path, read_table, to_json_text, write_json
+from recapture.io import (
+    ARTIFACTS,
+    artifact_path,
+    read_table,
+    to_json_text,
+    world_path,
+    write_json,
+)
 
 
 def test_registry_names_every_run_file_once():
@@ -19,6 +26,7 @@ def test_registry_names_every_run_file_once():
         if artifact.kind == "parquet":
             assert artifact.schema is not None and artifact.schema_version
     assert artifact_path("run", "persons").as_posix() == "run/persons.parquet"
+    assert world_path("w", "truth_records").as_posix() == "w/truth/records.parquet"
 
 
 def test_registry_round_trips_parquet_and_json(tmp_path):

@@ -16,7 +16,7 @@ import polars as pl
 
 from recapture import progress
 from recapture.errors import InputError
-from recapture.io import artifact_path, read_json, write_json, write_parquet
+from recapture.io import ARTIFACTS, read_json
 from recapture.linkage.blocking import ROW, SRC, BlockingResult, block
 from recapture.linkage.clustering import Clustering, cluster_pairs
 from recapture.linkage.comparisons import PreparedRecords, compare_pairs
@@ -642,29 +642,20 @@ def write_linkage(
     result: LinkageResult, out_dir: str | Path, *, run_id: str | None = None
 ) -> dict[str, Path]:
     """Write pairs.parquet, clusters.parquet, linkage_model.json and linkage_metrics.json."""
-    from recapture.schemas import SCHEMA_VERSIONS, ClusterSchema, PairsSchema, validate
+    from recapture.schemas import ClusterSchema, PairsSchema, validate
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     validate(result.pairs, PairsSchema)
     validate(result.clusters, ClusterSchema)
     paths = {
-        "pairs": write_parquet(
-            result.pairs,
-            artifact_path(out, "pairs"),
-            artifact="pairs",
-            schema_version=SCHEMA_VERSIONS["pairs"],
-            run_id=run_id,
-        ),
-        "clusters": write_parquet(
-            result.clusters,
-            artifact_path(out, "clusters"),
-            artifact="clusters",
-            schema_version=SCHEMA_VERSIONS["clusters"],
-            run_id=run_id,
-        ),
-        "linkage_model": write_json(result.model_dict(), artifact_path(out, "linkage_model")),
-        "linkage_metrics": write_json(result.metrics, artifact_path(out, "linkage_metrics")),
+        name: ARTIFACTS[name].write(data, out, run_id=run_id)
+        for name, data in (
+            ("pairs", result.pairs),
+            ("clusters", result.clusters),
+            ("linkage_model", result.model_dict()),
+            ("linkage_metrics", result.metrics),
+        )
     }
     return paths
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import polars as pl
 
-from recapture.io import read_metadata, write_parquet
+from recapture.io import ARTIFACTS, read_metadata, write_parquet
 from recapture.persons.build import CaptureHistoryRules, Period
-from recapture.schemas import SCHEMA_VERSIONS, PersonSchema
+from recapture.schemas import PersonSchema
 
 
 def write_persons(
@@ -36,8 +36,8 @@ def write_persons(
     return write_parquet(
         table,
         path,
-        artifact="persons",
-        schema_version=SCHEMA_VERSIONS["persons"],
+        artifact=ARTIFACTS["persons"].name,
+        schema_version=ARTIFACTS["persons"].schema_version,
         run_id=run_id,
         extra_metadata={
             "sources": ",".join(sources),

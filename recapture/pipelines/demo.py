@@ -18,9 +18,11 @@ from typing import Any
 import polars as pl
 
 from recapture.config import parse_config
-from recapture.io import artifact_path, read_json
+from recapture.io import artifact_path, read_json, to_json_text, world_path
+from recapture.linkage.evaluation import pairwise_metrics_from_clusters
 from recapture.persons import build_persons
 from recapture.pipelines.run import RunResult, _fit_one, run_pipeline
+from recapture.synthetic import SimulationConfig, run_simulation
 
 #: The estimators the demo fits (the pipeline config's [[estimators]] tables).
 DEMO_ESTIMATORS: list[dict[str, Any]] = [
@@ -55,7 +57,6 @@ DEMO_ESTIMATORS: list[dict[str, Any]] = [
 
 def demo_world_config(seed: int, size: int | None = None, realistic: bool = False):
     """The simulation config of the demo world (see the module docstring)."""
-    from recapture.synthetic import SimulationConfig
 
     config = SimulationConfig(seed=seed)
     if not realistic:
@@ -83,8 +84,8 @@ def demo_pipeline_config(
     return {
         "run": {"dir": str(run_dir), "seed": seed, "as_of": "2019-01-01"},
         "sources": [
-            {"path": str(world_dir / "police.csv"), "definition": "police"},
-            {"path": str(world_dir / "iom.csv"), "definition": "iom"},
+            {"path": str(world_path(world_dir, "police")), "definition": "police"},
+            {"path": str(world_path(world_dir, "iom")), "definition": "iom"},
         ],
         "periods": [{"start": "2017-07-01", "end": "2018-06-30", "label": "2017/18"}],
         "persons": {"age_breaks": age_breaks},
@@ -126,15 +127,14 @@ def run_demo(
 ) -> DemoResult:
     """Simulate the demo world into ``out_dir/world``, run the pipeline into ``out_dir/run``,
     and compare each estimate with the truth."""
-    from recapture.synthetic import run_simulation
 
     out = Path(out_dir).resolve()
     world_dir = out / "world"
     sim_config = demo_world_config(seed, size, realistic)
     if (
         force
-        or not (artifact_path(world_dir, "manifest")).exists()
-        or read_json(artifact_path(world_dir, "manifest")).get("config")
+        or not (world_path(world_dir, "manifest")).exists()
+        or read_json(world_path(world_dir, "manifest")).get("config")
         != _jsonable(sim_config.to_dict())
     ):
         run_simulation(sim_config, world_dir)
@@ -149,7 +149,7 @@ def run_demo(
     config = parse_config(raw, base_dir=out, file=None)
     run = run_pipeline(config, force=force)
     true_n = int(
-        pl.read_parquet(world_dir / "truth" / "people.parquet").filter(pl.col("in_target")).height
+        pl.read_parquet(world_path(world_dir, "truth_people")).filter(pl.col("in_target")).height
     )
     truth = _true_clusters(run.run_dir, world_dir)
     linkage = _linkage_quality(run.run_dir, truth)
@@ -202,8 +202,6 @@ def run_demo(
 def _jsonable(data: Any) -> Any:
     import json
 
-    from recapture.io import to_json_text
-
     return json.loads(to_json_text(data))
 
 
@@ -213,15 +211,13 @@ def _true_clusters(run_dir: Path, world_dir: Path) -> pl.DataFrame:
         artifact_path(run_dir, "records"), columns=["record_id", "source", "source_key"]
     )
     truth = pl.read_parquet(
-        world_dir / "truth" / "records.parquet", columns=["source", "source_key", "person_id"]
+        world_path(world_dir, "truth_records"), columns=["source", "source_key", "person_id"]
     )
     joined = records.join(truth, on=["source", "source_key"], how="left")
     return joined.select("record_id", "source", "person_id")
 
 
 def _linkage_quality(run_dir: Path, truth: pl.DataFrame) -> dict[str, Any]:
-    from recapture.linkage.evaluation import pairwise_metrics_from_clusters
-
     clusters = pl.read_parquet(artifact_path(run_dir, "clusters"))
     out: dict[str, Any] = {
         "records": clusters.height,

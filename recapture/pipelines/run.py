@@ -18,16 +18,31 @@ import polars as pl
 from recapture import progress
 from recapture.config import PipelineConfig, load_config
 from recapture.errors import ConfigError, RecaptureError
+from recapture.estimators import estimate
+from recapture.estimators.covariates import (
+    allocate_unknown,
+    formula_covariates,
+    merge_sparse_levels,
+)
 from recapture.io import (
     ARTIFACTS,
     artifact_path,
     file_sha256,
     read_json,
-    remove_stale_temporaries,
-    write_json,
 )
+from recapture.linkage import LinkageSettings, link_records, write_linkage
 from recapture.persons import build_persons, write_persons
-from recapture.pipelines.stages import Manifest, Stage, fingerprint, run_stages
+from recapture.pipelines.rundir import RunDirectory
+from recapture.pipelines.stages import (
+    Manifest,
+    Stage,
+    fingerprint,
+    interrupt_on_sigterm,
+    run_stages,
+)
+from recapture.reports import write_reports
+from recapture.uncertainty import UncertaintyOptions, linkage_aware_estimate
+from recapture.validation import validate_extracts
 
 
 @dataclass
@@ -69,8 +84,6 @@ def _config_snapshot(config: PipelineConfig) -> dict[str, Any]:
 
 
 def _linkage_settings(config: PipelineConfig):
-    from recapture.linkage import LinkageSettings
-
     settings = (
         LinkageSettings.from_toml(config.linkage.settings)
         if config.linkage.settings
@@ -82,24 +95,41 @@ def _linkage_settings(config: PipelineConfig):
     return dataclasses.replace(settings, **overrides)
 
 
+#: Stages in order; ``until`` names one of them.
+STAGES = ("validate", "link", "persons", "estimate", "report")
+
+
 def run_pipeline(
     config: PipelineConfig | str | Path,
     *,
     run_dir: str | Path | None = None,
     force: bool = False,
+    until: str | None = None,
+    allow_other_files: bool = False,
 ) -> RunResult:
     """Run (or resume) the pipeline described by ``config`` into its run directory.
 
     Finished stages whose inputs and settings are unchanged are reused; ``force`` redoes
-    them all. A failing stage raises :class:`~recapture.errors.StageError` naming it, and
-    leaves the artifacts of earlier stages intact.
+    them all; ``until`` stops after the named stage (``"persons"`` produces the Parquet
+    contract without the estimators). A failing stage raises
+    :class:`~recapture.errors.StageError` naming it, and leaves the artifacts of earlier
+    stages intact; an estimator that fails to fit is recorded in estimates.json and does
+    not stop the others. The run holds its directory for its duration (see
+    :class:`~recapture.pipelines.rundir.RunDirectory`): a second run into it fails, and a
+    directory with files recapture did not write is refused unless ``allow_other_files``.
+    SIGINT/SIGTERM stop the run, its workers with it, and the manifest records the stage
+    (``status = "interrupted"``).
     """
     if not isinstance(config, PipelineConfig):
         config = load_config(config)
+    if until is not None and until not in STAGES:
+        raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}", key="until")
     out = Path(run_dir) if run_dir is not None else config.run_dir
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in remove_stale_temporaries(out):
-        progress.info(f"· removed {stale.name}, left by an interrupted write")
+    with RunDirectory(out, allow_other_files=allow_other_files), interrupt_on_sigterm():
+        return _run(config, out, force=force, until=until)
+
+
+def _run(config: PipelineConfig, out: Path, *, force: bool, until: str | None) -> RunResult:
     snapshot = _config_snapshot(config)
     manifest = Manifest(out, snapshot, config.seed)
     run_id = manifest.data["run_id"] = fingerprint(
@@ -110,8 +140,6 @@ def run_pipeline(
     settings = _linkage_settings(config)
 
     def validate() -> dict[str, Any]:
-        from recapture.validation import validate_extracts
-
         result = validate_extracts(
             [(s.path, s.definition) for s in config.sources], out, as_of=as_of, run_id=run_id
         )
@@ -134,8 +162,6 @@ def run_pipeline(
         }
 
     def link() -> dict[str, Any]:
-        from recapture.linkage import link_records, write_linkage
-
         records = pl.read_parquet(artifact_path(out, "records"))
         result = link_records(records, settings)
         write_linkage(result, out, run_id=run_id)
@@ -174,17 +200,29 @@ def run_pipeline(
             rules=config.persons,
             run_id=run_id,
         )
-        write_json(counts, artifact_path(out, "persons_summary"), sort_keys=True)
+        ARTIFACTS["persons_summary"].write(counts, out)
         return {"rows": table.height, "by_period": counts}
 
     def estimate() -> dict[str, Any]:
         entries = fit_estimators(config, out, settings_threshold=_used_threshold(out))
-        write_json(entries, artifact_path(out, "estimates"))
-        return {"estimates": len(entries), "failed": sum(1 for e in entries if e.get("error"))}
+        ARTIFACTS["estimates"].write(entries, out)
+        failures = [
+            {"name": e["name"], "period": e["period"], "error": e["error"]}
+            for e in entries
+            if e.get("error")
+        ]
+        failures += [
+            {
+                "name": e["name"],
+                "period": e["period"],
+                "error": e["extra"]["linkage_aware"]["error"],
+            }
+            for e in entries
+            if not e.get("error") and (e.get("extra", {}).get("linkage_aware") or {}).get("error")
+        ]
+        return {"estimates": len(entries), "failed": len(failures), "failures": failures}
 
     def report() -> dict[str, Any]:
-        from recapture.reports import write_reports
-
         written = write_reports(out)
         return {"reports": {k: str(v) for k, v in written.items()}}
 
@@ -241,15 +279,50 @@ def run_pipeline(
             )
         )
 
-    data = run_stages(stages, manifest, force=force)
+    if until is not None:
+        stages = [s for s in stages if STAGES.index(s.name) <= STAGES.index(until)]
+    manifest.data["until"] = until
+    manifest.data["removed_stale"] = remove_stale_outputs(manifest, stages)
+    try:
+        data = run_stages(stages, manifest, force=force)
+    except KeyboardInterrupt:  # between stages: run_stages records one inside a stage
+        if manifest.data.get("status") != "interrupted":
+            manifest.data["status"] = "interrupted"
+            manifest.save()
+        raise
     manifest.data["reconciliation"] = reconcile(manifest.data["stages"])
+    failed = [
+        f"{e['name']} [{e['period']}]"
+        for e in (data["stages"].get("estimate", {}).get("counts", {}).get("failures") or [])
+    ]
+    manifest.data["failed_estimates"] = failed
     manifest.data["status"] = (
         "done" if manifest.data["reconciliation"]["ok"] else "counts do not reconcile"
     )
     manifest.save()
-    estimates = read_json(artifact_path(out, "estimates"))
+    ran_estimate = any(s.name == "estimate" for s in stages)
+    estimates = read_json(artifact_path(out, "estimates")) if ran_estimate else []
     reports = data["stages"].get("report", {}).get("counts", {}).get("reports", {})
     return RunResult(run_dir=out, manifest=manifest.data, estimates=estimates, reports=reports)
+
+
+def remove_stale_outputs(manifest: Manifest, stages: list[Stage]) -> list[str]:
+    """Delete the outputs an earlier run wrote that this run will not produce (e.g. the
+    reports of a run now without reports), so the directory never mixes two runs. Only
+    files the previous manifest lists as written, and only the registry's artifact names."""
+    producing = {s.name for s in stages}
+    known = {a.file for a in ARTIFACTS.values()}
+    removed = []
+    for name, stage in sorted(manifest.previous_stages.items()):
+        if name in producing or not isinstance(stage, dict):
+            continue
+        for output in stage.get("outputs") or []:
+            path = manifest.run_dir / str(output)
+            if output in known and path.is_file() and not path.is_symlink():
+                path.unlink()
+                removed.append(output)
+                progress.info(f"· removed {output}: written by an earlier run, not by this one")
+    return removed
 
 
 def format_run(result: RunResult) -> str:
@@ -261,21 +334,39 @@ def format_run(result: RunResult) -> str:
     for check in result.manifest["reconciliation"]["checks"]:
         mark = "ok" if check["ok"] else "MISMATCH"
         lines.append(f"  {mark:<8} {check['check']}: {check['left']:,} vs {check['right']:,}")
-    lines.append("")
-    lines.append(f"  {'estimator':<26}{'period':<12}{'N̂':>10}{'SE':>9}   95% interval")
+    for output in result.manifest.get("removed_stale") or []:
+        lines.append(f"  removed  {output} (an earlier run's; this run does not write it)")
+    if not result.estimates:
+        lines.append(f"  stopped after '{result.manifest.get('until')}'; no estimates")
+    else:
+        lines.append("")
+        lines.append(f"  {'estimator':<26}{'period':<12}{'N̂':>10}{'SE':>9}   95% interval")
     for e in result.estimates:
         if e.get("error"):
             lines.append(f"  {e['name']:<26}{e['period']:<12} failed: {e['error']}")
+            if e.get("suggestion"):
+                lines.append(f"      try: {e['suggestion']}")
             continue
         iv = e["intervals"].get(e["default_interval"]) or {}
         lines.append(
-            f"  {e['name']:<26}{e['period']:<12}{e['population_size']:>10,.0f}{e['se']:>9,.0f}   "
-            f"{iv.get('lower', float('nan')):,.0f} – {iv.get('upper', float('nan')):,.0f}"
+            f"  {e['name']:<26}{e['period']:<12}{_num(e.get('population_size')):>10}"
+            f"{_num(e.get('se')):>9}   {_num(iv.get('lower'))} – {_num(iv.get('upper'))}"
         )
         lines.extend(f"      warning: {w}" for w in e.get("warnings") or [])
+    failed = result.manifest.get("failed_estimates") or []
+    if failed:
+        lines.append(
+            f"  {len(failed)} estimate(s) failed: {', '.join(failed)} "
+            "(recorded in estimates.json; --strict makes this exit 1)"
+        )
     for name, path in sorted(result.reports.items()):
         lines.append(f"  {name} report: {path}")
     return "\n".join(lines)
+
+
+def _num(value: Any) -> str:
+    """A population figure for the console; JSON null (NaN, infinite) prints as n/a."""
+    return "n/a" if value is None else f"{value:,.0f}"
 
 
 def input_checksums(config: PipelineConfig) -> dict[str, str]:
@@ -307,8 +398,6 @@ def fit_estimators(
     persons_all = pl.read_parquet(artifact_path(out, "persons"))
     uncertainty = None
     if config.uncertainty:
-        from recapture.uncertainty import UncertaintyOptions
-
         uncertainty = UncertaintyOptions.from_dict(config.uncertainty)
     entries: list[dict[str, Any]] = []
     for period in config.periods:
@@ -333,10 +422,6 @@ def fit_estimators(
                 try:
                     estimator = ConfiguredEstimator(est.model, options, missing_rule)
                     result = estimator.fit(persons)
-                    if uncertainty is not None and uncertainty.active and linkage_aware:
-                        result = _with_linkage_uncertainty(
-                            result, estimator, uncertainty, config, out, period, settings_threshold
-                        )
                 except ConfigError as exc:
                     exc.key = f"estimators[{i}].{exc.key}" if exc.key else f"estimators[{i}]"
                     exc.file = str(config.path) if config.path else exc.file
@@ -347,11 +432,59 @@ def fit_estimators(
                         file=str(config.path) if config.path else None,
                         key=f"estimators[{i}]",
                     ) from exc
+                except Exception as exc:  # a fit that fails on these data: recorded, not fatal
+                    entries.append(_failed_entry(est.name, est.model, period.label, exc, i))
+                    progress.info(f"  {label} failed: {entries[-1]['error']}")
+                    continue
+                if uncertainty is not None and uncertainty.active and linkage_aware:
+                    try:
+                        result = _with_linkage_uncertainty(
+                            result, estimator, uncertainty, config, out, period, settings_threshold
+                        )
+                    except Exception as exc:  # the plug-in estimate stands; the failure is recorded
+                        reason = _reason(exc)
+                        result.extra["linkage_aware"] = {
+                            "error": reason,
+                            "suggestion": LINKAGE_AWARE_SUGGESTION,
+                        }
+                        result.warnings.append(
+                            f"linkage-aware interval failed ({reason}); {LINKAGE_AWARE_SUGGESTION}"
+                        )
             entry = result.to_dict()
             entry.update({"name": est.name, "period": period.label})
             entry["extra"]["period"] = period.label
             entries.append(entry)
     return entries
+
+
+#: What to try when an estimator's fit fails on the data (recorded in estimates.json).
+FIT_SUGGESTION = (
+    "simplify the model (fewer covariates in formula/covariates), merge sparse levels "
+    "(merge_sparse_levels = 5), or set linkage_uncertainty = false for this estimator"
+)
+LINKAGE_AWARE_SUGGESTION = (
+    "the imputed linkages are too sparse for this model: simplify it (fewer covariates, "
+    "merge_sparse_levels) or set linkage_uncertainty = false for this estimator"
+)
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _failed_entry(name: str, model: str, period: str, exc: BaseException, index: int) -> dict:
+    """The estimates.json entry of an estimator that could not be fitted."""
+    return {
+        "name": name,
+        "model": model,
+        "period": period,
+        "config_key": f"estimators[{index}]",
+        "error": _reason(exc),
+        "suggestion": FIT_SUGGESTION,
+        "warnings": [],
+        "extra": {"period": period},
+    }
 
 
 @dataclass
@@ -374,12 +507,6 @@ class ConfiguredEstimator:
 def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing_rule: str):
     """Fit one registry model: merge sparse covariate levels if asked (option
     ``merge_sparse_levels``), then allocate persons with unknown covariates (``missing``)."""
-    from recapture.estimators import estimate
-    from recapture.estimators.covariates import (
-        allocate_unknown,
-        formula_covariates,
-        merge_sparse_levels,
-    )
 
     options = dict(options)
     min_informative = options.pop("merge_sparse_levels", None)
@@ -422,8 +549,6 @@ def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing
 
 
 def _with_linkage_uncertainty(result, estimator, uncertainty, config, out, period, threshold):
-    from recapture.uncertainty import linkage_aware_estimate
-
     records = pl.read_parquet(artifact_path(out, "records"))
     pairs = pl.read_parquet(artifact_path(out, "pairs"))
     clusters = pl.read_parquet(artifact_path(out, "clusters"))

@@ -12,17 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from recapture import __version__, progress
-from recapture.errors import RecaptureError, StageError
+from recapture.errors import Interrupted, RecaptureError, StageError
 from recapture.io import ARTIFACTS, file_sha256, read_json, to_json_text, write_json
 
 MANIFEST = ARTIFACTS["manifest"].file
@@ -78,7 +80,12 @@ class Manifest:
     def __init__(self, run_dir: Path, config: dict[str, Any], seed: int):
         self.run_dir = run_dir
         self.path = run_dir / MANIFEST
-        previous = read_json(self.path) if self.path.exists() else {}
+        try:
+            previous = read_json(self.path) if self.path.is_file() else {}
+        except ValueError:  # a damaged manifest: nothing to reuse
+            previous = {}
+        if not isinstance(previous, dict):
+            previous = {}
         self.previous_stages: dict[str, Any] = previous.get("stages", {})
         self.data: dict[str, Any] = {
             "recapture_version": __version__,
@@ -134,6 +141,10 @@ def run_stages(stages: list[Stage], manifest: Manifest, *, force: bool = False) 
         try:
             with PeakMemory() as memory:
                 counts = stage.run() or {}
+        except KeyboardInterrupt as exc:
+            signal_name = exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+            _record_interruption(manifest, stage, fp, started, signal_name)
+            raise Interrupted(signal_name, stage.name) from None
         except RecaptureError as exc:
             _record_failure(manifest, stage, fp, started, exc)
             raise StageError(stage.name, exc) from exc
@@ -154,6 +165,38 @@ def run_stages(stages: list[Stage], manifest: Manifest, *, force: bool = False) 
         manifest.save()
         progress.info(f"  {stage.name} done in {seconds:.1f} s")
     return manifest.data
+
+
+def _record_interruption(
+    manifest: Manifest, stage: Stage, fp: str, started: float, signal_name: str
+) -> None:
+    manifest.data["stages"][stage.name] = {
+        "status": "interrupted",
+        "fingerprint": fp,
+        "seconds": round(time.perf_counter() - started, 3),
+        "signal": signal_name,
+    }
+    manifest.data["status"] = "interrupted"
+    manifest.data["interrupted_stage"] = stage.name
+    manifest.save()
+
+
+@contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into :class:`~recapture.errors.Interrupted` while the block runs, so a
+    terminated run records where it stopped and stops its workers (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _record_failure(

@@ -19,7 +19,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from recapture.estimators.result import PopulationEstimate
-from recapture.io import artifact_path, write_json, write_parquet
+from recapture.io import WORLD_FILES, artifact_path, world_path, write_json, write_parquet
 from recapture.schemas import REGIONS, SCHEMA_VERSIONS
 
 FAMILY = np.array(
@@ -271,11 +271,9 @@ def write_example_run(
         schema_version=SCHEMA_VERSIONS["quarantine"],
         run_id="example",
     )
-    truth_dir = run / "truth"
-    truth_dir.mkdir(exist_ok=True)
     write_parquet(
         frame.select("source", "source_key", pl.col("person").alias("person_id")),
-        truth_dir / "records.parquet",
+        world_path(run, "truth_records"),
         artifact="truth_records",
         schema_version="1",
     )
@@ -423,7 +421,7 @@ def write_example_run(
     sample = export_review_sample(
         pairs,
         records,
-        run / "review_labels.csv",
+        artifact_path(run, "review_labels"),
         threshold=THRESHOLD,
         sample_size=min(150, n_pairs),
         seed=seed,
@@ -435,7 +433,7 @@ def write_example_run(
             sample["record_id_l"].to_list(), sample["record_id_r"].to_list(), strict=True
         )
     ]
-    sample.with_columns(pl.Series("label", labels)).write_csv(run / "review_labels.csv")
+    sample.with_columns(pl.Series("label", labels)).write_csv(artifact_path(run, "review_labels"))
 
     # estimates per period
     frequencies = np.bincount(police[police > 0])
@@ -539,7 +537,7 @@ def write_example_run(
             "run_id": "example",
             "seed": seed,
             "created": "2026-01-01T00:00:00Z",
-            "truth": "truth/records.parquet",
+            "truth": WORLD_FILES["truth_records"],
         },
         artifact_path(run, "manifest"),
     )
@@ -571,7 +569,7 @@ def write_demo_run(run_dir: str | os.PathLike, size: int = 3000, *, seed: int = 
         world, _ = run_simulation(load_config(size=size, seed=seed), extracts)
         shutil.copytree(extracts / "truth", run / "truth", dirs_exist_ok=True)
         validate_extracts(
-            [(extracts / "police.csv", "police"), (extracts / "iom.csv", "iom")],
+            [(world_path(extracts, "police"), "police"), (world_path(extracts, "iom"), "iom")],
             run,
             as_of=dt.date(2026, 1, 1),
             run_id="demo",

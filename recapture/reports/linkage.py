@@ -22,7 +22,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree, shortest_path
 
 from recapture.errors import InputError
-from recapture.io import artifact_path, read_json
+from recapture.io import ARTIFACTS, REVIEW_FOLDER, artifact_path, read_json, world_path
 from recapture.linkage import evaluation
 from recapture.reports._render import (
     Section,
@@ -587,7 +587,7 @@ def _truth_for(
     candidates = []
     if truth is not None:
         candidates.append(Path(truth))
-    candidates.append(run / "truth" / "records.parquet")
+    candidates.append(world_path(run, "truth_records"))
     for key in ("truth", "truth_records"):
         value = (manifest or {}).get(key)
         if isinstance(value, str):
@@ -598,7 +598,7 @@ def _truth_for(
         if isinstance(src, dict) and isinstance(src.get("path"), str):
             p = Path(src["path"])
             for base in [p] if p.is_absolute() else [run / p, run.parent / p, p]:
-                candidates.append(base.parent / "truth" / "records.parquet")
+                candidates.append(world_path(base.parent, "truth_records"))
     path = next((p for p in candidates if p.exists()), None)
     if path is None:
         if truth is not None:
@@ -776,7 +776,8 @@ def _truth_section(
 def _review_section(review: str | os.PathLike | None, run: Path) -> Section:
     title, anchor = "Clerical review", "review"
     candidates = [Path(review)] if review is not None else []
-    candidates += [run / "review_labels.csv", run / "review" / "review_labels.csv"]
+    labels = ARTIFACTS["review_labels"].file
+    candidates += [run / labels, run / REVIEW_FOLDER / labels]
     path = next((p for p in candidates if p.exists()), None)
     if path is None:
         if review is not None:
@@ -835,9 +836,12 @@ def linkage_report(
     ``show_names`` adds names and birth dates to the pair sample and a banner to the page.
     """
     run = Path(run_dir)
-    for name in ("pairs.parquet", "clusters.parquet"):
-        if not (run / name).exists():
-            raise InputError(f"no {name}: run 'recapture link' first", file=str(run / name))
+    for name in ("pairs", "clusters"):
+        if not artifact_path(run, name).exists():
+            raise InputError(
+                f"no {ARTIFACTS[name].file}: run 'recapture link' first",
+                file=str(artifact_path(run, name)),
+            )
     pairs = pl.read_parquet(artifact_path(run, "pairs"))
     clusters = pl.read_parquet(
         artifact_path(run, "clusters"), columns=["record_id", "source", "person_id"]

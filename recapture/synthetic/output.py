@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from recapture import __version__
-from recapture.io import atomic_write, file_sha256, write_json, write_parquet
+from recapture.io import atomic_write, file_sha256, world_path, write_json, write_parquet
 
 TRUTH_SCHEMA_VERSION = "1"
 
@@ -100,18 +100,18 @@ def write_world(world, out_dir: str | os.PathLike) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     run_id = f"sim-{world.config.seed}-{world.config.size}"
     jobs = {
-        "police": lambda: write_police_extract(world.police, out / "police.csv"),
-        "iom": lambda: write_iom_extract(world.iom, out / "iom.csv"),
+        "police": lambda: write_police_extract(world.police, world_path(out, "police")),
+        "iom": lambda: write_iom_extract(world.iom, world_path(out, "iom")),
         "truth_people": lambda: write_parquet(
             world.people,
-            out / "truth" / "people.parquet",
+            world_path(out, "truth_people"),
             artifact="truth_people",
             schema_version=TRUTH_SCHEMA_VERSION,
             run_id=run_id,
         ),
         "truth_records": lambda: write_parquet(
             world.records,
-            out / "truth" / "records.parquet",
+            world_path(out, "truth_records"),
             artifact="truth_records",
             schema_version=TRUTH_SCHEMA_VERSION,
             run_id=run_id,
@@ -144,7 +144,7 @@ def write_world(world, out_dir: str | os.PathLike) -> dict[str, Path]:
             for name, path in paths.items()
         },
     }
-    paths["manifest"] = write_json(manifest, out / "manifest.json")
+    paths["manifest"] = write_json(manifest, world_path(out, "manifest"))
     return paths
 
 

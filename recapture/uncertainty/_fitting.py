@@ -127,15 +127,13 @@ def run_tasks(
         init(*init_args)
         return [task(k) for k in range(n)]
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+
+    from recapture.workers import worker_pool
 
     with (
         single_threaded_children(),
-        ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=mp.get_context("spawn"),
-            initializer=init,
-            initargs=init_args,
+        worker_pool(
+            workers, mp_context=mp.get_context("spawn"), initializer=init, initargs=init_args
         ) as pool,
     ):
         return list(pool.map(task, range(n), chunksize=max(1, n // (4 * workers))))

@@ -20,11 +20,10 @@ import polars as pl
 
 from recapture import progress
 from recapture.errors import InputError
-from recapture.io import artifact_path, write_json, write_parquet
+from recapture.io import ARTIFACTS
 from recapture.schemas import (
     BIRTH_DATE_QUALITY,
     EXTRACT_MODELS,
-    SCHEMA_VERSIONS,
     QuarantineSchema,
     RecordSchema,
 )
@@ -695,22 +694,9 @@ def validate_extracts(
     result = ValidationResult(records=records, quarantine=quarantine, summary=summary)
     if out_dir is not None:
         out = Path(out_dir)
-        meta = {"run_id": run_id} if run_id else {}
-        result.paths["records"] = write_parquet(
-            records,
-            artifact_path(out, "records"),
-            artifact="records",
-            schema_version=SCHEMA_VERSIONS["records"],
-            **meta,
-        )
-        result.paths["quarantine"] = write_parquet(
-            quarantine,
-            artifact_path(out, "quarantine"),
-            artifact="quarantine",
-            schema_version=SCHEMA_VERSIONS["quarantine"],
-            **meta,
-        )
-        result.paths["summary"] = write_json(summary, artifact_path(out, "validation_summary"))
+        result.paths["records"] = ARTIFACTS["records"].write(records, out, run_id=run_id)
+        result.paths["quarantine"] = ARTIFACTS["quarantine"].write(quarantine, out, run_id=run_id)
+        result.paths["summary"] = ARTIFACTS["validation_summary"].write(summary, out)
     progress.info(f"  {records.height:,} records, {quarantine.height:,} quarantined")
     return result
 

@@ -23,7 +23,6 @@ replicates and the interval the unstabilised refits would have given are reporte
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +31,7 @@ import numpy as np
 from recapture.errors import ConfigError
 from recapture.estimators.count.fit import fit_ml, population_size
 from recapture.estimators.count.problem import CountProblem
+from recapture.workers import worker_pool
 
 BOOTSTRAP_TYPES = ("parametric", "semiparametric", "nonparametric")
 DIVERGENCE = 8.0
@@ -194,7 +194,7 @@ def run_bootstrap(
         out = _chunk(job, children)
     else:
         parts = [children[i::workers] for i in range(workers)]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with worker_pool(workers) as pool:
             results = list(pool.map(_chunk, [job] * workers, parts))
         out = np.empty((replicates, 4))
         for i in range(workers):

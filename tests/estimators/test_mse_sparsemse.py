@@ -15,7 +15,7 @@ import pytest
 from recapture.estimators.loglinear import LogLinearModel, capture_table, check_model, parse_terms
 from recapture.estimators.loglinear.search import exhaustive, sparsemse_stepwise, stepwise
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 UK_LISTS = ["LA", "NG", "PFNCA", "GO", "GP"]
 
 

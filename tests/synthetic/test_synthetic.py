@@ -25,11 +25,12 @@ from recapture.synthetic import (
     config_from_dict,
     load_config,
     simulate_world,
+    spelling,
     write_world,
 )
 from recapture.synthetic import names as pools
 from recapture.synthetic.config import POLICE_UNITS
-from recapture.synthetic.simulate import _choose_forms, _name_part
+from recapture.synthetic.noise import _choose_forms, _name_part
 
 POLICE_COLUMNS = [
     "registratienummer",
@@ -291,15 +292,15 @@ def test_name_pools_are_skewed_and_varied(world):
 
 def test_spelling_variants_cover_the_known_forms():
     assert {"Mohammed", "Muhammad", "Mouhamed", "Mohamad"} <= set(
-        pools.spelling_variants("Mohamed", "maghrebi", limit=20)
+        spelling.spelling_variants("Mohamed", "maghrebi", limit=20)
     )
-    slavic = {pools.render(v) for v in pools.spelling_variants("Шевченко", "slavic")}
-    assert pools.romanise("Шевченко") == "Shevchenko"
+    slavic = {spelling.render(v) for v in spelling.spelling_variants("Шевченко", "slavic")}
+    assert spelling.romanise("Шевченко") == "Shevchenko"
     assert {"Sjevtsjenko", "Chevtchenko"} <= slavic
-    assert "Oeztuerk" in pools.spelling_variants("Öztürk", "turkish")
-    assert pools.compound_alternative("El Amrani") == "Elamrani"
-    assert pools.compound_alternative("Abdel~kader") == "Abdel Kader"
-    assert pools.render("Abdel~kader") == "Abdelkader"
+    assert "Oeztuerk" in spelling.spelling_variants("Öztürk", "turkish")
+    assert spelling.compound_alternative("El Amrani") == "Elamrani"
+    assert spelling.compound_alternative("Abdel~kader") == "Abdel Kader"
+    assert spelling.render("Abdel~kader") == "Abdelkader"
 
 
 # ----------------------------------------------------------------------------- noise rates

@@ -7,7 +7,7 @@ import pytest
 from recapture.errors import ConfigError, InputError
 from recapture.estimators import MODELS, estimate
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def test_models_are_registered():

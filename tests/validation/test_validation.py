@@ -23,7 +23,7 @@ from recapture.validation import (
     validate_extracts,
 )
 
-DATA = Path(__file__).parent / "data" / "validation"
+DATA = Path(__file__).parents[1] / "data" / "validation"
 AS_OF = dt.date(2020, 1, 1)
 
 POLICE_HEADER = [
@@ -204,7 +204,7 @@ def test_encoding_bom_latin1_quoted_delimiters_and_trailing_spaces(tmp_path):
 def test_mixed_date_formats_declared_in_the_definition(tmp_path):
     definition = tmp_path / "mixed.toml"
     base = (
-        Path(__file__).parents[1] / "recapture" / "validation" / "sources" / "police.toml"
+        Path(__file__).parents[2] / "recapture" / "validation" / "sources" / "police.toml"
     ).read_text()
     definition.write_text(
         base.replace(
@@ -226,7 +226,7 @@ def test_mixed_date_formats_declared_in_the_definition(tmp_path):
 
 def test_policy_turns_errors_into_warnings(tmp_path):
     base = (
-        Path(__file__).parents[1] / "recapture" / "validation" / "sources" / "police.toml"
+        Path(__file__).parents[2] / "recapture" / "validation" / "sources" / "police.toml"
     ).read_text()
     definition = tmp_path / "lenient.toml"
     definition.write_text(
@@ -437,7 +437,7 @@ def test_hand_written_layout_needs_only_a_new_definition():
 
 
 def test_builtin_definitions_match_the_documented_layouts():
-    doc = (Path(__file__).parents[1] / "docs" / "extracts.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).parents[2] / "docs" / "extracts.md").read_text(encoding="utf-8")
     police, iom = load_source_definition("police"), load_source_definition("iom")
     police_part = doc.split("## Police apprehensions")[1].split("## IOM")[0]
     iom_part = doc.split("## IOM assisted returns")[1].split("## Truth")[0]
@@ -476,7 +476,7 @@ def test_bad_definition_keys_raise_config_error_naming_the_key(patch, key):
 
 
 def test_every_check_has_a_message_and_a_documented_policy():
-    doc = (Path(__file__).parents[1] / "docs" / "validation.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).parents[2] / "docs" / "validation.md").read_text(encoding="utf-8")
     for code, level in DEFAULT_POLICY.items():
         assert code in MESSAGES
         assert f"`{code}`" in doc and level in doc

@@ -19,7 +19,7 @@ from recapture.estimators.closed_population import (
 )
 from recapture.estimators.loglinear import LogLinearModel
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 HIV_LISTS = ["c1", "c2", "c3", "c4"]
 
 # Seber (1982, p. 107), as in Rcapture's closedp example: 167 on both lists, 781 on the first

@@ -30,7 +30,7 @@ from recapture.estimators import (
     estimate_from_frequencies,
 )
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 FULL = "~ gender + age + reason + nation"
 
 

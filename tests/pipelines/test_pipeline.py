@@ -20,7 +20,6 @@ from recapture.config import load_config, parse_config
 from recapture.errors import ConfigError, StageError
 from recapture.io import read_metadata
 from recapture.pipelines.run import run_pipeline
-from recapture.synthetic import SimulationConfig, run_simulation
 
 PIPELINE = """
 [run]
@@ -61,21 +60,10 @@ enabled = false
 """
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("pipeline")
-    run_simulation(SimulationConfig(size=2_500, seed=5), base / "world")
-    return base
-
-
 @pytest.fixture()
-def project(world: Path, tmp_path: Path) -> Path:
+def project(simulated_world, make_project) -> Path:
     """A fresh folder with the world's extracts (copied, so tests may change them)."""
-    (tmp_path / "world").mkdir()
-    for name in ("police.csv", "iom.csv"):
-        (tmp_path / "world" / name).write_bytes((world / "world" / name).read_bytes())
-    (tmp_path / "pipeline.toml").write_text(PIPELINE, encoding="utf-8")
-    return tmp_path
+    return make_project(simulated_world(2_500, 5), PIPELINE)
 
 
 def _stages(run_dir: Path) -> dict:
@@ -316,7 +304,7 @@ def test_estimate_cli_linkage_aware_on_a_run(project: Path):
     assert rows[1]["n_observed"] >= rows[0]["n_observed"]
 
 
-def test_review_round_trip_on_a_run(project: Path, world: Path):
+def test_review_round_trip_on_a_run(project: Path, simulated_world):
     result = run_pipeline(project / "pipeline.toml")
     sample_path = project / "review.csv"
     assert (
@@ -339,7 +327,8 @@ def test_review_round_trip_on_a_run(project: Path, world: Path):
     # label the sample from the simulator's truth, as a reviewer would from the records
     records = pl.read_parquet(result.path("records"), columns=["record_id", "source", "source_key"])
     truth = pl.read_parquet(
-        world / "world" / "truth" / "records.parquet", columns=["source", "source_key", "person_id"]
+        simulated_world(2_500, 5) / "truth" / "records.parquet",
+        columns=["source", "source_key", "person_id"],
     )
     person = dict(
         records.join(truth, on=["source", "source_key"])
