@@ -232,3 +232,42 @@ def test_identical_records_say_why_the_model_cannot_fit():
     """60 copies of one registration: no pair of different people to learn u from."""
     with pytest.raises(InputError, match="too few distinct people"):
         link_records(canonical([PEOPLE[0]] * 60), LinkageSettings.from_dict({"workers": 1}))
+
+
+def test_v_number_both_missing_can_be_a_level_of_its_own():
+    """A person without a V-number lacks it in every registration: with
+    ``both_missing_level`` two records both without one get their own level (own m and u)
+    instead of neutral."""
+    comps = LinkageSettings.default().to_dict()["comparisons"]
+    for c in comps:
+        if c["name"] == "v_number":
+            c["both_missing_level"] = True
+    settings = LinkageSettings.from_dict({"comparisons": comps})
+    names = settings.comparisons[-1].level_names()
+    assert names == ["else", "both_missing", "one_side_only", "one_edit", "exact"]
+    rows = [PEOPLE[0], PEOPLE[1], PEOPLE[2], PEOPLE[3]]
+    recs, prep = _prepared(canonical(rows), settings)
+    gammas, _, _ = compare_pairs(prep, np.array([0, 0, 2]), np.array([1, 2, 3]))
+    assert [names[g] for g in gammas["v_number"]] == ["one_edit", "one_side_only", "both_missing"]
+
+
+def test_plus_n_blocking_key_pairs_a_year_with_the_next():
+    """``plus1(birth_year)`` as a right key: a given name, nationality and sex agreeing with
+    birth years one apart make a candidate pair, in either order."""
+    from recapture.linkage.blocking import block
+    from recapture.linkage.settings import BlockingRule
+
+    base = {"given_name_key": "MHMT", "nationality_iso3": "MAR", "sex": "M"}
+    rows = [
+        dict(base, birth_year=1990),
+        dict(base, birth_year=1991),
+        dict(base, birth_year=1989),
+        dict(base, birth_year=1993),
+    ]
+    recs = canonical(rows).sort("record_id").with_row_index(ROW)
+    keys = ["given_name_key", "nationality_iso3", "sex"]
+    rule = BlockingRule("year_apart", keys + ["birth_year"], keys + ["plus1(birth_year)"])
+    got = block(recs, [rule], 100)
+    assert sorted(zip(got.i.tolist(), got.j.tolist(), strict=True)) == [(0, 1), (0, 2)]
+    with pytest.raises(ConfigError, match="blocking key"):
+        LinkageSettings.from_dict({"blocking_rules": [{"name": "x", "keys": ["plus(birth_year)"]}]})

@@ -330,12 +330,13 @@ class ExactKind(ComparisonKind):
 @register_kind
 class IdKind(ComparisonKind):
     """Identifiers: ``exact``, ``one_edit`` (one substitution, insertion, deletion or
-    adjacent transposition), optionally ``one_side_only``, ``else``."""
+    adjacent transposition), optionally ``one_side_only`` and ``both_missing``, ``else``."""
 
     name = "id"
 
     def level_names(self, comp):
         names = ["exact", "one_edit"] + (["one_side_only"] if comp.one_side_level else [])
+        names += ["both_missing"] if comp.both_missing_level else []
         return (names + ["else"])[::-1]
 
     def columns(self, comp):
@@ -363,4 +364,6 @@ class IdKind(ComparisonKind):
         gamma[~both] = MISSING
         if comp.one_side_level:
             gamma[(cl >= 0) != (cr >= 0)] = names.index("one_side_only")
+        if comp.both_missing_level:
+            gamma[(cl < 0) & (cr < 0)] = names.index("both_missing")
         return gamma

@@ -20,9 +20,10 @@ from typing import Any
 
 from recapture.errors import ConfigError
 
-#: Blocking-key transforms: ``first3(family_name)``, ``last2(x)``, ``token1(x)``, ``compact(x)``.
+#: Blocking-key transforms: ``first3(family_name)``, ``last2(x)``, ``token1(x)``, ``compact(x)``,
+#: ``plus1(birth_year)`` (a number plus n: as a right key, pairs a year with the next one).
 KEY_TRANSFORM = re.compile(
-    r"^(?P<fn>first|last)(?P<n>\d+)\((?P<col>\w+)\)$|^(?P<fn2>token1|compact|sorted)\((?P<col2>\w+)\)$"
+    r"^(?P<fn>first|last|plus)(?P<n>\d+)\((?P<col>\w+)\)$|^(?P<fn2>token1|compact|sorted)\((?P<col2>\w+)\)$"
 )
 
 
@@ -94,6 +95,10 @@ class Comparison:
     #: ``id``: a level ``one_side_only`` for a value present on one record only (instead
     #: of neutral), for identifiers that a person's records tend to carry all or none.
     one_side_level: bool = False
+    #: ``id``: a level ``both_missing`` (instead of neutral) for an identifier absent on both
+    #: records: a person without one lacks it in every registration, so two records both
+    #: without it are more often one person than two random records are.
+    both_missing_level: bool = False
     #: Settings of a kind defined in code (declared by the kind's ``options``).
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -352,7 +357,7 @@ def parse_key(key: str, where: str | None = None) -> tuple[str | None, str, int]
     if m is None:
         if not re.fullmatch(r"\w+", key):
             raise ConfigError(
-                f"bad blocking key {key!r}: a column, firstN(col), lastN(col), token1(col), compact(col) or sorted(col)",
+                f"bad blocking key {key!r}: a column, firstN(col), lastN(col), plusN(col), token1(col), compact(col) or sorted(col)",
                 key=where,
             )
         return None, key, 0
