@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 
 import numpy as np
 import polars as pl
@@ -81,7 +82,8 @@ def test_compare_batch_on_values_equals_positions():
     recs, prep = _prepared(canonical(PEOPLE), settings)
     i, j = np.triu_indices(recs.height, k=1)
     by_rows = compare_batch(settings, prep, pa.RecordBatch.from_pydict({"row_l": i, "row_r": j}))
-    by_values = compare_batch(settings, prep.for_batches(), _value_batch(recs, settings, i, j))
+    shipped = pickle.loads(pickle.dumps(prep.for_batches()))  # as broadcast to workers
+    by_values = compare_batch(settings, shipped, _value_batch(recs, settings, i, j))
     assert by_rows.schema.names == by_values.schema.names
     assert by_rows.equals(by_values)
     assert by_rows.column("names_swapped").to_pylist()[0] is True

@@ -303,11 +303,19 @@ class PairBatch:
     pair's given and family names are swapped); ``raw_right(col)`` ignores the swap.
     """
 
-    def __init__(self, prep: PreparedRecords, size: int, fetch: Callable[[str, str], np.ndarray]):
+    def __init__(
+        self,
+        prep: PreparedRecords,
+        size: int,
+        fetch: Callable[[str, str], np.ndarray],
+        cache: bool = True,
+    ):
         self.prep = prep
         self.size = size
         self._fetch = fetch
-        self._cache: dict[tuple[str, str], np.ndarray] = {}
+        #: encoded values are kept per column when fetching is costly (values to encode);
+        #: record positions are gathered afresh, so millions of pairs hold no copies
+        self._cache: dict[tuple[str, str], np.ndarray] | None = {} if cache else None
         self.swap = np.zeros(size, dtype=bool)
         self.partner: dict[str, str] = _partners(prep.settings)
 
@@ -322,7 +330,7 @@ class PairBatch:
                 arr = prep.codes[col] if col in prep.codes else prep.ints[col]
             return arr[i if side == "l" else j]
 
-        return cls(prep, len(i), fetch)
+        return cls(prep, len(i), fetch, cache=False)
 
     @classmethod
     def from_values(cls, prep: PreparedRecords, batch: pa.RecordBatch) -> PairBatch:
@@ -341,6 +349,8 @@ class PairBatch:
         return cls(prep, batch.num_rows, fetch)
 
     def _get(self, col: str, side: str) -> np.ndarray:
+        if self._cache is None:
+            return self._fetch(col, side)
         key = (col, side)
         if key not in self._cache:
             self._cache[key] = self._fetch(col, side)
