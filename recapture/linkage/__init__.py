@@ -6,18 +6,28 @@ Public API::
     result = link_records(records, LinkageSettings.default())
     write_linkage(result, "out/")
 
-See docs/linkage.md for the model, the blocking rules, comparison levels and settings.
+Engines that compare pairs elsewhere (e.g. on Arrow batches in Spark executors) call
+``compare_batch(settings, prepared, batch)`` and ``score_batch(model, levels)``, exactly as
+the local engine does. See docs/linkage.md for the model, the blocking rules, comparison levels and settings.
 """
 
+from recapture.linkage.comparisons import PreparedRecords, compare_batch
 from recapture.linkage.engine import LinkageResult, link_records, read_linkage_model, write_linkage
+from recapture.linkage.kinds import ComparisonKind, register_kind
+from recapture.linkage.model import score_batch
 from recapture.linkage.settings import BlockingRule, Comparison, LinkageSettings
 
 __all__ = [
     "BlockingRule",
     "Comparison",
+    "ComparisonKind",
     "LinkageResult",
     "LinkageSettings",
+    "PreparedRecords",
+    "compare_batch",
     "link_records",
     "read_linkage_model",
+    "register_kind",
+    "score_batch",
     "write_linkage",
 ]

@@ -60,6 +60,8 @@ def key_expr(key: str, alias: str) -> pl.Expr:
         expr = expr.str.replace_all(r"[\s\-']", "")
     elif fn == "sorted":
         expr = expr.str.split(" ").list.sort().list.join(" ")
+    elif fn == "plus":
+        return (expr + n).alias(alias)
     if fn is not None:
         expr = pl.when(expr.str.len_chars() > 0).then(expr).otherwise(None)
     return expr.alias(alias)

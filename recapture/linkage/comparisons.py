@@ -1,32 +1,44 @@
-"""Comparison levels of record pairs, computed vectorised over arrays of pairs.
+"""Comparison levels of record pairs, computed vectorised over batches of pairs.
 
-Records are encoded once: every string column becomes integer codes into a vocabulary, so a
-comparison of millions of pairs gathers codes with numpy and calls the C string-similarity
-kernels of rapidfuzz (``process.cpdist``) only on the *distinct* pairs of values, which are
-far fewer than the pairs of records (namesakes, repeated registrations of one person).
+Records are encoded once (:class:`PreparedRecords`): every string column a comparison
+reads becomes integer codes into a vocabulary, with term-frequency tables, so a comparison
+of millions of pairs gathers codes with numpy and calls the C string-similarity kernels of
+rapidfuzz (``process.cpdist``) only on the *distinct* pairs of values, which are far fewer
+than the pairs of records (namesakes, repeated registrations of one person).
 
-A comparison returns ``gamma`` (int8): the level index, 0 = least agreement, the highest
-index = exact agreement, and -1 when a value is missing on either side (neutral in the
-model). String comparisons with ``tf`` also return the term-frequency adjustment in bits
-for pairs at the ``exact`` and ``key`` levels (see :mod:`recapture.linkage.model`).
+What each comparison does is its kind's business (:mod:`recapture.linkage.kinds`); this
+module only prepares the columns the kinds ask for, detects swapped given and family names,
+and runs the kinds over a batch of pairs. :func:`compare_batch` is the one entry point, for
+the local engine and for any engine that ships batches of pairs elsewhere (Arrow in, Arrow
+out): a pure function of the settings, the prepared vocabularies/TF tables and the batch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-import pandas as pd
 import polars as pl
-from rapidfuzz import fuzz, process
-from rapidfuzz.distance import OSA, JaroWinkler
+import pyarrow as pa
+from rapidfuzz.distance import JaroWinkler
 
+from recapture.errors import InputError
+from recapture.linkage.kinds import (  # noqa: F401  (re-exported kernels)
+    MISSING,
+    QUALITY_CODES,
+    kind_of,
+    multi_pair_scores,
+    pair_scores,
+)
 from recapture.linkage.settings import Comparison, LinkageSettings
 
-MISSING = np.int8(-1)
-QUALITY_CODES = {"full": 0, "default": 1, "month_year": 2, "year_only": 3, "missing": 4}
 #: Names whose alignment is clearly better swapped (sum of two Jaro–Winkler scores).
 SWAP_MARGIN = 0.15
+#: Batch columns that hold record positions into the prepared records (local engine).
+ROW_L, ROW_R = "row_l", "row_r"
+#: Pseudo-column of a PairBatch: the joint-name correction of each side's own names.
+JOINT = "\0joint_name_bits"
 
 
 @dataclass
@@ -64,28 +76,39 @@ class Vocabulary:
             ),
         )
 
-    def encode(self, s: pl.Series) -> np.ndarray:
-        """int32 codes of a column (-1 for missing or empty)."""
+    def encode(self, s: pl.Series, strict: bool = True) -> np.ndarray:
+        """int32 codes of a column (-1 for missing or empty, and for unknown values when
+        not ``strict``)."""
         s = s.cast(pl.String)
         s = pl.select(pl.when(s.str.len_chars() > 0).then(s).otherwise(None)).to_series()
-        codes = s.cast(pl.Enum(self.values.tolist())).to_physical().cast(pl.Int32)
+        codes = s.cast(pl.Enum(self.values.tolist()), strict=strict).to_physical().cast(pl.Int32)
         return codes.fill_null(-1).to_numpy()
 
 
 @dataclass
 class PreparedRecords:
-    """Records encoded once for comparing any set of pairs."""
+    """Records encoded once for comparing any set of pairs.
+
+    ``vocab_of``, ``tf``, ``tf_sq`` and the joint-name table are all a batch of value pairs
+    needs (:meth:`for_batches` keeps only those); ``codes``/``ints`` (per record) let the
+    local engine pass record positions instead of values.
+    """
 
     n: int
     settings: LinkageSettings
     frame: pl.DataFrame | None = None  # the records (with row positions), for training blocks
-    codes: dict[str, np.ndarray] = field(default_factory=dict)
+    codes: dict[str, np.ndarray] = field(default_factory=dict)  # string column → code per record
     vocab_of: dict[str, Vocabulary] = field(default_factory=dict)
-    ints: dict[str, np.ndarray] = field(default_factory=dict)
+    ints: dict[str, np.ndarray] = field(default_factory=dict)  # int/float/quality per record
+    encoding: dict[str, str] = field(default_factory=dict)  # column → encoding (kinds.ENCODINGS)
     tf: dict[str, np.ndarray] = field(default_factory=dict)  # column → frequency per code
     tf_sq: dict[str, float] = field(default_factory=dict)  # column → Σ frequency²
-    #: per record: log2(f(given)·f(family) / f(given, family)) ≤ 0 over distinct people
-    joint_name_bits: np.ndarray | None = None
+    #: log2(f(given)·f(family) / f(given, family)) ≤ 0 over distinct people, per distinct
+    #: (given key, family key) code pair (sorted ``joint_codes``, aligned ``joint_bits``)
+    joint_codes: np.ndarray | None = None
+    joint_bits: np.ndarray | None = None
+    #: the same correction per record (a gather instead of a search for record positions)
+    record_joint_bits: np.ndarray | None = None
 
     @classmethod
     def build(cls, records: pl.DataFrame, settings: LinkageSettings) -> PreparedRecords:
@@ -98,12 +121,14 @@ class PreparedRecords:
             if swap_keys:
                 string_cols.append(list(swap_keys))
         grouped = {c for group in string_cols for c in group}
-        person_first = _person_first(records, swap)
+        for col in grouped:
+            prep.encoding[col] = "string"
+        person_cols = [c for c in settings.tf_person_columns if c in records.columns]
+        person_first = _person_first(records, swap, person_cols)
         for comp in settings.comparisons:
-            if comp.kind == "date":
-                continue
-            for col in (comp.column, comp.key_column, comp.group_column):
-                if col and col not in grouped:
+            for col, enc in kind_of(comp.kind).columns(comp).items():
+                prep.encoding.setdefault(col, enc)
+                if enc == "string" and col not in grouped:
                     string_cols.append([col])
                     grouped.add(col)
         for group in string_cols:
@@ -111,28 +136,22 @@ class PreparedRecords:
             for col in group:
                 prep.vocab_of[col] = vocab
                 prep.codes[col] = vocab.encode(records[col])
+        for col, enc in prep.encoding.items():
+            if enc != "string":
+                prep.ints[col] = _encode_numeric(records[col], enc)
         for comp in settings.comparisons:
-            if comp.kind == "date":
-                for col in (comp.year, comp.month, comp.day):
-                    if col and col not in prep.ints:
-                        prep.ints[col] = records[col].cast(pl.Int32).fill_null(-1).to_numpy()
-                if comp.quality:
-                    q = (
-                        records[comp.quality]
-                        .cast(pl.String)
-                        .replace_strict(
-                            QUALITY_CODES, default=QUALITY_CODES["missing"], return_dtype=pl.Int8
-                        )
+            for col in kind_of(comp.kind).tf_columns(comp):
+                if col not in prep.tf:
+                    prep.tf[col], prep.tf_sq[col] = _frequencies(
+                        prep.codes[col], len(prep.vocab_of[col].values), person_first
                     )
-                    prep.ints[comp.quality] = q.to_numpy()
-            if comp.tf:
-                for col in (comp.column, comp.key_column):
-                    if col and col not in prep.tf:
-                        prep.tf[col], prep.tf_sq[col] = _frequencies(
-                            prep.codes[col], len(prep.vocab_of[col].values), person_first
-                        )
         if swap_keys and settings.joint_name_tf:
-            prep.joint_name_bits = _joint_name_bits(records, swap_keys, settings)
+            prep.joint_codes, prep.joint_bits = _joint_name_table(
+                records, swap_keys, person_cols, prep, settings
+            )
+            prep.record_joint_bits = _joint_lookup(
+                prep, prep.codes[swap_keys[0]], prep.codes[swap_keys[1]]
+            )
         # frequencies of the swap partners too (shared vocabulary), for swapped pairs
         for group in string_cols[: 2 if swap_keys else 1] if swap else []:
             for col in group:
@@ -142,9 +161,44 @@ class PreparedRecords:
                     )
         return prep
 
+    def for_batches(self) -> PreparedRecords:
+        """A copy without the per-record arrays: what a worker comparing value batches needs."""
+        return replace(self, frame=None, codes={}, ints={}, record_joint_bits=None)
 
-def _person_first(records: pl.DataFrame, names: list[str]) -> np.ndarray | None:
-    """Per record: is it the first with its (names, birth year, sex)? None without names.
+    def encode(self, col: str, values: pl.Series) -> np.ndarray:
+        """Encode a batch column of values as this column is encoded for the records."""
+        enc = self.encoding[col]
+        if enc != "string":
+            return _encode_numeric(values, enc)
+        codes = self.vocab_of[col].encode(values, strict=False)
+        unknown = (codes < 0) & (values.cast(pl.String).str.len_chars().fill_null(0) > 0).to_numpy()
+        if unknown.any():
+            k = int(np.flatnonzero(unknown)[0])
+            raise InputError(
+                f"value {values[k]!r} is not in the prepared vocabulary (prepare from all records)",
+                row=k,
+                column=col,
+            )
+        return codes
+
+
+def _encode_numeric(s: pl.Series, enc: str) -> np.ndarray:
+    if enc == "int":
+        return s.cast(pl.Int32).fill_null(-1).to_numpy()
+    if enc == "float":
+        return s.cast(pl.Float64).fill_null(float("nan")).to_numpy()
+    return (
+        s.cast(pl.String)
+        .replace_strict(QUALITY_CODES, default=QUALITY_CODES["missing"], return_dtype=pl.Int8)
+        .to_numpy()
+    )
+
+
+def _person_first(
+    records: pl.DataFrame, names: list[str], person_cols: list[str]
+) -> np.ndarray | None:
+    """Per record: is it the first with its names and ``tf_person_columns`` (by default
+    birth year and sex)? None without names.
 
     Term frequencies count people, not records: a man registered five times would make
     his own name look five times as common and the pairs of his own registrations — the
@@ -153,7 +207,7 @@ def _person_first(records: pl.DataFrame, names: list[str]) -> np.ndarray | None:
     """
     if not names or any(c not in records.columns for c in names):
         return None
-    cols = list(names) + [c for c in ("birth_year", "sex") if c in records.columns]
+    cols = list(names) + person_cols
     return records.select(pl.struct(cols).is_first_distinct()).to_series().to_numpy()
 
 
@@ -168,9 +222,13 @@ def _frequencies(
     return np.maximum(freq, 1.0 / total), float(np.sum(freq**2))
 
 
-def _joint_name_bits(
-    records: pl.DataFrame, keys: list[str], settings: LinkageSettings
-) -> np.ndarray:
+def _joint_name_table(
+    records: pl.DataFrame,
+    keys: list[str],
+    person_cols: list[str],
+    prep: PreparedRecords,
+    settings: LinkageSettings,
+) -> tuple[np.ndarray, np.ndarray]:
     """Correction for given and family names that go together (Mohamed with El Amrani).
 
     Separate TF weights treat agreement on the given and on the family name as independent
@@ -185,26 +243,26 @@ def _joint_name_bits(
     where the birth date could not confirm them (e.g. 11 expected matches vs 21 true
     among the pairs with a missing birth date on the default simulated world).
     Only a penalty (≤ 0): a rare combination of common names keeps its separate weights.
+    People are told apart by ``tf_person_columns``; a record missing the first of them
+    (the birth year by default) is the "undated" record above.
+
+    The correction depends only on the two key values, so it is returned as a table over
+    their distinct code pairs (``code(given)·size + code(family)``, sorted) and the bits.
     """
     given, family = keys
-    people = (
-        records.select(given, family, *[c for c in ("birth_year", "sex") if c in records.columns])
-        .drop_nulls([given, family])
-        .unique()
-    )
-    if "birth_year" in people.columns:
-        dated = people.filter(pl.col("birth_year").is_not_null())
-        undated = people.filter(pl.col("birth_year").is_null()).join(
-            dated, on=[given, family], how="anti"
-        )
+    people = records.select(given, family, *person_cols).drop_nulls([given, family]).unique()
+    if person_cols:
+        first = person_cols[0]
+        dated = people.filter(pl.col(first).is_not_null())
+        undated = people.filter(pl.col(first).is_null()).join(dated, on=[given, family], how="anti")
         people = pl.concat([dated, undated.unique([given, family])])
     n = max(people.height, 1)
     kg = people.group_by(given).len().rename({"len": "kg"})
     kf = people.group_by(family).len().rename({"len": "kf"})
     kj = people.group_by([given, family]).len().rename({"len": "kj"})
+    combos = records.select(given, family).drop_nulls().unique()
     bits = (
-        records.select(given, family)
-        .join(kg, on=given, how="left")
+        combos.join(kg, on=given, how="left")
         .join(kf, on=family, how="left")
         .join(kj, on=[given, family], how="left")
         .select(
@@ -216,72 +274,153 @@ def _joint_name_bits(
         )
         .to_series()
         .to_numpy()
+        .astype(np.float32)
     )
-    return bits.astype(np.float32)
+    size = np.int64(len(prep.vocab_of[given].values) + 1)
+    gc = prep.vocab_of[given].encode(combos[given]).astype(np.int64)
+    fc = prep.vocab_of[family].encode(combos[family]).astype(np.int64)
+    combined = gc * size + fc
+    order = np.argsort(combined)
+    return combined[order], bits[order]
 
 
 def _swap_key_columns(settings: LinkageSettings) -> list[str] | None:
     """Key columns of the two swappable name comparisons, in the same (given, family) order."""
     if not settings.name_swap:
         return None
-    keys = {c.column: c.key_column for c in settings.comparisons if c.kind == "string"}
+    keys = {c.column: c.key_column for c in settings.comparisons if c.key_column}
     given, family = settings.name_swap
     if keys.get(given) and keys.get(family):
         return [keys[given], keys[family]]
     return None
 
 
-# ------------------------------------------------------------------ string kernels
-def pair_scores(
-    cl: np.ndarray, cr: np.ndarray, forms: np.ndarray, scorer, workers: int = -1, fill: float = 0.0
-) -> np.ndarray:
-    """scorer(forms[cl], forms[cr]) for aligned code arrays, computed once per distinct pair."""
-    return multi_pair_scores(cl, cr, [(forms, scorer)], workers, fill)[0]
+# ------------------------------------------------------------------ a batch of pairs
+class PairBatch:
+    """The encoded left and right values of a batch of pairs, fetched per column on demand.
+
+    ``right(col)`` is the right value after the name swap (the partner column where the
+    pair's given and family names are swapped); ``raw_right(col)`` ignores the swap.
+    """
+
+    def __init__(
+        self,
+        prep: PreparedRecords,
+        size: int,
+        fetch: Callable[[str, str], np.ndarray],
+        cache: bool = True,
+    ):
+        self.prep = prep
+        self.size = size
+        self._fetch = fetch
+        #: encoded values are kept per column when fetching is costly (values to encode);
+        #: record positions are gathered afresh, so millions of pairs hold no copies
+        self._cache: dict[tuple[str, str], np.ndarray] | None = {} if cache else None
+        self.swap = np.zeros(size, dtype=bool)
+        self.partner: dict[str, str] = _partners(prep.settings)
+
+    @classmethod
+    def from_positions(cls, prep: PreparedRecords, i: np.ndarray, j: np.ndarray) -> PairBatch:
+        """Pairs of prepared records by position (the local engine)."""
+
+        def fetch(col: str, side: str) -> np.ndarray:
+            if col == JOINT:
+                arr = prep.record_joint_bits
+            else:
+                arr = prep.codes[col] if col in prep.codes else prep.ints[col]
+            return arr[i if side == "l" else j]
+
+        return cls(prep, len(i), fetch, cache=False)
+
+    @classmethod
+    def from_values(cls, prep: PreparedRecords, batch: pa.RecordBatch) -> PairBatch:
+        """Pairs given by their values: columns ``<column>_l`` and ``<column>_r``."""
+        frame = pl.from_arrow(batch)
+
+        def fetch(col: str, side: str) -> np.ndarray:
+            if col == JOINT:
+                gk, fk = _swap_key_columns(prep.settings)
+                return _joint_lookup(prep, fetch(gk, side), fetch(fk, side))
+            name = f"{col}_{side}"
+            if name not in frame.columns:
+                raise InputError("the batch of pairs lacks this column", column=name)
+            return prep.encode(col, frame[name])
+
+        return cls(prep, batch.num_rows, fetch)
+
+    def _get(self, col: str, side: str) -> np.ndarray:
+        if self._cache is None:
+            return self._fetch(col, side)
+        key = (col, side)
+        if key not in self._cache:
+            self._cache[key] = self._fetch(col, side)
+        return self._cache[key]
+
+    def left(self, col: str) -> np.ndarray:
+        return self._get(col, "l")
+
+    def raw_right(self, col: str) -> np.ndarray:
+        return self._get(col, "r")
+
+    def right(self, col: str) -> np.ndarray:
+        codes = self.raw_right(col)
+        other = self.partner.get(col)
+        if other is not None and self.swap.any():
+            codes = np.where(self.swap, self.raw_right(other), codes)
+        return codes
+
+    def tf_bits(self, col: str, cl: np.ndarray, cr: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """log2(Σf² / f(value)) of pairs ``idx`` agreeing on codes (cl, cr): positive for a
+        rare value, negative for a common one.
+
+        On a swapped pair a family name sits in the given-name comparison: its frequency is
+        the larger of its frequencies in the two columns, so "el amrani" is not taken for a
+        rare given name.
+        """
+        prep = self.prep
+        swapped = self.swap[idx]
+        partner = self.partner.get(col)
+        freq = np.maximum(prep.tf[col][cl], prep.tf[col][cr])
+        if partner is not None and partner in prep.tf and swapped.any():
+            other = np.maximum(prep.tf[partner][cl], prep.tf[partner][cr])
+            freq = np.where(swapped, np.maximum(freq, other), freq)
+        bits = np.log2(prep.tf_sq[col] / freq)
+        limit = prep.settings.tf_max_bits
+        return np.clip(bits, -limit, limit).astype(np.float32)
 
 
-def multi_pair_scores(
-    cl: np.ndarray, cr: np.ndarray, scorers: list, workers: int = -1, fill: float = 0.0
-) -> list[np.ndarray]:
-    """Several (forms, scorer) similarities of aligned code pairs; the distinct (unordered)
-    code pairs are found once (hash factorisation) and each scorer runs on them in C."""
-    outs = [np.full(cl.shape, fill, dtype=np.float32) for _ in scorers]
-    valid = (cl >= 0) & (cr >= 0)
-    if not valid.any():
-        return outs
-    lo = np.minimum(cl[valid], cr[valid]).astype(np.int64)
-    hi = np.maximum(cl[valid], cr[valid]).astype(np.int64)
-    size = np.int64(max(len(f) for f, _ in scorers) + 1)
-    inverse, uniq = pd.factorize(lo * size + hi)
-    ua, ub = uniq // size, uniq % size
-    for out, (forms, scorer) in zip(outs, scorers, strict=True):
-        scores = process.cpdist(
-            forms[ua], forms[ub], scorer=scorer, workers=workers, dtype=np.float32
-        )
-        out[valid] = scores[inverse]
-    return outs
+def _partners(settings: LinkageSettings) -> dict[str, str]:
+    if not settings.name_swap:
+        return {}
+    g, f = settings.name_swap
+    partner = {g: f, f: g}
+    keys = _swap_key_columns(settings)
+    if keys:
+        partner.update({keys[0]: keys[1], keys[1]: keys[0]})
+    return partner
 
 
-def name_swap_mask(prep: PreparedRecords, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+def name_swap_mask(pairs: PairBatch) -> np.ndarray:
     """Pairs whose given and family names agree clearly better when one side is swapped.
 
     Only pairs whose names share a 3-letter prefix crosswise are scored: a swap without
     that is not recognisable anyway, and it spares the similarity kernels most pairs.
     """
-    settings = prep.settings
+    settings = pairs.prep.settings
     if not settings.name_swap:
-        return np.zeros(i.shape, dtype=bool)
+        return np.zeros(pairs.size, dtype=bool)
     given, family = settings.name_swap
-    vocab = prep.vocab_of[given]
+    vocab = pairs.prep.vocab_of[given]
     forms = vocab.values
-    g, f = prep.codes[given], prep.codes[family]
-    gl, gr, fl, fr = g[i], g[j], f[i], f[j]
+    gl, gr = pairs.left(given), pairs.raw_right(given)
+    fl, fr = pairs.left(family), pairs.raw_right(family)
     full = (gl >= 0) & (gr >= 0) & (fl >= 0) & (fr >= 0)
     pre = vocab.prefix3
     cross = (pre[np.maximum(gl, 0)] == pre[np.maximum(fr, 0)]) | (
         pre[np.maximum(fl, 0)] == pre[np.maximum(gr, 0)]
     )
     idx = np.flatnonzero(full & ((gl != gr) | (fl != fr)) & cross)
-    swap = np.zeros(i.shape, dtype=bool)
+    swap = np.zeros(pairs.size, dtype=bool)
     if idx.size == 0:
         return swap
     jw = JaroWinkler.normalized_similarity
@@ -296,223 +435,100 @@ def name_swap_mask(prep: PreparedRecords, i: np.ndarray, j: np.ndarray) -> np.nd
     return swap
 
 
-# ------------------------------------------------------------------ comparisons
-def compare_string(comp: Comparison, prep: PreparedRecords, i, j, swap, partner: dict[str, str]):
-    """Levels exact / key / Jaro–Winkler bands / else, and TF bits at exact and key levels.
+def _joint_comparisons(settings: LinkageSettings) -> tuple[Comparison, Comparison] | None:
+    """The (given, family) name comparisons whose top two levels (exact, key) the joint-name
+    correction applies to."""
+    keys = _swap_key_columns(settings)
+    if not keys:
+        return None
+    comp_of = {c.column: c for c in settings.comparisons if c.key_column}
+    given, family = settings.name_swap
+    return comp_of[given], comp_of[family]
 
-    Everything but the key level depends only on the two values, so it is computed once per
-    distinct (unordered) pair of values and gathered back to the record pairs.
+
+def _joint_lookup(prep: PreparedRecords, gk: np.ndarray, fk: np.ndarray) -> np.ndarray:
+    size = np.int64(len(prep.vocab_of[_swap_key_columns(prep.settings)[0]].values) + 1)
+    code = gk.astype(np.int64) * size + fk.astype(np.int64)
+    table = prep.joint_codes
+    out = np.zeros(code.shape, dtype=np.float32)
+    if table.size == 0:
+        return out
+    pos = np.minimum(np.searchsorted(table, code), table.size - 1)
+    hit = (table[pos] == code) & (gk >= 0) & (fk >= 0)
+    out[hit] = prep.joint_bits[pos[hit]]
+    return out
+
+
+# ------------------------------------------------------------------ the entry point
+def compare_batch(
+    settings: LinkageSettings, prepared: PreparedRecords, batch: pa.RecordBatch
+) -> pa.RecordBatch:
+    """Comparison levels of a batch of record pairs: Arrow in, Arrow out.
+
+    ``batch`` holds either ``row_l``/``row_r`` (positions into the records ``prepared``
+    was built from) or, for every column the comparisons read, ``<column>_l`` and
+    ``<column>_r`` values (what a distributed engine ships to its workers; ``prepared``
+    can then be :meth:`PreparedRecords.for_batches` of all records). ``settings`` may also
+    be a fitted model (its settings are used).
+
+    Returns, per pair: ``gamma_<comparison>`` (int8 level, -1 missing), ``tf_<comparison>``
+    (float32 term-frequency bits) for comparisons that have them, ``tf_names_joint`` when
+    the joint-name correction is on, and ``names_swapped`` (bool). A pure function of its
+    arguments: the same pairs give the same levels wherever it runs.
     """
-    col = comp.column
-    vocab = prep.vocab_of[col]
-    cl = prep.codes[col][i]
-    cr = _right_codes(prep, col, j, swap, partner)
-    n_levels = comp.n_levels
-    top = n_levels - 1
-    gamma = np.full(i.shape, MISSING, dtype=np.int8)
-    valid = np.flatnonzero((cl >= 0) & (cr >= 0))
-    tf_bits = np.zeros(i.shape, dtype=np.float32) if comp.tf else None
-    if valid.size == 0:
-        return gamma, tf_bits
-    a, b = cl[valid], cr[valid]
-    size = np.int64(len(vocab.values) + 1)
-    inverse, uniq = pd.factorize(np.minimum(a, b).astype(np.int64) * size + np.maximum(a, b))
-    ua, ub = uniq // size, uniq % size
-    exact_u = (
-        (ua == ub)
-        | (vocab.compact[ua] == vocab.compact[ub])
-        | (vocab.sorted_tokens[ua] == vocab.sorted_tokens[ub])
-    )
-    band_u = np.full(uniq.size, top, dtype=np.int8)
-    rest = np.flatnonzero(~exact_u)
-    if rest.size:
-        w = prep.settings.workers
-        jw = JaroWinkler.normalized_similarity
-        ra, rb = ua[rest], ub[rest]
-        sim = np.maximum(
-            process.cpdist(
-                vocab.values[ra], vocab.values[rb], scorer=jw, workers=w, dtype=np.float32
-            ),
-            process.cpdist(
-                vocab.sorted_values[ra],
-                vocab.sorted_values[rb],
-                scorer=jw,
-                workers=w,
-                dtype=np.float32,
-            ),
-        )
-        subset = (
-            process.cpdist(
-                vocab.values[ra],
-                vocab.values[rb],
-                scorer=fuzz.token_set_ratio,
-                workers=w,
-                dtype=np.float32,
-            )
-            >= 99.999
-        )
-        sim[subset] = np.maximum(sim[subset], comp.thresholds[0])
-        sub = np.zeros(rest.size, dtype=np.int8)
-        for k, t in enumerate(comp.thresholds[::-1]):
-            sub[sim >= t] = k + 1
-        band_u[rest] = sub
-    g = band_u[inverse]
-    exact = g == top
-    if comp.tf:
-        ev = valid[exact]
-        tf_bits[ev] = _tf_bits(prep, col, cl[ev], cr[ev], swap[ev], partner.get(col))
-    if comp.key_column:
-        below = np.flatnonzero(~exact)
-        kv = valid[below]
-        kl = prep.codes[comp.key_column][i[kv]]
-        kr = _right_codes(prep, comp.key_column, j[kv], swap[kv], partner)
-        key_eq = (kl >= 0) & (kl == kr)
-        g[below[key_eq]] = top - 1
-        if comp.tf:
-            kv2 = kv[key_eq]
-            tf_bits[kv2] = _tf_bits(
-                prep,
-                comp.key_column,
-                kl[key_eq],
-                kr[key_eq],
-                swap[kv2],
-                partner.get(comp.key_column),
-            )
-    gamma[valid] = g
-    return gamma, tf_bits
-
-
-def _right_codes(prep, col, j, swap, partner):
-    codes = prep.codes[col][j]
-    other = partner.get(col)
-    if other is not None and swap.any():
-        codes = np.where(swap, prep.codes[other][j], codes)
-    return codes
-
-
-def _tf_bits(
-    prep: PreparedRecords,
-    col: str,
-    cl: np.ndarray,
-    cr: np.ndarray,
-    swapped: np.ndarray,
-    partner: str | None,
-) -> np.ndarray:
-    """log2(Σf² / f(value)): positive for a rare value, negative for a common one.
-
-    On a swapped pair a family name sits in the given-name comparison: its frequency is
-    the larger of its frequencies in the two columns, so "el amrani" is not taken for a
-    rare given name.
-    """
-    freq = np.maximum(prep.tf[col][cl], prep.tf[col][cr])
-    if partner is not None and partner in prep.tf and swapped.any():
-        other = np.maximum(prep.tf[partner][cl], prep.tf[partner][cr])
-        freq = np.where(swapped, np.maximum(freq, other), freq)
-    bits = np.log2(prep.tf_sq[col] / freq)
-    limit = prep.settings.tf_max_bits
-    return np.clip(bits, -limit, limit).astype(np.float32)
-
-
-def compare_date(comp: Comparison, prep: PreparedRecords, i, j):
-    """exact / day–month swapped / one component off / partial same year / same year / ±1 year / else."""
-    y, m, d = (
-        prep.ints[c] if c else np.full(prep.n, -1, np.int32)
-        for c in (comp.year, comp.month, comp.day)
-    )
-    if comp.quality:
-        q = prep.ints[comp.quality]
+    settings = getattr(settings, "settings", settings)
+    if ROW_L in batch.schema.names:
+        i = batch.column(ROW_L).to_numpy(zero_copy_only=False)
+        j = batch.column(ROW_R).to_numpy(zero_copy_only=False)
+        pairs = PairBatch.from_positions(prepared, i, j)
     else:
-        q = np.where(d >= 0, 0, np.where(m >= 0, 2, np.where(y >= 0, 3, 4))).astype(np.int8)
-    yl, yr, ml, mr, dl, dr = y[i], y[j], m[i], m[j], d[i], d[j]
-    full = (q[i] == 0) & (q[j] == 0) & (dl >= 0) & (dr >= 0) & (ml >= 0) & (mr >= 0)
-    names = comp.level_names()
-    lv = {name: np.int8(k) for k, name in enumerate(names)}
-    gamma = np.full(i.shape, lv["else"], dtype=np.int8)
-    same_y = yl == yr
-    year_near = np.abs(yl - yr) == 1
-    gamma[year_near] = lv["year_off_by_one"]
-    gamma[same_y] = lv["same_year"]
-    partial = ~full & same_y & ((ml < 0) | (mr < 0) | (ml == mr) | (q[i] == 1) | (q[j] == 1))
-    gamma[partial] = lv["partial_same_year"]
-    n_equal = same_y.astype(np.int8) + (ml == mr) + (dl == dr)
-    gamma[full & (n_equal == 2)] = lv["one_component_off"]
-    gamma[full & same_y & (ml == dr) & (dl == mr) & (ml != dl)] = lv["day_month_swapped"]
-    gamma[full & (n_equal == 3)] = lv["exact"]
-    gamma[(yl < 0) | (yr < 0)] = MISSING
-    return gamma
+        pairs = PairBatch.from_values(prepared, batch)
+    gammas, tfs = _compare(settings, pairs)
+    cols = {f"gamma_{k}": pa.array(v, type=pa.int8()) for k, v in gammas.items()}
+    cols |= {f"tf_{k}": pa.array(v, type=pa.float32()) for k, v in tfs.items()}
+    cols["names_swapped"] = pa.array(pairs.swap, type=pa.bool_())
+    return pa.RecordBatch.from_pydict(cols)
 
 
-def compare_exact(comp: Comparison, prep: PreparedRecords, i, j):
-    c = prep.codes[comp.column]
-    cl, cr = c[i], c[j]
-    names = comp.level_names()
-    gamma = np.full(i.shape, names.index("else"), dtype=np.int8)
-    if comp.group_column:
-        g = prep.codes[comp.group_column]
-        gl, gr = g[i], g[j]
-        gamma[(gl >= 0) & (gl == gr)] = names.index("same_group")
-    gamma[cl == cr] = names.index("exact")
-    gamma[(cl < 0) | (cr < 0)] = MISSING
-    return gamma
-
-
-def compare_id(comp: Comparison, prep: PreparedRecords, i, j):
-    """Identifiers: exact, one edit (typing error), else."""
-    c = prep.codes[comp.column]
-    cl, cr = c[i], c[j]
-    names = comp.level_names()
-    gamma = np.full(i.shape, names.index("else"), dtype=np.int8)
-    both = (cl >= 0) & (cr >= 0)
-    rest = np.flatnonzero(both & (cl != cr))
-    if rest.size:
-        dist = pair_scores(
-            cl[rest],
-            cr[rest],
-            prep.vocab_of[comp.column].values,
-            OSA.distance,
-            prep.settings.workers,
-        )
-        gamma[rest[dist <= 1]] = names.index("one_edit")
-    gamma[both & (cl == cr)] = names.index("exact")
-    gamma[~both] = MISSING
-    if comp.one_side_level:
-        gamma[(cl >= 0) != (cr >= 0)] = names.index("one_side_only")
-    return gamma
+def _compare(
+    settings: LinkageSettings, pairs: PairBatch
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    prep = pairs.prep
+    pairs.swap = name_swap_mask(pairs)
+    gammas: dict[str, np.ndarray] = {}
+    tfs: dict[str, np.ndarray] = {}
+    for comp in settings.comparisons:
+        out = kind_of(comp.kind).compare(comp, pairs)
+        gamma, tf_bits = out if isinstance(out, tuple) else (out, None)
+        gammas[comp.name] = np.asarray(gamma, dtype=np.int8)
+        if tf_bits is not None:
+            tfs[comp.name] = np.asarray(tf_bits, dtype=np.float32)
+    joint = _joint_comparisons(settings) if prep.joint_codes is not None else None
+    if joint is not None:
+        g, f = joint
+        both = (gammas[g.name] >= g.n_levels - 2) & (gammas[f.name] >= f.n_levels - 2)
+        bl, br = pairs.left(JOINT), pairs.raw_right(JOINT)
+        tfs["names_joint"] = np.where(both, np.minimum(bl, br), 0.0).astype(np.float32)
+    return gammas, tfs
 
 
 def compare_pairs(
     prep: PreparedRecords, i: np.ndarray, j: np.ndarray
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
-    """Gamma per comparison, TF bits per TF comparison, and the name-swap flag, for pairs (i, j)."""
-    settings = prep.settings
-    swap = name_swap_mask(prep, i, j)
-    partner: dict[str, str] = {}
-    if settings.name_swap:
-        g, f = settings.name_swap
-        partner = {g: f, f: g}
-        keys = _swap_key_columns(settings)
-        if keys:
-            partner.update({keys[0]: keys[1], keys[1]: keys[0]})
-    gammas: dict[str, np.ndarray] = {}
-    tfs: dict[str, np.ndarray] = {}
-    for comp in settings.comparisons:
-        if comp.kind == "string":
-            gamma, tf_bits = compare_string(comp, prep, i, j, swap, partner)
-            if tf_bits is not None:
-                tfs[comp.name] = tf_bits
-        elif comp.kind == "date":
-            gamma = compare_date(comp, prep, i, j)
-        elif comp.kind == "exact":
-            gamma = compare_exact(comp, prep, i, j)
-        else:
-            gamma = compare_id(comp, prep, i, j)
-        gammas[comp.name] = gamma
-    if prep.joint_name_bits is not None:
-        given, family = settings.name_swap
-        comp_of = {c.column: c for c in settings.comparisons if c.kind == "string"}
-        g, f = comp_of[given], comp_of[family]
-        both = (gammas[g.name] >= g.n_levels - 2) & (gammas[f.name] >= f.n_levels - 2)
-        tfs["names_joint"] = np.where(
-            both, np.minimum(prep.joint_name_bits[i], prep.joint_name_bits[j]), 0.0
-        ).astype(np.float32)
-    return gammas, tfs, swap
+    """Gamma per comparison, TF bits per TF comparison, and the name-swap flag, for pairs
+    (i, j) of prepared records: :func:`compare_batch` on their positions, as arrays."""
+    batch = pa.RecordBatch.from_pydict(
+        {
+            ROW_L: pa.array(np.asarray(i, dtype=np.int32)),
+            ROW_R: pa.array(np.asarray(j, dtype=np.int32)),
+        }
+    )
+    out = compare_batch(prep.settings, prep, batch)
+    gammas, tfs = {}, {}
+    for name in out.schema.names:
+        col = out.column(name).to_numpy(zero_copy_only=False)
+        if name.startswith("gamma_"):
+            gammas[name[len("gamma_") :]] = col
+        elif name.startswith("tf_"):
+            tfs[name[len("tf_") :]] = col
+    return gammas, tfs, out.column("names_swapped").to_numpy(zero_copy_only=False)

@@ -13,14 +13,22 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from recapture import progress
 from recapture.errors import InputError
 from recapture.io import ARTIFACTS, read_json
 from recapture.linkage.blocking import ROW, SRC, BlockingResult, block
 from recapture.linkage.clustering import Clustering, cluster_pairs
-from recapture.linkage.comparisons import PreparedRecords, compare_pairs
+from recapture.linkage.comparisons import (
+    ROW_L,
+    ROW_R,
+    PreparedRecords,
+    compare_batch,
+    compare_pairs,
+)
 from recapture.linkage.model import (
+    PRIOR_GROUP,
     FellegiSunterModel,
     Patterns,
     best_expected_f1_threshold,
@@ -29,6 +37,7 @@ from recapture.linkage.model import (
     initial_m,
     level_probabilities,
     run_em,
+    score_batch,
     u_from_random_pairs,
 )
 from recapture.linkage.settings import LinkageSettings
@@ -106,6 +115,7 @@ def fit_model(
     comps = settings.comparisons
     ri, rj = random_pairs(prep.n, settings.u_sample_pairs, rng)
     rgam, rtf, _ = compare_pairs(prep, ri, rj)
+    _check_identifiable(rgam, comps)
     u_random = u_from_random_pairs(rgam, comps, settings.smoothing)
     m0 = [initial_m(c.n_levels) for c in comps]
     fixed_m = False
@@ -227,6 +237,38 @@ def fit_model(
     )
 
 
+#: Largest share of random record pairs agreeing on everything for which u is estimable.
+MAX_IDENTICAL_RANDOM_SHARE = 0.5
+
+
+def _check_identifiable(rgam: dict[str, np.ndarray], comps) -> None:
+    """Refuse to fit when random record pairs are mostly identical.
+
+    u (how often non-matching records agree) is read off random pairs, which is right when
+    the records hold many people, so that random pairs are almost all non-matches. When
+    most random pairs agree on every comparison (e.g. 60 copies of one registration), the
+    matches and the non-matches look alike, EM drives λ to its floor and every record
+    became its own person; nothing in the records can tell a person's repeated
+    registrations from namesakes, so the run stops and says so.
+    """
+    n = next(iter(rgam.values())).size if rgam else 0
+    if n == 0:
+        return
+    observed = np.zeros(n, dtype=bool)
+    same = np.ones(n, dtype=bool)
+    for c in comps:
+        g = rgam[c.name]
+        observed |= g >= 0
+        same &= (g < 0) | (g == c.n_levels - 1)
+    share = float(np.mean(same & observed))
+    if share > MAX_IDENTICAL_RANDOM_SHARE:
+        raise InputError(
+            f"cannot fit the linkage model: {share:.0%} of random record pairs agree on every "
+            "comparison, so the records hold too few distinct people to learn how often "
+            "different people agree (u); link them together with more records"
+        )
+
+
 def _is_candidate(
     ri: np.ndarray, rj: np.ndarray, n: int, candidate_codes: np.ndarray
 ) -> np.ndarray:
@@ -343,18 +385,19 @@ def train_sessions(
 
 def score(
     model: FellegiSunterModel,
-    patterns: Patterns,
-    tf_bits: dict[str, np.ndarray],
+    levels: pa.RecordBatch,
     pair_group: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Match weight and probability of each candidate pair (prior of its source pair when
-    ``pair_group`` indexes ``model.group_lams``)."""
-    weight = model.pair_weights(patterns, list(tf_bits.values()))
+    """Match weight and probability of each candidate pair (:func:`score_batch` on the
+    levels of :func:`compare_batch`, with the prior of its source pair when ``pair_group``
+    indexes ``model.group_lams``)."""
     if pair_group is not None:
-        lams = np.asarray(model.group_lams)
-        weight = weight + (np.log2(lams / (1.0 - lams)) - model.prior_log2_odds)[pair_group]
-    prob = 1.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
-    return weight, prob
+        levels = levels.append_column(PRIOR_GROUP, pa.array(pair_group))
+    out = score_batch(model, levels)
+    return (
+        out.column("match_weight").to_numpy(zero_copy_only=False),
+        out.column("match_probability").to_numpy(zero_copy_only=False),
+    )
 
 
 def link_records(
@@ -395,7 +438,16 @@ def link_records(
 
     t = time.perf_counter()
     with progress.step("comparing candidate pairs"):
-        gammas, tf_bits, swapped = compare_pairs(prep, blocks.i, blocks.j)
+        levels = compare_batch(
+            settings,
+            prep,
+            pa.RecordBatch.from_pydict({ROW_L: pa.array(blocks.i), ROW_R: pa.array(blocks.j)}),
+        )
+        gammas = {
+            c.name: levels.column(f"gamma_{c.name}").to_numpy(zero_copy_only=False)
+            for c in settings.comparisons
+        }
+        swapped = levels.column("names_swapped").to_numpy(zero_copy_only=False)
         n_levels = [c.n_levels for c in settings.comparisons]
         patterns = Patterns.from_gammas([gammas[c.name] for c in settings.comparisons], n_levels)
     timings["comparing"] = time.perf_counter() - t
@@ -428,7 +480,7 @@ def link_records(
     timings["training"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    weight, prob = score(model, patterns, tf_bits, pair_group)
+    weight, prob = score(model, levels, pair_group)
     threshold = (
         best_expected_f1_threshold(prob)
         if settings.threshold == "auto"

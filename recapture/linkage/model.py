@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from recapture.linkage.settings import Comparison
 
@@ -385,3 +386,36 @@ def best_expected_f1_threshold(prob: np.ndarray) -> float:
     f1 = 2 * csum / (n + total)
     best = int(np.argmax(f1))
     return float(np.clip(order[best], 0.01, 0.99))
+
+
+#: Optional batch column of :func:`score_batch`: index into ``model.group_lams`` (the prior
+#: of the pair's source pair).
+PRIOR_GROUP = "prior_group"
+
+
+def score_batch(model: FellegiSunterModel, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Match weight (bits) and probability of each pair of a batch of comparison levels.
+
+    ``batch`` is what :func:`recapture.linkage.comparisons.compare_batch` returns (columns
+    ``gamma_<comparison>`` and ``tf_*``, the TF bits summed in column order), optionally with
+    ``prior_group`` (index into ``model.group_lams``: the prior of the pair's source pair).
+    A pure function of the fitted model and the batch, like ``compare_batch``.
+    """
+    names = batch.schema.names
+    gammas = [
+        batch.column(f"gamma_{c.name}").to_numpy(zero_copy_only=False) for c in model.comparisons
+    ]
+    tf_bits = [batch.column(n).to_numpy(zero_copy_only=False) for n in names if n.startswith("tf_")]
+    patterns = Patterns.from_gammas(gammas, [c.n_levels for c in model.comparisons])
+    weight = model.pair_weights(patterns, tf_bits)
+    if PRIOR_GROUP in names and model.group_lams is not None:
+        group = batch.column(PRIOR_GROUP).to_numpy(zero_copy_only=False)
+        lams = np.asarray(model.group_lams)
+        weight = weight + (np.log2(lams / (1.0 - lams)) - model.prior_log2_odds)[group]
+    prob = 1.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
+    return pa.RecordBatch.from_pydict(
+        {
+            "match_weight": pa.array(weight, type=pa.float64()),
+            "match_probability": pa.array(prob, type=pa.float64()),
+        }
+    )

@@ -12,18 +12,19 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recapture.errors import ConfigError
 
-#: Blocking-key transforms: ``first3(family_name)``, ``last2(x)``, ``token1(x)``, ``compact(x)``.
+#: Blocking-key transforms: ``first3(family_name)``, ``last2(x)``, ``token1(x)``, ``compact(x)``,
+#: ``plus1(birth_year)`` (a number plus n: as a right key, pairs a year with the next one).
 KEY_TRANSFORM = re.compile(
-    r"^(?P<fn>first|last)(?P<n>\d+)\((?P<col>\w+)\)$|^(?P<fn2>token1|compact|sorted)\((?P<col2>\w+)\)$"
+    r"^(?P<fn>first|last|plus)(?P<n>\d+)\((?P<col>\w+)\)$|^(?P<fn2>token1|compact|sorted)\((?P<col2>\w+)\)$"
 )
-
-COMPARISON_KINDS = ("string", "date", "exact", "id")
 
 
 @dataclass
@@ -62,9 +63,10 @@ class TrainingSession:
 
 @dataclass
 class Comparison:
-    """One field comparison and its agreement levels.
+    """One field comparison; its ``kind`` (a registered :mod:`recapture.linkage.kinds`
+    object) decides the levels, the columns read and how pairs are compared.
 
-    kinds:
+    Built-in kinds:
       * ``string``: levels ``exact`` (also equal after removing spaces or sorting tokens),
         ``key`` (equal ``key_column``, e.g. the transliteration key), then one level per
         Jaro–Winkler threshold (on the best of the plain, token-sorted and token-subset
@@ -76,6 +78,7 @@ class Comparison:
       * ``id``: ``exact``, ``one_edit`` (one substitution, insertion, deletion or adjacent
         transposition), ``else``.
     A missing value on either side gives level -1, which is neutral in the model.
+    Kinds added in code read their own settings from ``options``.
     """
 
     name: str
@@ -92,47 +95,33 @@ class Comparison:
     #: ``id``: a level ``one_side_only`` for a value present on one record only (instead
     #: of neutral), for identifiers that a person's records tend to carry all or none.
     one_side_level: bool = False
+    #: ``id``: a level ``both_missing`` (instead of neutral) for an identifier absent on both
+    #: records: a person without one lacks it in every registration, so two records both
+    #: without it are more often one person than two random records are.
+    both_missing_level: bool = False
+    #: Settings of a kind defined in code (declared by the kind's ``options``).
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind_object(self):
+        from recapture.linkage.kinds import kind_of
+
+        return kind_of(self.kind)
 
     def level_names(self) -> list[str]:
         """Names of levels 0..L-1, lowest agreement first (level index = gamma value)."""
-        if self.kind == "string":
-            names = ["exact"] + (["key"] if self.key_column else [])
-            names += [f"jw_{t:g}" for t in self.thresholds] + ["else"]
-        elif self.kind == "date":
-            names = [
-                "exact",
-                "day_month_swapped",
-                "one_component_off",
-                "partial_same_year",
-                "same_year",
-                "year_off_by_one",
-                "else",
-            ]
-        elif self.kind == "exact":
-            names = ["exact"] + (["same_group"] if self.group_column else []) + ["else"]
-        else:
-            names = (
-                ["exact", "one_edit"]
-                + (["one_side_only"] if self.one_side_level else [])
-                + ["else"]
-            )
-        return names[::-1]
+        return self.kind_object.level_names(self)
 
     @property
     def n_levels(self) -> int:
         return len(self.level_names())
 
     def columns(self) -> list[str]:
-        cols = [
-            self.column,
-            self.key_column,
-            self.group_column,
-            self.year,
-            self.month,
-            self.day,
-            self.quality,
-        ]
-        return [c for c in cols if c]
+        return list(self.kind_object.columns(self))
+
+    def option(self, name: str) -> Any:
+        """A kind option: the value set in ``options`` or the kind's default."""
+        return self.options.get(name, self.kind_object.options[name][1])
 
 
 @dataclass
@@ -186,8 +175,12 @@ class LinkageSettings:
     #: Upper bound (bits) of the term-frequency adjustment of one comparison.
     tf_max_bits: float = 8.0
     #: Penalise agreement on a full name more common than its parts predict (needs
-    #: ``name_swap`` and key columns; see comparisons._joint_name_bits).
+    #: ``name_swap`` and key columns; see comparisons._joint_name_table).
     joint_name_tf: bool = True
+    #: Columns that, with the names, tell people apart when name frequencies are counted
+    #: (a person registered many times counts once); a record missing the first of them
+    #: counts only where no record with it has the same names. Absent columns are skipped.
+    tf_person_columns: list[str] = field(default_factory=lambda: ["birth_year", "sex"])
     #: Match-probability threshold for clustering, or "auto": the one maximising the
     #: model-expected F1 (chosen without truth).
     threshold: float | str = 0.5
@@ -232,9 +225,15 @@ class LinkageSettings:
         merged = dict(DEFAULT_SETTINGS)
         merged.update(data)
         known = {f.name for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
         for key in merged:
             if key not in known:
                 raise ConfigError(f"unknown setting (known: {', '.join(sorted(known))})", key=key)
+            if key in ("blocking_rules", "comparisons", "training_sessions"):
+                if not isinstance(merged[key], list | tuple):
+                    raise ConfigError("must be a list of tables", key=key)
+            else:
+                _check_type(merged[key], hints[key], key)
         rules = [
             _build(BlockingRule, r, f"blocking_rules[{i}]")
             for i, r in enumerate(merged["blocking_rules"])
@@ -281,23 +280,20 @@ class LinkageSettings:
         cnames = [c.name for c in self.comparisons]
         if len(set(cnames)) != len(cnames):
             raise ConfigError("comparison names must be unique", key="comparisons")
+        from recapture.linkage.kinds import kind_of
+
         for i, comp in enumerate(self.comparisons):
             where = f"comparisons[{i}]"
-            if comp.kind not in COMPARISON_KINDS:
-                raise ConfigError(f"kind must be one of {COMPARISON_KINDS}", key=f"{where}.kind")
-            if comp.kind == "date":
-                if not comp.year:
+            kind = kind_of(comp.kind, f"{where}.kind")
+            for opt, value in comp.options.items():
+                if opt not in kind.options:
+                    known = ", ".join(sorted(kind.options)) or "none"
                     raise ConfigError(
-                        "a date comparison needs 'year' (and month, day)", key=f"{where}.year"
+                        f"unknown option of kind {comp.kind!r} (known: {known})",
+                        key=f"{where}.options.{opt}",
                     )
-            elif not comp.column:
-                raise ConfigError("this comparison needs 'column'", key=f"{where}.column")
-            if comp.kind == "string" and sorted(comp.thresholds, reverse=True) != list(
-                comp.thresholds
-            ):
-                raise ConfigError(
-                    "thresholds must be in decreasing order", key=f"{where}.thresholds"
-                )
+                _check_type(value, kind.options[opt][0], f"{where}.options.{opt}")
+            kind.check(comp, where)
         if self.name_swap is not None and len(self.name_swap) != 2:
             raise ConfigError("name_swap is [given_column, family_column]", key="name_swap")
         if self.em_mode not in ("sessions", "candidates", "fixed_u"):
@@ -361,7 +357,7 @@ def parse_key(key: str, where: str | None = None) -> tuple[str | None, str, int]
     if m is None:
         if not re.fullmatch(r"\w+", key):
             raise ConfigError(
-                f"bad blocking key {key!r}: a column, firstN(col), lastN(col), token1(col), compact(col) or sorted(col)",
+                f"bad blocking key {key!r}: a column, firstN(col), lastN(col), plusN(col), token1(col), compact(col) or sorted(col)",
                 key=where,
             )
         return None, key, 0
@@ -376,15 +372,67 @@ def _build(cls, data: Any, where: str):
     if not isinstance(data, dict):
         raise ConfigError("must be a table", key=where)
     known = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
         if key not in known:
             raise ConfigError(
                 f"unknown key (known: {', '.join(sorted(known))})", key=f"{where}.{key}"
             )
+        _check_type(value, hints[key], f"{where}.{key}")
     try:
         return cls(**data)
     except TypeError as exc:
         raise ConfigError(str(exc), key=where) from None
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "nothing"
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return {
+            "str": "a string",
+            "int": "an integer",
+            "float": "a number",
+            "bool": "true/false",
+        }.get(tp.__name__, tp.__name__)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in args if a is not type(None))
+    if origin is list:
+        return f"a list of {_type_name(args[0]).removeprefix('a ').removeprefix('an ')}s"
+    if origin is dict:
+        return "a table"
+    return str(tp)
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    if tp is Any:
+        return True
+    if tp is type(None):
+        return value is None
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        return any(_matches(value, a) for a in args)
+    if origin is list:
+        return isinstance(value, list | tuple) and all(_matches(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp) or (dataclasses.is_dataclass(tp) and isinstance(value, dict))
+    return True
+
+
+def _check_type(value: Any, tp: Any, key: str) -> None:
+    """ConfigError naming ``key`` unless ``value`` has the declared type (strict: TOML
+    ``true`` is not a number, ``"5"`` is not an integer, 1.5 is not an integer)."""
+    if not _matches(value, tp):
+        raise ConfigError(f"must be {_type_name(tp)}, not {value!r}", key=key)
 
 
 #: Defaults for records.parquet (RecordSchema). Every key may be overridden.
