@@ -448,7 +448,7 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
     cov.add_argument(
         "--missing",
         choices=["allocate", "level"],
-        default="allocate",
+        default=None,
         help="persons with an unknown covariate: fit on the others and allocate them "
         "proportionally (default), or keep 'unknown' as a level",
     )

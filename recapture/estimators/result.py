@@ -7,13 +7,18 @@ linkage-uncertainty layer treat all estimators alike.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import polars as pl
 from scipy import stats
+
+#: hidden column carrying each input row's identity through merging and filtering
+ROW_KEY = "__row_key__"
 
 
 @dataclass
@@ -46,6 +51,9 @@ class PopulationEstimate:
     bootstrap_replicates: np.ndarray | None = None
     bootstrap_info: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: what the log-likelihood is a likelihood of: ``response``, ``rows`` (in words), ``n``
+    #: and ``key`` (a digest of the rows used); AIC/BIC compare only equal tags
+    likelihood_data: dict[str, Any] | None = None
     default_interval: str = "normal"
     #: method name → callable(level) → (lower, upper); set by models with special intervals
     interval_methods: dict[str, Callable[[float], tuple[float, float]]] = field(
@@ -131,6 +139,7 @@ class PopulationEstimate:
             "diagnostics": self.diagnostics,
             "warnings": self.warnings,
             "bootstrap": self.bootstrap_info or None,
+            "likelihood_data": self.likelihood_data,
             "extra": self.extra,
         }
         return out
@@ -161,3 +170,44 @@ class PopulationEstimate:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+# ------------------------------------------------------------------------ likelihood data
+def row_key(frame: pl.DataFrame) -> pl.Series:
+    """Each row's identity: a hash of the whole input row, kept as rows are filtered and
+    levels merged, so fits on the same persons can be recognised as such."""
+    if ROW_KEY in frame.columns:
+        return frame[ROW_KEY]
+    return frame.hash_rows(seed=0).alias(ROW_KEY)
+
+
+def likelihood_data(
+    frame: pl.DataFrame, used: pl.Expr, *, response: str, rows: str, weight: pl.Expr | None = None
+) -> dict[str, Any]:
+    """The tag of what a log-likelihood covers: the response, the rows (in words), their
+    weighted number and a digest of exactly which rows (order-free)."""
+    weight = weight if weight is not None else pl.lit(1.0)
+    sel = frame.select(
+        row_key(frame).alias("key"), weight.cast(pl.Float64).alias("w"), used.alias("used")
+    )
+    sel = sel.filter(pl.col("used")).sort("key", "w")
+    digest = hashlib.sha256(response.encode())
+    digest.update(sel["key"].to_numpy().tobytes())
+    digest.update(sel["w"].to_numpy().tobytes())
+    return {
+        "response": response,
+        "rows": rows,
+        "n": float(sel["w"].sum()),
+        "key": digest.hexdigest()[:16],
+    }
+
+
+def same_likelihood_data(a: Any, b: Any) -> bool:
+    """Whether two estimates' (or their dicts') log-likelihoods are of the same data, so
+    that their AIC and BIC may be compared."""
+
+    def tag(x: Any) -> Any:
+        return x.likelihood_data if isinstance(x, PopulationEstimate) else x.get("likelihood_data")
+
+    ta, tb = tag(a), tag(b)
+    return bool(ta and tb and ta.get("key") == tb.get("key"))

@@ -13,11 +13,13 @@ repeated captures, an N̂ absurd relative to n) are put in ``warnings`` — neve
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import polars as pl
 from scipy import stats
 
 from recapture.errors import ConfigError
@@ -31,8 +33,10 @@ from recapture.estimators.count.fit import (
     population_size,
     warm_start,
 )
-from recapture.estimators.count.problem import CountProblem, prepare
-from recapture.estimators.result import PopulationEstimate
+from recapture.estimators.count.problem import CountProblem, prepare, required_variables
+from recapture.estimators.covariates import check_missing, fit_with_covariates
+from recapture.estimators.reading import read_frame
+from recapture.estimators.result import PopulationEstimate, likelihood_data, row_key
 
 VARIANCE_METHODS = ("analytic", "bootstrap")
 INTERVALS = ("normal", "lognormal", "bootstrap")
@@ -57,6 +61,8 @@ class CountModel:
         absurd_ratio: float = 50.0,
         dfpopsize: bool = True,
         penalty: str | None = None,
+        missing: str | None = None,
+        merge_sparse_levels: int | None = None,
         **second: str,
     ):
         if information not in ("observed", "expected"):
@@ -75,6 +81,10 @@ class CountModel:
         if penalty not in (None, "none", "firth", "ridge"):
             raise ConfigError("penalty must be 'firth', 'ridge' or None", key="penalty")
         self.penalty = None if penalty == "none" else penalty
+        # persons with an unknown covariate and sparse levels: the rules every entry point
+        # shares (recapture.estimators.covariates)
+        self.missing = check_missing(missing)
+        self.merge_sparse_levels = merge_sparse_levels
         self.family = self._make_family()
         self.extra_formulas: dict[str, str] = {}
         for key, value in second.items():
@@ -109,22 +119,73 @@ class CountModel:
         row per (covariates, count) with a frequency column named by ``weights``.
         ``variance="bootstrap"`` replaces the SE by the bootstrap SD and makes the
         percentile interval the default one; the analytic SE is kept in
-        ``variance_components``.
+        ``variance_components``. Persons with an unknown covariate value are treated by
+        the model's ``missing`` rule, sparse levels merged if ``merge_sparse_levels`` is
+        set — as ``estimate()``, ``recapture estimate`` and the pipeline do.
         """
+        frame = read_frame(data)
+        options = {
+            "count": count,
+            "weights": weights,
+            "variance": variance,
+            "bootstrap_type": bootstrap_type,
+            "replicates": replicates,
+            "seed": seed,
+            "workers": workers,
+            "interval": interval,
+            "bootstrap_penalty": bootstrap_penalty,
+        }
+        if count in frame.columns:
+            variables = [v for f in self.formulas.values() for v in required_variables(f)]
+            weight = pl.col(weights) if weights and weights in frame.columns else pl.lit(1.0)
+            return fit_with_covariates(
+                frame.with_columns(row_key(frame)),
+                variables,
+                functools.partial(self.fit_complete, **options),
+                missing=self.missing,
+                merge_sparse=self.merge_sparse_levels,
+                informative=(pl.col(count) >= 2).cast(pl.Float64) * weight,
+                observed=pl.col(count) > 0,
+                weight=weight,
+                model=self,
+                options=options,
+            )
+        return self.fit_complete(frame, **options)  # prepare() names the missing column
+
+    @property
+    def formulas(self) -> dict[str, str]:
+        """The model's formulas by predictor (λ first)."""
+        return {"lambda": self.formula, **self.extra_formulas}
+
+    def fit_complete(self, data: Any, **options: Any) -> PopulationEstimate:
+        """:meth:`fit` without the rule for unknown covariates and sparse levels: every
+        row is used as it is (what a rule calls on the persons it keeps)."""
+        merged = {
+            "count": "capture",
+            "weights": None,
+            "variance": "analytic",
+            "bootstrap_type": "parametric",
+            "replicates": 1000,
+            "seed": None,
+            "workers": 1,
+            "interval": None,
+            "bootstrap_penalty": "firth",
+            **options,
+        }
         # numerical trouble (log 0 at a boundary, overflow of a diverging λ) is reported in
         # the result's warnings, not as numpy RuntimeWarnings
         with np.errstate(all="ignore"):
             return self._fit(
                 data,
-                count,
-                weights,
-                variance,
-                bootstrap_type,
-                replicates,
-                seed,
-                workers,
-                interval,
-                bootstrap_penalty,
+                merged["count"],
+                merged["weights"],
+                merged["variance"],
+                merged["bootstrap_type"],
+                merged["replicates"],
+                merged["seed"],
+                merged["workers"],
+                merged["interval"],
+                merged["bootstrap_penalty"],
             )
 
     def _fit(
@@ -165,6 +226,7 @@ class CountModel:
         )
         fit = fit_ml(problem, beta0=warm_start(problem), penalty=self.penalty)
         result = self._result(problem, fit, notes)
+        result.likelihood_data = self._likelihood_data(read_frame(data), count, weights)
         if variance == "bootstrap":
             reps, info = run_bootstrap(
                 problem,
@@ -218,6 +280,21 @@ class CountModel:
         return cls("~ 1").fit(table, count="count", weights="freq", **fit_options)
 
     # ------------------------------------------------------------------------ internals
+    def _likelihood_data(self, frame: pl.DataFrame, count: str, weights: str | None):
+        """The rows and response the log-likelihood covers: every person seen (counts
+        ≥ 1), or for Zelterman/Chao the logistic response 1{y = 2} of those seen once or
+        twice — so their AIC is not comparable with a count model's."""
+        y = pl.col(count)
+        weight = pl.col(weights) if weights else pl.lit(1.0)
+        if self.family.uses_all_counts:
+            used, response, rows = y > 0, f"{count} (zero-truncated)", f"{count} ≥ 1"
+        else:
+            used = y.is_in([1, 2])
+            response, rows = f"{count} = 2 vs 1", f"{count} ∈ {{1, 2}}"
+        return likelihood_data(
+            frame, used & (weight > 0), response=response, rows=rows, weight=weight
+        )
+
     def _covariance(self, problem: CountProblem, fit: FitResult) -> tuple[np.ndarray, list[str]]:
         warnings: list[str] = []
         q = len(fit.beta)
