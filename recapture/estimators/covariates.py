@@ -118,6 +118,9 @@ def allocate_unknown(problem: UnknownCovariates) -> PopulationEstimate:
             name: ScaledInterval(f, ratio) for name, f in result.interval_methods.items()
         },
         strata=[scale_stratum(row, ratio) for row in result.strata],
+        fitted_model=result.fitted_model.scaled(ratio)
+        if hasattr(result.fitted_model, "scaled")
+        else result.fitted_model,
         warnings=[
             *result.warnings,
             f"{n_unknown:,.0f} of {n_total:,.0f} observed persons ({share:.1%}) have an unknown "
