@@ -520,7 +520,7 @@ def _dfpopsize_plot(rows: list[dict[str, Any]], title: str):
         y = np.arange(len(rows))[::-1]
         values = np.array([r["dfpopsize"] for r in rows])
         ax.barh(y, values, height=0.6, color=np.where(values > 0, "C0", "#D55E00"))
-        ax.set_yticks(y, [f"{r['where']} (k={r['count']})"[:60] for r in rows], fontsize=7)
+        ax.set_yticks(y, [f"k={r['count']}: {r['where']}"[:60] for r in rows], fontsize=7)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_xlabel("N̂ − N̂ without the person")
         ax.set_title(title[:70], fontsize=9)
