@@ -264,7 +264,7 @@ class PopulationEstimate:
             except Exception as exc:  # an interval that cannot be computed is shown as such
                 lines.append(f"    {method:<12} not available: {exc}")
         if self.strata:
-            lines += ["", "By stratum:"]
+            lines += ["", "By stratum (observed n, N̂, SE, 95% log-normal interval):"]
             for r in self.strata:
                 label = f"{r['variable']}={r['level']}"
                 lo, hi = r.get("lognormal_lower"), r.get("lognormal_upper")
