@@ -343,6 +343,6 @@ def test_strata_formulas_are_parsed_never_evaluated(nl):
     assert sum(r["population_size"] for r in fit.strata) == pytest.approx(fit.population_size)
     with pytest.raises(ConfigError, match="not a variable of the fit"):
         fit.stratify("~ nation")
-    for bad in ("__import__('os')", "~ gender + log(age)", "~ a:"):
+    for bad in ("__import__('os')", "~ __class__", "~ gender + log(age)", "~ a:"):
         with pytest.raises(ConfigError):
             fit.stratify(bad)

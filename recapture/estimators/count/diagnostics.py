@@ -26,7 +26,8 @@ DFPOPSIZE_EXACT_MAX_CELLS = 400
 #: grouped cells must have at least this expected frequency (the tail is pooled)
 MIN_EXPECTED = 5.0
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_.]*"
+#: a column name: no dunder names, nothing that could be an expression
+_NAME = r"(?!__)[A-Za-z_][A-Za-z0-9_.]*"
 
 
 # ------------------------------------------------------------------------------ strata specs
