@@ -250,10 +250,14 @@ def test_report_never_ranks_chao_against_a_count_model(run, tmp_path):
 #: nationRest of Africa  -0.9106     0.3008  -3.027 0.002468 **
 #: nationSurinam         -2.3364     1.0136  -2.305 0.021159 *
 #: nationTurkey          -1.6754     0.6028  -2.779 0.005445 **
+#: Pearson Residuals:  Min. -0.486442  1st Qu. -0.486442  Median -0.298080  Mean 0.002093
+#:                     3rd Qu. -0.209444  Max. 13.910844
 #: AIC: 1712.901  BIC: 1757.213  Residual deviance: 1128.553
 #: Log-likelihood: -848.4504 on 1872 Degrees of freedom
 #: Point estimate 12690.35   Observed proportion: 14.8% (N obs = 1880)   Std. Error 2808.169
 #: 95% CI for the population size:  normal 7186.444 18194.26;  logNormal 8431.275 19718.32
+#: 95% CI for the share of observed population:  normal 10.332927 26.16037;
+#:                                               logNormal 9.534281 22.29793
 #: and summary(marginalFreq(model), df = 1, "group"): Chi-squared test 50.06, G-test 34.31,
 #: df 1, "Cells with fitted frequencies of < 5 have been grouped", cells 1 2 3.
 SINGLERCAPTURE = {
@@ -288,6 +292,10 @@ def test_summary_fields_match_singlercapture_on_the_1995_data(nl):
     assert fit.n_observed == 1880 and f"{fit.observed_share:.1%}" == "14.8%"
     assert fit.confint("normal") == pytest.approx((7186.444, 18194.26), abs=0.01)
     assert fit.confint("lognormal") == pytest.approx((8431.275, 19718.32), abs=0.01)
+    resid = fit.diagnostics["pearson_residuals"]
+    expected = (-0.486442, -0.486442, -0.298080, 0.002093, -0.209444, 13.910844)
+    got = [resid[k] for k in ("min", "q1", "median", "mean", "q3", "max")]
+    assert got == pytest.approx(expected, abs=1e-6)
     # singleRcapture groups the cells with fitted frequency < 5 into one (here 4, 5, 6,
     # still 3.6 expected); computed that way from our fitted frequencies:
     freq = fit.frequencies_table()
@@ -316,6 +324,9 @@ def test_summary_fields_match_singlercapture_on_the_1995_data(nl):
         "19,718.32",
         "G test",
         "nation=Surinam",
+        "-0.486442  -0.486442  -0.298080   0.002093  -0.209444  13.910844",
+        "10.33%         26.16%",
+        "9.53%         22.30%",
     ):
         assert piece in text, piece
 

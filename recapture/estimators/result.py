@@ -206,6 +206,17 @@ class PopulationEstimate:
         call = self.extra.get("call")
         if call:
             lines.append(f"Call: {call}")
+        resid = self.diagnostics.get("pearson_residuals") or {}
+        if resid:
+            keys = ("min", "q1", "median", "mean", "q3", "max")
+            lines += ["", "Pearson residuals (over persons):"]
+            lines.append(
+                "  "
+                + "".join(
+                    f"{k:>11}" for k in ("Min.", "1st Qu.", "Median", "Mean", "3rd Qu.", "Max.")
+                )
+            )
+            lines.append("  " + "".join(f"{resid[k]:>11.6f}" for k in keys))
         coefs = self.coefficients_table()
         if len(coefs):
             lines += ["", "Coefficients:"]
@@ -230,6 +241,8 @@ class PopulationEstimate:
             fit_lines.append(f"  AIC {self.aic:.3f}   BIC {self.bic:.3f}")
         if self.deviance is not None:
             fit_lines.append(f"  residual deviance {self.deviance:.3f}")
+        if self.diagnostics.get("iterations") is not None:
+            fit_lines.append(f"  iterations {self.diagnostics['iterations']}")
         if self.likelihood_data:
             ld = self.likelihood_data
             fit_lines.append(
@@ -256,13 +269,19 @@ class PopulationEstimate:
             f"  observed n        {self.n_observed:>14,d}  ({self.observed_share:.1%} of N̂)",
             f"  {pct}% intervals:",
         ]
+        shares = []
         for method in self.available_intervals():
             try:
                 lo, hi = self.confint(method, level)
                 mark = "  (default)" if method == self.default_interval else ""
                 lines.append(f"    {method:<12} {lo:>14,.2f} {hi:>14,.2f}{mark}")
+                if lo > 0 and hi > 0:
+                    n = self.n_observed
+                    shares.append(f"    {method:<12} {100 * n / hi:>13.2f}% {100 * n / lo:>13.2f}%")
             except Exception as exc:  # an interval that cannot be computed is shown as such
                 lines.append(f"    {method:<12} not available: {exc}")
+        if shares:
+            lines += [f"  {pct}% intervals for the observed share n/N:", *shares]
         if self.strata:
             lines += ["", "By stratum (observed n, N̂, SE, 95% log-normal interval):"]
             for r in self.strata:

@@ -218,6 +218,45 @@ def pattern_residuals(problem: CountProblem, beta: np.ndarray) -> list[dict[str,
     return rows
 
 
+def pearson_residual_summary(problem: CountProblem, beta: np.ndarray) -> dict[str, float]:
+    """Min, quartiles, mean and max over persons of the Pearson residual
+    (y − E[y | y > 0]) / √Var(y | y > 0) — the first block of singleRcapture's summary.
+    Quantiles are R's default (type 7) over the persons, computed on the cells."""
+    fam = problem.family
+    eta = problem.eta_patterns(beta)
+    ks = np.arange(1, int(problem.y.max()) + 60, dtype=float)
+    pmf = fam.truncated_pmf(ks, eta)
+    mean = pmf @ ks
+    var = pmf @ ks**2 - mean**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (problem.y - mean[problem.pattern]) / np.sqrt(var[problem.pattern])
+    ok = np.isfinite(r) & (problem.w > 0)
+    r, w = r[ok], problem.w[ok]
+    if not len(r):
+        return {}
+    order = np.argsort(r, kind="stable")
+    r, w = r[order], w[order]
+    upper = np.cumsum(w)  # persons 0 … upper−1 of the expanded sorted list sit in cells ≤ i
+    total = upper[-1]
+
+    def at(position: float) -> float:
+        return float(r[min(np.searchsorted(upper, position, side="right"), len(r) - 1)])
+
+    def quantile(q: float) -> float:
+        h = (total - 1) * q
+        lo = np.floor(h)
+        return at(lo) + (h - lo) * (at(lo + 1) - at(lo))
+
+    return {
+        "min": float(r[0]),
+        "q1": quantile(0.25),
+        "median": quantile(0.5),
+        "mean": float(np.sum(w * r) / total),
+        "q3": quantile(0.75),
+        "max": float(r[-1]),
+    }
+
+
 # ------------------------------------------------------------------------------ dfpopsize
 def dfpopsize(
     problem: CountProblem, fit: FitResult, n_hat: float, grad: np.ndarray, cov: np.ndarray

@@ -31,6 +31,7 @@ from recapture.estimators.count.diagnostics import (
     frequency_table,
     parse_strata,
     pattern_residuals,
+    pearson_residual_summary,
     strata_columns,
     strata_table,
 )
@@ -421,6 +422,7 @@ class CountModel:
             **notes,
         }
         diagnostics["pattern_residuals"] = pattern_residuals(problem, fit.beta)
+        diagnostics["pearson_residuals"] = pearson_residual_summary(problem, fit.beta)
         params = fam.parameters(problem.eta_patterns(fit.beta))
         pw = np.bincount(problem.pattern, weights=problem.w, minlength=problem.n_patterns)
         diagnostics["parameters"] = {
