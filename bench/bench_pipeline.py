@@ -291,7 +291,7 @@ def true_link_estimates(
             options["lists"] = [f"in_{name}" for name in options["lists"]]
         try:
             fitted[est.name] = _fit_one(
-                persons, est.model, options, est.options.get("missing", "allocate")
+                persons, est.model, options, est.options.get("missing")
             ).population_size
         except Exception:  # a comparison only
             fitted[est.name] = float("nan")

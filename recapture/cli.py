@@ -218,14 +218,6 @@ def _run_estimate(args: argparse.Namespace) -> int:
     excluded = result.diagnostics.get("rows_with_zero_count_excluded")
     if excluded:
         print(f"  ({excluded:,} rows with count 0 left out: not seen by this source)")
-    if result.strata:
-        print("  by stratum:")
-        for row in result.strata:
-            label = f"{row['variable']}={row['level']}"
-            print(
-                f"    {label:<36} n {row['observed']:>9,.0f}  "
-                f"N̂ {row['population_size']:>12,.1f}  (SE {row['se']:,.1f})"
-            )
     for row in result.extra.get("dependence_sensitivity") or []:
         print(
             f"  θ = {row['theta']:<6g} N̂ {row['population_size']:>12,.1f}  "
@@ -451,7 +443,7 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
     cov.add_argument(
         "--missing",
         choices=["allocate", "level"],
-        default="allocate",
+        default=None,
         help="persons with an unknown covariate: fit on the others and allocate them "
         "proportionally (default), or keep 'unknown' as a level",
     )

@@ -8,9 +8,13 @@ modules add themselves with :func:`register_model` when imported (see the end of
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import pandas as pd
+import polars as pl
 
 from recapture.errors import ConfigError
 from recapture.estimators.count import (
@@ -30,9 +34,24 @@ from recapture.estimators.count import (
     ZeroTruncatedOneInflatedPoisson,
     ZeroTruncatedPoisson,
 )
-from recapture.estimators.result import PopulationEstimate
+from recapture.estimators.covariates import (
+    DEFAULT_MISSING,
+    MISSING_RULES,
+    check_missing,
+    fit_with_covariates,
+    register_missing_rule,
+)
+from recapture.estimators.reading import read_frame
+from recapture.estimators.result import (
+    PopulationEstimate,
+    likelihood_data,
+    row_key,
+    same_likelihood_data,
+)
 
 __all__ = [
+    "DEFAULT_MISSING",
+    "MISSING_RULES",
     "MODELS",
     "Chao",
     "CountModel",
@@ -50,7 +69,9 @@ __all__ = [
     "ZeroTruncatedPoisson",
     "estimate",
     "estimate_from_frequencies",
+    "register_missing_rule",
     "register_model",
+    "same_likelihood_data",
 ]
 
 
@@ -78,13 +99,76 @@ def register_model(
     MODELS[name] = EstimatorEntry(name=name, kind=kind, description=description, run=run)
 
 
-def estimate(data: Any, model: str, **options: Any) -> PopulationEstimate:
-    """Fit the estimator named ``model`` to ``data`` (a frame or a Parquet/CSV path)."""
+def estimate(
+    data: Any,
+    model: str,
+    *,
+    missing: str | None = None,
+    merge_sparse_levels: int | None = None,
+    **options: Any,
+) -> PopulationEstimate:
+    """Fit the estimator named ``model`` to ``data`` (a frame or a Parquet/CSV path).
+
+    ``missing`` names the rule for persons with an unknown covariate value
+    (:data:`~recapture.estimators.covariates.MISSING_RULES`, default
+    :data:`~recapture.estimators.covariates.DEFAULT_MISSING`); ``merge_sparse_levels=K``
+    merges covariate levels with fewer than K informative persons first. The model
+    classes, ``recapture estimate`` and the pipeline apply the same rules with the same
+    defaults, so all four give the same estimate.
+    """
     if model not in MODELS:
         raise ConfigError(
             f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}", key="model"
         )
-    return MODELS[model].run(data, **options)
+    entry = MODELS[model]
+    missing = check_missing(missing)
+    if entry.kind == "single-source":  # the model class applies the rules itself
+        return entry.run(data, missing=missing, merge_sparse_levels=merge_sparse_levels, **options)
+    covariates = _listed(options.get("covariates"))
+    persons = isinstance(data, pl.DataFrame | pd.DataFrame | str | os.PathLike)
+    if not persons or (not covariates and not merge_sparse_levels):
+        # a path goes to the model as it is, so its errors name the file
+        result = entry.run(data, **options)
+        return _tag(result, read_frame(data), options) if persons else result
+    frame = read_frame(data)
+    lists = _listed(options.get("lists")) or [c for c in frame.columns if c.startswith("in_")]
+    weight = pl.col(options["weights"]) if options.get("weights") else pl.lit(1.0)
+    in_lists = pl.sum_horizontal([pl.col(c).cast(pl.Int64) for c in lists]) if lists else pl.lit(0)
+    return fit_with_covariates(
+        frame.with_columns(row_key(frame)),
+        covariates,
+        lambda f, **extra: _tag(entry.run(f, **{**options, **extra}), f, options),
+        missing=missing,
+        merge_sparse=merge_sparse_levels,
+        informative=(in_lists >= 2).cast(pl.Float64) * weight,
+        weight=weight,
+        options=options,
+    )
+
+
+def _tag(result: PopulationEstimate, frame: pl.DataFrame, options: dict[str, Any]):
+    """Tag a multiple-systems fit with the data its likelihood covers: the table of
+    capture histories × covariates over the persons seen by some list."""
+    lists = _listed(options.get("lists")) or [c for c in frame.columns if c.startswith("in_")]
+    if result.loglik is not None and result.likelihood_data is None and lists:
+        weight = pl.col(options["weights"]) if options.get("weights") else pl.lit(1.0)
+        in_lists = pl.sum_horizontal([pl.col(c).cast(pl.Int64) for c in lists])
+        tables = [*lists, *(result.extra.get("covariates") or [])]
+        result.likelihood_data = likelihood_data(
+            frame,
+            in_lists > 0,
+            response="cell counts of " + " × ".join(map(str, tables)),
+            rows="seen by " + " or ".join(lists),
+            weight=weight,
+        )
+    return result
+
+
+def _listed(value: Any) -> list[str]:
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    return [str(v).strip() for v in items if str(v).strip()]
 
 
 def estimate_from_frequencies(
@@ -115,6 +199,8 @@ _COUNT_CONSTRUCT = (
     "omega_formula",
     "alpha_formula",
     "max_count",
+    "missing",
+    "merge_sparse_levels",
 )
 _COUNT_FIT = (
     "count",

@@ -5,11 +5,14 @@
 A covariate value is unknown far more often for people seen once than for people seen
 several times (every extra registration is another chance to record it). Kept as a level
 of its own, 'unknown' then has almost no repeated captures, its coefficient runs to the
-boundary and N̂ explodes. The ``allocate`` rule fits the model on the persons with
+boundary and N̂ explodes. Every entry point — the model classes, ``estimate()``, the CLI and
+the pipeline — goes through :func:`fit_with_covariates` with the rule named by ``missing=``
+(:data:`MISSING_RULES`, default :data:`DEFAULT_MISSING`). The ``allocate`` rule fits the model on the persons with
 complete covariates and allocates the persons with unknown values proportionally:
 N̂ = N̂_complete · n / n_complete — they are assumed to have, on average, the capture
 probability of the persons with known values. The standard error is scaled alike
-(n / n_complete is fixed by the observed data).
+(n / n_complete is fixed by the observed data), and so is every stratum: the unknown
+persons are allocated to the levels in proportion, so the strata still add up to N̂.
 
 **Sparse levels.** A level with no informative observations — no one seen twice (count
 models), no one in both lists (dual systems) — has no maximum-likelihood estimate: its
@@ -21,7 +24,7 @@ one level named after them all, and reports what it merged.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -50,49 +53,75 @@ def is_unknown(columns: Iterable[str]) -> pl.Expr:
     return expr
 
 
-def allocate_unknown(
-    persons: pl.DataFrame,
-    covariates: list[str],
-    fit: Any,
-    *,
-    observed: pl.Expr | None = None,
-) -> PopulationEstimate:
-    """Fit ``fit(complete_persons)`` and allocate the persons with unknown covariates.
+@dataclasses.dataclass(frozen=True)
+class UnknownCovariates:
+    """What a rule for unknown covariate values is given (see :data:`MISSING_RULES`).
 
-    ``observed`` selects the rows that count as observed units of the model (e.g.
-    ``n_police > 0`` for a single-source count model); all rows by default.
+    ``fit(frame, **extra_options)`` is the model's plain fit — no rule applied — so a rule
+    can refit on a subset or with more options (``partial_covariates`` for the log-linear
+    EM); ``model`` is the count model object (None for registry models), ``options`` the
+    options of the call, ``observed``/``weight`` select and weigh the observed units.
     """
-    missing = [c for c in covariates if c not in persons.columns]
-    if missing:
-        raise ConfigError(f"covariate(s) not in persons: {', '.join(missing)}", key="formula")
-    unknown = is_unknown(covariates)
-    units = persons.filter(observed) if observed is not None else persons
-    n_total = units.height
-    n_unknown = units.filter(unknown).height
-    result = fit(persons.filter(~unknown))
+
+    data: pl.DataFrame
+    covariates: list[str]
+    fit: Callable[..., PopulationEstimate]
+    observed: pl.Expr | None = None
+    weight: pl.Expr | None = None
+    model: Any = None
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+MissingRule = Callable[[UnknownCovariates], PopulationEstimate]
+
+
+def _observed_units(problem: UnknownCovariates) -> tuple[float, float]:
+    """Observed units in all and with an unknown covariate (frequency-weighted)."""
+    units = problem.data.filter(problem.observed) if problem.observed is not None else problem.data
+    weight = problem.weight if problem.weight is not None else pl.lit(1.0)
+    unknown = is_unknown(problem.covariates)
+    w = units.with_columns(weight.cast(pl.Float64).alias("__w__"))
+    total, n_unknown = w.select(
+        pl.col("__w__").sum().alias("total"),
+        (pl.col("__w__") * unknown).sum().alias("unknown"),
+    ).row(0)
+    return float(total), float(n_unknown)
+
+
+def allocate_unknown(problem: UnknownCovariates) -> PopulationEstimate:
+    """The ``allocate`` rule: fit on the complete persons and allocate the others
+    proportionally — N̂, its SE, intervals, replicates and every stratum × n / n_complete."""
+    covariates = problem.covariates
+    n_total, n_unknown = _observed_units(problem)
+    n_complete = n_total - n_unknown
+    if n_unknown and n_complete <= 0:
+        raise ConfigError(
+            "every observed person has an unknown value of " + ", ".join(covariates),
+            key="missing",
+        )
+    result = problem.fit(problem.data.filter(~is_unknown(covariates)))
     if n_unknown == 0:
         return result
-    n_complete = n_total - n_unknown
-    if n_complete == 0:
-        raise ConfigError(
-            "every person has an unknown value of " + ", ".join(covariates), key="formula"
-        )
     ratio = n_total / n_complete
-    scaled = dataclasses.replace(
+    share = n_unknown / n_total
+    return dataclasses.replace(
         result,
         population_size=result.population_size * ratio,
         se=result.se * ratio,
-        n_observed=n_total,
+        n_observed=int(round(n_total)),
         bootstrap_replicates=None
         if result.bootstrap_replicates is None
         else np.asarray(result.bootstrap_replicates) * ratio,
         interval_methods={
-            name: (lambda level, f=f: tuple(ratio * v for v in f(level)))
-            for name, f in result.interval_methods.items()
+            name: ScaledInterval(f, ratio) for name, f in result.interval_methods.items()
         },
+        strata=[scale_stratum(row, ratio) for row in result.strata],
+        fitted_model=result.fitted_model.scaled(ratio)
+        if hasattr(result.fitted_model, "scaled")
+        else result.fitted_model,
         warnings=[
             *result.warnings,
-            f"{n_unknown:,} of {n_total:,} observed persons ({n_unknown / n_total:.1%}) have an unknown "
+            f"{n_unknown:,.0f} of {n_total:,.0f} observed persons ({share:.1%}) have an unknown "
             f"{'/'.join(covariates)}; fitted on the others and allocated proportionally (× {ratio:.4f})",
         ],
         extra={
@@ -108,7 +137,123 @@ def allocate_unknown(
             },
         },
     )
-    return scaled
+
+
+class ScaledInterval:
+    """An interval method times a constant (picklable, unlike a lambda)."""
+
+    def __init__(self, method: Callable[[float], tuple[float, float]], ratio: float):
+        self.method, self.ratio = method, ratio
+
+    def __call__(self, level: float) -> tuple[float, float]:
+        lo, hi = self.method(level)
+        return (lo * self.ratio, hi * self.ratio)
+
+
+#: stratum fields that count persons, scaled when unknown persons are allocated
+_STRATUM_COUNTS = (
+    "observed",
+    "hidden",
+    "population_size",
+    "se",
+    "normal_lower",
+    "normal_upper",
+    "lognormal_lower",
+    "lognormal_upper",
+)
+
+
+def scale_stratum(row: dict[str, Any], ratio: float) -> dict[str, Any]:
+    """A stratum of the complete-case fit with the unknown persons allocated to it in
+    proportion (so the strata of each variable still add up to N̂)."""
+    out = dict(row)
+    for key in _STRATUM_COUNTS:
+        if isinstance(out.get(key), int | float):
+            out[key] = out[key] * ratio
+    return out
+
+
+def keep_unknown_as_level(problem: UnknownCovariates) -> PopulationEstimate:
+    """The ``level`` rule: 'unknown' is a level like any other (null values stay errors)."""
+    return problem.fit(problem.data)
+
+
+#: Rules for persons with an unknown covariate value, by the name ``missing=`` takes.
+MISSING_RULES: dict[str, MissingRule] = {
+    "allocate": allocate_unknown,
+    "level": keep_unknown_as_level,
+}
+
+#: The rule every entry point uses when none is given: model classes, ``estimate()``,
+#: ``recapture estimate`` and the pipeline.
+DEFAULT_MISSING = "allocate"
+
+
+def register_missing_rule(name: str, rule: MissingRule) -> None:
+    """Add a rule (e.g. maximum likelihood by EM) under the name ``missing=`` takes."""
+    MISSING_RULES[name] = rule
+
+
+def check_missing(missing: str | None) -> str:
+    """The rule's name (the default for None); an unknown name is a :class:`ConfigError`."""
+    missing = DEFAULT_MISSING if missing is None else missing
+    if missing not in MISSING_RULES:
+        raise ConfigError(
+            f"unknown rule {missing!r} for unknown covariate values; known: "
+            + ", ".join(MISSING_RULES),
+            key="missing",
+        )
+    return missing
+
+
+def fit_with_covariates(
+    frame: pl.DataFrame,
+    covariates: Iterable[str],
+    fit: Callable[..., PopulationEstimate],
+    *,
+    missing: str | None,
+    merge_sparse: int | None,
+    informative: pl.Expr,
+    observed: pl.Expr | None = None,
+    weight: pl.Expr | None = None,
+    model: Any = None,
+    options: dict[str, Any] | None = None,
+) -> PopulationEstimate:
+    """The one path from persons to an estimate: merge sparse levels of the model's
+    categorical covariates (when ``merge_sparse`` is set), then treat persons with an
+    unknown value by the rule ``missing``; ``fit(frame, **extra)`` is the plain fit.
+
+    ``informative`` marks the persons that carry information on capture (seen twice, in
+    two lists) for the merging; ``observed``/``weight`` select and weigh observed units.
+    """
+    missing = check_missing(missing)
+    covariates = [
+        c for c in dict.fromkeys(covariates) if c in frame.columns and frame.schema[c] == pl.String
+    ]
+    merges: dict[str, list[str]] = {}
+    if merge_sparse and covariates:
+        frame, merges = merge_sparse_levels(frame, covariates, informative, int(merge_sparse))
+    if not covariates:
+        result = fit(frame)
+    else:
+        problem = UnknownCovariates(
+            data=frame,
+            covariates=covariates,
+            fit=fit,
+            observed=observed,
+            weight=weight,
+            model=model,
+            options=dict(options or {}),
+        )
+        result = MISSING_RULES[missing](problem)
+    result.extra.setdefault("missing_rule", missing)
+    if merges:
+        result.extra["merged_levels"] = merges
+        result.warnings.extend(
+            f"levels of {column} with fewer than {merge_sparse} informative persons merged: {' + '.join(levels)}"
+            for column, levels in merges.items()
+        )
+    return result
 
 
 def merge_sparse_levels(

@@ -7,6 +7,7 @@ linkage-uncertainty layer treat all estimators alike.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 from collections.abc import Callable
@@ -15,9 +16,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import polars as pl
 from scipy import stats
 
 from recapture.errors import ConfigError
+
+#: hidden column carrying each input row's identity through merging and filtering
+ROW_KEY = "__row_key__"
 
 
 @dataclass
@@ -50,6 +55,11 @@ class PopulationEstimate:
     bootstrap_replicates: np.ndarray | None = None
     bootstrap_info: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: what the log-likelihood is a likelihood of: ``response``, ``rows`` (in words), ``n``
+    #: and ``key`` (a digest of the rows used); AIC/BIC compare only equal tags
+    likelihood_data: dict[str, Any] | None = None
+    #: what predictions and new strata need (count models: the fitted problem), or None
+    fitted_model: Any = field(default=None, repr=False, compare=False)
     default_interval: str = "normal"
     #: why this result is not an estimate (None when it is one): no information in the data
     #: on the unseen (no repeated captures, no overlap), a boundary, a non-existent MLE …
@@ -249,40 +259,163 @@ class PopulationEstimate:
             "diagnostics": self.diagnostics,
             "warnings": self.warnings,
             "bootstrap": self.bootstrap_info or None,
+            "likelihood_data": self.likelihood_data,
             "extra": self.extra,
         }
         return _finite_or_none(out)
 
+    # -------------------------------------------------------------------- tables
+    def coefficients_table(self) -> pd.DataFrame:
+        """Coefficients as a frame indexed by term (``Intercept``, ``var[T.level]``,
+        ``a:b``; a second predictor's terms prefixed ``omega:``/``alpha:``): estimate, SE,
+        z, p-value and, where the model has several, the linear predictor."""
+        rows = []
+        for c in self.coefficients:
+            est, se = _number(c.get("estimate")), _number(c.get("se"))
+            z = _number(c.get("z")) if c.get("z") is not None else (est / se if se else math.nan)
+            p = c.get("p_value")
+            p = _number(p) if p is not None else float(2 * stats.norm.sf(abs(z)))
+            rows.append(
+                {
+                    "term": str(c["term"]),
+                    "predictor": c.get("predictor", "lambda"),
+                    "estimate": est,
+                    "se": se,
+                    "z": z,
+                    "p_value": p,
+                }
+            )
+        columns = ["term", "predictor", "estimate", "se", "z", "p_value"]
+        return pd.DataFrame(rows, columns=columns).set_index("term")
+
+    def strata_table(self) -> pd.DataFrame:
+        """N̂ by stratum: one row per (variable, level) with observed n, N̂, SE, intervals."""
+        frame = pd.DataFrame(self.strata)
+        return frame.set_index(["variable", "level"]) if len(frame) else frame
+
+    def frequencies_table(self) -> pd.DataFrame:
+        """Observed and fitted frequencies (per count k, or per capture history)."""
+        return pd.DataFrame(self.fitted_frequencies)
+
+    def predict(self, data: Any = None) -> pd.DataFrame:
+        """λ (and ω, α) and P(seen) per covariate pattern — with the observed persons and
+        their N̂ contribution — or per row of ``data``. Count models only."""
+        if self.fitted_model is None or not hasattr(self.fitted_model, "predict"):
+            raise ValueError(f"{self.model}: no per-person predictions for this estimator")
+        return self.fitted_model.predict(data)
+
+    def stratify(self, strata: str | list[str], level: float = 0.95) -> pd.DataFrame:
+        """N̂ by the levels of ``strata``: a formula of columns joined by ':' and '+'
+        (``"~ sex:age_class + region"``) or a list of such names; each group's levels add
+        up to N̂ (singleRcapture's ``stratifyPopsize``). Count models only."""
+        if self.fitted_model is None or not hasattr(self.fitted_model, "stratify"):
+            raise ValueError(f"{self.model}: stratify needs a count model's fit")
+        frame = pd.DataFrame(self.fitted_model.stratify(strata, level))
+        return frame.set_index(["variable", "level"]) if len(frame) else frame
+
+    # -------------------------------------------------------------------- summary
     def summary(self, level: float = 0.95) -> str:
+        """A printed summary as singleRcapture's: call, coefficients with SE, z and
+        p-values, fit statistics, goodness of fit, N̂ with both intervals, strata."""
         check_level(level)
+        pct = int(round(level * 100))
         head = f"{self.description or self.model}" + (f"  [{self.formula}]" if self.formula else "")
-        lines = [head, f"  observed n        {self.n_observed:>14,d}"]
+        lines = [head]
         if self.non_estimate is not None:
-            lines.append(f"  NOT AN ESTIMATE: {self.non_estimate}")
-        else:
-            try:
-                lo, hi = self.confint(None, level)
-                interval = f"{lo:,.1f} – {hi:,.1f}"
-            except ValueError as exc:
-                interval = f"undefined ({exc})"
-            lines += [
-                f"  population size   {self.population_size:>14,.2f}",
-                f"  standard error    {self.se:>14,.2f}",
-                f"  {level * 100:g}% interval ({self.default_interval})  {interval}",
-                f"  observed share    {self.observed_share:>14.3f}",
-            ]
+            lines.append(f"NOT AN ESTIMATE: {self.non_estimate}")
+        call = self.extra.get("call")
+        if call:
+            lines.append(f"Call: {call}")
+        resid = self.diagnostics.get("pearson_residuals") or {}
+        if resid:
+            keys = ("min", "q1", "median", "mean", "q3", "max")
+            lines += ["", "Pearson residuals (over persons):"]
+            lines.append(
+                "  "
+                + "".join(
+                    f"{k:>11}" for k in ("Min.", "1st Qu.", "Median", "Mean", "3rd Qu.", "Max.")
+                )
+            )
+            lines.append("  " + "".join(f"{resid[k]:>11.6f}" for k in keys))
+        coefs = self.coefficients_table()
+        if len(coefs):
+            lines += ["", "Coefficients:"]
+            several = coefs["predictor"].nunique() > 1
+            width = max(24, *(len(t) for t in coefs.index))
+            for predictor, block in coefs.groupby("predictor", sort=False):
+                if several:
+                    lines.append(f"  for the linear predictor of {predictor}:")
+                lines.append(
+                    f"  {'':<{width}} {'Estimate':>10} {'Std. Error':>11} {'z value':>8} {'P(>|z|)':>10}"
+                )
+                for term, r in block.iterrows():
+                    lines.append(
+                        f"  {term:<{width}} {r['estimate']:>10.4f} {r['se']:>11.4f} "
+                        f"{r['z']:>8.3f} {_p(r['p_value']):>10}"
+                    )
+        fit_lines = []
         if self.loglik is not None:
-            lines.append(f"  log-likelihood    {self.loglik:>14.3f}")
+            df = f" on {self.df_residual:,.0f} degrees of freedom" if self.df_residual else ""
+            fit_lines.append(f"  log-likelihood {self.loglik:.4f}{df}")
         if self.aic is not None:
-            lines.append(f"  AIC / BIC         {self.aic:>14.3f} / {self.bic:.3f}")
-        if self.coefficients:
-            lines.append("  coefficients:")
-            for row in self.coefficients:
-                se = row.get("se")
-                se_txt = f"  (SE {se:.5f})" if se is not None and np.isfinite(se) else ""
-                lines.append(f"    {row['term']:<32} {row['estimate']:>12.5f}{se_txt}")
+            fit_lines.append(f"  AIC {self.aic:.3f}   BIC {self.bic:.3f}")
+        if self.deviance is not None:
+            fit_lines.append(f"  residual deviance {self.deviance:.3f}")
+        if self.diagnostics.get("iterations") is not None:
+            fit_lines.append(f"  iterations {self.diagnostics['iterations']}")
+        if self.likelihood_data:
+            ld = self.likelihood_data
+            fit_lines.append(
+                f"  likelihood of {ld['response']} over {ld['rows']} (n = {ld['n']:,.0f})"
+            )
+        gof = self.diagnostics.get("goodness_of_fit") or {}
+        if gof.get("groups"):
+            cells = " ".join(str(g["k"]) for g in gof["groups"])
+            for name, stat, p in (
+                ("chi-squared", gof.get("chi2"), gof.get("p_value")),
+                ("G", gof.get("g"), gof.get("g_p_value")),
+            ):
+                if stat is not None:
+                    fit_lines.append(
+                        f"  {name + ' test':<18} {stat:>9.2f}  df {gof['df']}  p {_p(p)}  (cells {cells})"
+                    )
+        if fit_lines:
+            lines += ["", "Fit:", *fit_lines]
+        lines += [
+            "",
+            "Population size:",
+            f"  point estimate    {self.population_size:>14,.2f}",
+            f"  standard error    {self.se:>14,.2f}",
+            f"  observed n        {self.n_observed:>14,d}  ({self.observed_share:.1%} of N̂)",
+            f"  {pct}% intervals:",
+        ]
+        shares = []
+        for method in self.available_intervals():
+            try:
+                lo, hi = self.confint(method, level)
+                mark = "  (default)" if method == self.default_interval else ""
+                lines.append(f"    {method:<12} {lo:>14,.2f} {hi:>14,.2f}{mark}")
+                if lo > 0 and hi > 0:
+                    n = self.n_observed
+                    shares.append(f"    {method:<12} {100 * n / hi:>13.2f}% {100 * n / lo:>13.2f}%")
+            except Exception as exc:  # an interval that cannot be computed is shown as such
+                lines.append(f"    {method:<12} not available: {exc}")
+        if shares:
+            lines += [f"  {pct}% intervals for the observed share n/N:", *shares]
+        if self.strata:
+            lines += ["", "By stratum (observed n, N̂, SE, 95% log-normal interval):"]
+            for r in self.strata:
+                label = f"{r['variable']}={r['level']}"
+                lo, hi = r.get("lognormal_lower"), r.get("lognormal_upper")
+                iv = f"  {lo:,.1f} – {hi:,.1f}" if lo is not None else ""
+                lines.append(
+                    f"  {label:<36} n {_number(r.get('observed')):>10,.1f}  N̂ {r['population_size']:>12,.1f}"
+                    f"  SE {_number(r.get('se')):>10,.1f}{iv}"
+                )
+        if self.warnings:
+            lines.append("")
         for warning in self.warnings:
-            lines.append(f"  WARNING: {warning}")
+            lines.append(f"WARNING: {warning}")
         return "\n".join(lines)
 
     def flag_non_estimate(self, reason: str) -> None:
@@ -362,3 +495,58 @@ def _finite_or_none(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return _finite_or_none(value.tolist())
     return value
+
+
+# ------------------------------------------------------------------------ likelihood data
+def row_key(frame: pl.DataFrame) -> pl.Series:
+    """Each row's identity: a hash of the whole input row, kept as rows are filtered and
+    levels merged, so fits on the same persons can be recognised as such."""
+    if ROW_KEY in frame.columns:
+        return frame[ROW_KEY]
+    return frame.hash_rows(seed=0).alias(ROW_KEY)
+
+
+def likelihood_data(
+    frame: pl.DataFrame, used: pl.Expr, *, response: str, rows: str, weight: pl.Expr | None = None
+) -> dict[str, Any]:
+    """The tag of what a log-likelihood covers: the response, the rows (in words), their
+    weighted number and a digest of exactly which rows (order-free)."""
+    weight = weight if weight is not None else pl.lit(1.0)
+    sel = frame.select(
+        row_key(frame).alias("key"), weight.cast(pl.Float64).alias("w"), used.alias("used")
+    )
+    sel = sel.filter(pl.col("used")).sort("key", "w")
+    digest = hashlib.sha256(response.encode())
+    digest.update(sel["key"].to_numpy().tobytes())
+    digest.update(sel["w"].to_numpy().tobytes())
+    return {
+        "response": response,
+        "rows": rows,
+        "n": float(sel["w"].sum()),
+        "key": digest.hexdigest()[:16],
+    }
+
+
+def same_likelihood_data(a: Any, b: Any) -> bool:
+    """Whether two estimates' (or their dicts') log-likelihoods are of the same data, so
+    that their AIC and BIC may be compared."""
+
+    def tag(x: Any) -> Any:
+        return x.likelihood_data if isinstance(x, PopulationEstimate) else x.get("likelihood_data")
+
+    ta, tb = tag(a), tag(b)
+    return bool(ta and tb and ta.get("key") == tb.get("key"))
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value) if value is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _p(p: Any) -> str:
+    p = _number(p)
+    if not math.isfinite(p):
+        return "–"
+    return "< 2e-16" if p < 2e-16 else f"{p:.3g}"

@@ -19,11 +19,6 @@ from recapture import progress
 from recapture.config import PipelineConfig, load_config
 from recapture.errors import ConfigError, RecaptureError
 from recapture.estimators import estimate
-from recapture.estimators.covariates import (
-    allocate_unknown,
-    formula_covariates,
-    merge_sparse_levels,
-)
 from recapture.io import (
     ARTIFACTS,
     artifact_path,
@@ -395,6 +390,8 @@ def fit_estimators(
     (boundary estimates, non-convergence) are warnings on its result; an estimator that
     cannot be fitted as configured is an error naming its config key."""
 
+    from recapture.estimators.covariates import MISSING_RULES
+
     persons_all = pl.read_parquet(artifact_path(out, "persons"))
     uncertainty = None
     if config.uncertainty:
@@ -404,11 +401,11 @@ def fit_estimators(
         persons = persons_all.filter(pl.col("period") == period.label)
         for i, est in enumerate(config.estimators):
             options = dict(est.options)
-            missing_rule = options.pop("missing", "allocate")
+            missing_rule = options.pop("missing", None)
             linkage_aware = options.pop("linkage_uncertainty", True)
-            if missing_rule not in ("allocate", "level"):
+            if missing_rule is not None and missing_rule not in MISSING_RULES:
                 raise ConfigError(
-                    "must be 'allocate' or 'level'",
+                    "must be one of " + ", ".join(f"'{r}'" for r in MISSING_RULES),
                     file=str(config.path) if config.path else None,
                     key=f"estimators[{i}].missing",
                 )
@@ -490,11 +487,13 @@ def _failed_entry(name: str, model: str, period: str, exc: BaseException, index:
 @dataclass
 class ConfiguredEstimator:
     """A configured estimator, picklable, so imputation workers fit exactly what the
-    plug-in fit did (including the rule for unknown covariates)."""
+    plug-in fit did. A thin mapping of the config onto :func:`recapture.estimators.estimate`,
+    which owns the rules for unknown covariates and sparse levels (``missing``,
+    ``merge_sparse_levels``); None means the estimators' default rule."""
 
     model: str
     options: dict[str, Any]
-    missing_rule: str = "allocate"
+    missing_rule: str | None = None
 
     @property
     def name(self) -> str:
@@ -504,48 +503,13 @@ class ConfiguredEstimator:
         return _fit_one(persons, self.model, self.options, self.missing_rule)
 
 
-def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing_rule: str):
-    """Fit one registry model: merge sparse covariate levels if asked (option
-    ``merge_sparse_levels``), then allocate persons with unknown covariates (``missing``)."""
+def _fit_one(
+    persons: pl.DataFrame, model: str, options: dict[str, Any], missing_rule: str | None = None
+):
+    """One registry fit of a configured estimator (``options`` may hold
+    ``merge_sparse_levels``)."""
 
-    options = dict(options)
-    min_informative = options.pop("merge_sparse_levels", None)
-    covariates = formula_covariates(options.get("formula"))
-    listed = options.get("covariates")
-    if listed:
-        covariates += [
-            c.strip() for c in (listed.split(",") if isinstance(listed, str) else listed)
-        ]
-    covariates = [
-        c
-        for c in dict.fromkeys(covariates)
-        if c in persons.columns and persons[c].dtype == pl.String
-    ]
-    count = options.get("count")
-    merges: dict[str, list[str]] = {}
-    if min_informative and covariates:
-        lists = options.get("lists") or []
-        lists = [c.strip() for c in lists.split(",")] if isinstance(lists, str) else lists
-        informative = (
-            (pl.col(count) >= 2) if count else (pl.sum_horizontal([pl.col(c) for c in lists]) >= 2)
-        )
-        persons, merges = merge_sparse_levels(
-            persons, covariates, informative, int(min_informative)
-        )
-    if missing_rule == "level" or not covariates:
-        result = estimate(persons, model, **options)
-    else:
-        observed = pl.col(count) > 0 if count else None
-        result = allocate_unknown(
-            persons, covariates, lambda frame: estimate(frame, model, **options), observed=observed
-        )
-    if merges:
-        result.extra["merged_levels"] = merges
-        result.warnings.extend(
-            f"levels of {column} with fewer than {min_informative} informative persons merged: {' + '.join(levels)}"
-            for column, levels in merges.items()
-        )
-    return result
+    return estimate(persons, model, missing=missing_rule, **options)
 
 
 def _with_linkage_uncertainty(result, estimator, uncertainty, config, out, period, threshold):

@@ -2,7 +2,9 @@
 
 Input is ``estimates.json`` — a list of :meth:`PopulationEstimate.to_dict` entries. Optional
 parts are read from documented keys (``docs/reports.md``) and shown only when present:
-``fitted_frequencies``, ``strata``, ``aic``/``bic``, ``extra['dependence_sensitivity']``,
+``fitted_frequencies``, ``strata``, ``aic``/``bic`` with ``likelihood_data``, the count
+models' ``diagnostics`` (goodness of fit, pattern residuals, dfpopsize),
+``extra['dependence_sensitivity']``,
 ``extra['threshold_sensitivity']``, ``extra['linkage_aware']`` and ``extra['period']``.
 """
 
@@ -441,12 +443,24 @@ def _strata_plot(rows: list[dict[str, Any]], title: str):
 
 
 def _comparison_section(estimates: list[dict[str, Any]]) -> Section:
-    """AIC/BIC compared only among models fitted to the same data (same period and n)."""
+    """AIC/BIC compared only among likelihoods of the same data: the same response over
+    the same rows (``likelihood_data``; e.g. Chao's logistic likelihood of the persons seen
+    once or twice is not the zero-truncated Poisson's of everyone seen)."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    about: dict[tuple, dict[str, Any]] = {}
     for i, est in enumerate(estimates):
         if est.get("aic") is None and est.get("bic") is None:
             continue
-        key = (period_of(est), est.get("n_observed"), (est.get("extra") or {}).get("data"))
+        data = est.get("likelihood_data") or {}
+        if data.get("key"):
+            key: tuple = (period_of(est), data["key"])
+        else:  # untagged (older files): never ranked against another model
+            key = (period_of(est), "untagged", i)
+        about[key] = {
+            "response": data.get("response"),
+            "covers": data.get("rows"),
+            "n": _f(data.get("n")) if data else _f(est.get("n_observed")),
+        }
         groups[key].append(
             {
                 "index": i + 1,
@@ -461,21 +475,131 @@ def _comparison_section(estimates: list[dict[str, Any]]) -> Section:
             }
         )
     blocks = []
-    for (period, n_obs, _data), rows in groups.items():
+    for key, rows in groups.items():
         for crit in ("aic", "bic"):
             values = [r[crit] for r in rows if math.isfinite(r[crit])]
             best = min(values) if values else math.nan
             for r in rows:
                 r[f"delta_{crit}"] = r[crit] - best if math.isfinite(r[crit]) else math.nan
         rows.sort(key=lambda r: (math.isnan(r["aic"]), r["aic"]))
-        blocks.append({"period": period, "n_observed": n_obs, "rows": rows})
+        blocks.append({"period": key[0], "rows": rows, "ranked": len(rows) > 1, **about[key]})
+    blocks.sort(key=lambda b: not b["ranked"])
     if not blocks:
         return absent_section(
             "Model comparison",
             "comparison",
-            "no estimate carries AIC or BIC (e.g. Chao and Zelterman do not).",
+            "no estimate carries AIC or BIC (e.g. Petersen and Chapman do not).",
         )
     return Section("Model comparison", "comparison", blocks=blocks)
+
+
+def _diagnostics_section(estimates: list[dict[str, Any]]) -> Section:
+    """The count models' diagnostics as singleRcapture plots them: a hanging rootogram of
+    the frequencies, Pearson residuals of the covariate patterns' mean counts, and the
+    leave-one-out change in N̂ (dfpopsize)."""
+    blocks = []
+    for i, est in enumerate(estimates):
+        diag = est.get("diagnostics") or {}
+        freq = [
+            r
+            for r in _rows(est.get("fitted_frequencies"))
+            if isinstance(r.get("k"), int) and math.isfinite(_f(r.get("fitted")))
+        ]
+        resid = [
+            r for r in _rows(diag.get("pattern_residuals")) if r.get("pearson_residual") is not None
+        ]
+        top = _rows(diag.get("dfpopsize_top"))
+        if not (freq or resid or top):
+            continue
+        label = label_of(est)
+        gof = diag.get("goodness_of_fit") or {}
+        influence = []
+        for r in top[:10]:
+            where = ", ".join(
+                f"{k}={v}" for k, v in r.items() if k not in ("count", "weight", "dfpopsize")
+            )
+            influence.append(
+                {"where": where or "–", "count": r.get("count"), "dfpopsize": _f(r["dfpopsize"])}
+            )
+        blocks.append(
+            {
+                "index": i + 1,
+                "label": label,
+                "period": period_of(est),
+                "rootogram": svg(_rootogram(freq, label), f"rootogram-{i}") if freq else None,
+                "residuals": svg(_residual_plot(resid, label), f"residuals-{i}") if resid else None,
+                "dfpopsize": svg(_dfpopsize_plot(influence, label), f"dfpopsize-{i}")
+                if influence
+                else None,
+                "influence": influence,
+                "dfpopsize_method": diag.get("dfpopsize_method"),
+                "population_size": _f(est.get("population_size")),
+                "gof": {
+                    "chi2": _f(gof.get("chi2")),
+                    "g": _f(gof.get("g")),
+                    "df": gof.get("df"),
+                    "p": _f(gof.get("p_value")),
+                    "g_p": _f(gof.get("g_p_value")),
+                    "cells": " ".join(str(g.get("k")) for g in _rows(gof.get("groups"))),
+                }
+                if gof.get("groups")
+                else None,
+            }
+        )
+    if not blocks:
+        return absent_section(
+            "Diagnostics of the count models",
+            "diagnostics",
+            "no single-source count model among the estimates.",
+        )
+    return Section("Diagnostics of the count models", "diagnostics", blocks=blocks)
+
+
+def _rootogram(rows: list[dict[str, Any]], title: str):
+    """Hanging rootogram (Kleiber & Zeileis 2016): bars of √observed hang from the curve
+    √fitted, so a misfit shows as a bar ending off the zero line."""
+    with plot_context():
+        fig, ax = new_figure(6.4, 3.0)
+        k = np.array([r["k"] for r in rows], dtype=float)
+        obs = np.sqrt(np.array([_f(r["observed"]) for r in rows]))
+        fit = np.sqrt(np.array([_f(r["fitted"]) for r in rows]))
+        ax.bar(k, obs, bottom=fit - obs, width=0.7, alpha=0.7, label="√observed (hanging)")
+        ax.plot(k, fit, "o-", color="#D55E00", ms=3, label="√fitted")
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xlabel("times observed k")
+        ax.set_ylabel("√frequency")
+        ax.set_title(title[:70], fontsize=9)
+        ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def _residual_plot(rows: list[dict[str, Any]], title: str):
+    with plot_context():
+        fig, ax = new_figure(6.4, 3.0)
+        fit = np.array([_f(r["fitted_mean"]) for r in rows])
+        res = np.array([_f(r["pearson_residual"]) for r in rows])
+        size = np.array([_f(r["persons"]) for r in rows])
+        ax.scatter(fit, res, s=8 + 60 * np.sqrt(size / max(size.max(), 1)), alpha=0.6)
+        for bound in (-2, 2):
+            ax.axhline(bound, color="grey", ls="--", lw=0.8)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xlabel("fitted mean count of the pattern (zero-truncated)")
+        ax.set_ylabel("Pearson residual of the mean")
+        ax.set_title(title[:70], fontsize=9)
+    return fig
+
+
+def _dfpopsize_plot(rows: list[dict[str, Any]], title: str):
+    with plot_context():
+        fig, ax = new_figure(6.4, min(1.0 + 0.3 * len(rows), 6))
+        y = np.arange(len(rows))[::-1]
+        values = np.array([r["dfpopsize"] for r in rows])
+        ax.barh(y, values, height=0.6, color=np.where(values > 0, "C0", "#D55E00"))
+        ax.set_yticks(y, [f"k={r['count']}: {r['where']}"[:60] for r in rows], fontsize=7)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_xlabel("N̂ − N̂ without the person")
+        ax.set_title(title[:70], fontsize=9)
+    return fig
 
 
 def _curve_rows(data: Any, x_keys: Sequence[str]) -> list[dict[str, float]]:
@@ -704,6 +828,7 @@ def estimate_report(
         _frequencies_section(entries),
         _strata_section(entries, masked),
         _comparison_section(entries),
+        _diagnostics_section(entries),
         _sensitivity_section(
             entries,
             "dependence_sensitivity",

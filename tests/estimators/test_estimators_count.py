@@ -253,8 +253,12 @@ def test_bad_input_names_row_and_column(nl):
     broken = nl.with_columns(
         pl.when(pl.int_range(pl.len()) == 9).then(None).otherwise(pl.col("gender")).alias("gender")
     )
+    # a null covariate is an unknown value: allocated by default, an error when 'unknown'
+    # is to be kept as a level
+    allocated = ZeroTruncatedPoisson("~ gender").fit(broken, count="capture")
+    assert allocated.extra["missing_covariates"]["unknown"] == 1
     with pytest.raises(InputError) as err:
-        ZeroTruncatedPoisson("~ gender").fit(broken, count="capture")
+        ZeroTruncatedPoisson("~ gender", missing="level").fit(broken, count="capture")
     assert (err.value.row, err.value.column) == (10, "gender")
     negative = nl.with_columns(
         pl.when(pl.int_range(pl.len()) == 3).then(-1).otherwise(pl.col("capture")).alias("capture")

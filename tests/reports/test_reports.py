@@ -167,9 +167,10 @@ def test_estimate_report_shows_the_published_table_and_says_what_is_absent(tmp_p
         "threshold_sensitivity",
         "linkage_aware",
         "two or more periods",
+        "no single-source count model",
     ):
         assert key in html, key
-    assert html.count('class="absent"') == 7
+    assert html.count('class="absent"') == 8
 
 
 def test_estimate_report_reads_the_documented_optional_keys(tmp_path):
@@ -299,7 +300,7 @@ def test_reports_are_reproducible(tmp_path):
     a = _text(estimate_report([est], tmp_path / "a.html"))
     b = _text(estimate_report([est], tmp_path / "b.html"))
     strip = re.compile(r"generated [^<]*")
-    assert a.count("<svg") == 2
+    assert a.count("<svg") == 3  # forest, frequencies, rootogram
     assert strip.sub("", a) == strip.sub("", b)
 
 

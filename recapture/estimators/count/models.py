@@ -13,22 +13,33 @@ repeated captures, an N̂ absurd relative to n) are put in ``warnings`` — neve
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import polars as pl
 from scipy import stats
 
 from recapture.errors import ConfigError
 from recapture.estimators.count import families as fams
 from recapture.estimators.count.bootstrap import run_bootstrap
+from recapture.estimators.count.diagnostics import (
+    FittedCountModel,
+    dfpopsize,
+    frequency_table,
+    parse_strata,
+    pattern_residuals,
+    pearson_residual_summary,
+    strata_columns,
+    strata_table,
+)
 from recapture.estimators.count.fit import (
     FitResult,
     expected_hessian,
     fit_ml,
     population_estimate,
-    population_size,
     warm_start,
 )
 from recapture.estimators.count.problem import (
@@ -36,14 +47,15 @@ from recapture.estimators.count.problem import (
     CountProblem,
     check_max_count,
     prepare,
+    required_variables,
 )
-from recapture.estimators.formula import check_name, check_names, parse_formula
-from recapture.estimators.result import PopulationEstimate
+from recapture.estimators.covariates import check_missing, fit_with_covariates
+from recapture.estimators.formula import check_name, parse_formula
+from recapture.estimators.reading import read_frame
+from recapture.estimators.result import PopulationEstimate, likelihood_data, row_key
 
 VARIANCE_METHODS = ("analytic", "bootstrap")
 INTERVALS = ("normal", "lognormal", "bootstrap")
-#: above this many cells the leave-one-out change in N̂ is linearised instead of refitted
-DFPOPSIZE_EXACT_MAX_CELLS = 400
 
 
 class CountModel:
@@ -59,11 +71,13 @@ class CountModel:
         reference: Mapping[str, str] | None = None,
         offset: str | None = None,
         information: str = "observed",
-        strata: Sequence[str] | None = None,
+        strata: str | Sequence[str] | None = None,
         absurd_ratio: float = 50.0,
         dfpopsize: bool = True,
         penalty: str | None = None,
         max_count: int = DEFAULT_MAX_COUNT,
+        missing: str | None = None,
+        merge_sparse_levels: int | None = None,
         **second: str,
     ):
         if information not in ("observed", "expected"):
@@ -81,13 +95,19 @@ class CountModel:
         self.reference = dict(reference or {})
         self.offset = check_name(offset, "offset") if offset is not None else None
         self.information = information
-        self.strata = check_names(strata, "strata") if strata is not None else None
+        #: strata as groups of columns (a formula '~ sex:age_class + region' or columns)
+        self.strata_groups = parse_strata(strata)
+        self.strata = strata_columns(self.strata_groups)
         self.absurd_ratio = absurd_ratio
         self.max_count = check_max_count(max_count)
         self.dfpopsize = dfpopsize
         if penalty not in (None, "none", "firth", "ridge"):
             raise ConfigError("penalty must be 'firth', 'ridge' or None", key="penalty")
         self.penalty = None if penalty == "none" else penalty
+        # persons with an unknown covariate and sparse levels: the rules every entry point
+        # shares (recapture.estimators.covariates)
+        self.missing = check_missing(missing)
+        self.merge_sparse_levels = merge_sparse_levels
         self.family = self._make_family()
         self.extra_formulas: dict[str, str] = {}
         for key, value in second.items():
@@ -123,22 +143,73 @@ class CountModel:
         row per (covariates, count) with a frequency column named by ``weights``.
         ``variance="bootstrap"`` replaces the SE by the bootstrap SD and makes the
         percentile interval the default one; the analytic SE is kept in
-        ``variance_components``.
+        ``variance_components``. Persons with an unknown covariate value are treated by
+        the model's ``missing`` rule, sparse levels merged if ``merge_sparse_levels`` is
+        set — as ``estimate()``, ``recapture estimate`` and the pipeline do.
         """
+        frame = read_frame(data)
+        options = {
+            "count": count,
+            "weights": weights,
+            "variance": variance,
+            "bootstrap_type": bootstrap_type,
+            "replicates": replicates,
+            "seed": seed,
+            "workers": workers,
+            "interval": interval,
+            "bootstrap_penalty": bootstrap_penalty,
+        }
+        if count in frame.columns:
+            variables = [v for f in self.formulas.values() for v in required_variables(f)]
+            weight = pl.col(weights) if weights and weights in frame.columns else pl.lit(1.0)
+            return fit_with_covariates(
+                frame.with_columns(row_key(frame)),
+                variables,
+                functools.partial(self.fit_complete, **options),
+                missing=self.missing,
+                merge_sparse=self.merge_sparse_levels,
+                informative=(pl.col(count) >= 2).cast(pl.Float64) * weight,
+                observed=pl.col(count) > 0,
+                weight=weight,
+                model=self,
+                options=options,
+            )
+        return self.fit_complete(frame, **options)  # prepare() names the missing column
+
+    @property
+    def formulas(self) -> dict[str, str]:
+        """The model's formulas by predictor (λ first)."""
+        return {"lambda": self.formula, **self.extra_formulas}
+
+    def fit_complete(self, data: Any, **options: Any) -> PopulationEstimate:
+        """:meth:`fit` without the rule for unknown covariates and sparse levels: every
+        row is used as it is (what a rule calls on the persons it keeps)."""
+        merged = {
+            "count": "capture",
+            "weights": None,
+            "variance": "analytic",
+            "bootstrap_type": "parametric",
+            "replicates": 1000,
+            "seed": None,
+            "workers": 1,
+            "interval": None,
+            "bootstrap_penalty": "firth",
+            **options,
+        }
         # numerical trouble (log 0 at a boundary, overflow of a diverging λ) is reported in
         # the result's warnings, not as numpy RuntimeWarnings
         with np.errstate(all="ignore"):
             return self._fit(
                 data,
-                count,
-                weights,
-                variance,
-                bootstrap_type,
-                replicates,
-                seed,
-                workers,
-                interval,
-                bootstrap_penalty,
+                merged["count"],
+                merged["weights"],
+                merged["variance"],
+                merged["bootstrap_type"],
+                merged["replicates"],
+                merged["seed"],
+                merged["workers"],
+                merged["interval"],
+                merged["bootstrap_penalty"],
             )
 
     def _fit(
@@ -180,6 +251,8 @@ class CountModel:
         )
         fit = fit_ml(problem, beta0=warm_start(problem), penalty=self.penalty)
         result = self._result(problem, fit, notes)
+        result.likelihood_data = self._likelihood_data(read_frame(data), count, weights)
+        result.extra["call"] = self._call(count, weights)
         if variance == "bootstrap" and result.estimable:
             reps, info = run_bootstrap(
                 problem,
@@ -233,6 +306,34 @@ class CountModel:
         return cls("~ 1").fit(table, count="count", weights="freq", **fit_options)
 
     # ------------------------------------------------------------------------ internals
+    def _call(self, count: str, weights: str | None) -> str:
+        """The fit as one line of Python (the summary's "Call")."""
+        args = [repr(self.formula)]
+        args += [f"{k}_formula={v!r}" for k, v in self.extra_formulas.items() if v != "~ 1"]
+        for name in ("reference", "offset", "penalty"):
+            if getattr(self, name):
+                args.append(f"{name}={getattr(self, name)!r}")
+        args.append(f"missing={self.missing!r}")
+        if self.merge_sparse_levels:
+            args.append(f"merge_sparse_levels={self.merge_sparse_levels}")
+        fit = f"count={count!r}" + (f", weights={weights!r}" if weights else "")
+        return f"{type(self).__name__}({', '.join(args)}).fit(data, {fit})"
+
+    def _likelihood_data(self, frame: pl.DataFrame, count: str, weights: str | None):
+        """The rows and response the log-likelihood covers: every person seen (counts
+        ≥ 1), or for Zelterman/Chao the logistic response 1{y = 2} of those seen once or
+        twice — so their AIC is not comparable with a count model's."""
+        y = pl.col(count)
+        weight = pl.col(weights) if weights else pl.lit(1.0)
+        if self.family.uses_all_counts:
+            used, response, rows = y > 0, f"{count} (zero-truncated)", f"{count} ≥ 1"
+        else:
+            used = y.is_in([1, 2])
+            response, rows = f"{count} = 2 vs 1", f"{count} ∈ {{1, 2}}"
+        return likelihood_data(
+            frame, used & (weight > 0), response=response, rows=rows, weight=weight
+        )
+
     def _covariance(self, problem: CountProblem, fit: FitResult) -> tuple[np.ndarray, list[str]]:
         warnings: list[str] = []
         q = len(fit.beta)
@@ -329,13 +430,15 @@ class CountModel:
             )
 
         # ---- diagnostics
-        fitted, gof = self._frequencies(problem, fit, k_par)
+        fitted, gof = frequency_table(problem, fit)
         diagnostics: dict[str, Any] = {
             "goodness_of_fit": gof,
             "iterations": fit.iterations,
             "information": self.information,
             **notes,
         }
+        diagnostics["pattern_residuals"] = pattern_residuals(problem, fit.beta)
+        diagnostics["pearson_residuals"] = pearson_residual_summary(problem, fit.beta)
         params = fam.parameters(problem.eta_patterns(fit.beta))
         pw = np.bincount(problem.pattern, weights=problem.w, minlength=problem.n_patterns)
         diagnostics["parameters"] = {
@@ -347,7 +450,7 @@ class CountModel:
             for name, v in params.items()
         }
         if self.dfpopsize:
-            diagnostics.update(self._dfpopsize(problem, fit, n_hat, grad, cov))
+            diagnostics.update(dfpopsize(problem, fit, n_hat, grad, cov))
             worst = diagnostics["dfpopsize_top"][0] if diagnostics["dfpopsize_top"] else None
             plausible = np.isfinite(n_hat) and n_hat <= self.absurd_ratio * n_obs
             if (
@@ -368,7 +471,8 @@ class CountModel:
                     f"N̂ hinges on single persons: leaving out one person ({where}) {effect}"
                 )
 
-        strata = self._strata(problem, fit, cov)
+        groups = self.strata_groups or [[c] for c in problem.strata_columns]
+        strata = strata_table(problem, fit.beta, a, cov, groups) if groups else []
         result = PopulationEstimate(
             param_names=list(problem.names),
             param_values=np.where(a, fit.beta, np.nan),
@@ -395,6 +499,7 @@ class CountModel:
             strata=strata,
             diagnostics=diagnostics,
             warnings=warnings,
+            fitted_model=FittedCountModel(problem, fit, cov, self.offset),
             extra={
                 "family": fam.name,
                 "penalty": fit.penalty,
@@ -499,164 +604,6 @@ class CountModel:
         eta = problem.eta_patterns(fit.beta)[problem.pattern]
         ll = problem.family.evaluate(problem.y, eta)[0]
         return float(2 * np.sum(problem.w * (ll_sat - ll)))
-
-    def _frequencies(self, problem: CountProblem, fit: FitResult, k_par: int):
-        fam = problem.family
-        eta_p = problem.eta_patterns(fit.beta)
-        pw = np.bincount(problem.pattern, weights=problem.w, minlength=problem.n_patterns)
-        k_max = int(problem.y.max())  # at most max_count (checked in prepare)
-        ks = np.arange(1, k_max + 1, dtype=float)
-        # patterns × counts in blocks, so memory stays bounded whatever the largest count
-        block = max(1, 4_000_000 // max(problem.n_patterns, 1))
-        expected = np.concatenate(
-            [pw @ fam.truncated_pmf(ks[i : i + block], eta_p) for i in range(0, k_max, block)]
-        )
-        observed = np.bincount(problem.y.astype(int), weights=problem.w, minlength=k_max + 1)[1:]
-        n = pw.sum()
-        rows = [
-            {"k": int(k), "observed": float(o), "fitted": float(e)}
-            for k, o, e in zip(ks, observed, expected, strict=True)
-        ]
-        rows.append(
-            {"k": f">{k_max}", "observed": 0.0, "fitted": float(max(n - expected.sum(), 0.0))}
-        )
-        # group the tail until every expected frequency is at least 5
-        obs_g = list(observed)
-        exp_g = list(expected[:-1]) + [n - expected[:-1].sum()]  # last group: ≥ k_max
-        labels = [str(int(k)) for k in ks[:-1]] + [f"≥{k_max}"]
-        while len(exp_g) > 1 and exp_g[-1] < 5:
-            e, o = exp_g.pop(), obs_g.pop()
-            labels.pop()
-            exp_g[-1] += e
-            obs_g[-1] += o
-            labels[-1] = "≥" + labels[-1].lstrip("≥")
-        obs_a, exp_a = np.array(obs_g), np.array(exp_g)
-        chi2 = float(np.sum((obs_a - exp_a) ** 2 / exp_a))
-        df = len(exp_a) - 1 - k_par
-        gof = {
-            "chi2": chi2,
-            "df": df,
-            "p_value": float(stats.chi2.sf(chi2, df)) if df > 0 else float("nan"),
-            "groups": [
-                {"k": lab, "observed": float(o), "fitted": float(e)}
-                for lab, o, e in zip(labels, obs_a, exp_a, strict=True)
-            ],
-        }
-        if df <= 0:
-            gof["note"] = (
-                "no degrees of freedom left after grouping the tail: the test is not available"
-            )
-        return rows, gof
-
-    def _strata(
-        self, problem: CountProblem, fit: FitResult, cov: np.ndarray
-    ) -> list[dict[str, Any]]:
-        """N̂ by level of each stratum variable (singleRcapture's stratifyPopsize).
-
-        Strata are sets of covariate patterns, so everything is summed per pattern first and
-        per level with one sparse product.
-        """
-        from scipy import sparse
-
-        if not problem.strata_columns:
-            return []
-        z = stats.norm.ppf(0.975)
-        a = fit.active
-        cov_a = cov[np.ix_(a, a)]
-        fam = problem.family
-        P, w, pat = problem.n_patterns, problem.w, problem.pattern
-        n_i, dn, var_i = fam.population_terms(problem.y, problem.eta_patterns(fit.beta)[pat])
-        n_p = np.bincount(pat, weights=w * n_i, minlength=P)
-        v_p = np.bincount(pat, weights=w * var_i, minlength=P)
-        o_p = np.bincount(pat, weights=w, minlength=P)
-        d_p = [np.bincount(pat, weights=w * dn[:, j], minlength=P) for j in range(dn.shape[1])]
-        out = []
-        weighted = np.hstack([d_p[j][:, None] * problem.X[j] for j in range(len(d_p))])
-        for var in problem.strata_columns:
-            codes, levels = pd.factorize(problem.patterns[var].astype(str), sort=True)
-            L = len(levels)
-            onehot = sparse.csr_matrix((np.ones(P), (codes, np.arange(P))), shape=(L, P))
-            grads = onehot @ weighted
-            n_s, v_s, o_s = onehot @ n_p, onehot @ v_p, onehot @ o_p
-            for i, level in enumerate(levels):
-                g = grads[i][a]
-                var_s = v_s[i] + float(g @ cov_a @ g)
-                se = float(np.sqrt(var_s)) if var_s >= 0 else float("nan")
-                obs, n_hat = float(o_s[i]), float(n_s[i])
-                row = {
-                    "variable": var,
-                    "level": str(level),
-                    "observed": obs,
-                    "population_size": n_hat,
-                    "se": se,
-                    "observed_share": obs / n_hat if n_hat > 0 else float("nan"),
-                    "normal_lower": max(n_hat - z * se, obs),  # N is at least the observed
-                    "normal_upper": n_hat + z * se,
-                }
-                f0 = n_hat - obs
-                if f0 > 0 and np.isfinite(se):
-                    c = float(np.exp(z * np.sqrt(np.log1p(se**2 / f0**2))))
-                    row["lognormal_lower"], row["lognormal_upper"] = obs + f0 / c, obs + f0 * c
-                out.append(row)
-        return out
-
-    def _dfpopsize(
-        self, problem: CountProblem, fit: FitResult, n_hat: float, grad: np.ndarray, cov: np.ndarray
-    ) -> dict[str, Any]:
-        """Change in N̂ when one person of each (pattern, count) cell is left out: N̂ − N̂₍₋ᵢ₎."""
-        C = len(problem.w)
-        fam = problem.family
-        eta = problem.eta_patterns(fit.beta)[problem.pattern]
-        n_i = fam.population_size_terms(problem.y, eta)
-        if C <= DFPOPSIZE_EXACT_MAX_CELLS:
-            method = "exact refit"
-            values = np.empty(C)
-            for c in range(C):
-                w = problem.w.copy()
-                w[c] -= min(1.0, w[c])
-                refit = fit_ml(problem, w, fit.beta, max_iter=50, penalty=fit.penalty)
-                values[c] = n_hat - population_size(problem, refit.beta, w)
-        else:
-            method = "one-step (linearised) approximation"
-            a = fit.active
-            _, g, _ = fam.evaluate(problem.y, eta)
-            # β₍₋ᵢ₎ − β̂ ≈ −Cov·sᵢ with sᵢ the score of one unit, and N̂₍₋ᵢ₎ ≈ N̂ + ∇N̂ᵀ(β₍₋ᵢ₎ − β̂) − Nᵢ,
-            # so N̂ − N̂₍₋ᵢ₎ ≈ sᵢᵀ·Cov·∇N̂ + Nᵢ, computed per pattern
-            v = np.zeros(len(fit.beta))
-            v[a] = cov[np.ix_(a, a)] @ grad[a]
-            offs = np.cumsum([0, *problem.sizes])
-            values = n_i.copy()
-            for j in range(g.shape[1]):
-                u = problem.X[j] @ v[offs[j] : offs[j + 1]]
-                values += g[:, j] * u[problem.pattern]
-        order = np.argsort(-np.abs(values))[:20]
-        top = []
-        for c in order:
-            row = {
-                k: _plain(v)
-                for k, v in problem.patterns.iloc[problem.pattern[c]].items()
-                if not str(k).startswith("__")
-            }
-            row.update(
-                {
-                    "count": int(problem.y[c]),
-                    "weight": float(problem.w[c]),
-                    "dfpopsize": float(values[c]),
-                }
-            )
-            top.append(row)
-        return {
-            "dfpopsize_method": method,
-            "dfpopsize_max_abs": float(np.max(np.abs(values))),
-            "dfpopsize_top": top,
-            **({"dfpopsize_values": values.tolist()} if C <= 500 else {}),
-        }
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    return v if isinstance(v, str | int | float | bool) or v is None else str(v)
 
 
 # ------------------------------------------------------------------------------ models
