@@ -315,11 +315,11 @@ def fit_estimators(
         persons = persons_all.filter(pl.col("period") == period.label)
         for i, est in enumerate(config.estimators):
             options = dict(est.options)
-            missing_rule = options.pop("missing", "allocate")
+            missing_rule = options.pop("missing", "em")
             linkage_aware = options.pop("linkage_uncertainty", True)
-            if missing_rule not in ("allocate", "level"):
+            if missing_rule not in MISSING_RULES:
                 raise ConfigError(
-                    "must be 'allocate' or 'level'",
+                    "must be 'em', 'allocate' or 'level'",
                     file=str(config.path) if config.path else None,
                     key=f"estimators[{i}].missing",
                 )
@@ -361,7 +361,7 @@ class ConfiguredEstimator:
 
     model: str
     options: dict[str, Any]
-    missing_rule: str = "allocate"
+    missing_rule: str = "em"
 
     @property
     def name(self) -> str:
@@ -373,7 +373,8 @@ class ConfiguredEstimator:
 
 def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing_rule: str):
     """Fit one registry model: merge sparse covariate levels if asked (option
-    ``merge_sparse_levels``), then allocate persons with unknown covariates (``missing``)."""
+    ``merge_sparse_levels``), then treat persons with unknown covariates by the rule
+    ``missing``: ``em`` (maximum likelihood, the default), ``allocate`` or ``level``."""
     from recapture.estimators import estimate
     from recapture.estimators.covariates import (
         allocate_unknown,
@@ -407,6 +408,8 @@ def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing
         )
     if missing_rule == "level" or not covariates:
         result = estimate(persons, model, **options)
+    elif missing_rule == "em" and _fits_by_em(model, options):
+        result = _fit_em(persons, model, options, covariates)
     else:
         observed = pl.col(count) > 0 if count else None
         result = allocate_unknown(
@@ -419,6 +422,39 @@ def _fit_one(persons: pl.DataFrame, model: str, options: dict[str, Any], missing
             for column, levels in merges.items()
         )
     return result
+
+
+#: How a registry fit treats persons with an unknown covariate (docs/estimators.md).
+MISSING_RULES = ("em", "allocate", "level")
+
+
+def _fits_by_em(model: str, options: dict[str, Any]) -> bool:
+    """EM covers the count models and the log-linear model without a model search; other
+    estimators (and the search, which compares complete tables) keep the allocation."""
+    from recapture.estimators import MODELS
+
+    entry = MODELS.get(model)
+    if entry is None:
+        return False
+    if entry.kind == "single-source":
+        return not options.get("offset")
+    return model == "loglinear" and not options.get("search")
+
+
+def _fit_em(persons: pl.DataFrame, model: str, options: dict[str, Any], covariates: list[str]):
+    from recapture.estimators import MODELS, estimate
+    from recapture.estimators.missing import fit_count_em, fit_loglinear_em
+
+    if MODELS[model].kind == "single-source":
+        from recapture.estimators import _count_split
+        from recapture.estimators.count_models import MODEL_CLASSES
+
+        construct, fit = _count_split(model, options)
+        formula = construct.pop("formula", "~ 1")
+        return fit_count_em(MODEL_CLASSES[model](formula, **construct), persons, **fit)
+    return fit_loglinear_em(
+        persons, covariates, lambda frame, **o: estimate(frame, model, **o), options
+    )
 
 
 def _with_linkage_uncertainty(result, estimator, uncertainty, config, out, period, threshold):
