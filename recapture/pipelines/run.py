@@ -447,7 +447,7 @@ def _fit_em(persons: pl.DataFrame, model: str, options: dict[str, Any], covariat
 
     if MODELS[model].kind == "single-source":
         from recapture.estimators import _count_split
-        from recapture.estimators.count_models import MODEL_CLASSES
+        from recapture.estimators.count import MODEL_CLASSES
 
         construct, fit = _count_split(model, options)
         formula = construct.pop("formula", "~ 1")

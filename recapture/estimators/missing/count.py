@@ -39,16 +39,10 @@ import polars as pl
 from scipy import sparse, stats
 
 from recapture.errors import ConfigError, InputError
-from recapture.estimators.count_fit import (
-    CountProblem,
-    _to_polars,
-    fit_ml,
-    population_estimate,
-    population_size,
-    prepare,
-    required_variables,
-)
+from recapture.estimators.count.fit import fit_ml, population_estimate, population_size
+from recapture.estimators.count.problem import CountProblem, prepare, required_variables
 from recapture.estimators.covariates import UNKNOWN_VALUES
+from recapture.estimators.reading import read_frame
 from recapture.estimators.result import PopulationEstimate
 
 _Y = "__em_count__"
@@ -401,7 +395,7 @@ def fit_count_em(
     tol: float = 1e-11,
     **fit_options: Any,
 ) -> PopulationEstimate:
-    """Fit ``model`` (a :class:`~recapture.estimators.count_models.CountModel`) by maximum
+    """Fit ``model`` (a :class:`~recapture.estimators.count.CountModel`) by maximum
     likelihood with the unknown covariate values (null or 'unknown') integrated out.
 
     Without any unknown value this is ``model.fit(data, ...)`` itself. Offsets are not
@@ -411,7 +405,7 @@ def fit_count_em(
         raise ConfigError(
             "missing='em' does not combine with an offset; use missing='allocate'", key="missing"
         )
-    frame = _to_polars(data)
+    frame = read_frame(data)
     variables = _pattern_variables(model)
     for col in [count, *([weights] if weights else []), *variables]:
         if col not in frame.columns:

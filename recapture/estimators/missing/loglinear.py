@@ -17,15 +17,15 @@ from typing import Any
 
 import polars as pl
 
-from recapture.estimators.count_fit import _to_polars
 from recapture.estimators.covariates import UNKNOWN_VALUES
+from recapture.estimators.reading import read_frame
 from recapture.estimators.result import PopulationEstimate
 
 
 def blank_unknown(data: Any, covariates: Sequence[str]) -> tuple[pl.DataFrame, list[str]]:
     """The frame with 'unknown' values of ``covariates`` as nulls, and the covariates that
     have any."""
-    frame = _to_polars(data)
+    frame = read_frame(data)
     partial = []
     exprs = []
     for c in covariates:
