@@ -229,3 +229,14 @@ def test_loglinear_em_uses_the_partly_classified_table():
 
 def test_the_rule_is_checked_and_defaults_to_em():
     assert ConfiguredEstimator("ztpoisson", {}).missing_rule == "em"
+
+
+def test_the_estimates_report_says_how_unknowns_were_handled():
+    from recapture.reports.estimate import _missing_covariates
+
+    _, masked = _world(9, 3000, 0.3)
+    for rule in ("em", "allocate"):
+        est = _fit_one(masked, "ztpoisson", {"formula": "~ sex + region", "count": "y"}, rule)
+        row = _missing_covariates(est.to_dict())
+        assert row["rule"] == rule and 0 < row["share"] < 1
+        assert {c["covariate"] for c in row["per_covariate"]} == {"sex", "region"}

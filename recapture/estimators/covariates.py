@@ -107,6 +107,13 @@ def allocate_unknown(
                 "unknown": n_unknown,
                 "ratio": ratio,
                 "population_size_complete": result.population_size,
+                "per_covariate": {
+                    c: {
+                        "unknown": (k := units.filter(is_unknown([c])).height),
+                        "share": k / n_total,
+                    }
+                    for c in covariates
+                },
             },
         },
     )
