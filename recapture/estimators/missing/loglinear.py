@@ -18,6 +18,8 @@ from typing import Any
 import polars as pl
 
 from recapture.estimators.covariates import UNKNOWN_VALUES
+from recapture.estimators.loglinear import LogLinearModel, capture_table
+from recapture.estimators.loglinear.model import estimable_default
 from recapture.estimators.reading import read_frame
 from recapture.estimators.result import PopulationEstimate
 
@@ -40,6 +42,29 @@ def blank_unknown(data: Any, covariates: Sequence[str]) -> tuple[pl.DataFrame, l
     return (frame.with_columns(exprs) if exprs else frame), partial
 
 
+def _split(value: Any) -> list[str]:
+    if not value:
+        return []
+    return [c.strip() for c in value.split(",")] if isinstance(value, str) else list(value)
+
+
+def _estimable_terms(
+    frame: pl.DataFrame, lists: list[str], opts: dict[str, Any], partial: list[str]
+) -> tuple[list[tuple[str, ...]] | None, list[str]]:
+    """The default model, simplified as the plain fit simplifies it (a list that saw nobody
+    or everybody in some covariate level loses that term), judged on the fully classified
+    persons. None when nothing is dropped (the model's own default is then used)."""
+    covariates = _split(opts.get("covariates"))
+    known = pl.all_horizontal([pl.col(c).is_not_null() for c in partial])
+    complete = frame.filter(known)
+    if complete.height == 0:
+        return None, []
+    table = capture_table(complete, lists=lists, count=opts.get("weights"), covariates=covariates)
+    model = LogLinearModel(None, covariates, empty_overlaps=opts.get("empty_overlaps") or "drop")
+    terms, dropped = estimable_default(table, model.terms(table), covariates, model.empty_overlaps)
+    return (terms if dropped else None), dropped
+
+
 def fit_loglinear_em(
     persons: Any,
     covariates: Sequence[str],
@@ -57,12 +82,38 @@ def fit_loglinear_em(
     if not partial:
         return fit(frame, **options)
     opts = dict(options)
-    given = opts.get("partial_covariates") or []
-    given = [c.strip() for c in given.split(",")] if isinstance(given, str) else list(given)
+    given = _split(opts.get("partial_covariates"))
     opts["partial_covariates"] = list(dict.fromkeys([*given, *partial]))
+    lists = _split(opts.get("lists")) or [c for c in frame.columns if c.startswith("in_")]
+    dropped: list[str] = []
+    collapsed: list[str] = []
+    if opts.get("terms") is None and _split(opts.get("covariates")):
+        terms, dropped = _estimable_terms(frame, lists, opts, partial)
+        if terms is not None:
+            # a covariate left without a list term does not change N̂: collapse over it
+            # rather than spread its unknowns over a joint nothing else uses
+            covs = _split(opts.get("covariates"))
+            collapsed = [c for c in covs if not any(c in t and set(t) & set(lists) for t in terms)]
+            keep = [c for c in covs if c not in collapsed]
+            opts["covariates"] = keep
+            opts["partial_covariates"] = [c for c in opts["partial_covariates"] if c in keep]
+            opts["terms"] = [t for t in terms if not set(t) & set(collapsed)] or None
+            if not opts["partial_covariates"]:
+                opts.pop("partial_covariates")
     result = fit(frame, **opts)
-    lists = opts.get("lists") or [c for c in frame.columns if c.startswith("in_")]
-    lists = [c.strip() for c in lists.split(",")] if isinstance(lists, str) else list(lists)
+    if collapsed:
+        result.warnings.insert(
+            0,
+            f"{', '.join(collapsed)} left without a list term: summed over (N̂ does not depend on it)",
+        )
+    if dropped:
+        result.warnings.insert(
+            0,
+            "the default model was simplified because the table of persons with every covariate "
+            "known is too sparse for it: dropped " + ", ".join(dropped) + " (a list that saw "
+            "nobody, or everybody, in some covariate level); name the model to fit another",
+        )
+        result.extra["dropped_terms"] = dropped
     seen = pl.sum_horizontal([pl.col(c) for c in lists]) > 0
     summary = unknown_summary(frame, list(covariates), seen)
     result.extra["missing_covariates"] = {
