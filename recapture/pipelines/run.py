@@ -451,7 +451,12 @@ def _fit_em(persons: pl.DataFrame, model: str, options: dict[str, Any], covariat
 
         construct, fit = _count_split(model, options)
         formula = construct.pop("formula", "~ 1")
-        return fit_count_em(MODEL_CLASSES[model](formula, **construct), persons, **fit)
+        # a value is unknown when every registration lacks it, in every source: the
+        # other sources' capture indicators are part of the history the EM conditions on
+        history = [c for c in persons.columns if c.startswith("in_")]
+        return fit_count_em(
+            MODEL_CLASSES[model](formula, **construct), persons, history=history, **fit
+        )
     return fit_loglinear_em(
         persons, covariates, lambda frame, **o: estimate(frame, model, **o), options
     )

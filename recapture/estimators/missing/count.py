@@ -49,6 +49,7 @@ _Y = "__em_count__"
 _W = "__em_weight__"
 _PAT = "__em_pattern__"
 _GROUP = "__em_group__"
+_Z = "__em_history__"
 
 
 def _unknown_expr(column: str, dtype: pl.DataType) -> pl.Expr:
@@ -94,6 +95,8 @@ class _Layout:
     mask_out: np.ndarray  # per row: the family ignores this count (Zelterman/Chao, y ≥ 3)
     n_patterns: int
     unmatched_groups: int
+    r_z: np.ndarray  # per row: the rest of the capture history (with y ≥ 2), coded
+    n_z: int
 
     @property
     def u_pat(self) -> np.ndarray:
@@ -141,10 +144,23 @@ def _check_counts(frame: pl.DataFrame, count: str, weights: str | None) -> pl.Da
 
 
 def _layout(
-    model: Any, frame: pl.DataFrame, variables: list[str], unknown: pl.Expr, count: str, weights
+    model: Any,
+    frame: pl.DataFrame,
+    variables: list[str],
+    unknown: pl.Expr,
+    count: str,
+    weights,
+    history: list[str],
 ) -> tuple[_Layout, dict[str, Any]]:
+    # the rest of the capture history (other sources), coded 0…Z−1, with the count capped
+    # at 2: the missingness may depend on it, its distribution given x is saturated
+    zexpr = pl.lit(0, dtype=pl.Int64)
+    for h in history:
+        zexpr = zexpr * 2 + (pl.col(h).cast(pl.Float64) > 0).cast(pl.Int64)
+    zexpr = zexpr * 2 + (pl.col(count).cast(pl.Int64) >= 2).cast(pl.Int64)
     units = frame.select(
         *variables,
+        zexpr.alias(_Z),
         pl.col(count).cast(pl.Int64).alias(_Y),
         (pl.col(weights).cast(pl.Float64) if weights else pl.lit(1.0)).alias(_W),
         unknown.alias("__unknown__"),
@@ -158,9 +174,9 @@ def _layout(
     K = patterns.height
     cells_c = (
         complete.join(patterns, on=variables, how="left", nulls_equal=True)
-        .group_by(_PAT, _Y)
+        .group_by(_PAT, _Y, _Z)
         .agg(pl.col(_W).sum())
-        .sort(_PAT, _Y)
+        .sort(_PAT, _Y, _Z)
     )
     # unknown persons: group by the known part (unknown values as null) and the count
     blanked = units.filter(pl.col("__unknown__")).with_columns(
@@ -168,7 +184,7 @@ def _layout(
         for v in variables
     )
     groups = (
-        blanked.group_by(*variables, _Y, maintain_order=True)
+        blanked.group_by(*variables, _Y, _Z, maintain_order=True)
         .agg(pl.col(_W).sum())
         .with_row_index(_GROUP)
     )
@@ -179,14 +195,14 @@ def _layout(
         known = [v for v in variables if not row[v]]
         sel = groups.filter(
             pl.all_horizontal([pl.col(v).is_null() == row[v] for v in variables])
-        ).select(_GROUP, _Y, _W, *known)
+        ).select(_GROUP, _Y, _Z, _W, *known)
         if known:
             cand = sel.join(patterns.select(_PAT, *known), on=known, how="inner").select(
-                _GROUP, _PAT, _Y, _W
+                _GROUP, _PAT, _Y, _Z, _W
             )
             missed = sel.join(cand.select(_GROUP).unique(), on=_GROUP, how="anti")
         else:
-            cand = sel.select(_GROUP, _Y, _W).join(patterns.select(_PAT), how="cross")
+            cand = sel.select(_GROUP, _Y, _Z, _W).join(patterns.select(_PAT), how="cross")
             missed = sel.head(0)
         if missed.height:
             # a known value no complete person has: nothing to say which pattern; use all
@@ -194,21 +210,22 @@ def _layout(
             cand = pl.concat(
                 [
                     cand,
-                    missed.select(_GROUP, _Y, _W)
+                    missed.select(_GROUP, _Y, _Z, _W)
                     .join(patterns.select(_PAT), how="cross")
-                    .select(_GROUP, _PAT, _Y, _W),
+                    .select(_GROUP, _PAT, _Y, _Z, _W),
                 ]
             )
-        pieces.append(cand.select(_GROUP, _PAT, _Y, _W))
+        pieces.append(cand.select(_GROUP, _PAT, _Y, _Z, _W))
     cand = pl.concat(pieces).sort(_GROUP, _PAT)
     # the augmented frame: complete cells in pattern order first (so prepare's pattern
     # index, in order of first appearance, is ours), then the candidate rows
     n_cand = cand.group_by(_GROUP).len()
     cand = cand.join(n_cand, on=_GROUP).with_columns((pl.col(_W) / pl.col("len")).alias(_W))
     rows = pl.concat(
-        [cells_c.select(_PAT, _Y, _W), cand.select(_PAT, _Y, _W)], how="vertical_relaxed"
+        [cells_c.select(_PAT, _Y, _Z, _W), cand.select(_PAT, _Y, _Z, _W)], how="vertical_relaxed"
     )
     aug = rows.join(patterns, on=_PAT, how="left", maintain_order="left")
+    r_z = aug[_Z].to_numpy().astype(np.int64)
     problem, notes = prepare(
         aug,
         family=model.family,
@@ -237,6 +254,8 @@ def _layout(
         w_complete=cells_c[_W].to_numpy().astype(float),
         w_group=w_group,
         mask_out=~model.family.fit_mask(r_y.astype(float)),
+        r_z=r_z,
+        n_z=2 ** (len(history) + 1),
         n_patterns=K,
         unmatched_groups=unmatched,
     )
@@ -295,20 +314,28 @@ def _em(
     c_out = np.bincount(cpat, weights=w_complete * lay.mask_out[:nc], minlength=K)
     n_total = w_complete.sum() + w_group.sum()
     g = lay.r_group
+    # g(z | x, y ≥ 2): the rest of the history given the pattern and whether y ≥ 2,
+    # saturated; the code's last bit is y ≥ 2, so without a history g ≡ 1
+    zkey = lay.r_pat * lay.n_z + lay.r_z
+    ykey = lay.r_pat * 2 + lay.r_z % 2
     ll_prev = -np.inf
+    row_w = np.concatenate([w_complete, w_group[g] / np.bincount(g, minlength=G)[g]])
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
         # E-step: posterior of each candidate pattern within its group
         lf, ll_cell = _row_loglik(lay, beta, p, c_out)
-        logit = np.log(p[lay.u_pat]) + lf
+        gz = np.bincount(zkey, weights=row_w, minlength=K * lay.n_z)
+        gx = np.bincount(ykey, weights=row_w, minlength=K * 2)
+        log_g = np.log(np.maximum(gz[zkey], 1e-300)) - np.log(np.maximum(gx[ykey], 1e-300))
+        logit = np.log(p[lay.u_pat]) + lf + log_g[nc:]
         top = np.full(G, -np.inf)
         np.maximum.at(top, g, logit)
         e = np.exp(logit - top[g])
         s = np.bincount(g, weights=e, minlength=G)
         post = e / s[g]
         loglik = float(
-            np.sum(w_complete * (np.log(p[cpat]) + ll_cell[lay.r_cell[:nc]]))
+            np.sum(w_complete * (np.log(p[cpat]) + ll_cell[lay.r_cell[:nc]] + log_g[:nc]))
             + np.sum(w_group * (top + np.log(s)))
         )
         row_w = np.concatenate([w_complete, w_group[g] * post])
@@ -391,6 +418,7 @@ def fit_count_em(
     replicates: int = 1000,
     seed: int | None = None,
     interval: str | None = None,
+    history: Sequence[str] = (),
     max_iter: int = 1000,
     tol: float = 1e-11,
     **fit_options: Any,
@@ -400,6 +428,12 @@ def fit_count_em(
 
     Without any unknown value this is ``model.fit(data, ...)`` itself. Offsets are not
     supported (an offset is a person's own exposure, not a pattern to sum over).
+
+    ``history``: the rest of each person's capture history (e.g. ``in_iom`` for a model of
+    the police counts). A value is unknown when all the person's registrations lack it,
+    in every source, so the chance also falls with registrations elsewhere; the EM then
+    conditions on them too, with their distribution given the pattern (and y = 1 or
+    y ≥ 2) saturated. Without it the missingness may depend on the count only.
     """
     if model.offset:
         raise ConfigError(
@@ -407,7 +441,8 @@ def fit_count_em(
         )
     frame = read_frame(data)
     variables = _pattern_variables(model)
-    for col in [count, *([weights] if weights else []), *variables]:
+    history = [h for h in history if h != count]
+    for col in [count, *([weights] if weights else []), *variables, *history]:
         if col not in frame.columns:
             raise InputError(f"column not found (columns: {', '.join(frame.columns)})", column=col)
     unknown = pl.lit(False)
@@ -424,7 +459,7 @@ def fit_count_em(
     summary = unknown_summary(frame, variables, observed)
 
     with np.errstate(all="ignore"):
-        lay, notes = _layout(model, frame, variables, unknown, count, weights)
+        lay, notes = _layout(model, frame, variables, unknown, count, weights, history)
         prob = lay.problem
         nc = lay.n_complete_rows
         # start: the complete-case fit and the complete-case pattern shares
@@ -494,7 +529,8 @@ def fit_count_em(
         "em_converged": state.converged,
         "observed_data_loglik": state.loglik,
         "patterns": lay.n_patterns,
-        "assumption": "missing at random given the capture count",
+        "assumption": "missing at random given the capture count"
+        + (f" and {', '.join(history)}" if history else ""),
     }
     if variance == "bootstrap":
         _bootstrap(result, model, lay, state, replicates, seed)
