@@ -240,3 +240,29 @@ def test_the_estimates_report_says_how_unknowns_were_handled():
         row = _missing_covariates(est.to_dict())
         assert row["rule"] == rule and 0 < row["share"] < 1
         assert {c["covariate"] for c in row["per_covariate"]} == {"sex", "region"}
+
+
+def test_the_rest_of_the_capture_history_enters_the_em():
+    """Unknown when every registration lacks it, in both sources: among persons with the
+    same count y the unknowns have fewer registrations in the other source, whose rate
+    depends on the region. Conditioning on y alone is then biased; on (y, n_b) it is not."""
+    rng = np.random.default_rng(10)
+    N = 60_000
+    region = rng.choice(3, N, p=[0.5, 0.3, 0.2])
+    y = rng.poisson(np.exp(-0.6 - 0.6 * (region == 1) + 0.4 * (region == 2)))
+    n_b = rng.poisson(np.array([0.05, 1.5, 0.4])[region])
+    unknown = rng.random(N) < 0.5 ** (y + n_b)
+    full = pl.DataFrame({"region": REGION[region], "y": y, "n_b": n_b})
+    masked = full.with_columns(
+        pl.when(pl.Series(unknown)).then(None).otherwise("region").alias("region")
+    )
+    model = ZeroTruncatedPoisson("~ region")
+    ref = model.fit(full, count="y").population_size
+    count_only = fit_count_em(model, masked, count="y").population_size / ref - 1
+    em = fit_count_em(model, masked, count="y", history=["n_b"])
+    assert count_only > 0.03
+    assert abs(em.population_size / ref - 1) < 0.01
+    assert "n_b" in em.extra["missing_covariates"]["assumption"]
+    # the pipeline passes the other sources' counts
+    rule = _fit_one(masked, "ztpoisson", {"formula": "~ region", "count": "y"}, "em")
+    assert rule.population_size == pytest.approx(em.population_size)

@@ -453,7 +453,10 @@ def _fit_em(persons: pl.DataFrame, model: str, options: dict[str, Any], covariat
         formula = construct.pop("formula", "~ 1")
         # a value is unknown when every registration lacks it, in every source: the
         # other sources' capture indicators are part of the history the EM conditions on
-        history = [c for c in persons.columns if c.startswith("in_")]
+        count = fit.get("count")
+        history = [c for c in persons.columns if c.startswith("n_") and c != count] or [
+            c for c in persons.columns if c.startswith("in_")
+        ]
         return fit_count_em(
             MODEL_CLASSES[model](formula, **construct), persons, history=history, **fit
         )

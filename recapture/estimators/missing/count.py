@@ -152,11 +152,11 @@ def _layout(
     weights,
     history: list[str],
 ) -> tuple[_Layout, dict[str, Any]]:
-    # the rest of the capture history (other sources), coded 0…Z−1, with the count capped
-    # at 2: the missingness may depend on it, its distribution given x is saturated
+    # the rest of the capture history (other sources' counts, capped at 2), coded 0…Z−1,
+    # last bit y ≥ 2: the missingness may depend on it; its distribution given x is saturated
     zexpr = pl.lit(0, dtype=pl.Int64)
     for h in history:
-        zexpr = zexpr * 2 + (pl.col(h).cast(pl.Float64) > 0).cast(pl.Int64)
+        zexpr = zexpr * 3 + pl.col(h).cast(pl.Float64).clip(0, 2).round(0).cast(pl.Int64)
     zexpr = zexpr * 2 + (pl.col(count).cast(pl.Int64) >= 2).cast(pl.Int64)
     units = frame.select(
         *variables,
@@ -255,7 +255,7 @@ def _layout(
         w_group=w_group,
         mask_out=~model.family.fit_mask(r_y.astype(float)),
         r_z=r_z,
-        n_z=2 ** (len(history) + 1),
+        n_z=2 * 3 ** len(history),
         n_patterns=K,
         unmatched_groups=unmatched,
     )
@@ -429,8 +429,8 @@ def fit_count_em(
     Without any unknown value this is ``model.fit(data, ...)`` itself. Offsets are not
     supported (an offset is a person's own exposure, not a pattern to sum over).
 
-    ``history``: the rest of each person's capture history (e.g. ``in_iom`` for a model of
-    the police counts). A value is unknown when all the person's registrations lack it,
+    ``history``: the rest of each person's capture history (e.g. ``n_iom`` for a model of
+    the police counts; counts are capped at 2). A value is unknown when all the person's registrations lack it,
     in every source, so the chance also falls with registrations elsewhere; the EM then
     conditions on them too, with their distribution given the pattern (and y = 1 or
     y ≥ 2) saturated. Without it the missingness may depend on the count only.
