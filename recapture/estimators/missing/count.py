@@ -9,7 +9,9 @@ observed-data likelihood conditional on being seen factorises as
     Π_complete p(x_i | seen) f(y_i | x_i, seen) · Π_unknown Σ_{x ~ x_i} p(x | seen) f(y_i | x, seen)
 
 where f is the zero-truncated model and x ~ x_i runs over the patterns that agree with
-what is known of person i (sex known, region unknown: only patterns with that sex).
+what is known of person i (sex known, region unknown: only patterns with that sex). With
+``history`` (the other sources' counts z), each term gains g(z | x, y ≥ 2), saturated: the
+value is unknown when every registration lacks it, in every source.
 p(· | seen) is saturated over the covariate patterns seen among complete cases; it is
 variation-independent of the count model's β, so the EM M-step is the ordinary weighted
 fit of the count model on the completed (pattern, count) cells plus the weighted pattern
@@ -280,9 +282,11 @@ class _EMState:
     converged: bool
 
 
-def _row_loglik(lay: _Layout, beta: np.ndarray, p: np.ndarray, c_out: np.ndarray) -> np.ndarray:
-    """log f(y | x, seen) per unknown row (for counts the family ignores: log c(x)/p(x),
-    so the posterior follows the complete cases with such counts)."""
+def _row_loglik(
+    lay: _Layout, beta: np.ndarray, p: np.ndarray, c_out: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """log f(y | x, seen) per unknown row and per cell (for counts the family ignores:
+    log c(x)/p(x), so the posterior follows the complete cases with such counts)."""
     prob = lay.problem
     eta = prob.eta_patterns(beta)[prob.pattern]
     ll_cell = np.real(prob.family.loglik(prob.y, eta))
