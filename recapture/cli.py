@@ -442,10 +442,12 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
     cov = p.add_argument_group("covariates of persons")
     cov.add_argument(
         "--missing",
-        choices=["allocate", "level"],
+        choices=["em", "allocate", "level"],
         default=None,
-        help="persons with an unknown covariate: fit on the others and allocate them "
-        "proportionally (default), or keep 'unknown' as a level",
+        help="persons with an unknown covariate: maximum likelihood with the unknown values "
+        "integrated out (em, default; missing at random given the capture history), fit on "
+        "the others and allocate them proportionally (allocate: biased low), or keep "
+        "'unknown' as a level (level: diverges)",
     )
     cov.add_argument(
         "--merge-sparse-levels",

@@ -143,6 +143,7 @@ def estimate(
         informative=(in_lists >= 2).cast(pl.Float64) * weight,
         weight=weight,
         options=options,
+        name=model,
     )
 
 
@@ -215,20 +216,24 @@ _COUNT_FIT = (
 )
 
 
+def _count_split(name: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A count model's options split into constructor and fit() options (unknown: an error)."""
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(_COUNT_CONSTRUCT) - set(_COUNT_FIT))
+    if unknown:
+        raise ConfigError(
+            f"option(s) not supported by --model {name}: {', '.join(unknown)}", key=unknown[0]
+        )
+    construct = {k: given[k] for k in _COUNT_CONSTRUCT if k in given}
+    fit = {k: given[k] for k in _COUNT_FIT if k in given}
+    if "count" not in fit:
+        raise ConfigError("single-source models need the count column (--count-col)", key="count")
+    return construct, fit
+
+
 def _count_runner(name: str) -> Callable[..., PopulationEstimate]:
     def run(data: Any, **options: Any) -> PopulationEstimate:
-        given = {k: v for k, v in options.items() if v is not None}
-        unknown = sorted(set(given) - set(_COUNT_CONSTRUCT) - set(_COUNT_FIT))
-        if unknown:
-            raise ConfigError(
-                f"option(s) not supported by --model {name}: {', '.join(unknown)}", key=unknown[0]
-            )
-        construct = {k: given[k] for k in _COUNT_CONSTRUCT if k in given}
-        fit = {k: given[k] for k in _COUNT_FIT if k in given}
-        if "count" not in fit:
-            raise ConfigError(
-                "single-source models need the count column (--count-col)", key="count"
-            )
+        construct, fit = _count_split(name, options)
         formula = construct.pop("formula", "~ 1")
         return _COUNT_MODEL_CLASSES[name](formula, **construct).fit(data, **fit)
 

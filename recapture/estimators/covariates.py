@@ -70,6 +70,8 @@ class UnknownCovariates:
     weight: pl.Expr | None = None
     model: Any = None
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the registry name of the model (``loglinear``, ``chapman``, …; None for count models)
+    name: str | None = None
 
 
 MissingRule = Callable[[UnknownCovariates], PopulationEstimate]
@@ -86,6 +88,13 @@ def _observed_units(problem: UnknownCovariates) -> tuple[float, float]:
         (pl.col("__w__") * unknown).sum().alias("unknown"),
     ).row(0)
     return float(total), float(n_unknown)
+
+
+def _unknown_units(problem: UnknownCovariates, covariates: list[str]) -> float:
+    """Observed units (frequency-weighted) with an unknown value of any of ``covariates``."""
+    units = problem.data.filter(problem.observed) if problem.observed is not None else problem.data
+    weight = problem.weight if problem.weight is not None else pl.lit(1.0)
+    return float(units.select((weight.cast(pl.Float64) * is_unknown(covariates)).sum()).item())
 
 
 def allocate_unknown(problem: UnknownCovariates) -> PopulationEstimate:
@@ -134,6 +143,13 @@ def allocate_unknown(problem: UnknownCovariates) -> PopulationEstimate:
                 "unknown": n_unknown,
                 "ratio": ratio,
                 "population_size_complete": result.population_size,
+                "per_covariate": {
+                    c: {
+                        "unknown": (k := _unknown_units(problem, [c])),
+                        "share": k / n_total,
+                    }
+                    for c in covariates
+                },
             },
         },
     )
@@ -178,15 +194,41 @@ def keep_unknown_as_level(problem: UnknownCovariates) -> PopulationEstimate:
     return problem.fit(problem.data)
 
 
+# ------------------------------------------------------------------------------ the em rule
+# Maximum likelihood with unknown covariate values integrated out (docs/estimators.md,
+# "Unknown covariates"). Registered here, where both the models and the EM are importable.
+def _em_rule(problem: UnknownCovariates) -> PopulationEstimate:
+    from recapture.estimators.missing import fit_count_em, fit_loglinear_em
+
+    options = dict(problem.options)
+    if problem.model is not None:  # a count model
+        if problem.model.offset:  # an offset is a person's own exposure: no pattern to sum over
+            return allocate_unknown(problem)
+        count = options.get("count", "capture")
+        columns = problem.data.columns
+        # a value is unknown when every registration lacks it, in every source: the other
+        # sources' counts are part of the history the EM conditions on
+        history = [c for c in columns if c.startswith("n_") and c != count] or [
+            c for c in columns if c.startswith("in_")
+        ]
+        return fit_count_em(problem.model, problem.data, history=history, **options)
+    if problem.name == "loglinear" and not options.get("search"):
+        return fit_loglinear_em(problem.data, problem.covariates, problem.fit, options)
+    # other multiple-systems estimators (and the model search, which compares complete
+    # tables) keep the allocation
+    return allocate_unknown(problem)
+
+
 #: Rules for persons with an unknown covariate value, by the name ``missing=`` takes.
 MISSING_RULES: dict[str, MissingRule] = {
+    "em": lambda problem: _em_rule(problem),
     "allocate": allocate_unknown,
     "level": keep_unknown_as_level,
 }
 
 #: The rule every entry point uses when none is given: model classes, ``estimate()``,
 #: ``recapture estimate`` and the pipeline.
-DEFAULT_MISSING = "allocate"
+DEFAULT_MISSING = "em"
 
 
 def register_missing_rule(name: str, rule: MissingRule) -> None:
@@ -218,6 +260,7 @@ def fit_with_covariates(
     weight: pl.Expr | None = None,
     model: Any = None,
     options: dict[str, Any] | None = None,
+    name: str | None = None,
 ) -> PopulationEstimate:
     """The one path from persons to an estimate: merge sparse levels of the model's
     categorical covariates (when ``merge_sparse`` is set), then treat persons with an
@@ -244,6 +287,7 @@ def fit_with_covariates(
             weight=weight,
             model=model,
             options=dict(options or {}),
+            name=name,
         )
         result = MISSING_RULES[missing](problem)
     result.extra.setdefault("missing_rule", missing)

@@ -179,7 +179,8 @@ def run_demo(
         if isinstance(options.get("lists"), list):
             options["lists"] = [f"in_{s}" for s in options["lists"]]
         try:
-            perfect = _fit_one(true_persons, est_config.model, options, "allocate").population_size
+            rule = est_config.options.get("missing", "em")
+            perfect = _fit_one(true_persons, est_config.model, options, rule).population_size
         except Exception:  # the comparison row is informative only
             perfect = None
         rows.append(

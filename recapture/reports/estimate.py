@@ -230,6 +230,7 @@ def _summary_section(estimates: list[dict[str, Any]], failed: list[dict[str, Any
                 "observed_share": _f(est.get("observed_share")),
                 "converged": est.get("converged", True),
                 "warnings": list(est.get("warnings") or []),
+                "missing": _missing_covariates(est),
             }
         )
     has_period = any(r["period"] for r in rows)
@@ -239,6 +240,34 @@ def _summary_section(estimates: list[dict[str, Any]], failed: list[dict[str, Any
     return Section(
         "Estimates", "estimates", rows=rows, has_period=has_period, forest=fig, failed=failed
     )
+
+
+#: How each rule for unknown covariates treats the persons with an unknown value.
+MISSING_RULES = {
+    "em": "maximum likelihood (EM): unknown values integrated out, missing at random given the capture history",
+    "allocate": "fitted on the complete cases, the others allocated proportionally (biased low)",
+}
+
+
+def _missing_covariates(est: dict[str, Any]) -> dict[str, Any] | None:
+    """Share of observed persons with an unknown covariate, per covariate, and the rule."""
+    info = (est.get("extra") or {}).get("missing_covariates")
+    if not isinstance(info, dict):
+        return None
+    observed = _f(info.get("observed"))
+    unknown = _f(info.get("unknown"))
+    per = info.get("per_covariate") or {}
+    return {
+        "rule": info.get("rule", "?"),
+        "how": MISSING_RULES.get(str(info.get("rule")), str(info.get("rule"))),
+        "share": unknown / observed if observed > 0 else math.nan,
+        "unknown": unknown,
+        "per_covariate": [
+            {"covariate": c, "unknown": _f(v.get("unknown")), "share": _f(v.get("share"))}
+            for c, v in per.items()
+            if isinstance(v, dict)
+        ],
+    }
 
 
 def _forest_plot(rows: list[dict[str, Any]]):

@@ -212,11 +212,21 @@ def prepare_design(
                         [o is None or not set(term) <= set(o) for o in design.term_of_column]
                     )
     offset0 = np.zeros(table.n_strata)
-    if table.covariates and tuple(table.covariates) in set(terms) and not partial_present:
+    if table.covariates and tuple(table.covariates) in set(terms):
         # the saturated covariate distribution puts strata nobody was seen in at zero (their
-        # parameters at −∞, the extended MLE): drop them rather than report a failed MLE
+        # parameters at −∞, the extended MLE): drop them rather than report a failed MLE.
+        # With partly classified counts the support is the strata some fully classified
+        # person is in (as the count models' EM): a stratum reached only through partly
+        # classified groups would have its joint parameter at the boundary and a singular
+        # observed information; it is kept only when a group could belong nowhere else.
         totals = np.bincount(table.strata, weights=table.counts, minlength=table.n_strata)
         empty_strata = totals == 0
+        if partial_present and empty_strata.any():
+            reach = table.partial_cells @ (~empty_strata[table.strata]).astype(float)
+            stranded = np.flatnonzero((np.asarray(reach).ravel() == 0) & (table.partial_counts > 0))
+            if len(stranded):
+                touched = np.asarray(table.partial_cells[stranded].sum(axis=0)).ravel() > 0
+                empty_strata[np.unique(table.strata[touched])] = False
         if empty_strata.any():
             cell_keep &= ~empty_strata[table.strata]
             offset0[empty_strata] = -np.inf

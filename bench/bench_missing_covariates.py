@@ -1,0 +1,262 @@
+"""Unknown covariates: the EM default against the full-covariate fit and the allocation rule.
+
+Each world is the demo world (``recapture.pipelines.demo.demo_world_config``: the models'
+assumptions hold) simulated with ``recapture.synthetic``; the persons are built from the
+simulator's true links with the true sex, age class and region. Then each registration's
+nationality and birth date are blanked independently with probability r (5%, 15%, 30%):
+a person's region is unknown only when every one of their registrations lacks the
+nationality, their age class only when every one lacks the birth date — so the unknowns
+are concentrated among people seen once, as in real extracts.
+
+Per world and rate the ZTP ``~ sex + age_class + region`` (on the police counts) and the
+covariate log-linear DSE (police × IOM, stratified by sex, age class and region) are
+fitted with the full covariates, with ``missing="em"`` (the default) and with
+``missing="allocate"``, each through the pipeline's own fit. Sparse levels are merged as
+in the demo (fewer than 5 informative persons), decided once on the full covariates and
+applied to every variant: merging decided on the blanked data can merge a level the full
+data keep (its few informative persons partly unknown), and the comparison would then be
+between two different models, not two ways of handling the unknowns.
+
+    python bench/bench_missing_covariates.py [--worlds 100] [--population 23000] [--seed 1] [--no-docs]
+
+Prints and writes the ``missing_covariates`` section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_line, write_section  # noqa: E402
+
+from recapture.estimators.covariates import merge_sparse_levels  # noqa: E402
+from recapture.pipelines.demo import demo_world_config  # noqa: E402
+from recapture.pipelines.run import _fit_one  # noqa: E402
+from recapture.synthetic import simulate_world  # noqa: E402
+
+RATES = (0.05, 0.15, 0.30)
+MIN_INFORMATIVE = 5
+COVARIATES = ["sex", "age_class", "region"]
+ESTIMATORS = {
+    "ZTP ~ sex + age_class + region": (
+        "ztpoisson",
+        {"formula": "~ sex + age_class + region", "count": "n_police"},
+    ),
+    "log-linear DSE (sex, age class, region)": (
+        "loglinear",
+        {
+            "lists": ["in_police", "in_iom"],
+            "covariates": "sex,age_class,region",
+        },
+    ),
+}
+
+
+def world_persons(seed: int, size: int) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """True persons (one row per observed target person) and their registrations."""
+    world = simulate_world(demo_world_config(seed, size))
+    people = world.people.filter(pl.col("in_target"))
+    records = world.records.filter(pl.col("in_target")).select("person_id", "source")
+    counts = records.group_by("person_id").agg(
+        (pl.col("source") == "police").sum().alias("n_police"),
+        (pl.col("source") == "iom").sum().alias("n_iom"),
+    )
+    persons = counts.join(people.select("person_id", *COVARIATES), on="person_id").with_columns(
+        (pl.col("n_police") > 0).cast(pl.Int8).alias("in_police"),
+        (pl.col("n_iom") > 0).cast(pl.Int8).alias("in_iom"),
+    )
+    return persons, records, people.height
+
+
+def blank(persons: pl.DataFrame, records: pl.DataFrame, rate: float, rng) -> pl.DataFrame:
+    """Blank each registration's nationality and birth date with probability ``rate``."""
+    flags = records.with_columns(
+        pl.Series("nat_missing", rng.random(records.height) < rate),
+        pl.Series("bd_missing", rng.random(records.height) < rate),
+    )
+    per = flags.group_by("person_id").agg(
+        pl.col("nat_missing").all().alias("region_unknown"),
+        pl.col("bd_missing").all().alias("age_unknown"),
+    )
+    return (
+        persons.join(per, on="person_id")
+        .with_columns(
+            pl.when(pl.col("region_unknown"))
+            .then(pl.lit("unknown"))
+            .otherwise(pl.col("region"))
+            .alias("region"),
+            pl.when(pl.col("age_unknown"))
+            .then(pl.lit("unknown"))
+            .otherwise(pl.col("age_class"))
+            .alias("age_class"),
+        )
+        .drop("region_unknown", "age_unknown")
+    )
+
+
+def merged_like(persons: pl.DataFrame, model: str) -> dict[str, list[str]]:
+    """The demo's sparse-level merges (on the full covariates) for one estimator."""
+    informative = (
+        pl.col("n_police") >= 2
+        if model == "ztpoisson"
+        else (pl.col("in_police") + pl.col("in_iom")) >= 2
+    )
+    return merge_sparse_levels(persons, COVARIATES, informative, MIN_INFORMATIVE)[1]
+
+
+def apply_merges(persons: pl.DataFrame, merges: dict[str, list[str]]) -> pl.DataFrame:
+    return persons.with_columns(
+        pl.when(pl.col(c).is_in(levels))
+        .then(pl.lit(" + ".join(sorted(levels))))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c, levels in merges.items()
+    )
+
+
+def _fit(persons, model, options, rule):
+    try:
+        r = _fit_one(persons, model, options, rule)
+        lo, hi = r.confint()
+        return r.population_size, lo, hi, r.extra.get("missing_covariates", {})
+    except Exception as exc:  # a failed fit is counted, not fatal
+        print(f"    failed ({rule}): {exc}", file=sys.stderr)
+        return np.nan, np.nan, np.nan, {}
+
+
+def run(worlds: int, size: int, seed: int) -> dict:
+    t0 = time.perf_counter()
+    rows = []
+    for w in range(worlds):
+        persons, records, true_n = world_persons(seed + w, size)
+        merges = {name: merged_like(persons, m) for name, (m, _) in ESTIMATORS.items()}
+        full = {
+            name: _fit(apply_merges(persons, merges[name]), m, o, "em")
+            for name, (m, o) in ESTIMATORS.items()
+        }
+        for rate in RATES:
+            rng = np.random.default_rng([seed + w, int(rate * 1000)])
+            masked = blank(persons, records, rate, rng)
+            for name, (model, options) in ESTIMATORS.items():
+                merged = apply_merges(masked, merges[name])
+                em = _fit(merged, model, options, "em")
+                al = _fit(merged, model, options, "allocate")
+                seen = masked.filter(pl.col("n_police") > 0) if model == "ztpoisson" else masked
+                unknown = seen.filter(
+                    (pl.col("region") == "unknown") | (pl.col("age_class") == "unknown")
+                )
+                rows.append(
+                    {
+                        "world": w,
+                        "rate": rate,
+                        "estimator": name,
+                        "truth": true_n,
+                        "full": full[name][0],
+                        "full_lo": full[name][1],
+                        "full_hi": full[name][2],
+                        "em": em[0],
+                        "em_lo": em[1],
+                        "em_hi": em[2],
+                        "allocate": al[0],
+                        "unknown_share": unknown.height / seen.height,
+                    }
+                )
+        if (w + 1) % 10 == 0:
+            print(f"  {w + 1} worlds, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return {
+        "rows": pl.DataFrame(rows),
+        "worlds": worlds,
+        "size": size,
+        "seed": seed,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def summarise(res: dict) -> pl.DataFrame:
+    df = res["rows"].with_columns(
+        (pl.col("em") / pl.col("full") - 1).alias("dev_em"),
+        (pl.col("allocate") / pl.col("full") - 1).alias("dev_allocate"),
+        ((pl.col("em_lo") <= pl.col("truth")) & (pl.col("truth") <= pl.col("em_hi"))).alias(
+            "cover_em"
+        ),
+        ((pl.col("full_lo") <= pl.col("truth")) & (pl.col("truth") <= pl.col("full_hi"))).alias(
+            "cover_full"
+        ),
+    )
+    return (
+        df.drop_nans(["em", "full", "allocate"])
+        .group_by("estimator", "rate", maintain_order=True)
+        .agg(
+            pl.len().alias("worlds"),
+            pl.col("unknown_share").mean(),
+            pl.col("dev_em").mean().alias("mean_dev_em"),
+            (pl.col("dev_em").std() / pl.len().sqrt()).alias("mc_se_em"),
+            pl.col("dev_allocate").mean().alias("mean_dev_allocate"),
+            pl.col("cover_em").mean().alias("coverage_em"),
+            pl.col("cover_full").mean().alias("coverage_full"),
+            pl.col("em").mean().alias("mean_em"),
+            pl.col("truth").mean().alias("mean_truth"),
+        )
+        .sort("estimator", "rate", descending=[True, False])
+    )
+
+
+def markdown(res: dict, summary: pl.DataFrame) -> str:
+    lines = [
+        "## Unknown covariates: EM against the full-covariate fit",
+        "",
+        f"Command: `python bench/bench_missing_covariates.py --worlds {res['worlds']} "
+        f"--population {res['size']} --seed {res['seed']}`",
+        "",
+        machine_line(),
+        "",
+        f"{res['worlds']} demo worlds (the models' assumptions hold) of {res['size']:,} people, "
+        "persons from the true links with the true sex, age class and region; each "
+        "registration's nationality and birth date blanked with probability r, so a person's "
+        "value is unknown only when all their registrations lack it. Deviation = N̂ / N̂(full "
+        "covariates) − 1 per world, averaged; coverage = share of worlds whose default 95% "
+        f"interval holds the true N. Wall time {res['seconds']:.0f} s.",
+        "",
+        "| estimator | r | worlds | persons with an unknown | EM: mean deviation (MC s.e.) "
+        "| allocate: mean deviation | EM: 95% coverage | full covariates: 95% coverage |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary.iter_rows(named=True):
+        lines.append(
+            f"| {r['estimator']} | {r['rate']:.0%} | {r['worlds']} | {r['unknown_share']:.1%} "
+            f"| {r['mean_dev_em']:+.2%} ({r['mc_se_em']:.2%}) | {r['mean_dev_allocate']:+.2%} "
+            f"| {r['coverage_em']:.1%} | {r['coverage_full']:.1%} |"
+        )
+    lines += [
+        "",
+        "Targets (issue 13): the EM's mean deviation within ±0.5% and its 95% coverage of the "
+        "true N between 93% and 97%. Monte Carlo s.e. of a 95% coverage over "
+        f"{res['worlds']} worlds: {np.sqrt(0.95 * 0.05 / max(res['worlds'], 1)):.1%}.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--worlds", type=int, default=100)
+    ap.add_argument("--population", type=int, default=23000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-docs", action="store_true")
+    args = ap.parse_args(argv)
+    res = run(args.worlds, args.population, args.seed)
+    summary = summarise(res)
+    text = markdown(res, summary)
+    print(text)
+    if not args.no_docs:
+        write_section("missing_covariates", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
