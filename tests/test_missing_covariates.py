@@ -228,7 +228,12 @@ def test_loglinear_em_uses_the_partly_classified_table():
 
 
 def test_the_rule_is_checked_and_defaults_to_em():
-    assert ConfiguredEstimator("ztpoisson", {}).missing_rule == "em"
+    from recapture.estimators import DEFAULT_MISSING, ZeroTruncatedPoisson
+
+    # the pipeline leaves the rule to the estimators, whose default is em everywhere
+    assert ConfiguredEstimator("ztpoisson", {}).missing_rule is None
+    assert DEFAULT_MISSING == "em"
+    assert ZeroTruncatedPoisson("~ 1").missing == "em"
 
 
 def test_the_estimates_report_says_how_unknowns_were_handled():

@@ -130,7 +130,7 @@ def test_python_api_cli_and_pipeline_give_the_same_estimate(run, persons, tmp_pa
 
 def test_the_class_no_longer_keeps_unknown_as_a_level_by_accident(persons):
     """The documented call used to fit 'unknown' as a level (N̂ 4·10¹³ on the demo)."""
-    default = ZeroTruncatedPoisson(FORMULA, merge_sparse_levels=5)
+    default = ZeroTruncatedPoisson(FORMULA, merge_sparse_levels=5, missing="allocate")
     level = ZeroTruncatedPoisson(FORMULA, merge_sparse_levels=5, missing="level")
     default, level = (m.fit(persons, count="n_police") for m in (default, level))
     assert default.extra["missing_covariates"]["rule"] == "allocate"
@@ -197,7 +197,9 @@ def test_pipeline_strata_add_up(run):
 
 
 def test_allocated_strata_and_stratify_agree(persons):
-    fit = ZeroTruncatedPoisson(FORMULA, merge_sparse_levels=5).fit(persons, count="n_police")
+    fit = ZeroTruncatedPoisson(FORMULA, merge_sparse_levels=5, missing="allocate").fit(
+        persons, count="n_police"
+    )
     ratio = fit.extra["missing_covariates"]["ratio"]
     assert ratio > 1
     table = fit.stratify("~ sex:age_class + region")
@@ -212,10 +214,16 @@ def test_allocated_strata_and_stratify_agree(persons):
 
 # ------------------------------------------------------------------------------ AIC on the same data
 def test_likelihood_data_tags_say_which_fits_are_comparable(persons):
-    ztp = ZeroTruncatedPoisson("~ sex").fit(persons, count="n_police")
-    geo = ZeroTruncatedGeometric("~ sex").fit(persons, count="n_police")
-    chao = Chao("~ sex").fit(persons, count="n_police")
-    region = ZeroTruncatedPoisson("~ sex + region").fit(persons, count="n_police")
+    rule = {"missing": "allocate"}
+    ztp = ZeroTruncatedPoisson("~ sex", **rule).fit(persons, count="n_police")
+    geo = ZeroTruncatedGeometric("~ sex", **rule).fit(persons, count="n_police")
+    chao = Chao("~ sex", **rule).fit(persons, count="n_police")
+    region = ZeroTruncatedPoisson("~ sex + region", **rule).fit(persons, count="n_police")
+    # under em every observed person counts, with the unknown values integrated out
+    em_ztp = ZeroTruncatedPoisson("~ sex + region").fit(persons, count="n_police")
+    em_geo = ZeroTruncatedGeometric("~ sex + region").fit(persons, count="n_police")
+    assert same_likelihood_data(em_ztp, em_geo)
+    assert not same_likelihood_data(em_ztp, region)
     assert same_likelihood_data(ztp, geo)
     assert not same_likelihood_data(ztp, chao)  # Chao: 1{y=2} among y ∈ {1, 2}
     assert chao.likelihood_data["n"] < ztp.likelihood_data["n"]

@@ -24,6 +24,7 @@ one level named after them all, and reports what it merged.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -211,12 +212,26 @@ def _em_rule(problem: UnknownCovariates) -> PopulationEstimate:
         history = [c for c in columns if c.startswith("n_") and c != count] or [
             c for c in columns if c.startswith("in_")
         ]
-        return fit_count_em(problem.model, problem.data, history=history, **options)
+        result = fit_count_em(problem.model, problem.data, history=history, **options)
+        if result.likelihood_data is None:
+            result.likelihood_data = _em_likelihood_data(problem, count, options.get("weights"))
+            result.extra.setdefault("call", problem.model._call(count, options.get("weights")))
+        return result
     if problem.name == "loglinear" and not options.get("search"):
         return fit_loglinear_em(problem.data, problem.covariates, problem.fit, options)
     # other multiple-systems estimators (and the model search, which compares complete
     # tables) keep the allocation
     return allocate_unknown(problem)
+
+
+def _em_likelihood_data(problem: UnknownCovariates, count: str, weights: str | None):
+    """The EM's log-likelihood is of every observed person, with the unknown values of
+    these covariates integrated out: other data than a complete-case fit, or an EM over
+    other covariates, so the tag says which covariates were partly unknown."""
+    tag = dict(problem.model._likelihood_data(problem.data, count, weights))
+    tag["response"] += f", {' and '.join(problem.covariates)} partly unknown (integrated out)"
+    tag["key"] = hashlib.sha256((tag["key"] + tag["response"]).encode()).hexdigest()[:16]
+    return tag
 
 
 #: Rules for persons with an unknown covariate value, by the name ``missing=`` takes.
