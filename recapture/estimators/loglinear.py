@@ -30,6 +30,7 @@ import numpy as np
 import polars as pl
 from scipy import optimize, sparse, special, stats
 
+from recapture import progress
 from recapture.errors import ConfigError, InputError
 from recapture.estimators.result import PopulationEstimate
 
@@ -976,7 +977,7 @@ def parametric_bootstrap(
     probs = probs / probs.sum()
     draws = rng.multinomial(N, probs, size=replicates)[:, :-1]
     out = np.empty(replicates)
-    for b in range(replicates):
+    for b in progress.bar(range(replicates), label="bootstrap replicates", unit="rep"):
         try:
             out[b] = refit_population(draws[b].astype(float))
         except Exception:  # a replicate that cannot be fitted is dropped, not fatal

@@ -21,6 +21,7 @@ import polars as pl
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, JaroWinkler
 
+from recapture import progress
 from recapture.linkage.settings import Comparison, LinkageSettings
 
 MISSING = np.int8(-1)
@@ -495,7 +496,7 @@ def compare_pairs(
             partner.update({keys[0]: keys[1], keys[1]: keys[0]})
     gammas: dict[str, np.ndarray] = {}
     tfs: dict[str, np.ndarray] = {}
-    for comp in settings.comparisons:
+    for comp in progress.bar(settings.comparisons, label="comparing fields", unit="field"):
         if comp.kind == "string":
             gamma, tf_bits = compare_string(comp, prep, i, j, swap, partner)
             if tf_bits is not None:
