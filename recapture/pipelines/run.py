@@ -246,9 +246,12 @@ def run_pipeline(
         stages.append(
             Stage(
                 "report",
-                [f"reports/{name}.html" for name in ("validation", "linkage", "estimates")],
+                [
+                    f"reports/{name}.html"
+                    for name in ("validation", "linkage", "explorer", "estimates")
+                ],
                 report,
-                settings={"version": 1},
+                settings={"version": 2},
                 upstream=["estimate"],
             )
         )

@@ -10,6 +10,7 @@ from recapture import progress
 from recapture.errors import InputError
 from recapture.io import read_json
 from recapture.reports.estimate import estimate_report
+from recapture.reports.explorer import explorer_report
 from recapture.reports.linkage import linkage_report
 from recapture.reports.validation import validation_report
 
@@ -17,6 +18,7 @@ from recapture.reports.validation import validation_report
 REPORTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "validation": ("validation.html", ("records.parquet",)),
     "linkage": ("linkage.html", ("pairs.parquet", "clusters.parquet")),
+    "explorer": ("explorer.html", ("pairs.parquet", "clusters.parquet", "linkage_model.json")),
     "estimates": ("estimates.html", ("estimates.json",)),
 }
 
@@ -51,7 +53,8 @@ def write_reports(
 
     Reports go to ``out_dir`` (default ``run_dir/reports``). A stage that has not run
     yet just has no report; a run directory with none of the inputs is an error.
-    ``show_names`` puts names and birth dates into the linkage review sample.
+    ``show_names`` puts names and birth dates into the linkage review sample and the
+    explorer's pairs.
     """
     run = Path(run_dir)
     if not run.is_dir():
@@ -61,6 +64,7 @@ def write_reports(
     writers = {
         "validation": lambda path: validation_report(run, path, run_info=info),
         "linkage": lambda path: linkage_report(run, path, show_names=show_names, run_info=info),
+        "explorer": lambda path: explorer_report(run, path, show_names=show_names, run_info=info),
         "estimates": lambda path: estimate_report(run, path, run_info=info),
     }
     written: dict[str, Path] = {}
