@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from recapture import __version__, progress
+from recapture import progress
 from recapture.errors import RecaptureError
 
 EXIT_USER_ERROR = 2
@@ -794,6 +794,21 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
 
 
 # ----------------------------------------------------------------------------- main
+class _VersionAction(argparse.Action):
+    """--version, with the version looked up only when asked for."""
+
+    def __init__(
+        self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None
+    ):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import recapture
+
+        parser._print_message(f"recapture {recapture.__version__}\n", sys.stdout)
+        parser.exit()
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only``, the options of that subcommand alone are built.
 
@@ -806,7 +821,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         epilog="--quiet and --debug may also follow the command. "
         "'recapture COMMAND --help' describes a command.",
     )
-    parser.add_argument("--version", action="version", version=f"recapture {__version__}")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="show program's version number and exit"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument(
         "--quiet", action="store_true", help="no progress messages or bars on stderr"

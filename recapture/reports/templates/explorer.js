@@ -405,7 +405,7 @@
   var tfBox = $("tf-charts");
   if (!D.tf.length) { tfBox.appendChild(el("p", { "class": "absent" }, "Not available: no term-frequency tables in linkage_model.json.")); }
   D.tf.forEach(function (t) {
-    var fig = el("figure", { "class": "plot chart" });
+    var fig = el("figure", { "class": "chart" });
     tfBox.appendChild(fig);
     var ranks = t.bits.map(function (_, i) { return i + 1; });
     lineChart(fig, { name: "tf-" + t.column, series: [{ name: t.column, x: ranks, y: t.bits }],
