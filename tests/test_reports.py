@@ -407,3 +407,26 @@ def test_clerical_review_section_matches_the_review_module(run_dir, reports):
         in section
     )
     assert "<svg" in section
+
+
+def test_plot_warnings_are_a_note_and_silent_under_quiet(capfd):
+    """matplotlib's layout warnings never print their source line; under --quiet nothing."""
+    from recapture import progress
+    from recapture.reports._render import new_figure, plot_context, svg
+
+    def draw():
+        with plot_context():
+            fig, ax = new_figure(1.0, 0.4)
+            ax.set_yticks([0, 1], ["a very long stratum label " * 6, "x"])
+            ax.set_title("title " * 40)
+        return fig
+
+    progress.set_quiet(True)
+    try:
+        svg(draw(), "tiny")
+    finally:
+        progress.set_quiet(False)
+    assert capfd.readouterr().err == ""
+    svg(draw(), "tiny")
+    err = capfd.readouterr().err
+    assert "note: plot 'tiny'" in err and "savefig" not in err and "Warning" not in err
