@@ -124,3 +124,40 @@ def test_names_only_with_show_names(demo, tmp_path):
     assert f'"{common}' not in plain
     assert common in named and 'id="names-banner"' in named
     assert 'id="names-banner"' not in plain
+
+
+def test_grid_persons_equal_clustering_all_pairs(tmp_path):
+    """The grid reclusters only the pairs that can matter (links and in-cluster conflicts)
+    and only the records they touch; at every threshold the persons equal those of the
+    clustering of all pairs and all records, chaining guard included."""
+    from recapture.linkage import LinkageSettings
+    from recapture.linkage.clustering import cluster_pairs
+
+    from recapture.reports.example import write_example_run
+
+    run = write_example_run(tmp_path / "run", 10_000, seed=0)  # holds a conflicted cluster
+    data = explorer_data(run)
+    settings = LinkageSettings.default()
+    clusters = pl.read_parquet(run / "clusters.parquet").sort("record_id")
+    pairs = pl.read_parquet(run / "pairs.parquet")
+    ids = clusters["record_id"].to_numpy()
+    i = np.searchsorted(ids, pairs["record_id_l"].to_numpy())
+    j = np.searchsorted(ids, pairs["record_id_r"].to_numpy())
+    codes = np.unique(clusters["source"].to_numpy().astype(str), return_inverse=True)[1].ravel()
+    conflicts = 0
+    for row in data["grid"]["rows"]:
+        full = cluster_pairs(
+            ids.size,
+            i,
+            j,
+            pairs["match_probability"].to_numpy(),
+            row["threshold"],
+            sources=codes,
+            one_to_one=settings.one_to_one,
+            conflict_probability=settings.conflict_probability,
+            chaining_action=settings.chaining_action,
+            chaining_steps=settings.chaining_steps,
+        )
+        assert row["persons"] == int(full.labels.max()) + 1, row["threshold"]
+        conflicts += full.report["chaining"]["clusters_with_conflicts"]
+    assert conflicts > 0  # the guard was exercised
