@@ -142,7 +142,7 @@ def main() -> int:
         "(histograms from binned counts, top-N lists, a 30-pair sample), so size does not grow "
         "with the number of records; the explorer embeds at most 4,000 pairs around the "
         "threshold, 1,500 elsewhere, 1,000 patterns and 40 clusters, and reclusters the pairs "
-        "at each of its 26 thresholds. "
+        "at each of its 16 (or 17, with the run's) thresholds. "
         f"Targets: all reports < {TARGET_SECONDS:.0f} s, each < 10 MB.",
         "",
         "| report | seconds | size KiB | plots | Chromium load s | clean |",

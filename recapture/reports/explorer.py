@@ -70,26 +70,17 @@ THRESHOLD_GRID = (
     0.02,
     0.05,
     0.1,
-    0.15,
     0.2,
-    0.25,
     0.3,
-    0.35,
     0.4,
-    0.45,
     0.5,
-    0.55,
     0.6,
-    0.65,
     0.7,
-    0.75,
     0.8,
-    0.85,
     0.9,
     0.95,
     0.98,
     0.99,
-    0.995,
     0.999,
 )
 
@@ -187,8 +178,9 @@ def _sample_pairs(pairs: pl.DataFrame, tw: float, rng: np.random.Generator) -> n
 
 def _patterns(
     pairs: pl.DataFrame, gamma_cols: list[str], threshold: float, rng: np.random.Generator
-) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Every distinct comparison pattern (the most frequent first) and example pair rows."""
+) -> tuple[list[dict[str, Any]], np.ndarray, int]:
+    """The most frequent comparison patterns, their example pair rows, and how many
+    distinct patterns there are."""
     frame = pairs.select(gamma_cols + ["match_weight", "match_probability"]).with_columns(
         pl.Series("_row", np.arange(pairs.height)), pl.Series("_key", rng.random(pairs.height))
     )
@@ -223,9 +215,7 @@ def _patterns(
             }
         )
         examples.extend(rec["examples"])
-    for row in rows:
-        row["total_patterns"] = total
-    return rows, np.asarray(examples, dtype=np.int64)
+    return rows, np.asarray(examples, dtype=np.int64), total
 
 
 def _threshold_grid(
@@ -244,9 +234,7 @@ def _threshold_grid(
     grid = sorted(set(THRESHOLD_GRID) | {round(float(threshold), 12)})
     prob = pairs["match_probability"].to_numpy()
     ids = index["ids"]
-    i = _lookup(ids, np.arange(ids.size), pairs[L].to_numpy())
-    j = _lookup(ids, np.arange(ids.size), pairs[R].to_numpy())
-    i, j = np.minimum(i, j), np.maximum(i, j)
+    i, j = np.minimum(index["row_l"], index["row_r"]), np.maximum(index["row_l"], index["row_r"])
     names, codes = np.unique(index["source"].astype(str), return_inverse=True)
     codes = codes.ravel()
     expected = evaluation.expected_metrics_by_threshold(pairs["match_probability"], grid)
@@ -349,8 +337,7 @@ def _clusters(
     wanted = chosen["person_id"].to_numpy()
     person = index["person"]
     ids = index["ids"]
-    pl_rows = _lookup(ids, np.arange(ids.size), pairs[L].to_numpy())
-    pr_rows = _lookup(ids, np.arange(ids.size), pairs[R].to_numpy())
+    pl_rows, pr_rows = index["row_l"], index["row_r"]
     in_wanted = np.isin(person[pl_rows], wanted) & (person[pl_rows] == person[pr_rows])
     sel = np.flatnonzero(in_wanted)
     edge_person = person[pl_rows[sel]]
@@ -461,14 +448,16 @@ def explorer_data(
         )
     rng = np.random.default_rng(seed)
     index = _record_index(clusters)
+    # each pair's two records as rows of the record index, looked up once
+    index["row_l"] = _lookup(index["ids"], np.arange(index["ids"].size), pairs[L].to_numpy())
+    index["row_r"] = _lookup(index["ids"], np.arange(index["ids"].size), pairs[R].to_numpy())
     chaining = (metrics.get("clustering") or {}).get("chaining") or {}
     conflict_p = float(chaining.get("conflict_probability", DEFAULT_CONFLICT_PROBABILITY))
 
-    patterns, example_rows = _patterns(pairs, gamma_cols, threshold, rng)
+    patterns, example_rows, n_patterns = _patterns(pairs, gamma_cols, threshold, rng)
     rows = np.union1d(_sample_pairs(pairs, tw, rng), example_rows)
     sample = pairs[rows]
-    li = _lookup(index["ids"], np.arange(index["ids"].size), sample[L].to_numpy())
-    ri = _lookup(index["ids"], np.arange(index["ids"].size), sample[R].to_numpy())
+    li, ri = index["row_l"][rows], index["row_r"][rows]
     src_names, src_codes = np.unique(index["source"].astype(str), return_inverse=True)
     src_codes = src_codes.ravel()
     pos = {int(r): k for k, r in enumerate(rows)}
@@ -507,7 +496,7 @@ def explorer_data(
             "records": clusters.height,
             "embedded_pairs": int(rows.size),
             "band_pairs": int(np.sum(np.abs(pairs["match_weight"].to_numpy() - tw) <= BAND_BITS)),
-            "patterns": patterns[0]["total_patterns"] if patterns else 0,
+            "patterns": n_patterns,
         },
         "sources": src_names.tolist(),
         "model": {
