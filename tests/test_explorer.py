@@ -17,6 +17,7 @@ from recapture.reports.explorer import (
     MAX_OTHER_PAIRS,
     MAX_PATTERNS,
     explorer_data,
+    tf_fields,
     waterfall,
 )
 
@@ -57,6 +58,7 @@ def test_waterfall_adds_up_and_reproduces_weights_without_term_frequencies(demo)
         no_tf = all(row[f"gamma_{n}"] < levels[n] - 2 for n in ("family_name", "given_name"))
         if no_tf:
             assert tf == pytest.approx(0.0, abs=1e-6), (row, bars)
+            assert tf_fields(model, gammas).startswith("none")
             checked += 1
         elif abs(tf) > 1e-3:
             with_tf += 1
@@ -132,7 +134,6 @@ def test_grid_persons_equal_clustering_all_pairs(tmp_path):
     clustering of all pairs and all records, chaining guard included."""
     from recapture.linkage import LinkageSettings
     from recapture.linkage.clustering import cluster_pairs
-
     from recapture.reports.example import write_example_run
 
     run = write_example_run(tmp_path / "run", 10_000, seed=0)  # holds a conflicted cluster

@@ -144,6 +144,28 @@ def waterfall(
     return out
 
 
+def tf_fields(model: dict, gammas: list[int]) -> str:
+    """Which fields the term-frequency bits of a pair belong to: the TF fields that agree
+    exactly or on their key, the only levels TF bits apply to. With one such field the
+    bits are all its own; with both names they include the joint-name penalty and cannot
+    be split further (the per-value bits are not stored per pair)."""
+    agree = [
+        c.get("name")
+        for c, g in zip(model.get("comparisons", []), gammas, strict=True)
+        if c.get("tf") and g >= 0 and _level_name(c, g) in ("exact", "key")
+    ]
+    if len(agree) <= 1:
+        return "".join(agree) or "none (no name agrees exactly or on its key)"
+    return f"{' + '.join(agree)}, joint names"
+
+
+def _level_name(comp: dict, gamma: int) -> str:
+    for lv in comp.get("levels", []):
+        if int(lv.get("gamma", -9)) == gamma:
+            return str(lv.get("level"))
+    return ""
+
+
 # ------------------------------------------------------------------------------ data
 def _record_index(clusters: pl.DataFrame) -> dict[str, np.ndarray]:
     c = clusters.sort("record_id")

@@ -190,14 +190,25 @@
       var own = Math.pow(2, rest) - pi * Math.pow(2, kept);
       if (own > 0) { tf = Math.log2(own / (1 - pi)) - total; }
     }
-    parts.push({ name: "term frequencies", level: "", bits: tf });
+    /* TF bits apply to exact and key agreement of TF fields only: name the bar after them */
+    var agree = [];
+    comps.forEach(function (c, j) {
+      var g = P.gammas[k][j];
+      if (c.tf && g >= 0 && (c.levels[g].level === "exact" || c.levels[g].level === "key")) { agree.push(c.name); }
+    });
+    var tfFields = agree.length > 1 ? agree.join(" + ") + ", joint names" :
+      agree.length === 1 ? agree[0] : "none (no name agrees exactly or on its key)";
+    parts.push({ name: "term frequencies", level: tfFields, bits: tf });
     parts.push({ name: "alias mixture", level: pi > 0 ? "π = " + pi : "", bits: w - prior - total - tf });
     return parts;
   }
   function drawWaterfall(k) {
     var parts = waterfall(k), fig = $("wf-chart");
     fig.innerHTML = "";
-    var rows = parts.length + 1, W = Math.max(fig.clientWidth || 640, 360), rh = 22, ml = 150, mr = 70, H = rows * rh + 34;
+    var rows = parts.length + 1, W = Math.max(fig.clientWidth || 640, 360), rh = 22, mr = 70, H = rows * rh + 34;
+    /* room for the longest label (about 6.5 px a character at 11 px), at most half the width */
+    var longest = parts.reduce(function (n, p) { return Math.max(n, p.name.length); }, 12);
+    var ml = Math.min(Math.max(150, 6.5 * longest + 12), W / 2);
     var cum = 0, lo = 0, hi = 0;
     parts.forEach(function (p) { cum += p.bits; lo = Math.min(lo, cum, cum - p.bits); hi = Math.max(hi, cum, cum - p.bits); });
     var span = Math.max(hi - lo, 1);
