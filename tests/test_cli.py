@@ -79,7 +79,7 @@ def test_global_options_before_or_after_the_command(position, tmp_path, monkeypa
     assert "no such file" in out.stderr
 
 
-def test_init_writes_a_config_that_runs(tmp_path, monkeypatch):
+def test_init_writes_a_config_that_runs(tmp_path, monkeypatch, capsys):
     """The written pipeline.toml and definitions run end to end on simulated extracts, and
     a second init refuses to overwrite them."""
     monkeypatch.chdir(tmp_path)
@@ -90,6 +90,12 @@ def test_init_writes_a_config_that_runs(tmp_path, monkeypatch):
     assert main(["--quiet", "init", "-o", "proj"]) == 2
     assert (tmp_path / "proj" / "pipeline.toml").read_text() == before
     assert main(["--quiet", "simulate", "-o", "proj/extracts", "--size", "1500"]) == 0
+    # results on stdout, nothing on stderr under --quiet (given after the command here)
+    capsys.readouterr()
+    assert main(["validate", "proj/extracts/police.csv", "-o", "v", "--quiet"]) == 0
+    assert main(["link", "v/records.parquet", "-o", "v", "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert "persons" in out.out and "links at p" in out.out and out.err == ""
     assert main(["--quiet", "run", "proj/pipeline.toml"]) == 0
     import json
 
