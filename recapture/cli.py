@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from recapture import __version__, progress
+from recapture import progress
 from recapture.errors import RecaptureError
 
 EXIT_USER_ERROR = 2
@@ -34,30 +34,101 @@ def command(name: str, help_text: str):
     return register
 
 
+# ----------------------------------------------------------------------------- helpers
+def _global_options() -> argparse.ArgumentParser:
+    """--quiet and --debug, accepted after the subcommand as well as before it.
+
+    The subcommand's copies default to SUPPRESS so they never reset a value given before
+    the subcommand.
+    """
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    common.add_argument(
+        "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    return common
+
+
+def _add_out_dir(p: argparse.ArgumentParser, help_text: str) -> None:
+    """An output directory given as ``-o/--out DIR`` or as the positional OUT."""
+    p.add_argument("out_pos", nargs="?", type=Path, metavar="OUT", help=f"{help_text}")
+    p.add_argument("-o", "--out", type=Path, metavar="DIR", help="the same as OUT")
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    if args.out is not None and args.out_pos is not None and args.out != args.out_pos:
+        raise RecaptureError(f"two output directories given: {args.out_pos} and -o {args.out}")
+    out = args.out if args.out is not None else args.out_pos
+    if out is None:
+        raise RecaptureError("no output directory given (OUT or -o DIR)")
+    return out
+
+
+def _need(path: Path, kind: str) -> None:
+    """A missing input is reported first, before options are checked or work starts."""
+    if kind == "dir":
+        if not path.is_dir():
+            raise RecaptureError(
+                f"{path}: {'not a directory' if path.exists() else 'no such directory'}"
+            )
+    elif not path.exists():
+        raise RecaptureError(f"{path}: no such file")
+    elif path.is_dir():
+        raise RecaptureError(f"{path}: is a directory, expected a file")
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    for dest, kind in getattr(args, "_inputs", ()):
+        value = getattr(args, dest, None)
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None:
+                _need(Path(item), kind)
+
+
+# ----------------------------------------------------------------------------- init
+def _run_init(args: argparse.Namespace) -> int:
+    from recapture.pipelines.scaffold import write_templates
+
+    out = _out_dir(args)
+    for path in write_templates(out):
+        print(path)
+    progress.info(
+        f"put the extracts in {out / 'extracts'} (police.csv, iom.csv), adjust the definitions "
+        f"in {out / 'sources'}, then: recapture run {out / 'pipeline.toml'}"
+    )
+    return 0
+
+
+@command("init", "write a commented pipeline.toml and police/IOM source-definition templates")(
+    _run_init
+)
+def _add_init(p: argparse.ArgumentParser) -> None:
+    _add_out_dir(p, "directory to write pipeline.toml and sources/*.toml into (never overwrites)")
+
+
 # ----------------------------------------------------------------------------- simulate
 def _run_simulate(args: argparse.Namespace) -> int:
     from recapture.synthetic import format_summary, load_config, run_simulation
 
+    out = _out_dir(args)
     config = load_config(args.config, size=args.size, seed=args.seed)
-    world, paths = run_simulation(config, args.out)
+    world, paths = run_simulation(config, out)
     print(format_summary(world.summary, paths))
     return 0
 
 
 @command("simulate", "simulate a registration world with known truth")(_run_simulate)
 def _add_simulate(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "out",
-        type=Path,
-        metavar="OUT",
-        help="output directory (police.csv, iom.csv, truth/, manifest.json)",
-    )
+    _add_out_dir(p, "output directory (police.csv, iom.csv, truth/, manifest.json)")
     p.add_argument(
         "--config",
         type=Path,
         metavar="FILE",
         help="simulation TOML; every key optional (see docs/simulator.md)",
     )
+    p.set_defaults(_inputs=(("config", "file"),))
     p.add_argument(
         "--size",
         type=int,
@@ -76,6 +147,8 @@ def _run_validate(args: argparse.Namespace) -> int:
     from recapture.validation import builtin_definitions, validate_extracts
 
     inputs: list[tuple[str, str]] = [(path, definition) for definition, path in args.input or []]
+    for path, _ in inputs:
+        _need(Path(path), "file")
     for path in args.extracts:
         name = Path(path).name.casefold()
         # the longest built-in name the file name starts with: police.csv, police_ok.csv
@@ -133,6 +206,7 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
         help="date that 'future' dates are judged against (default: today)",
     )
     p.add_argument("--run-id", help="run id written into the artifacts' metadata")
+    p.set_defaults(_inputs=(("extracts", "file"),))
 
 
 # ----------------------------------------------------------------------------- link
@@ -149,7 +223,7 @@ def _run_link(args: argparse.Namespace) -> int:
     result = link_records(read_records(args.records), settings)
     paths = write_linkage(result, args.out)
     m = result.metrics
-    progress.info(
+    print(
         f"{m['records']:,} records → {m['clustering']['clusters']:,} persons; "
         f"{m['candidate_pairs']:,} pairs scored, {m['links']:,} links at p ≥ {result.threshold:.3g}; "
         f"written to {paths['pairs'].parent}"
@@ -160,13 +234,22 @@ def _run_link(args: argparse.Namespace) -> int:
 @command("link", "deduplicate and link records into persons (Fellegi–Sunter)")(_run_link)
 def _add_link(p: argparse.ArgumentParser) -> None:
     p.add_argument("records", type=Path, help="records.parquet from 'recapture validate'")
-    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="directory for pairs.parquet, clusters.parquet, linkage_model.json, "
+        "linkage_metrics.json",
+    )
     p.add_argument(
         "--settings", type=Path, help="linkage settings TOML (default: built-in settings)"
     )
     p.add_argument(
         "--threshold", type=_threshold_arg, help="match-probability threshold, or 'auto'"
     )
+    p.set_defaults(_inputs=(("records", "file"), ("settings", "file")))
 
 
 def _threshold_arg(text: str) -> float | str:
@@ -185,6 +268,7 @@ _ESTIMATE_CLI_ONLY = {
     "debug",
     "quiet",
     "_run",
+    "_inputs",
     "input",
     "model",
     "out",
@@ -308,8 +392,17 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
     models = ", ".join(sorted(MODELS))
     p.add_argument("input", type=Path, help="persons.parquet (or a Parquet/CSV table)")
     p.add_argument("--model", required=True, metavar="NAME", help=f"estimator: {models}")
-    p.add_argument("--out", type=Path, help="write the estimate as JSON here (estimates.json)")
+    p.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write the estimate as JSON here (estimates.json)",
+    )
     p.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    p.set_defaults(
+        _inputs=(("input", "file"), ("records", "file"), ("pairs", "file"), ("clusters", "file"))
+    )
     single = p.add_argument_group("single-source count models (ztpoisson … chao)")
     single.add_argument(
         "--formula", help="covariates of log λ, e.g. '~ sex + age_class' (default '~ 1')"
@@ -514,8 +607,16 @@ def _run_run(args: argparse.Namespace) -> int:
 def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", type=Path, help="pipeline TOML (see docs/pipeline.md)")
     p.add_argument(
-        "--run-dir", type=Path, default=None, help="run directory (default: the config's run.dir)"
+        "-o",
+        "--out",
+        "--run-dir",
+        dest="run_dir",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="run directory (default: the config's run.dir)",
     )
+    p.set_defaults(_inputs=(("config", "file"),))
     p.add_argument(
         "--force", action="store_true", help="redo every stage even if its inputs are unchanged"
     )
@@ -557,16 +658,18 @@ def _add_report(p: argparse.ArgumentParser) -> None:
         help="run directory holding the artifacts of the stages that have run",
     )
     p.add_argument(
+        "-o",
         "--out",
         metavar="DIR",
         type=Path,
         default=None,
         help="where to write the reports (default: RUN_DIR/reports)",
     )
+    p.set_defaults(_inputs=(("run_dir", "dir"),))
     p.add_argument(
         "--show-names",
         action="store_true",
-        help="show names, birth dates and V-numbers in the linkage review sample, and free "
+        help="show names, birth dates and V-numbers in the linkage review sample and the explorer, and free "
         "text (police units, unrecognised nationality strings) instead of counts "
         "(personal data; the page says so at the top)",
     )
@@ -627,24 +730,28 @@ def _run_review(args: argparse.Namespace) -> int:
 )(_run_review)
 def _add_review(p: argparse.ArgumentParser) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    export = actions.add_parser(
-        "export", help="write a stratified sample of scored pairs to CSV (names in clear)"
-    )
+    text = "write a stratified sample of scored pairs to CSV (names in clear)"
+    export = actions.add_parser("export", help=text, description=text, parents=[_global_options()])
     export.add_argument(
         "run_dir", type=Path, help="run directory with pairs.parquet and records.parquet"
     )
-    export.add_argument("--out", type=Path, help="CSV to write (default RUN_DIR/review_sample.csv)")
+    export.add_argument(
+        "-o", "--out", type=Path, help="CSV to write (default RUN_DIR/review_sample.csv)"
+    )
+    export.set_defaults(_inputs=(("run_dir", "dir"),))
     export.add_argument("--n", type=int, default=300, help="pairs to sample (default 300)")
     export.add_argument("--threshold", type=float, help="match threshold (default: the run's)")
     export.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    text = "precision and missed-link rate from a labelled sample"
     estimate = actions.add_parser(
-        "estimate", help="precision and missed-link rate from a labelled sample"
+        "estimate", help=text, description=text, parents=[_global_options()]
     )
     estimate.add_argument("labels", type=Path, help="the labelled review CSV")
     estimate.add_argument(
         "--allow-unlabelled", action="store_true", help="leave empty labels out instead of failing"
     )
-    estimate.add_argument("--out", type=Path, help="write the estimate as JSON here")
+    estimate.add_argument("-o", "--out", type=Path, help="write the estimate as JSON here")
+    estimate.set_defaults(_inputs=(("labels", "file"),))
 
 
 # ----------------------------------------------------------------------------- demo
@@ -668,7 +775,12 @@ def _run_demo(args: argparse.Namespace) -> int:
 )
 def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--out", type=Path, default=Path("demo-run"), help="output directory (default ./demo-run)"
+        "-o",
+        "--out",
+        type=Path,
+        metavar="DIR",
+        default=Path("demo-run"),
+        help="output directory (default ./demo-run)",
     )
     p.add_argument(
         "--seed", type=int, default=20180630, help="seed of the simulated world and the run"
@@ -690,30 +802,68 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
 
 
 # ----------------------------------------------------------------------------- main
-def build_parser() -> argparse.ArgumentParser:
+class _VersionAction(argparse.Action):
+    """--version, with the version looked up only when asked for."""
+
+    def __init__(
+        self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None
+    ):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import recapture
+
+        parser._print_message(f"recapture {recapture.__version__}\n", sys.stdout)
+        parser.exit()
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, the options of that subcommand alone are built.
+
+    Building a subcommand's options may import its stage (``estimate`` lists the models),
+    so ``recapture --help`` and ``--version`` build none of them and start fast.
+    """
     parser = argparse.ArgumentParser(
         prog="recapture",
         description="Population-size estimation from linked administrative registrations.",
+        epilog="--quiet and --debug may also follow the command. "
+        "'recapture COMMAND --help' describes a command.",
     )
-    parser.add_argument("--version", action="version", version=f"recapture {__version__}")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="show program's version number and exit"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    parser.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress messages or bars on stderr"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, add_arguments, run) in _COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        add_arguments(p)
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[_global_options()])
+        if only is None or name == only:
+            add_arguments(p)
         p.set_defaults(_run=run)
     return parser
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv``: the first word that is not an option (the global
+    options take no values)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in _COMMANDS else None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(only=_command_of(argv) or "")
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_USER_ERROR
     progress.set_quiet(args.quiet)
     try:
+        _check_inputs(args)
         return int(args._run(args) or 0)
     except KeyboardInterrupt as exc:
         stage = getattr(exc, "stage", None)

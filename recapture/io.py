@@ -116,6 +116,7 @@ ARTIFACTS: dict[str, Artifact] = {
         Artifact("estimates", "estimates.json", "json", "estimate"),
         Artifact("validation_report", "reports/validation.html", "html", "report"),
         Artifact("linkage_report", "reports/linkage.html", "html", "report"),
+        Artifact("explorer_report", "reports/explorer.html", "html", "report"),
         Artifact("estimates_report", "reports/estimates.html", "html", "report"),
         Artifact("manifest", "manifest.json", "json", "run"),
         Artifact("review_sample", "review_sample.csv", "csv", "review"),

@@ -29,6 +29,7 @@ def test_every_command_has_help():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
     assert set(sub.choices) == {
+        "init",
         "simulate",
         "validate",
         "link",
@@ -38,10 +39,70 @@ def test_every_command_has_help():
         "review",
         "demo",
     }
-    for name in sub.choices:
+    for name, p in sub.choices.items():
+        assert p.description, f"{name} has no description"
         with pytest.raises(SystemExit) as exit_info:
             main([name, "--help"])
         assert exit_info.value.code == 0
+    review = next(
+        a for a in sub.choices["review"]._actions if a.__class__.__name__ == "_SubParsersAction"
+    )
+    assert all(p.description for p in review.choices.values())
+
+
+def test_help_and_version_do_not_import_the_stages():
+    """--help builds no subcommand's options, so scipy, pandas and polars stay unloaded."""
+    code = (
+        "import sys\n"
+        "from recapture.cli import main\n"
+        "for argv in (['--help'], ['--version']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = [m for m in ('scipy', 'pandas', 'polars', 'matplotlib', 'numpy') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_global_options_before_or_after_the_command(position, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["--quiet", "--debug", "run", "nope.toml"]
+    if position == "after":
+        argv = ["run", "nope.toml", "--quiet", "--debug"]
+    out = subprocess.run([sys.executable, "-m", "recapture", *argv], capture_output=True, text=True)
+    assert out.returncode != 0 and "Traceback" in out.stderr  # --debug took effect
+    assert "no such file" in out.stderr
+
+
+def test_init_writes_a_config_that_runs(tmp_path, monkeypatch, capsys):
+    """The written pipeline.toml and definitions run end to end on simulated extracts, and
+    a second init refuses to overwrite them."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["--quiet", "init", "proj"]) == 0
+    for name in ("pipeline.toml", "sources/police.toml", "sources/iom.toml"):
+        assert (tmp_path / "proj" / name).is_file()
+    before = (tmp_path / "proj" / "pipeline.toml").read_text()
+    assert main(["--quiet", "init", "-o", "proj"]) == 2
+    assert (tmp_path / "proj" / "pipeline.toml").read_text() == before
+    assert main(["--quiet", "simulate", "-o", "proj/extracts", "--size", "1500"]) == 0
+    # results on stdout, nothing on stderr under --quiet (given after the command here)
+    capsys.readouterr()
+    assert main(["validate", "proj/extracts/police.csv", "-o", "v", "--quiet"]) == 0
+    assert main(["link", "v/records.parquet", "-o", "v", "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert "persons" in out.out and "links at p" in out.out and out.err == ""
+    assert main(["--quiet", "run", "proj/pipeline.toml"]) == 0
+    import json
+
+    estimates = json.loads((tmp_path / "proj" / "run" / "estimates.json").read_text())
+    fitted = [e for e in estimates if e.get("population_size")]
+    assert {e["model"] for e in fitted} >= {"ztpoisson", "loglinear", "chapman"}
+    assert (tmp_path / "proj" / "run" / "reports" / "linkage.html").is_file()
 
 
 def test_version():

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from recapture import progress
 from recapture.linkage.settings import Comparison
 
 LOG2 = np.log(2.0)
@@ -239,7 +240,9 @@ def run_em(
     u = [x.copy() for x in u]
     mixture = alias_mask is not None and bool(np.any(alias_mask)) and alias_share > 0.0
     pi = alias_share if mixture else 0.0
+    em_bar = progress.bar(total=max_iter, label="EM iterations", unit="iter")
     for it in range(1, max_iter + 1):
+        em_bar.update()
         full = log_ratio(levels, m, u)
         ratio = (
             mixture_log_ratio(full, kept_log_ratio(levels, m, u, alias_mask), pi)
@@ -292,13 +295,22 @@ def run_em(
             abs(new_pi - pi),
         )
         m, u, lam, pi = new_m, new_u, new_lam, new_pi
-        entry = {"iteration": it, "lambda": lam, "log_likelihood": loglik, "max_change": change}
+        entry = {
+            "iteration": it,
+            "lambda": lam,
+            "log_likelihood": loglik,
+            "max_change": change,
+            # per comparison, per level (gamma order): the path EM took, for the explorer
+            "m": [[float(x) for x in mk] for mk in m],
+            "u": [[float(x) for x in uk] for uk in u],
+        }
         if mixture:
             entry["alias_share"] = pi
         trace.append(entry)
         if change < tol:
             converged = True
             break
+    em_bar.close()
     return m, u, lam, trace, converged
 
 

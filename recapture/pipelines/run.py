@@ -266,10 +266,10 @@ def _run(config: PipelineConfig, out: Path, *, force: bool, until: str | None) -
                 "report",
                 [
                     ARTIFACTS[f"{name}_report"].file
-                    for name in ("validation", "linkage", "estimates")
+                    for name in ("validation", "linkage", "explorer", "estimates")
                 ],
                 report,
-                settings={"version": 1},
+                settings={"version": 2},
                 upstream=["estimate"],
             )
         )

@@ -10,8 +10,16 @@ only with ``show_names=True``, and the page then says so at the top.
 """
 
 from recapture.reports.estimate import estimate_report
+from recapture.reports.explorer import explorer_report
 from recapture.reports.linkage import linkage_report
 from recapture.reports.run import REPORTS, write_reports
 from recapture.reports.validation import validation_report
 
-__all__ = ["REPORTS", "estimate_report", "linkage_report", "validation_report", "write_reports"]
+__all__ = [
+    "REPORTS",
+    "estimate_report",
+    "explorer_report",
+    "linkage_report",
+    "validation_report",
+    "write_reports",
+]

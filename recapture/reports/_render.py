@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import jinja2  # noqa: E402
 from markupsafe import Markup  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from recapture import __version__  # noqa: E402
+from recapture import __version__, progress  # noqa: E402
 from recapture.io import atomic_write  # noqa: E402
 
 #: Plot colours (colour-blind safe, print well in grey).
@@ -61,8 +62,16 @@ def svg(fig: Figure, key: str) -> Markup:
     and the output is byte-for-byte reproducible.
     """
     buf = io.StringIO()
-    with matplotlib.rc_context({**_RC, "svg.hashsalt": f"recapture-{key}"}):
+    # matplotlib's layout warnings would print a source line to stderr: one note instead,
+    # and none under --quiet
+    with (
+        warnings.catch_warnings(record=True) as caught,
+        matplotlib.rc_context({**_RC, "svg.hashsalt": f"recapture-{key}"}),
+    ):
+        warnings.simplefilter("always")
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    for w in {str(w.message) for w in caught}:
+        progress.info(f"  note: plot '{key}': {w}")
     text = buf.getvalue()
     start = text.find("<svg")
     text = text[start:]

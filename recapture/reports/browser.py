@@ -35,6 +35,7 @@ JSON.stringify({
             shapes: s.querySelectorAll('path, rect, use, polyline, polygon, circle').length};
   }),
   absent: Array.from(document.querySelectorAll('p.absent')).map(function (p) { return p.textContent; }),
+  overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
   text: document.body.innerText
 })
 """
@@ -54,6 +55,8 @@ class PageCheck:
     text: str = ""
     screenshot: Path | None = None
     load_seconds: float = 0.0
+    #: How far the page is wider than the window (px); > 0 means a horizontal scroll bar.
+    overflow_px: int = 0
 
     @property
     def empty_plots(self) -> list[str]:
@@ -219,6 +222,27 @@ class Chromium:
         url = Path(html_path).resolve().as_uri()
         return _check(self._tools, url, screenshot, self.window, self.timeout)
 
+    def evaluate(self, expression: str) -> Any:
+        """Run JavaScript in the page loaded by the last :meth:`check`; return its value
+        (JSON-serialisable). Raises on a script error, so a test sees what went wrong."""
+        if self._tools is None:
+            raise RuntimeError("use Chromium as a context manager")
+        result = self._tools.call(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
+        if "exceptionDetails" in result:
+            details = result["exceptionDetails"]
+            raise RuntimeError(
+                details.get("exception", {}).get("description") or details.get("text", "error")
+            )
+        return result.get("result", {}).get("value")
+
+    def screenshot(self, path: str | os.PathLike) -> Path:
+        """A full-page screenshot of the page as it is now (after interactions)."""
+        if self._tools is None:
+            raise RuntimeError("use Chromium as a context manager")
+        return _screenshot(self._tools, Path(path), self.window)
+
 
 def check_page(
     html_path: str | os.PathLike,
@@ -255,6 +279,29 @@ def _connect(proc: subprocess.Popen, profile: Path, timeout: float) -> _DevTools
     return _DevTools(target["webSocketDebuggerUrl"], timeout)
 
 
+def _screenshot(tools: _DevTools, path: Path, window) -> Path:
+    metrics = tools.call("Page.getLayoutMetrics")
+    height = min(int(metrics["cssContentSize"]["height"]) + 1, 30000)
+    # grow the viewport to the whole page: more reliable than captureBeyondViewport
+    tools.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=window[0],
+        height=height,
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+    shot = tools.call("Page.captureScreenshot", format="png")
+    path.write_bytes(base64.b64decode(shot["data"]))
+    tools.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=window[0],
+        height=window[1],
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+    return path
+
+
 def _check(tools: _DevTools, url: str, screenshot, window, timeout) -> PageCheck:
     tools.drain(0.1)
     tools.events.clear()  # nothing of an earlier page counts against this one
@@ -284,22 +331,10 @@ def _check(tools: _DevTools, url: str, screenshot, window, timeout) -> PageCheck
             names_banner=probe["banner"],
             text=probe["text"],
             load_seconds=load_seconds,
+            overflow_px=int(probe.get("overflow") or 0),
         )
         if screenshot is not None:
-            metrics = tools.call("Page.getLayoutMetrics")
-            height = min(int(metrics["cssContentSize"]["height"]) + 1, 30000)
-            # grow the viewport to the whole page: more reliable than captureBeyondViewport
-            tools.call(
-                "Emulation.setDeviceMetricsOverride",
-                width=window[0],
-                height=height,
-                deviceScaleFactor=1,
-                mobile=False,
-            )
-            shot = tools.call("Page.captureScreenshot", format="png")
-            path = Path(screenshot)
-            path.write_bytes(base64.b64decode(shot["data"]))
-            check.screenshot = path
+            check.screenshot = _screenshot(tools, Path(screenshot), window)
         tools.drain(0.2)
     finally:
         events, tools.events = tools.events, []

@@ -441,7 +441,7 @@ def _strata_section(estimates: list[dict[str, Any]], masked: Sequence[str] = ())
 
 def _strata_plot(rows: list[dict[str, Any]], title: str):
     with plot_context():
-        fig, ax = new_figure(6.4, min(1.0 + 0.28 * len(rows), 12))
+        fig, ax = new_figure(6.4, min(1.3 + 0.42 * len(rows), 14))
         y = np.arange(len(rows))[::-1]
         n = np.array([r["population_size"] for r in rows])
         obs = np.array([_f(r["n_observed"]) for r in rows])
@@ -462,13 +462,30 @@ def _strata_plot(rows: list[dict[str, Any]], title: str):
                 lw=0.8,
             )
         ax.set_yticks(
-            y, [f"{r['variable']}={r['level']}" if r["variable"] else r["level"] for r in rows]
+            y,
+            [
+                _wrap_label(f"{r['variable']}={r['level']}" if r["variable"] else str(r["level"]))
+                for r in rows
+            ],
         )
         _scale_for_spread(ax, "x", np.concatenate([n, obs]))
         ax.set_xlabel("population size" + (" (log scale)" if ax.get_xscale() == "log" else ""))
         ax.set_title(title[:70], fontsize=9)
-        ax.legend(frameon=False, fontsize=8, loc="lower right")
+        # above the bars, never on them
+        fig.legend(frameon=False, fontsize=8, loc="outside lower center", ncols=2)
     return fig
+
+
+def _wrap_label(text: str, width: int = 26, lines: int = 3) -> str:
+    """A long stratum label (merged levels) on a few short lines, so the axes keep room
+    and the label is not clipped; the table below lists it in full."""
+    import textwrap
+
+    parts = textwrap.wrap(text, width) or [text]
+    if len(parts) > lines:
+        parts = parts[:lines]
+        parts[-1] = parts[-1][: width - 1] + "…"
+    return "\n".join(parts)
 
 
 def _comparison_section(estimates: list[dict[str, Any]]) -> Section:
@@ -670,7 +687,16 @@ def _curve_plot(
             if ok.sum() >= 2:
                 ax.fill_between(x[ok], lo[ok], hi[ok], color=colour, alpha=0.15, lw=0)
         if logx:
+            from matplotlib.ticker import FixedLocator, NullFormatter
+
             ax.set_xscale("log")
+            # label the values drawn (0.5, 1, 2, …), not log-axis minor ticks that collide
+            # ("3×10⁻¹4×10⁻¹")
+            xs = sorted({r["x"] for _, rows in curves for r in rows if r["x"] > 0})
+            if xs:
+                ax.xaxis.set_major_locator(FixedLocator(xs))
+                ax.set_xticks(xs, [f"{v:g}" for v in xs])
+            ax.xaxis.set_minor_formatter(NullFormatter())
         if mark is not None:
             ax.axvline(mark, color="grey", ls="--", lw=1)
             ax.annotate(
@@ -876,7 +902,7 @@ def estimate_report(
             "threshold_sensitivity",
             "Threshold sensitivity",
             "threshold",
-            "linkage match-weight threshold",
+            "linkage threshold (match probability)",
             ("threshold", "match_weight", "t"),
             "no estimate carries a threshold sensitivity (extra['threshold_sensitivity']).",
         ),

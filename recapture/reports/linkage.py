@@ -58,6 +58,15 @@ NAME_FIELDS = (
 )
 
 
+#: What each EM mode of linkage_model.json means, in the reader's words (docs/linkage.md).
+EM_MODES = {
+    "sessions": "m from training sessions (blocks with their fields fixed), u among all pairs, "
+    "then λ by EM",
+    "fixed_u": "u from random record pairs, m and λ by EM",
+    "candidates": "m, u and λ all by EM among the candidate pairs",
+}
+
+
 def _read_json_opt(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
@@ -212,6 +221,9 @@ def _model_section(model: dict | None) -> Section:
         prior=model.get("prior_match_weight"),
         converged=model.get("converged"),
         em_mode=model.get("em_mode"),
+        em_mode_text=EM_MODES.get(model.get("em_mode"), model.get("em_mode") or ""),
+        lam_label="λ (share of matches among "
+        + ("candidate pairs)" if model.get("em_mode") == "candidates" else "all record pairs)"),
         iterations=len(model.get("em_trace") or []),
     )
 
@@ -267,18 +279,17 @@ def _weights_section(
         ax.set_ylim(bottom=0.5)
         if threshold is not None:
             tw = _prob_to_weight(threshold)
-            ax.axvline(tw, color="black", ls="--", lw=1.2)
-            ax.annotate(
-                f"threshold p={threshold:g} ({tw:.1f} bits)",
-                (tw, 1),
-                xycoords=("data", "axes fraction"),
-                xytext=(4, -12),
-                textcoords="offset points",
-                fontsize=8,
+            # a legend entry, not a label on the plot: nothing is drawn over the legend
+            ax.axvline(
+                tw,
+                color="black",
+                ls="--",
+                lw=1.2,
+                label=f"threshold p={threshold:g} ({tw:.1f} bits)",
             )
         ax.set_xlabel("match weight (bits)")
         ax.set_ylabel("pairs (log scale)")
-        ax.legend(frameon=False, fontsize=8, loc="upper center")
+        fig.legend(frameon=False, fontsize=8, loc="outside upper center", ncols=3)
     levels = (0.01, 0.5, 0.99)
     # one selection pass for all three (np.quantile partitions; no full sort per quantile)
     values = np.quantile(pairs["match_weight"].to_numpy(), levels, method="nearest")

@@ -10,6 +10,7 @@ from recapture import progress
 from recapture.errors import InputError
 from recapture.io import ARTIFACTS, artifact_path, read_json
 from recapture.reports.estimate import estimate_report
+from recapture.reports.explorer import explorer_report
 from recapture.reports.linkage import linkage_report
 from recapture.reports.validation import validation_report
 
@@ -22,6 +23,7 @@ REPORTS: dict[str, tuple[str, tuple[str, ...]]] = {
     for name, needs in (
         ("validation", ("records",)),
         ("linkage", ("pairs", "clusters")),
+        ("explorer", ("pairs", "clusters", "linkage_model")),
         ("estimates", ("estimates",)),
     )
 }
@@ -58,7 +60,7 @@ def write_reports(
     Reports go to ``out_dir`` (default ``run_dir/reports``). A stage that has not run
     yet just has no report; a run directory with none of the inputs is an error.
     ``show_names`` puts names and birth dates into the linkage review sample and free text
-    (police units, unrecognised nationality strings) into the other reports; by default
+    (police units, unrecognised nationality strings) into the other reports, and names into the explorer's pairs; by default
     free text is only counted.
     """
     run = Path(run_dir)
@@ -71,6 +73,7 @@ def write_reports(
             run, path, run_info=info, show_names=show_names
         ),
         "linkage": lambda path: linkage_report(run, path, show_names=show_names, run_info=info),
+        "explorer": lambda path: explorer_report(run, path, show_names=show_names, run_info=info),
         "estimates": lambda path: estimate_report(run, path, run_info=info, show_names=show_names),
     }
     written: dict[str, Path] = {}

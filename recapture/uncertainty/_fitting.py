@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from recapture import progress
 from recapture.estimators.result import PopulationEstimate
 from recapture.persons import CaptureHistoryRules, Period, build_persons
 
@@ -119,13 +120,18 @@ def resolve_workers(workers: int | None, tasks: int) -> int:
 
 
 def run_tasks(
-    task: Callable[[int], Any], n: int, workers: int, init: Callable[..., None], init_args: tuple
+    task: Callable[[int], Any],
+    n: int,
+    workers: int,
+    init: Callable[..., None],
+    init_args: tuple,
+    label: str = "refits",
 ) -> list[Any]:
     """Run ``task(k)`` for k < n, inline or in a spawn process pool (fork is unsafe with
-    polars' thread pool). Results come back in task order."""
+    polars' thread pool). Results come back in task order; ``label`` names the bar."""
     if workers <= 1:
         init(*init_args)
-        return [task(k) for k in range(n)]
+        return [task(k) for k in progress.bar(range(n), label=label)]
     import multiprocessing as mp
 
     from recapture.workers import worker_pool
@@ -136,7 +142,8 @@ def run_tasks(
             workers, mp_context=mp.get_context("spawn"), initializer=init, initargs=init_args
         ) as pool,
     ):
-        return list(pool.map(task, range(n), chunksize=max(1, n // (4 * workers))))
+        done = pool.map(task, range(n), chunksize=max(1, n // (4 * workers)))
+        return list(progress.bar(done, total=n, label=f"{label} ({workers} processes)"))
 
 
 def as_float_array(values) -> np.ndarray:

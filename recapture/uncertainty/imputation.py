@@ -127,7 +127,9 @@ def multiple_imputation(
     seeds = np.random.SeedSequence(seed).spawn(imputations)
     n_workers = _fitting.resolve_workers(workers, imputations)
     init_args = (graph, kept, period, sources, rules, estimator, dict(fit_kwargs or {}), seeds)
-    runs = _fitting.run_tasks(_one_imputation, imputations, n_workers, _init_worker, init_args)
+    runs = _fitting.run_tasks(
+        _one_imputation, imputations, n_workers, _init_worker, init_args, label="imputations"
+    )
     _STATE.clear()
     return combine_imputations(
         runs,

@@ -125,7 +125,7 @@ def threshold_sensitivity_many(
         interval,
     )
     per_threshold = _fitting.run_tasks(
-        _one_threshold, len(thresholds), n_workers, _init_worker, init_args
+        _one_threshold, len(thresholds), n_workers, _init_worker, init_args, label="thresholds"
     )
     _STATE.clear()
     return {name: [res[name] for res in per_threshold] for name in estimators}

@@ -23,7 +23,8 @@ def shared_run(factory, kind: str):
     synthetic with every optional section."""
     run = factory.getbasetemp() / f"reports-{kind}-run"
     reports = {
-        name: run / "reports" / f"{name}.html" for name in ("validation", "linkage", "estimates")
+        name: run / "reports" / f"{name}.html"
+        for name in ("validation", "linkage", "explorer", "estimates")
     }
     if not all(p.exists() for p in reports.values()):
         if kind == "demo":
@@ -49,14 +50,18 @@ def _text(path) -> str:
 
 
 def test_every_report_is_written_and_self_contained(reports):
-    assert set(reports) == {"validation", "linkage", "estimates"}
+    assert set(reports) == {"validation", "linkage", "explorer", "estimates"}
     for path in reports.values():
         html = _text(path)
         assert html.startswith("<!doctype html>")
-        assert "<script" not in html.lower()
         # nothing fetched: no external src/href, no stylesheet link, no CSS url()/@import
         assert not re.search(r'(src|href)\s*=\s*"(?!#|data:)', html)
         assert "@import" not in html and not re.search(r"url\((?!#)", html)
+        if path.name == "explorer.html":  # the one page with a script: inline, no fetch
+            assert "<script src" not in html and "fetch(" not in html
+            assert "XMLHttpRequest" not in html and "import(" not in html
+            continue
+        assert "<script" not in html.lower()
         assert html.count("<svg") >= 4
 
 
@@ -283,7 +288,7 @@ def test_cli_report(run_dir, tmp_path, capsys):
     assert capsys.readouterr().out.split() == [str(tmp_path / "out" / "estimates.html")]
     assert (tmp_path / "out" / "estimates.html").stat().st_size > 10_000
     assert main(["report", str(tmp_path / "missing")]) == 2
-    assert "run directory not found" in capsys.readouterr().err
+    assert "no such directory" in capsys.readouterr().err
 
 
 def test_reports_are_reproducible(tmp_path):
@@ -410,3 +415,26 @@ def test_clerical_review_section_matches_the_review_module(run_dir, reports):
         in section
     )
     assert "<svg" in section
+
+
+def test_plot_warnings_are_a_note_and_silent_under_quiet(capfd):
+    """matplotlib's layout warnings never print their source line; under --quiet nothing."""
+    from recapture import progress
+    from recapture.reports._render import new_figure, plot_context, svg
+
+    def draw():
+        with plot_context():
+            fig, ax = new_figure(1.0, 0.4)
+            ax.set_yticks([0, 1], ["a very long stratum label " * 6, "x"])
+            ax.set_title("title " * 40)
+        return fig
+
+    progress.set_quiet(True)
+    try:
+        svg(draw(), "tiny")
+    finally:
+        progress.set_quiet(False)
+    assert capfd.readouterr().err == ""
+    svg(draw(), "tiny")
+    err = capfd.readouterr().err
+    assert "note: plot 'tiny'" in err and "savefig" not in err and "Warning" not in err

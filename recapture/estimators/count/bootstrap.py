@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from recapture import progress
 from recapture.errors import ConfigError
 from recapture.estimators.count.fit import fit_ml, population_size
 from recapture.estimators.count.problem import CountProblem
@@ -108,9 +109,12 @@ def _one(job: _Job, seed: np.random.SeedSequence) -> tuple[float, float, bool, b
     return n_rob, n_ml, True, not np.isfinite(n_rob)
 
 
-def _chunk(job: _Job, seeds: list[np.random.SeedSequence]) -> np.ndarray:
+def _chunk(job: _Job, seeds: list[np.random.SeedSequence], show: bool = False) -> np.ndarray:
+    """Replicates of ``seeds``; ``show`` draws a progress bar (the inline run only: pool
+    workers share the terminal and would draw over each other)."""
+    todo = progress.bar(seeds, label="bootstrap replicates", unit="rep") if show else seeds
     with np.errstate(all="ignore"):  # diverging replicates are counted, not printed
-        return np.array([_one(job, s) for s in seeds], dtype=float).reshape(-1, 4)
+        return np.array([_one(job, s) for s in todo], dtype=float).reshape(-1, 4)
 
 
 def _parametric_grid(problem: CountProblem, beta: np.ndarray):
@@ -191,11 +195,18 @@ def run_bootstrap(
 
     workers = max(1, int(workers))
     if workers == 1 or replicates < 50:
-        out = _chunk(job, children)
+        out = _chunk(job, children, show=True)
     else:
         parts = [children[i::workers] for i in range(workers)]
         with worker_pool(workers) as pool:
-            results = list(pool.map(_chunk, [job] * workers, parts))
+            results = list(
+                progress.bar(
+                    pool.map(_chunk, [job] * workers, parts),
+                    total=workers,
+                    label=f"bootstrap replicates ({workers} processes)",
+                    unit="part",
+                )
+            )
         out = np.empty((replicates, 4))
         for i in range(workers):
             out[i::workers] = results[i]
