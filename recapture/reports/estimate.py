@@ -57,6 +57,19 @@ def _coded(variable: str) -> bool:
     return variable in CODED_VARIABLES or variable.startswith("in_")
 
 
+#: Diagnostics whose rows name covariate patterns (one key per covariate).
+DIAGNOSTIC_ROW_KEYS = ("dfpopsize_top", "pattern_residuals")
+
+
+def _diagnostic_rows(est: dict[str, Any]) -> list[dict[str, Any]]:
+    diagnostics = est.get("diagnostics")
+    if not isinstance(diagnostics, dict):
+        return []
+    return [
+        r for key in DIAGNOSTIC_ROW_KEYS for r in _rows(diagnostics.get(key)) if isinstance(r, dict)
+    ]
+
+
 def mask_free_text(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """Estimates with the strata levels of free-text variables replaced by numbers, and those
     levels removed from warning and error texts; also the variables masked. Levels are
@@ -68,6 +81,10 @@ def mask_free_text(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
             level = first_key(row, ("level", "value", "stratum", "group"), "")
             if not _coded(variable):
                 levels[variable].add(str(level))
+        for row in _diagnostic_rows(est):
+            for variable, value in row.items():
+                if isinstance(value, str) and not _coded(variable):
+                    levels[variable].add(value)
     if not levels:
         return entries, []
     labels = {
@@ -108,6 +125,21 @@ def mask_free_text(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
             est["strata"] = strata
         if est.get("warnings"):
             est["warnings"] = [redact(w) for w in est["warnings"]]
+        diagnostics = est.get("diagnostics")
+        if isinstance(diagnostics, dict):
+            diagnostics = dict(diagnostics)
+            for key in DIAGNOSTIC_ROW_KEYS:
+                if isinstance(diagnostics.get(key), list):
+                    diagnostics[key] = [
+                        {
+                            k: labels.get((k, v), v) if isinstance(v, str) else v
+                            for k, v in row.items()
+                        }
+                        if isinstance(row, dict)
+                        else row
+                        for row in diagnostics[key]
+                    ]
+            est["diagnostics"] = diagnostics
         if "error" in est:
             est["error"] = redact(est["error"])
         out.append(est)
