@@ -183,3 +183,20 @@ def first_key(row: dict[str, Any], names: Iterable[str], default: Any = None) ->
         if name in row and row[name] is not None:
             return row[name]
     return default
+
+
+def table_rows(data: Any) -> list[dict[str, Any]]:
+    """Rows from a list of dicts or a dict of equal-length lists (columns)."""
+    if data is None:
+        return []
+    if isinstance(data, dict):
+        if data and all(isinstance(v, list | tuple) for v in data.values()):
+            n = min(len(v) for v in data.values())
+            return [{k: v[i] for k, v in data.items()} for i in range(n)]
+        for key in ("rows", "values", "table", "grid"):
+            if isinstance(data.get(key), list):
+                return table_rows(data[key])
+        return []
+    if isinstance(data, list):
+        return [row for row in data if isinstance(row, dict)]
+    return []

@@ -21,7 +21,6 @@ import numpy as np
 
 from recapture.errors import InputError
 from recapture.estimators.result import PopulationEstimate
-from recapture.io import artifact_path, read_json
 from recapture.reports._render import (
     Section,
     absent_section,
@@ -31,217 +30,27 @@ from recapture.reports._render import (
     render,
     svg,
 )
-
-#: Keys accepted for the parts of optional structures, first match wins.
-K_KEYS = ("k", "count", "y", "times", "frequency_class", "history", "pattern", "cell", "label")
-OBS_KEYS = ("observed", "f_observed", "observed_frequency", "f", "n")
-FIT_KEYS = ("fitted", "expected", "f_fitted", "fitted_frequency", "e")
-THETA_KEYS = ("theta", "odds_ratio", "dependence", "log_odds_ratio")
-N_KEYS = ("population_size", "n_hat", "N_hat", "estimate")
-LO_KEYS = ("lower", "lo", "ci_lower")
-HI_KEYS = ("upper", "hi", "ci_upper")
-
-#: Largest number of strata rows drawn in one plot (a table lists them all).
-MAX_STRATA_PLOTTED = 40
-
-#: Covariates whose levels come from a code list or are derived by recapture (persons.parquet):
-#: only their levels are shown by default. Levels of any other variable — police_unit, a
-#: column of a user's own table — are free text that may hold a name or a birth date; the
-#: report numbers them (``level 1``, ``level 2``, …) unless written with ``show_names``.
-CODED_VARIABLES = frozenset(
-    {"sex", "age_class", "nationality_iso3", "region", "reason", "client_category", "period"}
+from recapture.reports._render import (
+    table_rows as _rows,
 )
+from recapture.reports.estimate_data import (  # noqa: E402,F401  (part of this module's face)
+    FIT_KEYS,
+    HI_KEYS,
+    K_KEYS,
+    LO_KEYS,
+    MAX_STRATA_PLOTTED,
+    N_KEYS,
+    OBS_KEYS,
+    THETA_KEYS,
+    _f,
+    interval_of,
+    label_of,
+    load_estimates,
+    period_of,
+)
+from recapture.reports.free_text import CODED_VARIABLES, mask_free_text  # noqa: F401
 
 
-def _coded(variable: str) -> bool:
-    return variable in CODED_VARIABLES or variable.startswith("in_")
-
-
-#: Diagnostics whose rows name covariate patterns (one key per covariate).
-DIAGNOSTIC_ROW_KEYS = ("dfpopsize_top", "pattern_residuals")
-
-
-def _diagnostic_rows(est: dict[str, Any]) -> list[dict[str, Any]]:
-    diagnostics = est.get("diagnostics")
-    if not isinstance(diagnostics, dict):
-        return []
-    return [
-        r for key in DIAGNOSTIC_ROW_KEYS for r in _rows(diagnostics.get(key)) if isinstance(r, dict)
-    ]
-
-
-def mask_free_text(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Estimates with the strata levels of free-text variables replaced by numbers, and those
-    levels removed from warning and error texts; also the variables masked. Levels are
-    numbered in sorted order per variable, the same in every estimate."""
-    levels: dict[str, set[str]] = defaultdict(set)
-    for est in entries:
-        for row in _rows(est.get("strata")):
-            variable = str(first_key(row, ("variable", "covariate", "name"), ""))
-            level = first_key(row, ("level", "value", "stratum", "group"), "")
-            if not _coded(variable):
-                levels[variable].add(str(level))
-        for row in _diagnostic_rows(est):
-            for variable, value in row.items():
-                if isinstance(value, str) and not _coded(variable):
-                    levels[variable].add(value)
-    if not levels:
-        return entries, []
-    labels = {
-        (variable, text): f"level {k}"
-        for variable, texts in levels.items()
-        for k, text in enumerate(sorted(texts), start=1)
-    }
-    # longest first, so a level inside another is not replaced within it
-    secret = sorted(((t, label) for (_, t), label in labels.items() if t), key=lambda x: -len(x[0]))
-
-    def redact(text: Any) -> Any:
-        """A warning or error with the masked levels replaced by their numbers: anywhere
-        when 3 characters or longer, in coefficient names and quotes when shorter."""
-        if not isinstance(text, str):
-            return text
-        for t, label in secret:
-            if len(t) >= 3:
-                text = text.replace(t, label)
-            else:
-                for form in ("[T.{}]", "[{}]", "'{}'", '"{}"', "={}"):
-                    text = text.replace(form.format(t), form.format(label))
-        return text
-
-    out = []
-    for est in entries:
-        est = dict(est)
-        strata = []
-        for row in _rows(est.get("strata")):
-            variable = str(first_key(row, ("variable", "covariate", "name"), ""))
-            if not _coded(variable):
-                level = str(first_key(row, ("level", "value", "stratum", "group"), ""))
-                row = {
-                    k: v for k, v in row.items() if k not in ("level", "value", "stratum", "group")
-                }
-                row["level"] = labels[(variable, level)]
-            strata.append(row)
-        if strata:
-            est["strata"] = strata
-        if est.get("warnings"):
-            est["warnings"] = [redact(w) for w in est["warnings"]]
-        diagnostics = est.get("diagnostics")
-        if isinstance(diagnostics, dict):
-            diagnostics = dict(diagnostics)
-            for key in DIAGNOSTIC_ROW_KEYS:
-                if isinstance(diagnostics.get(key), list):
-                    diagnostics[key] = [
-                        {
-                            k: labels.get((k, v), v) if isinstance(v, str) else v
-                            for k, v in row.items()
-                        }
-                        if isinstance(row, dict)
-                        else row
-                        for row in diagnostics[key]
-                    ]
-            est["diagnostics"] = diagnostics
-        if "error" in est:
-            est["error"] = redact(est["error"])
-        out.append(est)
-    return out, sorted(levels)
-
-
-def load_estimates(source: Any) -> list[dict[str, Any]]:
-    """Estimates as dicts from a run directory, an estimates.json path or objects.
-
-    Entries of estimators that failed (``{"model", "error", ...}`` without N̂) are kept:
-    the report lists them.
-    """
-    if isinstance(source, str | os.PathLike):
-        path = Path(source)
-        if path.is_dir():
-            path = artifact_path(path, "estimates")
-        if not path.exists():
-            raise InputError("no estimates.json: run 'recapture estimate' first", file=str(path))
-        try:
-            data = read_json(path)
-        except ValueError as exc:
-            raise InputError(f"not valid JSON: {exc}", file=str(path)) from None
-        if isinstance(data, dict) and "estimates" in data:
-            data = data["estimates"]
-        if not isinstance(data, list):
-            raise InputError("estimates.json must hold a list of estimates", file=str(path))
-        entries = data
-    else:
-        entries = list(source)
-    out = []
-    for i, entry in enumerate(entries):
-        if isinstance(entry, PopulationEstimate):
-            entry = entry.to_dict()
-        if (
-            not isinstance(entry, dict)
-            or "model" not in entry
-            or ("population_size" not in entry and "error" not in entry)
-        ):
-            raise InputError(f"estimate {i + 1} lacks 'model' or 'population_size'", row=i + 1)
-        out.append(entry)
-    return out
-
-
-# ------------------------------------------------------------------------------ helpers
-def _f(value: Any) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return x
-
-
-def _rows(data: Any) -> list[dict[str, Any]]:
-    """Rows from a list of dicts or a dict of equal-length lists (columns)."""
-    if data is None:
-        return []
-    if isinstance(data, dict):
-        if data and all(isinstance(v, list | tuple) for v in data.values()):
-            n = min(len(v) for v in data.values())
-            return [{k: v[i] for k, v in data.items()} for i in range(n)]
-        for key in ("rows", "values", "table", "grid"):
-            if isinstance(data.get(key), list):
-                return _rows(data[key])
-        return []
-    if isinstance(data, list):
-        return [row for row in data if isinstance(row, dict)]
-    return []
-
-
-def period_of(est: dict[str, Any]) -> str | None:
-    extra = est.get("extra") or {}
-    value = extra.get("period", est.get("period"))
-    return None if value is None else str(value)
-
-
-def label_of(est: dict[str, Any]) -> str:
-    """The configured name (if any) and the model's description."""
-    text = est.get("description") or est.get("model") or "?"
-    name = est.get("name")
-    if name and name != est.get("model") and name not in text:
-        text = f"{name}: {text}"
-    return text
-
-
-def interval_of(est: dict[str, Any]) -> tuple[float, float, str]:
-    """The estimate's default interval (lower, upper, method); NaN when missing."""
-    intervals = est.get("intervals") or {}
-    method = est.get("default_interval") or "normal"
-    chosen = intervals.get(method) or {}
-    if "lower" not in chosen:
-        for name, iv in intervals.items():
-            if isinstance(iv, dict) and "lower" in iv:
-                method, chosen = name, iv
-                break
-    lo, hi = _f(chosen.get("lower")), _f(chosen.get("upper"))
-    if math.isnan(lo) and math.isfinite(_f(est.get("se"))):
-        n, se = _f(est["population_size"]), _f(est["se"])
-        lo, hi, method = n - 1.96 * se, n + 1.96 * se, "normal"
-    return lo, hi, method
-
-
-# ------------------------------------------------------------------------------ sections
 def _summary_section(estimates: list[dict[str, Any]], failed: list[dict[str, Any]]) -> Section:
     rows = []
     for i, est in enumerate(estimates):
