@@ -32,12 +32,15 @@ from recapture.reports._render import (
     render,
     svg,
 )
+from recapture.reports.linkage_common import WEIGHT_BIN, _lookup, _prob_to_weight
+from recapture.reports.linkage_truth import (  # noqa: F401  (the tests' entry)
+    _truth_for,
+    _truth_section,
+    clustering_metrics,
+)
 
 L, R = "record_id_l", "record_id_r"
 #: Pairs listed around the threshold.
-from recapture.reports.linkage_common import WEIGHT_BIN, _lookup, _prob_to_weight
-from recapture.reports.linkage_truth import _truth_for, _truth_section, clustering_metrics  # noqa: F401  (the tests' entry)
-
 SAMPLE_PAIRS = 30
 #: Half-width (bits of match weight) of the band around the threshold the sample is drawn from.
 SAMPLE_BAND_BITS = 3.0
