@@ -394,3 +394,21 @@ def test_no_standard_error_means_no_lognormal_interval():
     out = _json(res)
     assert "error" in out["intervals"]["lognormal"] and "lower" not in out["intervals"]["lognormal"]
     assert "undefined" in res.summary()
+
+
+def test_the_em_rule_bounds_counts_too():
+    """Unknown covariates send the fit through the EM; its input passes the same count check."""
+    import polars as pl
+
+    from recapture.errors import InputError
+    from recapture.estimators import ZeroTruncatedPoisson
+
+    frame = pl.DataFrame(
+        {
+            "n_police": [1, 2, 1, 3, 30_000_000, 1],
+            "sex": ["M", "F", None, "M", None, "F"],
+        }
+    )
+    with pytest.raises(InputError, match="max_count") as err:
+        ZeroTruncatedPoisson("~ sex", missing="em").fit(frame, count="n_police")
+    assert err.value.column == "n_police"

@@ -104,6 +104,44 @@ def required_variables(formula: str, key: str = "formula") -> list[str]:
     return sorted(parse_formula(formula, key).variables)
 
 
+def check_counts(
+    frame: pl.DataFrame, count: str, weights: str | None, max_count: int = DEFAULT_MAX_COUNT
+) -> pl.DataFrame:
+    """Counts must be non-negative integers up to ``max_count`` and weights finite and ≥ 0;
+    anything else is an :class:`InputError` naming the column and the first bad row. Every
+    fit of a count model (plain or EM) goes through here, so counts never size arrays."""
+    frame = frame.with_row_index("__row__", offset=1)
+    y = frame[count]
+    if not y.dtype.is_numeric():
+        raise InputError("counts must be numeric", column=count)
+    bad = frame.filter(y.is_null() | (y < 0) | (y.cast(pl.Float64) != y.cast(pl.Float64).round(0)))
+    if bad.height:
+        raise InputError(
+            f"count must be a non-negative integer (found {bad[count][0]!r})",
+            row=int(bad["__row__"][0]),
+            column=count,
+        )
+    too_big = frame.filter(y > max_count)
+    if too_big.height:
+        raise InputError(
+            f"implausible count {too_big[count][0]!r}: more than max_count = {max_count:,} "
+            f"captures in the period ({too_big.height:,} such row"
+            f"{'s' if too_big.height > 1 else ''}); a data error, or raise max_count",
+            row=int(too_big["__row__"][0]),
+            column=count,
+        )
+    if weights:
+        wcol = frame[weights]
+        if not wcol.dtype.is_numeric():
+            raise InputError("weights must be numeric", column=weights)
+        bad = frame.filter(wcol.is_null() | ~wcol.cast(pl.Float64).is_finite() | (wcol < 0))
+        if bad.height:
+            raise InputError(
+                "weights must be finite and ≥ 0", row=int(bad["__row__"][0]), column=weights
+            )
+    return frame.drop("__row__")
+
+
 def prepare(
     data: Any,
     *,
@@ -144,35 +182,7 @@ def prepare(
                 f"reference level given for {var!r}, which is not in the formula", key="reference"
             )
 
-    frame = frame.with_row_index("__row__", offset=1)
-    y = frame[count]
-    if not y.dtype.is_numeric():
-        raise InputError("counts must be numeric", column=count)
-    bad = frame.filter(y.is_null() | (y < 0) | (y.cast(pl.Float64) != y.cast(pl.Float64).round(0)))
-    if bad.height:
-        raise InputError(
-            f"count must be a non-negative integer (found {bad[count][0]!r})",
-            row=int(bad["__row__"][0]),
-            column=count,
-        )
-    too_big = frame.filter(y > max_count)
-    if too_big.height:
-        raise InputError(
-            f"implausible count {too_big[count][0]!r}: more than max_count = {max_count:,} "
-            f"captures in the period ({too_big.height:,} such row"
-            f"{'s' if too_big.height > 1 else ''}); a data error, or raise max_count",
-            row=int(too_big["__row__"][0]),
-            column=count,
-        )
-    if weights:
-        wcol = frame[weights]
-        if not wcol.dtype.is_numeric():
-            raise InputError("weights must be numeric", column=weights)
-        bad = frame.filter(wcol.is_null() | ~wcol.cast(pl.Float64).is_finite() | (wcol < 0))
-        if bad.height:
-            raise InputError(
-                "weights must be finite and ≥ 0", row=int(bad["__row__"][0]), column=weights
-            )
+    frame = check_counts(frame, count, weights, max_count).with_row_index("__row__", offset=1)
     if offset:
         ocol = frame[offset]
         if not ocol.dtype.is_numeric():

@@ -42,7 +42,12 @@ from scipy import sparse, stats
 
 from recapture.errors import ConfigError, InputError
 from recapture.estimators.count.fit import fit_ml, population_estimate, population_size
-from recapture.estimators.count.problem import CountProblem, prepare, required_variables
+from recapture.estimators.count.problem import (
+    CountProblem,
+    check_counts,
+    prepare,
+    required_variables,
+)
 from recapture.estimators.covariates import UNKNOWN_VALUES
 from recapture.estimators.reading import read_frame
 from recapture.estimators.result import PopulationEstimate
@@ -119,30 +124,6 @@ def _pattern_variables(model: Any) -> list[str]:
         if v not in variables:
             variables.append(v)
     return variables
-
-
-def _check_counts(frame: pl.DataFrame, count: str, weights: str | None) -> pl.DataFrame:
-    frame = frame.with_row_index("__row__", offset=1)
-    y = frame[count]
-    if not y.dtype.is_numeric():
-        raise InputError("counts must be numeric", column=count)
-    bad = frame.filter(y.is_null() | (y < 0) | (y.cast(pl.Float64) != y.cast(pl.Float64).round(0)))
-    if bad.height:
-        raise InputError(
-            f"count must be a non-negative integer (found {bad[count][0]!r})",
-            row=int(bad["__row__"][0]),
-            column=count,
-        )
-    if weights:
-        wcol = frame[weights]
-        if not wcol.dtype.is_numeric():
-            raise InputError("weights must be numeric", column=weights)
-        bad = frame.filter(wcol.is_null() | ~wcol.cast(pl.Float64).is_finite() | (wcol < 0))
-        if bad.height:
-            raise InputError(
-                "weights must be finite and ≥ 0", row=int(bad["__row__"][0]), column=weights
-            )
-    return frame.drop("__row__")
 
 
 def _layout(
@@ -452,7 +433,7 @@ def fit_count_em(
     unknown = pl.lit(False)
     for v in variables:
         unknown = unknown | _unknown_expr(v, frame.schema[v])
-    frame = _check_counts(frame, count, weights)
+    frame = check_counts(frame, count, weights, model.max_count)
     observed = (pl.col(count) > 0) & (pl.col(weights) > 0 if weights else pl.lit(True))
     n_unknown = int(frame.select((unknown & observed).sum()).item()) if variables else 0
     plain = dict(count=count, weights=weights, variance=variance, replicates=replicates, seed=seed)
