@@ -338,7 +338,7 @@ def linkage_corrected_dse(
         "M": None,
         "population_size": n_hat,
         "se": se,
-        "lower": n_hat - z * se,
+        "lower": max(n_hat - z * se, n1 + n2 - m),  # N is at least the observed
         "upper": n_hat + z * se,
         "level": level,
         "within_var": sampling,
@@ -525,7 +525,7 @@ def linkage_corrected_loglinear(
         "M": None,
         "population_size": n_hat,
         "se": se,
-        "lower": n_hat - z * se,
+        "lower": max(n_hat - z * se, n1 + n2 - m),  # N is at least the observed
         "upper": n_hat + z * se,
         "level": level,
         "within_var": sampling,
