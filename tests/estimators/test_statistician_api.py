@@ -31,7 +31,7 @@ from recapture.pipelines.run import run_pipeline
 from recapture.reports.estimate import estimate_report
 from recapture.synthetic import SimulationConfig, run_simulation
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 FORMULA = "~ sex + age_class + region"
 
 PIPELINE = """

@@ -21,7 +21,7 @@ from recapture.validation import load_source_definition, parse_source_definition
 from recapture.validation.standardise import standardise_names, transliterate
 
 AS_OF = dt.date(2020, 1, 1)
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 POLICE_HEADER = (
     "registratienummer;achternaam;voornamen;geboortedatum;geslacht;nationaliteit;vnummer;"
     "datum_staandehouding;eenheid;reden"

@@ -12,7 +12,7 @@ from recapture.estimators import estimate, estimate_from_frequencies
 from recapture.estimators.dse import Chapman
 from recapture.estimators.loglinear import LogLinearModel
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def _persons(seed=1, n=4000):
@@ -86,7 +86,7 @@ def test_estimates_json_keys_are_documented_in_artifacts_md():
     (besides `input`, which `recapture estimate --out` adds)."""
     import re
 
-    text = (Path(__file__).parents[1] / "docs" / "artifacts.md").read_text(encoding="utf-8")
+    text = (Path(__file__).parents[2] / "docs" / "artifacts.md").read_text(encoding="utf-8")
     section = re.search(r"^## estimates\.json\s*$(.*?)(?=^## |\Z)", text, re.M | re.S).group(1)
     documented = set()
     for first_cell in re.findall(r"^\|([^|]*)\|", section, re.M):

@@ -24,7 +24,7 @@ from recapture.errors import InputError, RecaptureError
 from recapture.validation import parse_source_definition, validate_extracts
 
 AS_OF = dt.date(2020, 1, 1)
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 HEADER = [
     "registratienummer",
     "achternaam",
