@@ -1,7 +1,7 @@
 """The one strict TOML-to-dataclass loader.
 
-Every configuration file recapture reads (pipeline, source definitions, simulation, and
-linkage settings when they adopt it) goes through here, so the rules are the same
+Every configuration file recapture reads (pipeline, source definitions, simulation and
+linkage settings) goes through here, so the rules are the same
 everywhere: an unknown key, a wrong type or an out-of-range value is a
 :class:`~recapture.errors.ConfigError` naming the file and the dotted key
 (``police.age_breaks[1]``); nothing is ever evaluated.
@@ -13,7 +13,8 @@ Use it in three ways:
   lists and tables by the type hints; bounds come from field metadata,
   ``field(default=..., metadata=bounds(0, 2**32, upper_open=True))``.
 * :func:`check_keys` and :func:`expect` check hand-shaped tables (where a key's meaning
-  depends on another key, as in source definitions).
+  depends on another key, as in source definitions); :func:`convert` checks one value
+  against a type hint declared elsewhere (a linkage kind's options).
 """
 
 from __future__ import annotations
@@ -183,12 +184,24 @@ def build(cls: type, data: Any, *, prefix: str = "", file: str | None = None) ->
         raise
 
 
+def convert(hint: Any, value: Any, *, key: str, file: str | None = None) -> Any:
+    """``value`` checked against (and converted to) type ``hint``, strictly: TOML ``true`` is
+    not a number, ``"5"`` not an integer, 1.5 not an integer; a ConfigError names ``key``."""
+    return _convert(hint, value, key=key, file=file)
+
+
 def _convert(hint: Any, value: Any, *, key: str, file: str | None) -> Any:
     if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):  # already built (Python API)
+            return value
         return build(hint, value, prefix=key + ".", file=file)
     origin = typing.get_origin(hint)
     bad = ConfigError(f"expected {_describe(hint)}, got {value!r}", file=file, key=key)
     if hint is Any:
+        return value
+    if hint is type(None):
+        if value is not None:
+            raise bad
         return value
     if hint in (bool, str):
         if not isinstance(value, hint):
@@ -218,7 +231,7 @@ def _convert(hint: Any, value: Any, *, key: str, file: str | None) -> Any:
     if origin in (list, tuple):
         args = typing.get_args(hint)
         item = args[0] if args else Any
-        if not isinstance(value, list):
+        if not isinstance(value, list | tuple):  # tuples come from the Python API
             raise bad
         items = [_convert(item, v, key=f"{key}[{i}]", file=file) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
@@ -232,6 +245,8 @@ def _convert(hint: Any, value: Any, *, key: str, file: str | None) -> Any:
         options = typing.get_args(hint)
         for option in options:
             if option is type(None):
+                if value is None:  # None comes only from the Python API (TOML has no null)
+                    return None
                 continue
             try:
                 return _convert(option, value, key=key, file=file)

@@ -4,6 +4,7 @@ are ConfigErrors naming the file and the dotted key."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +70,38 @@ def test_read_toml_refuses_bad_files(tmp_path):
     with pytest.raises(ConfigError, match="not valid TOML") as exc:
         read_toml(bad)
     assert exc.value.file == str(bad)
+
+
+def test_every_config_is_parsed_by_the_loader_only():
+    """One TOML parser: no module but the loader imports tomllib."""
+    import ast
+
+    root = Path(__file__).parents[1] / "recapture"
+    parsers = []
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            if "tomllib" in names:
+                parsers.append(path.relative_to(root).as_posix())
+    assert parsers == ["loader.py"]
+
+
+def test_linkage_settings_and_uncertainty_tables_are_read_strictly(tmp_path):
+    from recapture.linkage import LinkageSettings
+    from recapture.uncertainty import UncertaintyOptions
+
+    with pytest.raises(ConfigError, match="not a regular file"):
+        LinkageSettings.from_toml(tmp_path)
+    path = tmp_path / "link.toml"
+    path.write_text("[[comparisons]]\nname = 'sex'\nkind = 'exact'\ncolumn = 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        LinkageSettings.from_toml(path)
+    assert exc.value.key == "comparisons[0].column" and exc.value.file == str(path)
+    with pytest.raises(ConfigError) as exc:
+        UncertaintyOptions.from_dict({"analytic": "yes"}, file="run.toml")
+    assert exc.value.key == "uncertainty.analytic" and exc.value.file == "run.toml"

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from recapture.errors import ConfigError
+from recapture.loader import build, convert, read_toml
 
 #: Blocking-key transforms: ``first3(family_name)``, ``last2(x)``, ``token1(x)``, ``compact(x)``,
 #: ``plus1(birth_year)`` (a number plus n: as a right key, pairs a year with the next one).
@@ -207,52 +205,25 @@ class LinkageSettings:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> LinkageSettings:
-        path = Path(path)
+        """Settings from a TOML file, read by the strict loader (:mod:`recapture.loader`)."""
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
-        try:
-            return cls.from_dict(data)
+            return cls.from_dict(read_toml(path))
         except ConfigError as exc:
             exc.file = str(path)
             raise
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LinkageSettings:
-        """Build settings from a dict; keys absent fall back to :data:`DEFAULT_SETTINGS`."""
-        data = dict(data)
+        """Build settings from a dict; keys absent fall back to :data:`DEFAULT_SETTINGS`.
+
+        Strict as every config (:func:`recapture.loader.build`): an unknown key or a value
+        of the wrong type is a ConfigError naming the dotted key.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError("linkage settings must be a table")
         merged = dict(DEFAULT_SETTINGS)
         merged.update(data)
-        known = {f.name for f in dataclasses.fields(cls)}
-        hints = typing.get_type_hints(cls)
-        for key in merged:
-            if key not in known:
-                raise ConfigError(f"unknown setting (known: {', '.join(sorted(known))})", key=key)
-            if key in ("blocking_rules", "comparisons", "training_sessions"):
-                if not isinstance(merged[key], list | tuple):
-                    raise ConfigError("must be a list of tables", key=key)
-            else:
-                _check_type(merged[key], hints[key], key)
-        rules = [
-            _build(BlockingRule, r, f"blocking_rules[{i}]")
-            for i, r in enumerate(merged["blocking_rules"])
-        ]
-        comps = [
-            _build(Comparison, c, f"comparisons[{i}]") for i, c in enumerate(merged["comparisons"])
-        ]
-        sessions = [
-            _build(TrainingSession, t, f"training_sessions[{i}]")
-            for i, t in enumerate(merged.get("training_sessions") or [])
-        ]
-        rest = {
-            k: v
-            for k, v in merged.items()
-            if k not in ("blocking_rules", "comparisons", "training_sessions")
-        }
-        rest["session_u"] = list(rest.get("session_u") or [])
-        rest["alias_comparisons"] = list(rest.get("alias_comparisons") or [])
-        settings = cls(blocking_rules=rules, comparisons=comps, training_sessions=sessions, **rest)
+        settings = build(cls, merged)
         settings.check()
         return settings
 
@@ -292,7 +263,7 @@ class LinkageSettings:
                         f"unknown option of kind {comp.kind!r} (known: {known})",
                         key=f"{where}.options.{opt}",
                     )
-                _check_type(value, kind.options[opt][0], f"{where}.options.{opt}")
+                convert(kind.options[opt][0], value, key=f"{where}.options.{opt}")
             kind.check(comp, where)
         if self.name_swap is not None and len(self.name_swap) != 2:
             raise ConfigError("name_swap is [given_column, family_column]", key="name_swap")
@@ -364,75 +335,6 @@ def parse_key(key: str, where: str | None = None) -> tuple[str | None, str, int]
     if m.group("fn"):
         return m.group("fn"), m.group("col"), int(m.group("n"))
     return m.group("fn2"), m.group("col2"), 0
-
-
-def _build(cls, data: Any, where: str):
-    if isinstance(data, cls):
-        return data
-    if not isinstance(data, dict):
-        raise ConfigError("must be a table", key=where)
-    known = {f.name for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    for key, value in data.items():
-        if key not in known:
-            raise ConfigError(
-                f"unknown key (known: {', '.join(sorted(known))})", key=f"{where}.{key}"
-            )
-        _check_type(value, hints[key], f"{where}.{key}")
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise ConfigError(str(exc), key=where) from None
-
-
-def _type_name(tp: Any) -> str:
-    if tp is type(None):
-        return "nothing"
-    if isinstance(tp, type) and not typing.get_args(tp):
-        return {
-            "str": "a string",
-            "int": "an integer",
-            "float": "a number",
-            "bool": "true/false",
-        }.get(tp.__name__, tp.__name__)
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (types.UnionType, typing.Union):
-        return " or ".join(_type_name(a) for a in args if a is not type(None))
-    if origin is list:
-        return f"a list of {_type_name(args[0]).removeprefix('a ').removeprefix('an ')}s"
-    if origin is dict:
-        return "a table"
-    return str(tp)
-
-
-def _matches(value: Any, tp: Any) -> bool:
-    if tp is Any:
-        return True
-    if tp is type(None):
-        return value is None
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (types.UnionType, typing.Union):
-        return any(_matches(value, a) for a in args)
-    if origin is list:
-        return isinstance(value, list | tuple) and all(_matches(v, args[0]) for v in value)
-    if origin is dict:
-        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(tp, type):
-        return isinstance(value, tp) or (dataclasses.is_dataclass(tp) and isinstance(value, dict))
-    return True
-
-
-def _check_type(value: Any, tp: Any, key: str) -> None:
-    """ConfigError naming ``key`` unless ``value`` has the declared type (strict: TOML
-    ``true`` is not a number, ``"5"`` is not an integer, 1.5 is not an integer)."""
-    if not _matches(value, tp):
-        raise ConfigError(f"must be {_type_name(tp)}, not {value!r}", key=key)
 
 
 #: Defaults for records.parquet (RecordSchema). Every key may be overridden.

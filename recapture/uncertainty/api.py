@@ -13,7 +13,6 @@ stores the results in the estimate's ``extra``, where reports look for them:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import polars as pl
 from recapture.errors import ConfigError, InputError
 from recapture.estimators.result import PopulationEstimate
 from recapture.io import artifact_path
+from recapture.loader import build
 from recapture.persons import CaptureHistoryRules, Period
 from recapture.uncertainty.analytic import model_corrected_dse
 from recapture.uncertainty.draws import DEFAULT_CHAINING_STEPS, DEFAULT_CONFLICT_PROBABILITY
@@ -79,16 +79,9 @@ class UncertaintyOptions:
     def from_dict(
         cls, data: Mapping[str, Any], *, file: str | None = None, where: str = "uncertainty."
     ) -> UncertaintyOptions:
-        """Build from a config table; unknown keys and wrong types are ConfigErrors."""
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            if key not in known:
-                raise ConfigError(
-                    f"unknown key (allowed: {', '.join(sorted(known))})", file=file, key=where + key
-                )
-            values[key] = value
-        opts = cls(**values)
+        """Build from a config table by the strict loader: unknown keys and wrong types are
+        ConfigErrors naming ``uncertainty.<key>``."""
+        opts = build(cls, dict(data), prefix=where, file=file)
         opts.check(file=file, where=where)
         return opts
 
