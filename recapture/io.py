@@ -150,6 +150,26 @@ def artifact_path(run_dir: str | os.PathLike, name: str) -> Path:
     return ARTIFACTS[name].path(run_dir)
 
 
+def check_regular_file(source: str | os.PathLike, *, max_bytes: int = MAX_TABLE_BYTES) -> Path:
+    """``source`` as a Path if it is a regular file of at most ``max_bytes``; a missing file,
+    a folder, a FIFO or device (which would block or never end) or a huge file is an
+    :class:`~recapture.errors.InputError` naming the file, before anything is read."""
+    path = Path(source)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InputError("file not found", file=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror}", file=str(path)) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError("not a regular file", file=str(path))
+    if info.st_size > max_bytes:
+        raise InputError(
+            f"file is {info.st_size:,} bytes, over the limit of {max_bytes:,}", file=str(path)
+        )
+    return path
+
+
 def read_table(source: Any, *, max_bytes: int = MAX_TABLE_BYTES, columns: list[str] | None = None):
     """The one table reader: a polars/pandas frame passes through (as polars), a path to
     a Parquet or CSV regular file is read. Anything else -- a missing file, a folder, a
@@ -170,19 +190,7 @@ def read_table(source: Any, *, max_bytes: int = MAX_TABLE_BYTES, columns: list[s
             frame = pl.from_pandas(source)
             return frame.select(columns) if columns else frame
         raise InputError(f"expected a table or a path to one, got {type(source).__name__}")
-    path = Path(source)
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise InputError("file not found", file=str(path)) from None
-    except OSError as exc:
-        raise InputError(f"cannot open: {exc.strerror}", file=str(path)) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise InputError("not a regular file", file=str(path))
-    if info.st_size > max_bytes:
-        raise InputError(
-            f"file is {info.st_size:,} bytes, over the limit of {max_bytes:,}", file=str(path)
-        )
+    path = check_regular_file(source, max_bytes=max_bytes)
     with open(path, "rb") as handle:
         parquet = handle.read(4) == b"PAR1"
     try:

@@ -25,14 +25,13 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 from scipy import stats
 
 from recapture.errors import InputError
-from recapture.io import atomic_write
+from recapture.io import atomic_write, check_regular_file
 
 LABELS: tuple[str, ...] = ("match", "non-match", "unsure")
 
@@ -214,11 +213,9 @@ def read_review_labels(path: str | os.PathLike, *, allow_unlabelled: bool = Fals
     column. With ``allow_unlabelled`` empty labels are kept as null and left out of the
     estimate.
     """
-    path = Path(path)
+    path = check_regular_file(path)
     try:
         raw = pl.read_csv(path, infer_schema=False)
-    except FileNotFoundError:
-        raise InputError("review file not found", file=str(path)) from None
     except pl.exceptions.PolarsError as exc:
         raise InputError(f"not a readable CSV: {exc}", file=str(path)) from None
     missing = [c for c in DESIGN_COLUMNS if c not in raw.columns]

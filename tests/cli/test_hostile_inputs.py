@@ -355,3 +355,20 @@ def test_a_file_name_starting_with_a_definition_name_needs_no_input_option(tmp_p
     other = police_file(tmp_path / "psh.csv", [row(3)])
     code, err = cli(["validate", str(other), "-o", str(out)], capsys)
     assert code == 2 and "starts with none of iom, police" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX")
+def test_review_labels_from_a_pipe_are_refused_at_once(tmp_path):
+    """`recapture review estimate` reads a reviewer's file: a FIFO there would block forever."""
+    fifo = tmp_path / "review_labels.csv"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [sys.executable, "-m", "recapture", "--quiet", "review", "estimate", str(fifo)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "not a regular file" in done.stderr
