@@ -38,18 +38,10 @@ from bench_linkage_common import (  # noqa: E402
     write_section,
 )
 
-HEADER = [
-    "registratienummer",
-    "achternaam",
-    "voornamen",
-    "geboortedatum",
-    "geslacht",
-    "nationaliteit",
-    "vnummer",
-    "datum_staandehouding",
-    "eenheid",
-    "reden",
-]
+from recapture.validation import load_source_definition  # noqa: E402
+
+#: The police extract's columns, in the order its source definition names them.
+HEADER = list(load_source_definition("police").columns.values())
 SYLLABLES = [
     "ova",
     "ski",

@@ -13,6 +13,32 @@ from recapture.synthetic import SimulationConfig, run_simulation
 DATA = Path(__file__).parent / "data"
 
 
+def pipeline_toml(rest: str, *, seed: int) -> str:
+    """A pipeline.toml for a :func:`make_project` folder: run dir ``run``, the world's police
+    and IOM extracts, the period 2017/18, then ``rest`` (persons, estimators, reports).
+    Import it with ``from conftest import pipeline_toml`` (pytest puts tests/ on sys.path)."""
+    header = f"""
+[run]
+dir = "run"
+seed = {seed}
+as_of = "2019-01-01"
+
+[[sources]]
+path = "world/police.csv"
+definition = "police"
+
+[[sources]]
+path = "world/iom.csv"
+definition = "iom"
+
+[[periods]]
+start = 2017-07-01
+end = 2018-06-30
+label = "2017/18"
+"""
+    return header + "\n" + rest.lstrip("\n")
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA

@@ -201,6 +201,8 @@ def test_fuzz_the_parser_parses_or_refuses_and_never_evaluates(pieces, raw):
 
 
 def test_pipeline_toml_formula_is_refused_and_runs_nothing(tmp_path):
+    from conftest import pipeline_toml
+
     from recapture.errors import RecaptureError
     from recapture.pipelines.run import run_pipeline
     from recapture.synthetic import SimulationConfig, run_simulation
@@ -208,26 +210,7 @@ def test_pipeline_toml_formula_is_refused_and_runs_nothing(tmp_path):
     run_simulation(SimulationConfig(size=1_500, seed=3), tmp_path / "world")
     target = tmp_path / "pwned"
     formula = EXPLOIT.replace("FILE", str(target)).replace("'", "\\u0027")
-    (tmp_path / "pipeline.toml").write_text(
-        f"""
-[run]
-dir = "run"
-seed = 1
-as_of = "2019-01-01"
-
-[[sources]]
-path = "world/police.csv"
-definition = "police"
-
-[[sources]]
-path = "world/iom.csv"
-definition = "iom"
-
-[[periods]]
-start = 2017-07-01
-end = 2018-06-30
-label = "2017/18"
-
+    rest = f"""
 [[estimators]]
 name = "ztp"
 model = "ztpoisson"
@@ -236,7 +219,9 @@ count = "n_police"
 
 [reports]
 enabled = false
-""",
+"""
+    (tmp_path / "pipeline.toml").write_text(
+        pipeline_toml(rest, seed=1),
         encoding="utf-8",
     )
     with pytest.raises(RecaptureError) as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from conftest import pipeline_toml
 
 from recapture.cli import main
 from recapture.errors import ConfigError
@@ -34,25 +35,8 @@ from recapture.synthetic import SimulationConfig, run_simulation
 DATA = Path(__file__).parents[1] / "data"
 FORMULA = "~ sex + age_class + region"
 
-PIPELINE = """
-[run]
-dir = "run"
-seed = 3
-as_of = "2019-01-01"
-
-[[sources]]
-path = "world/police.csv"
-definition = "police"
-
-[[sources]]
-path = "world/iom.csv"
-definition = "iom"
-
-[[periods]]
-start = 2017-07-01
-end = 2018-06-30
-label = "2017/18"
-
+PIPELINE = pipeline_toml(
+    """
 [persons]
 age_breaks = [40]
 
@@ -77,7 +61,9 @@ merge_sparse_levels = 5
 
 [reports]
 enabled = false
-"""
+""",
+    seed=3,
+)
 
 
 @pytest.fixture(scope="module")

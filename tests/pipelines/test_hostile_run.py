@@ -24,6 +24,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import pipeline_toml
 
 from recapture.cli import main
 from recapture.errors import ConfigError
@@ -33,25 +34,8 @@ from recapture.pipelines.rundir import LOCK_FILE, RunDirectory, RunDirectoryErro
 
 REPO = Path(__file__).resolve().parents[2]
 
-PIPELINE = """
-[run]
-dir = "run"
-seed = 11
-as_of = "2019-01-01"
-
-[[sources]]
-path = "world/police.csv"
-definition = "police"
-
-[[sources]]
-path = "world/iom.csv"
-definition = "iom"
-
-[[periods]]
-start = 2017-07-01
-end = 2018-06-30
-label = "2017/18"
-
+PIPELINE = pipeline_toml(
+    """
 [[estimators]]
 name = "ztp"
 model = "ztpoisson"
@@ -65,7 +49,9 @@ lists = ["police", "iom"]
 
 [reports]
 enabled = false
-"""
+""",
+    seed=11,
+)
 
 
 @pytest.fixture()

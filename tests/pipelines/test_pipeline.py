@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from conftest import pipeline_toml
 
 from recapture.cli import main
 from recapture.config import load_config, parse_config
@@ -21,25 +22,8 @@ from recapture.errors import ConfigError, StageError
 from recapture.io import read_metadata
 from recapture.pipelines.run import run_pipeline
 
-PIPELINE = """
-[run]
-dir = "run"
-seed = 11
-as_of = "2019-01-01"
-
-[[sources]]
-path = "world/police.csv"
-definition = "police"
-
-[[sources]]
-path = "world/iom.csv"
-definition = "iom"
-
-[[periods]]
-start = 2017-07-01
-end = 2018-06-30
-label = "2017/18"
-
+PIPELINE = pipeline_toml(
+    """
 [persons]
 age_breaks = [40]
 
@@ -57,7 +41,9 @@ covariates = "sex,age_class"
 
 [reports]
 enabled = false
-"""
+""",
+    seed=11,
+)
 
 
 @pytest.fixture()

@@ -31,19 +31,10 @@ from recapture.synthetic import (
 from recapture.synthetic import names as pools
 from recapture.synthetic.config import POLICE_UNITS
 from recapture.synthetic.noise import _choose_forms, _name_part
+from recapture.validation import load_source_definition
 
-POLICE_COLUMNS = [
-    "registratienummer",
-    "achternaam",
-    "voornamen",
-    "geboortedatum",
-    "geslacht",
-    "nationaliteit",
-    "vnummer",
-    "datum_staandehouding",
-    "eenheid",
-    "reden",
-]
+#: The police extract's columns, in the order its source definition names them.
+POLICE_COLUMNS = list(load_source_definition("police").columns.values())
 IOM_COLUMNS = [
     "case_no",
     "last_name",

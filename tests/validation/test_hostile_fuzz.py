@@ -21,22 +21,12 @@ from hypothesis import strategies as st
 
 from recapture import progress
 from recapture.errors import InputError, RecaptureError
-from recapture.validation import parse_source_definition, validate_extracts
+from recapture.validation import load_source_definition, parse_source_definition, validate_extracts
 
 AS_OF = dt.date(2020, 1, 1)
 ROOT = Path(__file__).parents[2]
-HEADER = [
-    "registratienummer",
-    "achternaam",
-    "voornamen",
-    "geboortedatum",
-    "geslacht",
-    "nationaliteit",
-    "vnummer",
-    "datum_staandehouding",
-    "eenheid",
-    "reden",
-]
+#: The police extract's columns, in the order its source definition names them.
+HEADER = list(load_source_definition("police").columns.values())
 #: Would leave a file behind if anything in an extract were ever run as code or a template.
 PAYLOADS = [
     "__import__('pathlib').Path('PWNED').touch()",

@@ -26,18 +26,8 @@ from recapture.validation import (
 DATA = Path(__file__).parents[1] / "data" / "validation"
 AS_OF = dt.date(2020, 1, 1)
 
-POLICE_HEADER = [
-    "registratienummer",
-    "achternaam",
-    "voornamen",
-    "geboortedatum",
-    "geslacht",
-    "nationaliteit",
-    "vnummer",
-    "datum_staandehouding",
-    "eenheid",
-    "reden",
-]
+#: The police extract's columns, in the order its source definition names them.
+POLICE_HEADER = list(load_source_definition("police").columns.values())
 IOM_HEADER = [
     "case_no",
     "last_name",
