@@ -50,30 +50,36 @@ def _one_world(task: tuple[int, int, int]) -> list[dict]:
         return world_accuracy(tmp, seed=seed, size=size, imputations=imputations)
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def code_version() -> str:
-    """The commit measured (and whether the tree had uncommitted changes)."""
+    """The commit measured, the last change to the linkage and to the estimators, and
+    whether the tree had uncommitted changes (taken when the run starts)."""
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        head = _git("log", "-1", "--format=%h")
+        parts = [f"commit `{head}`"]
+        for what, path in (
+            ("linkage", "recapture/linkage"),
+            ("estimators", "recapture/estimators"),
+        ):
+            last = _git("log", "-1", "--format=%h %cs: %s", "--", path)
+            if last:
+                commit, subject = last.split(" ", 1)
+                subject = subject if len(subject) < 100 else subject[:97] + "…"
+                parts.append(f"{what} as of `{commit}` ({subject})")
+        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "recapture")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (no git)"
-    subject = commit.split(" ", 1)
-    text = f"`{subject[0]}` ({subject[1][:90]}…)" if len(subject) > 1 else f"`{commit}`"
-    return text + (" with uncommitted changes" if dirty else "")
+    return "; ".join(parts) + ("; with uncommitted changes to recapture/" if dirty else "")
 
 
 def run(worlds: int, seed: int, size: int, imputations: int, jobs: int, results: Path) -> list:
     tasks = [(s, size, imputations) for s in range(seed, seed + worlds)]
+    code = code_version()
     results.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     t0 = time.perf_counter()
@@ -82,6 +88,9 @@ def run(worlds: int, seed: int, size: int, imputations: int, jobs: int, results:
         def record(world_rows: list[dict]) -> None:
             rows.extend(world_rows)
             for r in world_rows:
+                r["finished"] = time.time()
+                r["started"] = r["finished"] - r["seconds"]
+                r["code"] = code
                 out.write(json.dumps(r, default=float) + "\n")
             out.flush()
             parts = ", ".join(
@@ -119,15 +128,23 @@ def render(rows: list[dict], args, wall: float) -> str:
 
     summary = summarise_accuracy(rows)
     per_world = {r["seed"]: r for r in rows}.values()
-    mean = lambda key: sum(r[key] for r in per_world) / len(per_world)  # noqa: E731
+    finished = max((r.get("finished", 0) for r in rows), default=0) or time.time()
+    per_world = list(per_world)
+
+    def mean_of(value) -> float:
+        return sum(value(r) for r in per_world) / len(per_world)
+
+    def mean(key: str) -> float:
+        return mean_of(lambda r: r[key])
+
     lines = [
         "## End to end: the pipeline against its models on the truth",
         "",
         f"`python bench/bench_end_to_end.py --worlds {args.worlds} --seed {args.seed} "
         f"--size {args.size} --imputations {args.imputations} --jobs {args.jobs}` — "
-        f"{machine_line()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"{machine_line()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(finished))}; "
         f"{wall / 60:.1f} min wall ({args.jobs} job(s), machine shared with other work). "
-        f"Code measured: {code_version()}.",
+        f"Code measured: {rows[0].get('code') or code_version()}.",
         "",
         f"{args.worlds} demo worlds of N = {args.size:,} (the models' assumptions hold) with the "
         "simulator's default recording noise and no alias identities, from raw extracts "
@@ -170,6 +187,22 @@ def render(rows: list[dict], args, wall: float) -> str:
             + f" ±{TARGET:.0%}; the larger part is the {part} part ({_pct(s[part])})."
         )
     lines += ["", " ".join(verdicts)]
+    if all("in_both_true" in r for r in per_world):
+        change = {
+            what: _pct(mean_of(lambda r, k=key: r[f"{k}_linked"] / r[f"{k}_true"] - 1))
+            for what, key in (
+                ("police persons seen once", "police_once"),
+                ("seen twice", "police_twice"),
+                ("persons in both lists", "in_both"),
+            )
+        }
+        lines += [
+            "",
+            "What the linkage changed, linked against true persons, mean per world: "
+            + ", ".join(f"{what} {value}" for what, value in change.items())
+            + " (a wrong merge of two persons seen once makes one seen twice; a missed "
+            "police × IOM link lowers the overlap).",
+        ]
     return "\n".join(lines)
 
 
@@ -182,12 +215,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="worlds run in parallel")
     ap.add_argument("--results", type=Path, default=RESULTS, help="per-world rows (JSON lines)")
     ap.add_argument("--no-docs", action="store_true", help="print only")
+    ap.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="re-render the table from --results (the rows of an earlier run) without running",
+    )
     args = ap.parse_args(argv)
     if args.worlds < 2 or args.jobs < 1 or args.size < 100:
         ap.error("--worlds ≥ 2, --jobs ≥ 1 and --size ≥ 100")
     t0 = time.perf_counter()
-    rows = run(args.worlds, args.seed, args.size, args.imputations, args.jobs, args.results)
-    text = render(rows, args, time.perf_counter() - t0)
+    if args.summary_only:
+        rows = [json.loads(line) for line in args.results.read_text().splitlines() if line]
+        seeds = sorted({r["seed"] for r in rows})
+        args.worlds, args.seed, args.size = len(seeds), seeds[0], rows[0]["size"]
+        args.imputations = rows[0].get("imputations", args.imputations)
+        if all("finished" in r for r in rows):
+            wall = max(r["finished"] for r in rows) - min(r["started"] for r in rows)
+        else:  # rows without timestamps: the worlds' own times, one after another
+            wall = sum({r["seed"]: r["seconds"] for r in rows}.values())
+    else:
+        rows = run(args.worlds, args.seed, args.size, args.imputations, args.jobs, args.results)
+        wall = time.perf_counter() - t0
+    text = render(rows, args, wall)
     print(text)
     if not args.no_docs:
         write_section("end-to-end", text)

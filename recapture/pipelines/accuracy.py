@@ -127,6 +127,8 @@ def world_accuracy(
         scope_name: pairwise_metrics_from_clusters(clusters, truth, scope).f1
         for scope_name, scope in (("police", "police"), ("police_iom", ("police", "iom")))
     }
+    linked = pl.read_parquet(artifact_path(run.run_dir, "persons"))
+    shape = {"true": _shape(recorded), "linked": _shape(linked)}
     by_name = {e["name"]: e for e in run.estimates}
     rows = []
     for options in raw["estimators"]:
@@ -140,13 +142,13 @@ def world_accuracy(
             {
                 "seed": seed,
                 "size": size,
+                "imputations": imputations,
                 "estimator": options["name"],
                 "true_n": true_n,
                 "records": records.height,
                 "persons_true": int(recorded.height),
-                "persons_linked": int(
-                    pl.read_parquet(artifact_path(run.run_dir, "persons")).height
-                ),
+                "persons_linked": int(linked.height),
+                **{f"{k}_{which}": v for which, d in shape.items() for k, v in d.items()},
                 "unknown_covariate_share": _unknown_share(recorded),
                 "f1_police": f1["police"],
                 "f1_police_iom": f1["police_iom"],
@@ -165,6 +167,17 @@ def world_accuracy(
             }
         )
     return rows
+
+
+def _shape(persons: pl.DataFrame) -> dict[str, int]:
+    """What the estimators feed on: police persons seen once and twice, persons in both
+    lists (a linkage that merges wrongly moves the first into the second; one that misses
+    cross-list links lowers the third)."""
+    return {
+        "police_once": int((persons["n_police"] == 1).sum()),
+        "police_twice": int((persons["n_police"] == 2).sum()),
+        "in_both": int(((persons["in_police"] == 1) & (persons["in_iom"] == 1)).sum()),
+    }
 
 
 def _unknown_share(persons: pl.DataFrame) -> float:
