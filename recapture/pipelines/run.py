@@ -269,7 +269,7 @@ def _run(config: PipelineConfig, out: Path, *, force: bool, until: str | None) -
                     for name in ("validation", "linkage", "explorer", "estimates")
                 ],
                 report,
-                settings={"version": 2},
+                settings={"version": 3},  # bumped when the reports change: reruns rewrite them
                 upstream=["estimate"],
             )
         )

@@ -1,8 +1,9 @@
 """The linkage-quality report: what blocking produced, what the model learned, how the
-match weights fall around the threshold, which clusters look over-merged.
+match weights fall around the threshold, which clusters look over-merged, and how far
+the run's estimates move with the linkage.
 
 Reads ``pairs.parquet``, ``clusters.parquet``, ``linkage_model.json`` and
-``linkage_metrics.json``; with a truth table (simulated runs) or a labelled clerical
+``linkage_metrics.json`` (and ``estimates.json`` when the estimate stage has run); with a truth table (simulated runs) or a labelled clerical
 review file it adds precision–recall, calibration and confusion counts. Large tables are
 aggregated before plotting (histograms from binned counts), so a report of millions of
 pairs stays small; record ids are the only per-record values shown unless
@@ -33,6 +34,7 @@ from recapture.reports._render import (
     svg,
 )
 from recapture.reports.linkage_common import WEIGHT_BIN, _lookup, _prob_to_weight
+from recapture.reports.linkage_impact import impact_section
 from recapture.reports.linkage_truth import (  # noqa: F401  (the tests' entry)
     _truth_for,
     _truth_section,
@@ -663,6 +665,7 @@ def linkage_report(
         ),
         _truth_section(pairs, clusters, truth_table, labels, threshold),
         _review_section(review, run),
+        impact_section(run, show_names=show_names),
     ]
     return render(
         "linkage.html",
