@@ -213,8 +213,9 @@ def _add_estimate(p: argparse.ArgumentParser) -> None:
     )
     single.add_argument(
         "--interval",
-        choices=["normal", "lognormal", "bootstrap", "profile", "dark_lognormal"],
-        help="interval shown (default normal; bootstrap with --variance bootstrap; profile is the default of the multiple-systems models)",
+        choices=["normal", "lognormal", "bootstrap", "profile", "dark_lognormal", "bias_reduced"],
+        help="interval shown (default: bias_reduced for models with covariates, else normal "
+        "for the count models and profile for the log-linear ones; bootstrap with --variance bootstrap)",
     )
     multi = p.add_argument_group(
         "multiple systems (loglinear, petersen, chapman, closedp, closedp0)"

@@ -217,10 +217,11 @@ def _em_rule(problem: UnknownCovariates) -> PopulationEstimate:
             result.likelihood_data = _em_likelihood_data(problem, count, options.get("weights"))
             result.extra.setdefault("call", problem.model._call(count, options.get("weights")))
         return result
-    if problem.name == "loglinear" and not options.get("search"):
+    if problem.name == "loglinear" and options.get("search") != "sparsemse":
+        # the model search too: every candidate is fitted by EM on the partly classified table
         return fit_loglinear_em(problem.data, problem.covariates, problem.fit, options)
-    # other multiple-systems estimators (and the model search, which compares complete
-    # tables) keep the allocation
+    # the other multiple-systems estimators (and SparseMSE's rule, for tables without
+    # covariates) keep the allocation
     return allocate_unknown(problem)
 
 

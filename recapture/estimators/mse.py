@@ -152,17 +152,14 @@ def _fit_loglinear_options(data: Any, **options: Any) -> PopulationEstimate:
     covariates = _names(options.get("covariates"), "covariates")
     search = options.get("search")
     if search:
-        if (
-            options.get("partial_covariates")
-            or options.get("passive")
-            or options.get("heterogeneity")
-        ):
+        if options.get("passive") or options.get("heterogeneity"):
             raise ConfigError(
-                "model search does not combine with EM, passive covariates or heterogeneity",
+                "model search does not combine with passive covariates or heterogeneity",
                 key="search",
             )
         criterion = options.get("criterion") or "aic"
         max_order = int(options.get("max_order") or 2)
+        partial = _names(options.get("partial_covariates"), "partial_covariates")
         if search == "stepwise":
             return stepwise(
                 data,
@@ -172,13 +169,20 @@ def _fit_loglinear_options(data: Any, **options: Any) -> PopulationEstimate:
                 start=options.get("terms"),
                 criterion=criterion,
                 max_order=max_order,
+                partial_covariates=partial,
             )
         if search == "exhaustive":
             return exhaustive(
-                data, lists, count, covariates, criterion=criterion, max_order=max_order
+                data,
+                lists,
+                count,
+                covariates,
+                criterion=criterion,
+                max_order=max_order,
+                partial_covariates=partial,
             )[0]
         if search == "sparsemse":
-            if covariates:
+            if covariates or partial:
                 raise ConfigError(
                     "the SparseMSE stepwise rule is for tables without covariates", key="covariates"
                 )

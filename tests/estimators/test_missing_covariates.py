@@ -49,11 +49,12 @@ def test_without_unknowns_em_is_the_complete_data_fit():
     assert "missing_covariates" not in rule.extra
 
 
-def _observed_loglik(theta, X, pats, cells_c, groups):
-    """Observed-data log-likelihood of the ZTP with a saturated p(x | seen), written out
-    directly: complete persons log p(x) + log f(y|x), unknown ones log Σ_x~ p(x) f(y|x)."""
+def _observed_loglik(theta, X, logits, cells_c, groups):
+    """Observed-data log-likelihood of the ZTP with p(x | seen) = softmax(logits(shares)),
+    written out directly: complete persons log p(x) + log f(y|x), unknown ones
+    log Σ_x~ p(x) f(y|x)."""
     q = X.shape[1]
-    beta, a = theta[:q], np.concatenate([[0.0], theta[q:]])
+    beta, a = theta[:q], logits(theta[q:])
     logp = a - np.logaddexp.reduce(a)
     lam = np.exp(X @ beta)
 
@@ -66,14 +67,9 @@ def _observed_loglik(theta, X, pats, cells_c, groups):
     return ll
 
 
-def test_em_matches_direct_maximisation_of_the_observed_likelihood():
-    _, masked = _world(2, 2500, 0.4)
-    model = ZeroTruncatedPoisson("~ sex + region")
-    em = fit_count_em(model, masked, count="y")
-    info = em.extra["missing_covariates"]
-    assert info["unknown"] > 200 and info["em_converged"]
-
-    # the same problem, by hand: the 6 patterns, complete cells, unknown groups
+def _check_against_direct_maximisation(em, masked, logits, n_shares):
+    """β̂, N̂ = n Σ p(x)/P(x) and the delta-method SE from the numerical observed
+    information of the likelihood written out by hand, on the 6 sex × region patterns."""
     pats = [(s, r) for s in SEX for r in REGION]
     X = np.array([[1.0, s == "m", r == "b", r == "c"] for s, r in pats])
     seen = masked.filter(pl.col("y") > 0)
@@ -88,10 +84,13 @@ def test_em_matches_direct_maximisation_of_the_observed_likelihood():
             cells_c.append((cand[0], y, sub.height))
         else:
             groups.append((cand, y, sub.height))
-    theta0 = np.zeros(4 + 5)
+
+    def f(t):
+        return _observed_loglik(t, X, logits, cells_c, groups)
+
     opt = optimize.minimize(
-        lambda t: -_observed_loglik(t, X, pats, cells_c, groups),
-        theta0,
+        lambda t: -f(t),
+        np.zeros(4 + n_shares),
         method="BFGS",
         options={"gtol": 1e-7, "maxiter": 2000},
     )
@@ -107,7 +106,7 @@ def test_em_matches_direct_maximisation_of_the_observed_likelihood():
     n = seen.height
 
     def n_hat(t):
-        a = np.concatenate([[0.0], t[4:]])
+        a = logits(t[4:])
         p = np.exp(a - np.logaddexp.reduce(a))
         return n * np.sum(p / -np.expm1(-np.exp(X @ t[:4])))
 
@@ -117,7 +116,6 @@ def test_em_matches_direct_maximisation_of_the_observed_likelihood():
     d = len(opt.x)
     H = np.zeros((d, d))
     grad = np.zeros(d)
-    f = lambda t: _observed_loglik(t, X, pats, cells_c, groups)  # noqa: E731
     for i in range(d):
         ei = np.eye(d)[i] * h
         grad[i] = (n_hat(opt.x + ei) - n_hat(opt.x - ei)) / (2 * h)
@@ -130,6 +128,58 @@ def test_em_matches_direct_maximisation_of_the_observed_likelihood():
     assert em.se == pytest.approx(np.sqrt(var), rel=5e-3)
     # and the missing information makes it larger than the complete-data SE
     assert em.se > em.variance_components["complete_data_se"]
+
+
+def test_em_matches_direct_maximisation_of_the_observed_likelihood():
+    _, masked = _world(2, 2500, 0.4)
+    em = fit_count_em(ZeroTruncatedPoisson("~ sex + region"), masked, count="y")
+    info = em.extra["missing_covariates"]
+    assert info["unknown"] > 200 and info["em_converged"]
+    assert info["pattern_model"] == "saturated"  # 6 patterns for 2,500 persons
+    _check_against_direct_maximisation(em, masked, lambda a: np.concatenate([[0.0], a]), n_shares=5)
+
+
+def test_a_loglinear_pattern_model_is_maximum_likelihood_too():
+    """p(x | seen) log-linear in sex and region (main effects: 3 parameters for 6
+    patterns), maximised jointly with β; N̂ and its SE against the hand-written likelihood."""
+    _, masked = _world(2, 2500, 0.4)
+    model = ZeroTruncatedPoisson("~ sex + region")
+    em = fit_count_em(model, masked, count="y", pattern_model="loglinear")
+    assert em.extra["missing_covariates"]["pattern_model"] == "loglinear"
+    A = np.array([[s == "m", r == "b", r == "c"] for s in SEX for r in REGION], dtype=float)
+    _check_against_direct_maximisation(em, masked, lambda a: A @ a, n_shares=3)
+    saturated = fit_count_em(model, masked, count="y", pattern_model="saturated")
+    # sex and region are independent in this world: the smaller model loses little
+    assert em.population_size == pytest.approx(saturated.population_size, rel=0.01)
+    assert (
+        em.extra["missing_covariates"]["observed_data_loglik"]
+        <= saturated.extra["missing_covariates"]["observed_data_loglik"]
+    )
+
+
+def test_many_patterns_get_the_loglinear_pattern_model():
+    """Four covariates with 4 levels each: 256 patterns for ~1,000 persons seen. The
+    default switches to the log-linear model; N̂ stays near the full-covariate fit."""
+    rng = np.random.default_rng(12)
+    N = 2500
+    levels = np.array(list("abcd"))
+    cov = {f"x{j}": rng.integers(0, 4, N) for j in range(4)}
+    lam = np.exp(-0.5 + 0.3 * (cov["x0"] == 1) - 0.4 * (cov["x1"] == 2))
+    y = rng.poisson(lam)
+    unknown = rng.random(N) < 0.3**y
+    full = pl.DataFrame({k: levels[v] for k, v in cov.items()} | {"y": y})
+    masked = full.with_columns(pl.when(pl.Series(unknown)).then(None).otherwise("x3").alias("x3"))
+    model = ZeroTruncatedPoisson("~ x0 + x1 + x2 + x3")
+    em = fit_count_em(model, masked, count="y")
+    info = em.extra["missing_covariates"]
+    assert info["pattern_model"] == "loglinear" and info["patterns"] > info["observed"] / 5
+    assert info["em_converged"] and np.isfinite(em.se)
+    ref = model.fit(full, count="y")
+    assert abs(em.population_size / ref.population_size - 1) < 0.02
+    # the strata still add up to N̂
+    for var in ("x0", "x3"):
+        rows = [r for r in em.strata if r["variable"] == var]
+        assert sum(r["population_size"] for r in rows) == pytest.approx(em.population_size)
 
 
 def test_partly_known_covariates_keep_what_is_known():
@@ -225,6 +275,35 @@ def test_loglinear_em_uses_the_partly_classified_table():
     wrapped = fit_loglinear_em(full, ["region"], run, options)
     assert wrapped.population_size == ref.population_size
     assert "missing_covariates" not in wrapped.extra
+
+
+def test_stepwise_search_fits_every_candidate_by_em():
+    """The search compares models on one partly classified table (observed-data AIC) and
+    finds the list × region terms the complete data need; the allocation would fit the
+    complete cases only."""
+    from recapture.estimators.loglinear import LogLinearModel
+
+    full, masked = _two_lists(8, 60_000, 0.3)
+    options = {"lists": ["in_a", "in_b"], "covariates": "region", "search": "stepwise"}
+    ref = _fit_one(full, "loglinear", options, "em")
+    em = _fit_one(masked, "loglinear", options, "em")
+    allocate = _fit_one(masked, "loglinear", options, "allocate")
+    assert em.extra["missing_covariates"]["rule"] == "em"
+    assert em.formula == ref.formula and "in_a,region" in em.formula
+    assert em.extra["search"]["path"][0]["model"] != em.formula  # it moved
+    assert abs(em.population_size / ref.population_size - 1) < 0.02
+    assert abs(em.population_size / ref.population_size - 1) < abs(
+        allocate.population_size / ref.population_size - 1
+    )
+    # the chosen model is the plain EM fit of its terms
+    blanked = masked.with_columns(
+        pl.when(pl.col("region") == "unknown").then(None).otherwise("region").alias("region")
+    )
+    direct = LogLinearModel(em.extra["terms"], ["region"], partial_covariates=["region"]).fit(
+        blanked, lists=["in_a", "in_b"]
+    )
+    assert em.population_size == pytest.approx(direct.population_size, rel=1e-9)
+    assert em.aic == pytest.approx(direct.aic, rel=1e-9)
 
 
 def test_the_rule_is_checked_and_defaults_to_em():

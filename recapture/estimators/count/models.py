@@ -40,6 +40,7 @@ from recapture.estimators.count.fit import (
     expected_hessian,
     fit_ml,
     population_estimate,
+    population_size,
     warm_start,
 )
 from recapture.estimators.count.problem import (
@@ -52,7 +53,12 @@ from recapture.estimators.count.problem import (
 from recapture.estimators.covariates import check_missing, fit_with_covariates
 from recapture.estimators.formula import check_name, parse_formula
 from recapture.estimators.reading import read_frame
-from recapture.estimators.result import PopulationEstimate, likelihood_data, row_key
+from recapture.estimators.result import (
+    BiasReducedLognormal,
+    PopulationEstimate,
+    likelihood_data,
+    row_key,
+)
 
 VARIANCE_METHODS = ("analytic", "bootstrap")
 INTERVALS = ("normal", "lognormal", "bootstrap")
@@ -509,6 +515,8 @@ class CountModel:
                 "formulas": {"lambda": problem.formula, **self.extra_formulas},
             },
         )
+        if fit.penalty is None and len(problem.X) == 1 and problem.X[0].shape[1] > 1:
+            _add_bias_reduced_interval(result, problem, fit, n_obs)
         reason = self._non_estimate(problem, n_hat)
         if reason is not None:
             result.extra["unreliable_population_size"] = n_hat
@@ -711,3 +719,24 @@ MODEL_CLASSES: dict[str, type[CountModel]] = {
     "zelterman": Zelterman,
     "chao": Chao,
 }
+
+
+def _add_bias_reduced_interval(
+    result: PopulationEstimate, problem: CountProblem, fit: FitResult, n_obs: float
+) -> None:
+    """The default interval of a model with covariates: log-normal around N̂ at the Firth
+    (bias-reduced) coefficients (docs/estimators.md, "Variance and intervals")."""
+    n_hat = result.population_size
+    if not (np.isfinite(n_hat) and np.isfinite(result.se) and n_hat > n_obs):
+        return
+    reduced = fit_ml(problem, problem.w, fit.beta, penalty="firth")
+    if not reduced.converged:
+        return
+    n_reduced = population_size(problem, reduced.beta, problem.w)
+    if not (np.isfinite(n_reduced) and n_reduced > n_obs):
+        return
+    result.extra["population_size_bias_reduced"] = n_reduced
+    result.interval_methods["bias_reduced"] = BiasReducedLognormal(
+        n_obs, n_hat - n_obs, result.se, n_reduced - n_obs
+    )
+    result.default_interval = "bias_reduced"

@@ -33,8 +33,12 @@ from recapture.estimators.loglinear.terms import (
 from recapture.estimators.result import PopulationEstimate
 
 
-def _table(data: Any, lists, count, covariates) -> CaptureTable:
-    return capture_table(data, lists=lists, count=count, covariates=covariates)
+def _table(data: Any, lists, count, covariates, partial: Sequence[str] = ()) -> CaptureTable:
+    """The table searched over; covariates in ``partial`` may be unknown (partly classified
+    counts, fitted by EM in every candidate model: the observed-data log-likelihood of one
+    and the same table, so AIC and BIC compare)."""
+    covs = list(dict.fromkeys([*covariates, *partial]))
+    return capture_table(data, lists=lists, count=count, covariates=covs, allow_missing=partial)
 
 
 def _criterion(res: PopulationEstimate, criterion: str) -> float:
@@ -75,15 +79,17 @@ def stepwise(
     direction: str = "both",
     max_order: int = 2,
     empty_overlaps: str = "drop",
+    partial_covariates: Sequence[str] = (),
 ) -> PopulationEstimate:
     """Greedy hierarchical search by AIC/BIC; the chosen model's estimate, with the path in
-    ``extra['search']``."""
+    ``extra['search']``. ``partial_covariates`` may be unknown for some persons: every
+    candidate is then fitted by EM on the partly classified table."""
     criterion = criterion.lower()
     if criterion not in ("aic", "bic"):
         raise ConfigError("criterion must be 'aic' or 'bic'", key="criterion")
     if direction not in ("both", "forward", "backward"):
         raise ConfigError("direction must be 'both', 'forward' or 'backward'", key="direction")
-    table = _table(data, lists, count, covariates)
+    table = _table(data, lists, count, covariates, partial_covariates)
     variables = [*table.lists, *table.covariates]
     nuisance = [tuple(table.covariates)] if table.covariates else []
     current = set(
@@ -150,13 +156,15 @@ def exhaustive(
     max_order: int = 2,
     max_models: int = 5000,
     empty_overlaps: str = "drop",
+    partial_covariates: Sequence[str] = (),
 ) -> list[PopulationEstimate]:
     """Every hierarchical model with list interactions up to ``max_order``, best first by the
-    criterion; models without an existing, identifiable MLE are kept at the end, flagged."""
+    criterion; models without an existing, identifiable MLE are kept at the end, flagged.
+    ``partial_covariates`` as in :func:`stepwise`."""
     criterion = criterion.lower()
     if criterion not in ("aic", "bic"):
         raise ConfigError("criterion must be 'aic' or 'bic'", key="criterion")
-    table = _table(data, lists, count, covariates)
+    table = _table(data, lists, count, covariates, partial_covariates)
     variables = [*table.lists, *table.covariates]
     nuisance = [tuple(table.covariates)] if table.covariates else []
     base = set(parse_terms(nuisance, variables, table.lists))

@@ -58,6 +58,9 @@ _PAT = "__em_pattern__"
 _GROUP = "__em_group__"
 _Z = "__em_history__"
 
+#: Above this many covariate patterns (or n/5) p(x | seen) is a log-linear model, not saturated.
+MAX_SATURATED_PATTERNS = 1000
+
 
 def _unknown_expr(column: str, dtype: pl.DataType) -> pl.Expr:
     expr = pl.col(column).is_null()
@@ -104,6 +107,15 @@ class _Layout:
     unmatched_groups: int
     r_z: np.ndarray  # per row: the rest of the capture history (with y ≥ 2), coded
     n_z: int
+    #: the pattern model's design (K × r, intercept first); None: saturated over the patterns
+    pattern_design: np.ndarray | None = None
+
+    @property
+    def share_design(self) -> np.ndarray:
+        """D (K × free parameters): a person in pattern x has the share score D[x] − pᵀD."""
+        if self.pattern_design is None:
+            return np.eye(self.n_patterns)[:, 1:]
+        return self.pattern_design[:, 1:]
 
     @property
     def u_pat(self) -> np.ndarray:
@@ -263,6 +275,52 @@ class _EMState:
     converged: bool
 
 
+def _pattern_design(patterns: pl.DataFrame, variables: list[str]) -> np.ndarray:
+    """Main effects and two-way interactions of the pattern variables (categorical: treatment
+    dummies; numeric: standardised linear and quadratic), intercept first, without aliased
+    columns; main effects only when the interactions would need more than K/2 parameters."""
+    from recapture.estimators.loglinear.fit import independent_columns
+
+    K = patterns.height
+    blocks = []
+    for v in variables:
+        col = patterns[v]
+        if col.dtype.is_numeric():
+            x = col.cast(pl.Float64).to_numpy()
+            x = (x - x.mean()) / (x.std() or 1.0)
+            blocks.append(np.column_stack([x, x**2]) if col.n_unique() > 2 else x[:, None])
+        else:
+            codes = col.cast(pl.String).to_numpy()
+            levels = np.unique(codes)
+            blocks.append((codes[:, None] == levels[None, 1:]).astype(float))
+    main = np.hstack([np.ones((K, 1)), *blocks])
+    pairs = [
+        (a[:, i] * b[:, j])[:, None]
+        for m, a in enumerate(blocks)
+        for b in blocks[m + 1 :]
+        for i in range(a.shape[1])
+        for j in range(b.shape[1])
+    ]
+    design = np.hstack([main, *pairs]) if pairs else main
+    if design.shape[1] > max(K // 2, main.shape[1]):
+        design = main
+    return design[:, independent_columns(design)]
+
+
+def _pattern_shares(lay: _Layout, counts: np.ndarray, start: np.ndarray | None) -> np.ndarray:
+    """p(x | seen) from the expected pattern counts: their shares (saturated), or the
+    multinomial log-linear fit of the pattern model (a Poisson fit to the counts)."""
+    if lay.pattern_design is None:
+        return np.maximum(counts / counts.sum(), 1e-300)
+    from recapture.estimators.loglinear.fit import fit_poisson
+
+    if start is not None:  # coefficients of log p: on the scale of the counts
+        start = start.copy()
+        start[0] += np.log(counts.sum())
+    fit = fit_poisson(lay.pattern_design, counts, start=start)
+    return np.maximum(fit.mu / fit.mu.sum(), 1e-300)
+
+
 def _row_loglik(
     lay: _Layout, beta: np.ndarray, p: np.ndarray, c_out: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -297,7 +355,6 @@ def _em(
     G = len(w_group)
     cpat = lay.r_pat[:nc]
     c_out = np.bincount(cpat, weights=w_complete * lay.mask_out[:nc], minlength=K)
-    n_total = w_complete.sum() + w_group.sum()
     g = lay.r_group
     # g(z | x, y ≥ 2): the rest of the history given the pattern and whether y ≥ 2,
     # saturated; the code's last bit is y ≥ 2, so without a history g ≡ 1
@@ -333,15 +390,22 @@ def _em(
         fit = fit_ml(prob, w_cell, beta, penalty=penalty, max_iter=50)
         if np.all(np.isfinite(fit.beta)):
             beta = fit.beta
-        p = np.bincount(lay.r_pat, weights=row_w, minlength=K) / n_total
-        p = np.maximum(p, 1e-300)
+        theta = None if lay.pattern_design is None else _share_coef(lay, p)
+        p = _pattern_shares(lay, np.bincount(lay.r_pat, weights=row_w, minlength=K), theta)
     return _EMState(beta, p, post, row_w, loglik, it, converged)
+
+
+def _share_coef(lay: _Layout, p: np.ndarray) -> np.ndarray:
+    """Coefficients of the pattern model reproducing shares p (a warm start)."""
+    coef, *_ = np.linalg.lstsq(lay.pattern_design, np.log(p), rcond=None)
+    return coef
 
 
 def _louis_extra(
     lay: _Layout, state: _EMState, cov_beta: np.ndarray, active: np.ndarray, info_beta: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(I_obs⁻¹, I_c⁻¹) over the active β and the K−1 free pattern logits a₁…a_{K−1}.
+    """(I_obs⁻¹, I_c⁻¹) over the active β and the free parameters a of p(x | seen): the K−1
+    pattern logits (saturated) or the pattern model's coefficients.
 
     I_obs = I_c − I_mis (Louis 1982): I_c is the complete-data information at the posterior
     weights (β: the weighted fit's; a: n(diag p − ppᵀ)); I_mis sums, over the unknown
@@ -370,21 +434,25 @@ def _louis_extra(
     PiW = (Pi.T @ sparse.diags(wg) @ Pi).toarray()
     I_aa = np.diag(np.bincount(upat, weights=u, minlength=K)) - PiW
     Ic_aa = n * (np.diag(p) - np.outer(p, p))
+    # per pattern, the share parameters' score is D[x] − pᵀD: the K-pattern blocks above
+    # (indicator scores) map onto the parameters by D
+    D = lay.share_design
+    Ic_aa, I_ba, I_aa = D.T @ Ic_aa @ D, I_ba @ D, D.T @ I_aa @ D
     q = int(active.sum())
-    d = q + K - 1
+    d = q + D.shape[1]
     I_c = np.zeros((d, d))
     I_c[:q, :q] = info_beta
-    I_c[q:, q:] = Ic_aa[1:, 1:]
+    I_c[q:, q:] = Ic_aa
     I_mis = np.zeros((d, d))
     I_mis[:q, :q] = I_bb
-    I_mis[:q, q:] = I_ba[:, 1:]
-    I_mis[q:, :q] = I_ba[:, 1:].T
-    I_mis[q:, q:] = I_aa[1:, 1:]
+    I_mis[:q, q:] = I_ba
+    I_mis[q:, :q] = I_ba.T
+    I_mis[q:, q:] = I_aa
     I_obs = I_c - I_mis
     C_obs = np.linalg.inv(I_obs)
     C_c = np.zeros((d, d))
     C_c[:q, :q] = cov_beta
-    C_c[q:, q:] = np.linalg.inv(Ic_aa[1:, 1:])
+    C_c[q:, q:] = np.linalg.inv(Ic_aa)
     return C_obs, C_c
 
 
@@ -404,6 +472,8 @@ def fit_count_em(
     seed: int | None = None,
     interval: str | None = None,
     history: Sequence[str] = (),
+    pattern_model: str = "auto",
+    max_patterns: int = MAX_SATURATED_PATTERNS,
     max_iter: int = 1000,
     tol: float = 1e-11,
     **fit_options: Any,
@@ -419,7 +489,18 @@ def fit_count_em(
     in every source, so the chance also falls with registrations elsewhere; the EM then
     conditions on them too, with their distribution given the pattern (and y = 1 or
     y ≥ 2) saturated. Without it the missingness may depend on the count only.
+
+    ``pattern_model``: p(x | seen) ``saturated`` over the covariate patterns seen among the
+    complete persons, ``loglinear`` (main effects and two-way interactions of the pattern
+    variables), or ``auto``: saturated unless there are more patterns than n/5 or than
+    ``max_patterns`` — then most patterns hold a person or two, their shares are noise,
+    and the unknowns would be spread by that noise.
     """
+    if pattern_model not in ("auto", "saturated", "loglinear"):
+        raise ConfigError(
+            f"unknown pattern_model {pattern_model!r} (auto, saturated or loglinear)",
+            key="pattern_model",
+        )
     if model.offset:
         raise ConfigError(
             "missing='em' does not combine with an offset; use missing='allocate'", key="missing"
@@ -445,13 +526,20 @@ def fit_count_em(
 
     with np.errstate(all="ignore"):
         lay, notes = _layout(model, frame, variables, unknown, count, weights, history)
+        n_seen = float(lay.w_complete.sum() + lay.w_group.sum())
+        if pattern_model == "loglinear" or (
+            pattern_model == "auto"
+            and (lay.n_patterns > n_seen / 5 or lay.n_patterns > max_patterns)
+        ):
+            lay.pattern_design = _pattern_design(notes["patterns"], variables)
         prob = lay.problem
         nc = lay.n_complete_rows
         # start: the complete-case fit and the complete-case pattern shares
         w0 = np.bincount(lay.r_cell[:nc], weights=lay.w_complete, minlength=len(prob.w))
         start = fit_ml(prob, w0, penalty=model.penalty)
-        p0 = np.bincount(lay.r_pat[:nc], weights=lay.w_complete, minlength=lay.n_patterns)
-        p0 = p0 / p0.sum()
+        p0 = _pattern_shares(
+            lay, np.bincount(lay.r_pat[:nc], weights=lay.w_complete, minlength=lay.n_patterns), None
+        )
         state = _em(
             lay,
             lay.w_complete,
@@ -463,13 +551,19 @@ def fit_count_em(
             tol=tol,
         )
         w_cell = np.bincount(lay.r_cell, weights=state.row_w, minlength=len(prob.w))
-        final = prob.with_cells(prob.pattern, prob.y, w_cell)
-        fit = fit_ml(final, beta0=state.beta, penalty=model.penalty)
-        state.p = np.bincount(lay.r_pat, weights=state.row_w, minlength=lay.n_patterns)
-        state.p = state.p / state.p.sum()
+        fitted = prob.with_cells(prob.pattern, prob.y, w_cell)
+        fit = fit_ml(fitted, beta0=state.beta, penalty=model.penalty)
+        state.p = _pattern_shares(
+            lay,
+            np.bincount(lay.r_pat, weights=state.row_w, minlength=lay.n_patterns),
+            None if lay.pattern_design is None else _share_coef(lay, state.p),
+        )
+        # N̂ = n Σ p(x)/P(x): the persons spread over the patterns by the model's shares
+        # (with the saturated model these are the posterior counts themselves)
+        final = prob.with_cells(prob.pattern, prob.y, _model_cells(lay, state, w_cell))
         notes.pop("patterns")
         result = model._result(final, fit, {**notes, "em_iterations": state.iterations})
-        cov, _ = model._covariance(final, fit)
+        cov, _ = model._covariance(fitted, fit)
         a = fit.active
         n_hat, grad, _ = population_estimate(final, fit.beta)
         eta = final.eta_patterns(fit.beta)[final.pattern]
@@ -479,7 +573,7 @@ def fit_count_em(
         try:
             info_beta = np.linalg.inv(cov[np.ix_(a, a)])
             C_obs, C_c = _louis_extra(lay, state, cov[np.ix_(a, a)], a, info_beta)
-            J_a = (N_k - state.p * n_hat)[1:]
+            J_a = lay.share_design.T @ (N_k - state.p * n_hat)
             extra_var = _extra_variance(C_obs, C_c, grad[a], J_a)
         except np.linalg.LinAlgError:
             C_obs = C_c = None
@@ -488,13 +582,15 @@ def fit_count_em(
         result.variance_components["missing_information"] = extra_var
         total = base_var + extra_var
         result.se = float(np.sqrt(total)) if np.isfinite(total) and total >= 0 else float("nan")
+        if "bias_reduced" in result.interval_methods:  # its width is the observed-data SE's
+            result.interval_methods["bias_reduced"].se = result.se
         if not np.isfinite(result.se):
             result.warnings.append(
                 "the observed-data information is singular: no analytic standard error "
                 "(use variance='bootstrap')"
             )
         if C_obs is not None:
-            _adjust_strata(result, final, fit.beta, a, state.p, N_k, C_obs, C_c)
+            _adjust_strata(result, final, fit.beta, a, state.p, N_k, C_obs, C_c, lay.share_design)
 
     if not state.converged:
         result.warnings.append(
@@ -514,6 +610,7 @@ def fit_count_em(
         "em_converged": state.converged,
         "observed_data_loglik": state.loglik,
         "patterns": lay.n_patterns,
+        "pattern_model": "saturated" if lay.pattern_design is None else "loglinear",
         "assumption": "missing at random given the capture count"
         + (f" and {', '.join(history)}" if history else ""),
     }
@@ -530,13 +627,24 @@ def fit_count_em(
     return result
 
 
-def _adjust_strata(result, final, beta, active, p, N_k, C_obs, C_c) -> None:
+def _model_cells(lay: _Layout, state: _EMState, w_cell: np.ndarray) -> np.ndarray:
+    """Cell frequencies with each pattern's persons scaled to n·p(x | seen)."""
+    if lay.pattern_design is None:
+        return w_cell
+    K = lay.n_patterns
+    expected = np.bincount(lay.r_pat, weights=state.row_w, minlength=K)
+    scale = state.p * state.row_w.sum() / np.maximum(expected, 1e-300)
+    pat = lay.problem.pattern
+    return w_cell * scale[pat]
+
+
+def _adjust_strata(result, final, beta, active, p, N_k, C_obs, C_c, D) -> None:
     """Add the missing-information term to every stratum's variance."""
     z = stats.norm.ppf(0.975)
     for row in result.strata:
         in_s = (final.patterns[row["variable"]].astype(str) == row["level"]).to_numpy()
         n_s, g_s, _ = population_estimate(final, beta, cells=in_s[final.pattern])
-        J_a = (N_k * in_s - p * n_s)[1:]
+        J_a = D.T @ (N_k * in_s - p * n_s)
         extra = _extra_variance(C_obs, C_c, g_s[active], J_a)
         var = row["se"] ** 2 + extra
         se = float(np.sqrt(var)) if np.isfinite(var) and var >= 0 else float("nan")
@@ -570,7 +678,7 @@ def _bootstrap(result, model, lay: _Layout, state: _EMState, replicates: int, se
                 lay, wc, wg, state.beta, state.p, penalty=model.penalty, max_iter=200, tol=1e-9
             )
             w_cell = np.bincount(lay.r_cell, weights=st.row_w, minlength=len(lay.problem.w))
-            reps[b] = population_size(lay.problem, st.beta, w_cell)
+            reps[b] = population_size(lay.problem, st.beta, _model_cells(lay, st, w_cell))
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
             continue
     finite = reps[np.isfinite(reps)]

@@ -87,7 +87,7 @@ def fit_loglinear_em(
     lists = _split(opts.get("lists")) or [c for c in frame.columns if c.startswith("in_")]
     dropped: list[str] = []
     collapsed: list[str] = []
-    if opts.get("terms") is None and _split(opts.get("covariates")):
+    if opts.get("terms") is None and _split(opts.get("covariates")) and not opts.get("search"):
         terms, dropped = _estimable_terms(frame, lists, opts, partial)
         if terms is not None:
             # a covariate left without a list term does not change N̂: collapse over it
