@@ -33,10 +33,9 @@ import polars as pl
 
 from recapture.errors import ConfigError
 from recapture.estimators.formula import parse_formula
+from recapture.estimators.missing import fit_count_em, fit_loglinear_em
 from recapture.estimators.result import PopulationEstimate
-
-#: Values that mean "unknown" in persons.parquet covariates.
-UNKNOWN_VALUES = ("unknown", "Unknown")
+from recapture.estimators.unknown import is_unknown
 
 
 def formula_covariates(formula: str | None) -> list[str]:
@@ -44,14 +43,6 @@ def formula_covariates(formula: str | None) -> list[str]:
     if not formula or formula.strip() in ("~ 1", "~1", "1"):
         return []
     return sorted(parse_formula(formula).variables)
-
-
-def is_unknown(columns: Iterable[str]) -> pl.Expr:
-    expr = pl.lit(False)
-    for column in columns:
-        col = pl.col(column)
-        expr = expr | col.is_null() | col.cast(pl.String).is_in(list(UNKNOWN_VALUES))
-    return expr
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,8 +190,6 @@ def keep_unknown_as_level(problem: UnknownCovariates) -> PopulationEstimate:
 # Maximum likelihood with unknown covariate values integrated out (docs/estimators.md,
 # "Unknown covariates"). Registered here, where both the models and the EM are importable.
 def _em_rule(problem: UnknownCovariates) -> PopulationEstimate:
-    from recapture.estimators.missing import fit_count_em, fit_loglinear_em
-
     options = dict(problem.options)
     if problem.model is not None:  # a count model
         if problem.model.offset:  # an offset is a person's own exposure: no pattern to sum over

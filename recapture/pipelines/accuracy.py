@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from recapture.config import parse_config
-from recapture.estimators.covariates import UNKNOWN_VALUES
+from recapture.estimators.unknown import is_unknown
 from recapture.io import artifact_path, world_path
 from recapture.linkage.evaluation import pairwise_metrics_from_clusters
 from recapture.persons import build_persons
@@ -182,10 +182,7 @@ def _shape(persons: pl.DataFrame) -> dict[str, int]:
 
 def _unknown_share(persons: pl.DataFrame) -> float:
     """Share of persons with at least one studied covariate unknown."""
-    unknown = pl.any_horizontal(
-        pl.col(c).is_null() | pl.col(c).is_in(list(UNKNOWN_VALUES)) for c in COVARIATES
-    )
-    return float(persons.select(unknown.mean()).item())
+    return float(persons.select(is_unknown(COVARIATES).mean()).item())
 
 
 def _num(value: Any) -> float:

@@ -48,9 +48,9 @@ from recapture.estimators.count.problem import (
     prepare,
     required_variables,
 )
-from recapture.estimators.covariates import UNKNOWN_VALUES
 from recapture.estimators.reading import read_frame
 from recapture.estimators.result import PopulationEstimate
+from recapture.estimators.unknown import unknown_expr
 
 _Y = "__em_count__"
 _W = "__em_weight__"
@@ -62,13 +62,6 @@ _Z = "__em_history__"
 MAX_SATURATED_PATTERNS = 1000
 
 
-def _unknown_expr(column: str, dtype: pl.DataType) -> pl.Expr:
-    expr = pl.col(column).is_null()
-    if dtype == pl.String or dtype == pl.Categorical or dtype == pl.Enum:
-        expr = expr | pl.col(column).cast(pl.String).is_in(list(UNKNOWN_VALUES))
-    return expr
-
-
 def unknown_summary(
     persons: pl.DataFrame, covariates: Sequence[str], observed: pl.Expr | None = None
 ) -> dict[str, Any]:
@@ -78,7 +71,7 @@ def unknown_summary(
     per = {}
     anyu = pl.lit(False)
     for c in covariates:
-        e = _unknown_expr(c, units.schema[c])
+        e = unknown_expr(c, units.schema[c])
         k = int(units.select(e.sum()).item())
         per[c] = {"unknown": k, "share": k / n if n else float("nan")}
         anyu = anyu | e
@@ -175,7 +168,7 @@ def _layout(
     )
     # unknown persons: group by the known part (unknown values as null) and the count
     blanked = units.filter(pl.col("__unknown__")).with_columns(
-        pl.when(_unknown_expr(v, units.schema[v])).then(None).otherwise(pl.col(v)).alias(v)
+        pl.when(unknown_expr(v, units.schema[v])).then(None).otherwise(pl.col(v)).alias(v)
         for v in variables
     )
     groups = (
@@ -513,7 +506,7 @@ def fit_count_em(
             raise InputError(f"column not found (columns: {', '.join(frame.columns)})", column=col)
     unknown = pl.lit(False)
     for v in variables:
-        unknown = unknown | _unknown_expr(v, frame.schema[v])
+        unknown = unknown | unknown_expr(v, frame.schema[v])
     frame = check_counts(frame, count, weights, model.max_count)
     observed = (pl.col(count) > 0) & (pl.col(weights) > 0 if weights else pl.lit(True))
     n_unknown = int(frame.select((unknown & observed).sum()).item()) if variables else 0

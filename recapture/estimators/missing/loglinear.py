@@ -17,11 +17,11 @@ from typing import Any
 
 import polars as pl
 
-from recapture.estimators.covariates import UNKNOWN_VALUES
 from recapture.estimators.loglinear import LogLinearModel, capture_table
 from recapture.estimators.loglinear.model import estimable_default
 from recapture.estimators.reading import read_frame
 from recapture.estimators.result import PopulationEstimate
+from recapture.estimators.unknown import unknown_expr
 
 
 def blank_unknown(data: Any, covariates: Sequence[str]) -> tuple[pl.DataFrame, list[str]]:
@@ -31,14 +31,10 @@ def blank_unknown(data: Any, covariates: Sequence[str]) -> tuple[pl.DataFrame, l
     partial = []
     exprs = []
     for c in covariates:
-        col = pl.col(c)
-        if frame.schema[c] in (pl.String, pl.Categorical) or isinstance(frame.schema[c], pl.Enum):
-            unknown = col.is_null() | col.cast(pl.String).is_in(list(UNKNOWN_VALUES))
-        else:
-            unknown = col.is_null()
+        unknown = unknown_expr(c, frame.schema[c])
         if frame.select(unknown.any()).item():
             partial.append(c)
-            exprs.append(pl.when(unknown).then(None).otherwise(col.cast(pl.String)).alias(c))
+            exprs.append(pl.when(unknown).then(None).otherwise(pl.col(c).cast(pl.String)).alias(c))
     return (frame.with_columns(exprs) if exprs else frame), partial
 
 
