@@ -480,7 +480,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
             "refine": ["first1(family_name_key)"],
         },
         {
-            "name": "given_key_nationality_birth_month_year_pm1",
+            "name": "given_key_nat_month_year_pm1",
             "keys": ["given_name_key", "nationality_iso3", "birth_month", "birth_year"],
             "right_keys": [
                 "given_name_key",

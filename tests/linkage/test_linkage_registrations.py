@@ -77,7 +77,7 @@ def test_default_blocking_keeps_a_given_name_with_family_name_and_birth_date_dif
     recs = canonical([a, b]).sort("record_id").with_row_index(ROW)
     settings = LinkageSettings.default()
     got = block(recs, settings.blocking_rules, settings.max_block_size)
-    assert [got.rule_names[r] for r in got.rule] == ["given_key_nationality_birth_month_year_pm1"]
+    assert [got.rule_names[r] for r in got.rule] == ["given_key_nat_month_year_pm1"]
     others = [r for r in settings.blocking_rules if not r.name.endswith("_pm1")]
     assert block(recs, others, settings.max_block_size).n_pairs == 0
 
