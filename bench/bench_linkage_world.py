@@ -618,6 +618,24 @@ def render_seeds(results: list[dict], seeds_arg: str, info: dict) -> str:
         )
     mean = {k: float(np.mean(v)) for k, v in cols.items()}
     absmean = {k: float(np.mean(np.abs(v))) for k, v in cols.items()}
+    # the bar: recapture's estimates against the oracle's (not the true persons')
+    vs_oracle = {
+        key: np.array(
+            [
+                100 * (r["recapture"]["estimates"][key] / r["oracle"]["estimates"][key] - 1)
+                for r in results
+            ]
+        )
+        for key in ("ztp", "chao", "chapman")
+    }
+    oracle_line = (
+        "Recapture's estimates against the oracle's (mean |deviation|, largest): "
+        + ", ".join(
+            f"{name} {np.mean(np.abs(v)):.2f}% ({np.max(np.abs(v)):.1f}%)"
+            for name, v in zip(("ZTP", "Chao", "Chapman"), vs_oracle.values(), strict=True)
+        )
+        + "."
+    )
     rows.append(
         [
             "mean",
@@ -667,6 +685,8 @@ def render_seeds(results: list[dict], seeds_arg: str, info: dict) -> str:
                 ],
                 rows,
             ),
+            "",
+            oracle_line,
         ]
     )
 

@@ -245,6 +245,7 @@ class DateKind(ComparisonKind):
     LEVELS = (
         "exact",
         "day_month_swapped",
+        "year_off_same_day_month",
         "one_component_off",
         "partial_same_year",
         "same_year",
@@ -265,8 +266,8 @@ class DateKind(ComparisonKind):
         _need(comp, "year", where, "a date comparison needs 'year' (and month, day)")
 
     def compare(self, comp, pairs):
-        """exact / day–month swapped / one component off / partial same year / same year /
-        ±1 year / else."""
+        """exact / day–month swapped / year ±1 with day and month kept / one component off /
+        partial same year / same year / ±1 year / else."""
         n = pairs.size
 
         def side(col, left):
@@ -294,6 +295,9 @@ class DateKind(ComparisonKind):
         gamma[partial] = lv["partial_same_year"]
         n_equal = same_y.astype(np.int8) + (ml == mr) + (dl == dr)
         gamma[full & (n_equal == 2)] = lv["one_component_off"]
+        # a year mistyped by one with day and month kept: far rarer among different people
+        # (about 2 in 365 × the years' spread) than another day in the same month and year
+        gamma[full & year_near & (ml == mr) & (dl == dr)] = lv["year_off_same_day_month"]
         gamma[full & same_y & (ml == dr) & (dl == mr) & (ml != dl)] = lv["day_month_swapped"]
         gamma[full & (n_equal == 3)] = lv["exact"]
         gamma[(yl < 0) | (yr < 0)] = MISSING

@@ -69,7 +69,8 @@ class Comparison:
         ``key`` (equal ``key_column``, e.g. the transliteration key), then one level per
         Jaro–Winkler threshold (on the best of the plain, token-sorted and token-subset
         forms), then ``else``. Term-frequency adjustment on ``exact`` and ``key`` when ``tf``.
-      * ``date``: ``exact``, ``day_month_swapped``, ``one_component_off``,
+      * ``date``: ``exact``, ``day_month_swapped``, ``year_off_same_day_month``,
+        ``one_component_off``,
         ``partial_same_year`` (a default/partial date of the same year), ``same_year``,
         ``year_off_by_one``, ``else``; columns ``year``/``month``/``day``/``quality``.
       * ``exact``: ``exact``, optionally ``same_group`` (equal ``group_column``), ``else``.
@@ -179,6 +180,9 @@ class LinkageSettings:
     #: (a person registered many times counts once); a record missing the first of them
     #: counts only where no record with it has the same names. Absent columns are skipped.
     tf_person_columns: list[str] = field(default_factory=lambda: ["birth_year", "sex"])
+    #: People added to the count of every value before its term frequency is taken
+    #: (shrinks the weight of names seen once or twice; 0 = raw frequencies).
+    tf_pseudo_people: float = 0.0
     #: Match-probability threshold for clustering, or "auto": the one maximising the
     #: model-expected F1 (chosen without truth).
     threshold: float | str = 0.5
@@ -304,6 +308,8 @@ class LinkageSettings:
                 raise ConfigError("threshold must be a probability or 'auto'", key="threshold")
         elif not 0.0 < float(self.threshold) < 1.0:
             raise ConfigError("threshold must be strictly between 0 and 1", key="threshold")
+        if not 0.0 <= self.tf_pseudo_people <= 1000.0:
+            raise ConfigError("must be between 0 and 1000", key="tf_pseudo_people")
         if self.max_block_size < 2:
             raise ConfigError("max_block_size must be at least 2", key="max_block_size")
 
@@ -376,6 +382,17 @@ DEFAULT_SETTINGS: dict[str, Any] = {
             "refine": ["first1(family_name_key)"],
         },
         {
+            "name": "given_key_nat_month_year_pm1",
+            "keys": ["given_name_key", "nationality_iso3", "birth_month", "birth_year"],
+            "right_keys": [
+                "given_name_key",
+                "nationality_iso3",
+                "birth_month",
+                "plus1(birth_year)",
+            ],
+            "refine": ["sex"],
+        },
+        {
             "name": "name_prefixes_birth_year",
             "keys": ["first2(family_name)", "first2(given_name)", "birth_year"],
             "refine": ["sex", "nationality_iso3"],
@@ -418,7 +435,13 @@ DEFAULT_SETTINGS: dict[str, Any] = {
             "column": "nationality_iso3",
             "group_column": "nationality_region",
         },
-        {"name": "v_number", "kind": "id", "column": "v_number", "one_side_level": True},
+        {
+            "name": "v_number",
+            "kind": "id",
+            "column": "v_number",
+            "one_side_level": True,
+            "both_missing_level": True,
+        },
     ],
     "name_swap": ["given_name", "family_name"],
     "training_sessions": [
@@ -434,5 +457,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
         },
     ],
     "session_u": ["sex", "nationality"],
+    "tf_pseudo_people": 3.0,
     "alias_comparisons": ["v_number", "sex"],
 }

@@ -184,8 +184,8 @@ def test_sex_nationality_vnumber_levels():
     named, _, _ = levels_of(rec, [(0, 1), (0, 2), (0, 3), (0, 4), (4, 5)])
     assert named["sex"] == ["exact", "else", "else", "missing", "missing"]
     assert named["nationality"] == ["exact", "same_group", "else", "missing", "missing"]
-    # a V-number on one record only is evidence of its own; on neither it is neutral
-    assert named["v_number"] == ["exact", "one_edit", "else", "one_side_only", "missing"]
+    # a V-number on one record only is evidence of its own, and so is one on neither record
+    assert named["v_number"] == ["exact", "one_edit", "else", "one_side_only", "both_missing"]
 
 
 def test_given_family_swap_is_detected_and_compared_aligned():
@@ -225,7 +225,8 @@ def test_tf_common_name_weighs_less_than_rare_name():
     rows += [{"given_name": "zakariya", "given_name_key": "SKR"}] * 2
     rows = [dict(r, family_name=f"fam{k}") for k, r in enumerate(rows)]
     rec = canonical(rows)
-    named, tf, _ = levels_of(rec, [(0, 1), (98, 99)])
+    raw = LinkageSettings.from_dict({"tf_pseudo_people": 0.0})
+    named, tf, _ = levels_of(rec, [(0, 1), (98, 99)], raw)
     assert named["given_name"] == ["exact", "exact"]
     common, rare = tf["given_name"]
     assert common < 0 < rare
@@ -248,8 +249,9 @@ def test_tf_counts_people_not_registrations():
         people
         + [{"given_name": "zakariya", "given_name_key": "SKR", "family_name": "idrissi"}] * 20
     )
-    _, tf_once, _ = levels_of(once, [(50, 51)])
-    _, tf_often, _ = levels_of(often, [(50, 51)])
+    raw = LinkageSettings.from_dict({"tf_pseudo_people": 0.0})
+    _, tf_once, _ = levels_of(once, [(50, 51)], raw)
+    _, tf_often, _ = levels_of(often, [(50, 51)], raw)
     assert tf_often["given_name"][0] == pytest.approx(tf_once["given_name"][0])
     assert tf_once["given_name"][0] == pytest.approx(np.log2(51 / 51**2 / (1 / 51)), abs=1e-4)
 

@@ -190,8 +190,8 @@ def test_person_columns_for_name_frequencies_live_in_settings():
     """Name frequencies count people told apart by ``tf_person_columns``: with only the
     names, five registrations of one man count once, and so do two namesakes."""
     rows = [dict(PEOPLE[0])] * 5 + [dict(PEOPLE[0], birth_date=D(1950, 1, 2))] + PEOPLE[2:3]
-    default = LinkageSettings.default()
-    names_only = LinkageSettings.from_dict({"tf_person_columns": []})
+    default = LinkageSettings.from_dict({"tf_pseudo_people": 0.0})
+    names_only = LinkageSettings.from_dict({"tf_person_columns": [], "tf_pseudo_people": 0.0})
     _, p1 = _prepared(canonical(rows), default)
     _, p2 = _prepared(canonical(rows), names_only)
     code = int(p1.codes["family_name"][0])
