@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from recapture.errors import ConfigError
+from recapture.linkage.kinds import kind_of
 from recapture.loader import build, convert, read_toml
 
 #: Blocking-key transforms: ``first3(family_name)``, ``last2(x)``, ``token1(x)``, ``compact(x)``,
@@ -103,8 +104,6 @@ class Comparison:
 
     @property
     def kind_object(self):
-        from recapture.linkage.kinds import kind_of
-
         return kind_of(self.kind)
 
     def level_names(self) -> list[str]:
@@ -255,8 +254,6 @@ class LinkageSettings:
         cnames = [c.name for c in self.comparisons]
         if len(set(cnames)) != len(cnames):
             raise ConfigError("comparison names must be unique", key="comparisons")
-        from recapture.linkage.kinds import kind_of
-
         for i, comp in enumerate(self.comparisons):
             where = f"comparisons[{i}]"
             kind = kind_of(comp.kind, f"{where}.kind")
