@@ -224,6 +224,55 @@ def test_other_families_and_the_bootstrap_run_the_em():
     np.testing.assert_array_equal(em.bootstrap_replicates, again.bootstrap_replicates)
 
 
+def _tiny_stratum(seed: int = 3, N: int = 4000) -> pl.DataFrame:
+    """Two regions of thousands and a region 'd' of 6 persons, one seen twice: a resample
+    leaves 'd' without repeated captures in about e⁻¹ of the draws (its ML coefficient
+    then runs to −∞ and N̂* to 10¹²); region unknown with probability 0.3^y."""
+    rng = np.random.default_rng(seed)
+    region = rng.choice(2, N, p=[0.6, 0.4])
+    sex = rng.integers(0, 2, N)
+    y = rng.poisson(np.exp(-0.7 + 0.4 * sex - 0.5 * region))
+    big = pl.DataFrame({"sex": SEX[sex], "region": REGION[region], "y": y})
+    tiny = pl.DataFrame({"sex": ["f", "m"] * 3, "region": ["d"] * 6, "y": [2, 1, 1, 1, 1, 1]})
+    persons = pl.concat([big, tiny.with_columns(pl.col("y").cast(big["y"].dtype))])
+    persons = persons.filter(pl.col("y") > 0)
+    unknown = rng.random(persons.height) < 0.3 ** persons["y"].to_numpy()
+    return persons.with_columns(
+        pl.when(pl.Series(unknown)).then(None).otherwise("region").alias("region")
+    )
+
+
+def test_the_em_bootstrap_refits_diverging_replicates_and_counts_failures():
+    persons = _tiny_stratum()
+    model = ZeroTruncatedPoisson("~ sex + region")
+    em = fit_count_em(model, persons, count="y", variance="bootstrap", replicates=100, seed=1)
+    info = em.bootstrap_info
+    # the complete-data rule flags the replicates where 'd' lost its repeated capture
+    assert 0.15 < info["share_flagged"] < 0.6
+    assert info["penalty"] == "firth" and info["n_failed"] == 0
+    reps = em.bootstrap_replicates
+    assert np.isfinite(reps).all() and reps.max() < 1.5 * em.population_size
+    lo, hi = em.confint()
+    assert lo < em.population_size < hi < 1.3 * em.population_size
+    assert any("refitted with a firth penalty" in w for w in em.warnings)
+    # kept as they are, the diverged replicates reach N̂* ≫ 50 n: they fail, are counted,
+    # and the SD and interval come from the others
+    raw = fit_count_em(
+        model,
+        persons,
+        count="y",
+        variance="bootstrap",
+        replicates=100,
+        seed=1,
+        bootstrap_penalty="none",
+    )
+    info = raw.bootstrap_info
+    assert info["n_failed"] > 10 and info["share_failed"] == info["n_failed"] / 100
+    assert np.isnan(raw.bootstrap_replicates).sum() == info["n_failed"]
+    assert np.isfinite(raw.se) and raw.confint()[1] < 2 * raw.population_size
+    assert any("failed and were left out" in w and "understate" in w for w in raw.warnings)
+
+
 def test_every_person_unknown_is_a_clear_error():
     _, masked = _world(6, 500, 0.3)
     masked = masked.with_columns(pl.lit(None, dtype=pl.String).alias("region"))

@@ -36,6 +36,8 @@ from recapture.workers import worker_pool
 
 BOOTSTRAP_TYPES = ("parametric", "semiparametric", "nonparametric")
 DIVERGENCE = 8.0
+#: Above this share of failed replicates the warning says the interval understates.
+FAILED_SHARE_WARNING = 0.05
 
 
 @dataclass
@@ -64,7 +66,7 @@ def _draw(job: _Job, rng: np.random.Generator) -> np.ndarray:
     return counts[:, 1:].reshape(-1).astype(float)
 
 
-def _separated(problem: CountProblem, w: np.ndarray) -> bool:
+def separated(problem: CountProblem, w: np.ndarray) -> bool:
     """A 0/1 design column whose units on one side have no repeated captures."""
     repeat = (problem.y == 2) if not problem.family.uses_all_counts else (problem.y >= 2)
     mask = problem.family.fit_mask(problem.y)
@@ -83,25 +85,93 @@ def _separated(problem: CountProblem, w: np.ndarray) -> bool:
     return False
 
 
+def diverged(
+    problem: CountProblem,
+    w: np.ndarray,
+    beta: np.ndarray,
+    converged: bool,
+    n_hat: float,
+    beta_ref: np.ndarray,
+    active: np.ndarray,
+) -> bool:
+    """Whether a replicate's ML refit (coefficients ``beta`` on cell frequencies ``w``) has
+    diverged: it did not converge, N̂ is not finite, a coefficient moved more than
+    ``DIVERGENCE`` from the full-data ``beta_ref``, or a 0/1 design column has no repeated
+    captures on one side (the ML estimate does not exist). Every bootstrap of a count model
+    (the EM's too) flags its replicates by this one rule."""
+    return (
+        not converged
+        or not np.isfinite(n_hat)
+        or not np.all(np.isfinite(beta[active]))
+        or np.max(np.abs(beta - beta_ref)[active], initial=0.0) > DIVERGENCE
+        or separated(problem, w)
+    )
+
+
+def replicate_penalty(problem: CountProblem, penalty: str | None) -> str | None:
+    """The penalty of the refits of flagged replicates: ``firth``, ``ridge`` or None (kept
+    as they are); Firth's is implemented for single-predictor families, the others get
+    the ridge."""
+    if penalty == "none":
+        penalty = None
+    if penalty not in (None, "firth", "ridge"):
+        raise ConfigError(
+            f"unknown bootstrap penalty {penalty!r} (firth, ridge or none)", key="bootstrap_penalty"
+        )
+    if penalty == "firth" and len(problem.X) > 1:
+        return "ridge"
+    return penalty
+
+
+def bootstrap_warnings(
+    info: dict[str, Any], reps: np.ndarray, n_observed: float, absurd_ratio: float
+) -> list[str]:
+    """What a result says about its bootstrap: an absurd distribution, failed replicates
+    (left out of the SD and the interval; a large share makes the interval rest on the
+    replicates that happened to behave) and flagged ones."""
+    out = []
+    finite = reps[np.isfinite(reps)]
+    replicates = info["replicates"]
+    if len(finite) and np.quantile(finite, 0.975) > absurd_ratio * n_observed:
+        out.append(
+            f"the bootstrap distribution is absurd (97.5% quantile {np.quantile(finite, 0.975):,.3g} "
+            f"against n = {n_observed:,}): the model is not supported by the data"
+        )
+    if info["n_failed"]:
+        share = info["n_failed"] / replicates
+        out.append(
+            f"{info['n_failed']} of {replicates} bootstrap replicates failed and were left out"
+            + (
+                f" ({share:.0%}: the SD and the percentile interval rest on the other "
+                f"{replicates - info['n_failed']} and understate the uncertainty)"
+                if share > FAILED_SHARE_WARNING
+                else ""
+            )
+        )
+    if info["share_flagged"] > 0:
+        out.append(
+            f"{info['share_flagged']:.1%} of bootstrap replicates diverged under ML "
+            f"(separation or non-convergence) and were refitted with a {info['penalty']} penalty"
+            if info["penalty"] != "none"
+            else f"{info['share_flagged']:.1%} of bootstrap replicates diverged under ML and were kept as they are"
+        )
+    return out
+
+
 def _one(job: _Job, seed: np.random.SeedSequence) -> tuple[float, float, bool, bool]:
     """(robust N̂*, ML N̂*, flagged, failed) for one replicate."""
     rng = np.random.default_rng(seed)
     w = _draw(job, rng)
     if w.sum() == 0:
         return np.nan, np.nan, True, True
-    if job.penalty is not None and _separated(job.problem, w):
+    if job.penalty is not None and separated(job.problem, w):
         # ML has no finite maximiser here: go straight to the penalised fit
         robust = fit_ml(job.problem, w, job.beta, penalty=job.penalty, max_iter=100, tol=1e-8)
         n_rob = population_size(job.problem, robust.beta, w)
         return n_rob, np.nan, True, not np.isfinite(n_rob)
     fit = fit_ml(job.problem, w, job.beta, max_iter=60, tol=1e-8)
     n_ml = population_size(job.problem, fit.beta, w) if np.all(np.isfinite(fit.beta)) else np.nan
-    flagged = (
-        not fit.converged
-        or not np.isfinite(n_ml)
-        or np.max(np.abs(fit.beta - job.beta)[fit.active], initial=0.0) > DIVERGENCE
-        or (job.penalty is None and _separated(job.problem, w))
-    )
+    flagged = diverged(job.problem, w, fit.beta, fit.converged, n_ml, job.beta, fit.active)
     if not flagged or job.penalty is None:
         return n_ml, n_ml, flagged, not np.isfinite(n_ml)
     robust = fit_ml(job.problem, w, job.beta, penalty=job.penalty, max_iter=100, tol=1e-8)
@@ -165,12 +235,7 @@ def run_bootstrap(
         )
     if replicates < 2:
         raise ConfigError("need at least 2 bootstrap replicates", key="replicates")
-    if penalty not in (None, "firth", "ridge"):
-        raise ConfigError(
-            f"unknown bootstrap penalty {penalty!r} (firth, ridge or none)", key="bootstrap_penalty"
-        )
-    if penalty == "firth" and len(problem.X) > 1:
-        penalty = "ridge"  # Firth's penalty is implemented for single-predictor families
+    penalty = replicate_penalty(problem, penalty)
     n_obs = float(problem.w.sum())
     if kind != "parametric" and not np.allclose(problem.w, np.round(problem.w)):
         raise ConfigError(

@@ -24,7 +24,7 @@ from scipy import stats
 
 from recapture.errors import ConfigError
 from recapture.estimators.count import families as fams
-from recapture.estimators.count.bootstrap import run_bootstrap
+from recapture.estimators.count.bootstrap import bootstrap_warnings, run_bootstrap
 from recapture.estimators.count.diagnostics import (
     FittedCountModel,
     dfpopsize,
@@ -275,23 +275,7 @@ class CountModel:
             result.variance_components["analytic_se"] = result.se
             result.se = info["sd"]
             result.default_interval = "bootstrap"
-            finite = reps[np.isfinite(reps)]
-            if len(finite) and np.quantile(finite, 0.975) > self.absurd_ratio * result.n_observed:
-                result.warnings.append(
-                    f"the bootstrap distribution is absurd (97.5% quantile {np.quantile(finite, 0.975):,.3g} "
-                    f"against n = {result.n_observed:,}): the model is not supported by the data"
-                )
-            if info["n_failed"]:
-                result.warnings.append(
-                    f"{info['n_failed']} of {replicates} bootstrap replicates failed and were left out"
-                )
-            if info["share_flagged"] > 0:
-                result.warnings.append(
-                    f"{info['share_flagged']:.1%} of bootstrap replicates diverged under ML "
-                    f"(separation or non-convergence) and were refitted with a {info['penalty']} penalty"
-                    if info["penalty"] != "none"
-                    else f"{info['share_flagged']:.1%} of bootstrap replicates diverged under ML and were kept as they are"
-                )
+            result.warnings += bootstrap_warnings(info, reps, result.n_observed, self.absurd_ratio)
         if interval is not None:
             result.default_interval = interval
         return result

@@ -41,6 +41,11 @@ import polars as pl
 from scipy import sparse, stats
 
 from recapture.errors import ConfigError, InputError
+from recapture.estimators.count.bootstrap import (
+    bootstrap_warnings,
+    diverged,
+    replicate_penalty,
+)
 from recapture.estimators.count.fit import fit_ml, population_estimate, population_size
 from recapture.estimators.count.problem import (
     CountProblem,
@@ -608,7 +613,9 @@ def fit_count_em(
         + (f" and {', '.join(history)}" if history else ""),
     }
     if variance == "bootstrap":
-        _bootstrap(result, model, lay, state, replicates, seed)
+        penalty = fit_options.get("bootstrap_penalty", "firth")
+        with np.errstate(all="ignore"):  # diverging replicates are counted, not printed
+            _bootstrap(result, model, lay, state, fit, replicates, seed, penalty)
     if interval is not None:
         if interval not in result.available_intervals():
             raise ConfigError(
@@ -650,39 +657,75 @@ def _adjust_strata(result, final, beta, active, p, N_k, C_obs, C_c, D) -> None:
             row["lognormal_lower"], row["lognormal_upper"] = obs + f0 / c, obs + f0 * c
 
 
-def _bootstrap(result, model, lay: _Layout, state: _EMState, replicates: int, seed) -> None:
+def _bootstrap(
+    result, model, lay: _Layout, state: _EMState, fit, replicates: int, seed, penalty
+) -> None:
     """Resample persons (complete cells and unknown groups alike) and rerun the EM.
 
     The number seen varies too: n* ~ Binomial(N̂, n/N̂), then n* persons drawn with
-    replacement from the observed (a resample of fixed size would miss Var(n))."""
+    replacement from the observed (a resample of fixed size would miss Var(n)).
+
+    A replicate is flagged by the complete-data bootstrap's rule (``diverged``: the EM did
+    not converge, N̂* is not finite, a coefficient moved more than 8 from the full-data
+    fit, or a 0/1 design column has no repeated captures on one side in the completed
+    cells) or when N̂* exceeds ``absurd_ratio`` × n*; a flagged replicate is refitted by
+    the EM with the penalised M-step (Firth; ridge for two-predictor families). A
+    replicate still not finite or absurd has *failed*: it is counted and left out of the
+    SD and the percentile interval."""
     rng = np.random.default_rng(seed)
+    prob = lay.problem
+    penalty = replicate_penalty(prob, penalty)
     nc = lay.n_complete_rows
     base = np.concatenate([lay.w_complete, lay.w_group])
     n = base.sum()
     N = max(float(result.population_size), n) if np.isfinite(result.population_size) else n
     probs = base / n
     reps = np.full(replicates, np.nan)
+    flagged = np.zeros(replicates, dtype=bool)
+    failed = np.zeros(replicates, dtype=bool)
+
+    def refit(wc, wg, pen):
+        st = _em(lay, wc, wg, state.beta, state.p, penalty=pen, max_iter=200, tol=1e-9)
+        w_cell = np.bincount(lay.r_cell, weights=st.row_w, minlength=len(prob.w))
+        return st, w_cell, population_size(prob, st.beta, _model_cells(lay, st, w_cell))
+
     for b in range(replicates):
         n_b = rng.binomial(int(round(N)), n / N)
         draw = rng.multinomial(n_b, probs).astype(float)
         wc, wg = draw[:nc], draw[nc:]
         try:
-            st = _em(
-                lay, wc, wg, state.beta, state.p, penalty=model.penalty, max_iter=200, tol=1e-9
+            st, w_cell, n_hat = refit(wc, wg, model.penalty)
+            absurd = not n_hat <= model.absurd_ratio * n_b
+            flagged[b] = absurd or diverged(
+                prob, w_cell, st.beta, st.converged, n_hat, state.beta, fit.active
             )
-            w_cell = np.bincount(lay.r_cell, weights=st.row_w, minlength=len(lay.problem.w))
-            reps[b] = population_size(lay.problem, st.beta, _model_cells(lay, st, w_cell))
+            if flagged[b] and penalty is not None and model.penalty is None:
+                st, w_cell, n_hat = refit(wc, wg, penalty)
+                absurd = not n_hat <= model.absurd_ratio * n_b
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+            failed[b] = flagged[b] = True
             continue
-    finite = reps[np.isfinite(reps)]
+        if absurd:  # not finite, or beyond any plausible N: a boundary of the likelihood
+            failed[b] = True
+        else:
+            reps[b] = n_hat
+    valid = reps[~failed]
     result.bootstrap_replicates = reps
     result.bootstrap_info = {
         "kind": "nonparametric (n* ~ Binomial(N̂, n/N̂)), EM refitted in each replicate",
         "replicates": replicates,
-        "n_failed": int(replicates - len(finite)),
-        "sd": float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan"),
+        "penalty": penalty or "none",
+        "n_flagged": int(flagged.sum()),
+        "share_flagged": float(flagged.mean()),
+        "n_failed": int(failed.sum()),
+        "share_failed": float(failed.mean()),
+        "mean": float(np.mean(valid)) if len(valid) else float("nan"),
+        "sd": float(np.std(valid, ddof=1)) if len(valid) > 1 else float("nan"),
         "seed": seed,
     }
+    result.warnings += bootstrap_warnings(
+        result.bootstrap_info, reps, result.n_observed, model.absurd_ratio
+    )
     result.variance_components["analytic_se"] = result.se
     result.se = result.bootstrap_info["sd"]
     result.default_interval = "bootstrap"
