@@ -31,6 +31,8 @@ Prints and writes the ``missing_covariates`` section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing as mp
 import os
 import sys
 import time
@@ -40,7 +42,7 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_line, write_section  # noqa: E402
+from _common import machine, machine_line, write_section  # noqa: E402
 
 from recapture.estimators.covariates import merge_sparse_levels  # noqa: E402
 from recapture.pipelines.demo import demo_world_config  # noqa: E402
@@ -52,6 +54,7 @@ MIN_INFORMATIVE = 5
 COVARIATES = ["sex", "age_class", "region"]
 #: the default interval before the bias-reduced one, for the before/after columns
 PREVIOUS_INTERVAL = {"ztpoisson": "normal", "loglinear": "profile"}
+RESULTS = Path(__file__).resolve().parent / "results" / "missing_covariates.jsonl"
 ESTIMATORS = {
     "ZTP ~ sex + age_class + region": (
         "ztpoisson",
@@ -129,75 +132,148 @@ def apply_merges(persons: pl.DataFrame, merges: dict[str, list[str]]) -> pl.Data
     )
 
 
-def _fit(persons, model, options, rule):
-    """N̂, the default interval, the previous default interval, the default's name."""
+FIT_KEYS = (
+    "n_hat",
+    "lo",
+    "hi",
+    "plo",
+    "phi",
+    "se",
+    "n",
+    "reduced",
+    "se_reduced",
+    "se_complete",
+    "mis",
+)
+
+
+def _fit(persons, model, options, rule) -> dict:
+    """N̂, the default interval, the previous default's, and what an interval is made of
+    (SE, n, the bias-reduced N̂, the complete-data SE and the missing-information variance),
+    so that other intervals can be computed from the results file without refitting."""
     try:
         r = _fit_one(persons, model, options, rule)
         lo, hi = r.confint()
         plo, phi = r.confint(PREVIOUS_INTERVAL[model])
-        return r.population_size, lo, hi, plo, phi, r.default_interval
+        vc = r.variance_components or {}
+        return {
+            "n_hat": r.population_size,
+            "lo": lo,
+            "hi": hi,
+            "plo": plo,
+            "phi": phi,
+            "se": r.se,
+            "n": float(r.n_observed),
+            "reduced": r.extra.get("population_size_bias_reduced", np.nan),
+            "se_reduced": r.extra.get("se_bias_reduced", np.nan),
+            "se_complete": vc.get("complete_data_se", r.se),
+            "mis": vc.get("missing_information", 0.0),
+            "interval": r.default_interval,
+        }
     except Exception as exc:  # a failed fit is counted, not fatal
         print(f"    failed ({rule}): {exc}", file=sys.stderr)
-        return np.nan, np.nan, np.nan, np.nan, np.nan, ""
+        return {**dict.fromkeys(FIT_KEYS, np.nan), "interval": ""}
 
 
-def run(worlds: int, size: int, seed: int) -> dict:
+def one_world(task: tuple[int, int, int]) -> list[dict]:
+    """Every rate and estimator of world ``w`` (seed ``seed + w``): one row each."""
+    from recapture import progress
+
+    w, size, seed = task
+    progress.set_quiet(True)
     t0 = time.perf_counter()
-    rows = []
-    for w in range(worlds):
-        persons, records, true_n = world_persons(seed + w, size)
-        merges = {name: merged_like(persons, m) for name, (m, _) in ESTIMATORS.items()}
-        full = {
-            name: _fit(apply_merges(persons, merges[name]), m, o, "em")
-            for name, (m, o) in ESTIMATORS.items()
-        }
-        for rate in RATES:
-            rng = np.random.default_rng([seed + w, int(rate * 1000)])
-            masked = blank(persons, records, rate, rng)
-            for name, (model, options) in ESTIMATORS.items():
-                merged = apply_merges(masked, merges[name])
-                em = _fit(merged, model, options, "em")
-                al = _fit(merged, model, options, "allocate")
-                seen = masked.filter(pl.col("n_police") > 0) if model == "ztpoisson" else masked
-                unknown = seen.filter(
-                    (pl.col("region") == "unknown") | (pl.col("age_class") == "unknown")
-                )
-                rows.append(
-                    {
-                        "world": w,
-                        "rate": rate,
-                        "estimator": name,
-                        "truth": true_n,
-                        "full": full[name][0],
-                        "full_lo": full[name][1],
-                        "full_hi": full[name][2],
-                        "full_plo": full[name][3],
-                        "full_phi": full[name][4],
-                        "em": em[0],
-                        "em_lo": em[1],
-                        "em_hi": em[2],
-                        "em_plo": em[3],
-                        "em_phi": em[4],
-                        "interval": em[5],
-                        "allocate": al[0],
-                        "unknown_share": unknown.height / seen.height,
-                    }
-                )
-        if (w + 1) % 10 == 0:
-            print(f"  {w + 1} worlds, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    return {
-        "rows": pl.DataFrame(rows),
-        "worlds": worlds,
-        "size": size,
-        "seed": seed,
-        "seconds": time.perf_counter() - t0,
+    persons, records, true_n = world_persons(seed + w, size)
+    merges = {name: merged_like(persons, m) for name, (m, _) in ESTIMATORS.items()}
+    full = {
+        name: _fit(apply_merges(persons, merges[name]), m, o, "em")
+        for name, (m, o) in ESTIMATORS.items()
     }
+    rows = []
+    for rate in RATES:
+        rng = np.random.default_rng([seed + w, int(rate * 1000)])
+        masked = blank(persons, records, rate, rng)
+        for name, (model, options) in ESTIMATORS.items():
+            merged = apply_merges(masked, merges[name])
+            em = _fit(merged, model, options, "em")
+            al = _fit(merged, model, options, "allocate")
+            seen = masked.filter(pl.col("n_police") > 0) if model == "ztpoisson" else masked
+            unknown = seen.filter(
+                (pl.col("region") == "unknown") | (pl.col("age_class") == "unknown")
+            )
+            rows.append(
+                {
+                    "world": w,
+                    "seed": seed + w,
+                    "size": size,
+                    "rate": rate,
+                    "estimator": name,
+                    "truth": true_n,
+                    **{f"full_{k}": full[name][k] for k in FIT_KEYS},
+                    **{f"em_{k}": em[k] for k in FIT_KEYS},
+                    "interval": em["interval"],
+                    "allocate": al["n_hat"],
+                    "unknown_share": unknown.height / seen.height,
+                }
+            )
+    for r in rows:
+        r["seconds"] = time.perf_counter() - t0
+    return rows
 
 
-def summarise(res: dict) -> pl.DataFrame:
-    df = res["rows"].with_columns(
-        (pl.col("em") / pl.col("full") - 1).alias("dev_em"),
-        (pl.col("allocate") / pl.col("full") - 1).alias("dev_allocate"),
+def read_results(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def run(worlds: list[int], size: int, seed: int, jobs: int, results: Path, batch: str) -> None:
+    """Run ``worlds`` (indices; world w has seed ``seed + w``) and append their rows to
+    ``results`` as each world finishes, so an interrupted run keeps what it measured."""
+    t0 = time.perf_counter()
+    results.parent.mkdir(parents=True, exist_ok=True)
+    tasks = [(w, size, seed) for w in worlds]
+    with open(results, "a", encoding="utf-8") as out:
+
+        def record(rows: list[dict]) -> None:
+            for r in rows:
+                r["batch"] = batch
+                out.write(json.dumps(r, default=float) + "\n")
+            out.flush()
+            done = len(rows) and rows[0]["world"]
+            print(
+                f"  world {done} ({rows[0]['seconds']:.0f} s; {time.perf_counter() - t0:.0f} s in all)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        if jobs > 1:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            for k in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                os.environ[k] = "1"
+            ctx = mp.get_context("spawn")
+            with ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+                for fut in as_completed([pool.submit(one_world, t) for t in tasks]):
+                    record(fut.result())
+        else:
+            for t in tasks:
+                record(one_world(t))
+
+
+def wilson(k: float, n: float, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson's 95% interval for a proportion k / n (the Monte-Carlo error of a coverage)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
+def summarise(rows: pl.DataFrame) -> pl.DataFrame:
+    df = rows.with_columns(
+        (pl.col("em_n_hat") / pl.col("full_n_hat") - 1).alias("dev_em"),
+        (pl.col("allocate") / pl.col("full_n_hat") - 1).alias("dev_allocate"),
         ((pl.col("em_lo") <= pl.col("truth")) & (pl.col("truth") <= pl.col("em_hi"))).alias(
             "cover_em"
         ),
@@ -212,10 +288,10 @@ def summarise(res: dict) -> pl.DataFrame:
         ),
         (pl.col("truth") < pl.col("em_lo")).alias("em_low_miss"),
         (pl.col("truth") > pl.col("em_hi")).alias("em_high_miss"),
-        (pl.col("full") / pl.col("truth") - 1).alias("bias_full"),
+        (pl.col("full_n_hat") / pl.col("truth") - 1).alias("bias_full"),
     )
-    return (
-        df.drop_nans(["em", "full", "allocate"])
+    out = (
+        df.drop_nans(["em_n_hat", "full_n_hat", "allocate"])
         .group_by("estimator", "rate", maintain_order=True)
         .agg(
             pl.len().alias("worlds"),
@@ -223,55 +299,84 @@ def summarise(res: dict) -> pl.DataFrame:
             pl.col("dev_em").mean().alias("mean_dev_em"),
             (pl.col("dev_em").std() / pl.len().sqrt()).fill_null(float("nan")).alias("mc_se_em"),
             pl.col("dev_allocate").mean().alias("mean_dev_allocate"),
+            pl.col("cover_em").sum().alias("covered_em"),
             pl.col("cover_em").mean().alias("coverage_em"),
             pl.col("em_low_miss").mean().alias("em_low_miss"),
             pl.col("em_high_miss").mean().alias("em_high_miss"),
+            pl.col("cover_full").sum().alias("covered_full"),
             pl.col("cover_full").mean().alias("coverage_full"),
             pl.col("cover_em_prev").mean().alias("coverage_em_prev"),
             pl.col("cover_full_prev").mean().alias("coverage_full_prev"),
             pl.col("bias_full").mean().alias("bias_full"),
             pl.col("interval").first().alias("interval"),
-            pl.col("em").mean().alias("mean_em"),
+            pl.col("em_n_hat").mean().alias("mean_em"),
             pl.col("truth").mean().alias("mean_truth"),
         )
         .sort("estimator", "rate", descending=[True, False])
     )
+    ci = {
+        key: [wilson(k, n) for k, n in zip(out[f"covered_{key}"], out["worlds"], strict=True)]
+        for key in ("em", "full")
+    }
+    return out.with_columns(
+        pl.Series(f"{key}_{end}", [c[i] for c in ci[key]])
+        for key in ci
+        for i, end in enumerate(("wilson_lo", "wilson_hi"))
+    )
 
 
-def markdown(res: dict, summary: pl.DataFrame) -> str:
+def _command(batch: str) -> str:
+    threads = os.environ.get("OPENBLAS_NUM_THREADS")
+    return (f"OPENBLAS_NUM_THREADS={threads} " if threads else "") + batch
+
+
+def markdown(rows: pl.DataFrame, summary: pl.DataFrame) -> str:
+    worlds = rows["world"].n_unique()
+    size = int(rows["size"][0])
+    batches = rows.group_by("batch", maintain_order=True).agg(
+        pl.col("world").n_unique().alias("worlds"),
+        pl.col("world").min().alias("first"),
+        pl.col("world").max().alias("last"),
+    )
+    per_world = rows.group_by("world").agg(pl.col("seconds").first())["seconds"]
     lines = [
         "## Unknown covariates: EM against the full-covariate fit",
         "",
-        "Command: `"
-        + (
-            f"OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']} "
-            if os.environ.get("OPENBLAS_NUM_THREADS")
-            else ""
-        )
-        + f"python bench/bench_missing_covariates.py --worlds {res['worlds']} "
-        f"--population {res['size']} --seed {res['seed']}`",
+        "Commands (the results file `bench/results/missing_covariates.jsonl` holds every "
+        "world; `--add K` runs the next K worlds — fresh seeds, the world index after the "
+        "last one in the file — and the table pools them all):",
         "",
-        machine_line(),
+    ]
+    lines += [
+        f"* `{b['batch']}` — worlds {b['first']}–{b['last']} ({b['worlds']})"
+        for b in batches.iter_rows(named=True)
+    ]
+    lines += [
         "",
-        f"{res['worlds']} demo worlds (the models' assumptions hold) of {res['size']:,} people, "
+        machine_line() + f". Table written {machine()['date']}.",
+        "",
+        f"{worlds} demo worlds (the models' assumptions hold) of {size:,} people, "
         "persons from the true links with the true sex, age class and region; each "
         "registration's nationality and birth date blanked with probability r, so a person's "
         "value is unknown only when all their registrations lack it. Deviation = N̂ / N̂(full "
         "covariates) − 1 per world, averaged; coverage = share of worlds whose default 95% "
-        f"interval holds the true N. Wall time {res['seconds']:.0f} s.",
+        "interval holds the true N, with its Wilson 95% interval (the Monte-Carlo error). "
+        f"Median time per world {np.median(per_world.to_numpy()):.0f} s (all rates and "
+        "estimators, one core, machine shared with other work).",
         "",
         "| estimator | r | worlds | persons with an unknown | EM: mean deviation (MC s.e.) "
-        "| allocate: mean deviation | EM: 95% coverage (truth below it / above it) "
-        "| full covariates: 95% coverage | previous default interval: EM / full |",
+        "| allocate: mean deviation | EM: 95% coverage [Wilson 95%] (truth below it / above it) "
+        "| full covariates: 95% coverage [Wilson 95%] | previous default interval: EM / full |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary.iter_rows(named=True):
         lines.append(
             f"| {r['estimator']} | {r['rate']:.0%} | {r['worlds']} | {r['unknown_share']:.1%} "
             f"| {r['mean_dev_em']:+.2%} ({r['mc_se_em']:.2%}) | {r['mean_dev_allocate']:+.2%} "
-            f"| {r['coverage_em']:.1%} ({r['em_low_miss']:.1%} / {r['em_high_miss']:.1%}) "
-            f"| {r['coverage_full']:.1%} | {r['coverage_em_prev']:.1%} / "
-            f"{r['coverage_full_prev']:.1%} |"
+            f"| {r['coverage_em']:.1%} [{r['em_wilson_lo']:.1%}, {r['em_wilson_hi']:.1%}] "
+            f"({r['em_low_miss']:.1%} / {r['em_high_miss']:.1%}) "
+            f"| {r['coverage_full']:.1%} [{r['full_wilson_lo']:.1%}, {r['full_wilson_hi']:.1%}] "
+            f"| {r['coverage_em_prev']:.1%} / {r['coverage_full_prev']:.1%} |"
         )
     bias = summary.group_by("estimator", maintain_order=True).agg(
         pl.col("bias_full").first(), pl.col("interval").first()
@@ -290,22 +395,55 @@ def markdown(res: dict, summary: pl.DataFrame) -> str:
         "",
         "Targets (issue 13): the EM's mean deviation within ±0.5% and its 95% coverage of the "
         "true N between 93% and 97%. Monte Carlo s.e. of a 95% coverage over "
-        f"{res['worlds']} worlds: {np.sqrt(0.95 * 0.05 / max(res['worlds'], 1)):.1%}; of a "
-        f"mean deviation: the column's own.",
+        f"{worlds} worlds: {np.sqrt(0.95 * 0.05 / max(worlds, 1)):.1%}; of a "
+        "mean deviation: the column's own.",
     ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--worlds", type=int, default=100)
+    what = ap.add_mutually_exclusive_group()
+    what.add_argument("--worlds", type=int, help="a fresh run of this many worlds (default 100)")
+    what.add_argument(
+        "--add", type=int, help="run this many more worlds and pool them with --results"
+    )
+    what.add_argument(
+        "--summary-only", action="store_true", help="re-render the table from --results"
+    )
     ap.add_argument("--population", type=int, default=23000)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1, help="world w is simulated with seed + w")
+    ap.add_argument("--jobs", type=int, default=1, help="worlds run in parallel (at most 2 here)")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="per-row results (JSON lines)")
     ap.add_argument("--no-docs", action="store_true")
     args = ap.parse_args(argv)
-    res = run(args.worlds, args.population, args.seed)
-    summary = summarise(res)
-    text = markdown(res, summary)
+    previous = read_results(args.results)
+    if args.add is not None:
+        if not previous:
+            ap.error(f"--add needs an existing results file ({args.results})")
+        size, seed = previous[0]["size"], previous[0]["seed"] - previous[0]["world"]
+        if (size, seed) != (args.population, args.seed) and (
+            "--population" in (argv or sys.argv) or "--seed" in (argv or sys.argv)
+        ):
+            ap.error(f"the results file has --population {size} --seed {seed}")
+        first = 1 + max(r["world"] for r in previous)
+        worlds = list(range(first, first + args.add))
+        batch = (
+            f"python bench/bench_missing_covariates.py --add {args.add} --population {size} "
+            f"--seed {seed}"
+        )
+    elif not args.summary_only:
+        size, seed = args.population, args.seed
+        worlds = list(range(args.worlds or 100))
+        batch = (
+            f"python bench/bench_missing_covariates.py --worlds {len(worlds)} "
+            f"--population {size} --seed {seed}"
+        )
+        args.results.unlink(missing_ok=True)
+    if not args.summary_only:
+        run(worlds, size, seed, args.jobs, args.results, _command(batch))
+    rows = pl.DataFrame(read_results(args.results), infer_schema_length=None)
+    text = markdown(rows, summarise(rows))
     print(text)
     if not args.no_docs:
         write_section("missing_covariates", text)
