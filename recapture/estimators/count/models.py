@@ -40,7 +40,6 @@ from recapture.estimators.count.fit import (
     expected_hessian,
     fit_ml,
     population_estimate,
-    population_size,
     warm_start,
 )
 from recapture.estimators.count.problem import (
@@ -500,7 +499,7 @@ class CountModel:
             },
         )
         if fit.penalty is None and len(problem.X) == 1 and problem.X[0].shape[1] > 1:
-            _add_bias_reduced_interval(result, problem, fit, n_obs)
+            _add_bias_reduced_interval(result, problem, fit, n_obs, self._covariance)
         reason = self._non_estimate(problem, n_hat)
         if reason is not None:
             result.extra["unreliable_population_size"] = n_hat
@@ -706,21 +705,28 @@ MODEL_CLASSES: dict[str, type[CountModel]] = {
 
 
 def _add_bias_reduced_interval(
-    result: PopulationEstimate, problem: CountProblem, fit: FitResult, n_obs: float
+    result: PopulationEstimate, problem: CountProblem, fit: FitResult, n_obs: float, covariance
 ) -> None:
     """The default interval of a model with covariates: log-normal around N̂ at the Firth
-    (bias-reduced) coefficients (docs/estimators.md, "Variance and intervals")."""
+    (bias-reduced) coefficients, with the standard error evaluated there too
+    (docs/estimators.md, "Variance and intervals"). The SE of the ML fit is evaluated at
+    the upward-biased N̂, where it rises about as fast as (N̂ − n)^2.4 for the ZTP."""
     n_hat = result.population_size
     if not (np.isfinite(n_hat) and np.isfinite(result.se) and n_hat > n_obs):
         return
     reduced = fit_ml(problem, problem.w, fit.beta, penalty="firth")
     if not reduced.converged:
         return
-    n_reduced = population_size(problem, reduced.beta, problem.w)
+    n_reduced, grad, var_sampling = population_estimate(problem, reduced.beta)
     if not (np.isfinite(n_reduced) and n_reduced > n_obs):
         return
+    cov, _ = covariance(problem, reduced)  # the unpenalised information at the Firth point
+    a = reduced.active
+    var = var_sampling + float(grad[a] @ cov[np.ix_(a, a)] @ grad[a])
+    se = float(np.sqrt(var)) if np.isfinite(var) and var > 0 else result.se
     result.extra["population_size_bias_reduced"] = n_reduced
+    result.extra["se_bias_reduced"] = se
     result.interval_methods["bias_reduced"] = BiasReducedLognormal(
-        n_obs, n_hat - n_obs, result.se, n_reduced - n_obs
+        n_obs, n_reduced - n_obs, se, n_reduced - n_obs
     )
     result.default_interval = "bias_reduced"

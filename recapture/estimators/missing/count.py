@@ -580,8 +580,12 @@ def fit_count_em(
         result.variance_components["missing_information"] = extra_var
         total = base_var + extra_var
         result.se = float(np.sqrt(total)) if np.isfinite(total) and total >= 0 else float("nan")
-        if "bias_reduced" in result.interval_methods:  # its width is the observed-data SE's
-            result.interval_methods["bias_reduced"].se = result.se
+        if "bias_reduced" in result.interval_methods:
+            # its SE is the complete-data one at the Firth coefficients: the missing
+            # information widens it by the same factor as the ML fit's
+            br = result.interval_methods["bias_reduced"]
+            br.se *= result.se / base_var**0.5 if base_var > 0 else float("nan")
+            result.extra["se_bias_reduced"] = br.se
         if not np.isfinite(result.se):
             result.warnings.append(
                 "the observed-data information is singular: no analytic standard error "
