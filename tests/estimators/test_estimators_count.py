@@ -29,6 +29,8 @@ from recapture.estimators import (
     estimate,
     estimate_from_frequencies,
 )
+from recapture.estimators.count.fit import fit_ml, population_estimate
+from recapture.estimators.count.problem import prepare
 
 DATA = Path(__file__).parents[1] / "data"
 FULL = "~ gender + age + reason + nation"
@@ -550,3 +552,31 @@ def test_analytic_derivatives_match_complex_step_differentiation():
         numeric = families.CountFamily.evaluate(fam, y, eta)  # complex step + central differences
         for got, ref, tol in zip(analytic, numeric, (1e-12, 1e-10, 1e-6), strict=True):
             np.testing.assert_allclose(got, ref, rtol=tol, atol=tol, err_msg=cls.__name__)
+
+
+def test_bias_reduced_interval_takes_its_se_at_the_firth_coefficients(nl):
+    """Centre and SE of the default interval both at the Firth fit: the delta-method SE
+    there (unpenalised information), not the ML SE evaluated at the inflated N̂."""
+    model = ZeroTruncatedPoisson("~ gender + age + reason")
+    r = model.fit(nl, count="capture")
+    assert r.default_interval == "bias_reduced"
+    prob, _ = prepare(
+        nl,
+        family=model.family,
+        formula=model.formula,
+        count="capture",
+        weights=None,
+        offset=None,
+        reference=None,
+    )
+    firth = fit_ml(prob, prob.w, penalty="firth")
+    n_red, grad, var_sampling = population_estimate(prob, firth.beta)
+    se = np.sqrt(var_sampling + grad @ np.linalg.inv(-firth.hessian) @ grad)
+    assert r.extra["population_size_bias_reduced"] == pytest.approx(n_red, rel=1e-6)
+    assert r.extra["se_bias_reduced"] == pytest.approx(se, rel=1e-6)
+    assert r.extra["se_bias_reduced"] < r.se  # N̂ and its SE grow together
+    n, hidden = r.n_observed, n_red - r.n_observed
+    c = np.exp(1.959964 * np.sqrt(np.log1p(se**2 / hidden**2)))
+    lo, hi = r.confint()
+    assert lo == pytest.approx(n + hidden / c, rel=1e-6)
+    assert hi == pytest.approx(n + hidden * c, rel=1e-6)
