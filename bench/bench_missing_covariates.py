@@ -23,9 +23,16 @@ around the bias-reduced hidden count) and, for comparison, of the previous defau
 and above the interval says whether the misses are balanced. Single-threaded BLAS
 (``OPENBLAS_NUM_THREADS=1``) keeps a run on one core.
 
-    python bench/bench_missing_covariates.py [--worlds 100] [--population 23000] [--seed 1] [--no-docs]
+    python bench/bench_missing_covariates.py [--worlds 100] [--population 23000] [--seed 1] [--jobs 2]
+    python bench/bench_missing_covariates.py --add 200 [--jobs 2]   # 200 more worlds, pooled
+    python bench/bench_missing_covariates.py --summary-only          # re-render from the file
 
-Prints and writes the ``missing_covariates`` section of docs/benchmarks.md.
+World w is simulated with seed ``seed + w``; every row goes to
+``bench/results/missing_covariates.jsonl`` (``--results``) as its world finishes. ``--add K``
+runs worlds ``last + 1 … last + K`` of the file: fresh seeds fixed by the index, never
+chosen by outcome, so the pooled worlds are one sample. Coverage is printed with its
+Wilson 95% interval. Prints and writes the ``missing_covariates`` section of
+docs/benchmarks.md (``--no-docs``: print only).
 """
 
 from __future__ import annotations
@@ -344,7 +351,8 @@ def markdown(rows: pl.DataFrame, summary: pl.DataFrame) -> str:
         "",
         "Commands (the results file `bench/results/missing_covariates.jsonl` holds every "
         "world; `--add K` runs the next K worlds — fresh seeds, the world index after the "
-        "last one in the file — and the table pools them all):",
+        "last one in the file — and the table pools them all; `--jobs 2` runs two worlds at a "
+        "time and changes no number):",
         "",
     ]
     lines += [

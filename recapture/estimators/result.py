@@ -554,7 +554,7 @@ def _p(p: Any) -> str:
 
 class BiasReducedLognormal:
     """Chao's (1987) log-normal interval for the dark figure, centred on a bias-reduced
-    hidden count with the coefficient of variation of the ML one (picklable).
+    hidden count with the coefficient of variation ``se / hidden`` (picklable).
 
     The ML N̂ of a model with sparse covariate strata or patterns is biased upwards (a sum
     of convex functions of the coefficients: ratios of small counts in a stratified DSE,
