@@ -6,7 +6,8 @@ The default run checks a few seeds; ``-m slow`` checks twenty, with a bound chos
 a correct 95% interval fails it with probability below 2%.
 
 Measured with unknown covariates fitted by EM (the default; seeds 200–219): the ZTP holds
-the truth in 19/20 worlds, the stratified log-linear DSE in 18/20. The stratified models'
+the truth in 19/20 worlds, the stratified log-linear DSE in 17/20 (18/20 on an earlier
+linkage; 2026-12-03, the count models' interval SE at the Firth coefficients). The stratified models'
 ML N̂ sits above the truth at this size (+6% for the DSE, +4% for the ZTP on the true links
 and covariates; docs/benchmarks.md, missing_covariates), and intervals centred on it held
 it in 14/20 worlds for the DSE (profile interval) — the default interval of a model with
