@@ -182,6 +182,11 @@ class LinkageSettings:
     #: People added to the count of every value before its term frequency is taken
     #: (shrinks the weight of names seen once or twice; 0 = raw frequencies).
     tf_pseudo_people: float = 0.0
+    #: Comparison name → factor (0–1) applied to the term-frequency bits (the names' and the
+    #: joint-name penalty) of a pair on which that comparison is missing on either record.
+    #: Without a birth date, the names are nearly all the evidence, and their frequency
+    #: bits are counted about twice (docs/linkage.md, "Persons in both lists").
+    tf_scale_missing: dict[str, float] = field(default_factory=dict)
     #: Match-probability threshold for clustering, or "auto": the one maximising the
     #: model-expected F1 (chosen without truth).
     threshold: float | str = 0.5
@@ -226,6 +231,12 @@ class LinkageSettings:
             raise ConfigError("linkage settings must be a table")
         merged = dict(DEFAULT_SETTINGS)
         merged.update(data)
+        if "comparisons" in data and "tf_scale_missing" not in data:
+            # the default factors name the default comparisons: keep those still present
+            names = {c.get("name") for c in data["comparisons"] if isinstance(c, dict)}
+            merged["tf_scale_missing"] = {
+                k: v for k, v in DEFAULT_SETTINGS["tf_scale_missing"].items() if k in names
+            }
         settings = build(cls, merged)
         settings.check()
         return settings
@@ -307,6 +318,11 @@ class LinkageSettings:
             raise ConfigError("threshold must be strictly between 0 and 1", key="threshold")
         if not 0.0 <= self.tf_pseudo_people <= 1000.0:
             raise ConfigError("must be between 0 and 1000", key="tf_pseudo_people")
+        for name, factor in self.tf_scale_missing.items():
+            if name not in cnames:
+                raise ConfigError(f"unknown comparison {name!r}", key=f"tf_scale_missing.{name}")
+            if not 0.0 <= float(factor) <= 1.0:
+                raise ConfigError("must be between 0 and 1", key=f"tf_scale_missing.{name}")
         if self.max_block_size < 2:
             raise ConfigError("max_block_size must be at least 2", key="max_block_size")
 
@@ -455,5 +471,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     ],
     "session_u": ["sex", "nationality"],
     "tf_pseudo_people": 3.0,
+    "tf_scale_missing": {"birth_date": 0.5},
     "alias_comparisons": ["v_number", "sex"],
 }
