@@ -187,6 +187,22 @@ def render(rows: list[dict], args, wall: float) -> str:
             + f" ±{TARGET:.0%}; the larger part is the {part} part ({_pct(s[part])})."
         )
     lines += ["", " ".join(verdicts)]
+    expected = [s for s in summary if s.get("expected_worlds")]
+    if expected:
+        lines += [
+            "",
+            "The same model fitted to the expected capture histories "
+            "(`recapture.uncertainty.fractional.expected_capture_persons`: each cross-list "
+            "link weighted by its probability of being true, each list-2-only person given "
+            "its probability of a missed counterpart; docs/linkage-uncertainty.md): "
+            + "; ".join(
+                f"{s['estimator']}: linkage part {_pct(s['expected_linkage'], s['expected_linkage_se'])}, "
+                f"total {_pct(s['expected_total'], s['expected_total_se'])} over "
+                f"{s['expected_worlds']} worlds"
+                for s in expected
+            )
+            + ".",
+        ]
     if all("in_both_true" in r for r in per_world):
         change = {
             what: _pct(mean_of(lambda r, k=key: r[f"{k}_linked"] / r[f"{k}_true"] - 1))
