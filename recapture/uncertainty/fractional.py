@@ -30,6 +30,10 @@ stratum, as in the analytic correction). Fit with ``weights="weight"``.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from typing import Any
+
 import polars as pl
 
 from recapture.errors import InputError
@@ -136,3 +140,48 @@ def expected_capture_persons(
     ]
     out = pl.concat(parts, how="vertical").drop("_a", "_r", "_g")
     return out.filter(pl.col(WEIGHT) > 0)
+
+
+def expected_links_estimate(
+    estimator: Any,
+    *,
+    records: pl.DataFrame,
+    clusters: pl.DataFrame,
+    pairs: pl.DataFrame,
+    persons: pl.DataFrame,
+    lists: tuple[str, str],
+    period: Period,
+    rules: CaptureHistoryRules | None = None,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Refit ``estimator`` (a dataclass with an ``options`` dict fitted by the registry,
+    as the pipeline's and the CLI's are) on :func:`expected_capture_persons`, weighted.
+    Returns N̂, its model interval and the linked cell before and after."""
+    if not dataclasses.is_dataclass(estimator) or not isinstance(
+        getattr(estimator, "options", None), dict
+    ):
+        raise TypeError("the estimator cannot be refitted with weights")
+    if estimator.options.get("weights"):
+        raise InputError("persons are weighted already: expected links need unweighted persons")
+    frame = expected_capture_persons(
+        records, clusters, pairs, persons, lists=lists, period=period, rules=rules
+    )
+    weighted = dataclasses.replace(estimator, options={**estimator.options, "weights": WEIGHT})
+    fit = weighted.fit(frame)
+    in1, in2 = (pl.col(f"in_{s}") == 1 for s in lists)
+    try:
+        lower, upper = fit.confint(level=level)
+    except ValueError:  # no interval for this fit: reported as missing
+        lower = upper = math.nan
+    return {
+        "method": "expected_capture_histories",
+        "population_size": float(fit.population_size),
+        "se": float(fit.se) if fit.se is not None else math.nan,
+        "interval": fit.default_interval,
+        "lower": lower,
+        "upper": upper,
+        "level": level,
+        "m": int(persons.filter(in1 & in2).height),
+        "expected_m": float(frame.filter(in1 & in2)[WEIGHT].sum()),
+        "warnings": list(fit.warnings),
+    }

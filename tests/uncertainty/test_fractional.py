@@ -111,3 +111,43 @@ def test_a_weight_column_already_there_is_refused():
             persons.with_columns(pl.lit(1.0).alias(WEIGHT)),
             period=PERIOD,
         )
+
+
+def test_linkage_aware_estimate_adds_the_expected_links_refit():
+    from recapture.uncertainty import RegistryEstimator, UncertaintyOptions, linkage_aware_estimate
+
+    records, clusters, pairs, persons = _world()
+    pairs = pairs.filter(pl.col("record_id_r") != 6)
+    estimator = RegistryEstimator("petersen", {"lists": ["in_police", "in_iom"]})
+    options = UncertaintyOptions.from_dict({"expected_links": True, "analytic": False})
+    assert options.active
+    out = linkage_aware_estimate(
+        estimator.fit(persons),
+        estimator=estimator,
+        records=records,
+        pairs=pairs,
+        clusters=clusters,
+        persons=persons,
+        period=PERIOD,
+        options=options,
+        lists=["police", "iom"],
+    )
+    expected = out.extra["linkage_expected"]
+    assert expected["population_size"] == pytest.approx(3 * 3 / 1.1)
+    assert expected["m"] == 1 and expected["expected_m"] == pytest.approx(1.1)
+    assert out.population_size == pytest.approx(3 * 3 / 1)  # the plug-in is untouched
+    # a weighted estimator cannot be refitted: reported, not fatal
+    weighted = RegistryEstimator("petersen", {"lists": ["in_police", "in_iom"], "weights": "w"})
+    again = linkage_aware_estimate(
+        estimator.fit(persons),
+        estimator=weighted,
+        records=records,
+        pairs=pairs,
+        clusters=clusters,
+        persons=persons,
+        period=PERIOD,
+        options=options,
+        lists=["police", "iom"],
+    )
+    assert "linkage_expected" not in again.extra
+    assert any("expected-links refit failed" in w for w in again.warnings)
