@@ -184,8 +184,8 @@ class LinkageSettings:
     tf_pseudo_people: float = 0.0
     #: Comparison name → factor (0–1) applied to the term-frequency bits (the names' and the
     #: joint-name penalty) of a pair on which that comparison is missing on either record.
-    #: Without a birth date, the names are nearly all the evidence, and their frequency
-    #: bits are counted about twice (docs/linkage.md, "Persons in both lists").
+    #: Off by default: {birth_date = 0.5} calibrates the unlinked cross-list persons but
+    #: overshoots at the pair level (docs/linkage.md, "Persons in both lists").
     tf_scale_missing: dict[str, float] = field(default_factory=dict)
     #: Match-probability threshold for clustering, or "auto": the one maximising the
     #: model-expected F1 (chosen without truth).
@@ -231,12 +231,6 @@ class LinkageSettings:
             raise ConfigError("linkage settings must be a table")
         merged = dict(DEFAULT_SETTINGS)
         merged.update(data)
-        if "comparisons" in data and "tf_scale_missing" not in data:
-            # the default factors name the default comparisons: keep those still present
-            names = {c.get("name") for c in data["comparisons"] if isinstance(c, dict)}
-            merged["tf_scale_missing"] = {
-                k: v for k, v in DEFAULT_SETTINGS["tf_scale_missing"].items() if k in names
-            }
         settings = build(cls, merged)
         settings.check()
         return settings
@@ -471,6 +465,5 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     ],
     "session_u": ["sex", "nationality"],
     "tf_pseudo_people": 3.0,
-    "tf_scale_missing": {"birth_date": 0.5},
     "alias_comparisons": ["v_number", "sex"],
 }

@@ -13,7 +13,6 @@ from recapture.errors import ConfigError
 from recapture.linkage import LinkageSettings, PreparedRecords, compare_batch
 from recapture.linkage.blocking import ROW
 from recapture.linkage.febrl import febrl_settings
-from recapture.linkage.settings import DEFAULT_SETTINGS
 
 D = dt.date
 
@@ -48,8 +47,8 @@ def _levels(settings):
 
 
 def test_tf_bits_are_scaled_only_where_the_birth_date_is_missing():
-    scaled = _levels(LinkageSettings.default())
-    plain = _levels(LinkageSettings.from_dict({"tf_scale_missing": {}}))
+    scaled = _levels(LinkageSettings.from_dict({"tf_scale_missing": {"birth_date": 0.5}}))
+    plain = _levels(LinkageSettings.default())
     missing = scaled.column("gamma_birth_date").to_numpy() < 0
     assert missing.any() and (~missing).any()
     tf_columns = [n for n in scaled.schema.names if n.startswith("tf_")]
@@ -68,27 +67,10 @@ def test_tf_bits_are_scaled_only_where_the_birth_date_is_missing():
 
 
 def test_tf_scale_missing_settings_are_checked():
-    assert LinkageSettings.default().tf_scale_missing == {"birth_date": 0.5}
+    assert LinkageSettings.default().tf_scale_missing == {}  # opt-in
+    assert febrl_settings().tf_scale_missing == {}
     with pytest.raises(ConfigError, match="unknown comparison") as err:
         LinkageSettings.from_dict({"tf_scale_missing": {"date_of_birth": 0.5}})
     assert err.value.key == "tf_scale_missing.date_of_birth"
     with pytest.raises(ConfigError, match="between 0 and 1"):
         LinkageSettings.from_dict({"tf_scale_missing": {"birth_date": 1.5}})
-    # FEBRL keeps raw frequency bits; settings with their own comparisons drop the default
-    # factor of a comparison they do not have
-    assert febrl_settings().tf_scale_missing == {}
-    names_only = [c for c in DEFAULT_SETTINGS["comparisons"] if c["name"] != "birth_date"]
-    custom = LinkageSettings.from_dict(
-        {
-            "comparisons": names_only,
-            "training_sessions": [
-                {
-                    "name": "same_name_keys",
-                    "keys": ["family_name_key", "given_name_key"],
-                    "fixes": ["family_name", "given_name"],
-                },
-                {"name": "same_sex", "keys": ["sex"], "fixes": ["sex"]},
-            ],
-        }
-    )
-    assert custom.tf_scale_missing == {}
