@@ -14,7 +14,9 @@ sparse levels merged as configured, and ``--imputations`` imputed linkages for t
 linkage-aware interval. The same estimators are fitted on (a) the true persons with their
 true covariates and (b) the true persons with the covariates their records state; the
 pipeline's fit is (c). Covariate part = b/a − 1, linkage part = c/b − 1, total = c/a − 1
-(:mod:`recapture.pipelines.accuracy`). The target: mean total within ±1% for both.
+(:mod:`recapture.pipelines.accuracy`). The target: mean total within ±1% for both. The DSE
+is also refitted on the expected capture histories (:mod:`recapture.uncertainty.fractional`:
+the threshold's links replaced by the model's probabilities) and that bias reported too.
 
 Per-world rows go to ``bench/results/end_to_end.jsonl``; the table to the ``end-to-end``
 section of docs/benchmarks.md.
