@@ -524,6 +524,11 @@ def _compare(
         both = (gammas[g.name] >= g.n_levels - 2) & (gammas[f.name] >= f.n_levels - 2)
         bl, br = pairs.left(JOINT), pairs.raw_right(JOINT)
         tfs["names_joint"] = np.where(both, np.minimum(bl, br), 0.0).astype(np.float32)
+    for name, factor in settings.tf_scale_missing.items():
+        missing = gammas[name] < 0
+        if factor != 1.0 and missing.any():
+            for key, bits in tfs.items():
+                tfs[key] = np.where(missing, bits * np.float32(factor), bits).astype(np.float32)
     return gammas, tfs
 
 

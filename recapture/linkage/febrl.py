@@ -150,6 +150,7 @@ def febrl_settings(link_only: bool = False, **overrides) -> LinkageSettings:
         # raw name frequencies: 3 pseudo-people (the registrations' default) cost FEBRL3
         # one true pair (F1 0.9984 vs 0.9985)
         "tf_pseudo_people": 0.0,
+        "tf_scale_missing": {},
         "training_sessions": [
             {
                 "name": "same_names",

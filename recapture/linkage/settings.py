@@ -182,6 +182,11 @@ class LinkageSettings:
     #: People added to the count of every value before its term frequency is taken
     #: (shrinks the weight of names seen once or twice; 0 = raw frequencies).
     tf_pseudo_people: float = 0.0
+    #: Comparison name → factor (0–1) applied to the term-frequency bits (the names' and the
+    #: joint-name penalty) of a pair on which that comparison is missing on either record.
+    #: Off by default: {birth_date = 0.5} calibrates the unlinked cross-list persons but
+    #: overshoots at the pair level (docs/linkage.md, "Persons in both lists").
+    tf_scale_missing: dict[str, float] = field(default_factory=dict)
     #: Match-probability threshold for clustering, or "auto": the one maximising the
     #: model-expected F1 (chosen without truth).
     threshold: float | str = 0.5
@@ -307,6 +312,11 @@ class LinkageSettings:
             raise ConfigError("threshold must be strictly between 0 and 1", key="threshold")
         if not 0.0 <= self.tf_pseudo_people <= 1000.0:
             raise ConfigError("must be between 0 and 1000", key="tf_pseudo_people")
+        for name, factor in self.tf_scale_missing.items():
+            if name not in cnames:
+                raise ConfigError(f"unknown comparison {name!r}", key=f"tf_scale_missing.{name}")
+            if not 0.0 <= float(factor) <= 1.0:
+                raise ConfigError("must be between 0 and 1", key=f"tf_scale_missing.{name}")
         if self.max_block_size < 2:
             raise ConfigError("max_block_size must be at least 2", key="max_block_size")
 

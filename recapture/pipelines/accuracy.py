@@ -43,6 +43,7 @@ from recapture.pipelines.demo import (
 )
 from recapture.pipelines.run import ConfiguredEstimator, run_pipeline
 from recapture.synthetic import SimulationConfig, run_simulation
+from recapture.uncertainty.fractional import WEIGHT, expected_capture_persons
 
 #: The estimators of the study: the demo's covariate models (names from DEMO_ESTIMATORS).
 STUDIED = ("zero-truncated Poisson", "log-linear DSE")
@@ -127,7 +128,10 @@ def world_accuracy(
         scope_name: pairwise_metrics_from_clusters(clusters, truth, scope).f1
         for scope_name, scope in (("police", "police"), ("police_iom", ("police", "iom")))
     }
-    linked = pl.read_parquet(artifact_path(run.run_dir, "persons"))
+    linked = pl.read_parquet(artifact_path(run.run_dir, "persons")).filter(
+        pl.col("period") == config.periods[0].label
+    )
+    pairs = pl.read_parquet(artifact_path(run.run_dir, "pairs"))
     shape = {"true": _shape(recorded), "linked": _shape(linked)}
     by_name = {e["name"]: e for e in run.estimates}
     rows = []
@@ -135,6 +139,22 @@ def world_accuracy(
         estimator = _estimator(options)
         n_a, err_a = _fit(estimator, true_cov)
         n_b, err_b = _fit(estimator, recorded)
+        n_e = math.nan
+        lists = options.get("lists")
+        if isinstance(lists, list) and len(lists) == 2:
+            expected = expected_capture_persons(
+                records,
+                clusters,
+                pairs,
+                linked,
+                lists=(lists[0], lists[1]),
+                period=config.periods[0],
+                rules=config.persons,
+            )
+            weighted = dataclasses.replace(
+                estimator, options={**estimator.options, "weights": WEIGHT}
+            )
+            n_e, _ = _fit(weighted, expected)
         entry = by_name[options["name"]]
         model_iv = (entry.get("intervals") or {}).get(entry.get("default_interval")) or {}
         aware = (entry.get("extra") or {}).get("linkage_aware") or {}
@@ -155,6 +175,7 @@ def world_accuracy(
                 "a": n_a,
                 "b": n_b,
                 "c": _num(entry.get("population_size")),
+                "c_expected_links": n_e,
                 "c_lower": _num(model_iv.get("lower")),
                 "c_upper": _num(model_iv.get("upper")),
                 "c_interval": entry.get("default_interval"),
@@ -215,6 +236,17 @@ def summarise_accuracy(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row[key] = _mean(x)
             row[f"{key}_se"] = _mc_se(x)
         row["total_abs"] = _mean(np.abs(c / a - 1))
+        # the same model on the expected capture histories (uncertainty.fractional)
+        e = (
+            f["c_expected_links"].to_numpy().astype(float)[ok]
+            if "c_expected_links" in f.columns
+            else np.full(a.size, math.nan)
+        )
+        fine = np.isfinite(e)
+        row["expected_worlds"] = int(fine.sum())
+        for key, x in (("expected_linkage", e / b - 1), ("expected_total", e / a - 1)):
+            row[key] = _mean(x[fine])
+            row[f"{key}_se"] = _mc_se(x[fine])
         row["total_sd"] = float(np.std(c / a - 1, ddof=1)) if c.size > 1 else math.nan
         row["a_vs_truth"] = _mean(a / n - 1)
         row["c_vs_truth"] = _mean(c / n - 1)

@@ -175,32 +175,20 @@ def _stratum_from_counts(row: dict) -> dict:
 
 
 # ------------------------------------------------------------------ link counts from the model
-def fellegi_sunter_link_counts(
+def cross_list_person_pairs(
     records: pl.DataFrame,
     clusters: pl.DataFrame,
     pairs: pl.DataFrame,
-    persons: pl.DataFrame,
     *,
-    lists: tuple[str, str] = ("police", "iom"),
+    lists: tuple[str, str],
     period: Period,
     rules: CaptureHistoryRules | None = None,
-    strata: Sequence[str] = (),
 ) -> pl.DataFrame:
-    """Per stratum: n1, n2, m and the model-expected true and missed cross-list links.
-
-    A person linked across the lists counts as a true link with probability equal to the
-    strongest cross-list pair inside the person. A list-2-only person's chance of a missed
-    counterpart is min(1, Σ_k p_k) over list-1-only persons k it was scored against (the
-    strongest pair per person pair; the events are exclusive since a person has one
-    counterpart). Candidates touching persons already linked are left out (a one-to-one
-    approximation). Strata are person covariates of ``persons``; a missed link counts in
-    the list-2 person's stratum.
-    """
+    """Scored record pairs across the two lists, among the period's records, as
+    (``person_1``, ``person_2``, ``p``): the persons (clusters) of the list-1 and the
+    list-2 record, and the pair's match probability."""
     rules = rules or CaptureHistoryRules()
     l1, l2 = lists
-    for col in (f"in_{l1}", f"in_{l2}", *strata):
-        if col not in persons.columns:
-            raise InputError(f"persons need column {col!r}", column=col)
     kept = records.filter(pl.col("event_date").is_between(period.start, period.end, closed="both"))
     if rules.exclude_out_of_target:
         kept = kept.filter(pl.col("in_target"))
@@ -229,6 +217,38 @@ def fellegi_sunter_link_counts(
         .otherwise(pl.col("person_l"))
         .alias("person_2"),
         pl.col("match_probability").alias("p"),
+    )
+    return side
+
+
+def fellegi_sunter_link_counts(
+    records: pl.DataFrame,
+    clusters: pl.DataFrame,
+    pairs: pl.DataFrame,
+    persons: pl.DataFrame,
+    *,
+    lists: tuple[str, str] = ("police", "iom"),
+    period: Period,
+    rules: CaptureHistoryRules | None = None,
+    strata: Sequence[str] = (),
+) -> pl.DataFrame:
+    """Per stratum: n1, n2, m and the model-expected true and missed cross-list links.
+
+    A person linked across the lists counts as a true link with probability equal to the
+    strongest cross-list pair inside the person. A list-2-only person's chance of a missed
+    counterpart is min(1, Σ_k p_k) over list-1-only persons k it was scored against (the
+    strongest pair per person pair; the events are exclusive since a person has one
+    counterpart). Candidates touching persons already linked are left out (a one-to-one
+    approximation). Strata are person covariates of ``persons``; a missed link counts in
+    the list-2 person's stratum.
+    """
+    rules = rules or CaptureHistoryRules()
+    l1, l2 = lists
+    for col in (f"in_{l1}", f"in_{l2}", *strata):
+        if col not in persons.columns:
+            raise InputError(f"persons need column {col!r}", column=col)
+    side = cross_list_person_pairs(
+        records, clusters, pairs, lists=lists, period=period, rules=rules
     )
     pcols = persons.select(
         "person_id", pl.col(f"in_{l1}").alias("_in1"), pl.col(f"in_{l2}").alias("_in2"), *strata

@@ -8,7 +8,9 @@ stores the results in the estimate's ``extra``, where reports look for them:
 * ``extra["linkage_aware"]`` — the multiple-imputation interval (or, for a two-list model
   when no imputations are asked for, the analytic Di Consiglio–Tuoto correction);
 * ``extra["linkage_aware_analytic"]`` — the analytic correction when both are computed;
-* ``extra["threshold_sensitivity"]`` — N̂ and its interval per match threshold.
+* ``extra["threshold_sensitivity"]`` — N̂ and its interval per match threshold;
+* ``extra["linkage_expected"]`` — a two-list model refitted on the model-expected capture
+  histories (``expected_links = true``; :mod:`recapture.uncertainty.fractional`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from recapture.loader import build
 from recapture.persons import CaptureHistoryRules, Period
 from recapture.uncertainty.analytic import model_corrected_dse
 from recapture.uncertainty.draws import DEFAULT_CHAINING_STEPS, DEFAULT_CONFLICT_PROBABILITY
+from recapture.uncertainty.fractional import expected_links_estimate
 from recapture.uncertainty.imputation import multiple_imputation
 from recapture.uncertainty.sensitivity import threshold_sensitivity
 
@@ -70,6 +73,10 @@ class UncertaintyOptions:
     analytic: bool = True
     #: Person covariates to stratify the analytic correction by (e.g. ["sex"]).
     analytic_strata: list[str] = field(default_factory=list)
+    #: Two-list models: refit on the model-expected capture histories (each cross-list
+    #: link weighted by its probability, each unlinked candidate counterpart by its own;
+    #: uncertainty.fractional), reported as ``extra["linkage_expected"]``.
+    expected_links: bool = False
     #: Chaining guard used when re-clustering (the linkage settings' values).
     conflict_probability: float = DEFAULT_CONFLICT_PROBABILITY
     chaining_steps: list[float] = field(default_factory=lambda: list(DEFAULT_CHAINING_STEPS))
@@ -107,7 +114,7 @@ class UncertaintyOptions:
 
     @property
     def active(self) -> bool:
-        return bool(self.imputations or self.thresholds or self.analytic)
+        return bool(self.imputations or self.thresholds or self.analytic or self.expected_links)
 
 
 def period_from_label(label: str) -> Period:
@@ -241,6 +248,21 @@ def linkage_aware_estimate(
         else:
             key = "linkage_aware_analytic" if "linkage_aware" in plug_in.extra else "linkage_aware"
             plug_in.extra[key] = analytic.extra["linkage_aware"]
+    if options.expected_links and lists is not None and len(lists) == 2:
+        try:
+            plug_in.extra["linkage_expected"] = expected_links_estimate(
+                estimator,
+                records=records,
+                clusters=clusters,
+                pairs=pairs,
+                persons=persons,
+                lists=(lists[0], lists[1]),
+                period=period,
+                rules=rules,
+                level=options.level,
+            )
+        except Exception as exc:  # reported, not fatal: the plug-in estimate stands
+            plug_in.warnings.append(f"expected-links refit failed: {exc}")
     if options.thresholds:
         thresholds = sorted(
             set(options.thresholds) | ({float(threshold)} if threshold is not None else set())
