@@ -172,8 +172,10 @@ def check_regular_file(source: str | os.PathLike, *, max_bytes: int = MAX_TABLE_
 
 def read_table(source: Any, *, max_bytes: int = MAX_TABLE_BYTES, columns: list[str] | None = None):
     """The one table reader: a polars/pandas frame passes through (as polars), a path to
-    a Parquet or CSV regular file is read. Anything else -- a missing file, a folder, a
-    FIFO or device, a file over ``max_bytes``, unreadable content -- is an
+    a Parquet or CSV regular file is read, and so is a Parquet dataset folder (the
+    ``*.parquet`` files directly in it, in name order, as one table: what Spark writes).
+    Anything else -- a missing file, a folder without Parquet files, a FIFO or device, a
+    file over ``max_bytes``, unreadable content -- is an
     :class:`~recapture.errors.InputError` naming the file."""
     import polars as pl
 
@@ -190,6 +192,8 @@ def read_table(source: Any, *, max_bytes: int = MAX_TABLE_BYTES, columns: list[s
             frame = pl.from_pandas(source)
             return frame.select(columns) if columns else frame
         raise InputError(f"expected a table or a path to one, got {type(source).__name__}")
+    if Path(source).is_dir():
+        return _read_parquet_dataset(Path(source), max_bytes=max_bytes, columns=columns)
     path = check_regular_file(source, max_bytes=max_bytes)
     with open(path, "rb") as handle:
         parquet = handle.read(4) == b"PAR1"
@@ -202,6 +206,26 @@ def read_table(source: Any, *, max_bytes: int = MAX_TABLE_BYTES, columns: list[s
         return frame.select(columns) if columns else frame
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the table: {exc}", file=str(path)) from None
+
+
+def _read_parquet_dataset(folder: Path, *, max_bytes: int, columns: list[str] | None):
+    """The Parquet files of a dataset folder as one polars frame."""
+    import polars as pl
+
+    files = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
+    if not files:
+        raise InputError("a folder without Parquet files (*.parquet)", file=str(folder))
+    for file in files:
+        check_regular_file(file, max_bytes=max_bytes)
+    total = sum(f.stat().st_size for f in files)
+    if total > max_bytes:
+        raise InputError(
+            f"dataset is {total:,} bytes, over the limit of {max_bytes:,}", file=str(folder)
+        )
+    try:
+        return pl.read_parquet([str(f) for f in files], columns=columns)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"cannot read the Parquet dataset: {exc}", file=str(folder)) from None
 
 
 #: Tag in the names of temporary files; a run sets its own (see :func:`temporary_tag`)
