@@ -20,6 +20,10 @@ from pyspark.storagelevel import StorageLevel
 from recapture.linkage.blocking import ROW, SRC, BlockingResult, _empty_to_null, key_expr
 from recapture.linkage.settings import BlockingRule
 
+#: Records per partition of the key frame (fewer partitions, fewer tasks per join: a
+#: small run is not spread over more tasks than it has work for).
+ROWS_PER_PARTITION = 100_000
+
 
 def _key_frame(records: pl.DataFrame, keys: list[str], names: list[str]) -> pl.DataFrame:
     frame = records.select(ROW, *[key_expr(k, a) for k, a in zip(keys, names, strict=True)])
@@ -138,6 +142,7 @@ def block_spark(
     """
     if len(rules) > 62:
         raise ValueError("at most 62 blocking rules")
+    n = records.height
     wide = records.select(ROW, *([SRC] if link_only else []))
     stats, passes = [], []
     for index, rule in enumerate(rules):
@@ -149,7 +154,12 @@ def block_spark(
     wide = wide.with_columns(pl.col(ROW).cast(pl.Int64))
     if link_only:
         wide = wide.with_columns(pl.col(SRC).cast(pl.Int64))
-    keyframe = spark.createDataFrame(wide.to_arrow()).persist(StorageLevel.MEMORY_AND_DISK)
+    parts_wanted = max(1, min(spark.sparkContext.defaultParallelism, -(-n // ROWS_PER_PARTITION)))
+    keyframe = (
+        spark.createDataFrame(wide.to_arrow())
+        .repartition(parts_wanted)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
     keyframe.count()  # materialised once: its size lets Spark broadcast a small one in joins
     parts = []
     for index, rule_passes in enumerate(passes):
