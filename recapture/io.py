@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -251,6 +252,13 @@ def temporary_prefix(file_name: str, tag: str) -> str:
     return f".{file_name}.{tag}."
 
 
+def temporary_folder(path: str | os.PathLike) -> Path:
+    """Where a dataset folder for ``path`` is written before it is renamed onto ``path``
+    (named like the temporaries :func:`remove_temporaries` removes after a killed run)."""
+    path = Path(path)
+    return path.with_name(f"{temporary_prefix(path.name, _TMP_TAG.get())}dataset{TMP_SUFFIX}")
+
+
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
     """Call ``writer(tmp_path)`` and rename the result onto ``path`` atomically."""
     target = Path(path)
@@ -282,19 +290,21 @@ def remove_temporaries(
     folder: str | os.PathLike, file_names: Iterable[str], tag: str
 ) -> list[Path]:
     """Delete the temporaries a killed write under ``tag`` left for ``file_names`` in
-    ``folder`` -- only those: not recursively, not other files, not other tags."""
+    ``folder`` -- only those: not other files, not other tags (a temporary dataset folder,
+    see :func:`temporary_folder`, goes with its contents)."""
     removed = []
     base = Path(folder)
     if not tag.isalnum() or not base.is_dir():
         return removed
     prefixes = tuple(temporary_prefix(name, tag) for name in file_names)
     for entry in os.scandir(base):
-        if (
-            entry.name.startswith(prefixes)
-            and entry.name.endswith(TMP_SUFFIX)
-            and entry.is_file(follow_symlinks=False)
-        ):
+        if not (entry.name.startswith(prefixes) and entry.name.endswith(TMP_SUFFIX)):
+            continue
+        if entry.is_file(follow_symlinks=False):
             Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+        elif entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(Path(entry.path))
     return removed
 

@@ -16,7 +16,11 @@ The same steps, settings, model and artifacts as :func:`recapture.linkage.link_r
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recapture import progress
+from recapture.errors import InputError
 from recapture.linkage.blocking import SRC, BlockingResult
 from recapture.linkage.clustering import Clustering, cluster_pairs
 from recapture.linkage.comparisons import PreparedRecords
@@ -113,6 +118,31 @@ def _cluster(
     )
     linked = spark.createDataFrame(pa.table({"i": i, "j": j, "linked": clustering.linked}))
     return _Clustered(labels=labels, edges=linked, report=clustering.report)
+
+
+@contextmanager
+def spark_session(master: str, conf: dict[str, str] | None = None) -> Iterator[SparkSession]:
+    """A Spark session for one command: the active one if there is one (left running), else
+    a new one on ``master`` with ``conf`` (stopped at the end). The executors' Python is
+    this interpreter unless ``PYSPARK_PYTHON`` says otherwise."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master).appName("recapture-link")
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # no Java, a bad master URL: pyspark raises several kinds
+        raise InputError(
+            f"cannot start Spark on {master!r} (the Spark engine needs a Java 17 runtime): {exc}"
+        ) from None
+    try:
+        yield session
+    finally:
+        session.stop()
 
 
 def _spark_blocker(spark: SparkSession, frame: pl.DataFrame, settings: LinkageSettings):

@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 from pyspark.sql import DataFrame
 
-from recapture.io import ARTIFACTS, TMP_SUFFIX
+from recapture.io import ARTIFACTS, temporary_folder
 from recapture.linkage.engine import LinkageResult
 from recapture.schemas import ClusterSchema, PairsSchema, validate
 
@@ -44,7 +44,7 @@ def pairs_columns(result: LinkageResult) -> list[str]:
 def write_pairs_dataset(pairs: DataFrame, path: str | Path) -> Path:
     """Write ``pairs`` as a Parquet dataset folder at ``path`` (replacing what is there)."""
     path = Path(path).absolute()
-    tmp = path.with_name(f".{path.name}{TMP_SUFFIX}")
+    tmp = temporary_folder(path)
     if tmp.exists():
         shutil.rmtree(tmp)
     pairs.orderBy("record_id_l", "record_id_r").write.option("compression", "zstd").parquet(
