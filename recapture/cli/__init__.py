@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from recapture import progress
-from recapture.errors import RecaptureError
+from recapture.errors import ConfigError, RecaptureError
 
 EXIT_USER_ERROR = 2
 
@@ -222,9 +222,11 @@ def _run_link(args: argparse.Namespace) -> int:
     if args.threshold is not None:
         settings.threshold = args.threshold
         settings.check()
+    if args.engine != "spark" and (args.spark_conf or args.spark_master):
+        raise ConfigError("--spark-master and --spark-conf need --engine spark", key="--engine")
     options = EngineOptions(
         engine=args.engine,
-        spark_master=args.spark_master,
+        spark_master=args.spark_master or "local[2]",
         spark_conf=dict(key_value(kv, key="--spark-conf") for kv in args.spark_conf),
     )
     result, paths = link_and_write(read_records(args.records), settings, args.out, options)
@@ -263,7 +265,7 @@ def _add_link(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--spark-master",
-        default="local[2]",
+        default=None,
         metavar="URL",
         help="Spark master for --engine spark (default: local[2])",
     )

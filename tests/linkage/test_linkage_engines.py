@@ -73,3 +73,12 @@ def test_spark_conf_on_the_command_line_is_key_equals_value():
     for bad in ("spark.driver.memory", "=1", "spark x=1", "__import__('os')=1"):
         with pytest.raises(ConfigError):
             key_value(bad, key="--spark-conf")
+
+
+def test_spark_options_without_the_spark_engine_are_refused(records_path, tmp_path, capsys):
+    from recapture.cli import main
+
+    code = main(["link", str(records_path), "-o", str(tmp_path), "--spark-conf", "a.b=1"])
+    assert code == 2
+    assert "need --engine spark" in capsys.readouterr().err
+    assert not (tmp_path / "pairs.parquet").exists()

@@ -175,7 +175,7 @@ def link_records_spark(
     settings = settings or LinkageSettings.default()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    recs = driver_records(records, settings)
+    recs = driver_records(spark, records, settings)
     n = recs.n
     with progress.step("encoding records") as st:
         prep = PreparedRecords.build(recs.frame.drop(SRC, strict=False), settings)

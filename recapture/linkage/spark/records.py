@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from pyspark.sql import DataFrame, SparkSession
 
 from recapture.errors import InputError
 from recapture.linkage.blocking import ROW, SRC
@@ -41,7 +42,7 @@ class DriverRecords:
         return self.frame.height
 
 
-def to_polars(records: Any, settings: LinkageSettings) -> pl.DataFrame:
+def to_polars(spark: SparkSession, records: Any, settings: LinkageSettings) -> pl.DataFrame:
     """The columns the settings read, as a polars frame on the driver.
 
     ``records`` is a polars frame, a Spark DataFrame, or the path of a Parquet file or
@@ -50,18 +51,13 @@ def to_polars(records: Any, settings: LinkageSettings) -> pl.DataFrame:
     if isinstance(records, pl.DataFrame):
         return records
     if isinstance(records, str | os.PathLike):
-        from pyspark.sql import SparkSession
-
-        spark = SparkSession.getActiveSession()
-        if spark is None:
-            raise InputError("no active Spark session to read the records", file=str(records))
         if (
             not str(records).startswith(("s3", "gs:", "hdfs:", "abfs"))
             and not Path(records).exists()
         ):
             raise InputError("no such file or folder", file=str(records))
         records = spark.read.parquet(str(records))
-    if hasattr(records, "toArrow"):  # a Spark DataFrame
+    if isinstance(records, DataFrame):
         # the columns the comparisons, keys and term-frequency tables read, no more
         wanted = settings.required_columns() | set(settings.tf_person_columns)
         present = [c for c in records.columns if c in wanted]
@@ -72,9 +68,9 @@ def to_polars(records: Any, settings: LinkageSettings) -> pl.DataFrame:
     )
 
 
-def driver_records(records: Any, settings: LinkageSettings) -> DriverRecords:
+def driver_records(spark: SparkSession, records: Any, settings: LinkageSettings) -> DriverRecords:
     """Checked, sorted and numbered records (as :func:`recapture.linkage.link_records`)."""
-    frame = to_polars(records, settings)
+    frame = to_polars(spark, records, settings)
     _check_columns(frame, settings)
     recs = frame.sort(settings.record_id).with_row_index(ROW)
     sources = recs[settings.source].to_numpy() if settings.source else None
