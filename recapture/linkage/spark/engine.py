@@ -86,7 +86,8 @@ def _cluster(
 
     ``edges`` is DataFrame[i long, j long, prob double, src_i int, src_j int]. This has the
     signature and the result (labels [row, person] numbered by smallest row, edges
-    [i, j, linked], the report of the local ``Clustering``) of
+    [i, j, linked] — here the linked ones only, a pair not listed is not linked —, the
+    report of the local ``Clustering``) of
     ``recapture.linkage.spark.clustering.cluster_pairs_spark`` — connected components in
     Spark with the chaining guard and one-to-one — and is replaced by it, in one line,
     once that lands. Until then (i, j, prob) of every candidate pair is collected to the
@@ -116,7 +117,10 @@ def _cluster(
     labels = spark.createDataFrame(
         pa.table({"row": np.arange(n, dtype=np.int64), "person": clustering.labels})
     )
-    linked = spark.createDataFrame(pa.table({"i": i, "j": j, "linked": clustering.linked}))
+    keep = clustering.linked  # the linked edges only: the rest are not linked by default
+    linked = spark.createDataFrame(
+        pa.table({"i": i[keep], "j": j[keep], "linked": np.ones(int(keep.sum()), dtype=bool)})
+    )
     return _Clustered(labels=labels, edges=linked, report=clustering.report)
 
 
