@@ -11,6 +11,7 @@ per pair of sources), so an engine may count the patterns wherever the pairs liv
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from recapture.linkage.model import (
     u_from_random_pairs,
 )
 from recapture.linkage.settings import BlockingRule, LinkageSettings
+
+#: ``comparer(i, j)`` → (gammas, TF bits, swapped) of pairs (i, j): :func:`compare_pairs`.
+Comparer = Callable[[np.ndarray, np.ndarray], tuple[dict, dict, np.ndarray]]
 
 #: Pairs of a training session beyond which a seeded random sample of them is used.
 TRAINING_PAIRS_MAX = 1_000_000
@@ -55,6 +59,7 @@ def fit_model(
     n_pairs_all: float | None = None,
     candidate_codes: np.ndarray | None = None,
     blocker: Callable[[BlockingRule], BlockingResult] | None = None,
+    comparer: Comparer | None = None,
 ) -> FellegiSunterModel:
     """u from random pairs, then m (and u, λ) by EM on the candidate pattern counts.
 
@@ -63,7 +68,7 @@ def fit_model(
     """
     comps = settings.comparisons
     ri, rj = random_pairs(prep.n, settings.u_sample_pairs, rng)
-    rgam, rtf, _ = compare_pairs(prep, ri, rj)
+    rgam, rtf, _ = (comparer or partial(compare_pairs, prep))(ri, rj)
     _check_identifiable(rgam, comps)
     u_random = u_from_random_pairs(rgam, comps, settings.smoothing)
     m0 = [initial_m(c.n_levels) for c in comps]
@@ -98,7 +103,7 @@ def fit_model(
     lam0 = min(0.5, max(1e-9, prep.n / max(n_pairs_all, 1.0) * 0.1))
     trace: list[dict] = []
     if settings.em_mode == "sessions" and not fixed_m:
-        m0, u_sess, trace = train_sessions(prep, settings, m0, u_random, blocker)
+        m0, u_sess, trace = train_sessions(prep, settings, m0, u_random, blocker, comparer)
         fixed_m = True
         if settings.session_u:
             u_fixed = [
@@ -284,6 +289,7 @@ def train_sessions(
     m0,
     u_random,
     blocker: Callable[[BlockingRule], BlockingResult] | None = None,
+    comparer: Comparer | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[dict]]:
     """m per comparison: the mean of its EM estimates over the sessions that do not fix it.
 
@@ -310,7 +316,7 @@ def train_sessions(
                 )
             )
             si, sj = si[keep], sj[keep]
-        gammas, _, _ = compare_pairs(prep, si, sj)
+        gammas, _, _ = (comparer or partial(compare_pairs, prep))(si, sj)
         gl = [
             gammas[c.name] if c.name not in sess.fixes else np.full(si.size, -1, np.int8)
             for c in comps
@@ -415,6 +421,7 @@ def train(
     group_counts: Callable[[], np.ndarray] | None = None,
     labelled: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
     blocker: Callable[[BlockingRule], BlockingResult] | None = None,
+    comparer: Comparer | None = None,
 ) -> FellegiSunterModel:
     """The model of a run, as every engine trains it.
 
@@ -423,7 +430,9 @@ def train(
     ``group_counts()`` the (S², n_patterns) pattern counts per pair of sources
     (:func:`group_pattern_counts`), asked for only when the model has a prior per pair of
     sources. The random generator is seeded here, from ``settings.seed``, so the random
-    pairs of u are the same in every engine.
+    pairs of u are the same in every engine. ``blocker(rule)`` gives a training session's
+    pairs and ``comparer(i, j)`` compares pairs as :func:`compare_pairs` does (both on the
+    driver by default; an engine may run them where its pairs live).
     """
     rng = np.random.default_rng(settings.seed)
     model = fit_model(
@@ -436,6 +445,7 @@ def train(
         _pairs_compared(prep.n, source_codes, settings),
         candidate_codes=candidate_codes,
         blocker=blocker,
+        comparer=comparer,
     )
     if uses_source_priors(settings, source_codes) and group_counts is not None:
         source_pair_priors(

@@ -80,29 +80,36 @@ def levels_schema(settings: LinkageSettings, prep: PreparedRecords, priors: bool
     return StructType(fields)
 
 
+def prepared_broadcast(spark: SparkSession, settings: LinkageSettings, prep: PreparedRecords):
+    """The settings and prepared records as one broadcast variable, for every comparison
+    of a run (candidate pairs, random pairs of u, training sessions). The codes per record
+    stay (pairs come as positions); the records frame does not."""
+    return broadcast(spark, (settings, replace(prep, frame=None)))
+
+
 def compare_spark(
     spark: SparkSession,
     candidates: DataFrame,
-    prep: PreparedRecords,
-    settings: LinkageSettings,
+    prepared,
+    schema: StructType,
     source_codes: np.ndarray | None,
 ) -> DataFrame:
     """Levels of every candidate pair (persisted), via ``mapInArrow(compare_batch)``.
 
-    With ``source_codes`` the output also holds each pair's ``prior_group`` (min·S + max of
-    its two source codes, :func:`recapture.linkage.training.source_pair_group`).
+    ``prepared`` is :func:`prepared_broadcast`, ``schema`` :func:`levels_schema`. With
+    ``source_codes`` the output also holds each pair's ``prior_group`` (min·S + max of its
+    two source codes, :func:`recapture.linkage.training.source_pair_group`).
     """
-    # the codes per record stay (pairs come as positions); the records frame does not
-    bc = broadcast(spark, (settings, replace(prep, frame=None), source_codes))
-    schema = levels_schema(settings, prep, source_codes is not None)
+    codes_bc = broadcast(spark, source_codes)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        sett, prepared, codes = _value(bc)
+        sett, prep = _value(prepared)
+        codes = pickle.loads(codes_bc.value)
         for batch in batches:
             i = batch.column("i").to_numpy(zero_copy_only=False)
             j = batch.column("j").to_numpy(zero_copy_only=False)
             levels = compare_batch(
-                sett, prepared, pa.RecordBatch.from_pydict({ROW_L: batch["i"], ROW_R: batch["j"]})
+                sett, prep, pa.RecordBatch.from_pydict({ROW_L: batch["i"], ROW_R: batch["j"]})
             )
             cols = [batch.column("i"), batch.column("j"), batch.column("rule")]
             names = ["i", "j", "rule"]
@@ -114,6 +121,49 @@ def compare_spark(
             )
 
     return candidates.mapInArrow(run, schema).persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def spark_comparer(spark: SparkSession, prepared, settings: LinkageSettings, prep):
+    """``comparer(i, j)`` for :func:`recapture.linkage.training.train`: pairs given on the
+    driver (the random pairs of u, a training session's sample) compared in Spark, returned
+    in their order as :func:`recapture.linkage.comparisons.compare_pairs` returns them."""
+    probe = levels_schema(settings, prep, False)
+    schema = StructType([StructField("k", LongType())] + probe.fields[3:])
+    parts = spark.sparkContext.defaultParallelism
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        sett, prepared_records = _value(prepared)
+        for batch in batches:
+            levels = compare_batch(
+                sett,
+                prepared_records,
+                pa.RecordBatch.from_pydict({ROW_L: batch["i"], ROW_R: batch["j"]}),
+            )
+            yield pa.RecordBatch.from_arrays(
+                [batch.column("k"), *levels.columns], names=["k", *levels.schema.names]
+            )
+
+    def compare(i: np.ndarray, j: np.ndarray):
+        pairs = pa.table(
+            {
+                "k": np.arange(len(i), dtype=np.int64),
+                "i": np.asarray(i, dtype=np.int32),
+                "j": np.asarray(j, dtype=np.int32),
+            }
+        )
+        frame = spark.createDataFrame(pairs).repartition(parts)
+        out = frame.mapInArrow(run, schema).toArrow()
+        order = np.argsort(out.column("k").to_numpy(), kind="stable")
+        gammas, tfs = {}, {}
+        for name in out.column_names[1:]:
+            col = out.column(name).to_numpy(zero_copy_only=False)[order]
+            if name.startswith("gamma_"):
+                gammas[name[len("gamma_") :]] = col
+            elif name.startswith("tf_"):
+                tfs[name[len("tf_") :]] = col
+        return gammas, tfs, out.column("names_swapped").to_numpy(zero_copy_only=False)[order]
+
+    return compare
 
 
 def pattern_counts(

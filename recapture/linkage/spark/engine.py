@@ -45,7 +45,14 @@ from recapture.linkage.engine import (
 from recapture.linkage.model import best_expected_f1_threshold
 from recapture.linkage.settings import BlockingRule, LinkageSettings
 from recapture.linkage.spark.blocking import block_spark, collect_blocks
-from recapture.linkage.spark.compare import compare_spark, pattern_counts, score_spark
+from recapture.linkage.spark.compare import (
+    compare_spark,
+    levels_schema,
+    pattern_counts,
+    prepared_broadcast,
+    score_spark,
+    spark_comparer,
+)
 from recapture.linkage.spark.records import driver_records
 from recapture.linkage.spark.write import write_linkage_spark
 from recapture.linkage.training import train, training_summary, uses_source_priors
@@ -199,8 +206,13 @@ def link_records_spark(
     priors = uses_source_priors(settings, recs.source_codes)
     n_groups = int(np.unique(recs.source_codes).size ** 2) if priors else 0
     with progress.step("comparing candidate pairs (Spark)"):
+        prepared = prepared_broadcast(spark, settings, prep)
         levels = compare_spark(
-            spark, candidates, prep, settings, recs.source_codes if priors else None
+            spark,
+            candidates,
+            prepared,
+            levels_schema(settings, prep, priors),
+            recs.source_codes if priors else None,
         )
         patterns, group_counts = pattern_counts(levels, settings, n, n_groups)
         candidates.unpersist()
@@ -221,6 +233,7 @@ def link_records_spark(
             group_counts=lambda: group_counts,
             labelled=labelled,
             blocker=_spark_blocker(spark, recs.frame, settings),
+            comparer=spark_comparer(spark, prepared, settings, prep),
         )
         st["result"] = training_summary(model, patterns)
     timings["training"] = time.perf_counter() - t
@@ -236,8 +249,8 @@ def link_records_spark(
         priors,
         recs.source_codes,
     )
-    levels.unpersist()
     table = scored.select("i", "j", "match_probability").toArrow()
+    levels.unpersist()  # only now: the scores are computed (and persisted) from it
     order = np.argsort(
         table.column("i").to_numpy().astype(np.int64) * n + table.column("j").to_numpy(),
         kind="stable",
