@@ -7,10 +7,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from test_spark_engine import world_records  # noqa: E402  (a sibling test module)
 
 from recapture.cli import main
 from recapture.io import read_json, read_table
+
+from .test_spark_engine import world_records
 
 PIPELINE = """
 [run]
