@@ -215,7 +215,9 @@ def _read_parquet_dataset(folder: Path, *, max_bytes: int, columns: list[str] | 
 
     files = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
     if not files:
-        raise InputError("a folder without Parquet files (*.parquet)", file=str(folder))
+        raise InputError(
+            "not a regular file, nor a folder of Parquet files (*.parquet)", file=str(folder)
+        )
     for file in files:
         check_regular_file(file, max_bytes=max_bytes)
     total = sum(f.stat().st_size for f in files)
