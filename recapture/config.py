@@ -14,7 +14,7 @@ from typing import Any
 
 from recapture.errors import ConfigError
 from recapture.estimators import MODELS
-from recapture.loader import check_keys, expect, in_range, read_toml, require
+from recapture.loader import check_keys, expect, in_range, read_toml, require, spark_conf
 from recapture.persons import CaptureHistoryRules, Period
 from recapture.uncertainty import UncertaintyOptions
 from recapture.validation import load_source_definition
@@ -32,12 +32,29 @@ class SourceConfig:
     definition: str  # a built-in definition name ('police', 'iom') or a TOML path
 
 
+#: Linkage engines: the local polars engine (the default) and Apache Spark.
+ENGINES = ("polars", "spark")
+
+
+@dataclass
+class SparkConfig:
+    """``[linkage.spark]``: where the Spark engine runs."""
+
+    #: Spark master URL (``local[2]``, ``spark://host:7077``, ``yarn``, …).
+    master: str = "local[2]"
+    #: Spark configuration, key → string value, passed to the session builder as is.
+    conf: dict[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class LinkageConfig:
     #: Optional linkage settings TOML; the built-in registration settings when absent.
     settings: Path | None = None
     #: Match-probability threshold for clustering; the settings' own when absent.
     threshold: float | None = None
+    #: "polars" (local) or "spark".
+    engine: str = "polars"
+    spark: SparkConfig = field(default_factory=SparkConfig)
 
 
 @dataclass
@@ -151,7 +168,20 @@ def parse_config(
         raise ConfigError(f"source names must be unique, got {names}", file=file, key="sources")
 
     link = data.get("linkage", {})
-    _check_keys(link, {"settings", "threshold"}, "linkage.", file)
+    _check_keys(link, {"settings", "threshold", "engine", "spark"}, "linkage.", file)
+    engine = _typed(link.get("engine", "polars"), str, "linkage.engine", file)
+    if engine not in ENGINES:
+        raise ConfigError(
+            f"unknown engine {engine!r} (allowed: {', '.join(ENGINES)})",
+            file=file,
+            key="linkage.engine",
+        )
+    spark_table = link.get("spark", {})
+    _check_keys(spark_table, {"master": str, "conf": None}, "linkage.spark.", file)
+    spark = SparkConfig(
+        master=spark_table.get("master", SparkConfig.master),
+        conf=spark_conf(spark_table.get("conf", {}), key="linkage.spark.conf", file=file),
+    )
     threshold = link.get("threshold")
     if threshold is not None:
         threshold = float(_typed(threshold, (int, float), "linkage.threshold", file))
@@ -164,6 +194,8 @@ def parse_config(
         if "settings" in link
         else None,
         threshold=threshold,
+        engine=engine,
+        spark=spark,
     )
 
     periods = []

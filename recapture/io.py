@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -172,8 +173,10 @@ def check_regular_file(source: str | os.PathLike, *, max_bytes: int = MAX_TABLE_
 
 def read_table(source: Any, *, max_bytes: int = MAX_TABLE_BYTES, columns: list[str] | None = None):
     """The one table reader: a polars/pandas frame passes through (as polars), a path to
-    a Parquet or CSV regular file is read. Anything else -- a missing file, a folder, a
-    FIFO or device, a file over ``max_bytes``, unreadable content -- is an
+    a Parquet or CSV regular file is read, and so is a Parquet dataset folder (the
+    ``*.parquet`` files directly in it, in name order, as one table: what Spark writes).
+    Anything else -- a missing file, a folder without Parquet files, a FIFO or device, a
+    file over ``max_bytes``, unreadable content -- is an
     :class:`~recapture.errors.InputError` naming the file."""
     import polars as pl
 
@@ -190,6 +193,8 @@ def read_table(source: Any, *, max_bytes: int = MAX_TABLE_BYTES, columns: list[s
             frame = pl.from_pandas(source)
             return frame.select(columns) if columns else frame
         raise InputError(f"expected a table or a path to one, got {type(source).__name__}")
+    if Path(source).is_dir():
+        return _read_parquet_dataset(Path(source), max_bytes=max_bytes, columns=columns)
     path = check_regular_file(source, max_bytes=max_bytes)
     with open(path, "rb") as handle:
         parquet = handle.read(4) == b"PAR1"
@@ -202,6 +207,28 @@ def read_table(source: Any, *, max_bytes: int = MAX_TABLE_BYTES, columns: list[s
         return frame.select(columns) if columns else frame
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read the table: {exc}", file=str(path)) from None
+
+
+def _read_parquet_dataset(folder: Path, *, max_bytes: int, columns: list[str] | None):
+    """The Parquet files of a dataset folder as one polars frame."""
+    import polars as pl
+
+    files = sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
+    if not files:
+        raise InputError(
+            "not a regular file, nor a folder of Parquet files (*.parquet)", file=str(folder)
+        )
+    for file in files:
+        check_regular_file(file, max_bytes=max_bytes)
+    total = sum(f.stat().st_size for f in files)
+    if total > max_bytes:
+        raise InputError(
+            f"dataset is {total:,} bytes, over the limit of {max_bytes:,}", file=str(folder)
+        )
+    try:
+        return pl.read_parquet([str(f) for f in files], columns=columns)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"cannot read the Parquet dataset: {exc}", file=str(folder)) from None
 
 
 #: Tag in the names of temporary files; a run sets its own (see :func:`temporary_tag`)
@@ -225,6 +252,13 @@ def temporary_tag(tag: str) -> Iterator[None]:
 def temporary_prefix(file_name: str, tag: str) -> str:
     """The name prefix of a temporary for ``file_name`` written under ``tag``."""
     return f".{file_name}.{tag}."
+
+
+def temporary_folder(path: str | os.PathLike) -> Path:
+    """Where a dataset folder for ``path`` is written before it is renamed onto ``path``
+    (named like the temporaries :func:`remove_temporaries` removes after a killed run)."""
+    path = Path(path)
+    return path.with_name(f"{temporary_prefix(path.name, _TMP_TAG.get())}dataset{TMP_SUFFIX}")
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None]) -> Path:
@@ -258,19 +292,21 @@ def remove_temporaries(
     folder: str | os.PathLike, file_names: Iterable[str], tag: str
 ) -> list[Path]:
     """Delete the temporaries a killed write under ``tag`` left for ``file_names`` in
-    ``folder`` -- only those: not recursively, not other files, not other tags."""
+    ``folder`` -- only those: not other files, not other tags (a temporary dataset folder,
+    see :func:`temporary_folder`, goes with its contents)."""
     removed = []
     base = Path(folder)
     if not tag.isalnum() or not base.is_dir():
         return removed
     prefixes = tuple(temporary_prefix(name, tag) for name in file_names)
     for entry in os.scandir(base):
-        if (
-            entry.name.startswith(prefixes)
-            and entry.name.endswith(TMP_SUFFIX)
-            and entry.is_file(follow_symlinks=False)
-        ):
+        if not (entry.name.startswith(prefixes) and entry.name.endswith(TMP_SUFFIX)):
+            continue
+        if entry.is_file(follow_symlinks=False):
             Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+        elif entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(Path(entry.path))
     return removed
 

@@ -23,6 +23,7 @@ import dataclasses
 import datetime as dt
 import math
 import os
+import re
 import stat
 import tomllib
 import types
@@ -107,6 +108,31 @@ def expect(value: Any, kind: type | tuple[type, ...], *, key: str, file: str | N
         return value
     names = " or ".join(_describe(k) for k in kinds)
     raise ConfigError(f"expected {names}, got {type(value).__name__} {value!r}", file=file, key=key)
+
+
+#: A Spark configuration key (``spark.sql.shuffle.partitions``): dotted words, nothing else.
+SPARK_CONF_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$")
+
+
+def spark_conf(table: Any, *, key: str, file: str | None = None) -> dict[str, str]:
+    """A table of Spark configuration: dotted keys to *string* values, passed to Spark
+    as they are (nothing is evaluated; write ``"4"``, not ``4``)."""
+    if not isinstance(table, dict):
+        raise ConfigError("expected a table of Spark settings", file=file, key=key)
+    out = {}
+    for name, value in table.items():
+        if not SPARK_CONF_KEY.match(str(name)):
+            raise ConfigError("not a Spark configuration key", file=file, key=f"{key}.{name}")
+        out[str(name)] = expect(value, str, key=f"{key}.{name}", file=file)
+    return out
+
+
+def key_value(text: str, *, key: str) -> tuple[str, str]:
+    """``"name=value"`` (a command-line Spark setting) split and checked."""
+    name, sep, value = text.partition("=")
+    if not sep or not SPARK_CONF_KEY.match(name.strip()):
+        raise ConfigError(f"expected KEY=VALUE with a dotted Spark key, got {text!r}", key=key)
+    return name.strip(), value
 
 
 def require(table: dict, key: str, kind: type | tuple, *, prefix: str = "", file=None) -> Any:

@@ -48,6 +48,23 @@ def test_read_table_passes_frames_and_reads_files(tmp_path):
     assert read_table(str(tmp_path / "t.csv")).equals(frame)
 
 
+def test_read_table_reads_a_parquet_dataset_folder_as_one_table(tmp_path):
+    """A folder of part files (as Spark writes pairs.parquet) is one table, in file-name
+    order; Hadoop's marker and checksum files beside them are not read."""
+    folder = tmp_path / "pairs.parquet"
+    folder.mkdir()
+    pl.DataFrame({"a": [3, 4], "b": ["z", "w"]}).write_parquet(folder / "part-00001.parquet")
+    pl.DataFrame({"a": [1, 2], "b": ["x", "y"]}).write_parquet(folder / "part-00000.parquet")
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".part-00000.parquet.crc").write_bytes(b"crc")
+    out = read_table(folder)
+    assert out.equals(pl.DataFrame({"a": [1, 2, 3, 4], "b": ["x", "y", "z", "w"]}))
+    assert read_table(folder, columns=["b"]).columns == ["b"]
+    with pytest.raises(InputError, match="over the limit") as exc:
+        read_table(folder, max_bytes=1000)
+    assert exc.value.file == str(folder)
+
+
 @pytest.mark.parametrize("case", ["missing", "folder", "fifo", "too_big", "not_parquet", "type"])
 def test_read_table_refuses_with_the_file_named(tmp_path, case):
     target = tmp_path / "t.parquet"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from recapture import progress
-from recapture.errors import RecaptureError
+from recapture.errors import ConfigError, RecaptureError
 
 EXIT_USER_ERROR = 2
 
@@ -211,8 +211,10 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
 
 # ----------------------------------------------------------------------------- link
 def _run_link(args: argparse.Namespace) -> int:
-    from recapture.linkage import LinkageSettings, link_records, write_linkage
+    from recapture.linkage import LinkageSettings
     from recapture.linkage.engine import read_records
+    from recapture.linkage.engines import EngineOptions, link_and_write
+    from recapture.loader import key_value
 
     settings = (
         LinkageSettings.from_toml(args.settings) if args.settings else LinkageSettings.default()
@@ -220,8 +222,14 @@ def _run_link(args: argparse.Namespace) -> int:
     if args.threshold is not None:
         settings.threshold = args.threshold
         settings.check()
-    result = link_records(read_records(args.records), settings)
-    paths = write_linkage(result, args.out)
+    if args.engine != "spark" and (args.spark_conf or args.spark_master):
+        raise ConfigError("--spark-master and --spark-conf need --engine spark", key="--engine")
+    options = EngineOptions(
+        engine=args.engine,
+        spark_master=args.spark_master or "local[2]",
+        spark_conf=dict(key_value(kv, key="--spark-conf") for kv in args.spark_conf),
+    )
+    result, paths = link_and_write(read_records(args.records), settings, args.out, options)
     m = result.metrics
     print(
         f"{m['records']:,} records → {m['clustering']['clusters']:,} persons; "
@@ -248,6 +256,25 @@ def _add_link(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threshold", type=_threshold_arg, help="match-probability threshold, or 'auto'"
+    )
+    p.add_argument(
+        "--engine",
+        choices=("polars", "spark"),
+        default="polars",
+        help="polars (local, the default) or spark (needs pyspark and Java 17)",
+    )
+    p.add_argument(
+        "--spark-master",
+        default=None,
+        metavar="URL",
+        help="Spark master for --engine spark (default: local[2])",
+    )
+    p.add_argument(
+        "--spark-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting for --engine spark (repeatable), e.g. spark.driver.memory=8g",
     )
     p.set_defaults(_inputs=(("records", "file"), ("settings", "file")))
 

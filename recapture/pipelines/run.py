@@ -25,7 +25,8 @@ from recapture.io import (
     file_sha256,
     read_json,
 )
-from recapture.linkage import LinkageSettings, link_records, write_linkage
+from recapture.linkage import LinkageSettings
+from recapture.linkage.engines import EngineOptions, link_and_write
 from recapture.persons import build_persons, write_persons
 from recapture.pipelines.rundir import RunDirectory
 from recapture.pipelines.stages import (
@@ -66,6 +67,9 @@ def _config_snapshot(config: PipelineConfig) -> dict[str, Any]:
         "linkage": {
             "settings": str(config.linkage.settings) if config.linkage.settings else None,
             "threshold": config.linkage.threshold,
+            # the engine changes where the pairs are computed, not what they are; recorded
+            # only when not the default, so a polars run's snapshot stays as it was
+            **({"engine": config.linkage.engine} if config.linkage.engine != "polars" else {}),
         },
         "periods": [
             {"label": p.label, "start": p.start.isoformat(), "end": p.end.isoformat()}
@@ -158,13 +162,17 @@ def _run(config: PipelineConfig, out: Path, *, force: bool, until: str | None) -
 
     def link() -> dict[str, Any]:
         records = pl.read_parquet(artifact_path(out, "records"))
-        result = link_records(records, settings)
-        write_linkage(result, out, run_id=run_id)
+        options = EngineOptions(
+            engine=config.linkage.engine,
+            spark_master=config.linkage.spark.master,
+            spark_conf=config.linkage.spark.conf,
+        )
+        result, _ = link_and_write(records, settings, out, options, run_id=run_id)
         return {
             "records": records.height,
             "records_in_clusters": result.clusters.height,
             "persons": int(result.clusters["person_id"].n_unique()),
-            "pairs_scored": result.pairs.height,
+            "pairs_scored": result.metrics["candidate_pairs"],
             "threshold": result.threshold,
         }
 

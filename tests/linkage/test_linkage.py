@@ -14,7 +14,6 @@ from recapture.linkage import LinkageSettings, link_records, write_linkage
 from recapture.linkage.blocking import ROW, block
 from recapture.linkage.clustering import cluster_pairs
 from recapture.linkage.comparisons import PreparedRecords, compare_pairs
-from recapture.linkage.engine import u_over_all_pairs
 from recapture.linkage.model import (
     FellegiSunterModel,
     Patterns,
@@ -23,6 +22,7 @@ from recapture.linkage.model import (
     run_em,
 )
 from recapture.linkage.settings import BlockingRule, Comparison
+from recapture.linkage.training import u_over_all_pairs
 from recapture.schemas import ClusterSchema, PairsSchema, validate
 
 

@@ -195,6 +195,35 @@ def test_config_errors_name_the_key(tmp_path: Path):
         assert str(path) in str(err.value)
 
 
+def test_linkage_engine_config_is_checked_strictly(tmp_path: Path):
+    """[linkage] engine and [linkage.spark]: known engines only, the Spark conf as strings
+    under dotted keys (nothing evaluated), errors naming the key."""
+    head = '[[sources]]\npath = "x.csv"\ndefinition = "police"\n'
+    path = tmp_path / "p.toml"
+    path.write_text(
+        head + '[linkage]\nengine = "spark"\n[linkage.spark]\nmaster = "local[1]"\n'
+        '[linkage.spark.conf]\n"spark.sql.shuffle.partitions" = "8"\n'
+    )
+    config = load_config(path)
+    assert config.linkage.engine == "spark"
+    assert config.linkage.spark.master == "local[1]"
+    assert config.linkage.spark.conf == {"spark.sql.shuffle.partitions": "8"}
+    path.write_text(head)
+    assert load_config(path).linkage.engine == "polars"
+    cases = {
+        '[linkage]\nengine = "duckdb"': "linkage.engine",
+        "[linkage.spark]\nmaster = 2": "linkage.spark.master",
+        '[linkage.spark]\nmasters = "x"': "linkage.spark.masters",
+        '[linkage.spark.conf]\n"spark.executor.cores" = 4': "linkage.spark.conf.spark.executor.cores",
+        '[linkage.spark.conf]\n"spark x; rm" = "1"': "linkage.spark.conf.spark x; rm",
+    }
+    for text, key in cases.items():
+        path.write_text(head + text)
+        with pytest.raises(ConfigError) as err:
+            load_config(path)
+        assert err.value.key == key, (text, err.value)
+
+
 def test_two_periods_give_a_series(project: Path):
     text = (
         (project / "pipeline.toml")

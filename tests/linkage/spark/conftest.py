@@ -1,4 +1,5 @@
-"""A local[2] Spark session shared by the Spark engine's tests (skipped without pyspark/Java)."""
+"""A local[2] Spark session shared by the Spark engine's tests (skipped without pyspark/Java),
+started once for this package and ended with its JVM after the package's last test."""
 
 from __future__ import annotations
 
@@ -13,7 +14,24 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
     pytest.skip("the Spark engine's tests need a Java runtime", allow_module_level=True)
 
 
-@pytest.fixture(scope="session")
+def _stop_jvm() -> None:
+    """End the JVM this test run started for Spark (py4j keeps it after ``stop()``), so
+    that the tests after this package measure memory and processes without it."""
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    proc = getattr(gateway, "proc", None)
+    gateway.shutdown()
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+    if proc is not None:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="package")
 def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
 
@@ -33,3 +51,4 @@ def spark(tmp_path_factory):
     session.sparkContext.setCheckpointDir(str(tmp_path_factory.mktemp("spark-checkpoints")))
     yield session
     session.stop()
+    _stop_jvm()

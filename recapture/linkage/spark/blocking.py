@@ -1,0 +1,219 @@
+"""Blocking rules as Spark equi-joins, unioned without duplicate pairs.
+
+The same rules, keys and caps as :mod:`recapture.linkage.blocking`: the key columns are
+computed on the driver with the local engine's own polars expressions (``key_expr``,
+empty strings as missing), and the block sizes are counted there too (a group-by of n
+records), so a block over ``max_block_size`` is refined or skipped, and reported, exactly
+as locally. Only the joins — where the pairs appear — run in Spark: each rule's key
+frame is joined with itself (or with its right-key frame), the rules' pairs are unioned
+and each pair is kept once, under the first rule that produced it (``min(rule)``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
+
+from recapture.linkage.blocking import ROW, SRC, BlockingResult, _empty_to_null, key_expr
+from recapture.linkage.settings import BlockingRule
+
+#: Records per partition of the key frame (fewer partitions, fewer tasks per join: a
+#: small run is not spread over more tasks than it has work for).
+ROWS_PER_PARTITION = 100_000
+
+
+def _key_frame(records: pl.DataFrame, keys: list[str], names: list[str]) -> pl.DataFrame:
+    frame = records.select(ROW, *[key_expr(k, a) for k, a in zip(keys, names, strict=True)])
+    return _empty_to_null(frame).drop_nulls()
+
+
+def _pass(records: pl.DataFrame, keys, right_keys, max_block: int, tag: str):
+    """One join pass of :func:`recapture.linkage.blocking._join_blocks`, up to the join: the
+    key columns (named ``{tag}l<k>``/``{tag}r<k>``, missing for rows that take no part),
+    the rows in over-cap blocks with a count of those blocks, the largest block size."""
+    names = [f"{tag}l{k}" for k in range(len(keys))]
+    cap_pairs = max_block * (max_block - 1) // 2
+    left = _key_frame(records, keys, names)
+    if right_keys is None:
+        sizes = left.group_by(names).len()
+        big = sizes.filter(pl.col("len") > max_block)
+        largest = int(sizes["len"].max()) if sizes.height else 0
+        big_rows = None
+        if big.height:
+            big_rows = (
+                left.join(big.select(names), on=names, how="semi")
+                .select(ROW)
+                .with_columns(pl.lit(big.height).alias("_blocks"))
+            )
+            left = left.join(big.select(names), on=names, how="anti")
+        return [left], (names, None), big_rows, largest
+    rnames = [f"{tag}r{k}" for k in range(len(keys))]
+    right = _key_frame(records, right_keys, rnames)
+    sl = left.group_by(names).len()
+    sr = right.rename(dict(zip(rnames, names, strict=True))).group_by(names).len()
+    both = sl.join(sr, on=names, suffix="_r").with_columns(
+        (pl.col("len") * pl.col("len_r")).alias("n")
+    )
+    big = both.filter(pl.col("n") > cap_pairs)
+    largest = int(both["n"].max()) if both.height else 0
+    big_rows = None
+    if big.height:
+        rows_l = left.join(big.select(names), on=names, how="semi").select(ROW)
+        big_r = big.select(names).rename(dict(zip(names, rnames, strict=True)))
+        rows_r = right.join(big_r, on=rnames, how="semi").select(ROW)
+        big_rows = (
+            pl.concat([rows_l, rows_r]).unique().with_columns(pl.lit(big.height).alias("_blocks"))
+        )
+        left = left.join(big.select(names), on=names, how="anti")
+    return [left, right], (names, rnames), big_rows, largest
+
+
+def _rule_keys(records: pl.DataFrame, rule: BlockingRule, index: int, max_block: int):
+    """The key frames and join passes of one rule, and its statistics, as
+    :func:`recapture.linkage.blocking._rule_pairs` (pair counts filled in later)."""
+    stats = {
+        "rule": rule.name,
+        "keys": rule.keys,
+        "blocks_refined": 0,
+        "blocks_skipped": 0,
+        "records_in_skipped_blocks": 0,
+    }
+    frames, names, big, largest = _pass(records, rule.keys, rule.right_keys, max_block, f"r{index}")
+    passes = [names]
+    stats["largest_block"] = largest
+    if big is not None and rule.refine:
+        stats["blocks_refined"] = int(big["_blocks"].max())
+        keys = rule.keys + rule.refine
+        right = rule.right_keys + rule.refine if rule.right_keys is not None else None
+        sub = records.join(big, on=ROW, how="semi")
+        more, names, big, _ = _pass(sub, keys, right, max_block, f"f{index}")
+        frames += more
+        passes.append(names)
+    if big is not None:
+        stats["blocks_skipped"] = int(big["_blocks"].max()) if big.height else 0
+        stats["records_in_skipped_blocks"] = big.height
+    return frames, passes, stats
+
+
+def _join(wide: DataFrame, names: list[str], rnames: list[str] | None, link_only: bool):
+    """Pairs [i, j] of one join pass over the shared key frame."""
+    carry = [ROW] + ([SRC] if link_only else [])
+    keys = [f"_k{k}" for k in range(len(names))]
+    a = wide.select(*carry, *[F.col(c).alias(k) for c, k in zip(names, keys, strict=True)])
+    a = a.dropna(subset=keys).alias("a")
+    if rnames is None:
+        b = a.alias("b")
+    else:
+        b = wide.select(*carry, *[F.col(c).alias(k) for c, k in zip(rnames, keys, strict=True)])
+        b = b.dropna(subset=keys).alias("b")
+    cond = [F.col(f"a.{k}") == F.col(f"b.{k}") for k in keys]
+    if rnames is None:
+        cond.append(F.col(f"a.{ROW}") < F.col(f"b.{ROW}"))
+    else:
+        cond.append(F.col(f"a.{ROW}") != F.col(f"b.{ROW}"))
+    if link_only:
+        cond.append(F.col(f"a.{SRC}") != F.col(f"b.{SRC}"))
+    joined = a.join(b, on=cond)
+    if rnames is None:
+        return joined.select(F.col(f"a.{ROW}").alias("i"), F.col(f"b.{ROW}").alias("j"))
+    return joined.select(
+        F.least(f"a.{ROW}", f"b.{ROW}").alias("i"), F.greatest(f"a.{ROW}", f"b.{ROW}").alias("j")
+    )
+
+
+def block_spark(
+    spark: SparkSession,
+    records: pl.DataFrame,
+    rules: list[BlockingRule],
+    max_block_size: int,
+    link_only: bool = False,
+) -> tuple[DataFrame, list[dict]]:
+    """Candidate pairs [i int, j int, rule int, rules long] (persisted): each pair once,
+    under its first rule, with the bit mask of all rules that produced it; and the per-rule
+    statistics of :func:`recapture.linkage.blocking.block` (counted by
+    :func:`collect_blocks`).
+
+    ``records`` is the driver's sorted frame with ``_row`` (and ``_src`` for link_only).
+    The key columns of every rule go to Spark once, in one frame (a row's key is missing
+    where the row takes no part in a pass: a missing key, an over-cap block).
+    """
+    if len(rules) > 62:
+        raise ValueError("at most 62 blocking rules")
+    n = records.height
+    wide = records.select(ROW, *([SRC] if link_only else []))
+    stats, passes = [], []
+    for index, rule in enumerate(rules):
+        frames, rule_passes, st = _rule_keys(records, rule, index, max_block_size)
+        for frame in frames:
+            wide = wide.join(frame, on=ROW, how="left")
+        passes.append(rule_passes)
+        stats.append(st)
+    wide = wide.with_columns(pl.col(ROW).cast(pl.Int64))
+    if link_only:
+        wide = wide.with_columns(pl.col(SRC).cast(pl.Int64))
+    parts_wanted = max(1, min(spark.sparkContext.defaultParallelism, -(-n // ROWS_PER_PARTITION)))
+    keyframe = (
+        spark.createDataFrame(wide.to_arrow())
+        .repartition(parts_wanted)
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    keyframe.count()  # materialised once: its size lets Spark broadcast a small one in joins
+    parts = []
+    for index, rule_passes in enumerate(passes):
+        pairs = None
+        for names, rnames in rule_passes:
+            more = _join(keyframe, names, rnames, link_only)
+            pairs = more if pairs is None else pairs.unionAll(more)
+        if rules[index].right_keys is not None or len(rule_passes) > 1:
+            pairs = pairs.distinct()
+        parts.append(
+            pairs.withColumn("rule", F.lit(index)).withColumn("bit", F.lit(1 << index).cast("long"))
+        )
+    if not parts:
+        return spark.createDataFrame([], "i int, j int, rule int, rules long"), stats
+    union = parts[0]
+    for part in parts[1:]:
+        union = union.unionAll(part)
+    candidates = (
+        union.groupBy("i", "j")
+        .agg(F.min("rule"), F.bit_or("bit"))
+        .toDF("i", "j", "rule", "rules")
+        .select(
+            F.col("i").cast("int").alias("i"),
+            F.col("j").cast("int").alias("j"),
+            F.col("rule").cast("int").alias("rule"),
+            "rules",
+        )
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    candidates.count()  # materialise before the key frame goes
+    keyframe.unpersist()
+    return candidates, stats
+
+
+def collect_blocks(
+    candidates: DataFrame, stats: list[dict], rules: list[BlockingRule], n: int
+) -> BlockingResult:
+    """The candidate pairs on the driver, in the local engine's order (by i, then j), and
+    each rule's pair counts (all its pairs, and those it produced first) set in ``stats``."""
+    table = candidates.select("i", "j", "rule", "rules").toArrow()
+    i = table.column("i").to_numpy().astype(np.int64)
+    j = table.column("j").to_numpy().astype(np.int64)
+    rule = table.column("rule").to_numpy().astype(np.uint8)
+    mask = table.column("rules").to_numpy().astype(np.int64)
+    first = np.bincount(rule, minlength=len(rules))
+    for index, st in enumerate(stats):
+        st["pairs"] = int(np.count_nonzero(mask & (1 << index)))
+        st["pairs_first"] = int(first[index])
+    order = np.argsort(i * n + j, kind="stable")
+    return BlockingResult(
+        i=i[order].astype(np.int32),
+        j=j[order].astype(np.int32),
+        rule=rule[order],
+        rule_names=[r.name for r in rules],
+        stats=stats,
+        n_records=n,
+    )

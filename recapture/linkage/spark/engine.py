@@ -1,0 +1,316 @@
+"""``link_records_spark``: the linkage stage with its pairs in Spark.
+
+The same steps, settings, model and artifacts as :func:`recapture.linkage.link_records`:
+
+1. records sorted by record id and numbered on the driver (:mod:`.records`), encoded once
+   into :class:`~recapture.linkage.comparisons.PreparedRecords`;
+2. blocking rules as Spark equi-joins (:mod:`.blocking`);
+3. comparison levels and TF bits by ``mapInArrow(compare_batch)`` (:mod:`.compare`);
+4. pattern counts (and counts per pair of sources) aggregated in Spark, the model fitted on
+   the driver by :func:`recapture.linkage.training.train`, the local engine's function;
+5. scores by ``mapInArrow(score_batch)``; the threshold ("auto": best expected F1) from
+   the collected probabilities;
+6. clustering by :func:`_cluster` (see there);
+7. ``pairs.parquet`` written by Spark as a Parquet dataset folder (:mod:`.write`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from recapture import progress
+from recapture.errors import InputError
+from recapture.linkage.blocking import SRC, BlockingResult
+from recapture.linkage.clustering import Clustering, cluster_pairs
+from recapture.linkage.comparisons import PreparedRecords
+from recapture.linkage.engine import (
+    LinkageResult,
+    _clusters_frame,
+    _labelled_gammas,
+    _metrics,
+    _tf_tables,
+)
+from recapture.linkage.model import best_expected_f1_threshold
+from recapture.linkage.settings import BlockingRule, LinkageSettings
+from recapture.linkage.spark.blocking import block_spark, collect_blocks
+from recapture.linkage.spark.compare import (
+    compare_spark,
+    levels_schema,
+    pattern_counts,
+    prepared_broadcast,
+    score_spark,
+    spark_comparer,
+)
+from recapture.linkage.spark.records import driver_records
+from recapture.linkage.spark.write import write_linkage_spark
+from recapture.linkage.training import train, training_summary, uses_source_priors
+
+
+@dataclass
+class SparkLinkageResult(LinkageResult):
+    """A :class:`LinkageResult` whose ``pairs`` is a Spark DataFrame (pairs.parquet's
+    columns, plus the row positions ``i`` and ``j``); :meth:`pairs_frame` collects it."""
+
+    def pairs_frame(self) -> pl.DataFrame:
+        """The pairs as the local engine returns them (sorted by record ids, no i/j)."""
+        frame = pl.from_arrow(self.pairs.drop("i", "j").toArrow())
+        return frame.sort("record_id_l", "record_id_r")
+
+
+@dataclass
+class _Clustered:
+    """What :func:`_cluster` returns: the fields of ``SparkClustering``."""
+
+    labels: DataFrame  # [row long, person long]
+    edges: DataFrame  # [i long, j long, linked bool]
+    report: dict
+
+
+def _cluster(
+    spark: SparkSession,
+    edges: DataFrame,
+    n: int,
+    threshold: float,
+    *,
+    one_to_one: bool = False,
+    conflict_probability: float = 0.01,
+    chaining_action: str = "split",
+    chaining_steps: list[float] | None = None,
+) -> _Clustered:
+    """Persons from the scored pairs: for now the local :func:`cluster_pairs` on the driver.
+
+    ``edges`` is DataFrame[i long, j long, prob double, src_i int, src_j int]. This has the
+    signature and the result (labels [row, person] numbered by smallest row, edges
+    [i, j, linked] — here the linked ones only, a pair not listed is not linked —, the
+    report of the local ``Clustering``) of
+    ``recapture.linkage.spark.clustering.cluster_pairs_spark`` — connected components in
+    Spark with the chaining guard and one-to-one — and is replaced by it, in one line,
+    once that lands. Until then (i, j, prob) of every candidate pair is collected to the
+    driver, which bounds the run by the driver's memory (16 bytes a pair).
+    """
+    table = edges.select("i", "j", "prob", "src_i", "src_j").toArrow()
+    i = table.column("i").to_numpy(zero_copy_only=False).astype(np.int64)
+    j = table.column("j").to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.argsort(i * n + j, kind="stable")
+    i, j = i[order], j[order]
+    prob = table.column("prob").to_numpy(zero_copy_only=False)[order]
+    src = np.zeros(n, dtype=np.int64)
+    src[i] = table.column("src_i").to_numpy(zero_copy_only=False)[order]
+    src[j] = table.column("src_j").to_numpy(zero_copy_only=False)[order]
+    clustering = cluster_pairs(
+        n,
+        i,
+        j,
+        prob,
+        threshold,
+        sources=src,
+        one_to_one=one_to_one,
+        conflict_probability=conflict_probability,
+        chaining_action=chaining_action,
+        chaining_steps=chaining_steps,
+    )
+    labels = spark.createDataFrame(
+        pa.table({"row": np.arange(n, dtype=np.int64), "person": clustering.labels})
+    )
+    keep = clustering.linked  # the linked edges only: the rest are not linked by default
+    linked = spark.createDataFrame(
+        pa.table({"i": i[keep], "j": j[keep], "linked": np.ones(int(keep.sum()), dtype=bool)})
+    )
+    return _Clustered(labels=labels, edges=linked, report=clustering.report)
+
+
+@contextmanager
+def spark_session(master: str, conf: dict[str, str] | None = None) -> Iterator[SparkSession]:
+    """A Spark session for one command: the active one if there is one (left running), else
+    a new one on ``master`` with ``conf`` (stopped at the end). The executors' Python is
+    this interpreter unless ``PYSPARK_PYTHON`` says otherwise."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master).appName("recapture-link")
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # no Java, a bad master URL: pyspark raises several kinds
+        raise InputError(
+            f"cannot start Spark on {master!r} (the Spark engine needs a Java 17 runtime): {exc}"
+        ) from None
+    try:
+        yield session
+    finally:
+        session.stop()
+
+
+def _spark_blocker(spark: SparkSession, frame: pl.DataFrame, settings: LinkageSettings):
+    """A training session's pairs by Spark joins, collected in the local order."""
+
+    def blocker(rule: BlockingRule) -> BlockingResult:
+        cands, stats = block_spark(spark, frame, [rule], settings.max_block_size)
+        out = collect_blocks(cands, stats, [rule], frame.height)
+        cands.unpersist()
+        return out
+
+    return blocker
+
+
+def link_records_spark(
+    spark: SparkSession,
+    records: Any,
+    settings: LinkageSettings | None = None,
+    *,
+    labelled_pairs: pl.DataFrame | None = None,
+    out=None,
+) -> SparkLinkageResult:
+    """Deduplicate and link ``records`` into persons with the pairs in Spark.
+
+    ``records``: a polars frame, a Spark DataFrame or a Parquet path (read by ``spark``).
+    The result equals :func:`recapture.linkage.link_records`'s (the same candidate pairs and
+    rules, levels, weights to rounding, the same persons); ``pairs`` is a Spark DataFrame.
+    With ``out`` the artifacts are written there (:func:`write_linkage_spark`).
+    """
+    settings = settings or LinkageSettings.default()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    recs = driver_records(spark, records, settings)
+    n = recs.n
+    with progress.step("encoding records") as st:
+        prep = PreparedRecords.build(recs.frame.drop(SRC, strict=False), settings)
+        st["result"] = f"{prep.n:,} records"
+    timings["encode"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    with progress.step("blocking (Spark)") as st:
+        candidates, stats = block_spark(
+            spark, recs.frame, settings.blocking_rules, settings.max_block_size, settings.link_only
+        )
+        blocks = collect_blocks(candidates, stats, settings.blocking_rules, n)
+        st["result"] = f"{blocks.n_pairs:,} candidate pairs"
+    timings["blocking"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    priors = uses_source_priors(settings, recs.source_codes)
+    n_groups = int(np.unique(recs.source_codes).size ** 2) if priors else 0
+    with progress.step("comparing candidate pairs (Spark)"):
+        prepared = prepared_broadcast(spark, settings, prep)
+        levels = compare_spark(
+            spark,
+            candidates,
+            prepared,
+            levels_schema(settings, prep, priors),
+            recs.source_codes if priors else None,
+        )
+        patterns, group_counts = pattern_counts(levels, settings, n, n_groups)
+        candidates.unpersist()
+    timings["comparing"] = time.perf_counter() - t
+
+    labelled = None
+    if labelled_pairs is not None:
+        labelled = _labelled_gammas(labelled_pairs, recs.frame, settings, prep)
+    t = time.perf_counter()
+    with progress.step("training the Fellegi–Sunter model") as st:
+        model = train(
+            prep,
+            patterns,
+            settings,
+            candidate_codes=blocks.i.astype(np.int64) * n + blocks.j,
+            source_codes=recs.source_codes,
+            sources=recs.sources,
+            group_counts=lambda: group_counts,
+            labelled=labelled,
+            blocker=_spark_blocker(spark, recs.frame, settings),
+            comparer=spark_comparer(spark, prepared, settings, prep),
+        )
+        st["result"] = training_summary(model, patterns)
+    timings["training"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    scored = score_spark(
+        spark,
+        levels,
+        model,
+        settings,
+        recs.record_ids,
+        blocks.rule_names,
+        priors,
+        recs.source_codes,
+    )
+    table = scored.select("i", "j", "match_probability").toArrow()
+    levels.unpersist()  # only now: the scores are computed (and persisted) from it
+    order = np.argsort(
+        table.column("i").to_numpy().astype(np.int64) * n + table.column("j").to_numpy(),
+        kind="stable",
+    )
+    prob = table.column("match_probability").to_numpy()[order]
+    threshold = (
+        best_expected_f1_threshold(prob)
+        if settings.threshold == "auto"
+        else float(settings.threshold)
+    )
+    with progress.step("clustering") as st:
+        clustered = _cluster(
+            spark,
+            scored.select(
+                F.col("i").cast("long").alias("i"),
+                F.col("j").cast("long").alias("j"),
+                F.col("match_probability").alias("prob"),
+                "src_i",
+                "src_j",
+            ),
+            n,
+            threshold,
+            one_to_one=settings.one_to_one,
+            conflict_probability=settings.conflict_probability,
+            chaining_action=settings.chaining_action,
+            chaining_steps=settings.chaining_steps,
+        )
+        person = clustered.labels.toArrow()
+        labels = np.empty(n, dtype=np.int64)
+        labels[person.column("row").to_numpy()] = person.column("person").to_numpy()
+        st["result"] = f"{clustered.report['clusters']:,} persons"
+    clustering = Clustering(labels=labels, linked=np.zeros(0, bool), report=clustered.report)
+    pairs = (
+        scored.drop("src_i", "src_j")
+        .join(
+            clustered.edges.select(
+                F.col("i").cast("int").alias("i"), F.col("j").cast("int").alias("j"), "linked"
+            ),
+            on=["i", "j"],
+            how="left",
+        )
+        .withColumn("linked", F.coalesce(F.col("linked"), F.lit(False)))
+    )
+    timings["scoring_clustering"] = time.perf_counter() - t
+
+    clusters = _clusters_frame(recs.record_ids, recs.sources, clustering)
+    metrics = _metrics(
+        blocks, prob, threshold, clustering, model, patterns, timings, recs.sources, settings
+    )
+    metrics["engine"] = "spark"
+    timings["total"] = time.perf_counter() - t0
+    result = SparkLinkageResult(
+        pairs=pairs,
+        clusters=clusters,
+        model=model,
+        metrics=metrics,
+        settings=settings,
+        threshold=threshold,
+        tf_tables=_tf_tables(prep, settings),
+    )
+    if out is not None:
+        write_linkage_spark(result, out)
+    return result

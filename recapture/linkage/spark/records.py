@@ -1,0 +1,87 @@
+"""The records of a Spark linkage run, as the driver holds them.
+
+The records are small beside their pairs (10⁶ records make 10⁷–10⁸ candidate pairs), so
+the driver keeps one copy of them, sorted by record id and numbered exactly as the local
+engine numbers them (row ``i`` is the i-th smallest record id). From it the driver builds
+the :class:`~recapture.linkage.comparisons.PreparedRecords` (vocabularies, term-frequency
+tables, the joint-name table) that the executors receive once, as a broadcast variable,
+and the blocking keys, computed with the very polars expressions of the local engine
+(:func:`recapture.linkage.blocking.key_expr`) so that the keys are the same.
+Everything quadratic — the pairs — lives in Spark.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from pyspark.sql import DataFrame, SparkSession
+
+from recapture.errors import InputError
+from recapture.linkage.blocking import ROW, SRC
+from recapture.linkage.engine import _check_columns
+from recapture.linkage.settings import LinkageSettings
+from recapture.linkage.training import _source_codes
+
+
+@dataclass
+class DriverRecords:
+    """The sorted records with row positions, their ids, sources and source codes."""
+
+    frame: pl.DataFrame  # sorted by record id, with ``_row`` (and ``_src`` for link_only)
+    record_ids: np.ndarray
+    sources: np.ndarray | None
+    source_codes: np.ndarray | None
+
+    @property
+    def n(self) -> int:
+        return self.frame.height
+
+
+def to_polars(spark: SparkSession, records: Any, settings: LinkageSettings) -> pl.DataFrame:
+    """The columns the settings read, as a polars frame on the driver.
+
+    ``records`` is a polars frame, a Spark DataFrame, or the path of a Parquet file or
+    dataset folder (read by Spark, so a path on a shared filesystem or object store works).
+    """
+    if isinstance(records, pl.DataFrame):
+        return records
+    if isinstance(records, str | os.PathLike):
+        if (
+            not str(records).startswith(("s3", "gs:", "hdfs:", "abfs"))
+            and not Path(records).exists()
+        ):
+            raise InputError("no such file or folder", file=str(records))
+        records = spark.read.parquet(str(records))
+    if isinstance(records, DataFrame):
+        # the columns the comparisons, keys and term-frequency tables read, no more
+        wanted = settings.required_columns() | set(settings.tf_person_columns)
+        present = [c for c in records.columns if c in wanted]
+        return pl.from_arrow(records.select(*present).toArrow())
+    raise InputError(
+        f"records must be a polars or Spark DataFrame or a Parquet path, got "
+        f"{type(records).__name__}"
+    )
+
+
+def driver_records(spark: SparkSession, records: Any, settings: LinkageSettings) -> DriverRecords:
+    """Checked, sorted and numbered records (as :func:`recapture.linkage.link_records`)."""
+    frame = to_polars(spark, records, settings)
+    _check_columns(frame, settings)
+    recs = frame.sort(settings.record_id).with_row_index(ROW)
+    sources = recs[settings.source].to_numpy() if settings.source else None
+    codes = _source_codes(sources)
+    if settings.link_only:
+        if codes is None:
+            raise InputError("link_only needs a source column", column="source")
+        recs = recs.with_columns(pl.Series(SRC, codes))
+    return DriverRecords(
+        frame=recs,
+        record_ids=recs[settings.record_id].to_numpy(),
+        sources=sources,
+        source_codes=codes,
+    )
