@@ -1,0 +1,108 @@
+"""Clustering in Spark equals the local clustering: partition, links used, report."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recapture.linkage.clustering import cluster_pairs
+from recapture.linkage.spark.clustering import cluster_pairs_spark
+
+
+def _scored_graph(seed: int, n: int, n_pairs: int, n_sources: int = 3):
+    """Distinct pairs i < j with probabilities from a few values (ties for one-to-one) and
+    a continuous part; chains of strong links joined by weak ones make conflicts."""
+    rng = np.random.default_rng(seed)
+    sources = rng.integers(0, n_sources, size=n)
+    # pairs mostly between nearby rows, so that clusters of several records form
+    a = rng.integers(0, n, size=n_pairs * 2)
+    b = np.clip(a + rng.integers(1, 8, size=a.size), 0, n - 1)
+    keep = a != b
+    codes = np.unique(np.minimum(a, b)[keep] * n + np.maximum(a, b)[keep])
+    codes = rng.permutation(codes)[:n_pairs]
+    i, j = codes // n, codes % n
+    prob = np.where(
+        rng.uniform(size=i.size) < 0.5,
+        rng.choice([0.001, 0.005, 0.3, 0.6, 0.9, 0.97, 0.999], size=i.size),
+        rng.uniform(size=i.size),
+    )
+    return n, i.astype(np.int64), j.astype(np.int64), prob, sources
+
+
+def _spark_edges(spark, i, j, prob, sources):
+    frame = pl.DataFrame(
+        {
+            "i": i,
+            "j": j,
+            "prob": prob,
+            "src_i": sources[i].astype(np.int32),
+            "src_j": sources[j].astype(np.int32),
+        }
+    )
+    return spark.createDataFrame(frame.to_pandas())
+
+
+def _assert_same(spark, n, i, j, prob, sources, threshold, **options):
+    local = cluster_pairs(n, i, j, prob, threshold, sources=sources, **options)
+    result = cluster_pairs_spark(
+        spark, _spark_edges(spark, i, j, prob, sources), n, threshold, **options
+    )
+    labels = result.labels.toPandas().sort_values("row")
+    assert labels["row"].tolist() == list(range(n))
+    np.testing.assert_array_equal(labels["person"].to_numpy(), local.labels)
+    linked = (
+        pl.from_pandas(result.edges.toPandas())
+        .join(pl.DataFrame({"i": i, "j": j, "k": np.arange(i.size)}), on=["i", "j"])
+        .sort("k")
+    )
+    assert linked.height == i.size
+    np.testing.assert_array_equal(linked["linked"].to_numpy(), local.linked)
+    assert result.report == local.report
+    return local
+
+
+def test_spark_clustering_equals_local_with_conflicts_split_steps_and_one_to_one(spark):
+    n, i, j, prob, sources = _scored_graph(seed=3, n=400, n_pairs=700)
+    local = _assert_same(
+        spark,
+        n,
+        i,
+        j,
+        prob,
+        sources,
+        0.5,
+        one_to_one=True,
+        conflict_probability=0.01,
+        chaining_action="split",
+        chaining_steps=[0.4, 0.8, 0.95, 0.99],
+    )
+    # the case exercises what it claims to
+    report = local.report
+    assert report["one_to_one_links_removed"] > 0
+    assert report["chaining"]["clusters_with_conflicts"] > 0
+    assert report["chaining"]["steps"] and report["chaining"]["steps"][0]["links_removed"] > 0
+    assert report["largest_cluster"] >= 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("seed", "threshold", "options"),
+    [
+        (1, 0.5, {"chaining_action": "report"}),
+        (2, 0.9, {"chaining_steps": [0.95, 0.999], "conflict_probability": 0.05}),
+        (4, 0.3, {"one_to_one": True, "chaining_action": "split", "chaining_steps": [0.6]}),
+        (5, 0.999, {}),
+    ],
+)
+def test_spark_clustering_equals_local_on_random_graphs(spark, seed, threshold, options):
+    n, i, j, prob, sources = _scored_graph(seed=seed, n=500, n_pairs=900, n_sources=2)
+    _assert_same(spark, n, i, j, prob, sources, threshold, **options)
+
+
+def test_spark_clustering_without_links(spark):
+    i = np.array([0, 2], dtype=np.int64)
+    j = np.array([1, 3], dtype=np.int64)
+    prob = np.array([0.1, 0.2])
+    local = _assert_same(spark, 5, i, j, prob, np.zeros(5, dtype=np.int64), 0.9)
+    assert local.report["clusters"] == 5 and "weakest_link_quantiles" not in local.report
