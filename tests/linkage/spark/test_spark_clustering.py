@@ -106,3 +106,42 @@ def test_spark_clustering_without_links(spark):
     prob = np.array([0.1, 0.2])
     local = _assert_same(spark, 5, i, j, prob, np.zeros(5, dtype=np.int64), 0.9)
     assert local.report["clusters"] == 5 and "weakest_link_quantiles" not in local.report
+
+
+@pytest.mark.slow
+def test_spark_clustering_equals_local_on_a_linked_simulated_world(spark, simulated_world):
+    """The scored pairs of a real local linkage: same persons, links and report in Spark."""
+    import datetime as dt
+
+    from recapture.linkage import LinkageSettings, link_records
+    from recapture.validation import validate_extracts
+
+    world = simulated_world(4000, 11)
+    records = validate_extracts(
+        [(world / "police.csv", "police"), (world / "iom.csv", "iom")], as_of=dt.date(2026, 1, 1)
+    ).records
+    settings = LinkageSettings.from_dict({"u_sample_pairs": 20_000, "one_to_one": True})
+    result = link_records(records, settings)
+    ids = result.clusters["record_id"].to_numpy()  # sorted: the position is the row
+    assert (np.diff(ids) > 0).all()
+    _, sources = np.unique(result.clusters["source"].to_numpy(), return_inverse=True)
+    i = np.searchsorted(ids, result.pairs["record_id_l"].to_numpy())
+    j = np.searchsorted(ids, result.pairs["record_id_r"].to_numpy())
+    prob = result.pairs["match_probability"].to_numpy()
+    local = _assert_same(
+        spark,
+        ids.size,
+        i,
+        j,
+        prob,
+        sources,
+        result.threshold,
+        one_to_one=True,
+        conflict_probability=settings.conflict_probability,
+        chaining_action=settings.chaining_action,
+        chaining_steps=settings.chaining_steps,
+    )
+    # and both are the clustering the linkage itself produced
+    np.testing.assert_array_equal(local.labels, result.clusters["person_id"].to_numpy())
+    np.testing.assert_array_equal(local.linked, result.pairs["linked"].to_numpy())
+    assert local.report["clusters"] < ids.size
