@@ -15,8 +15,11 @@ Both tools run on a ``local[2]`` Spark with the same Spark settings (``--master`
 * recapture calls ``recapture.linkage.spark.engine.link_records_spark`` (imported inside its
   runner, so that ``--only splink`` works without it);
 * Splink 5 runs on its Spark backend (``SparkAPI``, its similarity-UDF jar registered) under
-  another interpreter — ``--splink-python`` (default ``/tmp/splink-venv/bin/python``, a venv
-  with ``splink`` and ``pyspark``), because Splink is not a dependency of recapture.
+  another interpreter — ``--splink-python`` (default ``/tmp/splink-venv/bin/python``), because
+  Splink is not a dependency of recapture::
+
+      python -m venv /tmp/splink-venv
+      /tmp/splink-venv/bin/pip install splink pyspark pandas pyarrow
 
 Measured per run: wall time (reading the input Parquet to pairs and clusters written),
 CPU time and peak resident memory of the whole process tree — the Python driver, the JVM
@@ -405,7 +408,8 @@ def render(rows: list[dict]) -> str:
         "link: FEBRL-like N clean × N corrupted, five blocking rules for both). Wall: reading "
         "the input Parquet to pairs and clusters written. CPU and peak memory are those of the "
         "whole process tree (Python driver + JVM + Spark's Python workers), sampled every "
-        "0.2 s. Load: the machine's 1-minute load average before → after the run; the machine "
+        "0.2 s; a JVM's heap grows towards `--driver-memory` before it collects, so the peak "
+        "says more about that setting than about the tool's need. Load: the machine's 1-minute load average before → after the run; the machine "
         "has 2 cores and was shared with other work, so wall times are upper bounds and CPU "
         "time is the steadier figure.",
         "",
@@ -467,6 +471,13 @@ def render(rows: list[dict]) -> str:
         if r["status"] != "ok":
             err = str(r.get("error") or "").strip().splitlines()[-1:] or [""]
             body.append(f"\n{r['task']} {r['size']} / {r['tool']}: {r['status']} {err[0]}")
+    if not any(r["tool"] == "recapture" for r in rows):
+        body.append(
+            "\nrecapture-on-Spark: not measured yet — its runner calls "
+            "`recapture.linkage.spark.engine.link_records_spark`; run "
+            "`python bench/bench_linkage_spark.py --only recapture` (and `--growth`) once it is "
+            "in place. Splink's side does not depend on it."
+        )
     notes = sorted({r["note"] for r in rows if r.get("note")})
     body += [f"\n{note}" for note in notes]
     if rows:

@@ -62,8 +62,19 @@ def _assert_same(spark, n, i, j, prob, sources, threshold, **options):
     return local
 
 
+def _tied_best(i, j, prob, sources) -> int:
+    """Rows whose best link into another source is tied between partners (one-to-one ties)."""
+    f = pl.DataFrame({"a": i, "sb": sources[j], "p": prob}).filter(
+        pl.Series(sources[i] != sources[j])
+    )
+    best = f.group_by("a", "sb").agg(pl.col("p").max().alias("m"))
+    tied = f.join(best, on=["a", "sb"]).filter(pl.col("p") == pl.col("m"))
+    return tied.group_by("a", "sb").len().filter(pl.col("len") > 1).height
+
+
 def test_spark_clustering_equals_local_with_conflicts_split_steps_and_one_to_one(spark):
-    n, i, j, prob, sources = _scored_graph(seed=3, n=400, n_pairs=700)
+    n, i, j, prob, sources = _scored_graph(seed=5, n=120, n_pairs=200)
+    assert _tied_best(i, j, prob, sources) > 0
     local = _assert_same(
         spark,
         n,
@@ -81,8 +92,9 @@ def test_spark_clustering_equals_local_with_conflicts_split_steps_and_one_to_one
     report = local.report
     assert report["one_to_one_links_removed"] > 0
     assert report["chaining"]["clusters_with_conflicts"] > 0
-    assert report["chaining"]["steps"] and report["chaining"]["steps"][0]["links_removed"] > 0
-    assert report["largest_cluster"] >= 4
+    assert len(report["chaining"]["steps"]) >= 2
+    assert all(step["links_removed"] > 0 for step in report["chaining"]["steps"])
+    assert report["largest_cluster"] >= 4 and report["sparse_clusters"] > 0
 
 
 @pytest.mark.slow
@@ -93,10 +105,17 @@ def test_spark_clustering_equals_local_with_conflicts_split_steps_and_one_to_one
         (2, 0.9, {"chaining_steps": [0.95, 0.999], "conflict_probability": 0.05}),
         (4, 0.3, {"one_to_one": True, "chaining_action": "split", "chaining_steps": [0.6]}),
         (5, 0.999, {}),
+        (
+            3,
+            0.5,
+            {"one_to_one": True, "chaining_steps": [0.4, 0.8, 0.95, 0.99], "n_sources": 3},
+        ),
     ],
 )
 def test_spark_clustering_equals_local_on_random_graphs(spark, seed, threshold, options):
-    n, i, j, prob, sources = _scored_graph(seed=seed, n=500, n_pairs=900, n_sources=2)
+    options = dict(options)
+    n_sources = options.pop("n_sources", 2)
+    n, i, j, prob, sources = _scored_graph(seed=seed, n=500, n_pairs=900, n_sources=n_sources)
     _assert_same(spark, n, i, j, prob, sources, threshold, **options)
 
 
