@@ -93,7 +93,6 @@ def _read_dataset(path: Path):
 # --------------------------------------------------------------------------- workers
 def worker_recapture(task: str, inputs: list[str], out: Path) -> dict:
     from recapture.linkage.spark.engine import link_records_spark  # lands with the engine
-
     from recapture.linkage.spark.session import spark_session
 
     master, conf = _spark_settings()

@@ -10,14 +10,12 @@ The same steps, settings, model and artifacts as :func:`recapture.linkage.link_r
    the driver by :func:`recapture.linkage.training.train`, the local engine's function;
 5. scores by ``mapInArrow(score_batch)``; the threshold ("auto": best expected F1) from
    the collected probabilities;
-6. clustering by :func:`_cluster` (see there);
+6. clustering by connected components in Spark (:func:`.clustering.cluster_pairs_spark`);
 7. ``pairs.parquet`` written by Spark as a Parquet dataset folder (:mod:`.write`).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,14 +24,12 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from recapture import progress
-from recapture.errors import InputError
 from recapture.linkage.blocking import SRC, BlockingResult
-from recapture.linkage.clustering import Clustering, cluster_pairs
+from recapture.linkage.clustering import Clustering
 from recapture.linkage.comparisons import PreparedRecords
 from recapture.linkage.engine import (
     LinkageResult,
@@ -45,6 +41,7 @@ from recapture.linkage.engine import (
 from recapture.linkage.model import best_expected_f1_threshold
 from recapture.linkage.settings import BlockingRule, LinkageSettings
 from recapture.linkage.spark.blocking import block_spark, collect_blocks
+from recapture.linkage.spark.clustering import cluster_pairs_spark
 from recapture.linkage.spark.compare import (
     compare_spark,
     levels_schema,
@@ -54,6 +51,7 @@ from recapture.linkage.spark.compare import (
     spark_comparer,
 )
 from recapture.linkage.spark.records import driver_records
+from recapture.linkage.spark.session import spark_session as build_session
 from recapture.linkage.spark.write import write_linkage_spark
 from recapture.linkage.training import train, training_summary, uses_source_priors
 
@@ -69,68 +67,6 @@ class SparkLinkageResult(LinkageResult):
         return frame.sort("record_id_l", "record_id_r")
 
 
-@dataclass
-class _Clustered:
-    """What :func:`_cluster` returns: the fields of ``SparkClustering``."""
-
-    labels: DataFrame  # [row long, person long]
-    edges: DataFrame  # [i long, j long, linked bool]
-    report: dict
-
-
-def _cluster(
-    spark: SparkSession,
-    edges: DataFrame,
-    n: int,
-    threshold: float,
-    *,
-    one_to_one: bool = False,
-    conflict_probability: float = 0.01,
-    chaining_action: str = "split",
-    chaining_steps: list[float] | None = None,
-) -> _Clustered:
-    """Persons from the scored pairs: for now the local :func:`cluster_pairs` on the driver.
-
-    ``edges`` is DataFrame[i long, j long, prob double, src_i int, src_j int]. This has the
-    signature and the result (labels [row, person] numbered by smallest row, edges
-    [i, j, linked] — here the linked ones only, a pair not listed is not linked —, the
-    report of the local ``Clustering``) of
-    ``recapture.linkage.spark.clustering.cluster_pairs_spark`` — connected components in
-    Spark with the chaining guard and one-to-one — and is replaced by it, in one line,
-    once that lands. Until then (i, j, prob) of every candidate pair is collected to the
-    driver, which bounds the run by the driver's memory (16 bytes a pair).
-    """
-    table = edges.select("i", "j", "prob", "src_i", "src_j").toArrow()
-    i = table.column("i").to_numpy(zero_copy_only=False).astype(np.int64)
-    j = table.column("j").to_numpy(zero_copy_only=False).astype(np.int64)
-    order = np.argsort(i * n + j, kind="stable")
-    i, j = i[order], j[order]
-    prob = table.column("prob").to_numpy(zero_copy_only=False)[order]
-    src = np.zeros(n, dtype=np.int64)
-    src[i] = table.column("src_i").to_numpy(zero_copy_only=False)[order]
-    src[j] = table.column("src_j").to_numpy(zero_copy_only=False)[order]
-    clustering = cluster_pairs(
-        n,
-        i,
-        j,
-        prob,
-        threshold,
-        sources=src,
-        one_to_one=one_to_one,
-        conflict_probability=conflict_probability,
-        chaining_action=chaining_action,
-        chaining_steps=chaining_steps,
-    )
-    labels = spark.createDataFrame(
-        pa.table({"row": np.arange(n, dtype=np.int64), "person": clustering.labels})
-    )
-    keep = clustering.linked  # the linked edges only: the rest are not linked by default
-    linked = spark.createDataFrame(
-        pa.table({"i": i[keep], "j": j[keep], "linked": np.ones(int(keep.sum()), dtype=bool)})
-    )
-    return _Clustered(labels=labels, edges=linked, report=clustering.report)
-
-
 @contextmanager
 def spark_session(master: str, conf: dict[str, str] | None = None) -> Iterator[SparkSession]:
     """A Spark session for one command: the active one if there is one (left running), else
@@ -140,16 +76,7 @@ def spark_session(master: str, conf: dict[str, str] | None = None) -> Iterator[S
     if active is not None:
         yield active
         return
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(master).appName("recapture-link")
-    for key, value in (conf or {}).items():
-        builder = builder.config(key, value)
-    try:
-        session = builder.getOrCreate()
-    except Exception as exc:  # no Java, a bad master URL: pyspark raises several kinds
-        raise InputError(
-            f"cannot start Spark on {master!r} (the Spark engine needs a Java 17 runtime): {exc}"
-        ) from None
+    session = build_session(master, conf)
     try:
         yield session
     finally:
@@ -262,7 +189,7 @@ def link_records_spark(
         else float(settings.threshold)
     )
     with progress.step("clustering") as st:
-        clustered = _cluster(
+        clustered = cluster_pairs_spark(
             spark,
             scored.select(
                 F.col("i").cast("long").alias("i"),
