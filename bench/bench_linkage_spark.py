@@ -302,9 +302,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument(
+        "--docs-only",
+        action="store_true",
+        help="rewrite the docs section from --results, run nothing",
+    )
     common.add_worker_arguments(ap)
     args = ap.parse_args(argv)
     if common.run_as_worker(args, WORKERS):
+        return 0
+    if args.docs_only:
+        common.write_section("linkage-spark", render(_newest(args.results)))
         return 0
 
     import polars as pl
