@@ -109,26 +109,48 @@ def _rule_pairs(
     return pairs, stats
 
 
+def over_cap_blocks(
+    left: pl.DataFrame, right: pl.DataFrame | None, names: list[str], max_block: int
+) -> tuple[pl.DataFrame, pl.DataFrame | None, int]:
+    """Blocks of key columns ``names`` too large to join: (left without them, the rows in
+    them with the count of such blocks as ``_blocks`` — None when there are none —, the
+    largest block size). Without ``right`` a block is too large above ``max_block`` records;
+    with it (keys renamed to ``names``), above the pairs a block of ``max_block`` records
+    makes. Shared by the local and the Spark engine, so both skip the same blocks."""
+    if right is None:
+        sizes = left.group_by(names).len()
+        big = sizes.filter(pl.col("len") > max_block)
+        largest = int(sizes["len"].max()) if sizes.height else 0
+        parts = [left]
+    else:
+        both = (
+            left.group_by(names)
+            .len()
+            .join(right.group_by(names).len(), on=names, suffix="_r")
+            .with_columns((pl.col("len") * pl.col("len_r")).alias("n"))
+        )
+        big = both.filter(pl.col("n") > max_block * (max_block - 1) // 2)
+        largest = int(both["n"].max()) if both.height else 0
+        parts = [left, right]
+    if not big.height:
+        return left, None, largest
+    keys = big.select(names)
+    rows = pl.concat([p.join(keys, on=names, how="semi").select(ROW) for p in parts])
+    big_rows = (rows if right is None else rows.unique()).with_columns(
+        pl.lit(big.height).alias("_blocks")
+    )
+    return left.join(keys, on=names, how="anti"), big_rows, largest
+
+
 def _join_blocks(records, keys, right_keys, max_block, link_only):
     """(pairs, rows in over-cap blocks with a count of those blocks, largest block size)."""
     names = [f"_k{k}" for k in range(len(keys))]
-    cap_pairs = max_block * (max_block - 1) // 2
     carry = [pl.col(ROW)] + ([pl.col(SRC)] if link_only else [])
     other_source = (pl.col(SRC) != pl.col(f"{SRC}_r")) if link_only else pl.lit(True)
     left = records.select(*carry, *[key_expr(k, a) for k, a in zip(keys, names, strict=True)])
     left = _empty_to_null(left).drop_nulls()
     if right_keys is None:
-        sizes = left.group_by(names).len()
-        big = sizes.filter(pl.col("len") > max_block)
-        largest = int(sizes["len"].max()) if sizes.height else 0
-        big_rows = None
-        if big.height:
-            big_rows = (
-                left.join(big.select(names), on=names, how="semi")
-                .select(ROW)
-                .with_columns(pl.lit(big.height).alias("_blocks"))
-            )
-            left = left.join(big.select(names), on=names, how="anti")
+        left, big_rows, largest = over_cap_blocks(left, None, names, max_block)
         pairs = (
             left.join(left, on=names, suffix="_r")
             .filter((pl.col(ROW) < pl.col(f"{ROW}_r")) & other_source)
@@ -139,21 +161,7 @@ def _join_blocks(records, keys, right_keys, max_block, link_only):
         *carry, *[key_expr(k, a) for k, a in zip(right_keys, names, strict=True)]
     )
     right = _empty_to_null(right).drop_nulls()
-    sl = left.group_by(names).len()
-    sr = right.group_by(names).len()
-    both = sl.join(sr, on=names, suffix="_r").with_columns(
-        (pl.col("len") * pl.col("len_r")).alias("n")
-    )
-    big = both.filter(pl.col("n") > cap_pairs)
-    largest = int(both["n"].max()) if both.height else 0
-    big_rows = None
-    if big.height:
-        rows_l = left.join(big.select(names), on=names, how="semi").select(ROW)
-        rows_r = right.join(big.select(names), on=names, how="semi").select(ROW)
-        big_rows = (
-            pl.concat([rows_l, rows_r]).unique().with_columns(pl.lit(big.height).alias("_blocks"))
-        )
-        left = left.join(big.select(names), on=names, how="anti")
+    left, big_rows, largest = over_cap_blocks(left, right, names, max_block)
     pairs = (
         left.join(right, on=names, suffix="_r")
         .filter((pl.col(ROW) != pl.col(f"{ROW}_r")) & other_source)

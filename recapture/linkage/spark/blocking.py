@@ -17,7 +17,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
 
-from recapture.linkage.blocking import ROW, SRC, BlockingResult, _empty_to_null, key_expr
+from recapture.linkage.blocking import (
+    ROW,
+    SRC,
+    BlockingResult,
+    _empty_to_null,
+    key_expr,
+    over_cap_blocks,
+)
 from recapture.linkage.settings import BlockingRule
 
 #: Records per partition of the key frame (fewer partitions, fewer tasks per join: a
@@ -35,39 +42,14 @@ def _pass(records: pl.DataFrame, keys, right_keys, max_block: int, tag: str):
     key columns (named ``{tag}l<k>``/``{tag}r<k>``, missing for rows that take no part),
     the rows in over-cap blocks with a count of those blocks, the largest block size."""
     names = [f"{tag}l{k}" for k in range(len(keys))]
-    cap_pairs = max_block * (max_block - 1) // 2
     left = _key_frame(records, keys, names)
     if right_keys is None:
-        sizes = left.group_by(names).len()
-        big = sizes.filter(pl.col("len") > max_block)
-        largest = int(sizes["len"].max()) if sizes.height else 0
-        big_rows = None
-        if big.height:
-            big_rows = (
-                left.join(big.select(names), on=names, how="semi")
-                .select(ROW)
-                .with_columns(pl.lit(big.height).alias("_blocks"))
-            )
-            left = left.join(big.select(names), on=names, how="anti")
+        left, big_rows, largest = over_cap_blocks(left, None, names, max_block)
         return [left], (names, None), big_rows, largest
     rnames = [f"{tag}r{k}" for k in range(len(keys))]
     right = _key_frame(records, right_keys, rnames)
-    sl = left.group_by(names).len()
-    sr = right.rename(dict(zip(rnames, names, strict=True))).group_by(names).len()
-    both = sl.join(sr, on=names, suffix="_r").with_columns(
-        (pl.col("len") * pl.col("len_r")).alias("n")
-    )
-    big = both.filter(pl.col("n") > cap_pairs)
-    largest = int(both["n"].max()) if both.height else 0
-    big_rows = None
-    if big.height:
-        rows_l = left.join(big.select(names), on=names, how="semi").select(ROW)
-        big_r = big.select(names).rename(dict(zip(names, rnames, strict=True)))
-        rows_r = right.join(big_r, on=rnames, how="semi").select(ROW)
-        big_rows = (
-            pl.concat([rows_l, rows_r]).unique().with_columns(pl.lit(big.height).alias("_blocks"))
-        )
-        left = left.join(big.select(names), on=names, how="anti")
+    keyed_right = right.rename(dict(zip(rnames, names, strict=True)))
+    left, big_rows, largest = over_cap_blocks(left, keyed_right, names, max_block)
     return [left, right], (names, rnames), big_rows, largest
 
 
