@@ -7,34 +7,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import pipeline_toml
 
 from recapture.cli import main
 from recapture.io import read_json, read_table
 
 from .test_spark_engine import world_records
-
-PIPELINE = """
-[run]
-dir = "run"
-seed = 5
-as_of = "2019-01-01"
-
-[[sources]]
-path = "world/police.csv"
-definition = "police"
-
-[[sources]]
-path = "world/iom.csv"
-definition = "iom"
-
-[[periods]]
-start = 2017-07-01
-end = 2018-06-30
-label = "2017/18"
-
-[linkage]
-engine = "{engine}"
-"""
 
 
 def _same_artifacts(a: Path, b: Path) -> None:
@@ -70,7 +48,9 @@ def test_pipeline_with_spark_engine_gives_the_polars_persons(spark, simulated_wo
         (project / "world").mkdir(parents=True)
         for name in ("police.csv", "iom.csv"):
             (project / "world" / name).write_bytes((world / name).read_bytes())
-        (project / "pipeline.toml").write_text(PIPELINE.format(engine=engine), encoding="utf-8")
+        (project / "pipeline.toml").write_text(
+            pipeline_toml(f'[linkage]\nengine = "{engine}"\n', seed=5), encoding="utf-8"
+        )
         assert main(["run", str(project / "pipeline.toml"), "--until", "persons"]) == 0
         runs[engine] = project / "run"
     manifest = read_json(runs["spark"] / "manifest.json")
