@@ -561,10 +561,9 @@ class BiasReducedLognormal:
     1/P(x) in a count model), and an interval centred on it holds the truth too rarely
     (DSE) or, with an SE evaluated at the same inflated N̂, too often (ZTP). The centre here
     is the hidden count at the bias-reduced (Firth 1993) coefficients; ``se`` the standard
-    error of ``hidden``: for the count models both are taken at the Firth coefficients (the
-    SE grows steeply with N̂, so the ML SE is too large for the reduced centre), for the
-    log-linear models the ML ones; a rule that adds variance, such as the EM's missing
-    information, widens it.
+    error of ``hidden``, both taken at the Firth coefficients by the callers (the SE grows
+    with N̂, so the ML SE is too large for the reduced centre); a rule that adds variance,
+    such as the EM's missing information, widens it.
     """
 
     def __init__(self, n: float, hidden: float, se: float, hidden_reduced: float):

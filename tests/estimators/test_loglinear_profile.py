@@ -111,3 +111,33 @@ def test_newton_step_ascends_where_the_information_is_indefinite():
     step = newton_step(hess, np.eye(2), grad)
     assert grad @ step > 0
     assert step == pytest.approx([0.5, 1.0])
+
+
+def test_bias_reduced_interval_takes_its_se_at_the_firth_coefficients():
+    """Two lists in strata with list × stratum terms: each stratum is its own Petersen
+    table: leverage 1 in every observed cell, so the one-step Firth fit is log μ̃ = log n +
+    1/(2n) (≈ n + ½), and the reduced hidden count μ̃₁₀μ̃₀₁/μ̃₁₁ and its variance
+    Σ μ̃₀ (1 + μ̃₀ (1/μ̃₁₀ + 1/μ̃₀₁ + 1/μ̃₁₁)), the information taken at μ̃, are known in
+    closed form; the default interval is log-normal around them."""
+    counts = {"a": (40, 25, 9), "b": (31, 60, 14), "c": (12, 7, 3)}  # n10, n01, n11
+    rows = [
+        {"in_police": p, "in_iom": i, "group": g, "n": n}
+        for g, (n10, n01, n11) in counts.items()
+        for (p, i), n in (((1, 0), n10), ((0, 1), n01), ((1, 1), n11))
+    ]
+    r = LogLinearModel("in_police*group + in_iom*group", covariates=["group"]).fit(
+        pl.DataFrame(rows), lists=["in_police", "in_iom"], count="n"
+    )
+    assert r.default_interval == "bias_reduced"
+    n = np.array(list(counts.values()), dtype=float)
+    mu = n * np.exp(0.5 / n)
+    mu0 = mu[:, 0] * mu[:, 1] / mu[:, 2]
+    var = float(np.sum(mu0 + mu0**2 * (1 / mu).sum(axis=1)))
+    n_obs = sum(sum(c) for c in counts.values())
+    assert r.extra["population_size_bias_reduced"] == pytest.approx(n_obs + mu0.sum(), rel=1e-9)
+    assert r.extra["se_bias_reduced"] == pytest.approx(math.sqrt(var), rel=1e-9)
+    assert r.extra["se_bias_reduced"] < r.se  # the ML SE is taken at the larger ML N̂
+    c = math.exp(1.959964 * math.sqrt(math.log1p(var / mu0.sum() ** 2)))
+    lo, hi = r.confint()
+    assert lo == pytest.approx(n_obs + mu0.sum() / c, rel=1e-6)
+    assert hi == pytest.approx(n_obs + mu0.sum() * c, rel=1e-6)

@@ -29,7 +29,7 @@ from recapture.estimators.loglinear.fit import (
     rank_deficiency,
 )
 from recapture.estimators.loglinear.intervals import (
-    bias_reduced_hidden,
+    bias_reduced_cellfit,
     cached_profile,
     dark_lognormal_interval,
     grouped_profile_deviance_fn,
@@ -421,11 +421,19 @@ def fit_terms(
                 dark_lognormal_interval(n, b0, math.sqrt(v0), lv)
             )
         if table.n_strata > 1:
-            reduced = float(bias_reduced_hidden(cf).sum())
-            result.extra["population_size_bias_reduced"] = n + reduced
-            result.interval_methods["bias_reduced"] = BiasReducedLognormal(
-                n, float(hidden.sum()), se, reduced
+            at_reduced = bias_reduced_cellfit(
+                cf, groups, table.partial_counts if partial_present else None
             )
+            reduced = float(at_reduced.hidden.sum())
+            var_reduced = at_reduced.variance()
+            result.extra["population_size_bias_reduced"] = n + reduced
+            if np.isfinite(var_reduced) and var_reduced > 0 and np.isfinite(reduced):
+                se_reduced = math.sqrt(var_reduced)
+                result.extra["se_bias_reduced"] = se_reduced
+                brl = BiasReducedLognormal(n, reduced, se_reduced, reduced)
+            else:  # the ML fit's coefficient of variation, around the reduced count
+                brl = BiasReducedLognormal(n, float(hidden.sum()), se, reduced)
+            result.interval_methods["bias_reduced"] = brl
             # the strata's small-sample bias adds up: the ML-centred intervals hold the
             # truth too rarely (docs/estimators.md, "Intervals with covariate strata")
             result.default_interval = "bias_reduced"
