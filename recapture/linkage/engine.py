@@ -31,8 +31,8 @@ from recapture.linkage.model import (
     PRIOR_GROUP,
     FellegiSunterModel,
     Patterns,
-    best_expected_f1_threshold,
     expected_quality,
+    match_threshold,
     score_batch,
 )
 from recapture.linkage.settings import LinkageSettings
@@ -178,11 +178,7 @@ def link_records(
 
     t = time.perf_counter()
     weight, prob = score(model, levels, pair_group)
-    threshold = (
-        best_expected_f1_threshold(prob)
-        if settings.threshold == "auto"
-        else float(settings.threshold)
-    )
+    threshold = match_threshold(prob, settings.threshold)
     with progress.step("clustering") as st:
         clustering = cluster_pairs(
             prep.n,

@@ -387,6 +387,12 @@ def expected_quality(prob: np.ndarray, thresholds: np.ndarray) -> list[dict]:
     return out
 
 
+def match_threshold(prob: np.ndarray, setting: float | str) -> float:
+    """The link threshold a run uses: ``setting`` itself, or for "auto" the threshold of
+    maximum model-expected F1 over the run's probabilities (every engine decides alike)."""
+    return best_expected_f1_threshold(prob) if setting == "auto" else float(setting)
+
+
 def best_expected_f1_threshold(prob: np.ndarray) -> float:
     """The probability threshold maximising model-expected F1 (no truth needed)."""
     if prob.size == 0:

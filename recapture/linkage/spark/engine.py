@@ -38,7 +38,7 @@ from recapture.linkage.engine import (
     _metrics,
     _tf_tables,
 )
-from recapture.linkage.model import best_expected_f1_threshold
+from recapture.linkage.model import match_threshold
 from recapture.linkage.settings import BlockingRule, LinkageSettings
 from recapture.linkage.spark.blocking import block_spark, collect_blocks
 from recapture.linkage.spark.clustering import cluster_pairs_spark
@@ -183,11 +183,7 @@ def link_records_spark(
         kind="stable",
     )
     prob = table.column("match_probability").to_numpy()[order]
-    threshold = (
-        best_expected_f1_threshold(prob)
-        if settings.threshold == "auto"
-        else float(settings.threshold)
-    )
+    threshold = match_threshold(prob, settings.threshold)
     with progress.step("clustering") as st:
         clustered = cluster_pairs_spark(
             spark,
