@@ -41,18 +41,25 @@ def peer_python(cli_value: str | None) -> str:
     return cli_value or os.environ.get("RECAPTURE_BENCH_PEER_PYTHON") or sys.executable
 
 
-def _tree_rss(proc) -> int:
-    """Resident bytes of a process and its children (psutil.Process), 0 once gone."""
+def _tree_sample(proc, cpu: dict[int, float]) -> tuple[int, list]:
+    """Resident bytes of a process and its children (psutil.Process), 0 once gone; the CPU
+    seconds of each are recorded in ``cpu`` (last value seen per pid, so that a child that
+    exits keeps what it used). Returns (bytes, the processes of the tree)."""
+    import psutil
+
     try:
-        total = proc.memory_info().rss
-        for child in proc.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except Exception:  # noqa: BLE001 - a child may exit between listing and reading
-                pass
-        return total
-    except Exception:  # noqa: BLE001
-        return 0
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0, []
+    total = 0
+    for p in tree:
+        try:
+            t = p.cpu_times()
+            cpu[p.pid] = t.user + t.system
+            total += p.memory_info().rss
+        except psutil.Error:  # exited between listing and reading
+            pass
+    return total, tree
 
 
 def run_worker(
@@ -64,9 +71,11 @@ def run_worker(
 ) -> dict:
     """Run ``python script --worker ...`` and return the JSON it wrote (plus status).
 
-    The worker is watched five times a second: it is stopped when it exceeds ``timeout``
-    seconds or ``max_rss_gib`` resident memory (so that a runaway tool cannot take a
-    shared machine down), and the sampled peak is kept as a cross-check of ru_maxrss.
+    The worker's process tree (a JVM and its Python workers included) is watched five
+    times a second: it is stopped when it exceeds ``timeout`` seconds or ``max_rss_gib``
+    resident memory (so that a runaway tool cannot take a shared machine down); the sampled
+    peak (``sampled_peak_gib``), the tree's CPU seconds (``tree_cpu_s``) and the machine's
+    load average before and after are kept beside the worker's own figures.
     """
     import psutil
 
@@ -74,20 +83,25 @@ def run_worker(
     os.close(fd)
     log = tempfile.TemporaryFile(mode="w+")
     cmd = [python, str(script), "--worker", *args, "--result", out]
+    load_before = os.getloadavg()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
     watched = psutil.Process(proc.pid)
+    cpu: dict[int, float] = {}
     sampled_peak, status = 0, None
     while proc.poll() is None:
-        sampled_peak = max(sampled_peak, _tree_rss(watched))
+        rss, tree = _tree_sample(watched, cpu)
+        sampled_peak = max(sampled_peak, rss)
         if timeout is not None and time.perf_counter() - start > timeout:
             status = "timeout"
         elif max_rss_gib is not None and sampled_peak > max_rss_gib * 2**30:
             status = f"stopped above {max_rss_gib:g} GiB"
         if status:
-            for child in watched.children(recursive=True):
-                child.kill()
-            proc.kill()
+            for p in reversed(tree):
+                try:
+                    p.kill()
+                except psutil.Error:
+                    pass
             proc.wait()
             break
         time.sleep(0.2)
@@ -99,7 +113,13 @@ def run_worker(
         result = json.loads(Path(out).read_text()) if Path(out).stat().st_size else {}
     finally:
         Path(out).unlink(missing_ok=True)
-    extra = {"process_wall_s": wall, "sampled_peak_gib": sampled_peak / 2**30}
+    extra = {
+        "process_wall_s": wall,
+        "sampled_peak_gib": sampled_peak / 2**30,
+        "tree_cpu_s": sum(cpu.values()),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+    }
     if status:
         return {
             "status": status,

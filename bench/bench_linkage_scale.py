@@ -268,6 +268,21 @@ def worker_recapture(task: str, inputs: list[str], out: Path) -> dict:
     return {"wall_s": wall, "threshold": float(result.threshold), "n_pairs": result.pairs.height}
 
 
+def splink_fit_predict(linker, det, em_rules):
+    """Splink's training and prediction as every linkage benchmark runs them, whatever the
+    backend: λ from deterministic rules (recall 0.7), u from 10⁷ random pairs (seed 1), m
+    by EM under each rule; pairs scored and clustered at probability 0.5."""
+    linker.training.estimate_probability_two_random_records_match(det, recall=0.7)
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e7, seed=1)
+    for rule in em_rules:
+        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    pred = linker.inference.predict()
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+        pred, threshold_match_probability=0.5
+    )
+    return pred, clusters
+
+
 def worker_splink(task: str, inputs: list[str], out: Path) -> dict:
     import pandas as pd
     from splink import DuckDBAPI, Linker, block_on
@@ -295,14 +310,7 @@ def worker_splink(task: str, inputs: list[str], out: Path) -> dict:
             log_level=logging.WARNING,
         )
         det, em_rules = world.SPLINK_DETERMINISTIC, world.SPLINK_EM_RULES
-    linker.training.estimate_probability_two_random_records_match(det, recall=0.7)
-    linker.training.estimate_u_using_random_sampling(max_pairs=1e7, seed=1)
-    for rule in em_rules:
-        linker.training.estimate_parameters_using_expectation_maximisation(rule)
-    pred = linker.inference.predict()
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-        pred, threshold_match_probability=0.5
-    )
+    pred, clusters = splink_fit_predict(linker, det, em_rules)
     pred.as_duckdbpyrelation().select("record_id_l, record_id_r, match_probability").write_parquet(
         str(out / "pairs.parquet")
     )

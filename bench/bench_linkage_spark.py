@@ -37,7 +37,6 @@ import argparse
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -176,14 +175,7 @@ def worker_splink(task: str, inputs: list[str], out: Path) -> dict:
             log_level=logging.WARNING,
         )
         det, em_rules = world.SPLINK_DETERMINISTIC, world.SPLINK_EM_RULES
-    linker.training.estimate_probability_two_random_records_match(det, recall=0.7)
-    linker.training.estimate_u_using_random_sampling(max_pairs=1e7, seed=1)
-    for rule in em_rules:
-        linker.training.estimate_parameters_using_expectation_maximisation(rule)
-    pred = linker.inference.predict()
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
-        pred, threshold_match_probability=0.5
-    )
+    pred, clusters = scale.splink_fit_predict(linker, det, em_rules)
     pred.as_spark_dataframe().select("record_id_l", "record_id_r", "match_probability").write.mode(
         "overwrite"
     ).parquet(str(out / "pairs.parquet"))
@@ -201,67 +193,13 @@ WORKERS = {"recapture": worker_recapture, "splink": worker_splink}
 
 # ---------------------------------------------------------------- process-tree runner
 def run_tree(python: str, args: list[str], timeout: float, max_rss_gib: float) -> dict:
-    """Run a worker; sample RSS and CPU time of its whole process tree (JVM included)."""
-    import psutil
-
-    fd, result_path = tempfile.mkstemp(suffix=".json", prefix="bench_spark_")
-    os.close(fd)
-    log = tempfile.TemporaryFile(mode="w+")
-    cmd = [python, str(Path(__file__).resolve()), "--worker", *args, "--result", result_path]
-    load_before = os.getloadavg()
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
-    root = psutil.Process(proc.pid)
-    cpu: dict[int, float] = {}  # last CPU seconds seen per process of the tree
-    peak, status = 0, None
-    while proc.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            tree = []
-        rss = 0
-        for p in tree:
-            try:
-                t = p.cpu_times()
-                cpu[p.pid] = t.user + t.system
-                rss += p.memory_info().rss
-            except psutil.Error:  # exited between listing and reading
-                pass
-        peak = max(peak, rss)
-        if time.perf_counter() - start > timeout:
-            status = "timeout"
-        elif peak > max_rss_gib * 2**30:
-            status = f"stopped above {max_rss_gib:g} GiB"
-        if status:
-            for p in reversed(tree):
-                try:
-                    p.kill()
-                except psutil.Error:
-                    pass
-            proc.wait()
-            break
-        time.sleep(0.2)
-    wall = time.perf_counter() - start
-    log.seek(0)
-    output = log.read()
-    log.close()
-    text = Path(result_path).read_text()
-    Path(result_path).unlink(missing_ok=True)
-    row = {
-        "process_wall_s": wall,
-        "tree_cpu_s": sum(cpu.values()),
-        "tree_peak_gib": peak / 2**30,
-        "loadavg_before": [round(x, 2) for x in load_before],
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-    }
-    if status:
-        return {"status": status, **row, "error": output.strip().splitlines()[-1:] or ""}
-    if proc.returncode != 0 or not text:
-        return {"status": "failed", **row, "error": "\n".join(output.strip().splitlines()[-15:])}
-    result = json.loads(text)
-    result["worker_peak_rss_gib"] = result.pop("peak_rss_gib", None)
-    result["worker_cpu_s"] = result.pop("cpu_s", None)
-    return {"status": "ok", **result, **row}
+    """Run a worker under the shared harness; its process tree (the JVM and Spark's Python
+    workers included) is what is measured, the worker's own figures are kept beside."""
+    row = common.run_worker(python, Path(__file__).resolve(), args, timeout, max_rss_gib)
+    row["tree_peak_gib"] = row.pop("sampled_peak_gib")
+    row["worker_peak_rss_gib"] = row.pop("peak_rss_gib", None)
+    row["worker_cpu_s"] = row.pop("cpu_s", None)
+    return row
 
 
 # ----------------------------------------------------------------------------- main
