@@ -32,6 +32,9 @@ from recapture.linkage.settings import BlockingRule, LinkageSettings
 #: ``comparer(i, j)`` → (gammas, TF bits, swapped) of pairs (i, j): :func:`compare_pairs`.
 Comparer = Callable[[np.ndarray, np.ndarray], tuple[dict, dict, np.ndarray]]
 
+#: ``is_candidate(i, j)`` → bool per pair: whether the pairs (i, j) are candidate pairs.
+CandidateTest = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
 #: Pairs of a training session beyond which a seeded random sample of them is used.
 TRAINING_PAIRS_MAX = 1_000_000
 
@@ -57,14 +60,15 @@ def fit_model(
     rng: np.random.Generator,
     labelled_gammas: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
     n_pairs_all: float | None = None,
-    candidate_codes: np.ndarray | None = None,
+    candidate_codes: np.ndarray | CandidateTest | None = None,
     blocker: Callable[[BlockingRule], BlockingResult] | None = None,
     comparer: Comparer | None = None,
 ) -> FellegiSunterModel:
     """u from random pairs, then m (and u, λ) by EM on the candidate pattern counts.
 
-    ``candidate_codes`` (sorted i·n + j of the candidate pairs) let the refit of u count the
-    candidate pairs exactly (see :func:`u_over_all_pairs`).
+    ``candidate_codes`` (sorted i·n + j of the candidate pairs, or a function telling which
+    pairs (i, j) are candidates) let the refit of u count the candidate pairs exactly (see
+    :func:`u_over_all_pairs`).
     """
     comps = settings.comparisons
     ri, rj = random_pairs(prep.n, settings.u_sample_pairs, rng)
@@ -123,9 +127,12 @@ def fit_model(
             **em,
             **em_alias,
         )
-        outside = (
-            ~_is_candidate(ri, rj, prep.n, candidate_codes) if candidate_codes is not None else None
-        )
+        if candidate_codes is None:
+            outside = None
+        elif callable(candidate_codes):
+            outside = ~candidate_codes(ri, rj)
+        else:
+            outside = ~_is_candidate(ri, rj, prep.n, candidate_codes)
         for _ in range(settings.u_refits if settings.u_without_matches else 0):
             alias["alias_share"] = (
                 tr[-1].get("alias_share", alias["alias_share"]) if tr else alias["alias_share"]
@@ -415,7 +422,7 @@ def train(
     patterns: Patterns,
     settings: LinkageSettings,
     *,
-    candidate_codes: np.ndarray,
+    candidate_codes: np.ndarray | CandidateTest,
     source_codes: np.ndarray | None,
     sources: np.ndarray | None,
     group_counts: Callable[[], np.ndarray] | None = None,
@@ -426,7 +433,8 @@ def train(
     """The model of a run, as every engine trains it.
 
     ``patterns`` are the candidate pairs' comparison patterns with their counts (``index``
-    is not needed), ``candidate_codes`` the sorted i·n + j of the candidate pairs, and
+    is not needed), ``candidate_codes`` the sorted i·n + j of the candidate pairs (or a
+    function ``(i, j) → bool`` telling which pairs are candidates, for pairs kept elsewhere), and
     ``group_counts()`` the (S², n_patterns) pattern counts per pair of sources
     (:func:`group_pattern_counts`), asked for only when the model has a prior per pair of
     sources. The random generator is seeded here, from ``settings.seed``, so the random

@@ -11,8 +11,11 @@ and each pair is kept once, under the first rule that produced it (``min(rule)``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.storagelevel import StorageLevel
@@ -199,3 +202,65 @@ def collect_blocks(
         stats=stats,
         n_records=n,
     )
+
+
+def count_blocks(
+    candidates: DataFrame, stats: list[dict], rules: list[BlockingRule], n: int
+) -> BlockingResult:
+    """The candidate pairs' count and each rule's pair counts (all its pairs, and those it
+    produced first), aggregated in Spark and set in ``stats``: what the run's metrics need
+    of the blocking, without bringing the pairs to the driver (the returned result holds
+    no pair arrays; ``n_pairs`` is the count)."""
+    aggs = [F.count(F.lit(1)).alias("pairs")]
+    for index in range(len(rules)):
+        aggs.append(F.sum((F.col("rule") == index).cast("long")).alias(f"first{index}"))
+        bit = F.col("rules").bitwiseAND(F.lit(1 << index).cast("long")) != 0
+        aggs.append(F.sum(bit.cast("long")).alias(f"all{index}"))
+    row = candidates.agg(*aggs).collect()[0]
+    for index, st in enumerate(stats):
+        st["pairs"] = int(row[f"all{index}"] or 0)
+        st["pairs_first"] = int(row[f"first{index}"] or 0)
+    return CountedBlocks(
+        i=np.zeros(0, np.int32),
+        j=np.zeros(0, np.int32),
+        rule=np.zeros(0, np.uint8),
+        rule_names=[r.name for r in rules],
+        stats=stats,
+        n_records=n,
+        pairs=int(row["pairs"]),
+    )
+
+
+@dataclass
+class CountedBlocks(BlockingResult):
+    """A :class:`BlockingResult` whose pairs stay in Spark: their number, no arrays."""
+
+    pairs: int = 0
+
+    @property
+    def n_pairs(self) -> int:
+        return self.pairs
+
+
+def candidate_test(spark: SparkSession, candidates: DataFrame):
+    """``is_candidate(ri, rj)`` for the training's random pairs (a bool per pair), by a
+    semi-join with the candidate pairs in Spark instead of their codes on the driver."""
+    pairs = candidates.select("i", "j")
+
+    def is_candidate(ri: np.ndarray, rj: np.ndarray) -> np.ndarray:
+        if ri.size == 0:
+            return np.zeros(0, dtype=bool)
+        probe = pa.table(
+            {
+                "k": pa.array(np.arange(ri.size, dtype=np.int64)),
+                "i": pa.array(ri.astype(np.int32)),
+                "j": pa.array(rj.astype(np.int32)),
+            }
+        )
+        hits = spark.createDataFrame(probe).join(pairs, on=["i", "j"], how="left_semi")
+        found = hits.select("k").toArrow().column("k").to_numpy()
+        out = np.zeros(ri.size, dtype=bool)
+        out[found] = True
+        return out
+
+    return is_candidate

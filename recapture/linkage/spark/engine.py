@@ -40,7 +40,12 @@ from recapture.linkage.engine import (
 )
 from recapture.linkage.model import match_threshold
 from recapture.linkage.settings import BlockingRule, LinkageSettings
-from recapture.linkage.spark.blocking import block_spark, collect_blocks
+from recapture.linkage.spark.blocking import (
+    block_spark,
+    candidate_test,
+    collect_blocks,
+    count_blocks,
+)
 from recapture.linkage.spark.clustering import cluster_pairs_spark
 from recapture.linkage.spark.compare import (
     compare_spark,
@@ -125,7 +130,7 @@ def link_records_spark(
         candidates, stats = block_spark(
             spark, recs.frame, settings.blocking_rules, settings.max_block_size, settings.link_only
         )
-        blocks = collect_blocks(candidates, stats, settings.blocking_rules, n)
+        blocks = count_blocks(candidates, stats, settings.blocking_rules, n)
         st["result"] = f"{blocks.n_pairs:,} candidate pairs"
     timings["blocking"] = time.perf_counter() - t
 
@@ -142,7 +147,6 @@ def link_records_spark(
             recs.source_codes if priors else None,
         )
         patterns, group_counts = pattern_counts(levels, settings, n, n_groups)
-        candidates.unpersist()
     timings["comparing"] = time.perf_counter() - t
 
     labelled = None
@@ -154,7 +158,7 @@ def link_records_spark(
             prep,
             patterns,
             settings,
-            candidate_codes=blocks.i.astype(np.int64) * n + blocks.j,
+            candidate_codes=candidate_test(spark, candidates),
             source_codes=recs.source_codes,
             sources=recs.sources,
             group_counts=lambda: group_counts,
@@ -163,6 +167,7 @@ def link_records_spark(
             comparer=spark_comparer(spark, prepared, settings, prep),
         )
         st["result"] = training_summary(model, patterns)
+    candidates.unpersist()
     timings["training"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -176,13 +181,10 @@ def link_records_spark(
         priors,
         recs.source_codes,
     )
-    table = scored.select("i", "j", "match_probability").toArrow()
+    # one float per pair on the driver, in no particular order: the threshold and the
+    # expected-quality metrics depend on the probabilities' values only
+    prob = scored.select("match_probability").toArrow().column(0).to_numpy()
     levels.unpersist()  # only now: the scores are computed (and persisted) from it
-    order = np.argsort(
-        table.column("i").to_numpy().astype(np.int64) * n + table.column("j").to_numpy(),
-        kind="stable",
-    )
-    prob = table.column("match_probability").to_numpy()[order]
     threshold = match_threshold(prob, settings.threshold)
     with progress.step("clustering") as st:
         clustered = cluster_pairs_spark(
