@@ -19,6 +19,12 @@ identity, i.e. the linkable truth's pairs):
   of those very worlds, and P(missing | match) / P(missing | non-match) as evidence —
   the log-linear latent-class model with birth-date missingness × comparison interactions
   in the match class, fitted by an oracle (the non-match class shows no interaction).
+
+With ``--tf`` it also checks the name-frequency (TF) bits T of each name level: E[2^T] over
+random non-matches and E[2^−T] over the true pairs (both 1 if the bits refine u as they
+should), the oracle exponential tilt p_M(T) = p_U(T)·2^(βT)/Z(β) with β solved so that the
+tilted random-pair mean of T equals the true pairs' mean, and the candidates rescored with
+the tilted bits (βT − log2 Z(β) in place of T).
 """
 
 from __future__ import annotations
@@ -63,7 +69,57 @@ def population_pairs(records, truth, settings) -> tuple[pl.DataFrame, pl.DataFra
     )
 
 
-def scored_pairs(seed: int, settings=None) -> tuple[pl.DataFrame, dict]:
+def tf_check(records, truth, settings, pairs: pl.DataFrame, seed: int) -> np.ndarray:
+    """Print the TF identities and the oracle tilt per name level; return the candidates'
+    weights with the tilted bits (module docstring)."""
+    from scipy.optimize import brentq
+
+    from recapture.linkage.comparisons import PreparedRecords, compare_pairs
+    from recapture.linkage.training import random_pairs
+
+    recs = records.sort(settings.record_id).with_row_index("_row")
+    prep = PreparedRecords.build(recs, settings)
+    ids = recs["record_id"].to_numpy()
+    t = recs.select("record_id").join(truth, on="record_id", how="left")
+    pid = t["person_id"].to_numpy()
+    ci = np.searchsorted(ids, pairs["record_id_l"].to_numpy()).astype(np.int32)
+    cj = np.searchsorted(ids, pairs["record_id_r"].to_numpy()).astype(np.int32)
+    g, tf, _ = compare_pairs(prep, ci, cj)
+    ri, rj = random_pairs(prep.n, settings.u_sample_pairs, np.random.default_rng(settings.seed))
+    rg, rtf, _ = compare_pairs(prep, ri, rj)
+    nonmatch = pid[ri] != pid[rj]
+    d = t.with_row_index("i").select("i", "person_id", "identity")
+    same = d.join(d, on=["person_id", "identity"], suffix="_r").filter(pl.col("i") < pl.col("i_r"))
+    mi, mj = same["i"].to_numpy().astype(np.int32), same["i_r"].to_numpy().astype(np.int32)
+    gm, tfm, _ = compare_pairs(prep, mi, mj)
+    w = pairs["match_weight"].to_numpy().copy()
+    for comp in settings.comparisons:
+        if comp.name not in tf:
+            continue
+        for lv in (comp.n_levels - 2, comp.n_levels - 1):  # key and exact
+            tu = rtf[comp.name][nonmatch & (rg[comp.name] == lv)].astype(float)
+            tm = tfm[comp.name][gm[comp.name] == lv].astype(float)
+            if tu.size < 30 or tm.size < 30:
+                continue
+
+            def gap(b, tu=tu, tm=tm):
+                e = np.exp2(b * tu)
+                return np.sum(tu * e) / np.sum(e) - tm.mean()
+
+            beta = brentq(gap, -1.0, 3.0) if gap(-1.0) < 0 < gap(3.0) else 1.0
+            log2z = float(np.log2(np.mean(np.exp2(beta * tu))))
+            print(
+                f"seed {seed} {comp.name} level {lv}: E[2^T] random non-matches "
+                f"{np.mean(np.exp2(tu)):.3f} ({tu.size:,}), E[2^-T] true pairs "
+                f"{np.mean(np.exp2(-tm)):.3f} ({tm.size:,}); oracle tilt β {beta:.2f}, "
+                f"log2 Z {log2z:+.2f}"
+            )
+            sel = g[comp.name] == lv
+            w[sel] += (beta - 1.0) * tf[comp.name][sel].astype(float) - log2z
+    return w
+
+
+def scored_pairs(seed: int, settings=None, tf: bool = False) -> tuple[pl.DataFrame, dict]:
     from recapture import progress
     from recapture.linkage import LinkageSettings, link_records
 
@@ -87,6 +143,11 @@ def scored_pairs(seed: int, settings=None) -> tuple[pl.DataFrame, dict]:
         c["name"]: [lv["level"] for lv in c["levels"]]
         for c in result.model.to_dict()["comparisons"]
     }
+    if tf:
+        w = tf_check(records, truth, settings, pairs, seed)
+        pairs = pairs.with_columns(
+            tilted_probability=pl.Series(1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60))))
+        )
     return pairs, {
         "names": names,
         "threshold": result.threshold,
@@ -193,6 +254,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="1-3")
     ap.add_argument("--settings", default=None)
     ap.add_argument("--save", default=None, help="folder to write each seed's scored pairs to")
+    ap.add_argument("--tf", action="store_true", help="also check the name-frequency bits")
     args = ap.parse_args(argv)
     from recapture.linkage import LinkageSettings
 
@@ -200,7 +262,7 @@ def main(argv=None) -> int:
     a, _, b = args.seeds.partition("-")
     frames, info, true_frames, random_frames = [], {}, [], []
     for seed in range(int(a), int(b or a) + 1):
-        pairs, info = scored_pairs(seed, settings)
+        pairs, info = scored_pairs(seed, settings, args.tf)
         if args.save:
             pairs.write_parquet(Path(args.save) / f"pairs_{seed}.parquet")
         frames.append(pairs)
@@ -241,7 +303,11 @@ def main(argv=None) -> int:
         ("cross-source, birth date missing", pl.col("cross") & (pl.col("gamma_birth_date") < 0)),
         ("all pairs", pl.lit(True)),
     ):
-        for model, frame in (("model", pairs), ("oracle strata", oracle)):
+        frames_ = [("model", pairs), ("oracle strata", oracle)]
+        if args.tf:
+            tilted = pairs.with_columns(match_probability=pl.col("tilted_probability"))
+            frames_.append(("oracle TF tilt", tilted))
+        for model, frame in frames_:
             sub = frame.filter(where)
             print(reliability(sub, f"{label} [{model}]"))
             print(pair_f1(sub, threshold))
