@@ -1,6 +1,10 @@
 """Is birth-date missingness independent of the name comparisons among matches?
 
-    python bench/measure_missing_dependence.py --seeds 1-3 [--settings FILE.toml]
+    python bench/measure_missing_dependence.py --seeds 1-10       # docs/linkage.md
+    python bench/measure_missing_dependence.py --seeds 1-6 --tf   # and the TF bits
+    python bench/measure_missing_dependence.py --settings FILE.toml --save DIR
+
+Prints only (a diagnosis, like diagnose_cross_source.py); about 5 s a world, 20 s with --tf.
 
 Links simulated default worlds with the default settings (or ``--settings``) and, over the
 scored candidate pairs, reports against the simulator's truth (same person and same
@@ -18,7 +22,8 @@ identity, i.e. the linkable truth's pairs):
   rescored with m of every comparison given "birth date missing" taken from the true pairs
   of those very worlds, and P(missing | match) / P(missing | non-match) as evidence —
   the log-linear latent-class model with birth-date missingness × comparison interactions
-  in the match class, fitted by an oracle (the non-match class shows no interaction).
+  in the match class, fitted by an oracle (the non-match class is left as it is: the
+  level distributions above show it has no such interaction).
 
 With ``--tf`` it also checks the name-frequency (TF) bits T of each name level: E[2^T] over
 random non-matches and E[2^−T] over the true pairs (both 1 if the bits refine u as they
