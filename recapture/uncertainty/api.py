@@ -65,8 +65,9 @@ class UncertaintyOptions:
     seed: int | None = None
     #: Worker processes for the imputations (None = all cores).
     workers: int | None = None
-    #: "linear" (combine N̂) or "log" (combine log N̂, asymmetric interval).
-    scale: str = "linear"
+    #: "auto" (the model's own interval: log of the bias-reduced N̂ for models with
+    #: covariate strata, else N̂), "linear" (combine N̂) or "log" (combine log N̂).
+    scale: str = "auto"
     #: Match thresholds for the sensitivity table (empty = none).
     thresholds: list[float] = field(default_factory=list)
     #: Analytic Ding–Fienberg/Di Consiglio–Tuoto correction for two-list models.
@@ -103,8 +104,8 @@ class UncertaintyOptions:
             or self.imputations == 1
         ):
             raise bad("imputations", "imputations must be 0 (off) or an integer ≥ 2")
-        if self.scale not in ("linear", "log"):
-            raise bad("scale", "scale must be 'linear' or 'log'")
+        if self.scale not in ("auto", "linear", "log"):
+            raise bad("scale", "scale must be 'auto', 'linear' or 'log'")
         if any(not isinstance(t, int | float) or not 0 < t < 1 for t in self.thresholds):
             raise bad("thresholds", "thresholds must be numbers strictly between 0 and 1")
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):

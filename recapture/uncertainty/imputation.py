@@ -49,6 +49,10 @@ def _init_worker(graph, records, period, sources, rules, estimator, fit_kwargs, 
     )
 
 
+#: How the imputations' estimates are combined (see :func:`multiple_imputation`).
+SCALES = ("auto", "linear", "log")
+
+
 def _one_imputation(k: int) -> dict[str, Any]:
     s = _STATE
     rng = np.random.default_rng(s["seeds"][k])
@@ -73,6 +77,10 @@ def _one_imputation(k: int) -> dict[str, Any]:
         n_coefficients=len(est.coefficients),
         converged=bool(est.converged),
     )
+    reduced = est.extra.get("population_size_bias_reduced")
+    se_reduced = est.extra.get("se_bias_reduced")
+    if est.default_interval == "bias_reduced" and reduced is not None and se_reduced is not None:
+        out.update(population_size_reduced=float(reduced), se_reduced=float(se_reduced))
     return out
 
 
@@ -91,7 +99,7 @@ def multiple_imputation(
     conflict_probability: float = DEFAULT_CONFLICT_PROBABILITY,
     chaining_steps: Sequence[float] = DEFAULT_CHAINING_STEPS,
     min_probability: float = 1e-6,
-    scale: str = "linear",
+    scale: str = "auto",
     level: float = 0.95,
     graph: PairGraph | None = None,
 ) -> PopulationEstimate:
@@ -102,7 +110,12 @@ def multiple_imputation(
     be picklable when ``workers`` > 1 (imputations run in a process pool). Imputation k
     uses the k-th child of ``numpy.random.SeedSequence(seed)``, so the result does not
     depend on ``workers``. ``scale="log"`` combines log N̂ (variance (SE/N̂)²) and
-    back-transforms the interval, which keeps it above zero and asymmetric like N̂.
+    back-transforms the interval, which keeps it above zero and asymmetric like N̂;
+    ``"linear"`` combines N̂. ``"auto"`` (the default) follows the model's own default
+    interval: for a model whose interval is ``bias_reduced`` (covariate strata) it combines
+    the log of the bias-reduced N̂ with its SE, so that the linkage-aware interval is the
+    model's interval widened by the linkage's variance, not an interval around the ML N̂,
+    which is biased upwards in sparse strata; otherwise it combines N̂ on the linear scale.
 
     The result is a PopulationEstimate named ``mi:<inner model>`` whose interval (method
     ``mi``, the default) is the Rubin t-interval; ``extra["linkage_aware"]`` holds the
@@ -110,8 +123,8 @@ def multiple_imputation(
     """
     if imputations < 2:
         raise ValueError("multiple imputation needs at least 2 imputations")
-    if scale not in ("linear", "log"):
-        raise ValueError("scale must be 'linear' or 'log'")
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}")
     rules = rules or CaptureHistoryRules()
     sources = sources or sorted(records["source"].unique().to_list())
     started = time.perf_counter()
@@ -145,7 +158,7 @@ def multiple_imputation(
 def combine_imputations(
     runs: list[dict[str, Any]],
     *,
-    scale: str = "linear",
+    scale: str = "auto",
     level: float = 0.95,
     seed: int | None = None,
     workers: int | None = None,
@@ -158,8 +171,17 @@ def combine_imputations(
     if len(ok) < 2 or len(failed) > len(runs) / 2:
         msgs = "; ".join(sorted({r["error"] for r in failed})[:3])
         raise ValueError(f"{len(failed)} of {len(runs)} imputation fits failed: {msgs}")
-    n_hat = np.array([r["population_size"] for r in ok])
-    se = np.array([r["se"] for r in ok])
+    centre = "ml"
+    if scale == "auto":
+        reduced = all("population_size_reduced" in r for r in ok)
+        scale, centre = ("log", "bias_reduced") if reduced else ("linear", "ml")
+    key, se_key = (
+        ("population_size_reduced", "se_reduced")
+        if centre == "bias_reduced"
+        else ("population_size", "se")
+    )
+    n_hat = np.array([r[key] for r in ok])
+    se = np.array([r[se_key] for r in ok])
     n_obs = np.array([r["n_observed"] for r in ok])
     df_complete = float(np.mean(n_obs) - ok[0].get("n_coefficients", 0) - 1)
     if scale == "log":
@@ -173,6 +195,10 @@ def combine_imputations(
         estimate, se_total, lower, upper = comb.estimate, comb.se, comb.lower, comb.upper
         within, between = comb.within_var, comb.between_var
     inner = ok[0]["model"]
+    ml_sizes = np.array([r["population_size"] for r in ok])
+    centre_size = estimate
+    if centre == "bias_reduced":  # N̂ stays the ML estimate, as for the model itself
+        estimate = float(ml_sizes.mean())
     linkage_aware = {
         "method": "multiple_imputation",
         "M": len(ok),
@@ -186,9 +212,10 @@ def combine_imputations(
         "linkage_variance_share": comb.linkage_variance_share,
         "df": comb.df,
         "scale": scale,
+        "centre": centre,
         "relative_increase": comb.relative_increase,
-        "imputed_population_sizes": n_hat.tolist(),
-        "imputed_se": se.tolist(),
+        "imputed_population_sizes": ml_sizes.tolist(),
+        "imputed_se": [r["se"] for r in ok],
         "imputed_n_observed": n_obs.tolist(),
         "imputed_pair_links": [r["pair_links"] for r in ok],
         "expected_pair_links": expected_links,
@@ -199,6 +226,12 @@ def combine_imputations(
         "workers": workers,
         "seconds": seconds,
     }
+    if centre == "bias_reduced":
+        linkage_aware.update(
+            population_size_bias_reduced=centre_size,
+            imputed_population_sizes_bias_reduced=n_hat.tolist(),
+            imputed_se_bias_reduced=se.tolist(),
+        )
     df, combined_level = comb.df, level
 
     def mi_interval(lv: float) -> tuple[float, float]:
@@ -210,7 +243,7 @@ def combine_imputations(
                 math.exp(comb.estimate - crit * comb.se),
                 math.exp(comb.estimate + crit * comb.se),
             )
-        return (estimate - crit * se_total, estimate + crit * se_total)
+        return (centre_size - crit * se_total, centre_size + crit * se_total)
 
     warnings = []
     if failed:

@@ -26,6 +26,7 @@ from recapture.uncertainty.analytic import (
     rates_from_link_counts,
 )
 from recapture.uncertainty.draws import labels_to_clusters, within_cluster_pairs
+from recapture.uncertainty.imputation import combine_imputations
 from recapture.uncertainty.sensitivity import attach_threshold_sensitivity, threshold_sensitivity
 
 PERIOD = Period.year_from_july(2017)
@@ -564,3 +565,54 @@ def test_read_linkage_inputs_from_a_run_directory(tmp_path):
     (tmp_path / "pairs.parquet").unlink()
     with pytest.raises(InputError, match="pairs"):
         read_linkage_inputs(tmp_path / "persons.parquet")
+
+
+def test_linkage_aware_interval_follows_the_models_bias_reduced_interval():
+    """With covariate strata the model's interval is log-normal around the bias-reduced N̂
+    (docs/estimators.md); the default ("auto") combination widens that interval by the
+    linkage's variance — Rubin's rules on log Ñ with variance (SE(Ñ)/Ñ)², the
+    Barnard–Rubin df — and keeps N̂ the mean ML estimate. Without reduced estimates it
+    combines N̂ on the linear scale, as before."""
+    ml = [26_400.0, 25_900.0, 26_800.0, 26_100.0]
+    reduced = [25_500.0, 25_100.0, 25_900.0, 25_300.0]
+    se_ml, se_red = [2_300.0, 2_250.0, 2_400.0, 2_280.0], [2_100.0, 2_060.0, 2_180.0, 2_090.0]
+    runs = [
+        dict(
+            imputation=k,
+            pair_links=1000 + k,
+            population_size=ml[k],
+            se=se_ml[k],
+            n_observed=5_400 + k,
+            model="loglinear",
+            formula=None,
+            n_coefficients=30,
+            converged=True,
+            population_size_reduced=reduced[k],
+            se_reduced=se_red[k],
+        )
+        for k in range(4)
+    ]
+    r = combine_imputations(runs)
+    la = r.extra["linkage_aware"]
+    assert (la["scale"], la["centre"]) == ("log", "bias_reduced")
+    df_complete = float(np.mean([5_400, 5_401, 5_402, 5_403]) - 30 - 1)
+    comb = combine_rubin(
+        np.log(reduced),
+        (np.array(se_red) / np.array(reduced)) ** 2,
+        df_complete=df_complete,
+    )
+    lo, hi = r.confint()
+    assert lo == pytest.approx(math.exp(comb.lower), rel=1e-12)
+    assert hi == pytest.approx(math.exp(comb.upper), rel=1e-12)
+    assert r.population_size == pytest.approx(np.mean(ml), rel=1e-12)
+    assert la["population_size_bias_reduced"] == pytest.approx(math.exp(comb.estimate))
+    assert lo < la["population_size_bias_reduced"] < hi
+    # without the reduced estimates: the linear combination of the ML N̂
+    plain = [{k: v for k, v in run.items() if "reduced" not in k} for run in runs]
+    p = combine_imputations(plain)
+    assert (p.extra["linkage_aware"]["scale"], p.extra["linkage_aware"]["centre"]) == (
+        "linear",
+        "ml",
+    )
+    lin = combine_rubin(ml, np.array(se_ml) ** 2, df_complete=df_complete)
+    assert p.confint() == pytest.approx((lin.lower, lin.upper), rel=1e-12)
