@@ -339,6 +339,13 @@ def _newest(path: Path) -> list[dict]:
     return sorted(rows.values(), key=lambda r: (order.get(r["task"], 2), r["n"], r["tool"]))
 
 
+def _status(row: dict) -> str:
+    """``ok``, or why the run stopped: a timeout with the seconds it had run."""
+    if row["status"] == "timeout" and row.get("process_wall_s"):
+        return f"timeout at {row['process_wall_s']:,.0f} s"
+    return row["status"]
+
+
 def render(rows: list[dict]) -> str:
     body = [
         "## Linkage on Spark (local[2]): recapture's Spark engine and Splink's Spark backend",
@@ -372,7 +379,7 @@ def render(rows: list[dict]) -> str:
                 r["task"],
                 r["size"],
                 r["tool"],
-                r["status"],
+                _status(r),
                 common.fmt(r.get("wall_s"), 1),
                 common.fmt(r.get("tree_cpu_s"), 1),
                 common.fmt(r.get("tree_peak_gib"), 2),
@@ -413,7 +420,7 @@ def render(rows: list[dict]) -> str:
             + f" (relative to {first['n']:,})."
         )
     for r in rows:
-        if r["status"] != "ok":
+        if r["status"] not in ("ok", "timeout"):
             err = str(r.get("error") or "").strip().splitlines()[-1:] or [""]
             body.append(f"\n{r['task']} {r['size']} / {r['tool']}: {r['status']} {err[0]}")
     if not any(r["tool"] == "recapture" for r in rows):
