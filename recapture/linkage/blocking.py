@@ -46,6 +46,18 @@ class BlockingResult:
         return pl.DataFrame({"i": self.i, "j": self.j, "rule": self.rule})
 
 
+def rule_stats(rule: BlockingRule) -> dict:
+    """A rule's entry in the blocking statistics, before its blocks are counted (every
+    engine reports the same keys)."""
+    return {
+        "rule": rule.name,
+        "keys": rule.keys,
+        "blocks_refined": 0,
+        "blocks_skipped": 0,
+        "records_in_skipped_blocks": 0,
+    }
+
+
 def key_expr(key: str, alias: str) -> pl.Expr:
     """Polars expression of a blocking key; empty strings count as missing."""
     fn, col, n = parse_key(key)
@@ -82,13 +94,7 @@ def _rule_pairs(
     """Pairs of one rule. A block over the cap is re-blocked with the rule's ``refine`` keys
     added (a second key only where the first is too common); what is still too big is
     skipped. Both are reported."""
-    stats = {
-        "rule": rule.name,
-        "keys": rule.keys,
-        "blocks_refined": 0,
-        "blocks_skipped": 0,
-        "records_in_skipped_blocks": 0,
-    }
+    stats = rule_stats(rule)
     pairs, big, largest = _join_blocks(records, rule.keys, rule.right_keys, max_block, link_only)
     stats["largest_block"] = largest
     if big is not None and rule.refine:

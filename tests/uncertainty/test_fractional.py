@@ -121,33 +121,28 @@ def test_linkage_aware_estimate_adds_the_expected_links_refit():
     estimator = RegistryEstimator("petersen", {"lists": ["in_police", "in_iom"]})
     options = UncertaintyOptions.from_dict({"expected_links": True, "analytic": False})
     assert options.active
-    out = linkage_aware_estimate(
-        estimator.fit(persons),
-        estimator=estimator,
-        records=records,
-        pairs=pairs,
-        clusters=clusters,
-        persons=persons,
-        period=PERIOD,
-        options=options,
-        lists=["police", "iom"],
-    )
+
+    def aware(refitted):
+        """The plug-in Petersen fit made linkage-aware by refitting ``refitted``."""
+        return linkage_aware_estimate(
+            estimator.fit(persons),
+            estimator=refitted,
+            records=records,
+            pairs=pairs,
+            clusters=clusters,
+            persons=persons,
+            period=PERIOD,
+            options=options,
+            lists=["police", "iom"],
+        )
+
+    out = aware(estimator)
     expected = out.extra["linkage_expected"]
     assert expected["population_size"] == pytest.approx(3 * 3 / 1.1)
     assert expected["m"] == 1 and expected["expected_m"] == pytest.approx(1.1)
     assert out.population_size == pytest.approx(3 * 3 / 1)  # the plug-in is untouched
     # a weighted estimator cannot be refitted: reported, not fatal
     weighted = RegistryEstimator("petersen", {"lists": ["in_police", "in_iom"], "weights": "w"})
-    again = linkage_aware_estimate(
-        estimator.fit(persons),
-        estimator=weighted,
-        records=records,
-        pairs=pairs,
-        clusters=clusters,
-        persons=persons,
-        period=PERIOD,
-        options=options,
-        lists=["police", "iom"],
-    )
+    again = aware(weighted)
     assert "linkage_expected" not in again.extra
     assert any("expected-links refit failed" in w for w in again.warnings)

@@ -27,6 +27,7 @@ from recapture.linkage.blocking import (
     _empty_to_null,
     key_expr,
     over_cap_blocks,
+    rule_stats,
 )
 from recapture.linkage.settings import BlockingRule
 
@@ -59,13 +60,7 @@ def _pass(records: pl.DataFrame, keys, right_keys, max_block: int, tag: str):
 def _rule_keys(records: pl.DataFrame, rule: BlockingRule, index: int, max_block: int):
     """The key frames and join passes of one rule, and its statistics, as
     :func:`recapture.linkage.blocking._rule_pairs` (pair counts filled in later)."""
-    stats = {
-        "rule": rule.name,
-        "keys": rule.keys,
-        "blocks_refined": 0,
-        "blocks_skipped": 0,
-        "records_in_skipped_blocks": 0,
-    }
+    stats = rule_stats(rule)
     frames, names, big, largest = _pass(records, rule.keys, rule.right_keys, max_block, f"r{index}")
     passes = [names]
     stats["largest_block"] = largest
