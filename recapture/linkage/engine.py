@@ -113,7 +113,7 @@ def link_records(
     ``labelled_pairs`` (columns record_id_l, record_id_r, is_match) optionally fix m from
     known matches instead of estimating it by EM.
     """
-    settings = settings or LinkageSettings.default()
+    settings = (settings or LinkageSettings.default()).for_columns(records.columns)
     _check_columns(records, settings)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -101,6 +101,9 @@ class Comparison:
     both_missing_level: bool = False
     #: Settings of a kind defined in code (declared by the kind's ``options``).
     options: dict[str, Any] = field(default_factory=dict)
+    #: Left out (not an error) when the records lack its columns: a default comparison
+    #: on a field that only some extracts have, such as the registering police unit.
+    optional: bool = False
 
     @property
     def kind_object(self):
@@ -320,6 +323,24 @@ class LinkageSettings:
         if self.max_block_size < 2:
             raise ConfigError("max_block_size must be at least 2", key="max_block_size")
 
+    def for_columns(self, columns: list[str] | set[str]) -> LinkageSettings:
+        """These settings without the optional comparisons whose columns the records lack
+        (and without those comparisons' names in the lists that refer to them)."""
+        have = set(columns)
+        dropped = {c.name for c in self.comparisons if c.optional and not set(c.columns()) <= have}
+        if not dropped:
+            return self
+        return dataclasses.replace(
+            self,
+            comparisons=[c for c in self.comparisons if c.name not in dropped],
+            training_sessions=[
+                dataclasses.replace(t, fixes=[f for f in t.fixes if f not in dropped])
+                for t in self.training_sessions
+            ],
+            session_u=[c for c in self.session_u if c not in dropped],
+            alias_comparisons=[c for c in self.alias_comparisons if c not in dropped],
+        )
+
     def required_columns(self) -> set[str]:
         cols = {self.record_id}
         if self.source:
@@ -449,6 +470,11 @@ DEFAULT_SETTINGS: dict[str, Any] = {
             "one_side_level": True,
             "both_missing_level": True,
         },
+        # Apprehensions of one person happen mostly in the unit where they live, so a
+        # shared unit is evidence and a different one is some evidence against; the EM
+        # weighs it from the data (m ≈ u, no weight, where units are unrelated to persons).
+        # IOM registrations have no unit: missing on one side adds no weight.
+        {"name": "police_unit", "kind": "exact", "column": "police_unit", "optional": True},
     ],
     "name_swap": ["given_name", "family_name"],
     "training_sessions": [

@@ -42,6 +42,7 @@ def canonical(rows: list[dict]) -> pl.DataFrame:
         "nationality_iso3": None,
         "nationality_region": None,
         "v_number": None,
+        "police_unit": None,
         "source": "police",
     }
     out = []
@@ -69,6 +70,7 @@ def canonical(rows: list[dict]) -> pl.DataFrame:
         "nationality_iso3": pl.String,
         "nationality_region": pl.String,
         "v_number": pl.String,
+        "police_unit": pl.String,
     }
     return pl.DataFrame(out, schema=schema)
 

@@ -245,7 +245,7 @@ def test_v_number_both_missing_can_be_a_level_of_its_own():
         if c["name"] == "v_number":
             c["both_missing_level"] = True
     settings = LinkageSettings.from_dict({"comparisons": comps})
-    names = settings.comparisons[-1].level_names()
+    names = next(c for c in settings.comparisons if c.name == "v_number").level_names()
     assert names == ["else", "both_missing", "one_side_only", "one_edit", "exact"]
     rows = [PEOPLE[0], PEOPLE[1], PEOPLE[2], PEOPLE[3]]
     recs, prep = _prepared(canonical(rows), settings)
@@ -273,3 +273,32 @@ def test_plus_n_blocking_key_pairs_a_year_with_the_next():
     assert sorted(zip(got.i.tolist(), got.j.tolist(), strict=True)) == [(0, 1), (0, 2)]
     with pytest.raises(ConfigError, match="blocking key"):
         LinkageSettings.from_dict({"blocking_rules": [{"name": "x", "keys": ["plus(birth_year)"]}]})
+
+
+def test_an_optional_comparison_is_left_out_when_its_column_is_absent():
+    """The default police-unit comparison needs a column that not every extract has:
+    without it the records link with the other comparisons; with it a shared unit is a
+    level, a unit on one side only (an IOM registration) is neutral."""
+    settings = LinkageSettings.default()
+    rows = [dict(p) for p in PEOPLE[:4]]
+    without = canonical(rows).drop("police_unit")
+    kept = settings.for_columns(without.columns)
+    assert "police_unit" not in [c.name for c in kept.comparisons]
+    assert [c.name for c in kept.comparisons] == [
+        c.name for c in settings.comparisons if c.name != "police_unit"
+    ]
+    assert settings.for_columns(canonical(rows).columns) is settings
+    result = link_records(without, settings)
+    assert "gamma_police_unit" not in result.pairs.columns
+    assert [c.name for c in result.settings.comparisons] == [c.name for c in kept.comparisons]
+
+    for row, unit in zip(rows, ["Amsterdam", "Amsterdam", "Rotterdam", None], strict=True):
+        row["police_unit"] = unit
+    recs, prep = _prepared(canonical(rows), settings)
+    names = next(c for c in settings.comparisons if c.name == "police_unit").level_names()
+    gammas, _, _ = compare_pairs(prep, np.array([0, 0, 0]), np.array([1, 2, 3]))
+    assert [names[g] if g >= 0 else "missing" for g in gammas["police_unit"]] == [
+        "exact",
+        "else",
+        "missing",
+    ]

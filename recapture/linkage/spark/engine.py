@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recapture import progress
@@ -100,6 +100,16 @@ def _spark_blocker(spark: SparkSession, frame: pl.DataFrame, settings: LinkageSe
     return blocker
 
 
+def _columns(spark: SparkSession, records: Any) -> list[str]:
+    """The records' column names (a Parquet path's from its schema, nothing read)."""
+    if isinstance(records, pl.DataFrame | DataFrame):
+        return list(records.columns)
+    try:
+        return spark.read.parquet(str(records)).columns
+    except Exception:  # an unreadable path is reported by driver_records, with its name
+        return []
+
+
 def link_records_spark(
     spark: SparkSession,
     records: Any,
@@ -115,7 +125,7 @@ def link_records_spark(
     rules, levels, weights to rounding, the same persons); ``pairs`` is a Spark DataFrame.
     With ``out`` the artifacts are written there (:func:`write_linkage_spark`).
     """
-    settings = settings or LinkageSettings.default()
+    settings = (settings or LinkageSettings.default()).for_columns(_columns(spark, records))
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     recs = driver_records(spark, records, settings)
