@@ -309,12 +309,19 @@ def _metrics(
     return out
 
 
-def _tf_tables(prep: PreparedRecords, settings: LinkageSettings) -> dict:
+def _tf_tables(
+    prep: PreparedRecords, settings: LinkageSettings, counts_of: dict | None = None
+) -> dict:
+    """The model's TF tables; ``counts_of`` (column → count per code over all records) when
+    ``prep`` holds no per-record codes (counted elsewhere, e.g. in Spark)."""
     out = {}
     for col, freq in prep.tf.items():
         vocab = prep.vocab_of[col].values
-        codes = prep.codes[col]
-        counts = np.bincount(codes[codes >= 0], minlength=len(vocab))
+        if counts_of is None:
+            codes = prep.codes[col]
+            counts = np.bincount(codes[codes >= 0], minlength=len(vocab))
+        else:
+            counts = counts_of[col].astype(np.int64)
         order = np.argsort(-counts, kind="stable")[:TF_TABLE_TOP]
         order = order[counts[order] > 0]
         out[col] = {

@@ -30,7 +30,6 @@ from pyspark.sql import functions as F
 from recapture import progress
 from recapture.linkage.blocking import SRC, BlockingResult
 from recapture.linkage.clustering import Clustering
-from recapture.linkage.comparisons import PreparedRecords
 from recapture.linkage.engine import (
     LinkageResult,
     _clusters_frame,
@@ -55,7 +54,8 @@ from recapture.linkage.spark.compare import (
     score_spark,
     spark_comparer,
 )
-from recapture.linkage.spark.records import driver_records
+from recapture.linkage.spark.encoding import prepare_spark
+from recapture.linkage.spark.records import driver_records, to_spark
 from recapture.linkage.spark.session import spark_session as build_session
 from recapture.linkage.spark.write import write_linkage_spark
 from recapture.linkage.training import train, training_summary, uses_source_priors
@@ -120,8 +120,11 @@ def link_records_spark(
     t0 = time.perf_counter()
     recs = driver_records(spark, records, settings)
     n = recs.n
+    with progress.step("vocabularies and term frequencies (Spark)") as st:
+        tables, tf_counts = prepare_spark(to_spark(spark, records, settings), settings)
+        st["result"] = f"{sum(len(v.values) for v in tables.vocab_of.values()):,} values"
     with progress.step("encoding records") as st:
-        prep = PreparedRecords.build(recs.frame.drop(SRC, strict=False), settings)
+        prep = tables.with_records(recs.frame.drop(SRC, strict=False))
         st["result"] = f"{prep.n:,} records"
     timings["encode"] = time.perf_counter() - t0
 
@@ -234,7 +237,7 @@ def link_records_spark(
         metrics=metrics,
         settings=settings,
         threshold=threshold,
-        tf_tables=_tf_tables(prep, settings),
+        tf_tables=_tf_tables(prep, settings, tf_counts),
     )
     if out is not None:
         write_linkage_spark(result, out)

@@ -42,6 +42,17 @@ class DriverRecords:
         return self.frame.height
 
 
+def to_spark(spark: SparkSession, records: Any, settings: LinkageSettings) -> DataFrame:
+    """The columns the settings read, as a Spark DataFrame (a polars frame is handed to
+    Spark, a path read by Spark)."""
+    if isinstance(records, pl.DataFrame):
+        return spark.createDataFrame(records.to_arrow())
+    if isinstance(records, str | os.PathLike):
+        records = spark.read.parquet(str(records))
+    wanted = settings.required_columns() | set(settings.tf_person_columns)
+    return records.select(*[c for c in records.columns if c in wanted])
+
+
 def to_polars(spark: SparkSession, records: Any, settings: LinkageSettings) -> pl.DataFrame:
     """The columns the settings read, as a polars frame on the driver.
 

@@ -1,0 +1,119 @@
+"""The records' vocabularies and term-frequency tables from Spark aggregates.
+
+The driver receives what grows with the number of *distinct values* — the distinct values
+of every compared string column, the count of each value among the records that are the
+first of their person, the joint-name counts — never a column of the records, and builds
+the local engine's :class:`~recapture.linkage.comparisons.PreparedRecords` from them with
+:meth:`~recapture.linkage.comparisons.PreparedRecords.from_aggregates`: the same
+vocabularies, codes, TF tables and joint-name table as
+:meth:`~recapture.linkage.comparisons.PreparedRecords.build` on the same records.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.storagelevel import StorageLevel
+
+from recapture.linkage.comparisons import (
+    PreparedRecords,
+    RecordAggregates,
+    encoding_plan,
+    value_counts,
+)
+from recapture.linkage.settings import LinkageSettings
+
+
+def _collect(frame: DataFrame) -> pl.DataFrame:
+    return pl.from_arrow(frame.toArrow())
+
+
+def _counts(frame: DataFrame, col: str) -> pl.DataFrame:
+    """``value`` and ``count`` of one column (missing values included; the driver drops
+    them when it encodes the values)."""
+    return _collect(frame.groupBy(F.col(col).alias("value")).agg(F.count(F.lit(1)).alias("count")))
+
+
+def _joint_counts_spark(records: DataFrame, keys: list[str], person_cols: list[str]) -> dict:
+    """:func:`recapture.linkage.comparisons._joint_people` and ``_joint_counts`` in Spark:
+    distinct (names, person columns) with the undated rule, counted per given name, family
+    name and pair of names."""
+    given, family = keys
+    people = records.select(given, family, *person_cols).dropna(subset=[given, family]).distinct()
+    if person_cols:
+        first = person_cols[0]
+        dated = people.filter(F.col(first).isNotNull())
+        undated = (
+            people.filter(F.col(first).isNull())
+            .join(dated.select(given, family).distinct(), on=[given, family], how="left_anti")
+            .select(given, family)
+            .distinct()
+        )
+        people = dated.select(given, family).unionAll(undated)
+    kj = _collect(people.groupBy(given, family).agg(F.count(F.lit(1)).alias("kj")))
+    kj = kj.with_columns(pl.col("kj").cast(pl.UInt32))
+    return {
+        "n": int(kj["kj"].sum()),
+        "kg": kj.group_by(given).agg(pl.col("kj").sum().alias("kg")),
+        "kf": kj.group_by(family).agg(pl.col("kj").sum().alias("kf")),
+        "kj": kj,
+    }
+
+
+def spark_aggregates(
+    records: DataFrame, settings: LinkageSettings, record_id: str | None = None
+) -> tuple[RecordAggregates, dict[str, pl.DataFrame]]:
+    """The aggregates :meth:`PreparedRecords.from_aggregates` needs, computed in Spark, and
+    each TF column's value counts over all records (for the model's TF tables).
+
+    A record is the first of its person (names and ``tf_person_columns``, as in
+    :func:`recapture.linkage.comparisons._person_first`) when it has the smallest record id
+    among them: one group-by, each TF column taken with ``min_by`` the record id.
+    """
+    record_id = record_id or settings.record_id
+    string_cols, swap_keys, tf_cols = encoding_plan(settings)
+    names = list(settings.name_swap or [])
+    person_cols = [c for c in settings.tf_person_columns if c in records.columns]
+    used = {c for group in string_cols for c in group} | set(tf_cols) | set(names)
+    used |= set(swap_keys or []) | set(person_cols) | {record_id}
+    frame = records.select(*[c for c in records.columns if c in used]).persist(
+        StorageLevel.MEMORY_AND_DISK
+    )
+    n = frame.count()
+    values = [
+        [_collect(frame.select(c).distinct()).to_series() for c in group] for group in string_cols
+    ]
+    if names and all(c in frame.columns for c in names):
+        key = names + person_cols
+        others = [c for c in tf_cols if c not in key]
+        if others:
+            people = frame.groupBy(*key).agg(*[F.min_by(c, record_id).alias(c) for c in others])
+        else:
+            people = frame.select(*key).distinct()
+        people = people.persist(StorageLevel.MEMORY_AND_DISK)
+    else:
+        people = frame
+    person_counts = {col: _counts(people, col) for col in tf_cols}
+    all_counts = {col: _counts(frame, col) for col in tf_cols}
+    joint = None
+    if swap_keys and settings.joint_name_tf:
+        joint = _joint_counts_spark(frame, swap_keys, person_cols)
+    if people is not frame:
+        people.unpersist()
+    frame.unpersist()
+    return RecordAggregates(
+        n=n, values=values, person_counts=person_counts, joint=joint
+    ), all_counts
+
+
+def prepare_spark(
+    records: DataFrame, settings: LinkageSettings
+) -> tuple[PreparedRecords, dict[str, np.ndarray]]:
+    """The prepared vocabularies/TF tables (no per-record arrays) of Spark ``records``, and
+    each TF column's count per code over all records."""
+    agg, all_counts = spark_aggregates(records, settings)
+    prep = PreparedRecords.from_aggregates(agg, settings)
+    counts = {col: value_counts(prep.vocab_of[col], all_counts[col]) for col in prep.tf}
+    return prep, counts

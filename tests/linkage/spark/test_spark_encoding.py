@@ -1,0 +1,85 @@
+"""The vocabularies, TF tables and joint-name table built from Spark aggregates equal those
+:meth:`PreparedRecords.build` computes from the records on the driver, exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recapture.linkage import LinkageSettings
+from recapture.linkage.comparisons import PreparedRecords
+from recapture.linkage.engine import _tf_tables
+from recapture.linkage.febrl import febrl_settings, load_febrl
+from recapture.linkage.spark.encoding import prepare_spark
+
+from .test_spark_engine import world_records
+
+
+def assert_same_tables(local: PreparedRecords, spark_prep: PreparedRecords) -> None:
+    assert spark_prep.n == local.n
+    assert spark_prep.encoding == local.encoding
+    assert spark_prep.vocab_of.keys() == local.vocab_of.keys()
+    for col, vocab in local.vocab_of.items():
+        got = spark_prep.vocab_of[col]
+        for name in ("values", "compact", "sorted_tokens", "sorted_values", "prefix3"):
+            assert np.array_equal(getattr(got, name), getattr(vocab, name)), (col, name)
+    assert list(spark_prep.tf) == list(local.tf)
+    for col, freq in local.tf.items():
+        assert np.array_equal(spark_prep.tf[col], freq), col  # exactly, not to rounding
+        assert spark_prep.tf_sq[col] == local.tf_sq[col], col
+    if local.joint_codes is None:
+        assert spark_prep.joint_codes is None
+    else:
+        assert np.array_equal(spark_prep.joint_codes, local.joint_codes)
+        assert np.array_equal(spark_prep.joint_bits, local.joint_bits)
+
+
+def _check(spark, records: pl.DataFrame, settings: LinkageSettings) -> PreparedRecords:
+    ordered = records.sort(settings.record_id)
+    local = PreparedRecords.build(ordered, settings)
+    # shuffled rows in Spark: the person's first record is found by record id, not by order
+    shuffled = records.sample(fraction=1.0, shuffle=True, seed=3)
+    prep, counts = prepare_spark(spark.createDataFrame(shuffled.to_arrow()), settings)
+    assert_same_tables(local, prep)
+    assert _tf_tables(prep, settings, counts) == _tf_tables(local, settings)
+    # the records encoded with the Spark-built vocabularies: the local per-record arrays
+    encoded = prep.with_records(ordered)
+    for col, codes in local.codes.items():
+        assert np.array_equal(encoded.codes[col], codes), col
+    for col, ints in local.ints.items():
+        assert np.array_equal(encoded.ints[col], ints, equal_nan=True), col
+    if local.record_joint_bits is not None:
+        assert np.array_equal(encoded.record_joint_bits, local.record_joint_bits)
+    return local
+
+
+@pytest.mark.parametrize("name", ["febrl3", "febrl4"])
+def test_febrl_tables_from_spark_aggregates_equal_local(spark, name):
+    records, _ = load_febrl(name)
+    settings = febrl_settings(link_only=(name == "febrl4"))
+    local = _check(spark, records, settings)
+    assert local.tf, "FEBRL settings weight names by term frequency"
+
+
+def test_world_tables_from_spark_aggregates_equal_local(spark, tmp_path):
+    """The registration settings: names swapped, keys, people counted once, pseudo-people,
+    the joint-name table."""
+    records = world_records(22_000, 11, tmp_path)
+    settings = LinkageSettings.default()
+    assert settings.name_swap and settings.joint_name_tf and settings.tf_pseudo_people > 0
+    local = _check(spark, records, settings)
+    assert local.joint_codes is not None and local.joint_codes.size > 0
+    assert (local.joint_bits < 0).any()
+    # without the person columns in the records every record counts
+    plain = dataclasses.replace(settings, tf_person_columns=[])
+    _check(spark, records, plain)
+
+
+@pytest.mark.slow
+def test_20k_world_tables_from_spark_aggregates_equal_local(spark, tmp_path):
+    records = world_records(90_000, 5, tmp_path)
+    assert records.height >= 18_000
+    _check(spark, records, LinkageSettings.default())
