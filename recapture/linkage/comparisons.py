@@ -76,12 +76,20 @@ class Vocabulary:
             ),
         )
 
+    def _enum(self) -> pl.Enum:
+        """The values as a polars Enum, made once per vocabulary object (a worker encoding
+        many batches with one vocabulary builds it once)."""
+        dtype = self.__dict__.get("_enum_dtype")
+        if dtype is None:
+            dtype = self.__dict__["_enum_dtype"] = pl.Enum(self.values.tolist())
+        return dtype
+
     def encode(self, s: pl.Series, strict: bool = True) -> np.ndarray:
         """int32 codes of a column (-1 for missing or empty, and for unknown values when
         not ``strict``)."""
         s = s.cast(pl.String)
         s = pl.select(pl.when(s.str.len_chars() > 0).then(s).otherwise(None)).to_series()
-        codes = s.cast(pl.Enum(self.values.tolist()), strict=strict).to_physical().cast(pl.Int32)
+        codes = s.cast(self._enum(), strict=strict).to_physical().cast(pl.Int32)
         return codes.fill_null(-1).to_numpy()
 
 
@@ -476,6 +484,24 @@ class PairBatch:
 
         return cls(prep, batch.num_rows, fetch)
 
+    @classmethod
+    def from_codes(cls, prep: PreparedRecords, batch: pa.RecordBatch) -> PairBatch:
+        """Pairs given by their records' encodings: columns ``<column>_l`` and ``<column>_r``
+        holding what :meth:`PreparedRecords.with_records` holds per record (codes of the
+        prepared vocabularies, numbers as encoded), e.g. joined onto the pairs by an engine
+        that keeps the encoded records in a table."""
+
+        def fetch(col: str, side: str) -> np.ndarray:
+            if col == JOINT:
+                gk, fk = _swap_key_columns(prep.settings)
+                return _joint_lookup(prep, fetch(gk, side), fetch(fk, side))
+            name = f"{col}_{side}"
+            if name not in batch.schema.names:
+                raise InputError("the batch of pairs lacks this column", column=name)
+            return batch.column(name).to_numpy(zero_copy_only=False)
+
+        return cls(prep, batch.num_rows, fetch)
+
     def _get(self, col: str, side: str) -> np.ndarray:
         if self._cache is None:
             return self._fetch(col, side)
@@ -589,15 +615,21 @@ def _joint_lookup(prep: PreparedRecords, gk: np.ndarray, fk: np.ndarray) -> np.n
 
 # ------------------------------------------------------------------ the entry point
 def compare_batch(
-    settings: LinkageSettings, prepared: PreparedRecords, batch: pa.RecordBatch
+    settings: LinkageSettings,
+    prepared: PreparedRecords,
+    batch: pa.RecordBatch,
+    *,
+    encoded: bool = False,
 ) -> pa.RecordBatch:
     """Comparison levels of a batch of record pairs: Arrow in, Arrow out.
 
     ``batch`` holds either ``row_l``/``row_r`` (positions into the records ``prepared``
     was built from) or, for every column the comparisons read, ``<column>_l`` and
     ``<column>_r`` values (what a distributed engine ships to its workers; ``prepared``
-    can then be :meth:`PreparedRecords.for_batches` of all records). ``settings`` may also
-    be a fitted model (its settings are used).
+    can then be :meth:`PreparedRecords.for_batches` of all records). With ``encoded`` the
+    ``<column>_l``/``<column>_r`` columns hold the records' codes and numbers instead of
+    their values (:meth:`PairBatch.from_codes`). ``settings`` may also be a fitted model
+    (its settings are used).
 
     Returns, per pair: ``gamma_<comparison>`` (int8 level, -1 missing), ``tf_<comparison>``
     (float32 term-frequency bits) for comparisons that have them, ``tf_names_joint`` when
@@ -609,6 +641,8 @@ def compare_batch(
         i = batch.column(ROW_L).to_numpy(zero_copy_only=False)
         j = batch.column(ROW_R).to_numpy(zero_copy_only=False)
         pairs = PairBatch.from_positions(prepared, i, j)
+    elif encoded:
+        pairs = PairBatch.from_codes(prepared, batch)
     else:
         pairs = PairBatch.from_values(prepared, batch)
     gammas, tfs = _compare(settings, pairs)

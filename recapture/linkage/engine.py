@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -212,7 +213,7 @@ def link_records(
     )
 
 
-def _labelled_gammas(labelled: pl.DataFrame, recs: pl.DataFrame, settings, prep):
+def _labelled_gammas(labelled: pl.DataFrame, recs: pl.DataFrame, settings, prep, comparer=None):
     for col in ("record_id_l", "record_id_r", "is_match"):
         if col not in labelled.columns:
             raise InputError(
@@ -226,8 +227,8 @@ def _labelled_gammas(labelled: pl.DataFrame, recs: pl.DataFrame, settings, prep)
         raise InputError(
             "labelled pairs refer to record ids not in the records", column="record_id_l"
         )
-    g, _, _ = compare_pairs(
-        prep, lab["i"].to_numpy().astype(np.int32), lab["j"].to_numpy().astype(np.int32)
+    g, _, _ = (comparer or partial(compare_pairs, prep))(
+        lab["i"].to_numpy().astype(np.int32), lab["j"].to_numpy().astype(np.int32)
     )
     return g, lab["is_match"].cast(pl.Boolean).to_numpy()
 

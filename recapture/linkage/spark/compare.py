@@ -35,7 +35,9 @@ from pyspark.sql.types import (
 )
 from pyspark.storagelevel import StorageLevel
 
+from recapture.linkage.blocking import ROW
 from recapture.linkage.comparisons import ROW_L, ROW_R, PreparedRecords, compare_batch
+from recapture.linkage.kinds import QUALITY_CODES
 from recapture.linkage.model import PRIOR_GROUP, FellegiSunterModel, Patterns, score_batch
 from recapture.linkage.settings import LinkageSettings
 from recapture.linkage.training import source_pair_group
@@ -61,13 +63,33 @@ def broadcast(spark: SparkSession, obj):
 def levels_schema(settings: LinkageSettings, prep: PreparedRecords, priors: bool) -> StructType:
     """Schema of :func:`compare_spark`'s output: the pair, its rule, its prior group, then
     exactly the columns :func:`compare_batch` returns."""
-    probe = compare_batch(
-        settings,
-        prep,
-        pa.RecordBatch.from_pydict(
-            {ROW_L: pa.array([0], pa.int32()), ROW_R: pa.array([0], pa.int32())}
-        ),
-    )
+    if prep.codes or prep.ints:
+        probe = compare_batch(
+            settings,
+            prep,
+            pa.RecordBatch.from_pydict(
+                {ROW_L: pa.array([0], pa.int32()), ROW_R: pa.array([0], pa.int32())}
+            ),
+        )
+    else:  # no per-record arrays: one pair of records with every column missing
+        missing = {
+            "string": -1,
+            "int": -1,
+            "float": float("nan"),
+            "quality": QUALITY_CODES["missing"],
+        }
+        probe = compare_batch(
+            settings,
+            prep,
+            pa.RecordBatch.from_pydict(
+                {
+                    f"{c}_{side}": pa.array([missing[enc]])
+                    for c, enc in prep.encoding.items()
+                    for side in ("l", "r")
+                }
+            ),
+            encoded=True,
+        )
     types = {pa.int8(): ByteType(), pa.float32(): FloatType(), pa.bool_(): BooleanType()}
     fields = [
         StructField("i", IntegerType()),
@@ -87,20 +109,47 @@ def prepared_broadcast(spark: SparkSession, settings: LinkageSettings, prep: Pre
     return broadcast(spark, (settings, replace(prep, frame=None)))
 
 
+def with_codes(pairs: DataFrame, encoded: DataFrame, cols: list[str]) -> DataFrame:
+    """Pairs (``i``, ``j``, …) with each record's encoded columns joined on: ``<col>_l`` from
+    row ``i``, ``<col>_r`` from row ``j`` (``encoded`` as
+    :func:`recapture.linkage.spark.encoding.encode_records_spark` makes it)."""
+    left = encoded.select(F.col(ROW).alias("i"), *[F.col(c).alias(f"{c}_l") for c in cols])
+    right = encoded.select(F.col(ROW).alias("j"), *[F.col(c).alias(f"{c}_r") for c in cols])
+    return pairs.join(left, "i").join(right, "j")
+
+
+def _levels(sett, prep, batch: pa.RecordBatch, cols: list[str] | None) -> pa.RecordBatch:
+    """compare_batch on a batch of pairs: by row position (the broadcast records) or, with
+    ``cols``, by the encoded columns joined onto the pairs."""
+    if cols is None:
+        return compare_batch(
+            sett, prep, pa.RecordBatch.from_pydict({ROW_L: batch["i"], ROW_R: batch["j"]})
+        )
+    names = [f"{c}_{side}" for c in cols for side in ("l", "r")]
+    return compare_batch(sett, prep, batch.select(names), encoded=True)
+
+
 def compare_spark(
     spark: SparkSession,
     candidates: DataFrame,
     prepared,
     schema: StructType,
     source_codes: np.ndarray | None,
+    encoded: tuple[DataFrame, list[str]] | None = None,
 ) -> DataFrame:
     """Levels of every candidate pair (persisted), via ``mapInArrow(compare_batch)``.
 
     ``prepared`` is :func:`prepared_broadcast`, ``schema`` :func:`levels_schema`. With
     ``source_codes`` the output also holds each pair's ``prior_group`` (min·S + max of its
-    two source codes, :func:`recapture.linkage.training.source_pair_group`).
+    two source codes, :func:`recapture.linkage.training.source_pair_group`). With
+    ``encoded`` (the encoded records and their columns) the records' codes are joined onto
+    the pairs (:func:`with_codes`) instead of read from the broadcast by row position;
+    ``prepared`` then needs no per-record arrays.
     """
     codes_bc = broadcast(spark, source_codes)
+    enc_cols = None if encoded is None else encoded[1]
+    if encoded is not None:
+        candidates = with_codes(candidates, *encoded)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         sett, prep = _value(prepared)
@@ -108,9 +157,7 @@ def compare_spark(
         for batch in batches:
             i = batch.column("i").to_numpy(zero_copy_only=False)
             j = batch.column("j").to_numpy(zero_copy_only=False)
-            levels = compare_batch(
-                sett, prep, pa.RecordBatch.from_pydict({ROW_L: batch["i"], ROW_R: batch["j"]})
-            )
+            levels = _levels(sett, prep, batch, enc_cols)
             cols = [batch.column("i"), batch.column("j"), batch.column("rule")]
             names = ["i", "j", "rule"]
             if codes is not None:
@@ -123,22 +170,26 @@ def compare_spark(
     return candidates.mapInArrow(run, schema).persist(StorageLevel.MEMORY_AND_DISK)
 
 
-def spark_comparer(spark: SparkSession, prepared, settings: LinkageSettings, prep):
+def spark_comparer(
+    spark: SparkSession,
+    prepared,
+    settings: LinkageSettings,
+    prep,
+    encoded: tuple[DataFrame, list[str]] | None = None,
+):
     """``comparer(i, j)`` for :func:`recapture.linkage.training.train`: pairs given on the
     driver (the random pairs of u, a training session's sample) compared in Spark, returned
-    in their order as :func:`recapture.linkage.comparisons.compare_pairs` returns them."""
+    in their order as :func:`recapture.linkage.comparisons.compare_pairs` returns them
+    (``encoded`` as for :func:`compare_spark`)."""
     probe = levels_schema(settings, prep, False)
     schema = StructType([StructField("k", LongType())] + probe.fields[3:])
     parts = spark.sparkContext.defaultParallelism
+    cols = None if encoded is None else encoded[1]
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         sett, prepared_records = _value(prepared)
         for batch in batches:
-            levels = compare_batch(
-                sett,
-                prepared_records,
-                pa.RecordBatch.from_pydict({ROW_L: batch["i"], ROW_R: batch["j"]}),
-            )
+            levels = _levels(sett, prepared_records, batch, cols)
             yield pa.RecordBatch.from_arrays(
                 [batch.column("k"), *levels.columns], names=["k", *levels.schema.names]
             )
@@ -152,6 +203,8 @@ def spark_comparer(spark: SparkSession, prepared, settings: LinkageSettings, pre
             }
         )
         frame = spark.createDataFrame(pairs).repartition(parts)
+        if encoded is not None:
+            frame = with_codes(frame, *encoded)
         out = frame.mapInArrow(run, schema).toArrow()
         order = np.argsort(out.column("k").to_numpy(), kind="stable")
         gammas, tfs = {}, {}

@@ -11,12 +11,17 @@ vocabularies, codes, TF tables and joint-name table as
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import polars as pl
-from pyspark.sql import DataFrame
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import ByteType, DoubleType, IntegerType, StructField, StructType
 from pyspark.storagelevel import StorageLevel
 
+from recapture.linkage.blocking import ROW
 from recapture.linkage.comparisons import (
     PreparedRecords,
     RecordAggregates,
@@ -24,6 +29,7 @@ from recapture.linkage.comparisons import (
     value_counts,
 )
 from recapture.linkage.settings import LinkageSettings
+from recapture.linkage.spark.compare import _value, broadcast
 
 
 def _collect(frame: DataFrame) -> pl.DataFrame:
@@ -117,3 +123,88 @@ def prepare_spark(
     prep = PreparedRecords.from_aggregates(agg, settings)
     counts = {col: value_counts(prep.vocab_of[col], all_counts[col]) for col in prep.tf}
     return prep, counts
+
+
+# ------------------------------------------------------------------ records encoded in Spark
+#: Records per partition when the records are numbered and encoded in Spark.
+RECORDS_PER_PARTITION = 1_000_000
+#: Spark type of each encoding's column (:data:`recapture.linkage.kinds.ENCODINGS`).
+_TYPES = {
+    "string": IntegerType(),
+    "int": IntegerType(),
+    "float": DoubleType(),
+    "quality": ByteType(),
+}
+
+
+def encoded_columns(prep: PreparedRecords) -> list[str]:
+    """The columns of the encoded records, in order: the string columns, then the others."""
+    strings = list(prep.vocab_of)
+    return strings + [c for c, enc in prep.encoding.items() if enc != "string" and c not in strings]
+
+
+def encode_records_spark(
+    spark: SparkSession, records: DataFrame, tables: PreparedRecords, settings: LinkageSettings
+) -> DataFrame:
+    """The records numbered and encoded in Spark (persisted): ``_row`` (int: row i holds the
+    i-th smallest record id, as the local engine numbers them), the record id and each
+    compared column's code or number, as :meth:`PreparedRecords.with_records` encodes it.
+
+    The records are range-partitioned by record id and sorted within partitions; each
+    partition's count is collected (one number per partition) and its rows are numbered
+    from the sum of the counts before it while ``mapInArrow`` encodes them with the
+    vocabularies (``tables``, broadcast once).
+    """
+    rid = settings.record_id
+    cols = encoded_columns(tables)
+    n = records.count()
+    parts = max(spark.sparkContext.defaultParallelism, -(-n // RECORDS_PER_PARTITION), 1)
+    ranged = (
+        records.select(rid, *[c for c in cols if c != rid])
+        .repartitionByRange(parts, rid)
+        .sortWithinPartitions(rid)
+        .withColumn("_part", F.spark_partition_id())
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    counts = dict(ranged.groupBy("_part").count().collect())
+    offsets, total = {}, 0
+    for part in sorted(counts):
+        offsets[part] = total
+        total += counts[part]
+    bc = broadcast(spark, (tables.for_batches(), offsets))
+    schema = StructType(
+        [StructField(ROW, IntegerType()), ranged.schema[rid]]
+        + [StructField(c, _TYPES[tables.encoding[c]]) for c in cols]
+    )
+    names = schema.fieldNames()
+    arrow_types = {
+        "string": pa.int32(),
+        "int": pa.int32(),
+        "float": pa.float64(),
+        "quality": pa.int8(),
+    }
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        prep, starts = _value(bc)
+        row = None
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            frame = pl.from_arrow(batch)
+            if row is None:
+                row = starts[int(frame["_part"][0])]
+            enc = prep.with_records(frame)
+            arrays = [
+                pa.array(np.arange(row, row + frame.height, dtype=np.int32)),
+                batch.column(rid),
+            ]
+            for c in cols:
+                values = enc.codes[c] if c in enc.codes else enc.ints[c]
+                arrays.append(pa.array(values, type=arrow_types[tables.encoding[c]]))
+            row += frame.height
+            yield pa.RecordBatch.from_arrays(arrays, names=names)
+
+    out = ranged.mapInArrow(run, schema).persist(StorageLevel.MEMORY_AND_DISK)
+    out.count()
+    ranged.unpersist()
+    return out

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -54,11 +54,29 @@ from recapture.linkage.spark.compare import (
     score_spark,
     spark_comparer,
 )
-from recapture.linkage.spark.encoding import prepare_spark
+from recapture.linkage.spark.encoding import (
+    encode_records_spark,
+    encoded_columns,
+    prepare_spark,
+)
 from recapture.linkage.spark.records import driver_records, to_spark
 from recapture.linkage.spark.session import spark_session as build_session
 from recapture.linkage.spark.write import write_linkage_spark
 from recapture.linkage.training import train, training_summary, uses_source_priors
+
+#: From this many records ``compare_by="auto"`` joins the records' codes onto the pairs
+#: instead of broadcasting them (at 50 bytes a record, 5M records make a 250 MB broadcast
+#: unpickled in every Python worker).
+JOIN_FROM_RECORDS = 5_000_000
+
+
+def compare_mode(compare_by: str, n: int) -> str:
+    """``"broadcast"`` or ``"join"`` for a run of ``n`` records (see link_records_spark)."""
+    if compare_by not in ("auto", "broadcast", "join"):
+        raise ValueError(f"compare_by is 'auto', 'broadcast' or 'join', not {compare_by!r}")
+    if compare_by == "auto":
+        return "join" if n >= JOIN_FROM_RECORDS else "broadcast"
+    return compare_by
 
 
 @dataclass
@@ -107,6 +125,7 @@ def link_records_spark(
     *,
     labelled_pairs: pl.DataFrame | None = None,
     out=None,
+    compare_by: str = "auto",
 ) -> SparkLinkageResult:
     """Deduplicate and link ``records`` into persons with the pairs in Spark.
 
@@ -114,18 +133,36 @@ def link_records_spark(
     The result equals :func:`recapture.linkage.link_records`'s (the same candidate pairs and
     rules, levels, weights to rounding, the same persons); ``pairs`` is a Spark DataFrame.
     With ``out`` the artifacts are written there (:func:`write_linkage_spark`).
+
+    ``compare_by``: how the executors get the records' codes for the pairs they compare —
+    ``"broadcast"`` (the driver encodes every record and broadcasts the codes, about 50
+    bytes a record; fastest while that fits), ``"join"`` (the records are numbered and
+    encoded in Spark and their codes joined onto the pairs: nothing per record is encoded
+    on the driver or broadcast) or ``"auto"``: join from :data:`JOIN_FROM_RECORDS` records.
+    Both give the same levels and weights.
     """
     settings = settings or LinkageSettings.default()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     recs = driver_records(spark, records, settings)
     n = recs.n
+    frame = to_spark(spark, records, settings)
     with progress.step("vocabularies and term frequencies (Spark)") as st:
-        tables, tf_counts = prepare_spark(to_spark(spark, records, settings), settings)
+        tables, tf_counts = prepare_spark(frame, settings)
         st["result"] = f"{sum(len(v.values) for v in tables.vocab_of.values()):,} values"
-    with progress.step("encoding records") as st:
-        prep = tables.with_records(recs.frame.drop(SRC, strict=False))
-        st["result"] = f"{prep.n:,} records"
+    mode = compare_mode(compare_by, n)
+    encoded = None
+    with progress.step(f"encoding records ({mode})") as st:
+        if mode == "join":
+            # the encoded records stay in Spark and are joined onto the pairs
+            encoded = (
+                encode_records_spark(spark, frame, tables, settings),
+                encoded_columns(tables),
+            )
+            prep = replace(tables, n=n)
+        else:
+            prep = tables.with_records(recs.frame.drop(SRC, strict=False))
+        st["result"] = f"{n:,} records"
     timings["encode"] = time.perf_counter() - t0
 
     t = time.perf_counter()
@@ -148,13 +185,15 @@ def link_records_spark(
             prepared,
             levels_schema(settings, prep, priors),
             recs.source_codes if priors else None,
+            encoded,
         )
         patterns, group_counts = pattern_counts(levels, settings, n, n_groups)
     timings["comparing"] = time.perf_counter() - t
 
+    comparer = spark_comparer(spark, prepared, settings, prep, encoded)
     labelled = None
     if labelled_pairs is not None:
-        labelled = _labelled_gammas(labelled_pairs, recs.frame, settings, prep)
+        labelled = _labelled_gammas(labelled_pairs, recs.frame, settings, prep, comparer)
     t = time.perf_counter()
     with progress.step("training the Fellegi–Sunter model") as st:
         model = train(
@@ -167,10 +206,12 @@ def link_records_spark(
             group_counts=lambda: group_counts,
             labelled=labelled,
             blocker=_spark_blocker(spark, recs.frame, settings),
-            comparer=spark_comparer(spark, prepared, settings, prep),
+            comparer=comparer,
         )
         st["result"] = training_summary(model, patterns)
     candidates.unpersist()
+    if encoded is not None:
+        encoded[0].unpersist()
     timings["training"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -83,3 +83,41 @@ def test_20k_world_tables_from_spark_aggregates_equal_local(spark, tmp_path):
     records = world_records(90_000, 5, tmp_path)
     assert records.height >= 18_000
     _check(spark, records, LinkageSettings.default())
+
+
+def test_records_numbered_and_encoded_in_spark_as_on_the_driver(spark, tmp_path):
+    """Row i is the i-th smallest record id, and each record's codes are the local ones."""
+    from recapture.linkage.spark.encoding import encode_records_spark, encoded_columns
+
+    records = world_records(22_000, 11, tmp_path)
+    settings = LinkageSettings.default()
+    ordered = records.sort(settings.record_id)
+    local = PreparedRecords.build(ordered, settings)
+    shuffled = records.sample(fraction=1.0, shuffle=True, seed=5)
+    frame = spark.createDataFrame(shuffled.to_arrow()).repartition(3)
+    tables, _ = prepare_spark(frame, settings)
+    cols = encoded_columns(tables)
+    got = pl.from_arrow(encode_records_spark(spark, frame, tables, settings).toArrow()).sort("_row")
+    assert got["_row"].to_list() == list(range(records.height))
+    assert got[settings.record_id].equals(ordered[settings.record_id])
+    for col in cols:
+        want = local.codes[col] if col in local.codes else local.ints[col]
+        assert np.array_equal(got[col].to_numpy(), want, equal_nan=True), col
+
+
+def test_compare_by_join_equals_broadcast_and_local(spark, tmp_path):
+    """Levels, TF bits and weights of the join mode are those of the broadcast mode, which
+    are the local engine's (the registration settings: sessions blocked and compared in
+    Spark, random pairs of u, a prior per pair of sources)."""
+    from recapture.linkage import link_records
+    from recapture.linkage.spark.engine import link_records_spark
+
+    from .test_spark_engine import assert_same_linkage
+
+    records = world_records(22_000, 11, tmp_path)
+    settings = dataclasses.replace(LinkageSettings.default(), workers=1)
+    local = link_records(records, settings)
+    by_join = link_records_spark(spark, records, settings, compare_by="join")
+    assert_same_linkage(local, by_join)
+    by_broadcast = link_records_spark(spark, records, settings, compare_by="broadcast")
+    assert by_join.pairs_frame().equals(by_broadcast.pairs_frame())  # weights bit for bit
