@@ -67,8 +67,8 @@ def _spark_settings() -> tuple[str, dict[str, str]]:
 
 
 def _label(row: dict) -> str:
-    """The tool, with recapture's ``compare_by`` when it was not "auto"."""
-    mode = row.get("compare_by", "auto")
+    """The tool, with where recapture encoded the records when that was not "auto"."""
+    mode = row.get("encode_on", "auto")
     return row["tool"] if mode == "auto" or row["tool"] != "recapture" else f"recapture ({mode})"
 
 
@@ -117,8 +117,8 @@ def worker_recapture(task: str, inputs: list[str], out: Path) -> dict:
         from recapture.linkage.settings import LinkageSettings
 
         settings = LinkageSettings.default()
-    compare_by = json.loads(os.environ.get(ENV_SETTINGS, "{}")).get("compare_by", "auto")
-    result = link_records_spark(spark, records, settings, compare_by=compare_by)
+    encode_on = json.loads(os.environ.get(ENV_SETTINGS, "{}")).get("encode_on", "auto")
+    result = link_records_spark(spark, records, settings, encode_on=encode_on)
     _write_frame(
         result.pairs.select("record_id_l", "record_id_r", "match_probability"),
         out / "pairs.parquet",
@@ -242,10 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--driver-memory", default="8g")
     ap.add_argument("--conf", action="append", default=[], help="KEY=VALUE, repeatable")
     ap.add_argument(
-        "--compare-by",
+        "--encode-on",
         default="auto",
-        choices=("auto", "broadcast", "join"),
-        help="recapture: records' codes broadcast or joined onto the pairs",
+        choices=("auto", "driver", "executors"),
+        help="recapture: where the records are numbered, keyed and encoded",
     )
     ap.add_argument("--splink-python", default=os.environ.get("RECAPTURE_BENCH_SPLINK_PYTHON"))
     ap.add_argument("--timeout", type=float, default=3 * 3600, help="seconds per run")
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         key, _, value = item.partition("=")
         conf[key.strip()] = value.strip()
     os.environ[ENV_SETTINGS] = json.dumps(
-        {"master": args.master, "conf": conf, "compare_by": args.compare_by}
+        {"master": args.master, "conf": conf, "encode_on": args.encode_on}
     )
     if args.growth:
         plan = [("link", int(s), "recapture") for s in args.sizes.split(",") if s]
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                 "engine": "spark",
                 "master": args.master,
                 "conf": conf,
-                "compare_by": args.compare_by if tool == "recapture" else "auto",
+                "encode_on": args.encode_on if tool == "recapture" else "auto",
                 "note": note,
                 **res,
             }

@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ByteType, DoubleType, IntegerType, StructField, StructType
 from pyspark.storagelevel import StorageLevel
 
-from recapture.linkage.blocking import ROW
+from recapture.linkage.blocking import ROW, SRC
 from recapture.linkage.comparisons import (
     PreparedRecords,
     RecordAggregates,
@@ -143,25 +143,24 @@ def encoded_columns(prep: PreparedRecords) -> list[str]:
     return strings + [c for c, enc in prep.encoding.items() if enc != "string" and c not in strings]
 
 
-def encode_records_spark(
-    spark: SparkSession, records: DataFrame, tables: PreparedRecords, settings: LinkageSettings
-) -> DataFrame:
-    """The records numbered and encoded in Spark (persisted): ``_row`` (int: row i holds the
-    i-th smallest record id, as the local engine numbers them), the record id and each
-    compared column's code or number, as :meth:`PreparedRecords.with_records` encodes it.
+def number_records(
+    spark: SparkSession, records: DataFrame, settings: LinkageSettings
+) -> tuple[DataFrame, pl.DataFrame]:
+    """The records numbered in Spark (persisted): ``_row`` (int: row i holds the i-th
+    smallest record id, as the local engine numbers them) and, with a source column,
+    ``_src`` (the source's rank among the distinct sources, as
+    :func:`recapture.linkage.training._source_codes` gives it); and, collected, the record
+    id (and source) of each row in row order — what the driver keeps per record.
 
     The records are range-partitioned by record id and sorted within partitions; each
     partition's count is collected (one number per partition) and its rows are numbered
-    from the sum of the counts before it while ``mapInArrow`` encodes them with the
-    vocabularies (``tables``, broadcast once).
+    from the sum of the counts before it, by ``mapInArrow``.
     """
-    rid = settings.record_id
-    cols = encoded_columns(tables)
+    rid, source = settings.record_id, settings.source
     n = records.count()
     parts = max(spark.sparkContext.defaultParallelism, -(-n // RECORDS_PER_PARTITION), 1)
     ranged = (
-        records.select(rid, *[c for c in cols if c != rid])
-        .repartitionByRange(parts, rid)
+        records.repartitionByRange(parts, rid)
         .sortWithinPartitions(rid)
         .withColumn("_part", F.spark_partition_id())
         .persist(StorageLevel.MEMORY_AND_DISK)
@@ -171,9 +170,50 @@ def encode_records_spark(
     for part in sorted(counts):
         offsets[part] = total
         total += counts[part]
-    bc = broadcast(spark, (tables.for_batches(), offsets))
+    names = None
+    if source:
+        distinct = _collect(ranged.select(source).distinct()).to_series()
+        names = np.unique(distinct.to_numpy().astype(str))
+    fields = [StructField(ROW, IntegerType())]
+    if source:
+        fields.append(StructField(SRC, IntegerType()))
+    schema = StructType(fields + [f for f in records.schema.fields])
+    out_names = schema.fieldNames()
+    carried = [f.name for f in records.schema.fields]
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        row = None
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            part = batch.column("_part")[0].as_py()
+            if row is None:
+                row = offsets[part]
+            arrays = [pa.array(np.arange(row, row + batch.num_rows, dtype=np.int32))]
+            if names is not None:
+                values = pl.from_arrow(batch.column(source)).to_numpy().astype(str)
+                arrays.append(pa.array(np.searchsorted(names, values).astype(np.int32)))
+            arrays += [batch.column(name) for name in carried]
+            row += batch.num_rows
+            yield pa.RecordBatch.from_arrays(arrays, names=out_names)
+
+    numbered = ranged.mapInArrow(run, schema).persist(StorageLevel.MEMORY_AND_DISK)
+    keep = [ROW, rid] + ([source] if source else [])
+    ids = _collect(numbered.select(*keep)).sort(ROW)
+    ranged.unpersist()
+    return numbered, ids
+
+
+def encode_records_spark(
+    spark: SparkSession, numbered: DataFrame, tables: PreparedRecords
+) -> DataFrame:
+    """Each numbered record's codes and numbers (persisted): ``_row`` and each compared
+    column, as :meth:`PreparedRecords.with_records` encodes them, by ``mapInArrow`` with
+    the vocabularies (``tables``, broadcast once)."""
+    cols = encoded_columns(tables)
+    bc = broadcast(spark, tables.for_batches())
     schema = StructType(
-        [StructField(ROW, IntegerType()), ranged.schema[rid]]
+        [StructField(ROW, IntegerType())]
         + [StructField(c, _TYPES[tables.encoding[c]]) for c in cols]
     )
     names = schema.fieldNames()
@@ -185,26 +225,14 @@ def encode_records_spark(
     }
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        prep, starts = _value(bc)
-        row = None
+        prep = _value(bc)
         for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            frame = pl.from_arrow(batch)
-            if row is None:
-                row = starts[int(frame["_part"][0])]
-            enc = prep.with_records(frame)
-            arrays = [
-                pa.array(np.arange(row, row + frame.height, dtype=np.int32)),
-                batch.column(rid),
-            ]
+            enc = prep.with_records(pl.from_arrow(batch))
+            arrays = [batch.column(ROW)]
             for c in cols:
                 values = enc.codes[c] if c in enc.codes else enc.ints[c]
                 arrays.append(pa.array(values, type=arrow_types[tables.encoding[c]]))
-            row += frame.height
             yield pa.RecordBatch.from_arrays(arrays, names=names)
 
-    out = ranged.mapInArrow(run, schema).persist(StorageLevel.MEMORY_AND_DISK)
-    out.count()
-    ranged.unpersist()
-    return out
+    out = numbered.select(ROW, *cols).mapInArrow(run, schema)
+    return out.persist(StorageLevel.MEMORY_AND_DISK)

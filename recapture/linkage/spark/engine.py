@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,24 +60,31 @@ from recapture.linkage.spark.encoding import (
     encoded_columns,
     prepare_spark,
 )
-from recapture.linkage.spark.records import driver_records, to_spark
+from recapture.linkage.spark.records import driver_records, spark_records, to_spark
 from recapture.linkage.spark.session import spark_session as build_session
 from recapture.linkage.spark.write import write_linkage_spark
 from recapture.linkage.training import train, training_summary, uses_source_priors
 
-#: From this many records ``compare_by="auto"`` joins the records' codes onto the pairs
-#: instead of broadcasting them (at 50 bytes a record, 5M records make a 250 MB broadcast
-#: unpickled in every Python worker).
-JOIN_FROM_RECORDS = 5_000_000
+#: From this many records ``encode_on="auto"`` numbers, keys and encodes the records on the
+#: executors instead of the driver (at about 50 bytes a record, 5M records make a 250 MB
+#: broadcast, unpickled in every Python worker, besides the records on the driver).
+EXECUTORS_FROM_RECORDS = 5_000_000
 
 
-def compare_mode(compare_by: str, n: int) -> str:
-    """``"broadcast"`` or ``"join"`` for a run of ``n`` records (see link_records_spark)."""
-    if compare_by not in ("auto", "broadcast", "join"):
-        raise ValueError(f"compare_by is 'auto', 'broadcast' or 'join', not {compare_by!r}")
-    if compare_by == "auto":
-        return "join" if n >= JOIN_FROM_RECORDS else "broadcast"
-    return compare_by
+def encode_mode(spark: SparkSession, records: Any, encode_on: str) -> str:
+    """``"driver"`` or ``"executors"`` for ``records`` (see :func:`link_records_spark`);
+    "auto" counts the records (a polars frame's height, or a Spark count)."""
+    if encode_on not in ("auto", "driver", "executors"):
+        raise ValueError(f"encode_on is 'auto', 'driver' or 'executors', not {encode_on!r}")
+    if encode_on != "auto":
+        return encode_on
+    if isinstance(records, pl.DataFrame):
+        n = records.height
+    else:
+        n = (
+            spark.read.parquet(str(records)) if isinstance(records, str | Path) else records
+        ).count()
+    return "executors" if n >= EXECUTORS_FROM_RECORDS else "driver"
 
 
 @dataclass
@@ -106,12 +114,13 @@ def spark_session(master: str, conf: dict[str, str] | None = None) -> Iterator[S
         session.stop()
 
 
-def _spark_blocker(spark: SparkSession, frame: pl.DataFrame, settings: LinkageSettings):
-    """A training session's pairs by Spark joins, collected in the local order."""
+def _spark_blocker(spark: SparkSession, frame, settings: LinkageSettings, n: int):
+    """A training session's pairs by Spark joins, collected in the local order (``frame``:
+    the driver's records or the records numbered in Spark)."""
 
     def blocker(rule: BlockingRule) -> BlockingResult:
         cands, stats = block_spark(spark, frame, [rule], settings.max_block_size)
-        out = collect_blocks(cands, stats, [rule], frame.height)
+        out = collect_blocks(cands, stats, [rule], n)
         cands.unpersist()
         return out
 
@@ -125,7 +134,7 @@ def link_records_spark(
     *,
     labelled_pairs: pl.DataFrame | None = None,
     out=None,
-    compare_by: str = "auto",
+    encode_on: str = "auto",
 ) -> SparkLinkageResult:
     """Deduplicate and link ``records`` into persons with the pairs in Spark.
 
@@ -134,31 +143,36 @@ def link_records_spark(
     rules, levels, weights to rounding, the same persons); ``pairs`` is a Spark DataFrame.
     With ``out`` the artifacts are written there (:func:`write_linkage_spark`).
 
-    ``compare_by``: how the executors get the records' codes for the pairs they compare —
-    ``"broadcast"`` (the driver encodes every record and broadcasts the codes, about 50
-    bytes a record; fastest while that fits), ``"join"`` (the records are numbered and
-    encoded in Spark and their codes joined onto the pairs: nothing per record is encoded
-    on the driver or broadcast) or ``"auto"``: join from :data:`JOIN_FROM_RECORDS` records.
-    Both give the same levels and weights.
+    ``encode_on``: where the records are numbered, encoded and keyed —
+    ``"driver"`` (collected to the driver, which computes the blocking keys and every
+    record's codes and broadcasts the codes, about 50 bytes a record; fastest while that
+    fits), ``"executors"`` (numbered, keyed and encoded in Spark, their codes joined onto
+    the pairs; the driver holds each record's id and source only) or ``"auto"``: the
+    executors from :data:`EXECUTORS_FROM_RECORDS` records. Both give the same results.
+    The vocabularies and TF tables are counted in Spark either way.
     """
     settings = settings or LinkageSettings.default()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    recs = driver_records(spark, records, settings)
-    n = recs.n
-    frame = to_spark(spark, records, settings)
+    mode = encode_mode(spark, records, encode_on)
+    encoded = None
+    with progress.step(f"numbering records (on the {mode})") as st:
+        if mode == "executors":
+            recs, keyed = spark_records(spark, records, settings)
+            frame = keyed
+        else:
+            recs = driver_records(spark, records, settings)
+            keyed = recs.frame
+            frame = to_spark(spark, records, settings)
+        n = recs.n
+        st["result"] = f"{n:,} records"
     with progress.step("vocabularies and term frequencies (Spark)") as st:
         tables, tf_counts = prepare_spark(frame, settings)
         st["result"] = f"{sum(len(v.values) for v in tables.vocab_of.values()):,} values"
-    mode = compare_mode(compare_by, n)
-    encoded = None
-    with progress.step(f"encoding records ({mode})") as st:
-        if mode == "join":
+    with progress.step(f"encoding records (on the {mode})") as st:
+        if mode == "executors":
             # the encoded records stay in Spark and are joined onto the pairs
-            encoded = (
-                encode_records_spark(spark, frame, tables, settings),
-                encoded_columns(tables),
-            )
+            encoded = (encode_records_spark(spark, keyed, tables), encoded_columns(tables))
             prep = replace(tables, n=n)
         else:
             prep = tables.with_records(recs.frame.drop(SRC, strict=False))
@@ -168,7 +182,7 @@ def link_records_spark(
     t = time.perf_counter()
     with progress.step("blocking (Spark)") as st:
         candidates, stats = block_spark(
-            spark, recs.frame, settings.blocking_rules, settings.max_block_size, settings.link_only
+            spark, keyed, settings.blocking_rules, settings.max_block_size, settings.link_only
         )
         blocks = count_blocks(candidates, stats, settings.blocking_rules, n)
         st["result"] = f"{blocks.n_pairs:,} candidate pairs"
@@ -205,7 +219,7 @@ def link_records_spark(
             sources=recs.sources,
             group_counts=lambda: group_counts,
             labelled=labelled,
-            blocker=_spark_blocker(spark, recs.frame, settings),
+            blocker=_spark_blocker(spark, keyed, settings, n),
             comparer=comparer,
         )
         st["result"] = training_summary(model, patterns)

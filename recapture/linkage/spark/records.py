@@ -25,6 +25,7 @@ from recapture.errors import InputError
 from recapture.linkage.blocking import ROW, SRC
 from recapture.linkage.engine import _check_columns
 from recapture.linkage.settings import LinkageSettings
+from recapture.linkage.spark.encoding import number_records
 from recapture.linkage.training import _source_codes
 
 
@@ -45,12 +46,53 @@ class DriverRecords:
 def to_spark(spark: SparkSession, records: Any, settings: LinkageSettings) -> DataFrame:
     """The columns the settings read, as a Spark DataFrame (a polars frame is handed to
     Spark, a path read by Spark)."""
-    if isinstance(records, pl.DataFrame):
-        return spark.createDataFrame(records.to_arrow())
-    if isinstance(records, str | os.PathLike):
-        records = spark.read.parquet(str(records))
     wanted = settings.required_columns() | set(settings.tf_person_columns)
+    if isinstance(records, pl.DataFrame):
+        present = [c for c in records.columns if c in wanted]
+        return spark.createDataFrame(records.select(present).to_arrow())
+    if isinstance(records, str | os.PathLike):
+        _check_path(records)
+        records = spark.read.parquet(str(records))
+    if not isinstance(records, DataFrame):
+        raise InputError(
+            f"records must be a polars or Spark DataFrame or a Parquet path, got "
+            f"{type(records).__name__}"
+        )
     return records.select(*[c for c in records.columns if c in wanted])
+
+
+def _check_path(records) -> None:
+    if not str(records).startswith(("s3", "gs:", "hdfs:", "abfs")) and not Path(records).exists():
+        raise InputError("no such file or folder", file=str(records))
+
+
+def spark_records(
+    spark: SparkSession, records: Any, settings: LinkageSettings
+) -> tuple[DriverRecords, DataFrame]:
+    """The records numbered in Spark (:func:`recapture.linkage.spark.encoding.number_records`,
+    the columns the settings read with ``_row`` and ``_src``) and, on the driver, only each
+    row's record id and source: ``DriverRecords.frame`` holds ``_row``, the record id and
+    the source, not the compared columns. Checked as :func:`driver_records` checks."""
+    frame = to_spark(spark, records, settings)
+    missing = sorted(c for c in settings.required_columns() if c not in frame.columns)
+    if missing:
+        raise InputError(
+            f"records lack the column(s) the linkage settings use: {', '.join(missing)}",
+            column=missing[0],
+        )
+    numbered, ids = number_records(spark, frame, settings)
+    rid = ids[settings.record_id]
+    if rid.null_count():
+        raise InputError("record ids must not be missing", column=settings.record_id)
+    if rid.n_unique() != ids.height:
+        raise InputError("record ids must be unique", column=settings.record_id)
+    sources = ids[settings.source].to_numpy() if settings.source else None
+    codes = _source_codes(sources)
+    if settings.link_only and codes is None:
+        raise InputError("link_only needs a source column", column="source")
+    return DriverRecords(
+        frame=ids, record_ids=rid.to_numpy(), sources=sources, source_codes=codes
+    ), numbered
 
 
 def to_polars(spark: SparkSession, records: Any, settings: LinkageSettings) -> pl.DataFrame:
@@ -62,11 +104,7 @@ def to_polars(spark: SparkSession, records: Any, settings: LinkageSettings) -> p
     if isinstance(records, pl.DataFrame):
         return records
     if isinstance(records, str | os.PathLike):
-        if (
-            not str(records).startswith(("s3", "gs:", "hdfs:", "abfs"))
-            and not Path(records).exists()
-        ):
-            raise InputError("no such file or folder", file=str(records))
+        _check_path(records)
         records = spark.read.parquet(str(records))
     if isinstance(records, DataFrame):
         # the columns the comparisons, keys and term-frequency tables read, no more

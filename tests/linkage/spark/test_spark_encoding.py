@@ -85,39 +85,62 @@ def test_20k_world_tables_from_spark_aggregates_equal_local(spark, tmp_path):
     _check(spark, records, LinkageSettings.default())
 
 
-def test_records_numbered_and_encoded_in_spark_as_on_the_driver(spark, tmp_path):
-    """Row i is the i-th smallest record id, and each record's codes are the local ones."""
+def test_records_numbered_keyed_and_encoded_in_spark_as_on_the_driver(spark, tmp_path):
+    """Row i is the i-th smallest record id, each record's codes are the local ones, and the
+    blocking keys counted in Spark give the driver's candidate pairs and statistics (blocks
+    refined and skipped)."""
+    from recapture.linkage.blocking import block
+    from recapture.linkage.spark.blocking import block_spark, collect_blocks
     from recapture.linkage.spark.encoding import encode_records_spark, encoded_columns
+    from recapture.linkage.spark.records import driver_records, spark_records
 
     records = world_records(22_000, 11, tmp_path)
-    settings = LinkageSettings.default()
+    settings = dataclasses.replace(LinkageSettings.default(), max_block_size=5)
     ordered = records.sort(settings.record_id)
     local = PreparedRecords.build(ordered, settings)
     shuffled = records.sample(fraction=1.0, shuffle=True, seed=5)
     frame = spark.createDataFrame(shuffled.to_arrow()).repartition(3)
+    recs, numbered = spark_records(spark, frame, settings)
+    on_driver = driver_records(spark, records, settings)
+    assert recs.frame["_row"].to_list() == list(range(records.height))
+    assert np.array_equal(recs.record_ids, on_driver.record_ids)
+    assert np.array_equal(recs.sources, on_driver.sources)
+    assert np.array_equal(recs.source_codes, on_driver.source_codes)
+    src = pl.from_arrow(numbered.select("_row", "_src").toArrow()).sort("_row")
+    assert np.array_equal(src["_src"].to_numpy(), on_driver.source_codes)
+
     tables, _ = prepare_spark(frame, settings)
-    cols = encoded_columns(tables)
-    got = pl.from_arrow(encode_records_spark(spark, frame, tables, settings).toArrow()).sort("_row")
+    got = pl.from_arrow(encode_records_spark(spark, numbered, tables).toArrow()).sort("_row")
     assert got["_row"].to_list() == list(range(records.height))
-    assert got[settings.record_id].equals(ordered[settings.record_id])
-    for col in cols:
+    for col in encoded_columns(tables):
         want = local.codes[col] if col in local.codes else local.ints[col]
         assert np.array_equal(got[col].to_numpy(), want, equal_nan=True), col
 
+    rules = settings.blocking_rules
+    want = block(on_driver.frame, rules, settings.max_block_size)
+    assert any(s["blocks_refined"] for s in want.stats)
+    assert any(s["blocks_skipped"] for s in want.stats)
+    cands, stats = block_spark(spark, numbered, rules, settings.max_block_size)
+    got = collect_blocks(cands, stats, rules, records.height)
+    assert np.array_equal(got.i, want.i) and np.array_equal(got.j, want.j)
+    assert np.array_equal(got.rule, want.rule)
+    assert got.stats == want.stats
 
-def test_compare_by_join_equals_broadcast_and_local(spark, tmp_path):
-    """Levels, TF bits and weights of the join mode are those of the broadcast mode, which
-    are the local engine's (the registration settings: sessions blocked and compared in
-    Spark, random pairs of u, a prior per pair of sources)."""
+
+def test_encoding_on_executors_equals_driver_and_local(spark, tmp_path):
+    """Records numbered, keyed and encoded on the executors (codes joined onto the pairs) give
+    the driver mode's pairs, levels and weights bit for bit, which are the local engine's
+    (the registration settings: sessions blocked and compared in Spark, random pairs of u,
+    a prior per pair of sources, refined and skipped blocks, labelled pairs)."""
     from recapture.linkage import link_records
     from recapture.linkage.spark.engine import link_records_spark
 
     from .test_spark_engine import assert_same_linkage
 
     records = world_records(22_000, 11, tmp_path)
-    settings = dataclasses.replace(LinkageSettings.default(), workers=1)
+    settings = dataclasses.replace(LinkageSettings.default(), workers=1, max_block_size=5)
     local = link_records(records, settings)
-    by_join = link_records_spark(spark, records, settings, compare_by="join")
-    assert_same_linkage(local, by_join)
-    by_broadcast = link_records_spark(spark, records, settings, compare_by="broadcast")
-    assert by_join.pairs_frame().equals(by_broadcast.pairs_frame())  # weights bit for bit
+    on_executors = link_records_spark(spark, records, settings, encode_on="executors")
+    assert_same_linkage(local, on_executors)
+    on_driver = link_records_spark(spark, records, settings, encode_on="driver")
+    assert on_executors.pairs_frame().equals(on_driver.pairs_frame())  # weights bit for bit
