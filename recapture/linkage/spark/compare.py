@@ -35,12 +35,15 @@ from pyspark.sql.types import (
 )
 from pyspark.storagelevel import StorageLevel
 
-from recapture.linkage.blocking import ROW
+from recapture.linkage.blocking import ROW, SRC
 from recapture.linkage.comparisons import ROW_L, ROW_R, PreparedRecords, compare_batch
 from recapture.linkage.kinds import QUALITY_CODES
 from recapture.linkage.model import PRIOR_GROUP, FellegiSunterModel, Patterns, score_batch
 from recapture.linkage.settings import LinkageSettings
 from recapture.linkage.training import source_pair_group
+
+#: Column of the encoded records holding each record's id (carried onto the pairs).
+RID = "_rid"
 
 #: Unpickled broadcast values of this Python worker, by broadcast file (a worker is reused
 #: across tasks, so the prepared records are unpickled once, not once per batch).
@@ -113,6 +116,7 @@ def with_codes(pairs: DataFrame, encoded: DataFrame, cols: list[str]) -> DataFra
     """Pairs (``i``, ``j``, …) with each record's encoded columns joined on: ``<col>_l`` from
     row ``i``, ``<col>_r`` from row ``j`` (``encoded`` as
     :func:`recapture.linkage.spark.encoding.encode_records_spark` makes it)."""
+    cols = cols + [c for c in (RID, SRC) if c in encoded.columns]
     left = encoded.select(F.col(ROW).alias("i"), *[F.col(c).alias(f"{c}_l") for c in cols])
     right = encoded.select(F.col(ROW).alias("j"), *[F.col(c).alias(f"{c}_r") for c in cols])
     return pairs.join(left, "i").join(right, "j")
@@ -151,22 +155,48 @@ def compare_spark(
     if encoded is not None:
         candidates = with_codes(candidates, *encoded)
 
+    carry = encoded is not None and RID in encoded[0].columns
+
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         sett, prep = _value(prepared)
         codes = pickle.loads(codes_bc.value)
         for batch in batches:
-            i = batch.column("i").to_numpy(zero_copy_only=False)
-            j = batch.column("j").to_numpy(zero_copy_only=False)
+            names = batch.schema.names
+            if f"{SRC}_l" in names:  # source codes joined on: ``codes`` is 0..S-1
+                i = batch.column(f"{SRC}_l").to_numpy(zero_copy_only=False)
+                j = batch.column(f"{SRC}_r").to_numpy(zero_copy_only=False)
+            else:
+                i = batch.column("i").to_numpy(zero_copy_only=False)
+                j = batch.column("j").to_numpy(zero_copy_only=False)
             levels = _levels(sett, prep, batch, enc_cols)
             cols = [batch.column("i"), batch.column("j"), batch.column("rule")]
             names = ["i", "j", "rule"]
             if codes is not None:
                 cols.append(pa.array(source_pair_group(codes, i, j).astype(np.int32)))
                 names.append(PRIOR_GROUP)
-            yield pa.RecordBatch.from_arrays(
-                cols + list(levels.columns), names=names + levels.schema.names
-            )
+            cols += list(levels.columns)
+            names += levels.schema.names
+            if carry:  # each record's id and source, for the scores
+                cols += [batch.column(f"{RID}_l"), batch.column(f"{RID}_r")]
+                names += ["record_id_l", "record_id_r"]
+                if f"{SRC}_l" in batch.schema.names:
+                    cols += [batch.column(f"{SRC}_l"), batch.column(f"{SRC}_r")]
+                else:
+                    zeros = pa.array(np.zeros(batch.num_rows, np.int32))
+                    cols += [zeros, zeros]
+                names += ["src_i", "src_j"]
+            yield pa.RecordBatch.from_arrays(cols, names=names)
 
+    if carry:
+        schema = StructType(
+            schema.fields
+            + [
+                StructField("record_id_l", LongType()),
+                StructField("record_id_r", LongType()),
+                StructField("src_i", IntegerType()),
+                StructField("src_j", IntegerType()),
+            ]
+        )
     return candidates.mapInArrow(run, schema).persist(StorageLevel.MEMORY_AND_DISK)
 
 
@@ -297,18 +327,23 @@ def score_spark(
     levels: DataFrame,
     model: FellegiSunterModel,
     settings: LinkageSettings,
-    record_ids: np.ndarray,
+    record_ids: np.ndarray | None,
     rule_names: list[str],
     with_priors: bool,
     source_codes: np.ndarray | None = None,
 ) -> DataFrame:
     """Match weight and probability of every pair (persisted), via ``mapInArrow(score_batch)``,
-    with the record ids and rule names of pairs.parquet."""
-    src = np.zeros(len(record_ids), np.int32) if source_codes is None else source_codes
-    bc = broadcast(
-        spark,
-        (model, np.asarray(record_ids, dtype=np.int64), rule_names, np.asarray(src, np.int32)),
-    )
+    with the record ids and rule names of pairs.parquet. Without ``record_ids`` the levels
+    carry each pair's record ids and source codes (:func:`compare_spark` with encoded
+    records); else they are taken from the broadcast arrays by row position."""
+    if record_ids is None:
+        bc = broadcast(spark, (model, None, rule_names, None))
+    else:
+        src = np.zeros(len(record_ids), np.int32) if source_codes is None else source_codes
+        bc = broadcast(
+            spark,
+            (model, np.asarray(record_ids, dtype=np.int64), rule_names, np.asarray(src, np.int32)),
+        )
     schema = scored_schema(settings)
     arrow_schema = _arrow_schema(schema)
     gnames = [f"gamma_{c.name}" for c in settings.comparisons]
@@ -325,19 +360,25 @@ def score_spark(
             i = batch.column("i").to_numpy(zero_copy_only=False)
             j = batch.column("j").to_numpy(zero_copy_only=False)
             rule = batch.column("rule").to_numpy(zero_copy_only=False)
+            if ids is None:
+                id_l, id_r = batch.column("record_id_l"), batch.column("record_id_r")
+                src_i, src_j = batch.column("src_i"), batch.column("src_j")
+            else:
+                id_l, id_r = pa.array(ids[i]), pa.array(ids[j])
+                src_i, src_j = pa.array(codes[i]), pa.array(codes[j])
             yield pa.RecordBatch.from_arrays(
                 [
                     batch.column("i"),
                     batch.column("j"),
-                    pa.array(ids[i]),
-                    pa.array(ids[j]),
+                    id_l.cast(pa.int64()),
+                    id_r.cast(pa.int64()),
                     rules.take(pa.array(rule)),
                     *[batch.column(g) for g in gnames],
                     batch.column("names_swapped"),
                     scores.column("match_weight"),
                     scores.column("match_probability"),
-                    pa.array(codes[i]),
-                    pa.array(codes[j]),
+                    src_i,
+                    src_j,
                 ],
                 schema=arrow_schema,
             )

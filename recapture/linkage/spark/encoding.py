@@ -18,7 +18,14 @@ import polars as pl
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import ByteType, DoubleType, IntegerType, StructField, StructType
+from pyspark.sql.types import (
+    ByteType,
+    DoubleType,
+    IntegerType,
+    LongType,
+    StructField,
+    StructType,
+)
 from pyspark.storagelevel import StorageLevel
 
 from recapture.linkage.blocking import ROW, SRC
@@ -29,7 +36,7 @@ from recapture.linkage.comparisons import (
     value_counts,
 )
 from recapture.linkage.settings import LinkageSettings
-from recapture.linkage.spark.compare import _value, broadcast
+from recapture.linkage.spark.compare import RID, _value, broadcast
 
 
 def _collect(frame: DataFrame) -> pl.DataFrame:
@@ -205,17 +212,23 @@ def number_records(
 
 
 def encode_records_spark(
-    spark: SparkSession, numbered: DataFrame, tables: PreparedRecords
+    spark: SparkSession, numbered: DataFrame, tables: PreparedRecords, rid: str
 ) -> DataFrame:
     """Each numbered record's codes and numbers (persisted): ``_row`` and each compared
     column, as :meth:`PreparedRecords.with_records` encodes them, by ``mapInArrow`` with
-    the vocabularies (``tables``, broadcast once)."""
+    the vocabularies (``tables``, broadcast once); then the record id (column ``rid``) as
+    ``_rid`` and the source code ``_src``."""
     cols = encoded_columns(tables)
     bc = broadcast(spark, tables.for_batches())
+    extra = [StructField(RID, LongType())]
+    if SRC in numbered.columns:
+        extra.append(StructField(SRC, IntegerType()))
     schema = StructType(
         [StructField(ROW, IntegerType())]
         + [StructField(c, _TYPES[tables.encoding[c]]) for c in cols]
+        + extra
     )
+    carried = [f.name for f in extra]
     names = schema.fieldNames()
     arrow_types = {
         "string": pa.int32(),
@@ -232,7 +245,10 @@ def encode_records_spark(
             for c in cols:
                 values = enc.codes[c] if c in enc.codes else enc.ints[c]
                 arrays.append(pa.array(values, type=arrow_types[tables.encoding[c]]))
+            arrays += [batch.column(c) for c in carried]
             yield pa.RecordBatch.from_arrays(arrays, names=names)
 
-    out = numbered.select(ROW, *cols).mapInArrow(run, schema)
+    # the record id (and source code) ride along, so that the scored pairs carry them
+    frame = numbered.select(ROW, *cols, F.col(rid).cast("long").alias(RID), *carried[1:])
+    out = frame.mapInArrow(run, schema)
     return out.persist(StorageLevel.MEMORY_AND_DISK)

@@ -87,6 +87,14 @@ def encode_mode(spark: SparkSession, records: Any, encode_on: str) -> str:
     return "executors" if n >= EXECUTORS_FROM_RECORDS else "driver"
 
 
+def _pair_source_codes(source_codes: np.ndarray, encoded) -> np.ndarray:
+    """The source codes the comparison broadcasts for the prior groups: every record's
+    (pairs by row position), or just 0..S-1 when the pairs carry their records' codes."""
+    if encoded is None:
+        return source_codes
+    return np.arange(int(source_codes.max()) + 1 if source_codes.size else 1)
+
+
 @dataclass
 class SparkLinkageResult(LinkageResult):
     """A :class:`LinkageResult` whose ``pairs`` is a Spark DataFrame (pairs.parquet's
@@ -172,7 +180,10 @@ def link_records_spark(
     with progress.step(f"encoding records (on the {mode})") as st:
         if mode == "executors":
             # the encoded records stay in Spark and are joined onto the pairs
-            encoded = (encode_records_spark(spark, keyed, tables), encoded_columns(tables))
+            encoded = (
+                encode_records_spark(spark, keyed, tables, settings.record_id),
+                encoded_columns(tables),
+            )
             prep = replace(tables, n=n)
         else:
             prep = tables.with_records(recs.frame.drop(SRC, strict=False))
@@ -198,7 +209,7 @@ def link_records_spark(
             candidates,
             prepared,
             levels_schema(settings, prep, priors),
-            recs.source_codes if priors else None,
+            _pair_source_codes(recs.source_codes, encoded) if priors else None,
             encoded,
         )
         patterns, group_counts = pattern_counts(levels, settings, n, n_groups)
@@ -234,7 +245,7 @@ def link_records_spark(
         levels,
         model,
         settings,
-        recs.record_ids,
+        None if encoded is not None else recs.record_ids,  # else carried with the levels
         blocks.rule_names,
         priors,
         recs.source_codes,

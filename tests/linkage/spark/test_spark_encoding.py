@@ -110,7 +110,9 @@ def test_records_numbered_keyed_and_encoded_in_spark_as_on_the_driver(spark, tmp
     assert np.array_equal(src["_src"].to_numpy(), on_driver.source_codes)
 
     tables, _ = prepare_spark(frame, settings)
-    got = pl.from_arrow(encode_records_spark(spark, numbered, tables).toArrow()).sort("_row")
+    got = pl.from_arrow(
+        encode_records_spark(spark, numbered, tables, settings.record_id).toArrow()
+    ).sort("_row")
     assert got["_row"].to_list() == list(range(records.height))
     for col in encoded_columns(tables):
         want = local.codes[col] if col in local.codes else local.ints[col]
@@ -139,8 +141,16 @@ def test_encoding_on_executors_equals_driver_and_local(spark, tmp_path):
 
     records = world_records(22_000, 11, tmp_path)
     settings = dataclasses.replace(LinkageSettings.default(), workers=1, max_block_size=5)
-    local = link_records(records, settings)
-    on_executors = link_records_spark(spark, records, settings, encode_on="executors")
+    first = link_records(records, settings).pairs.sort("match_weight", "record_id_l")
+    labelled = pl.concat([first.head(150), first.tail(150)]).select(
+        "record_id_l", "record_id_r", pl.col("linked").alias("is_match")
+    )
+    local = link_records(records, settings, labelled_pairs=labelled)
+    on_executors = link_records_spark(
+        spark, records, settings, labelled_pairs=labelled, encode_on="executors"
+    )
     assert_same_linkage(local, on_executors)
-    on_driver = link_records_spark(spark, records, settings, encode_on="driver")
+    on_driver = link_records_spark(
+        spark, records, settings, labelled_pairs=labelled, encode_on="driver"
+    )
     assert on_executors.pairs_frame().equals(on_driver.pairs_frame())  # weights bit for bit
