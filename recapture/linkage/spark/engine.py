@@ -29,6 +29,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from recapture import progress
+from recapture.errors import ConfigError
 from recapture.linkage.blocking import SRC, BlockingResult
 from recapture.linkage.clustering import Clustering
 from recapture.linkage.engine import (
@@ -69,22 +70,37 @@ from recapture.linkage.training import train, training_summary, uses_source_prio
 #: executors instead of the driver (at about 50 bytes a record, 5M records make a 250 MB
 #: broadcast, unpickled in every Python worker, besides the records on the driver).
 EXECUTORS_FROM_RECORDS = 5_000_000
+#: Spark settings that choose the mode without code: ``--spark-conf`` on the command line,
+#: ``[linkage.spark] conf`` in pipeline.toml, or ``spark-submit --conf``.
+CONF_ENCODE_ON = "spark.recapture.encodeOn"
+CONF_EXECUTORS_FROM = "spark.recapture.executorsFromRecords"
 
 
-def encode_mode(spark: SparkSession, records: Any, encode_on: str) -> str:
+def encode_mode(spark: SparkSession, records: Any, encode_on: str | None) -> str:
     """``"driver"`` or ``"executors"`` for ``records`` (see :func:`link_records_spark`);
-    "auto" counts the records (a polars frame's height, or a Spark count)."""
+    ``None`` reads :data:`CONF_ENCODE_ON` from the session (default "auto"); "auto" counts
+    the records (a polars frame's height, or a Spark count) against
+    :data:`CONF_EXECUTORS_FROM` (default :data:`EXECUTORS_FROM_RECORDS`)."""
+    if encode_on is None:
+        encode_on = spark.conf.get(CONF_ENCODE_ON, "auto")
     if encode_on not in ("auto", "driver", "executors"):
-        raise ValueError(f"encode_on is 'auto', 'driver' or 'executors', not {encode_on!r}")
+        raise ConfigError(
+            f"is 'auto', 'driver' or 'executors', not {encode_on!r}", key=CONF_ENCODE_ON
+        )
     if encode_on != "auto":
         return encode_on
+    raw = spark.conf.get(CONF_EXECUTORS_FROM, str(EXECUTORS_FROM_RECORDS))
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ConfigError(f"is a number of records, not {raw!r}", key=CONF_EXECUTORS_FROM) from None
     if isinstance(records, pl.DataFrame):
         n = records.height
     else:
         n = (
             spark.read.parquet(str(records)) if isinstance(records, str | Path) else records
         ).count()
-    return "executors" if n >= EXECUTORS_FROM_RECORDS else "driver"
+    return "executors" if n >= limit else "driver"
 
 
 def _pair_source_codes(source_codes: np.ndarray, encoded) -> np.ndarray:
@@ -142,7 +158,7 @@ def link_records_spark(
     *,
     labelled_pairs: pl.DataFrame | None = None,
     out=None,
-    encode_on: str = "auto",
+    encode_on: str | None = None,
 ) -> SparkLinkageResult:
     """Deduplicate and link ``records`` into persons with the pairs in Spark.
 
@@ -156,8 +172,10 @@ def link_records_spark(
     record's codes and broadcasts the codes, about 50 bytes a record; fastest while that
     fits), ``"executors"`` (numbered, keyed and encoded in Spark, their codes joined onto
     the pairs; the driver holds each record's id and source only) or ``"auto"``: the
-    executors from :data:`EXECUTORS_FROM_RECORDS` records. Both give the same results.
-    The vocabularies and TF tables are counted in Spark either way.
+    executors from :data:`EXECUTORS_FROM_RECORDS` records. ``None``: the session's
+    ``spark.recapture.encodeOn`` (and ``spark.recapture.executorsFromRecords``), else
+    "auto". Both modes give the same results. The vocabularies and TF tables are counted
+    in Spark either way.
     """
     settings = settings or LinkageSettings.default()
     timings: dict[str, float] = {}

@@ -154,3 +154,32 @@ def test_encoding_on_executors_equals_driver_and_local(spark, tmp_path):
         spark, records, settings, labelled_pairs=labelled, encode_on="driver"
     )
     assert on_executors.pairs_frame().equals(on_driver.pairs_frame())  # weights bit for bit
+
+
+def test_encode_mode_from_argument_session_conf_and_record_count(spark):
+    from recapture.errors import ConfigError
+    from recapture.linkage.spark.engine import (
+        CONF_ENCODE_ON,
+        CONF_EXECUTORS_FROM,
+        encode_mode,
+    )
+
+    small = pl.DataFrame({"record_id": [1, 2, 3]})
+    assert encode_mode(spark, small, None) == "driver"  # below 5M records
+    assert encode_mode(spark, small, "executors") == "executors"
+    try:
+        spark.conf.set(CONF_EXECUTORS_FROM, "3")
+        assert encode_mode(spark, small, None) == "executors"
+        assert encode_mode(spark, spark.createDataFrame(small.to_arrow()), "auto") == "executors"
+        spark.conf.set(CONF_ENCODE_ON, "driver")
+        assert encode_mode(spark, small, None) == "driver"
+        spark.conf.set(CONF_ENCODE_ON, "everywhere")
+        with pytest.raises(ConfigError, match="everywhere"):
+            encode_mode(spark, small, None)
+        spark.conf.set(CONF_ENCODE_ON, "auto")
+        spark.conf.set(CONF_EXECUTORS_FROM, "many")
+        with pytest.raises(ConfigError, match="many"):
+            encode_mode(spark, small, None)
+    finally:
+        spark.conf.unset(CONF_ENCODE_ON)
+        spark.conf.unset(CONF_EXECUTORS_FROM)
