@@ -152,12 +152,13 @@ def encoded_columns(prep: PreparedRecords) -> list[str]:
 
 def number_records(
     spark: SparkSession, records: DataFrame, settings: LinkageSettings
-) -> tuple[DataFrame, pl.DataFrame]:
+) -> tuple[DataFrame, pl.DataFrame, np.ndarray | None]:
     """The records numbered in Spark (persisted): ``_row`` (int: row i holds the i-th
     smallest record id, as the local engine numbers them) and, with a source column,
     ``_src`` (the source's rank among the distinct sources, as
     :func:`recapture.linkage.training._source_codes` gives it); and, collected, the record
-    id (and source) of each row in row order — what the driver keeps per record.
+    id (and source code) of each row in row order — what the driver keeps per record —
+    and the source value of each source code.
 
     The records are range-partitioned by record id and sorted within partitions; each
     partition's count is collected (one number per partition) and its rows are numbered
@@ -177,10 +178,11 @@ def number_records(
     for part in sorted(counts):
         offsets[part] = total
         total += counts[part]
-    names = None
+    names = values = None
     if source:
-        distinct = _collect(ranged.select(source).distinct()).to_series()
-        names = np.unique(distinct.to_numpy().astype(str))
+        distinct = _collect(ranged.select(source).distinct()).to_series().to_numpy()
+        names, first = np.unique(distinct.astype(str), return_index=True)
+        values = distinct[first]  # the source value of each code
     fields = [StructField(ROW, IntegerType())]
     if source:
         fields.append(StructField(SRC, IntegerType()))
@@ -205,10 +207,10 @@ def number_records(
             yield pa.RecordBatch.from_arrays(arrays, names=out_names)
 
     numbered = ranged.mapInArrow(run, schema).persist(StorageLevel.MEMORY_AND_DISK)
-    keep = [ROW, rid] + ([source] if source else [])
+    keep = [ROW, rid] + ([SRC] if source else [])
     ids = _collect(numbered.select(*keep)).sort(ROW)
     ranged.unpersist()
-    return numbered, ids
+    return numbered, ids, values
 
 
 def encode_records_spark(

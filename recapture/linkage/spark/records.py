@@ -72,7 +72,8 @@ def spark_records(
     """The records numbered in Spark (:func:`recapture.linkage.spark.encoding.number_records`,
     the columns the settings read with ``_row`` and ``_src``) and, on the driver, only each
     row's record id and source: ``DriverRecords.frame`` holds ``_row``, the record id and
-    the source, not the compared columns. Checked as :func:`driver_records` checks."""
+    the source code ``_src``, not the compared columns. Checked as :func:`driver_records`
+    checks."""
     frame = to_spark(spark, records, settings)
     missing = sorted(c for c in settings.required_columns() if c not in frame.columns)
     if missing:
@@ -80,14 +81,17 @@ def spark_records(
             f"records lack the column(s) the linkage settings use: {', '.join(missing)}",
             column=missing[0],
         )
-    numbered, ids = number_records(spark, frame, settings)
+    numbered, ids, source_values = number_records(spark, frame, settings)
     rid = ids[settings.record_id]
     if rid.null_count():
         raise InputError("record ids must not be missing", column=settings.record_id)
     if rid.n_unique() != ids.height:
         raise InputError("record ids must be unique", column=settings.record_id)
-    sources = ids[settings.source].to_numpy() if settings.source else None
-    codes = _source_codes(sources)
+    codes = sources = None
+    if settings.source:
+        # codes computed in Spark; the sources an array of references to a few values
+        codes = ids[SRC].to_numpy().astype(np.intp)
+        sources = source_values[codes]
     if settings.link_only and codes is None:
         raise InputError("link_only needs a source column", column="source")
     return DriverRecords(
