@@ -1,10 +1,12 @@
 """Blocking rules as Spark equi-joins, unioned without duplicate pairs.
 
 The same rules, keys and caps as :mod:`recapture.linkage.blocking`: the key columns are
-computed on the driver with the local engine's own polars expressions (``key_expr``,
-empty strings as missing), and the block sizes are counted there too (a group-by of n
-records), so a block over ``max_block_size`` is refined or skipped, and reported, exactly
-as locally. Only the joins — where the pairs appear — run in Spark: each rule's key
+computed with the local engine's own polars expressions (``key_expr``, empty strings as
+missing) — on the driver from its records, or on the executors by ``mapInArrow`` over the
+records numbered in Spark — and the block sizes are counted with the local
+``over_cap_blocks`` on the driver or with the same group-bys in Spark
+(:func:`spark_key_frame`), so a block over ``max_block_size`` is refined or skipped, and
+reported, exactly as locally. Only the joins — where the pairs appear — run in Spark: each rule's key
 frame is joined with itself (or with its right-key frame), the rules' pairs are unioned
 and each pair is kept once, under the first rule that produced it (``min(rule)``).
 """

@@ -5,11 +5,13 @@ The executors run the local engine's own functions on Arrow batches through
 bits, :func:`recapture.linkage.model.score_batch` for the match weights. There is no
 second copy of a comparison, a term-frequency adjustment or a weight formula here.
 
-The pairs travel as row positions (``row_l``/``row_r``); the prepared records (codes per
-record, vocabularies, TF tables) reach every executor once as a broadcast variable and are
-unpickled once per Python worker. Shipping the values instead (``<col>_l``/``<col>_r``,
-joined onto the pairs, with :meth:`PreparedRecords.for_batches`) would need two shuffles
-of every pair with all compared columns; the broadcast is about 50 bytes a record.
+With the records encoded on the driver the pairs travel as row positions
+(``row_l``/``row_r``); the prepared records (codes per record, vocabularies, TF tables)
+reach every executor once as a broadcast variable (about 50 bytes a record) and are
+unpickled once per Python worker. With the records encoded on the executors their codes
+(and record ids and source codes) are joined onto the pairs instead (:func:`with_codes`:
+two shuffles of the pairs, nothing per record broadcast) and the broadcast holds only the
+vocabularies and TF tables (:meth:`PreparedRecords.for_batches`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 The same steps, settings, model and artifacts as :func:`recapture.linkage.link_records`:
 
-1. records sorted by record id and numbered on the driver (:mod:`.records`), encoded once
-   into :class:`~recapture.linkage.comparisons.PreparedRecords`;
+1. records numbered by record id (:mod:`.records`), on the driver or in Spark
+   (``encode_on``); vocabularies and TF tables from Spark aggregates (:mod:`.encoding`),
+   every record encoded on the driver (broadcast) or on the executors (joined onto pairs);
 2. blocking rules as Spark equi-joins (:mod:`.blocking`);
 3. comparison levels and TF bits by ``mapInArrow(compare_batch)`` (:mod:`.compare`);
 4. pattern counts (and counts per pair of sources) aggregated in Spark, the model fitted on

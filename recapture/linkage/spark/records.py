@@ -1,13 +1,19 @@
 """The records of a Spark linkage run, as the driver holds them.
 
-The records are small beside their pairs (10⁶ records make 10⁷–10⁸ candidate pairs), so
-the driver keeps one copy of them, sorted by record id and numbered exactly as the local
-engine numbers them (row ``i`` is the i-th smallest record id). From it the driver builds
-the :class:`~recapture.linkage.comparisons.PreparedRecords` (vocabularies, term-frequency
-tables, the joint-name table) that the executors receive once, as a broadcast variable,
-and the blocking keys, computed with the very polars expressions of the local engine
-(:func:`recapture.linkage.blocking.key_expr`) so that the keys are the same.
-Everything quadratic — the pairs — lives in Spark.
+Two ways, with the same numbering (row ``i`` is the i-th smallest record id, as the local
+engine numbers them):
+
+* :func:`driver_records` (``encode_on="driver"``): the records are small beside their
+  pairs (10⁶ records make 10⁷–10⁸ candidate pairs), so the driver keeps one copy of them,
+  sorted and numbered; it encodes every record with the vocabularies counted in Spark and
+  computes the blocking keys with the very polars expressions of the local engine
+  (:func:`recapture.linkage.blocking.key_expr`), and the executors receive the codes once,
+  as a broadcast variable;
+* :func:`spark_records` (``encode_on="executors"``): the records are numbered in Spark
+  (:func:`recapture.linkage.spark.encoding.number_records`) and keyed and encoded there;
+  the driver keeps each row's record id and source code only.
+
+Everything quadratic — the pairs — lives in Spark either way.
 """
 
 from __future__ import annotations
