@@ -379,7 +379,11 @@ def render(rows: list[dict]) -> str:
         "0.2 s; a JVM's heap grows towards `--driver-memory` before it collects, so the peak "
         "says more about that setting than about the tool's need. Load: the machine's 1-minute load average before → after the run; the machine "
         "has 2 cores and was shared with other work, so wall times are upper bounds and CPU "
-        "time is the steadier figure.",
+        "time is the steadier figure. Driver Python GiB: the peak resident memory of the "
+        "driver's Python process alone (the JVM is shared with the executor in local mode). "
+        "'recapture (driver)' / 'recapture (executors)': `--encode-on`, where the records "
+        "were numbered, keyed and encoded (docs/spark.md); plain 'recapture': runs of the "
+        "engine before it could encode on the executors (everything on the driver).",
         "",
     ]
     table = []

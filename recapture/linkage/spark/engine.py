@@ -256,6 +256,7 @@ def link_records_spark(
     candidates.unpersist()
     if encoded is not None:
         encoded[0].unpersist()
+        keyed.unpersist()  # the numbered records: the training sessions were the last to key them
     timings["training"] = time.perf_counter() - t
 
     t = time.perf_counter()
