@@ -76,6 +76,11 @@ class Vocabulary:
             ),
         )
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_enum_dtype", None)  # rebuilt where needed, not shipped to workers
+        return state
+
     def _enum(self) -> pl.Enum:
         """The values as a polars Enum, made once per vocabulary object (a worker encoding
         many batches with one vocabulary builds it once)."""
