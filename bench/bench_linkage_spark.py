@@ -66,6 +66,12 @@ def _spark_settings() -> tuple[str, dict[str, str]]:
     return raw.get("master", "local[2]"), raw.get("conf", dict(BASE_CONF))
 
 
+def _label(row: dict) -> str:
+    """The tool, with where recapture encoded the records when that was not "auto"."""
+    mode = row.get("encode_on", "auto")
+    return row["tool"] if mode == "auto" or row["tool"] != "recapture" else f"recapture ({mode})"
+
+
 def _write_frame(frame, path: Path) -> None:
     """A Spark DataFrame as a Parquet dataset, a polars one as a file."""
     if hasattr(frame, "toPandas"):
@@ -111,7 +117,8 @@ def worker_recapture(task: str, inputs: list[str], out: Path) -> dict:
         from recapture.linkage.settings import LinkageSettings
 
         settings = LinkageSettings.default()
-    result = link_records_spark(spark, records, settings)
+    encode_on = json.loads(os.environ.get(ENV_SETTINGS, "{}")).get("encode_on", "auto")
+    result = link_records_spark(spark, records, settings, encode_on=encode_on)
     _write_frame(
         result.pairs.select("record_id_l", "record_id_r", "match_probability"),
         out / "pairs.parquet",
@@ -234,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--driver-memory", default="8g")
     ap.add_argument("--conf", action="append", default=[], help="KEY=VALUE, repeatable")
+    ap.add_argument(
+        "--encode-on",
+        default="auto",
+        choices=("auto", "driver", "executors"),
+        help="recapture: where the records are numbered, keyed and encoded",
+    )
     ap.add_argument("--splink-python", default=os.environ.get("RECAPTURE_BENCH_SPLINK_PYTHON"))
     ap.add_argument("--timeout", type=float, default=3 * 3600, help="seconds per run")
     ap.add_argument("--max-rss-gib", type=float, default=19.0)
@@ -261,7 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.conf:
         key, _, value = item.partition("=")
         conf[key.strip()] = value.strip()
-    os.environ[ENV_SETTINGS] = json.dumps({"master": args.master, "conf": conf})
+    os.environ[ENV_SETTINGS] = json.dumps(
+        {"master": args.master, "conf": conf, "encode_on": args.encode_on}
+    )
     if args.growth:
         plan = [("link", int(s), "recapture") for s in args.sizes.split(",") if s]
     else:
@@ -301,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                 "engine": "spark",
                 "master": args.master,
                 "conf": conf,
+                "encode_on": args.encode_on if tool == "recapture" else "auto",
                 "note": note,
                 **res,
             }
@@ -334,9 +350,9 @@ def _newest(path: Path) -> list[dict]:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 r = json.loads(line)
-                rows[r["task"], r["n"], r["tool"]] = r
+                rows[r["task"], r["n"], _label(r)] = r
     order = {"dedupe": 0, "link": 1}
-    return sorted(rows.values(), key=lambda r: (order.get(r["task"], 2), r["n"], r["tool"]))
+    return sorted(rows.values(), key=lambda r: (order.get(r["task"], 2), r["n"], _label(r)))
 
 
 def _status(row: dict) -> str:
@@ -363,7 +379,11 @@ def render(rows: list[dict]) -> str:
         "0.2 s; a JVM's heap grows towards `--driver-memory` before it collects, so the peak "
         "says more about that setting than about the tool's need. Load: the machine's 1-minute load average before → after the run; the machine "
         "has 2 cores and was shared with other work, so wall times are upper bounds and CPU "
-        "time is the steadier figure.",
+        "time is the steadier figure. Driver Python GiB: the peak resident memory of the "
+        "driver's Python process alone (the JVM is shared with the executor in local mode). "
+        "'recapture (driver)' / 'recapture (executors)': `--encode-on`, where the records "
+        "were numbered, keyed and encoded (docs/spark.md); plain 'recapture': runs of the "
+        "engine before it could encode on the executors (everything on the driver).",
         "",
     ]
     table = []
@@ -378,11 +398,12 @@ def render(rows: list[dict]) -> str:
             [
                 r["task"],
                 r["size"],
-                r["tool"],
+                _label(r),
                 _status(r),
                 common.fmt(r.get("wall_s"), 1),
                 common.fmt(r.get("tree_cpu_s"), 1),
                 common.fmt(r.get("tree_peak_gib"), 2),
+                common.fmt(r.get("worker_peak_rss_gib"), 2),
                 f"{pairs:,}" if isinstance(pairs, int) else "–",
                 common.fmt(r.get("cluster_f1")),
                 load,
@@ -399,6 +420,7 @@ def render(rows: list[dict]) -> str:
                 "wall s",
                 "CPU s (tree)",
                 "peak GiB (tree)",
+                "driver Python GiB",
                 "scored pairs",
                 "cluster F1",
                 "load",

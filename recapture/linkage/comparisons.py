@@ -76,12 +76,25 @@ class Vocabulary:
             ),
         )
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_enum_dtype", None)  # rebuilt where needed, not shipped to workers
+        return state
+
+    def _enum(self) -> pl.Enum:
+        """The values as a polars Enum, made once per vocabulary object (a worker encoding
+        many batches with one vocabulary builds it once)."""
+        dtype = self.__dict__.get("_enum_dtype")
+        if dtype is None:
+            dtype = self.__dict__["_enum_dtype"] = pl.Enum(self.values.tolist())
+        return dtype
+
     def encode(self, s: pl.Series, strict: bool = True) -> np.ndarray:
         """int32 codes of a column (-1 for missing or empty, and for unknown values when
         not ``strict``)."""
         s = s.cast(pl.String)
         s = pl.select(pl.when(s.str.len_chars() > 0).then(s).otherwise(None)).to_series()
-        codes = s.cast(pl.Enum(self.values.tolist()), strict=strict).to_physical().cast(pl.Int32)
+        codes = s.cast(self._enum(), strict=strict).to_physical().cast(pl.Int32)
         return codes.fill_null(-1).to_numpy()
 
 
@@ -113,6 +126,79 @@ class PreparedRecords:
     @classmethod
     def build(cls, records: pl.DataFrame, settings: LinkageSettings) -> PreparedRecords:
         prep = cls(n=records.height, settings=settings, frame=records)
+        string_cols, swap_keys = prep._plan()
+        person_cols = [c for c in settings.tf_person_columns if c in records.columns]
+        person_first = _person_first(records, settings.name_swap or [], person_cols)
+        for group in string_cols:
+            vocab = Vocabulary.build([records[c] for c in group])
+            for col in group:
+                prep.vocab_of[col] = vocab
+        prep._encode_records(records)
+        for col in _tf_columns(settings, string_cols, swap_keys):
+            prep.tf[col], prep.tf_sq[col] = _frequencies(
+                prep.codes[col],
+                len(prep.vocab_of[col].values),
+                person_first,
+                settings.tf_pseudo_people,
+            )
+        if swap_keys and settings.joint_name_tf:
+            people = _joint_people(records, swap_keys, person_cols)
+            combos = records.select(swap_keys).drop_nulls().unique()
+            prep.joint_codes, prep.joint_bits = _joint_name_table(
+                _joint_counts(people, swap_keys), combos, swap_keys, prep, settings
+            )
+            prep.record_joint_bits = _joint_lookup(
+                prep, prep.codes[swap_keys[0]], prep.codes[swap_keys[1]]
+            )
+        return prep
+
+    def _encode_records(self, records: pl.DataFrame) -> None:
+        """Codes (string columns) and numbers (the others) per record, with the vocabularies."""
+        for col, vocab in self.vocab_of.items():
+            self.codes[col] = vocab.encode(records[col])
+        for col, enc in self.encoding.items():
+            if enc != "string":
+                self.ints[col] = _encode_numeric(records[col], enc)
+
+    def with_records(self, records: pl.DataFrame) -> PreparedRecords:
+        """A copy holding ``records`` encoded with these vocabularies (codes, numbers and
+        joint-name bits per record), as :meth:`build` would encode them."""
+        prep = replace(self, n=records.height, frame=records, codes={}, ints={})
+        prep._encode_records(records)
+        keys = _swap_key_columns(self.settings)
+        if prep.joint_codes is not None and keys:
+            prep.record_joint_bits = _joint_lookup(prep, prep.codes[keys[0]], prep.codes[keys[1]])
+        return prep
+
+    @classmethod
+    def from_aggregates(cls, agg: RecordAggregates, settings: LinkageSettings) -> PreparedRecords:
+        """The vocabularies, TF tables and joint-name table from the records' aggregates (what
+        :meth:`build` computes from the records themselves), without per-record arrays: the
+        shape of :meth:`for_batches`. An engine that keeps its records elsewhere (Spark)
+        counts there and sends only these small tables to the driver."""
+        prep = cls(n=agg.n, settings=settings)
+        string_cols, swap_keys = prep._plan()
+        for k, group in enumerate(string_cols):
+            vocab = Vocabulary.build(agg.values[k])
+            for col in group:
+                prep.vocab_of[col] = vocab
+        for col in _tf_columns(settings, string_cols, swap_keys):
+            vocab = prep.vocab_of[col]
+            prep.tf[col], prep.tf_sq[col] = _frequencies_of_counts(
+                value_counts(vocab, agg.person_counts[col]), settings.tf_pseudo_people
+            )
+        if swap_keys and settings.joint_name_tf:
+            kj = agg.joint["kj"]
+            prep.joint_codes, prep.joint_bits = _joint_name_table(
+                agg.joint, kj.select(swap_keys), swap_keys, prep, settings
+            )
+        return prep
+
+    def _plan(self) -> tuple[list[list[str]], list[str] | None]:
+        """The string columns grouped by shared vocabulary (the swappable names, then their
+        keys, then one group per other string column), and the swap key columns; sets
+        :attr:`encoding`."""
+        settings = self.settings
         string_cols: list[list[str]] = []
         swap = settings.name_swap or []
         swap_keys = _swap_key_columns(settings)
@@ -122,50 +208,14 @@ class PreparedRecords:
                 string_cols.append(list(swap_keys))
         grouped = {c for group in string_cols for c in group}
         for col in grouped:
-            prep.encoding[col] = "string"
-        person_cols = [c for c in settings.tf_person_columns if c in records.columns]
-        person_first = _person_first(records, swap, person_cols)
+            self.encoding[col] = "string"
         for comp in settings.comparisons:
             for col, enc in kind_of(comp.kind).columns(comp).items():
-                prep.encoding.setdefault(col, enc)
+                self.encoding.setdefault(col, enc)
                 if enc == "string" and col not in grouped:
                     string_cols.append([col])
                     grouped.add(col)
-        for group in string_cols:
-            vocab = Vocabulary.build([records[c] for c in group])
-            for col in group:
-                prep.vocab_of[col] = vocab
-                prep.codes[col] = vocab.encode(records[col])
-        for col, enc in prep.encoding.items():
-            if enc != "string":
-                prep.ints[col] = _encode_numeric(records[col], enc)
-        for comp in settings.comparisons:
-            for col in kind_of(comp.kind).tf_columns(comp):
-                if col not in prep.tf:
-                    prep.tf[col], prep.tf_sq[col] = _frequencies(
-                        prep.codes[col],
-                        len(prep.vocab_of[col].values),
-                        person_first,
-                        settings.tf_pseudo_people,
-                    )
-        if swap_keys and settings.joint_name_tf:
-            prep.joint_codes, prep.joint_bits = _joint_name_table(
-                records, swap_keys, person_cols, prep, settings
-            )
-            prep.record_joint_bits = _joint_lookup(
-                prep, prep.codes[swap_keys[0]], prep.codes[swap_keys[1]]
-            )
-        # frequencies of the swap partners too (shared vocabulary), for swapped pairs
-        for group in string_cols[: 2 if swap_keys else 1] if swap else []:
-            for col in group:
-                if col not in prep.tf:
-                    prep.tf[col], prep.tf_sq[col] = _frequencies(
-                        prep.codes[col],
-                        len(prep.vocab_of[col].values),
-                        person_first,
-                        settings.tf_pseudo_people,
-                    )
-        return prep
+        return string_cols, swap_keys
 
     def for_batches(self) -> PreparedRecords:
         """A copy without the per-record arrays: what a worker comparing value batches needs."""
@@ -186,6 +236,13 @@ class PreparedRecords:
                 column=col,
             )
         return codes
+
+
+def encoding_plan(settings: LinkageSettings) -> tuple[list[list[str]], list[str] | None, list[str]]:
+    """The string columns grouped by shared vocabulary, the swap key columns and the TF
+    columns: what an engine has to aggregate for :meth:`PreparedRecords.from_aggregates`."""
+    string_cols, swap_keys = PreparedRecords(n=0, settings=settings)._plan()
+    return string_cols, swap_keys, _tf_columns(settings, string_cols, swap_keys)
 
 
 def _encode_numeric(s: pl.Series, enc: str) -> np.ndarray:
@@ -217,10 +274,34 @@ def _person_first(
     return records.select(pl.struct(cols).is_first_distinct()).to_series().to_numpy()
 
 
+def _tf_columns(
+    settings: LinkageSettings, string_cols: list[list[str]], swap_keys: list[str] | None
+) -> list[str]:
+    """The columns that get a TF table: those the comparisons weight by term frequency,
+    then the swappable names (and their keys) — a shared vocabulary, for swapped pairs."""
+    cols: list[str] = []
+    for comp in settings.comparisons:
+        for col in kind_of(comp.kind).tf_columns(comp):
+            if col not in cols:
+                cols.append(col)
+    for group in string_cols[: 2 if swap_keys else 1] if settings.name_swap else []:
+        for col in group:
+            if col not in cols:
+                cols.append(col)
+    return cols
+
+
 def _frequencies(
     codes: np.ndarray, size: int, keep: np.ndarray | None = None, pseudo: float = 0.0
 ) -> tuple[np.ndarray, float]:
-    """Frequency of each code (over the ``keep`` records) and Σ frequency².
+    """Frequency of each code (over the ``keep`` records) and Σ frequency² (the counts by
+    :func:`_frequencies_of_counts`)."""
+    valid = codes[(codes >= 0) & (True if keep is None else keep)]
+    return _frequencies_of_counts(np.bincount(valid, minlength=size).astype(np.float64), pseudo)
+
+
+def _frequencies_of_counts(counts: np.ndarray, pseudo: float = 0.0) -> tuple[np.ndarray, float]:
+    """Frequency of each code from its count (float64, one per code) and Σ frequency².
 
     ``pseudo`` people are added to every value's count before the TF weight is taken:
     the count of a name held by one or two people of the extract is a noisy estimate of
@@ -229,18 +310,71 @@ def _frequencies(
     given-name TF bits a coefficient of 0.4–0.6 (docs/linkage.md); three pseudo-people take
     two bits off a name seen once and almost nothing off a common one.
     """
-    valid = codes[(codes >= 0) & (True if keep is None else keep)]
-    counts = np.bincount(valid, minlength=size).astype(np.float64)
-    total = max(valid.size, 1)
+    total = max(int(round(float(counts.sum()))), 1)
     freq = counts / total
     shrunk = np.clip((counts + pseudo) / total, 1.0 / total, 1.0)
     return shrunk, float(np.sum(freq**2))
 
 
+def value_counts(vocab: Vocabulary, counts: pl.DataFrame) -> np.ndarray:
+    """Counts per code (float64) from a frame of ``value`` and ``count`` (distinct values,
+    in any order); missing and empty values are not counted."""
+    codes = vocab.encode(counts["value"])
+    ok = codes >= 0
+    return np.bincount(
+        codes[ok],
+        weights=counts["count"].cast(pl.Float64).to_numpy()[ok],
+        minlength=len(vocab.values),
+    )
+
+
+@dataclass
+class RecordAggregates:
+    """What :meth:`PreparedRecords.from_aggregates` needs of the records: small tables that
+    grow with the distinct values, not with the records.
+
+    ``values``: per vocabulary group (:meth:`PreparedRecords._plan`'s order), one series of
+    distinct values per column of the group. ``person_counts``: per TF column, ``value`` and
+    ``count`` over the records that are the first (smallest record id) of their person
+    (names and ``tf_person_columns``, :func:`_person_first`). ``joint``: the joint-name
+    counts of :func:`_joint_counts` (``n``, ``kg``, ``kf``, ``kj``), or None.
+    """
+
+    n: int
+    values: list[list[pl.Series]]
+    person_counts: dict[str, pl.DataFrame]
+    joint: dict | None = None
+
+
+def _joint_people(records: pl.DataFrame, keys: list[str], person_cols: list[str]) -> pl.DataFrame:
+    """The distinct people of the joint-name correction (:func:`_joint_name_table`): distinct
+    (names, ``tf_person_columns``), an undated record only where no dated one has its names."""
+    given, family = keys
+    people = records.select(given, family, *person_cols).drop_nulls([given, family]).unique()
+    if person_cols:
+        first = person_cols[0]
+        dated = people.filter(pl.col(first).is_not_null())
+        undated = people.filter(pl.col(first).is_null()).join(dated, on=[given, family], how="anti")
+        people = pl.concat([dated, undated.unique([given, family])])
+    return people
+
+
+def _joint_counts(people: pl.DataFrame, keys: list[str]) -> dict:
+    """Number of people, and people per given name (``kg``), per family name (``kf``) and per
+    (given, family) (``kj``)."""
+    given, family = keys
+    return {
+        "n": people.height,
+        "kg": people.group_by(given).len().rename({"len": "kg"}),
+        "kf": people.group_by(family).len().rename({"len": "kf"}),
+        "kj": people.group_by([given, family]).len().rename({"len": "kj"}),
+    }
+
+
 def _joint_name_table(
-    records: pl.DataFrame,
+    counts: dict,
+    combos: pl.DataFrame,
     keys: list[str],
-    person_cols: list[str],
     prep: PreparedRecords,
     settings: LinkageSettings,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -251,7 +385,8 @@ def _joint_name_table(
     common than the product of its parts. Counted over distinct (names, birth year, sex)
     so that a person registered many times does not make his own name look common; a
     record without a birth year counts only where no dated record has its names, since
-    it is most likely one of them, not a namesake. The counts leave the record's own
+    it is most likely one of them, not a namesake (:func:`_joint_people`, counted by
+    :func:`_joint_counts`). The counts leave the record's own
     person out (how many *others* share the names): a full name held by one person is
     no evidence that the names go together. Counted with the undated records and the
     person himself, pairs agreeing on both names were scored about twice too unlikely
@@ -262,27 +397,18 @@ def _joint_name_table(
     (the birth year by default) is the "undated" record above.
 
     The correction depends only on the two key values, so it is returned as a table over
-    their distinct code pairs (``code(given)·size + code(family)``, sorted) and the bits.
+    their distinct code pairs ``combos`` (``code(given)·size + code(family)``, sorted) and
+    the bits.
     """
     given, family = keys
-    people = records.select(given, family, *person_cols).drop_nulls([given, family]).unique()
-    if person_cols:
-        first = person_cols[0]
-        dated = people.filter(pl.col(first).is_not_null())
-        undated = people.filter(pl.col(first).is_null()).join(dated, on=[given, family], how="anti")
-        people = pl.concat([dated, undated.unique([given, family])])
-    n = max(people.height, 1)
-    kg = people.group_by(given).len().rename({"len": "kg"})
-    kf = people.group_by(family).len().rename({"len": "kf"})
-    kj = people.group_by([given, family]).len().rename({"len": "kj"})
-    combos = records.select(given, family).drop_nulls().unique()
+    n = max(counts["n"], 1)
     bits = (
-        combos.join(kg, on=given, how="left")
-        .join(kf, on=family, how="left")
-        .join(kj, on=[given, family], how="left")
+        combos.join(counts["kg"], on=given, how="left")
+        .join(counts["kf"], on=family, how="left")
+        .join(counts["kj"], on=[given, family], how="left")
         .select(
             pl.when(pl.col("kj") > 1)
-            .then(((pl.col("kg") - 1) * (pl.col("kf") - 1) / ((pl.col("kj") - 1) * n)).log(2))
+            .then(((pl.col("kg") - 1.0) * (pl.col("kf") - 1.0) / ((pl.col("kj") - 1.0) * n)).log(2))
             .otherwise(0.0)
             .clip(-settings.tf_max_bits, 0.0)
             .fill_null(0.0)
@@ -360,6 +486,24 @@ class PairBatch:
             if name not in frame.columns:
                 raise InputError("the batch of pairs lacks this column", column=name)
             return prep.encode(col, frame[name])
+
+        return cls(prep, batch.num_rows, fetch)
+
+    @classmethod
+    def from_codes(cls, prep: PreparedRecords, batch: pa.RecordBatch) -> PairBatch:
+        """Pairs given by their records' encodings: columns ``<column>_l`` and ``<column>_r``
+        holding what :meth:`PreparedRecords.with_records` holds per record (codes of the
+        prepared vocabularies, numbers as encoded), e.g. joined onto the pairs by an engine
+        that keeps the encoded records in a table."""
+
+        def fetch(col: str, side: str) -> np.ndarray:
+            if col == JOINT:
+                gk, fk = _swap_key_columns(prep.settings)
+                return _joint_lookup(prep, fetch(gk, side), fetch(fk, side))
+            name = f"{col}_{side}"
+            if name not in batch.schema.names:
+                raise InputError("the batch of pairs lacks this column", column=name)
+            return batch.column(name).to_numpy(zero_copy_only=False)
 
         return cls(prep, batch.num_rows, fetch)
 
@@ -476,15 +620,21 @@ def _joint_lookup(prep: PreparedRecords, gk: np.ndarray, fk: np.ndarray) -> np.n
 
 # ------------------------------------------------------------------ the entry point
 def compare_batch(
-    settings: LinkageSettings, prepared: PreparedRecords, batch: pa.RecordBatch
+    settings: LinkageSettings,
+    prepared: PreparedRecords,
+    batch: pa.RecordBatch,
+    *,
+    encoded: bool = False,
 ) -> pa.RecordBatch:
     """Comparison levels of a batch of record pairs: Arrow in, Arrow out.
 
     ``batch`` holds either ``row_l``/``row_r`` (positions into the records ``prepared``
     was built from) or, for every column the comparisons read, ``<column>_l`` and
     ``<column>_r`` values (what a distributed engine ships to its workers; ``prepared``
-    can then be :meth:`PreparedRecords.for_batches` of all records). ``settings`` may also
-    be a fitted model (its settings are used).
+    can then be :meth:`PreparedRecords.for_batches` of all records). With ``encoded`` the
+    ``<column>_l``/``<column>_r`` columns hold the records' codes and numbers instead of
+    their values (:meth:`PairBatch.from_codes`). ``settings`` may also be a fitted model
+    (its settings are used).
 
     Returns, per pair: ``gamma_<comparison>`` (int8 level, -1 missing), ``tf_<comparison>``
     (float32 term-frequency bits) for comparisons that have them, ``tf_names_joint`` when
@@ -496,6 +646,8 @@ def compare_batch(
         i = batch.column(ROW_L).to_numpy(zero_copy_only=False)
         j = batch.column(ROW_R).to_numpy(zero_copy_only=False)
         pairs = PairBatch.from_positions(prepared, i, j)
+    elif encoded:
+        pairs = PairBatch.from_codes(prepared, batch)
     else:
         pairs = PairBatch.from_values(prepared, batch)
     gammas, tfs = _compare(settings, pairs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -212,7 +213,7 @@ def link_records(
     )
 
 
-def _labelled_gammas(labelled: pl.DataFrame, recs: pl.DataFrame, settings, prep):
+def _labelled_gammas(labelled: pl.DataFrame, recs: pl.DataFrame, settings, prep, comparer=None):
     for col in ("record_id_l", "record_id_r", "is_match"):
         if col not in labelled.columns:
             raise InputError(
@@ -226,8 +227,8 @@ def _labelled_gammas(labelled: pl.DataFrame, recs: pl.DataFrame, settings, prep)
         raise InputError(
             "labelled pairs refer to record ids not in the records", column="record_id_l"
         )
-    g, _, _ = compare_pairs(
-        prep, lab["i"].to_numpy().astype(np.int32), lab["j"].to_numpy().astype(np.int32)
+    g, _, _ = (comparer or partial(compare_pairs, prep))(
+        lab["i"].to_numpy().astype(np.int32), lab["j"].to_numpy().astype(np.int32)
     )
     return g, lab["is_match"].cast(pl.Boolean).to_numpy()
 
@@ -309,12 +310,19 @@ def _metrics(
     return out
 
 
-def _tf_tables(prep: PreparedRecords, settings: LinkageSettings) -> dict:
+def _tf_tables(
+    prep: PreparedRecords, settings: LinkageSettings, counts_of: dict | None = None
+) -> dict:
+    """The model's TF tables; ``counts_of`` (column → count per code over all records) when
+    ``prep`` holds no per-record codes (counted elsewhere, e.g. in Spark)."""
     out = {}
     for col, freq in prep.tf.items():
         vocab = prep.vocab_of[col].values
-        codes = prep.codes[col]
-        counts = np.bincount(codes[codes >= 0], minlength=len(vocab))
+        if counts_of is None:
+            codes = prep.codes[col]
+            counts = np.bincount(codes[codes >= 0], minlength=len(vocab))
+        else:
+            counts = counts_of[col].astype(np.int64)
         order = np.argsort(-counts, kind="stable")[:TF_TABLE_TOP]
         order = order[counts[order] > 0]
         out[col] = {

@@ -5,11 +5,13 @@ The executors run the local engine's own functions on Arrow batches through
 bits, :func:`recapture.linkage.model.score_batch` for the match weights. There is no
 second copy of a comparison, a term-frequency adjustment or a weight formula here.
 
-The pairs travel as row positions (``row_l``/``row_r``); the prepared records (codes per
-record, vocabularies, TF tables) reach every executor once as a broadcast variable and are
-unpickled once per Python worker. Shipping the values instead (``<col>_l``/``<col>_r``,
-joined onto the pairs, with :meth:`PreparedRecords.for_batches`) would need two shuffles
-of every pair with all compared columns; the broadcast is about 50 bytes a record.
+With the records encoded on the driver the pairs travel as row positions
+(``row_l``/``row_r``); the prepared records (codes per record, vocabularies, TF tables)
+reach every executor once as a broadcast variable (about 50 bytes a record) and are
+unpickled once per Python worker. With the records encoded on the executors their codes
+(and record ids and source codes) are joined onto the pairs instead (:func:`with_codes`:
+two shuffles of the pairs, nothing per record broadcast) and the broadcast holds only the
+vocabularies and TF tables (:meth:`PreparedRecords.for_batches`).
 """
 
 from __future__ import annotations
@@ -35,10 +37,15 @@ from pyspark.sql.types import (
 )
 from pyspark.storagelevel import StorageLevel
 
+from recapture.linkage.blocking import ROW, SRC
 from recapture.linkage.comparisons import ROW_L, ROW_R, PreparedRecords, compare_batch
+from recapture.linkage.kinds import QUALITY_CODES
 from recapture.linkage.model import PRIOR_GROUP, FellegiSunterModel, Patterns, score_batch
 from recapture.linkage.settings import LinkageSettings
 from recapture.linkage.training import source_pair_group
+
+#: Column of the encoded records holding each record's id (carried onto the pairs).
+RID = "_rid"
 
 #: Unpickled broadcast values of this Python worker, by broadcast file (a worker is reused
 #: across tasks, so the prepared records are unpickled once, not once per batch).
@@ -61,13 +68,33 @@ def broadcast(spark: SparkSession, obj):
 def levels_schema(settings: LinkageSettings, prep: PreparedRecords, priors: bool) -> StructType:
     """Schema of :func:`compare_spark`'s output: the pair, its rule, its prior group, then
     exactly the columns :func:`compare_batch` returns."""
-    probe = compare_batch(
-        settings,
-        prep,
-        pa.RecordBatch.from_pydict(
-            {ROW_L: pa.array([0], pa.int32()), ROW_R: pa.array([0], pa.int32())}
-        ),
-    )
+    if prep.codes or prep.ints:
+        probe = compare_batch(
+            settings,
+            prep,
+            pa.RecordBatch.from_pydict(
+                {ROW_L: pa.array([0], pa.int32()), ROW_R: pa.array([0], pa.int32())}
+            ),
+        )
+    else:  # no per-record arrays: one pair of records with every column missing
+        missing = {
+            "string": -1,
+            "int": -1,
+            "float": float("nan"),
+            "quality": QUALITY_CODES["missing"],
+        }
+        probe = compare_batch(
+            settings,
+            prep,
+            pa.RecordBatch.from_pydict(
+                {
+                    f"{c}_{side}": pa.array([missing[enc]])
+                    for c, enc in prep.encoding.items()
+                    for side in ("l", "r")
+                }
+            ),
+            encoded=True,
+        )
     types = {pa.int8(): ByteType(), pa.float32(): FloatType(), pa.bool_(): BooleanType()}
     fields = [
         StructField("i", IntegerType()),
@@ -87,58 +114,114 @@ def prepared_broadcast(spark: SparkSession, settings: LinkageSettings, prep: Pre
     return broadcast(spark, (settings, replace(prep, frame=None)))
 
 
+def with_codes(pairs: DataFrame, encoded: DataFrame, cols: list[str]) -> DataFrame:
+    """Pairs (``i``, ``j``, …) with each record's encoded columns joined on: ``<col>_l`` from
+    row ``i``, ``<col>_r`` from row ``j`` (``encoded`` as
+    :func:`recapture.linkage.spark.encoding.encode_records_spark` makes it)."""
+    cols = cols + [c for c in (RID, SRC) if c in encoded.columns]
+    left = encoded.select(F.col(ROW).alias("i"), *[F.col(c).alias(f"{c}_l") for c in cols])
+    right = encoded.select(F.col(ROW).alias("j"), *[F.col(c).alias(f"{c}_r") for c in cols])
+    return pairs.join(left, "i").join(right, "j")
+
+
+def _levels(sett, prep, batch: pa.RecordBatch, cols: list[str] | None) -> pa.RecordBatch:
+    """compare_batch on a batch of pairs: by row position (the broadcast records) or, with
+    ``cols``, by the encoded columns joined onto the pairs."""
+    if cols is None:
+        return compare_batch(
+            sett, prep, pa.RecordBatch.from_pydict({ROW_L: batch["i"], ROW_R: batch["j"]})
+        )
+    names = [f"{c}_{side}" for c in cols for side in ("l", "r")]
+    return compare_batch(sett, prep, batch.select(names), encoded=True)
+
+
 def compare_spark(
     spark: SparkSession,
     candidates: DataFrame,
     prepared,
     schema: StructType,
     source_codes: np.ndarray | None,
+    encoded: tuple[DataFrame, list[str]] | None = None,
 ) -> DataFrame:
     """Levels of every candidate pair (persisted), via ``mapInArrow(compare_batch)``.
 
     ``prepared`` is :func:`prepared_broadcast`, ``schema`` :func:`levels_schema`. With
     ``source_codes`` the output also holds each pair's ``prior_group`` (min·S + max of its
-    two source codes, :func:`recapture.linkage.training.source_pair_group`).
+    two source codes, :func:`recapture.linkage.training.source_pair_group`). With
+    ``encoded`` (the encoded records and their columns) the records' codes are joined onto
+    the pairs (:func:`with_codes`) instead of read from the broadcast by row position;
+    ``prepared`` then needs no per-record arrays.
     """
     codes_bc = broadcast(spark, source_codes)
+    enc_cols = None if encoded is None else encoded[1]
+    if encoded is not None:
+        candidates = with_codes(candidates, *encoded)
+
+    carry = encoded is not None and RID in encoded[0].columns
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         sett, prep = _value(prepared)
         codes = pickle.loads(codes_bc.value)
         for batch in batches:
-            i = batch.column("i").to_numpy(zero_copy_only=False)
-            j = batch.column("j").to_numpy(zero_copy_only=False)
-            levels = compare_batch(
-                sett, prep, pa.RecordBatch.from_pydict({ROW_L: batch["i"], ROW_R: batch["j"]})
-            )
+            names = batch.schema.names
+            if f"{SRC}_l" in names:  # source codes joined on: ``codes`` is 0..S-1
+                i = batch.column(f"{SRC}_l").to_numpy(zero_copy_only=False)
+                j = batch.column(f"{SRC}_r").to_numpy(zero_copy_only=False)
+            else:
+                i = batch.column("i").to_numpy(zero_copy_only=False)
+                j = batch.column("j").to_numpy(zero_copy_only=False)
+            levels = _levels(sett, prep, batch, enc_cols)
             cols = [batch.column("i"), batch.column("j"), batch.column("rule")]
             names = ["i", "j", "rule"]
             if codes is not None:
                 cols.append(pa.array(source_pair_group(codes, i, j).astype(np.int32)))
                 names.append(PRIOR_GROUP)
-            yield pa.RecordBatch.from_arrays(
-                cols + list(levels.columns), names=names + levels.schema.names
-            )
+            cols += list(levels.columns)
+            names += levels.schema.names
+            if carry:  # each record's id and source, for the scores
+                cols += [batch.column(f"{RID}_l"), batch.column(f"{RID}_r")]
+                names += ["record_id_l", "record_id_r"]
+                if f"{SRC}_l" in batch.schema.names:
+                    cols += [batch.column(f"{SRC}_l"), batch.column(f"{SRC}_r")]
+                else:
+                    zeros = pa.array(np.zeros(batch.num_rows, np.int32))
+                    cols += [zeros, zeros]
+                names += ["src_i", "src_j"]
+            yield pa.RecordBatch.from_arrays(cols, names=names)
 
+    if carry:
+        schema = StructType(
+            schema.fields
+            + [
+                StructField("record_id_l", LongType()),
+                StructField("record_id_r", LongType()),
+                StructField("src_i", IntegerType()),
+                StructField("src_j", IntegerType()),
+            ]
+        )
     return candidates.mapInArrow(run, schema).persist(StorageLevel.MEMORY_AND_DISK)
 
 
-def spark_comparer(spark: SparkSession, prepared, settings: LinkageSettings, prep):
+def spark_comparer(
+    spark: SparkSession,
+    prepared,
+    settings: LinkageSettings,
+    prep,
+    encoded: tuple[DataFrame, list[str]] | None = None,
+):
     """``comparer(i, j)`` for :func:`recapture.linkage.training.train`: pairs given on the
     driver (the random pairs of u, a training session's sample) compared in Spark, returned
-    in their order as :func:`recapture.linkage.comparisons.compare_pairs` returns them."""
+    in their order as :func:`recapture.linkage.comparisons.compare_pairs` returns them
+    (``encoded`` as for :func:`compare_spark`)."""
     probe = levels_schema(settings, prep, False)
     schema = StructType([StructField("k", LongType())] + probe.fields[3:])
     parts = spark.sparkContext.defaultParallelism
+    cols = None if encoded is None else encoded[1]
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         sett, prepared_records = _value(prepared)
         for batch in batches:
-            levels = compare_batch(
-                sett,
-                prepared_records,
-                pa.RecordBatch.from_pydict({ROW_L: batch["i"], ROW_R: batch["j"]}),
-            )
+            levels = _levels(sett, prepared_records, batch, cols)
             yield pa.RecordBatch.from_arrays(
                 [batch.column("k"), *levels.columns], names=["k", *levels.schema.names]
             )
@@ -152,6 +235,8 @@ def spark_comparer(spark: SparkSession, prepared, settings: LinkageSettings, pre
             }
         )
         frame = spark.createDataFrame(pairs).repartition(parts)
+        if encoded is not None:
+            frame = with_codes(frame, *encoded)
         out = frame.mapInArrow(run, schema).toArrow()
         order = np.argsort(out.column("k").to_numpy(), kind="stable")
         gammas, tfs = {}, {}
@@ -244,18 +329,23 @@ def score_spark(
     levels: DataFrame,
     model: FellegiSunterModel,
     settings: LinkageSettings,
-    record_ids: np.ndarray,
+    record_ids: np.ndarray | None,
     rule_names: list[str],
     with_priors: bool,
     source_codes: np.ndarray | None = None,
 ) -> DataFrame:
     """Match weight and probability of every pair (persisted), via ``mapInArrow(score_batch)``,
-    with the record ids and rule names of pairs.parquet."""
-    src = np.zeros(len(record_ids), np.int32) if source_codes is None else source_codes
-    bc = broadcast(
-        spark,
-        (model, np.asarray(record_ids, dtype=np.int64), rule_names, np.asarray(src, np.int32)),
-    )
+    with the record ids and rule names of pairs.parquet. Without ``record_ids`` the levels
+    carry each pair's record ids and source codes (:func:`compare_spark` with encoded
+    records); else they are taken from the broadcast arrays by row position."""
+    if record_ids is None:
+        bc = broadcast(spark, (model, None, rule_names, None))
+    else:
+        src = np.zeros(len(record_ids), np.int32) if source_codes is None else source_codes
+        bc = broadcast(
+            spark,
+            (model, np.asarray(record_ids, dtype=np.int64), rule_names, np.asarray(src, np.int32)),
+        )
     schema = scored_schema(settings)
     arrow_schema = _arrow_schema(schema)
     gnames = [f"gamma_{c.name}" for c in settings.comparisons]
@@ -272,19 +362,25 @@ def score_spark(
             i = batch.column("i").to_numpy(zero_copy_only=False)
             j = batch.column("j").to_numpy(zero_copy_only=False)
             rule = batch.column("rule").to_numpy(zero_copy_only=False)
+            if ids is None:
+                id_l, id_r = batch.column("record_id_l"), batch.column("record_id_r")
+                src_i, src_j = batch.column("src_i"), batch.column("src_j")
+            else:
+                id_l, id_r = pa.array(ids[i]), pa.array(ids[j])
+                src_i, src_j = pa.array(codes[i]), pa.array(codes[j])
             yield pa.RecordBatch.from_arrays(
                 [
                     batch.column("i"),
                     batch.column("j"),
-                    pa.array(ids[i]),
-                    pa.array(ids[j]),
+                    id_l.cast(pa.int64()),
+                    id_r.cast(pa.int64()),
                     rules.take(pa.array(rule)),
                     *[batch.column(g) for g in gnames],
                     batch.column("names_swapped"),
                     scores.column("match_weight"),
                     scores.column("match_probability"),
-                    pa.array(codes[i]),
-                    pa.array(codes[j]),
+                    src_i,
+                    src_j,
                 ],
                 schema=arrow_schema,
             )

@@ -2,8 +2,9 @@
 
 The same steps, settings, model and artifacts as :func:`recapture.linkage.link_records`:
 
-1. records sorted by record id and numbered on the driver (:mod:`.records`), encoded once
-   into :class:`~recapture.linkage.comparisons.PreparedRecords`;
+1. records numbered by record id (:mod:`.records`), on the driver or in Spark
+   (``encode_on``); vocabularies and TF tables from Spark aggregates (:mod:`.encoding`),
+   every record encoded on the driver (broadcast) or on the executors (joined onto pairs);
 2. blocking rules as Spark equi-joins (:mod:`.blocking`);
 3. comparison levels and TF bits by ``mapInArrow(compare_batch)`` (:mod:`.compare`);
 4. pattern counts (and counts per pair of sources) aggregated in Spark, the model fitted on
@@ -19,7 +20,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,9 +30,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recapture import progress
+from recapture.errors import ConfigError
 from recapture.linkage.blocking import SRC, BlockingResult
 from recapture.linkage.clustering import Clustering
-from recapture.linkage.comparisons import PreparedRecords
 from recapture.linkage.engine import (
     LinkageResult,
     _clusters_frame,
@@ -55,10 +57,59 @@ from recapture.linkage.spark.compare import (
     score_spark,
     spark_comparer,
 )
-from recapture.linkage.spark.records import driver_records
+from recapture.linkage.spark.encoding import (
+    encode_records_spark,
+    encoded_columns,
+    prepare_spark,
+)
+from recapture.linkage.spark.records import driver_records, spark_records, to_spark
 from recapture.linkage.spark.session import spark_session as build_session
 from recapture.linkage.spark.write import write_linkage_spark
 from recapture.linkage.training import train, training_summary, uses_source_priors
+
+#: From this many records ``encode_on="auto"`` numbers, keys and encodes the records on the
+#: executors instead of the driver (at about 50 bytes a record, 5M records make a 250 MB
+#: broadcast, unpickled in every Python worker, besides the records on the driver).
+EXECUTORS_FROM_RECORDS = 5_000_000
+#: Spark settings that choose the mode without code: ``--spark-conf`` on the command line,
+#: ``[linkage.spark] conf`` in pipeline.toml, or ``spark-submit --conf``.
+CONF_ENCODE_ON = "spark.recapture.encodeOn"
+CONF_EXECUTORS_FROM = "spark.recapture.executorsFromRecords"
+
+
+def encode_mode(spark: SparkSession, records: Any, encode_on: str | None) -> str:
+    """``"driver"`` or ``"executors"`` for ``records`` (see :func:`link_records_spark`);
+    ``None`` reads :data:`CONF_ENCODE_ON` from the session (default "auto"); "auto" counts
+    the records (a polars frame's height, or a Spark count) against
+    :data:`CONF_EXECUTORS_FROM` (default :data:`EXECUTORS_FROM_RECORDS`)."""
+    if encode_on is None:
+        encode_on = spark.conf.get(CONF_ENCODE_ON, "auto")
+    if encode_on not in ("auto", "driver", "executors"):
+        raise ConfigError(
+            f"is 'auto', 'driver' or 'executors', not {encode_on!r}", key=CONF_ENCODE_ON
+        )
+    if encode_on != "auto":
+        return encode_on
+    raw = spark.conf.get(CONF_EXECUTORS_FROM, str(EXECUTORS_FROM_RECORDS))
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ConfigError(f"is a number of records, not {raw!r}", key=CONF_EXECUTORS_FROM) from None
+    if isinstance(records, pl.DataFrame):
+        n = records.height
+    else:
+        n = (
+            spark.read.parquet(str(records)) if isinstance(records, str | Path) else records
+        ).count()
+    return "executors" if n >= limit else "driver"
+
+
+def _pair_source_codes(source_codes: np.ndarray, encoded) -> np.ndarray:
+    """The source codes the comparison broadcasts for the prior groups: every record's
+    (pairs by row position), or just 0..S-1 when the pairs carry their records' codes."""
+    if encoded is None:
+        return source_codes
+    return np.arange(int(source_codes.max()) + 1 if source_codes.size else 1)
 
 
 @dataclass
@@ -88,12 +139,13 @@ def spark_session(master: str, conf: dict[str, str] | None = None) -> Iterator[S
         session.stop()
 
 
-def _spark_blocker(spark: SparkSession, frame: pl.DataFrame, settings: LinkageSettings):
-    """A training session's pairs by Spark joins, collected in the local order."""
+def _spark_blocker(spark: SparkSession, frame, settings: LinkageSettings, n: int):
+    """A training session's pairs by Spark joins, collected in the local order (``frame``:
+    the driver's records or the records numbered in Spark)."""
 
     def blocker(rule: BlockingRule) -> BlockingResult:
         cands, stats = block_spark(spark, frame, [rule], settings.max_block_size)
-        out = collect_blocks(cands, stats, [rule], frame.height)
+        out = collect_blocks(cands, stats, [rule], n)
         cands.unpersist()
         return out
 
@@ -117,6 +169,7 @@ def link_records_spark(
     *,
     labelled_pairs: pl.DataFrame | None = None,
     out=None,
+    encode_on: str | None = None,
 ) -> SparkLinkageResult:
     """Deduplicate and link ``records`` into persons with the pairs in Spark.
 
@@ -124,21 +177,52 @@ def link_records_spark(
     The result equals :func:`recapture.linkage.link_records`'s (the same candidate pairs and
     rules, levels, weights to rounding, the same persons); ``pairs`` is a Spark DataFrame.
     With ``out`` the artifacts are written there (:func:`write_linkage_spark`).
+
+    ``encode_on``: where the records are numbered, encoded and keyed —
+    ``"driver"`` (collected to the driver, which computes the blocking keys and every
+    record's codes and broadcasts the codes, about 50 bytes a record; fastest while that
+    fits), ``"executors"`` (numbered, keyed and encoded in Spark, their codes joined onto
+    the pairs; the driver holds each record's id and source only) or ``"auto"``: the
+    executors from :data:`EXECUTORS_FROM_RECORDS` records. ``None``: the session's
+    ``spark.recapture.encodeOn`` (and ``spark.recapture.executorsFromRecords``), else
+    "auto". Both modes give the same results. The vocabularies and TF tables are counted
+    in Spark either way.
     """
     settings = (settings or LinkageSettings.default()).for_columns(_columns(spark, records))
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    recs = driver_records(spark, records, settings)
-    n = recs.n
-    with progress.step("encoding records") as st:
-        prep = PreparedRecords.build(recs.frame.drop(SRC, strict=False), settings)
-        st["result"] = f"{prep.n:,} records"
+    mode = encode_mode(spark, records, encode_on)
+    encoded = None
+    with progress.step(f"numbering records (on the {mode})") as st:
+        if mode == "executors":
+            recs, keyed = spark_records(spark, records, settings)
+            frame = keyed
+        else:
+            recs = driver_records(spark, records, settings)
+            keyed = recs.frame
+            frame = to_spark(spark, records, settings)
+        n = recs.n
+        st["result"] = f"{n:,} records"
+    with progress.step("vocabularies and term frequencies (Spark)") as st:
+        tables, tf_counts = prepare_spark(frame, settings)
+        st["result"] = f"{sum(len(v.values) for v in tables.vocab_of.values()):,} values"
+    with progress.step(f"encoding records (on the {mode})") as st:
+        if mode == "executors":
+            # the encoded records stay in Spark and are joined onto the pairs
+            encoded = (
+                encode_records_spark(spark, keyed, tables, settings.record_id),
+                encoded_columns(tables),
+            )
+            prep = replace(tables, n=n)
+        else:
+            prep = tables.with_records(recs.frame.drop(SRC, strict=False))
+        st["result"] = f"{n:,} records"
     timings["encode"] = time.perf_counter() - t0
 
     t = time.perf_counter()
     with progress.step("blocking (Spark)") as st:
         candidates, stats = block_spark(
-            spark, recs.frame, settings.blocking_rules, settings.max_block_size, settings.link_only
+            spark, keyed, settings.blocking_rules, settings.max_block_size, settings.link_only
         )
         blocks = count_blocks(candidates, stats, settings.blocking_rules, n)
         st["result"] = f"{blocks.n_pairs:,} candidate pairs"
@@ -154,14 +238,16 @@ def link_records_spark(
             candidates,
             prepared,
             levels_schema(settings, prep, priors),
-            recs.source_codes if priors else None,
+            _pair_source_codes(recs.source_codes, encoded) if priors else None,
+            encoded,
         )
         patterns, group_counts = pattern_counts(levels, settings, n, n_groups)
     timings["comparing"] = time.perf_counter() - t
 
+    comparer = spark_comparer(spark, prepared, settings, prep, encoded)
     labelled = None
     if labelled_pairs is not None:
-        labelled = _labelled_gammas(labelled_pairs, recs.frame, settings, prep)
+        labelled = _labelled_gammas(labelled_pairs, recs.frame, settings, prep, comparer)
     t = time.perf_counter()
     with progress.step("training the Fellegi–Sunter model") as st:
         model = train(
@@ -173,11 +259,14 @@ def link_records_spark(
             sources=recs.sources,
             group_counts=lambda: group_counts,
             labelled=labelled,
-            blocker=_spark_blocker(spark, recs.frame, settings),
-            comparer=spark_comparer(spark, prepared, settings, prep),
+            blocker=_spark_blocker(spark, keyed, settings, n),
+            comparer=comparer,
         )
         st["result"] = training_summary(model, patterns)
     candidates.unpersist()
+    if encoded is not None:
+        encoded[0].unpersist()
+        keyed.unpersist()  # the numbered records: the training sessions were the last to key them
     timings["training"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -186,7 +275,7 @@ def link_records_spark(
         levels,
         model,
         settings,
-        recs.record_ids,
+        None if encoded is not None else recs.record_ids,  # else carried with the levels
         blocks.rule_names,
         priors,
         recs.source_codes,
@@ -244,7 +333,7 @@ def link_records_spark(
         metrics=metrics,
         settings=settings,
         threshold=threshold,
-        tf_tables=_tf_tables(prep, settings),
+        tf_tables=_tf_tables(prep, settings, tf_counts),
     )
     if out is not None:
         write_linkage_spark(result, out)
