@@ -183,34 +183,3 @@ def test_encode_mode_from_argument_session_conf_and_record_count(spark):
     finally:
         spark.conf.unset(CONF_ENCODE_ON)
         spark.conf.unset(CONF_EXECUTORS_FROM)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["febrl3", "febrl4"])
-def test_full_febrl_on_executors_equals_local(spark, name):
-    from recapture.linkage import link_records
-    from recapture.linkage.spark.engine import link_records_spark
-
-    from .test_spark_engine import assert_same_linkage
-
-    records, _ = load_febrl(name)
-    settings = febrl_settings(link_only=(name == "febrl4"), u_sample_pairs=200_000)
-    assert_same_linkage(
-        link_records(records, settings),
-        link_records_spark(spark, records, settings, encode_on="executors"),
-    )
-
-
-@pytest.mark.slow
-def test_20k_world_on_executors_equals_local(spark, tmp_path):
-    from recapture.linkage import link_records
-    from recapture.linkage.spark.engine import link_records_spark
-
-    from .test_spark_engine import assert_same_linkage
-
-    records = world_records(90_000, 5, tmp_path)
-    settings = LinkageSettings.default()
-    assert_same_linkage(
-        link_records(records, settings),
-        link_records_spark(spark, records, settings, encode_on="executors"),
-    )

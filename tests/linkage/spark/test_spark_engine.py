@@ -138,22 +138,26 @@ def test_simulated_world_equals_local_with_sessions_priors_refined_blocks(spark,
 
 # ------------------------------------------------------------------ slow
 @pytest.mark.slow
+@pytest.mark.parametrize("encode_on", ["driver", "executors"])
 @pytest.mark.parametrize("name", ["febrl3", "febrl4"])
-def test_full_febrl_equals_local(spark, name):
+def test_full_febrl_equals_local(spark, name, encode_on):
     records, _ = load_febrl(name)
     settings = febrl_settings(link_only=(name == "febrl4"), u_sample_pairs=200_000)
     assert_same_linkage(
-        link_records(records, settings), link_records_spark(spark, records, settings)
+        link_records(records, settings),
+        link_records_spark(spark, records, settings, encode_on=encode_on),
     )
 
 
 @pytest.mark.slow
-def test_20k_world_equals_local(spark, tmp_path):
+@pytest.mark.parametrize("encode_on", ["driver", "executors"])
+def test_20k_world_equals_local(spark, tmp_path, encode_on):
     records = world_records(90_000, 5, tmp_path)
     assert records.height >= 18_000
     settings = LinkageSettings.default()
     assert_same_linkage(
-        link_records(records, settings), link_records_spark(spark, records, settings)
+        link_records(records, settings),
+        link_records_spark(spark, records, settings, encode_on=encode_on),
     )
 
 
