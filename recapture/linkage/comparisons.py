@@ -122,6 +122,11 @@ class PreparedRecords:
     joint_bits: np.ndarray | None = None
     #: the same correction per record (a gather instead of a search for record positions)
     record_joint_bits: np.ndarray | None = None
+    #: ``tf_across_sources``: the sources (sorted, as their codes number them) and, per TF
+    #: column, the S × S bits a pair of those two sources adds when it agrees on the
+    #: column's value (:func:`_overlap_bits`; 0 within a source)
+    tf_sources: list[str] = field(default_factory=list)
+    tf_source_bits: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def build(cls, records: pl.DataFrame, settings: LinkageSettings) -> PreparedRecords:
@@ -150,7 +155,31 @@ class PreparedRecords:
             prep.record_joint_bits = _joint_lookup(
                 prep, prep.codes[swap_keys[0]], prep.codes[swap_keys[1]]
             )
+        if uses_source_frequencies(settings, records.columns):
+            prep._source_frequencies(records, person_first, person_cols)
         return prep
+
+    def _source_frequencies(
+        self, records: pl.DataFrame, person_first: np.ndarray | None, person_cols: list[str]
+    ) -> None:
+        """:attr:`tf_source_bits` from the records: people counted once per source."""
+        src = self.settings.source
+        self.tf_sources, codes = np.unique(
+            records[src].cast(pl.Utf8).to_numpy(), return_inverse=True
+        )
+        self.tf_sources = [str(x) for x in self.tf_sources]
+        first_in_source = _person_first(records, self.settings.name_swap or [], person_cols + [src])
+        n_src = len(self.tf_sources)
+        for col in self.tf:
+            size = len(self.vocab_of[col].values)
+            vals = self.codes[col]
+            ok = vals >= 0
+            pooled = np.bincount(vals[ok & _mask(person_first)], minlength=size)
+            ok &= _mask(first_in_source)
+            by_source = np.bincount(codes[ok] * size + vals[ok], minlength=n_src * size)
+            self.tf_source_bits[col] = _overlap_bits(
+                by_source.reshape(n_src, size).astype(np.float64), pooled.astype(np.float64)
+            )
 
     def _encode_records(self, records: pl.DataFrame) -> None:
         """Codes (string columns) and numbers (the others) per record, with the vocabularies."""
@@ -192,6 +221,18 @@ class PreparedRecords:
             prep.joint_codes, prep.joint_bits = _joint_name_table(
                 agg.joint, kj.select(swap_keys), swap_keys, prep, settings
             )
+        if agg.source_person_counts:
+            prep.tf_sources = list(agg.sources)
+            for col, counts in agg.source_person_counts.items():
+                vocab = prep.vocab_of[col]
+                by_source = np.stack(
+                    [
+                        value_counts(vocab, counts.filter(pl.col("source") == name))
+                        for name in prep.tf_sources
+                    ]
+                )
+                pooled = value_counts(vocab, agg.person_counts[col])
+                prep.tf_source_bits[col] = _overlap_bits(by_source, pooled)
         return prep
 
     def _plan(self) -> tuple[list[list[str]], list[str] | None]:
@@ -316,6 +357,43 @@ def _frequencies_of_counts(counts: np.ndarray, pseudo: float = 0.0) -> tuple[np.
     return shrunk, float(np.sum(freq**2))
 
 
+def _mask(keep: np.ndarray | None) -> np.ndarray | bool:
+    return True if keep is None else keep
+
+
+def uses_source_frequencies(settings: LinkageSettings, columns) -> bool:
+    """Whether a run gets :attr:`PreparedRecords.tf_source_bits` (pairs are scored per pair
+    of sources: ``prior_by_source_pair`` on, not ``link_only``, a source column)."""
+    return bool(
+        settings.tf_across_sources
+        and settings.prior_by_source_pair
+        and not settings.link_only
+        and settings.source
+        and settings.source in columns
+    )
+
+
+def _overlap_bits(by_source: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+    """S × S bits −log2 Z_ab, Z_ab = Σ_v f_a(v)·f_b(v) / f(v), 0 on the diagonal, from the
+    people per value in each source (rows of ``by_source``) and over all sources (``pooled``).
+
+    Two different people of sources a and b share value v with chance f_a(v)·f_b(v); a
+    person in both lists carries v with the overlap's frequency, which under list membership
+    that depends on the name's origin is ∝ f_a(v)·f_b(v) / f(v). Their ratio is
+    1 / (f(v)·Z_ab): the pooled TF weight 1/f(v), which :meth:`PairBatch.tf_bits` gives, and
+    the constant 1/Z_ab ≥ 1 (f is a mixture of the f_s, and Σ of a harmonic mean ≤ 1),
+    which this adds. Within a source matches carry the source's own names, so nothing is
+    added there. Raw frequencies: Z is a sum over all values, not a rare value's weight.
+    """
+    f = pooled / max(float(pooled.sum()), 1.0)
+    fs = by_source / np.maximum(by_source.sum(axis=1, keepdims=True), 1.0)
+    nz = f > 0
+    z = (fs[:, nz] / f[nz]) @ fs[:, nz].T
+    bits = -np.log2(np.clip(z, 1e-12, None))
+    np.fill_diagonal(bits, 0.0)
+    return bits
+
+
 def value_counts(vocab: Vocabulary, counts: pl.DataFrame) -> np.ndarray:
     """Counts per code (float64) from a frame of ``value`` and ``count`` (distinct values,
     in any order); missing and empty values are not counted."""
@@ -338,12 +416,17 @@ class RecordAggregates:
     ``count`` over the records that are the first (smallest record id) of their person
     (names and ``tf_person_columns``, :func:`_person_first`). ``joint``: the joint-name
     counts of :func:`_joint_counts` (``n``, ``kg``, ``kf``, ``kj``), or None.
+    ``source_person_counts`` (``tf_across_sources``): per TF column, ``value``, ``source``
+    and ``count`` over the first record of each person within each source, with ``sources``
+    the distinct sources sorted as strings.
     """
 
     n: int
     values: list[list[pl.Series]]
     person_counts: dict[str, pl.DataFrame]
     joint: dict | None = None
+    source_person_counts: dict[str, pl.DataFrame] | None = None
+    sources: list[str] = field(default_factory=list)
 
 
 def _joint_people(records: pl.DataFrame, keys: list[str], person_cols: list[str]) -> pl.DataFrame:

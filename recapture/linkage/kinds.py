@@ -78,6 +78,10 @@ class ComparisonKind:
         """String columns whose term frequencies the compare uses (prepared once)."""
         return []
 
+    def tf_levels(self, comp: Comparison) -> dict[int, str]:
+        """Level → the column whose term frequency weighs a pair at that level."""
+        return {}
+
     def check(self, comp: Comparison, where: str) -> None:
         """Raise ConfigError (key under ``where``) for settings this kind cannot use."""
 
@@ -157,6 +161,12 @@ class StringKind(ComparisonKind):
 
     def tf_columns(self, comp):
         return [c for c in (comp.column, comp.key_column) if c] if comp.tf else []
+
+    def tf_levels(self, comp):
+        if not comp.tf:
+            return {}
+        top = len(self.level_names(comp)) - 1
+        return {top: comp.column} | ({top - 1: comp.key_column} if comp.key_column else {})
 
     def check(self, comp, where):
         _need(comp, "column", where, "this comparison needs 'column'")

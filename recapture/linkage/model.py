@@ -126,6 +126,10 @@ class FellegiSunterModel:
     #: λ per source pair (``prior_by_source_pair``): by group index, and by "a–b" label.
     group_lams: list[float] | None = None
     lam_by_source_pair: dict[str, float] = field(default_factory=dict)
+    #: Term-frequency bits per source pair (``tf_across_sources``): per comparison, a
+    #: (group, level) table added to the pair's TF bits; and by "a–b" label for the report.
+    group_tf_bits: list[np.ndarray] | None = None
+    tf_bits_by_source_pair: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     #: Comparisons kept under an alias (bool per comparison) and the alias share π.
     alias_mask: np.ndarray | None = None
     alias_share: float = 0.0
@@ -168,6 +172,7 @@ class FellegiSunterModel:
             "em_mode": self.mode,
             "lambda": self.lam,
             "lambda_by_source_pair": self.lam_by_source_pair,
+            "tf_bits_by_source_pair": self.tf_bits_by_source_pair,
             "prior_match_weight": self.prior_log2_odds,
             "alias_share": self.alias_share,
             "alias_comparisons": [
@@ -411,6 +416,15 @@ def best_expected_f1_threshold(prob: np.ndarray) -> float:
 PRIOR_GROUP = "prior_group"
 
 
+def _group_tf_bits(tables: list[np.ndarray], gammas: list[np.ndarray], group) -> np.ndarray:
+    """Σ_k tables[k][group, γ_k] per pair (observed levels only)."""
+    out = np.zeros(group.shape[0], dtype=np.float64)
+    for table, gamma in zip(tables, gammas, strict=True):
+        obs = gamma >= 0
+        out[obs] += table[group[obs], gamma[obs]]
+    return out
+
+
 def score_batch(model: FellegiSunterModel, batch: pa.RecordBatch) -> pa.RecordBatch:
     """Match weight (bits) and probability of each pair of a batch of comparison levels.
 
@@ -424,10 +438,14 @@ def score_batch(model: FellegiSunterModel, batch: pa.RecordBatch) -> pa.RecordBa
         batch.column(f"gamma_{c.name}").to_numpy(zero_copy_only=False) for c in model.comparisons
     ]
     tf_bits = [batch.column(n).to_numpy(zero_copy_only=False) for n in names if n.startswith("tf_")]
+    group = (
+        batch.column(PRIOR_GROUP).to_numpy(zero_copy_only=False) if PRIOR_GROUP in names else None
+    )
+    if group is not None and model.group_tf_bits is not None:
+        tf_bits.append(_group_tf_bits(model.group_tf_bits, gammas, group))
     patterns = Patterns.from_gammas(gammas, [c.n_levels for c in model.comparisons])
     weight = model.pair_weights(patterns, tf_bits)
-    if PRIOR_GROUP in names and model.group_lams is not None:
-        group = batch.column(PRIOR_GROUP).to_numpy(zero_copy_only=False)
+    if group is not None and model.group_lams is not None:
         lams = np.asarray(model.group_lams)
         weight = weight + (np.log2(lams / (1.0 - lams)) - model.prior_log2_odds)[group]
     prob = 1.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))

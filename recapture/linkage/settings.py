@@ -185,6 +185,11 @@ class LinkageSettings:
     #: People added to the count of every value before its term frequency is taken
     #: (shrinks the weight of names seen once or twice; 0 = raw frequencies).
     tf_pseudo_people: float = 0.0
+    #: Cross-source pairs (with ``prior_by_source_pair``): add to agreement on a name the
+    #: bits −log2 Σ_v f_a(v)·f_b(v)/f(v) of its two sources' name frequencies. The persons
+    #: in both lists carry names common in both, not the pooled names the TF bits assume
+    #: for matches (comparisons._overlap_bits, docs/linkage.md).
+    tf_across_sources: bool = False
     #: Comparison name → factor (0–1) applied to the term-frequency bits (the names' and the
     #: joint-name penalty) of a pair on which that comparison is missing on either record.
     #: Off by default: {birth_date = 0.5} calibrates the unlinked cross-list persons but
@@ -491,5 +496,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     ],
     "session_u": ["sex", "nationality"],
     "tf_pseudo_people": 3.0,
+    "tf_across_sources": True,
     "alias_comparisons": ["v_number", "sex"],
 }

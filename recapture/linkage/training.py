@@ -18,6 +18,7 @@ import numpy as np
 from recapture.errors import InputError
 from recapture.linkage.blocking import BlockingResult, block
 from recapture.linkage.comparisons import PreparedRecords, compare_pairs
+from recapture.linkage.kinds import kind_of
 from recapture.linkage.model import (
     FellegiSunterModel,
     Patterns,
@@ -459,7 +460,35 @@ def train(
         source_pair_priors(
             model, patterns, group_counts(), source_codes, np.asarray(sources).astype(str), settings
         )
+        source_pair_tf_bits(model, prep)
     return model
+
+
+def source_pair_tf_bits(model: FellegiSunterModel, prep: PreparedRecords) -> None:
+    """The TF bits of each pair of sources (:attr:`PreparedRecords.tf_source_bits`) as
+    (group, level) tables on ``model``, at the levels a column's term frequency weighs.
+
+    Like the other TF bits they refine the weight of an agreeing value and stay out of the
+    EM, which works on patterns (λ per source pair included)."""
+    if not prep.tf_source_bits:
+        return
+    names = prep.tf_sources
+    n_src = len(names)
+    tables, labels = [], {}
+    for comp in model.comparisons:
+        table = np.zeros((n_src * n_src, comp.n_levels))
+        for level, col in kind_of(comp.kind).tf_levels(comp).items():
+            if col in prep.tf_source_bits:
+                table[:, level] = prep.tf_source_bits[col].ravel()
+                for a in range(n_src):
+                    for b in range(a + 1, n_src):
+                        label = labels.setdefault(f"{names[a]}–{names[b]}", {})
+                        label.setdefault(comp.name, {})[comp.level_names()[level]] = float(
+                            table[a * n_src + b, level]
+                        )
+        tables.append(table)
+    model.group_tf_bits = tables
+    model.tf_bits_by_source_pair = labels
 
 
 def _pairs_compared(n: int, source_codes, settings) -> float:

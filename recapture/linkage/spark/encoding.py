@@ -33,6 +33,7 @@ from recapture.linkage.comparisons import (
     PreparedRecords,
     RecordAggregates,
     encoding_plan,
+    uses_source_frequencies,
     value_counts,
 )
 from recapture.linkage.settings import LinkageSettings
@@ -91,6 +92,9 @@ def spark_aggregates(
     person_cols = [c for c in settings.tf_person_columns if c in records.columns]
     used = {c for group in string_cols for c in group} | set(tf_cols) | set(names)
     used |= set(swap_keys or []) | set(person_cols) | {record_id}
+    by_source = uses_source_frequencies(settings, records.columns)
+    if by_source:
+        used.add(settings.source)
     frame = records.select(*[c for c in records.columns if c in used]).persist(
         StorageLevel.MEMORY_AND_DISK
     )
@@ -98,17 +102,26 @@ def spark_aggregates(
     values = [
         [_collect(frame.select(c).distinct()).to_series() for c in group] for group in string_cols
     ]
-    if names and all(c in frame.columns for c in names):
-        key = names + person_cols
-        others = [c for c in tf_cols if c not in key]
-        if others:
-            people = frame.groupBy(*key).agg(*[F.min_by(c, record_id).alias(c) for c in others])
-        else:
-            people = frame.select(*key).distinct()
-        people = people.persist(StorageLevel.MEMORY_AND_DISK)
-    else:
-        people = frame
+    people = _people(frame, names, person_cols, tf_cols, record_id)
     person_counts = {col: _counts(people, col) for col in tf_cols}
+    source_counts, sources = None, []
+    if by_source:
+        src = settings.source
+        in_source = _people(frame, names, person_cols + [src], tf_cols, record_id)
+        source_counts = {
+            col: _collect(
+                in_source.groupBy(
+                    F.col(col).alias("value"), F.col(src).cast("string").alias("source")
+                ).agg(F.count(F.lit(1)).alias("count"))
+            )
+            for col in tf_cols
+        }
+        sources = sorted(
+            str(v)
+            for v in _collect(frame.select(F.col(src).cast("string").alias("s")).distinct())["s"]
+        )
+        if in_source is not frame:
+            in_source.unpersist()
     all_counts = {col: _counts(frame, col) for col in tf_cols}
     joint = None
     if swap_keys and settings.joint_name_tf:
@@ -117,8 +130,29 @@ def spark_aggregates(
         people.unpersist()
     frame.unpersist()
     return RecordAggregates(
-        n=n, values=values, person_counts=person_counts, joint=joint
+        n=n,
+        values=values,
+        person_counts=person_counts,
+        joint=joint,
+        source_person_counts=source_counts,
+        sources=sources,
     ), all_counts
+
+
+def _people(
+    frame: DataFrame, names: list[str], key_cols: list[str], tf_cols: list[str], record_id: str
+) -> DataFrame:
+    """The first record (smallest id) of each person — names and ``key_cols`` — with the TF
+    columns (persisted), or ``frame`` itself without names."""
+    if not names or not all(c in frame.columns for c in names):
+        return frame
+    key = names + key_cols
+    others = [c for c in tf_cols if c not in key]
+    if others:
+        people = frame.groupBy(*key).agg(*[F.min_by(c, record_id).alias(c) for c in others])
+    else:
+        people = frame.select(*key).distinct()
+    return people.persist(StorageLevel.MEMORY_AND_DISK)
 
 
 def prepare_spark(
