@@ -5,21 +5,16 @@ registrations, not on clean data.
 The default run checks a few seeds; ``-m slow`` checks twenty, with a bound chosen so that
 a correct 95% interval fails it with probability below 2%.
 
-Measured with unknown covariates fitted by EM (the default; seeds 200–219): the ZTP holds
-the truth in 19/20 worlds, the stratified log-linear DSE in 16/20 (2026-12-03, with the
-log-linear interval's CV taken at the Firth coefficients; 17/20 with the ML CV, 18/20 on an
-earlier linkage). The DSE's four misses all lie above the truth (N̂ 28,400–30,100, lower
-bounds 23,200–23,600 against N = 23,000): the linkage finds too few police × IOM persons,
-which raises the DSE by 1.3% on average end to end (docs/benchmarks.md, end-to-end). On the
-true links and covariates the same interval holds the truth in 95.8% of 600 worlds
-(missing_covariates), so the twenty-world check of the DSE is an expected failure until the
-linkage's bias on the overlap is fixed (issue 14); it still runs, and it fails once it
-passes (strict), so that the mark goes with the bias. The stratified models'
-ML N̂ sits above the truth at this size (+6% for the DSE, +4% for the ZTP on the true links
-and covariates; docs/benchmarks.md, missing_covariates), and intervals centred on it held
-it in 14/20 worlds for the DSE (profile interval) — the default interval of a model with
-covariates is now the log-normal one around the bias-reduced hidden count (docs/estimators.md),
-and both estimators are held to the promised 95%.
+Measured with unknown covariates fitted by EM (the default; seeds 200–219, 2026-12-03):
+the ZTP holds the truth in 18/20 worlds, the stratified log-linear DSE in 17/20. The DSE
+held it in 16/20 (an expected failure) while the linkage under-found the police × IOM
+overlap (+1.4% end to end); cross-source pairs now weigh names by the overlap's frequencies
+(``tf_across_sources``, docs/linkage.md) and the DSE is +0.5% end to end
+(docs/benchmarks.md, end-to-end). On the true links and covariates the same interval holds
+the truth in 95.8% of 600 worlds (missing_covariates). The stratified models' ML N̂ sits
+above the truth at this size (+6% for the DSE, +4% for the ZTP on the true links and
+covariates), so the default interval of a model with covariates is the log-normal one
+around the bias-reduced hidden count (docs/estimators.md).
 """
 
 from __future__ import annotations
@@ -92,10 +87,5 @@ def test_ztp_interval_covers_the_truth_at_the_promised_rate(tmp_path: Path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="the linkage under-finds the police × IOM overlap and pushes the DSE up "
-    "(end to end +1.4%, issue 14): fewer than the 17 of 20 worlds needed",
-    strict=True,  # passing again means the bias is gone: then drop the mark
-)
 def test_dse_interval_covers_the_truth_at_the_promised_rate(tmp_path: Path):
     _check(tmp_path, seeds=list(range(200, 220)), size=23_000, names=("log-linear DSE",))

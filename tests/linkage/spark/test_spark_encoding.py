@@ -35,6 +35,10 @@ def assert_same_tables(local: PreparedRecords, spark_prep: PreparedRecords) -> N
     else:
         assert np.array_equal(spark_prep.joint_codes, local.joint_codes)
         assert np.array_equal(spark_prep.joint_bits, local.joint_bits)
+    assert spark_prep.tf_sources == local.tf_sources
+    assert spark_prep.tf_source_bits.keys() == local.tf_source_bits.keys()
+    for col, bits in local.tf_source_bits.items():
+        np.testing.assert_allclose(spark_prep.tf_source_bits[col], bits, rtol=0, atol=1e-12)
 
 
 def _check(spark, records: pl.DataFrame, settings: LinkageSettings) -> PreparedRecords:
@@ -73,6 +77,8 @@ def test_world_tables_from_spark_aggregates_equal_local(spark, tmp_path):
     local = _check(spark, records, settings)
     assert local.joint_codes is not None and local.joint_codes.size > 0
     assert (local.joint_bits < 0).any()
+    assert local.tf_sources == ["iom", "police"] and local.tf_source_bits
+    assert all((b[0, 1] > 0) and b[0, 0] == 0 for b in local.tf_source_bits.values())
     # without the person columns in the records every record counts
     plain = dataclasses.replace(settings, tf_person_columns=[])
     _check(spark, records, plain)
