@@ -381,3 +381,49 @@ class IdKind(ComparisonKind):
         if comp.both_missing_level:
             gamma[(cl < 0) & (cr < 0)] = names.index("both_missing")
         return gamma
+
+
+@register_kind
+class EventOrderKind(ComparisonKind):
+    """Registrations of a source whose event ends the stay (an assisted return): another
+    source's registration dated after it is ``after_end``, on or before it ``in_order``.
+    Pairs in which neither or both records are of that source are missing (neutral).
+
+    A person who has left is not apprehended afterwards unless they came back, while two
+    different people's dates fall in either order; the EM weighs how strongly from the
+    data (no weight where the order says nothing)."""
+
+    name = "event_order"
+    options = {"ending_source": (str, ""), "source_column": (str, "source")}
+
+    def level_names(self, comp):
+        return ["after_end", "in_order"]
+
+    def columns(self, comp):
+        return {comp.column: "int", comp.option("source_column"): "string"}
+
+    def check(self, comp, where):
+        _need(comp, "column", where, "an event-order comparison needs 'column' (the event date)")
+        if not comp.option("ending_source"):
+            raise ConfigError(
+                "name the source whose registration ends the stay",
+                key=f"{where}.options.ending_source",
+            )
+
+    def compare(self, comp, pairs):
+        src = comp.option("source_column")
+        values = pairs.prep.vocab_of[src].values
+        hit = np.flatnonzero(values == comp.option("ending_source"))
+        sl, sr = pairs.left(src), pairs.raw_right(src)
+        gamma = np.full(sl.shape, MISSING, dtype=np.int8)
+        if hit.size == 0:
+            return gamma
+        end = hit[0]
+        left_ends = sl == end
+        one = left_ends != (sr == end)
+        dl, dr = pairs.left(comp.column), pairs.raw_right(comp.column)
+        end_day = np.where(left_ends, dl, dr)
+        other_day = np.where(left_ends, dr, dl)
+        ok = one & (dl >= 0) & (dr >= 0) & (sl >= 0) & (sr >= 0)
+        gamma[ok] = np.where(other_day[ok] <= end_day[ok], 1, 0)
+        return gamma

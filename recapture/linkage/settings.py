@@ -77,6 +77,8 @@ class Comparison:
       * ``exact``: ``exact``, optionally ``same_group`` (equal ``group_column``), ``else``.
       * ``id``: ``exact``, ``one_edit`` (one substitution, insertion, deletion or adjacent
         transposition), ``else``.
+      * ``event_order``: ``in_order`` / ``after_end``: another source's registration dated
+        on or before / after the registration of ``options.ending_source`` (a departure).
     A missing value on either side gives level -1, which is neutral in the model.
     Kinds added in code read their own settings from ``options``.
     """
@@ -480,6 +482,15 @@ DEFAULT_SETTINGS: dict[str, Any] = {
         # weighs it from the data (m ≈ u, no weight, where units are unrelated to persons).
         # IOM registrations have no unit: missing on one side adds no weight.
         {"name": "police_unit", "kind": "exact", "column": "police_unit", "optional": True},
+        # An assisted return ends the stay: a police registration dated after a person's
+        # IOM departure is rare for one person, common for two (docs/linkage.md).
+        {
+            "name": "event_order",
+            "kind": "event_order",
+            "column": "event_date",
+            "options": {"ending_source": "iom"},
+            "optional": True,
+        },
     ],
     "name_swap": ["given_name", "family_name"],
     "training_sessions": [
@@ -497,5 +508,5 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "session_u": ["sex", "nationality"],
     "tf_pseudo_people": 3.0,
     "tf_across_sources": True,
-    "alias_comparisons": ["v_number", "sex"],
+    "alias_comparisons": ["v_number", "sex", "event_order"],
 }

@@ -43,6 +43,7 @@ def canonical(rows: list[dict]) -> pl.DataFrame:
         "nationality_region": None,
         "v_number": None,
         "police_unit": None,
+        "event_date": None,
         "source": "police",
     }
     out = []
@@ -71,6 +72,7 @@ def canonical(rows: list[dict]) -> pl.DataFrame:
         "nationality_region": pl.String,
         "v_number": pl.String,
         "police_unit": pl.String,
+        "event_date": pl.Date,
     }
     return pl.DataFrame(out, schema=schema)
 

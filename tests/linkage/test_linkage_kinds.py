@@ -70,7 +70,7 @@ def _prepared(records, settings):
 
 
 def _value_batch(recs: pl.DataFrame, settings, i, j) -> pa.RecordBatch:
-    cols = sorted(settings.required_columns() - {settings.record_id, settings.source})
+    cols = sorted(settings.required_columns() - {settings.record_id})
     left = recs[i.tolist()].select([pl.col(c).alias(f"{c}_l") for c in cols])
     right = recs[j.tolist()].select([pl.col(c).alias(f"{c}_r") for c in cols])
     return pl.concat([left, right], how="horizontal").to_arrow().to_batches()[0]
