@@ -6,10 +6,11 @@ The default run checks a few seeds; ``-m slow`` checks twenty, with a bound chos
 a correct 95% interval fails it with probability below 2%.
 
 Measured with unknown covariates fitted by EM (the default; seeds 200–219, 2026-12-03):
-the ZTP holds the truth in 18/20 worlds, the stratified log-linear DSE in 17/20. The DSE
+the ZTP holds the truth in 19/20 worlds, the stratified log-linear DSE in 17/20. The DSE
 held it in 16/20 (an expected failure) while the linkage under-found the police × IOM
 overlap (+1.4% end to end); cross-source pairs now weigh names by the overlap's frequencies
-(``tf_across_sources``, docs/linkage.md) and the DSE is +0.5% end to end
+(``tf_across_sources``) and the order of the events (``event_order``, docs/linkage.md),
+and the DSE is +0.5% end to end
 (docs/benchmarks.md, end-to-end). On the true links and covariates the same interval holds
 the truth in 95.8% of 600 worlds (missing_covariates). The stratified models' ML N̂ sits
 above the truth at this size (+6% for the DSE, +4% for the ZTP on the true links and
