@@ -8,12 +8,11 @@ import datetime as dt
 
 import pytest
 from test_linkage import canonical, levels_of
+from worlds import simulated_world
 
-from recapture import synthetic
 from recapture.errors import ConfigError
 from recapture.linkage import LinkageSettings, link_records
 from recapture.linkage.evaluation import pairwise_metrics_from_clusters
-from recapture.validation import validate_extracts
 
 D = dt.date
 
@@ -72,29 +71,12 @@ def test_records_without_event_dates_drop_the_optional_comparison():
 
 
 @pytest.fixture(scope="module")
-def world_records(tmp_path_factory):
-    config = synthetic.SimulationConfig(size=12_000, seed=8)
-    raw = synthetic.write_world(synthetic.simulate_world(config), tmp_path_factory.mktemp("raw"))
-    inputs = [(raw[name], name) for name in ("police", "iom")]
-    return validate_extracts(inputs, as_of=config.period_end).records
-
-
-@pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """Validated records of a world and each record's true person."""
-    config = synthetic.SimulationConfig(size=23_000, seed=8)
-    sim = synthetic.simulate_world(config)
-    raw = synthetic.write_world(sim, tmp_path_factory.mktemp("world"))
-    inputs = [(raw[name], name) for name in ("police", "iom")]
-    records = validate_extracts(inputs, as_of=config.period_end).records
-    truth = records.select("record_id", "source", "source_row").join(
-        sim.records.select("source", "source_row", "person_id"), on=["source", "source_row"]
-    )
-    return records, truth.select("record_id", "source", "person_id")
+    return simulated_world(tmp_path_factory.mktemp("world"), size=23_000, seed=8)
 
 
-def test_em_learns_that_one_person_is_not_apprehended_after_departing(world_records):
-    result = link_records(world_records, LinkageSettings.default())
+def test_em_learns_that_one_person_is_not_apprehended_after_departing(world):
+    result = link_records(world[0], LinkageSettings.default())
     comp = next(c for c in result.model.to_dict()["comparisons"] if c["name"] == "event_order")
     level = {lv["level"]: lv for lv in comp["levels"]}
     # half of two different people's dates fall after the departure, almost none of one's

@@ -8,11 +8,10 @@ import dataclasses
 import numpy as np
 import polars as pl
 import pytest
+from worlds import simulated_world
 
-from recapture import synthetic
 from recapture.linkage import LinkageSettings, link_records
 from recapture.linkage.comparisons import _overlap_bits
-from recapture.validation import validate_extracts
 
 
 def test_overlap_bits_are_zero_for_alike_sources_and_the_normaliser_otherwise():
@@ -35,10 +34,7 @@ def test_bits_are_positive_when_the_pooled_frequencies_mix_the_sources():
 
 @pytest.fixture(scope="module")
 def world_records(tmp_path_factory):
-    config = synthetic.SimulationConfig(size=12_000, seed=21)
-    raw = synthetic.write_world(synthetic.simulate_world(config), tmp_path_factory.mktemp("raw"))
-    inputs = [(raw[name], name) for name in ("police", "iom")]
-    return validate_extracts(inputs, as_of=config.period_end).records
+    return simulated_world(tmp_path_factory.mktemp("world"), size=12_000, seed=21)[0]
 
 
 def _people_frequencies(records: pl.DataFrame, col: str, by: list[str]) -> pl.DataFrame:
