@@ -178,7 +178,9 @@ class PreparedRecords:
             ok &= _mask(first_in_source)
             by_source = np.bincount(codes[ok] * size + vals[ok], minlength=n_src * size)
             self.tf_source_bits[col] = _overlap_bits(
-                by_source.reshape(n_src, size).astype(np.float64), pooled.astype(np.float64)
+                by_source.reshape(n_src, size).astype(np.float64),
+                pooled.astype(np.float64),
+                self.settings.tf_max_bits,
             )
 
     def _encode_records(self, records: pl.DataFrame) -> None:
@@ -232,7 +234,7 @@ class PreparedRecords:
                     ]
                 )
                 pooled = value_counts(vocab, agg.person_counts[col])
-                prep.tf_source_bits[col] = _overlap_bits(by_source, pooled)
+                prep.tf_source_bits[col] = _overlap_bits(by_source, pooled, settings.tf_max_bits)
         return prep
 
     def _plan(self) -> tuple[list[list[str]], list[str] | None]:
@@ -373,7 +375,7 @@ def uses_source_frequencies(settings: LinkageSettings, columns) -> bool:
     )
 
 
-def _overlap_bits(by_source: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+def _overlap_bits(by_source: np.ndarray, pooled: np.ndarray, limit: float = np.inf) -> np.ndarray:
     """S × S bits −log2 Z_ab, Z_ab = Σ_v f_a(v)·f_b(v) / f(v), 0 on the diagonal, from the
     people per value in each source (rows of ``by_source``) and over all sources (``pooled``).
 
@@ -384,12 +386,14 @@ def _overlap_bits(by_source: np.ndarray, pooled: np.ndarray) -> np.ndarray:
     the constant 1/Z_ab ≥ 1 (f is a mixture of the f_s, and Σ of a harmonic mean ≤ 1),
     which this adds. Within a source matches carry the source's own names, so nothing is
     added there. Raw frequencies: Z is a sum over all values, not a rare value's weight.
+    Bounded by ``limit`` (``tf_max_bits``): a source of a handful of people whose names are
+    rare in the other gives a tiny, noisy Z.
     """
     f = pooled / max(float(pooled.sum()), 1.0)
     fs = by_source / np.maximum(by_source.sum(axis=1, keepdims=True), 1.0)
     nz = f > 0
     z = (fs[:, nz] / f[nz]) @ fs[:, nz].T
-    bits = -np.log2(np.clip(z, 1e-12, None))
+    bits = np.clip(-np.log2(np.clip(z, 1e-12, None)), -limit, limit)
     np.fill_diagonal(bits, 0.0)
     return bits
 

@@ -23,6 +23,15 @@ def test_overlap_bits_are_zero_for_alike_sources_and_the_normaliser_otherwise():
     assert np.allclose(bits, [[0.0, 1.0], [1.0, 0.0]])
 
 
+def test_bits_are_bounded_where_a_source_carries_one_name_rare_in_the_other():
+    # all 1,000 people of b share a name held by 1 of a's 4,000: Z ≈ 1/800, 9.6 bits
+    by_source = np.array([[1.0, 3999.0], [1000.0, 0.0]])
+    pooled = by_source.sum(axis=0)
+    assert _overlap_bits(by_source, pooled)[0, 1] > 9.5
+    bits = _overlap_bits(by_source, pooled, limit=8.0)
+    assert bits[0, 1] == bits[1, 0] == 8.0
+
+
 def test_bits_are_positive_when_the_pooled_frequencies_mix_the_sources():
     rng = np.random.default_rng(4)
     by_source = rng.integers(0, 30, size=(3, 200)).astype(float)
