@@ -414,10 +414,10 @@ class EventOrderKind(ComparisonKind):
         src = comp.option("source_column")
         values = pairs.prep.vocab_of[src].values
         hit = np.flatnonzero(values == comp.option("ending_source"))
+        if hit.size == 0:  # e.g. police records only: no departure to order against
+            return np.full(pairs.size, MISSING, dtype=np.int8)
         sl, sr = pairs.left(src), pairs.raw_right(src)
         gamma = np.full(sl.shape, MISSING, dtype=np.int8)
-        if hit.size == 0:
-            return gamma
         end = hit[0]
         left_ends = sl == end
         one = left_ends != (sr == end)

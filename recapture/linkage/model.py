@@ -420,6 +420,8 @@ def _group_tf_bits(tables: list[np.ndarray], gammas: list[np.ndarray], group) ->
     """Σ_k tables[k][group, γ_k] per pair (observed levels only)."""
     out = np.zeros(group.shape[0], dtype=np.float64)
     for table, gamma in zip(tables, gammas, strict=True):
+        if not table.any():
+            continue
         obs = gamma >= 0
         out[obs] += table[group[obs], gamma[obs]]
     return out

@@ -487,8 +487,9 @@ def source_pair_tf_bits(model: FellegiSunterModel, prep: PreparedRecords) -> Non
                             table[a * n_src + b, level]
                         )
         tables.append(table)
-    model.group_tf_bits = tables
-    model.tf_bits_by_source_pair = labels
+    if any(t.any() for t in tables):  # one source: nothing to add to any pair
+        model.group_tf_bits = tables
+        model.tf_bits_by_source_pair = labels
 
 
 def _pairs_compared(n: int, source_codes, settings) -> float:
