@@ -391,7 +391,8 @@ class EventOrderKind(ComparisonKind):
 
     A person who has left is not apprehended afterwards unless they came back, while two
     different people's dates fall in either order; the EM weighs how strongly from the
-    data (no weight where the order says nothing)."""
+    data (no weight where the order says nothing). Dates are read as days since 1970 (the
+    ``int`` encoding, -1 missing): registrations, not birth dates."""
 
     name = "event_order"
     options = {"ending_source": (str, ""), "source_column": (str, "source")}
