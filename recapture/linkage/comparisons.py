@@ -364,15 +364,10 @@ def _mask(keep: np.ndarray | None) -> np.ndarray | bool:
 
 
 def uses_source_frequencies(settings: LinkageSettings, columns) -> bool:
-    """Whether a run gets :attr:`PreparedRecords.tf_source_bits` (pairs are scored per pair
-    of sources: ``prior_by_source_pair`` on, not ``link_only``, a source column)."""
-    return bool(
-        settings.tf_across_sources
-        and settings.prior_by_source_pair
-        and not settings.link_only
-        and settings.source
-        and settings.source in columns
-    )
+    """Whether a run gets :attr:`PreparedRecords.tf_source_bits`: ``tf_across_sources``
+    and pairs scored per pair of sources (:meth:`LinkageSettings.scores_per_source_pair`)."""
+    has_sources = bool(settings.source) and settings.source in columns
+    return settings.tf_across_sources and settings.scores_per_source_pair(has_sources)
 
 
 def _overlap_bits(by_source: np.ndarray, pooled: np.ndarray, limit: float = np.inf) -> np.ndarray:

@@ -348,6 +348,12 @@ class LinkageSettings:
             alias_comparisons=[c for c in self.alias_comparisons if c not in dropped],
         )
 
+    def scores_per_source_pair(self, has_sources: bool) -> bool:
+        """Whether pairs get a prior (and cross-source TF bits) per pair of sources: the
+        records carry a source, ``prior_by_source_pair`` is on, and pairs within a source
+        are compared (not ``link_only``)."""
+        return bool(has_sources and self.prior_by_source_pair and not self.link_only)
+
     def required_columns(self) -> set[str]:
         cols = {self.record_id}
         if self.source:

@@ -413,9 +413,7 @@ def training_summary(model: FellegiSunterModel, patterns: Patterns) -> str:
 
 def uses_source_priors(settings: LinkageSettings, source_codes) -> bool:
     """Whether the model gets a prior per pair of sources."""
-    return bool(
-        settings.prior_by_source_pair and source_codes is not None and not settings.link_only
-    )
+    return settings.scores_per_source_pair(source_codes is not None)
 
 
 def train(
