@@ -147,9 +147,15 @@ def multi_pair_scores(
 class StringKind(ComparisonKind):
     """Names: ``exact`` (also equal without spaces or with tokens sorted), ``key`` (equal
     ``key_column``, e.g. the transliteration key), one level per Jaro–Winkler threshold (best
-    of plain, token-sorted and token-subset forms), ``else``; TF bits at exact and key."""
+    of plain, token-sorted and token-subset forms), ``else``; TF bits at exact and key.
+
+    With ``options.key_similarity`` the Jaro–Winkler levels also take the similarity of the
+    two keys: one name written down by ear in two alphabets differs in letters that the key
+    folds together (Yowusu / Owousou 0.85 → keys jufs / ufs 0.92, Huseynov / Guseinov 0.83
+    → 0.87), so its spellings can be far apart while its sounds are close."""
 
     name = "string"
+    options = {"key_similarity": (bool, False)}
 
     def level_names(self, comp):
         names = ["exact"] + (["key"] if comp.key_column else [])
@@ -172,6 +178,11 @@ class StringKind(ComparisonKind):
         _need(comp, "column", where, "this comparison needs 'column'")
         if sorted(comp.thresholds, reverse=True) != list(comp.thresholds):
             raise ConfigError("thresholds must be in decreasing order", key=f"{where}.thresholds")
+        if comp.option("key_similarity") and not comp.key_column:
+            raise ConfigError(
+                "key_similarity compares keys: set 'key_column'",
+                key=f"{where}.options.key_similarity",
+            )
 
     def compare(self, comp, pairs):
         """Everything but the key level depends only on the two values, so it is computed
@@ -243,8 +254,24 @@ class StringKind(ComparisonKind):
             if comp.tf:
                 kv2 = kv[key_eq]
                 tf_bits[kv2] = pairs.tf_bits(comp.key_column, kl[key_eq], kr[key_eq], kv2)
+            if comp.option("key_similarity"):
+                differ = ~key_eq
+                g[below[differ]] = np.maximum(
+                    g[below[differ]], self._key_band(comp, pairs, kl[differ], kr[differ])
+                )
         gamma[valid] = g
         return gamma, tf_bits
+
+    @staticmethod
+    def _key_band(comp, pairs, kl: np.ndarray, kr: np.ndarray) -> np.ndarray:
+        """The Jaro–Winkler level (0 = below every threshold) of pairs of key codes."""
+        vocab = pairs.prep.vocab_of[comp.key_column]
+        w = pairs.prep.settings.workers
+        sim = pair_scores(kl, kr, vocab.values, JaroWinkler.normalized_similarity, workers=w)
+        band = np.zeros(kl.shape, dtype=np.int8)
+        for k, t in enumerate(comp.thresholds[::-1]):
+            band[sim >= t] = k + 1
+        return band
 
 
 @register_kind

@@ -452,6 +452,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
             "key_column": "family_name_key",
             "thresholds": [0.92, 0.85],
             "tf": True,
+            "options": {"key_similarity": True},
         },
         {
             "name": "given_name",
@@ -460,6 +461,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
             "key_column": "given_name_key",
             "thresholds": [0.92, 0.85],
             "tf": True,
+            "options": {"key_similarity": True},
         },
         {
             "name": "birth_date",

@@ -302,3 +302,48 @@ def test_an_optional_comparison_is_left_out_when_its_column_is_absent():
         "else",
         "missing",
     ]
+
+
+def test_key_similarity_lifts_names_written_down_by_ear():
+    """Yowusu / Owousou (Jaro–Winkler 0.849) and Huseynov / Guseinov (0.833) fall below
+    both name thresholds, while their transliteration keys are close (0.917, 0.867): with
+    ``key_similarity`` the key's similarity counts, so both reach ``jw_0.85``. A pair whose
+    keys are far apart too (Zhang / Cheung) stays ``else``, and names with equal keys stay
+    at ``key``."""
+    from recapture.validation.standardise import name_keys
+
+    names = ["yowusu", "owousou", "huseynov", "guseinov", "zhang", "cheung", "ibrahim", "ebrahim"]
+    keys = name_keys(pl.Series(names)).to_list()
+    rows = [{"family_name": n, "family_name_key": k} for n, k in zip(names, keys, strict=True)]
+
+    def levels(on: bool) -> list[str]:
+        comps = LinkageSettings.default().to_dict()["comparisons"]
+        for c in comps:
+            if c["name"] == "family_name":
+                c["options"] = {"key_similarity": on}
+        settings = LinkageSettings.from_dict({"comparisons": comps})
+        comp = next(c for c in settings.comparisons if c.name == "family_name")
+        _, prep = _prepared(canonical(rows), settings)
+        gammas, _, _ = compare_pairs(prep, np.array([0, 2, 4, 6]), np.array([1, 3, 5, 7]))
+        return [comp.level_names()[g] for g in gammas["family_name"]]
+
+    assert levels(False) == ["else", "else", "else", "key"]
+    assert levels(True) == ["jw_0.85", "jw_0.85", "else", "key"]
+    assert LinkageSettings.default().comparisons[0].option("key_similarity") is True
+
+
+def test_key_similarity_needs_a_key_column():
+    with pytest.raises(ConfigError) as err:
+        LinkageSettings.from_dict(
+            {
+                "comparisons": [
+                    {
+                        "name": "a",
+                        "kind": "string",
+                        "column": "family_name",
+                        "options": {"key_similarity": True},
+                    }
+                ]
+            }
+        )
+    assert err.value.key == "comparisons[0].options.key_similarity"
