@@ -69,7 +69,8 @@ class Comparison:
       * ``string``: levels ``exact`` (also equal after removing spaces or sorting tokens),
         ``key`` (equal ``key_column``, e.g. the transliteration key), then one level per
         Jaro–Winkler threshold (on the best of the plain, token-sorted and token-subset
-        forms), then ``else``. Term-frequency adjustment on ``exact`` and ``key`` when ``tf``.
+        forms; with ``options.key_similarity`` also of the two keys), then ``else``.
+        Term-frequency adjustment on ``exact`` and ``key`` when ``tf``.
       * ``date``: ``exact``, ``day_month_swapped``, ``year_off_same_day_month``,
         ``one_component_off``,
         ``partial_same_year`` (a default/partial date of the same year), ``same_year``,
