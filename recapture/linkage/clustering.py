@@ -63,10 +63,11 @@ def mutual_best(
     return out
 
 
-def _conflicts(labels, i, j, prob, limit) -> np.ndarray:
-    """Clusters holding a scored pair below ``limit`` (the model says: different people)."""
-    bad = (labels[i] == labels[j]) & (prob < limit)
-    return np.unique(labels[i[bad]])
+def _conflicts(labels, i, j) -> np.ndarray:
+    """Clusters holding one of the pairs (i, j): pairs scored below the conflict limit (the
+    model says: different people)."""
+    li = labels[i]
+    return np.unique(li[li == labels[j]])
 
 
 def cluster_pairs(
@@ -89,7 +90,13 @@ def cluster_pairs(
         keep = mutual_best(i, j, prob, sources, keep)
         report["one_to_one_links_removed"] = before - int(keep.sum())
     labels = _components(n, i[keep], j[keep])
-    conflicted = _conflicts(labels, i, j, prob, conflict_probability)
+    # Splitting only ever splits clusters, so a low pair that is not inside one cluster now
+    # never will be: the guard watches the few that are.
+    grouped = np.bincount(labels)[labels] > 1  # records not alone in their cluster
+    low = np.flatnonzero((prob < conflict_probability) & grouped[i] & grouped[j])
+    inside = low[labels[i[low]] == labels[j[low]]]
+    ci, cj = i[inside], j[inside]
+    conflicted = _conflicts(labels, ci, cj)
     chaining = {
         "conflict_probability": conflict_probability,
         "clusters_with_conflicts": int(conflicted.size),
@@ -101,15 +108,17 @@ def cluster_pairs(
         for step in chaining_steps or []:
             if step <= threshold:
                 continue
-            in_bad = np.isin(labels[i], conflicted)
-            drop = keep & in_bad & (prob < step)
-            keep = keep & ~drop
+            flagged = np.zeros(int(labels.max()) + 1, dtype=bool)
+            flagged[conflicted] = True
+            kept = np.flatnonzero(keep)
+            drop = kept[flagged[labels[i[kept]]] & (prob[kept] < step)]
+            keep[drop] = False
             labels = _components(n, i[keep], j[keep])
-            conflicted = _conflicts(labels, i, j, prob, conflict_probability)
+            conflicted = _conflicts(labels, ci, cj)
             chaining["steps"].append(
                 {
                     "threshold": step,
-                    "links_removed": int(drop.sum()),
+                    "links_removed": int(drop.size),
                     "clusters_with_conflicts": int(conflicted.size),
                 }
             )

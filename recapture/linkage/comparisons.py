@@ -127,6 +127,8 @@ class PreparedRecords:
     #: column's value (:func:`_overlap_bits`; 0 within a source)
     tf_sources: list[str] = field(default_factory=list)
     tf_source_bits: dict[str, np.ndarray] = field(default_factory=dict)
+    #: per string column, the key code of each value code (:meth:`value_keys`)
+    key_of_value: dict[str, np.ndarray | None] = field(default_factory=dict)
 
     @classmethod
     def build(cls, records: pl.DataFrame, settings: LinkageSettings) -> PreparedRecords:
@@ -194,7 +196,7 @@ class PreparedRecords:
     def with_records(self, records: pl.DataFrame) -> PreparedRecords:
         """A copy holding ``records`` encoded with these vocabularies (codes, numbers and
         joint-name bits per record), as :meth:`build` would encode them."""
-        prep = replace(self, n=records.height, frame=records, codes={}, ints={})
+        prep = replace(self, n=records.height, frame=records, codes={}, ints={}, key_of_value={})
         prep._encode_records(records)
         keys = _swap_key_columns(self.settings)
         if prep.joint_codes is not None and keys:
@@ -259,6 +261,22 @@ class PreparedRecords:
                     string_cols.append([col])
                     grouped.add(col)
         return string_cols, swap_keys
+
+    def value_keys(self, col: str, key_col: str) -> np.ndarray | None:
+        """The ``key_col`` code of each ``col`` value code, from the records, when they give
+        every value one key (a key computed from the value); None when they do not or when
+        there are no records (a copy for value batches). Lets a kind compare keys once per
+        pair of values instead of once per pair of records."""
+        if col not in self.key_of_value:
+            if col not in self.codes or key_col not in self.codes:
+                return None
+            vals, keys = self.codes[col], self.codes[key_col]
+            seen = vals >= 0
+            key_of = np.full(len(self.vocab_of[col].values), -1, dtype=np.int64)
+            key_of[vals[seen]] = keys[seen]
+            one_key = np.array_equal(key_of[vals[seen]], keys[seen])
+            self.key_of_value[col] = key_of if one_key else None
+        return self.key_of_value[col]
 
     def for_batches(self) -> PreparedRecords:
         """A copy without the per-record arrays: what a worker comparing value batches needs."""
@@ -532,10 +550,13 @@ class PairBatch:
         size: int,
         fetch: Callable[[str, str], np.ndarray],
         cache: bool = True,
+        fetch_rows: Callable[[str, str, np.ndarray], np.ndarray] | None = None,
     ):
         self.prep = prep
         self.size = size
         self._fetch = fetch
+        #: the values of some pairs only, where the engine can fetch them without the rest
+        self._fetch_rows = fetch_rows
         #: encoded values are kept per column when fetching is costly (values to encode);
         #: record positions are gathered afresh, so millions of pairs hold no copies
         self._cache: dict[tuple[str, str], np.ndarray] | None = {} if cache else None
@@ -546,14 +567,18 @@ class PairBatch:
     def from_positions(cls, prep: PreparedRecords, i: np.ndarray, j: np.ndarray) -> PairBatch:
         """Pairs of prepared records by position (the local engine)."""
 
-        def fetch(col: str, side: str) -> np.ndarray:
+        def column(col: str) -> np.ndarray:
             if col == JOINT:
-                arr = prep.record_joint_bits
-            else:
-                arr = prep.codes[col] if col in prep.codes else prep.ints[col]
-            return arr[i if side == "l" else j]
+                return prep.record_joint_bits
+            return prep.codes[col] if col in prep.codes else prep.ints[col]
 
-        return cls(prep, len(i), fetch, cache=False)
+        def fetch(col: str, side: str) -> np.ndarray:
+            return column(col)[i if side == "l" else j]
+
+        def fetch_rows(col: str, side: str, rows: np.ndarray) -> np.ndarray:
+            return column(col)[(i if side == "l" else j)[rows]]
+
+        return cls(prep, len(i), fetch, cache=False, fetch_rows=fetch_rows)
 
     @classmethod
     def from_values(cls, prep: PreparedRecords, batch: pa.RecordBatch) -> PairBatch:
@@ -606,8 +631,30 @@ class PairBatch:
     def right(self, col: str) -> np.ndarray:
         codes = self.raw_right(col)
         other = self.partner.get(col)
-        if other is not None and self.swap.any():
-            codes = np.where(self.swap, self.raw_right(other), codes)
+        swapped = np.flatnonzero(self.swap) if other is not None else ()
+        if len(swapped):
+            if self._cache is not None:  # the cached column stays as fetched
+                codes = codes.copy()
+            codes[swapped] = self._rows(other, "r", swapped)
+        return codes
+
+    def _rows(self, col: str, side: str, rows: np.ndarray) -> np.ndarray:
+        if self._fetch_rows is None:
+            return self._get(col, side)[rows]
+        return self._fetch_rows(col, side, rows)
+
+    def left_at(self, col: str, rows: np.ndarray) -> np.ndarray:
+        """``left(col)[rows]``, without fetching the other pairs where the engine can."""
+        return self._rows(col, "l", rows)
+
+    def right_at(self, col: str, rows: np.ndarray) -> np.ndarray:
+        """``right(col)[rows]``, without fetching the other pairs where the engine can."""
+        codes = self._rows(col, "r", rows)
+        other = self.partner.get(col)
+        if other is not None:
+            swapped = np.flatnonzero(self.swap[rows])
+            if swapped.size:
+                codes[swapped] = self._rows(other, "r", rows[swapped])
         return codes
 
     def tf_bits(self, col: str, cl: np.ndarray, cr: np.ndarray, idx: np.ndarray) -> np.ndarray:

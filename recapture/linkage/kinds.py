@@ -208,8 +208,8 @@ class StringKind(ComparisonKind):
         )
         band_u = np.full(uniq.size, top, dtype=np.int8)
         rest = np.flatnonzero(~exact_u)
+        w = prep.settings.workers
         if rest.size:
-            w = prep.settings.workers
             jw = JaroWinkler.normalized_similarity
             ra, rb = ua[rest], ub[rest]
             sim = np.maximum(
@@ -235,10 +235,27 @@ class StringKind(ComparisonKind):
                 >= 99.999
             )
             sim[subset] = np.maximum(sim[subset], comp.thresholds[0])
-            sub = np.zeros(rest.size, dtype=np.int8)
-            for k, t in enumerate(comp.thresholds[::-1]):
-                sub[sim >= t] = k + 1
-            band_u[rest] = sub
+            band_u[rest] = _band(sim, comp.thresholds)
+        key_sim = comp.key_column is not None and comp.option("key_similarity")
+        key_of = prep.value_keys(col, comp.key_column) if key_sim else None
+        band_values = band_u
+        if key_of is not None and rest.size:
+            band_values = band_u.copy()
+            # keys follow values: compared once per pair of values (the right value of a
+            # pair with swapped names is the other column's, with that column's key: below)
+            ka, kb = key_of[ua[rest]], key_of[ub[rest]]
+            differ = np.flatnonzero((ka >= 0) & (kb >= 0) & (ka != kb))
+            if differ.size:
+                keys = prep.vocab_of[comp.key_column].values
+                sim = process.cpdist(
+                    keys[ka[differ]],
+                    keys[kb[differ]],
+                    scorer=JaroWinkler.normalized_similarity,
+                    workers=w,
+                    dtype=np.float32,
+                )
+                lifted = rest[differ]
+                band_u[lifted] = np.maximum(band_u[lifted], _band(sim, comp.thresholds))
         g = band_u[inverse]
         exact = g == top
         if comp.tf:
@@ -247,31 +264,39 @@ class StringKind(ComparisonKind):
         if comp.key_column:
             below = np.flatnonzero(~exact)
             kv = valid[below]
-            kl = pairs.left(comp.key_column)[kv]
-            kr = pairs.right(comp.key_column)[kv]
+            kl = pairs.left_at(comp.key_column, kv)
+            kr = pairs.right_at(comp.key_column, kv)
             key_eq = (kl >= 0) & (kl == kr)
+            if key_sim:
+                # pair by pair: every pair without a value-to-key map, else the swapped ones
+                # (their value band came from the values alone; recomputed in full here)
+                one = ~key_eq if key_of is None else ~key_eq & pairs.swap[kv]
+                one = np.flatnonzero(one)
+                rows = below[one]
+                g[rows] = np.maximum(
+                    band_values[inverse[rows]], _pair_key_band(comp, prep, kl[one], kr[one], w)
+                )
             g[below[key_eq]] = top - 1
             if comp.tf:
                 kv2 = kv[key_eq]
                 tf_bits[kv2] = pairs.tf_bits(comp.key_column, kl[key_eq], kr[key_eq], kv2)
-            if comp.option("key_similarity"):
-                differ = ~key_eq
-                g[below[differ]] = np.maximum(
-                    g[below[differ]], self._key_band(comp, pairs, kl[differ], kr[differ])
-                )
         gamma[valid] = g
         return gamma, tf_bits
 
-    @staticmethod
-    def _key_band(comp, pairs, kl: np.ndarray, kr: np.ndarray) -> np.ndarray:
-        """The Jaro–Winkler level (0 = below every threshold) of pairs of key codes."""
-        vocab = pairs.prep.vocab_of[comp.key_column]
-        w = pairs.prep.settings.workers
-        sim = pair_scores(kl, kr, vocab.values, JaroWinkler.normalized_similarity, workers=w)
-        band = np.zeros(kl.shape, dtype=np.int8)
-        for k, t in enumerate(comp.thresholds[::-1]):
-            band[sim >= t] = k + 1
-        return band
+
+def _pair_key_band(comp, prep, kl: np.ndarray, kr: np.ndarray, workers: int) -> np.ndarray:
+    """The Jaro–Winkler level of pairs of key codes, pair by pair (a missing key: 0)."""
+    keys = prep.vocab_of[comp.key_column].values
+    sim = pair_scores(kl, kr, keys, JaroWinkler.normalized_similarity, workers=workers)
+    return _band(sim, comp.thresholds)
+
+
+def _band(sim: np.ndarray, thresholds: list[float]) -> np.ndarray:
+    """Index of the lowest threshold met (1 = the last of ``thresholds``), 0 for none."""
+    band = np.zeros(sim.shape, dtype=np.int8)
+    for k, t in enumerate(thresholds[::-1]):
+        band[sim >= t] = k + 1
+    return band
 
 
 @register_kind

@@ -155,17 +155,17 @@ class FellegiSunterModel:
         The term-frequency bits refine the evidence of agreeing names, so they belong to
         the usual match component only; under an alias the names agree by chance.
         """
-        full = log_ratio(patterns.levels, self.m, self.u)[patterns.index] / LOG2
+        # per pattern first, then gathered, and updated in place: millions of pairs, and
+        # each temporary the size of the pairs costs as much as the arithmetic
+        full = (log_ratio(patterns.levels, self.m, self.u) / LOG2)[patterns.index]
         for bits in tf_bits:
-            full = full + bits
-        if self.alias_share <= 0.0:
-            return self.prior_log2_odds + full
-        kept = (
-            kept_log_ratio(patterns.levels, self.m, self.u, self.alias_mask)[patterns.index] / LOG2
-        )
-        return self.prior_log2_odds + np.logaddexp2(
-            np.log2(1.0 - self.alias_share) + full, np.log2(self.alias_share) + kept
-        )
+            full += bits
+        if self.alias_share > 0.0:
+            kept = kept_log_ratio(patterns.levels, self.m, self.u, self.alias_mask) / LOG2
+            full += np.log2(1.0 - self.alias_share)
+            np.logaddexp2(full, (np.log2(self.alias_share) + kept)[patterns.index], out=full)
+        full += self.prior_log2_odds
+        return full
 
     def to_dict(self) -> dict:
         out = {
@@ -449,8 +449,12 @@ def score_batch(model: FellegiSunterModel, batch: pa.RecordBatch) -> pa.RecordBa
     weight = model.pair_weights(patterns, tf_bits)
     if group is not None and model.group_lams is not None:
         lams = np.asarray(model.group_lams)
-        weight = weight + (np.log2(lams / (1.0 - lams)) - model.prior_log2_odds)[group]
-    prob = 1.0 / (1.0 + np.exp2(-np.clip(weight, -60, 60)))
+        weight += (np.log2(lams / (1.0 - lams)) - model.prior_log2_odds)[group]
+    prob = np.clip(weight, -60, 60)  # 1 / (1 + 2^-w), in place
+    np.negative(prob, out=prob)
+    np.exp2(prob, out=prob)
+    prob += 1.0
+    np.divide(1.0, prob, out=prob)
     return pa.RecordBatch.from_pydict(
         {
             "match_weight": pa.array(weight, type=pa.float64()),

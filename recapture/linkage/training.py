@@ -357,15 +357,24 @@ def train_sessions(
 def source_pair_group(source_codes: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Group index of each pair (i, j): min(a, b)·S + max(a, b) of its two source codes."""
     n_src = int(source_codes.max()) + 1 if source_codes.size else 1
-    a, b = source_codes[i], source_codes[j]
-    return np.minimum(a, b) * n_src + np.maximum(a, b)
+    # the smallest integer type that holds a group: one byte a pair for up to 16 sources
+    codes = source_codes.astype(np.min_scalar_type(n_src * n_src - 1))
+    a, b = codes[i], codes[j]
+    group = np.minimum(a, b)
+    group *= n_src
+    group += np.maximum(a, b)
+    return group
 
 
 def group_pattern_counts(patterns: Patterns, group: np.ndarray, n_groups: int) -> np.ndarray:
     """(n_groups, n_patterns) counts of each pattern among each group's pairs."""
     n_pat = patterns.levels.shape[0]
-    flat = group.astype(np.int64) * n_pat + patterns.index
-    return np.bincount(flat, minlength=n_groups * n_pat).reshape(n_groups, n_pat).astype(np.float64)
+    out = np.zeros((n_groups, n_pat))
+    present = np.bincount(group, minlength=n_groups)
+    for g in np.flatnonzero(present):
+        index = patterns.index if present[g] == group.size else patterns.index[group == g]
+        out[g] = np.bincount(index, minlength=n_pat)
+    return out
 
 
 def source_pair_priors(

@@ -347,3 +347,18 @@ def test_key_similarity_needs_a_key_column():
             }
         )
     assert err.value.key == "comparisons[0].options.key_similarity"
+
+
+def test_key_similarity_follows_keys_that_are_not_a_function_of_the_name():
+    """Keys are compared once per pair of names when each name has one key; a key column
+    that gives one name two keys is compared pair by pair."""
+    rows = [
+        {"family_name": "yowusu", "family_name_key": "jufs"},
+        {"family_name": "owousou", "family_name_key": "ufs"},
+        {"family_name": "owousou", "family_name_key": "qqqq"},
+    ]
+    settings = LinkageSettings.default()
+    comp = next(c for c in settings.comparisons if c.name == "family_name")
+    _, prep = _prepared(canonical(rows), settings)
+    gammas, _, _ = compare_pairs(prep, np.array([0, 0]), np.array([1, 2]))
+    assert [comp.level_names()[g] for g in gammas["family_name"]] == ["jw_0.85", "else"]
