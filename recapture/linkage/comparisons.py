@@ -264,9 +264,9 @@ class PreparedRecords:
 
     def value_keys(self, col: str, key_col: str) -> np.ndarray | None:
         """The ``key_col`` code of each ``col`` value code, from the records, when they give
-        every value one key (a key computed from the value); None when they do not or when
-        there are no records (a copy for value batches). Lets a kind compare keys once per
-        pair of values instead of once per pair of records."""
+        every value one key (a key computed from the value); None when they do not, or in a
+        copy for value batches made before the map (no records to make it from). Lets a
+        kind compare keys once per pair of values instead of once per pair of records."""
         if col not in self.key_of_value:
             if col not in self.codes or key_col not in self.codes:
                 return None
@@ -280,7 +280,14 @@ class PreparedRecords:
 
     def for_batches(self) -> PreparedRecords:
         """A copy without the per-record arrays: what a worker comparing value batches needs."""
-        return replace(self, frame=None, codes={}, ints={}, record_joint_bits=None)
+        return replace(
+            self,
+            frame=None,
+            codes={},
+            ints={},
+            record_joint_bits=None,
+            key_of_value=dict(self.key_of_value),
+        )
 
     def encode(self, col: str, values: pl.Series) -> np.ndarray:
         """Encode a batch column of values as this column is encoded for the records."""

@@ -362,3 +362,34 @@ def test_key_similarity_follows_keys_that_are_not_a_function_of_the_name():
     _, prep = _prepared(canonical(rows), settings)
     gammas, _, _ = compare_pairs(prep, np.array([0, 0]), np.array([1, 2]))
     assert [comp.level_names()[g] for g in gammas["family_name"]] == ["jw_0.85", "else"]
+
+
+def test_key_similarity_per_pair_of_names_equals_per_pair_of_records():
+    """The local engine compares keys once per pair of names (the records give each name
+    one key); a worker without the records compares them pair by pair, swapped names
+    included. Both give the same levels."""
+    from recapture.validation.standardise import name_keys
+
+    # as validation keys them: a given name by its first name, so "owousou kofi" has the
+    # family key of "owousou" in the given-name column only
+    extra = [("kwame", "yowusu"), ("owousou kofi", "kwami"), ("mohamed", "owousou")]
+    given_keys = name_keys(pl.Series([g.split()[0] for g, _ in extra])).to_list()
+    family_keys = name_keys(pl.Series([f for _, f in extra])).to_list()
+    rows = PEOPLE + [
+        {"given_name": g, "given_name_key": gk, "family_name": f, "family_name_key": fk}
+        for (g, f), gk, fk in zip(extra, given_keys, family_keys, strict=True)
+    ]
+    settings = LinkageSettings.default()
+    recs, prep = _prepared(canonical(rows), settings)
+    shipped = pickle.loads(pickle.dumps(prep.for_batches()))  # before any key map is made
+    i, j = np.triu_indices(recs.height, k=1)
+    by_rows = compare_batch(settings, prep, pa.RecordBatch.from_pydict({"row_l": i, "row_r": j}))
+    assert prep.key_of_value["family_name"] is not None and not shipped.key_of_value
+    by_values = compare_batch(settings, shipped, _value_batch(recs, settings, i, j))
+    assert by_rows.equals(by_values)
+    levels = next(c for c in settings.comparisons if c.name == "family_name").level_names()
+    pair = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(i, j, strict=True))}
+    swapped = by_rows.column("names_swapped").to_pylist()
+    family = by_rows.column("gamma_family_name").to_pylist()
+    assert swapped[pair[(4, 5)]] and levels[family[pair[(4, 5)]]] == "jw_0.85"
+    assert not swapped[pair[(4, 6)]] and levels[family[pair[(4, 6)]]] == "jw_0.85"
