@@ -148,6 +148,26 @@ KEY_FOLDS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: Spellings of one sound rewritten before the article rule and the folds. A j after a
+#: consonant or between a vowel and a consonant is the glide of Cyrillic я/ю/ё/й as Dutch
+#: and German write it (Tatjana/Tatyana/Tatiana, Ljudmila, Bojko/Boyko, Gusejnov), read as
+#: i; French dj after a consonant is that j; the Armenian -jan is -ian; -ej/-oj/-uj end in
+#: the glide (Sergej/Sergey) — -aj not, as Arabic Faraj/Belhaj end in a consonant. x is ks
+#: (Alexei/Aleksej) except in Albanian xh; c before e/i/y is s (Yacine/Yassine,
+#: Hacene/Hassan, Youcef/Youssef); ts and tz are the German z of Cyrillic ц
+#: (Kuznetsov/Kusnezow, Gritsenko/Grizenko).
+GLIDES: tuple[tuple[str, str], ...] = (
+    (r"([^aeiou ])dj", "${1}j"),
+    (r"([^aeiou ])jan\b", "${1}ian"),
+    (r"([bfklmnprtvw])j([aeiou])", "${1}i${2}"),
+    (r"([aeiou])j([bcdfgklmnpqrstvxz])", "${1}i${2}"),
+    (r"([eou])j\b", "${1}i"),
+    (r"x([^h]|$)", "ks${1}"),
+    (r"c([eiy])", "s${1}"),
+    (r"t[sz]", "s"),
+)
+
+
 #: Letters of any script but Latin: names holding them are transliterated first.
 _NON_LATIN = r"[\p{L}--\p{Latin}]"
 
@@ -197,9 +217,12 @@ def name_key(standard: pl.Expr) -> pl.Expr:
     """Transliteration-aware blocking key of a standardised name.
 
     Rules, in order: particles of :data:`DROPPED_PARTICLES` dropped (when another token
-    remains); a leading article al/el/ul dropped when a name of 4+ letters with 2+
-    consonants follows; a word-final h after a vowel dropped; tokens glued together; letter clusters folded (:data:`KEY_FOLDS`: sh/sch/sj/
-    ch/tch/tsj/tsch → one class, dj/dzj/zh/zj/j → one class, kh→h, ph→f, w→v→f, z→s, c/q→k);
+    remains); spellings of one sound rewritten (:data:`GLIDES`: the j glide read as i,
+    consonant+dj as j, -jan as -ian, x as ks, soft c as s, ts/tz as s); a leading article
+    al/el/ul dropped when a name of 4+ letters with 2+ consonants (y is a vowel) follows; a
+    word-final h after a vowel dropped; tokens glued together; letter clusters folded
+    (:data:`KEY_FOLDS`: sh/sch/sj/ch/tch/tsj/tsch → one class, dj/dzj/zh/zj/j → one class,
+    kh→h, ph→f, w→v→f, z→s, c/q→k);
     an initial y counts as j; the first vowel group reduced to its class (a; e/i/y → i;
     o/u → u, so ou/oe/oo → u and ee/ie/ei → i) and every later vowel dropped; doubled
     letters collapsed. Mohamed/Muhammad/Mouhamed/Mohammad coincide (``muhmd``), as do
@@ -227,11 +250,14 @@ def name_keys(standard: pl.Series) -> pl.Series:
         step(k.str.replace_all(rf"(^| )(?:{dropped})( |$)", " "))
     step(k.str.strip_chars())
     step(pl.when(k == "").then(pl.col("orig")).otherwise(k))
+    for pattern, replacement in GLIDES:
+        step(k.str.replace_all(pattern, replacement))
     # A leading Arabic article comes and goes and changes vowel (El Amrani, Al Amrani,
-    # Elamrani, Amrani): dropped when a real name (4+ letters, 2+ consonants) follows.
+    # Elamrani, Amrani): dropped when a real name (4+ letters, 2+ consonants) follows;
+    # y counts as a vowel, so Alyona/Aliona keep their al.
     frame = frame.with_columns(k.str.extract_groups(r"^(?:al|el|ul) ?([a-z]+)(.*)$").alias("g"))
     stem = pl.col("g").struct.field("1")
-    strip = (stem.str.len_chars() >= 4) & (stem.str.count_matches("[^aeiou]") >= 2)
+    strip = (stem.str.len_chars() >= 4) & (stem.str.count_matches("[^aeiouy]") >= 2)
     step(
         pl.when(strip.fill_null(False))
         .then(pl.concat_str(stem, pl.col("g").struct.field("2")))

@@ -45,6 +45,21 @@ VARIANT_GROUPS = [
     ["Fatima", "Fatma"],
     ["Van der Berg", "van den Berg", "Berg"],
     ["N'Diaye", "Ndiaye", "N’Diaye"],
+    # Cyrillic я/ю/й as Dutch/German j, English y and French i
+    ["Tatjana", "Tatyana", "Tatiana"],
+    ["Ljudmila", "Lyudmila", "Lioudmila", "Ljoedmila"],
+    ["Sergej", "Sergey", "Sergeï", "Sergei"],
+    ["Bojko", "Boyko", "Boïko"],
+    ["Gusejnov", "Guseinov"],
+    ["Alyona", "Aljona", "Aliona"],
+    ["Aleksej", "Aleksey", "Alexei"],
+    ["Petrosjan", "Petrosyan", "Petrosian"],
+    # German z for ц, French c before e/i, French dj after a consonant; Albanian xh kept
+    ["Kuznetsov", "Kusnezow", "Kouznetsov"],
+    ["Yacine", "Yassine", "Yasin"],
+    ["Hocine", "Houcine", "Hussein"],
+    ["Abdeldjalil", "Abdeljalil"],
+    ["Hoxha", "Hodzha", "Hoja"],
 ]
 
 DISTINCT_PAIRS = [
@@ -60,6 +75,7 @@ DISTINCT_PAIRS = [
     ("Abdelkader", "Abdelaziz"),
     ("Amrani", "Alaoui"),
     ("Nikolaev", "Nikolenko"),
+    ("Faraj", "Fara"),
 ]
 
 
