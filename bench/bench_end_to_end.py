@@ -59,16 +59,17 @@ def _git(*args: str) -> str:
 
 
 def code_version() -> str:
-    """The commit measured, the last change to the linkage and to the estimators, and
-    whether the tree had uncommitted changes (taken when the run starts)."""
+    """The commit measured, the last change to the linkage (with validation) and to the
+    estimators, and whether the tree had uncommitted changes (taken when the run starts)."""
     try:
         head = _git("log", "-1", "--format=%h")
         parts = [f"commit `{head}`"]
-        for what, path in (
-            ("linkage", "recapture/linkage"),
-            ("estimators", "recapture/estimators"),
+        for what, paths in (
+            # the name keys and standard forms the linkage compares come from validation
+            ("linkage and validation", ("recapture/linkage", "recapture/validation")),
+            ("estimators", ("recapture/estimators",)),
         ):
-            last = _git("log", "-1", "--format=%h %cs: %s", "--", path)
+            last = _git("log", "-1", "--format=%h %cs: %s", "--", *paths)
             if last:
                 commit, subject = last.split(" ", 1)
                 subject = subject if len(subject) < 100 else subject[:97] + "…"
