@@ -316,7 +316,7 @@ def cross_link_noise(pairs, records) -> float:
     rec = records.select(
         "record_id",
         "source",
-        pl.col("in_target").fill_null(True)
+        pl.col("in_target").fill_null(False)  # as estimates(): only IOM in target counts
         if "in_target" in records.columns
         else pl.lit(True).alias("in_target"),
     )
